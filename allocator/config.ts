@@ -1,0 +1,171 @@
+/**
+ * Options of the allocator and how they are read from the environment
+ * (`GPUHEAP_HIGH_WATERMARK`, `GPUHEAP_LOW_WATERMARK`, `GPUHEAP_ALLOC_CONF`,
+ * `GPUHEAP_DEBUG`).
+ *
+ * @module
+ */
+
+import { GiB, KiB, LARGE_HEAP, MiB, SMALL_HEAP } from "./constants.ts";
+
+/** Settings of the alloc conf string, e.g. `"roundup_power2_divisions:4,caching:0"`. */
+export interface AllocConf {
+  /** Round requests above 1 MiB up to one of N steps per power of two (0: off). */
+  roundupPower2Divisions: number;
+  /** Keep freed memory cached for reuse (false: release a heap as soon as it is empty). */
+  caching: boolean;
+  /** Size of small heaps in bytes. */
+  smallHeap: number;
+  /** Size of large heaps in bytes. */
+  largeHeap: number;
+  /** Size of extra-large heaps in bytes (0: the adapter's default). */
+  xlargeHeap: number;
+}
+
+/** Debug output switches, as `PYTORCH_DEBUG_MPS_ALLOCATOR` has them. */
+export interface DebugFlags {
+  /** Print each new heap and each block handed out from fresh memory. */
+  allocations: boolean;
+  /** Print each block handed out from cached memory. */
+  reuses: boolean;
+  /** Print each heap released to the device. */
+  releases: boolean;
+}
+
+const UNITS: Record<string, number> = {
+  "": 1,
+  b: 1,
+  kb: 1000,
+  mb: 1000 ** 2,
+  gb: 1000 ** 3,
+  kib: KiB,
+  mib: MiB,
+  gib: GiB,
+  k: KiB,
+  m: MiB,
+  g: GiB,
+};
+
+/**
+ * Reads a byte count: a non-negative integer, or a string such as `"512MiB"`,
+ * `"2 GiB"` or `"1000000"`.
+ */
+export function parseBytes(value: number | string, what: string): number {
+  if (typeof value === "number") {
+    if (Number.isSafeInteger(value) && value >= 0) return value;
+    throw new RangeError(`Invalid ${what}: expected a non-negative integer of bytes, got ${value}`);
+  }
+  if (typeof value !== "string") {
+    throw new TypeError(`Invalid ${what}: expected bytes as a number or string, got ${value}`);
+  }
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(value);
+  const unit = m ? UNITS[m[2].toLowerCase()] : undefined;
+  if (!m || unit === undefined) {
+    throw new RangeError(`Invalid ${what}: cannot read "${value}" as bytes (try "512MiB")`);
+  }
+  return Math.round(Number(m[1]) * unit);
+}
+
+/** The default alloc conf. */
+export const DEFAULT_ALLOC_CONF: Readonly<AllocConf> = {
+  roundupPower2Divisions: 0,
+  caching: true,
+  smallHeap: SMALL_HEAP,
+  largeHeap: LARGE_HEAP,
+  xlargeHeap: 0,
+};
+
+const CONF_KEYS: Record<string, (conf: AllocConf, v: string, key: string) => void> = {
+  roundup_power2_divisions(conf, v, key) {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0 || (n & (n - 1)) !== 0 || n > 64) {
+      throw new RangeError(
+        `Invalid alloc conf: ${key} must be 0 or a power of two <= 64, got ${v}`,
+      );
+    }
+    conf.roundupPower2Divisions = n;
+  },
+  caching(conf, v, key) {
+    if (!/^(0|1|true|false)$/.test(v)) {
+      throw new RangeError(`Invalid alloc conf: ${key} must be 0, 1, true or false, got ${v}`);
+    }
+    conf.caching = v === "1" || v === "true";
+  },
+  small_heap(conf, v, key) {
+    conf.smallHeap = parseBytes(v, `alloc conf ${key}`);
+  },
+  large_heap(conf, v, key) {
+    conf.largeHeap = parseBytes(v, `alloc conf ${key}`);
+  },
+  xlarge_heap(conf, v, key) {
+    conf.xlargeHeap = parseBytes(v, `alloc conf ${key}`);
+  },
+};
+
+/**
+ * Reads an alloc conf string: comma-separated `key:value` pairs with keys
+ * `roundup_power2_divisions`, `caching`, `small_heap`, `large_heap`, `xlarge_heap`.
+ */
+export function parseAllocConf(text: string): AllocConf {
+  const conf = { ...DEFAULT_ALLOC_CONF };
+  for (const part of text.split(",")) {
+    if (part.trim() === "") continue;
+    const [key, value, extra] = part.split(":").map((s) => s.trim());
+    const set = CONF_KEYS[key];
+    if (!set || value === undefined || extra !== undefined) {
+      throw new RangeError(
+        `Invalid alloc conf "${text}": cannot read "${part}" (known keys: ${
+          Object.keys(CONF_KEYS).join(", ")
+        }, each as key:value)`,
+      );
+    }
+    set(conf, value, key);
+  }
+  if (conf.smallHeap < MiB || conf.largeHeap < conf.smallHeap) {
+    throw new RangeError(
+      `Invalid alloc conf "${text}": need 1 MiB <= small_heap <= large_heap, got ${conf.smallHeap} and ${conf.largeHeap}`,
+    );
+  }
+  return conf;
+}
+
+/**
+ * Reads debug flags: `true`/`"1"`/`"all"` for everything, or a comma-separated
+ * subset of `alloc`, `reuse`, `release`; `false`, `""` or `"0"` for silence.
+ */
+export function parseDebug(value: boolean | string | undefined): DebugFlags {
+  if (value === undefined || value === false) {
+    return { allocations: false, reuses: false, releases: false };
+  }
+  if (value === true) return { allocations: true, reuses: true, releases: true };
+  const words = value.split(",").map((s) => s.trim().toLowerCase()).filter((s) =>
+    s !== "" && s !== "0"
+  );
+  const all = words.includes("1") || words.includes("all") || words.includes("true");
+  const flags = {
+    allocations: all || words.includes("alloc"),
+    reuses: all || words.includes("reuse"),
+    releases: all || words.includes("release"),
+  };
+  for (const w of words) {
+    if (!["1", "all", "true", "alloc", "reuse", "release"].includes(w)) {
+      throw new RangeError(
+        `Invalid debug flags "${value}": unknown flag "${w}" (use alloc, reuse, release or all)`,
+      );
+    }
+  }
+  return flags;
+}
+
+/**
+ * Reads an environment variable, or undefined where it is unset or env
+ * permission was not granted (never prompts, never throws).
+ */
+export function readEnv(name: string): string | undefined {
+  try {
+    const state = Deno.permissions.querySync({ name: "env", variable: name }).state;
+    return state === "granted" ? Deno.env.get(name) : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,47 @@
+/**
+ * Every size constant of the allocator, each with what it bounds and why.
+ * Heap sizes follow PyTorch's MPS allocator.
+ *
+ * @module
+ */
+
+/** One kibibyte. */
+export const KiB = 1024;
+/** One mebibyte. */
+export const MiB = 1024 * KiB;
+/** One gibibyte. */
+export const GiB = 1024 * MiB;
+
+/** Largest request served from small heaps: keeps tiny tensors out of big heaps. */
+export const MAX_SMALL_ALLOC = 1 * MiB;
+/** Requests below this (and above {@linkcode MAX_SMALL_ALLOC}) are packed in large heaps. */
+export const MIN_LARGE_ALLOC = 10 * MiB;
+/** Dedicated (unsplit) heaps are rounded up to this, so a cached one fits nearby sizes. */
+export const ROUND_LARGE = 2 * MiB;
+/** Size of a small heap: one GPUBuffer holding many requests of at most 1 MiB. */
+export const SMALL_HEAP = 8 * MiB;
+/** Size of a large heap: one GPUBuffer holding requests between 1 and 10 MiB. */
+export const LARGE_HEAP = 32 * MiB;
+/** Size of an extra-large heap on a discrete GPU, used without memory pressure. */
+export const XLARGE_HEAP = 128 * MiB;
+/** Size of an extra-large heap when the adapter is the CPU (memory is the host's). */
+export const XLARGE_HEAP_UNIFIED = 1 * GiB;
+/** Size of one uniform heap: uniforms may not share a GPUBuffer with storage a dispatch writes. */
+export const UNIFORM_HEAP = 1 * MiB;
+/** Size of one scalar heap: a GPUBuffer cut into uniform-aligned slots. */
+export const SCALAR_HEAP = 64 * KiB;
+/** Largest scalar value in bytes (an f32, i32 or u32 today; 8 leaves room for 64-bit). */
+export const MAX_SCALAR_SIZE = 8;
+/** Staging buffers (one GPUBuffer each) are at least this large, so small reads share sizes. */
+export const MIN_STAGING = 256;
+/** Staging sizes are rounded to this many steps per power of two when no alloc conf says so. */
+export const STAGING_DIVISIONS = 4;
+/** A cached staging buffer serves requests down to 1/(1+this) of its size: staging is short-lived. */
+export const STAGING_REUSE_SLACK = 1;
+/** Reusing a cached dedicated heap wastes at most this fraction of it (and at least 2 MiB). */
+export const DEDICATED_REUSE_SLACK = 1 / 8;
+
+/** TLSF second-level bits: 32 lists per power of two, so a list's sizes differ by < 3.2%. */
+export const TLSF_SL_BITS = 5;
+/** Ranges scanned in the exact size class when the constant-time search fails (keeps O(1)). */
+export const TLSF_EXACT_SCAN = 16;

@@ -1,0 +1,108 @@
+/**
+ * The allocator's statistics: counters kept exact at every step, and the
+ * shapes `memoryStats()` returns.
+ *
+ * @module
+ */
+
+/** A quantity with its current value, its peak, and what was ever added and removed. */
+export interface Stat {
+  /** Value now. */
+  current: number;
+  /** Highest value since creation or the last `resetPeakStats()`. */
+  peak: number;
+  /** Sum of every increase. */
+  allocated: number;
+  /** Sum of every decrease. */
+  freed: number;
+}
+
+/** Statistics of one pool, or of all pools together. */
+export interface PoolStats {
+  /** Bytes in live blocks (rounded sizes). */
+  allocatedBytes: Stat;
+  /** Bytes in GPUBuffers held (heaps, scalar heaps, staging buffers). */
+  reservedBytes: Stat;
+  /** Bytes live blocks asked for (before rounding). */
+  requestedBytes: Stat;
+  /** Reserved bytes ready for reuse: neither live nor waiting for a submit. */
+  cachedBytes: number;
+  /** Bytes of blocks freed since the last submit, reusable after it. */
+  pendingFreeBytes: number;
+  /** Largest range that one allocation could take without a new heap. */
+  largestFreeRange: number;
+  /** GPUBuffers held. */
+  heaps: number;
+  /** Live blocks. */
+  blocks: number;
+  /** Allocations served, ever. */
+  allocations: number;
+  /** Allocations served without creating a GPUBuffer, ever. */
+  cacheHits: number;
+  /** GPUBuffers created, ever. */
+  createBufferCalls: number;
+}
+
+/** What `memoryStats()` returns: totals, each pool, retries and OOMs. */
+export interface MemoryStats extends PoolStats {
+  /** Statistics of each pool. */
+  pools: Record<"small" | "large" | "uniform" | "scalar" | "readback" | "upload", PoolStats>;
+  /** Heap creations retried after releasing cached memory. */
+  numAllocRetries: number;
+  /** Requests that failed with `OutOfMemoryError` (and heaps the device refused). */
+  numOoms: number;
+  /** The hard limit in bytes (0: none). */
+  highWatermark: number;
+  /** The soft limit in bytes (0: none). */
+  lowWatermark: number;
+}
+
+/** @internal the running counters behind {@linkcode PoolStats}. */
+export interface PoolCounters {
+  allocated: Stat;
+  reserved: Stat;
+  requested: Stat;
+  pendingFree: number;
+  heaps: number;
+  blocks: number;
+  allocations: number;
+  cacheHits: number;
+  createBufferCalls: number;
+}
+
+function emptyStat(): Stat {
+  return { current: 0, peak: 0, allocated: 0, freed: 0 };
+}
+
+/** @internal fresh counters. */
+export function emptyPoolCounters(): PoolCounters {
+  return {
+    allocated: emptyStat(),
+    reserved: emptyStat(),
+    requested: emptyStat(),
+    pendingFree: 0,
+    heaps: 0,
+    blocks: 0,
+    allocations: 0,
+    cacheHits: 0,
+    createBufferCalls: 0,
+  };
+}
+
+/** @internal adds `delta` to a pool's stat and the matching total. */
+export function addStat(pool: Stat, total: Stat, delta: number): void {
+  for (const s of [pool, total]) {
+    s.current += delta;
+    if (delta > 0) {
+      s.allocated += delta;
+      if (s.current > s.peak) s.peak = s.current;
+    } else {
+      s.freed -= delta;
+    }
+  }
+}
+
+/** @internal sets each peak to its current value. */
+export function resetPeak(c: PoolCounters): void {
+  for (const s of [c.allocated, c.reserved, c.requested]) s.peak = s.current;
+}

@@ -1,0 +1,348 @@
+/**
+ * A pure range allocator: two-level segregated fit (TLSF) over any number of
+ * disjoint regions, with no GPU types. Each region stands for one heap; ranges
+ * never span or coalesce across regions, so one instance serves a whole pool
+ * and placement stays O(1) however many heaps the pool holds.
+ *
+ * | method        | average | worst                 |
+ * | ------------- | ------- | --------------------- |
+ * | alloc         | O(1)    | O(1)                  |
+ * | free          | O(1)    | O(1)                  |
+ * | addRegion     | O(1)    | O(1)                  |
+ * | removeRegion  | O(1)    | O(1)                  |
+ * | retireRegion  | O(n)    | O(n) ranges in region |
+ * | largestFree   | O(1)    | O(n) in top class     |
+ *
+ * @module
+ */
+
+import { TLSF_EXACT_SCAN, TLSF_SL_BITS } from "./constants.ts";
+
+const SL_COUNT = 1 << TLSF_SL_BITS;
+
+/** A range inside a region: allocated to a caller, or free. */
+export interface Range {
+  /** The region the range lies in. */
+  readonly region: Region;
+  /** Start of the range in bytes from the region's start. */
+  readonly offset: number;
+  /** Length in bytes. */
+  readonly size: number;
+  /** Whether the range is free. */
+  readonly isFree: boolean;
+}
+
+/** One contiguous span of address space managed by a {@linkcode Tlsf}. */
+export interface Region {
+  /** Identifier, unique within its allocator. */
+  readonly id: number;
+  /** Total size in bytes. */
+  readonly size: number;
+  /** Bytes of this region handed out and not yet freed. */
+  readonly usedBytes: number;
+  /** True once retired: its free ranges are never handed out again. */
+  readonly retired: boolean;
+  /** Caller data attached to the region (the heap it stands for). */
+  readonly owner: unknown;
+}
+
+class Node implements Range {
+  region: RegionImpl;
+  offset: number;
+  size: number;
+  isFree = true;
+  prevPhys: Node | null = null;
+  nextPhys: Node | null = null;
+  prevFree: Node | null = null;
+  nextFree: Node | null = null;
+  constructor(region: RegionImpl, offset: number, size: number) {
+    this.region = region;
+    this.offset = offset;
+    this.size = size;
+  }
+}
+
+class RegionImpl implements Region {
+  id: number;
+  size: number;
+  usedBytes = 0;
+  retired = false;
+  owner: unknown;
+  first: Node;
+  constructor(id: number, size: number, owner: unknown) {
+    this.id = id;
+    this.size = size;
+    this.owner = owner;
+    this.first = new Node(this, 0, size);
+  }
+}
+
+/**
+ * TLSF placement (Masmano et al., as in AMD's VMA): free ranges are kept
+ * in lists indexed by (first level = floor(log2 size), second level = the
+ * next {@linkcode TLSF_SL_BITS} bits); two bitmaps find a non-empty list
+ * that is guaranteed to fit in constant time. Sizes are multiples of the
+ * granularity, so every offset is a multiple of it too.
+ *
+ * @example
+ * ```ts
+ * import { Tlsf } from "./tlsf.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const tlsf = new Tlsf(256);
+ * const heap = tlsf.addRegion(8 << 20);
+ * const a = tlsf.alloc(1024)!;
+ * const b = tlsf.alloc(4096)!;
+ * assert.equal(b.offset, 1024);
+ * tlsf.free(a);
+ * tlsf.free(b);
+ * assert.equal(tlsf.largestFree(), heap.size); // neighbours coalesced
+ * ```
+ */
+export class Tlsf {
+  #granularity: number;
+  #flBitmap = 0;
+  #slBitmaps: number[] = [];
+  #heads: (Node | null)[] = [];
+  #regions = new Map<number, RegionImpl>();
+  #nextRegionId = 1;
+  #freeBytes = 0;
+
+  /** @param granularity every size and offset is a multiple of this (a power of two). */
+  constructor(granularity: number) {
+    if (!Number.isInteger(granularity) || granularity <= 0 || (granularity & (granularity - 1))) {
+      throw new RangeError(
+        `Cannot create Tlsf: granularity must be a power of two, got ${granularity}`,
+      );
+    }
+    this.#granularity = granularity;
+    for (let i = 0; i < 32; i++) this.#slBitmaps.push(0);
+    for (let i = 0; i < 32 * SL_COUNT; i++) this.#heads.push(null);
+  }
+
+  /** The granularity every size and offset is a multiple of. */
+  get granularity(): number {
+    return this.#granularity;
+  }
+
+  /** Bytes in free ranges of regions that are not retired. */
+  get freeBytes(): number {
+    return this.#freeBytes;
+  }
+
+  /** Number of regions. */
+  get regionCount(): number {
+    return this.#regions.size;
+  }
+
+  /** Every region, in the order they were added. */
+  regions(): IterableIterator<Region> {
+    return this.#regions.values();
+  }
+
+  /** Adds a region of `size` bytes, all free, and returns it. */
+  addRegion(size: number, owner?: unknown): Region {
+    this.#checkSize(size, "add region");
+    const region = new RegionImpl(this.#nextRegionId++, size, owner);
+    this.#regions.set(region.id, region);
+    this.#insert(region.first);
+    this.#freeBytes += size;
+    return region;
+  }
+
+  /** Removes a region that has nothing allocated in it. */
+  removeRegion(region: Region): void {
+    const r = this.#own(region);
+    if (r.usedBytes !== 0) {
+      throw new Error(`Cannot remove region ${r.id}: ${r.usedBytes} bytes are still allocated`);
+    }
+    if (!r.retired) {
+      this.#unlink(r.first);
+      this.#freeBytes -= r.size;
+    }
+    this.#regions.delete(r.id);
+  }
+
+  /**
+   * Stops handing out ranges of a region (its memory went bad): its free
+   * ranges leave the free lists; ranges freed later are not returned to them.
+   */
+  retireRegion(region: Region): void {
+    const r = this.#own(region);
+    if (r.retired) return;
+    for (let n: Node | null = r.first; n; n = n.nextPhys) {
+      if (n.isFree) {
+        this.#unlink(n);
+        this.#freeBytes -= n.size;
+      }
+    }
+    r.retired = true;
+  }
+
+  /**
+   * Places `size` bytes (a positive multiple of the granularity) and returns
+   * the range, or null when no free range is large enough.
+   */
+  alloc(size: number): Range | null {
+    this.#checkSize(size, "allocate");
+    const units = size / this.#granularity;
+    // Round up to the next list boundary so any range in the found list fits.
+    const [fl0, sl0] = mapping(units + classStep(units) - 1);
+    let node = this.#findFrom(fl0, sl0);
+    if (!node) {
+      // Good fit failed; the list of the exact class may still hold a range that fits.
+      const [fl, sl] = mapping(units);
+      let scanned = 0;
+      for (
+        let n = this.#heads[fl * SL_COUNT + sl];
+        n && scanned < TLSF_EXACT_SCAN;
+        n = n.nextFree
+      ) {
+        scanned++;
+        if (n.size >= size) {
+          node = n;
+          break;
+        }
+      }
+      if (!node) return null;
+    }
+    this.#unlink(node);
+    this.#freeBytes -= node.size;
+    if (node.size > size) {
+      const rest = new Node(node.region, node.offset + size, node.size - size);
+      rest.prevPhys = node;
+      rest.nextPhys = node.nextPhys;
+      if (node.nextPhys) node.nextPhys.prevPhys = rest;
+      node.nextPhys = rest;
+      node.size = size;
+      this.#insert(rest);
+      this.#freeBytes += rest.size;
+    }
+    node.isFree = false;
+    node.region.usedBytes += size;
+    return node;
+  }
+
+  /** Returns a range from {@linkcode Tlsf.alloc}, merging it with free neighbours. */
+  free(range: Range): void {
+    let node = range as Node;
+    if (!(node instanceof Node) || this.#regions.get(node.region.id) !== node.region) {
+      throw new Error("Cannot free range: it does not belong to this allocator");
+    }
+    if (node.isFree) throw new Error(`Cannot free range at offset ${node.offset}: already free`);
+    const region = node.region;
+    region.usedBytes -= node.size;
+    node.isFree = true;
+    const live = !region.retired;
+    const prev = node.prevPhys;
+    if (prev && prev.isFree) {
+      if (live) {
+        this.#unlink(prev);
+        this.#freeBytes -= prev.size;
+      }
+      prev.size += node.size;
+      prev.nextPhys = node.nextPhys;
+      if (node.nextPhys) node.nextPhys.prevPhys = prev;
+      node = prev;
+    }
+    const next = node.nextPhys;
+    if (next && next.isFree) {
+      if (live) {
+        this.#unlink(next);
+        this.#freeBytes -= next.size;
+      }
+      node.size += next.size;
+      node.nextPhys = next.nextPhys;
+      if (next.nextPhys) next.nextPhys.prevPhys = node;
+    }
+    if (node.prevPhys === null) region.first = node;
+    if (live) {
+      this.#insert(node);
+      this.#freeBytes += node.size;
+    }
+  }
+
+  /** The largest free range of regions that are not retired, in bytes (0 if none). */
+  largestFree(): number {
+    if (this.#flBitmap === 0) return 0;
+    const fl = 31 - Math.clz32(this.#flBitmap);
+    const sl = 31 - Math.clz32(this.#slBitmaps[fl]);
+    let best = 0;
+    for (let n = this.#heads[fl * SL_COUNT + sl]; n; n = n.nextFree) best = Math.max(best, n.size);
+    return best;
+  }
+
+  /** Every range of a region, allocated and free, in address order. */
+  *ranges(region: Region): IterableIterator<Range> {
+    for (let n: Node | null = this.#own(region).first; n; n = n.nextPhys) yield n;
+  }
+
+  #own(region: Region): RegionImpl {
+    const r = this.#regions.get(region.id);
+    if (r !== region) throw new Error(`Region ${region.id} does not belong to this allocator`);
+    return r;
+  }
+
+  #checkSize(size: number, what: string): void {
+    if (!Number.isInteger(size) || size <= 0 || size % this.#granularity !== 0) {
+      throw new RangeError(
+        `Cannot ${what}: size must be a positive multiple of ${this.#granularity}, got ${size}`,
+      );
+    }
+    if (size / this.#granularity >= 2 ** 31) {
+      throw new RangeError(`Cannot ${what}: size ${size} is too large for this granularity`);
+    }
+  }
+
+  #findFrom(fl: number, sl: number): Node | null {
+    if (fl >= 32) return null;
+    let slMap = this.#slBitmaps[fl] & (~0 << sl);
+    if (slMap === 0) {
+      const flMap = fl + 1 >= 32 ? 0 : this.#flBitmap & (~0 << (fl + 1));
+      if (flMap === 0) return null;
+      fl = 31 - Math.clz32(flMap & -flMap);
+      slMap = this.#slBitmaps[fl];
+    }
+    sl = 31 - Math.clz32(slMap & -slMap);
+    return this.#heads[fl * SL_COUNT + sl];
+  }
+
+  #insert(node: Node): void {
+    const [fl, sl] = mapping(node.size / this.#granularity);
+    const i = fl * SL_COUNT + sl;
+    const head = this.#heads[i];
+    node.prevFree = null;
+    node.nextFree = head;
+    if (head) head.prevFree = node;
+    this.#heads[i] = node;
+    this.#slBitmaps[fl] |= 1 << sl;
+    this.#flBitmap |= 1 << fl;
+  }
+
+  #unlink(node: Node): void {
+    const [fl, sl] = mapping(node.size / this.#granularity);
+    const i = fl * SL_COUNT + sl;
+    if (node.prevFree) node.prevFree.nextFree = node.nextFree;
+    else this.#heads[i] = node.nextFree;
+    if (node.nextFree) node.nextFree.prevFree = node.prevFree;
+    node.prevFree = node.nextFree = null;
+    if (this.#heads[i] === null) {
+      this.#slBitmaps[fl] &= ~(1 << sl);
+      if (this.#slBitmaps[fl] === 0) this.#flBitmap &= ~(1 << fl);
+    }
+  }
+}
+
+/** (first level, second level) of a size in granules; classes below SL_COUNT are exact. */
+function mapping(units: number): [number, number] {
+  if (units < SL_COUNT) return [0, units];
+  const fl = 31 - Math.clz32(units);
+  const sl = (units >>> (fl - TLSF_SL_BITS)) & (SL_COUNT - 1);
+  return [fl - TLSF_SL_BITS + 1, sl];
+}
+
+/** Width, in granules, of the size class holding `units`. */
+function classStep(units: number): number {
+  if (units < SL_COUNT) return 1;
+  return 1 << (31 - Math.clz32(units) - TLSF_SL_BITS);
+}
