@@ -28,7 +28,7 @@ import {
   parseDebug,
   readEnv,
 } from "./config.ts";
-import type { AllocatorDevice } from "./device.ts";
+import type { AllocatorDevice, AllocatorLimits } from "./device.ts";
 import { AllocatorError, OutOfMemoryError } from "./errors.ts";
 import { formatBytes } from "./format.ts";
 import { type Range, type Region, Tlsf } from "./tlsf.ts";
@@ -112,7 +112,8 @@ interface BlockState {
   state: "live" | "pending" | "free";
   touched: boolean;
   id: number;
-  createdAt: number;
+  /** The allocator's operation count when the block was handed out (a clock cheaper than performance.now()). */
+  bornAtOp: number;
 }
 
 let stateOf: (block: Block) => BlockState;
@@ -258,6 +259,8 @@ interface Pool {
  */
 export class HeapAllocator {
   #device: AllocatorDevice;
+  /** The device's limits, read once: a GPUDevice's limits object is slow to read per call. */
+  #limits: AllocatorLimits;
   #granule: number;
   #conf: AllocConf;
   #debug: DebugFlags;
@@ -276,6 +279,8 @@ export class HeapAllocator {
   #ooms = 0;
   #nextHeapId = 1;
   #nextBlockId = 1;
+  /** Allocations and frees so far: the clock block ages are measured in. */
+  #ops = 0;
   #destroyed = false;
   #deviceError: OutOfMemoryError | null = null;
   #scopes = new Set<Promise<void>>();
@@ -289,7 +294,14 @@ export class HeapAllocator {
       throw new TypeError(`Cannot create HeapAllocator: expected a GPUDevice, got ${device}`);
     }
     this.#device = device;
-    const limits = device.limits;
+    const limits = {
+      maxBufferSize: device.limits.maxBufferSize,
+      maxStorageBufferBindingSize: device.limits.maxStorageBufferBindingSize,
+      maxUniformBufferBindingSize: device.limits.maxUniformBufferBindingSize,
+      minStorageBufferOffsetAlignment: device.limits.minStorageBufferOffsetAlignment,
+      minUniformBufferOffsetAlignment: device.limits.minUniformBufferOffsetAlignment,
+    };
+    this.#limits = limits;
     this.#granule = Math.max(
       limits.minStorageBufferOffsetAlignment,
       limits.minUniformBufferOffsetAlignment,
@@ -365,13 +377,14 @@ export class HeapAllocator {
   alloc(size: number, options: AllocOptions = {}): Block {
     this.#checkAlive("allocate");
     const usage = options.usage ?? "storage";
-    if (!USAGES.includes(usage)) {
+    if (usage !== "storage" && !USAGES.includes(usage)) {
       throw new TypeError(
         `Cannot allocate: unknown usage ${JSON.stringify(usage)} (expected ${USAGES.join(", ")})`,
       );
     }
     this.#checkSize(size, usage);
     this.#throwDeviceError();
+    this.#ops++;
     const pool = usage !== "storage" ? usage : size <= MAX_SMALL_ALLOC ? "small" : "large";
     return this.#place(this.#pools[pool], size, usage, options.label);
   }
@@ -403,6 +416,7 @@ export class HeapAllocator {
       );
     }
     this.#throwDeviceError();
+    this.#ops++;
     const block = this.#place(this.#pools.scalar, 4, "uniform", `scalar ${type}`);
     const data = type === "f32"
       ? new Float32Array([value])
@@ -431,6 +445,7 @@ export class HeapAllocator {
         }, ${block.pool} pool): already freed`,
       );
     }
+    this.#ops++;
     const pool = this.#pools[block.pool];
     addStat(pool.counters.allocated, this.#totals.allocated, -block.size);
     addStat(pool.counters.requested, this.#totals.requested, -block.requestedSize);
@@ -594,12 +609,12 @@ export class HeapAllocator {
     if (cached) return this.#reuseUnsplit(pool, cached, requested, usage, label);
     const heapSize = staging ? size : Math.min(
       Math.ceil(size / ROUND_LARGE) * ROUND_LARGE,
-      this.#floorGranule(this.#device.limits.maxBufferSize),
+      this.#floorGranule(this.#limits.maxBufferSize),
     );
     const heap = this.#obtainHeap(pool, heapSize, false, size, requested);
     const usable = staging
       ? heap.size
-      : Math.min(heap.size, this.#floorGranule(this.#device.limits.maxStorageBufferBindingSize));
+      : Math.min(heap.size, this.#floorGranule(this.#limits.maxStorageBufferBindingSize));
     heap.live = 1;
     const block = this.#newBlock(pool, heap, null, 0, usable, requested, usage, label, false);
     heap.block = block;
@@ -677,7 +692,7 @@ export class HeapAllocator {
       state: "live",
       touched: false,
       id: this.#nextBlockId++,
-      createdAt: performance.now(),
+      bornAtOp: this.#ops,
     };
     const block = new Block(heap.buffer, offset, size, requested, usage, pool.name, label, state);
     addStat(pool.counters.allocated, this.#totals.allocated, size);
@@ -920,7 +935,7 @@ export class HeapAllocator {
     if (pool.tlsf !== null) {
       s = Math.max(
         size,
-        Math.min(s, this.#floorGranule(this.#device.limits.maxStorageBufferBindingSize)),
+        Math.min(s, this.#floorGranule(this.#limits.maxStorageBufferBindingSize)),
       );
       s = this.#alignUp(s);
     }
@@ -963,12 +978,12 @@ export class HeapAllocator {
     if (!Number.isInteger(size) || size <= 0) {
       throw new RangeError(`Cannot allocate: size must be a positive integer, got ${size}`);
     }
-    const limits = this.#device.limits;
-    const [limit, name] = usage === "storage"
-      ? [limits.maxStorageBufferBindingSize, "maxStorageBufferBindingSize"]
+    const name = usage === "storage"
+      ? "maxStorageBufferBindingSize"
       : usage === "uniform"
-      ? [limits.maxUniformBufferBindingSize, "maxUniformBufferBindingSize"]
-      : [limits.maxBufferSize, "maxBufferSize"];
+      ? "maxUniformBufferBindingSize"
+      : "maxBufferSize";
+    const limit = this.#limits[name];
     if (size > limit) {
       throw new RangeError(
         `Cannot allocate ${size} bytes (${

@@ -91,14 +91,17 @@ export function emptyPoolCounters(): PoolCounters {
 
 /** @internal adds `delta` to a pool's stat and the matching total. */
 export function addStat(pool: Stat, total: Stat, delta: number): void {
-  for (const s of [pool, total]) {
-    s.current += delta;
-    if (delta > 0) {
-      s.allocated += delta;
-      if (s.current > s.peak) s.peak = s.current;
-    } else {
-      s.freed -= delta;
-    }
+  add(pool, delta);
+  add(total, delta);
+}
+
+function add(s: Stat, delta: number): void {
+  s.current += delta;
+  if (delta > 0) {
+    s.allocated += delta;
+    if (s.current > s.peak) s.peak = s.current;
+  } else {
+    s.freed -= delta;
   }
 }
 

@@ -1,0 +1,50 @@
+// Cached alloc+free against createBuffer+destroy on the real adapter, per size;
+// and alloc+free cost with 10^2, 10^4 and 10^6 live blocks on the fake device.
+// Run: deno task bench (or deno bench --allow-env --allow-read bench/allocator_bench.ts)
+import { FakeDevice, HeapAllocator, requestDevice } from "../mod.ts";
+
+const device = await requestDevice();
+const heap = new HeapAllocator(device);
+const USAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+const info = (device as GPUDevice & { adapterInfo?: GPUAdapterInfo }).adapterInfo;
+const adapter = info?.description || info?.vendor || "unknown adapter";
+
+const sizes: [string, number][] = [
+  ["256 B", 256],
+  ["4 KiB", 4 << 10],
+  ["64 KiB", 64 << 10],
+  ["1 MiB", 1 << 20],
+  ["16 MiB", 16 << 20],
+  ["64 MiB", 64 << 20],
+];
+for (const [name, size] of sizes) {
+  heap.free(heap.alloc(size)); // warm: the heap exists, as in a steady-state loop
+  Deno.bench(`createBuffer+destroy ${name} (${adapter})`, { group: name, baseline: true }, () => {
+    device.createBuffer({ size, usage: USAGE }).destroy();
+  });
+  Deno.bench(`gpuheap alloc+free ${name} (${adapter})`, { group: name }, () => {
+    heap.free(heap.alloc(size));
+  });
+}
+
+// Placement cost must not grow with the number of live blocks (TLSF is O(1)).
+function liveHeap(count: number) {
+  const h = new HeapAllocator(new FakeDevice());
+  let x = 12345;
+  for (let i = 0; i < count; i++) {
+    x = (x * 1103515245 + 12345) % 2 ** 31;
+    h.alloc(64 + (x % 4032));
+  }
+  return h;
+}
+for (const count of [1e2, 1e4, 1e6]) {
+  const h = liveHeap(count);
+  let x = 777;
+  Deno.bench(`alloc+free with ${count.toExponential()} live blocks (fake device)`, {
+    group: "live blocks",
+    baseline: count === 1e2,
+  }, () => {
+    x = (x * 1103515245 + 12345) % 2 ** 31;
+    h.free(h.alloc(64 + (x % 4032)));
+  });
+}

@@ -1,0 +1,305 @@
+// Behaviour of the allocator on the fake device: pools and heap sizes, bad
+// input, watermarks, caching, staging, device OOM, config and debug output.
+import assert from "node:assert/strict";
+import {
+  AllocatorError,
+  type Block,
+  type FakeBuffer,
+  FakeDevice,
+  HeapAllocator,
+  OutOfMemoryError,
+  parseBytes,
+} from "../mod.ts";
+import { parseAllocConf, parseDebug } from "../allocator/config.ts";
+import { roundPower2Divisions } from "../allocator/allocator.ts";
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+function bufferOf(device: FakeDevice, block: Block): FakeBuffer {
+  return [...device.liveBuffers].find((b) => b.label.endsWith(`#${block.heapId}`))!;
+}
+
+Deno.test("heap sizes follow the MPS table", () => {
+  // Each request on a fresh allocator: later requests would share earlier heaps.
+  const first = (size: number) => {
+    const device = new FakeDevice();
+    const b = new HeapAllocator(device).alloc(size);
+    return [b.pool, bufferOf(device, b).size, b.size];
+  };
+  assert.deepEqual(first(1 * MiB), ["small", 8 * MiB, 1 * MiB]);
+  assert.deepEqual(first(1 * MiB + 1), ["large", 32 * MiB, 1 * MiB + 32]);
+  // 10 MiB to xlarge/2: an extra-large heap (1 GiB on a fallback adapter, 128 MiB here)
+  assert.deepEqual(first(10 * MiB), ["large", 128 * MiB, 10 * MiB]);
+  // from xlarge/2 on: a dedicated heap rounded to 2 MiB, the whole of it usable
+  assert.deepEqual(first(100 * MiB + 1), ["large", 102 * MiB, 102 * MiB]);
+  const device = new FakeDevice();
+  const heap = new HeapAllocator(device);
+  const blocks = [1 * MiB, 1 * MiB + 1, 10 * MiB, 100 * MiB].map((n) => heap.alloc(n));
+  assert.equal(heap.memoryStats().heaps, 3, "the 10 MiB block fits the 32 MiB heap's free range");
+  assert.equal(blocks[2].heapId, blocks[1].heapId);
+  const unified = new HeapAllocator(new FakeDevice({ fallback: true }));
+  const u = unified.alloc(100 * MiB);
+  assert.equal(u.pool, "large");
+  assert.equal(unified.memoryStats().reservedBytes.current, 1024 * MiB, "1 GiB xlarge heap");
+});
+
+Deno.test("heaps never exceed maxBufferSize, blocks never exceed the binding limit", () => {
+  const device = new FakeDevice({
+    limits: { maxBufferSize: 20 * MiB, maxStorageBufferBindingSize: 19 * MiB },
+  });
+  const heap = new HeapAllocator(device);
+  const b = heap.alloc(11 * MiB); // xlarge and dedicated rounding capped by the device
+  assert.ok(bufferOf(device, b).size <= 20 * MiB);
+  const c = heap.alloc(19 * MiB);
+  assert.ok(c.size <= 19 * MiB && c.size >= 19 * MiB);
+  assert.throws(
+    () => heap.alloc(19 * MiB + 1),
+    /larger than the device's maxStorageBufferBindingSize/,
+  );
+});
+
+Deno.test("bad input throws and leaves the allocator unchanged", () => {
+  const device = new FakeDevice();
+  const heap = new HeapAllocator(device);
+  const keep = heap.alloc(100);
+  const before = JSON.stringify(heap.memoryStats());
+  const cases: [() => unknown, ErrorConstructor | typeof AllocatorError, RegExp][] = [
+    [() => heap.alloc(0), RangeError, /positive integer, got 0/],
+    [() => heap.alloc(-1), RangeError, /got -1/],
+    [() => heap.alloc(NaN), RangeError, /got NaN/],
+    [() => heap.alloc(1.5), RangeError, /got 1\.5/],
+    [() => heap.alloc("8" as unknown as number), TypeError, /got string/],
+    [() => heap.alloc(2 ** 40), RangeError, /1099511627776 bytes .* maxStorageBufferBindingSize/],
+    [() => heap.alloc(128 * KiB, { usage: "uniform" }), RangeError, /maxUniformBufferBindingSize/],
+    [() => heap.alloc(8, { usage: "vertex" as "storage" }), TypeError, /unknown usage "vertex"/],
+    [() => heap.scalar(1, "f64" as "f32"), TypeError, /unknown type "f64"/],
+    [() => heap.scalar(1.5, "i32"), RangeError, /1\.5 is not a i32/],
+    [() => heap.scalar(-1, "u32"), RangeError, /-1 is not a u32/],
+    [() => heap.free({} as Block), TypeError, /expected a Block/],
+  ];
+  for (const [f, type, message] of cases) {
+    assert.throws(f, (e: unknown) => e instanceof type && message.test((e as Error).message));
+    assert.equal(JSON.stringify(heap.memoryStats()), before);
+  }
+  const other = new HeapAllocator(new FakeDevice());
+  const foreign = other.alloc(100);
+  assert.throws(() => heap.free(foreign), AllocatorError);
+  heap.free(keep);
+  assert.throws(() => heap.free(keep), /already freed/);
+  const after = heap.memoryStats();
+  assert.equal(after.blocks, 0);
+  heap.destroy();
+  heap.destroy(); // a second destroy does nothing
+  for (
+    const f of [
+      () => heap.alloc(8),
+      () => heap.free(keep),
+      () => heap.submit(),
+      () => heap.memoryStats(),
+    ]
+  ) {
+    assert.throws(
+      f,
+      (e: unknown) => e instanceof AllocatorError && /destroyed/.test((e as Error).message),
+    );
+  }
+  assert.equal(device.liveBytes, 0, "destroy released every buffer");
+});
+
+Deno.test("freed blocks wait for a submit only if their buffer was read", () => {
+  const heap = new HeapAllocator(new FakeDevice());
+  const a = heap.alloc(4096);
+  heap.free(a);
+  assert.equal(heap.alloc(4096).offset, a.offset, "untouched: reused at once");
+  const b = heap.alloc(4096);
+  void b.buffer;
+  heap.free(b);
+  assert.equal(heap.memoryStats().pendingFreeBytes, b.size);
+  const c = heap.alloc(4096);
+  assert.notEqual(c.offset, b.offset, "touched: not before the submit");
+  heap.submit();
+  assert.equal(heap.memoryStats().pendingFreeBytes, 0);
+  assert.equal(heap.alloc(4096).offset, b.offset, "after the submit it is reused");
+});
+
+Deno.test("low watermark: releases cached heaps oldest first, no extra-large heaps", () => {
+  const device = new FakeDevice();
+  const heap = new HeapAllocator(device, { lowWatermark: 72 * MiB });
+  const small = heap.alloc(1 * MiB); // 8 MiB heap
+  const large = heap.alloc(2 * MiB); // 32 MiB heap
+  heap.free(small);
+  heap.free(large);
+  assert.equal(heap.driverAllocatedMemory(), 40 * MiB, "below the low watermark, both cached");
+  const x = heap.alloc(40 * MiB); // would be a 128 MiB xlarge heap: pressure makes it dedicated
+  assert.equal(bufferOf(device, x).size, 40 * MiB);
+  // 40 + 40 = 80 > 72: the oldest cached heap (the small one) went, and only it.
+  const stats = heap.memoryStats();
+  assert.equal(stats.pools.small.heaps, 0);
+  assert.equal(stats.pools.large.heaps, 2);
+  assert.equal(stats.reservedBytes.current, 72 * MiB);
+});
+
+Deno.test("high watermark: releases the pool's cache, then all, then OOM", () => {
+  const heap = new HeapAllocator(new FakeDevice(), { highWatermark: 40 * MiB });
+  const s = heap.alloc(64 * KiB);
+  heap.free(s); // 8 MiB small heap cached
+  const l = heap.alloc(2 * MiB);
+  heap.free(l); // 32 MiB large heap cached: 40 MiB reserved
+  const big = heap.alloc(30 * MiB); // needs the cache: 32 MiB heap reused by TLSF
+  assert.equal(heap.memoryStats().numAllocRetries, 0, "served by the cached large heap");
+  const t = heap.alloc(6 * MiB); // no room: releases the small heap, then fits 6 MiB
+  assert.equal(heap.memoryStats().pools.small.heaps, 0);
+  assert.ok(heap.memoryStats().numAllocRetries >= 1);
+  assert.throws(() => heap.alloc(4 * MiB), (e: unknown) => {
+    assert.ok(e instanceof OutOfMemoryError);
+    assert.equal(e.limit, 40 * MiB);
+    assert.equal(e.requested, 4 * MiB);
+    assert.equal(e.pool, "large");
+    assert.equal(e.allocated, 36 * MiB);
+    return true;
+  });
+  assert.equal(heap.memoryStats().numOoms, 1);
+  heap.free(big);
+  heap.free(t);
+});
+
+Deno.test("emptyCache releases everything not live; caching:0 keeps nothing", () => {
+  const device = new FakeDevice();
+  const heap = new HeapAllocator(device);
+  const blocks = [heap.alloc(100), heap.alloc(5 * MiB), heap.alloc(70 * MiB), heap.scalar(1)];
+  blocks.push(heap.alloc(1000, { usage: "readback" }), heap.alloc(100, { usage: "uniform" }));
+  for (const b of blocks.slice(1)) heap.free(b);
+  assert.ok(heap.emptyCache() > 0);
+  assert.equal(heap.driverAllocatedMemory(), 8 * MiB, "only the small heap with a live block");
+  heap.free(blocks[0]);
+  heap.emptyCache();
+  assert.equal(heap.driverAllocatedMemory(), 0);
+  const nocache = new HeapAllocator(device, { allocConf: "caching:0" });
+  nocache.free(nocache.alloc(4096));
+  assert.equal(nocache.driverAllocatedMemory(), 0);
+});
+
+Deno.test("staging buffers are reused only once unmapped", async () => {
+  const device = new FakeDevice();
+  const heap = new HeapAllocator(device);
+  const r = heap.alloc(10_000, { usage: "readback" });
+  await r.buffer.mapAsync(GPUMapMode.READ);
+  heap.free(r); // freeing unmaps it
+  heap.submit();
+  const r2 = heap.alloc(9_000, { usage: "readback" });
+  assert.equal(r2.heapId, r.heapId, "same staging buffer");
+  assert.equal(bufferOf(device, r2).mapState, "unmapped");
+  await r2.buffer.mapAsync(GPUMapMode.READ);
+  const r3 = heap.alloc(9_000, { usage: "readback" });
+  assert.notEqual(r3.heapId, r2.heapId, "a mapped staging buffer is not shared");
+  assert.equal(heap.alloc(9_000, { usage: "upload" }).pool, "upload");
+});
+
+Deno.test("a heap the device refuses is reported as OutOfMemoryError", async () => {
+  const device = new FakeDevice({ memory: 12 * MiB });
+  const heap = new HeapAllocator(device);
+  const a = heap.alloc(1 * MiB); // 8 MiB: fine
+  const b = heap.alloc(2 * MiB); // 32 MiB: the device refuses it asynchronously
+  await assert.rejects(() => heap.checkDeviceErrors(), (e: unknown) => {
+    assert.ok(e instanceof OutOfMemoryError);
+    assert.equal(e.device, true);
+    assert.match(
+      e.message,
+      /the device refused a heap .*Tried to allocate 32\.00 MiB on large pool/,
+    );
+    return true;
+  });
+  assert.equal(heap.memoryStats().numOoms, 1);
+  const c = heap.alloc(2 * MiB);
+  assert.notEqual(c.heapId, b.heapId, "nothing more is placed in the refused heap");
+  heap.free(b);
+  assert.equal(heap.memoryStats().pools.large.heaps, 1, "the refused heap is gone once empty");
+  heap.free(a);
+  heap.free(c);
+});
+
+Deno.test("device errors surface on the next alloc when not awaited", async () => {
+  const device = new FakeDevice({ memory: 4 * MiB });
+  const heap = new HeapAllocator(device);
+  heap.alloc(64); // 8 MiB small heap: refused
+  await Promise.resolve();
+  await new Promise((r) => setTimeout(r, 0));
+  assert.throws(() => heap.alloc(64), OutOfMemoryError);
+  heap.alloc(64); // reported once
+});
+
+Deno.test("config: bytes, alloc conf, debug flags, watermarks", () => {
+  assert.equal(parseBytes("512MiB", "x"), 512 * MiB);
+  assert.equal(parseBytes("1.5 GiB", "x"), 1.5 * 1024 * MiB);
+  assert.equal(parseBytes("1000", "x"), 1000);
+  assert.equal(parseBytes("2GB", "x"), 2e9);
+  assert.throws(() => parseBytes("lots", "highWatermark"), /highWatermark: cannot read "lots"/);
+  assert.throws(() => parseBytes(-5, "x"), /got -5/);
+  assert.equal(parseAllocConf("roundup_power2_divisions:4").roundupPower2Divisions, 4);
+  assert.equal(parseAllocConf("caching:0, small_heap:16MiB").smallHeap, 16 * MiB);
+  assert.throws(() => parseAllocConf("roundup_power2_divisions:3"), /power of two <= 64, got 3/);
+  assert.throws(() => parseAllocConf("max_split:4"), /cannot read "max_split:4"/);
+  assert.deepEqual(parseDebug("alloc,release"), {
+    allocations: true,
+    reuses: false,
+    releases: true,
+  });
+  assert.deepEqual(parseDebug("0"), { allocations: false, reuses: false, releases: false });
+  assert.throws(() => parseDebug("loud"), /unknown flag "loud"/);
+  assert.throws(
+    () => new HeapAllocator(new FakeDevice(), { highWatermark: "1MiB", lowWatermark: "2MiB" }),
+    /lowWatermark 2097152 is above highWatermark 1048576/,
+  );
+  assert.equal(roundPower2Divisions(1200 * KiB, 4), 1280 * KiB);
+  assert.equal(roundPower2Divisions(5 * MiB, 1), 8 * MiB);
+  const heap = new HeapAllocator(new FakeDevice(), { allocConf: "roundup_power2_divisions:4" });
+  assert.equal(heap.alloc(1200 * KiB).size, 1280 * KiB);
+});
+
+Deno.test("environment variables configure the allocator; without permission they are ignored", async () => {
+  const script = `
+    import { HeapAllocator, FakeDevice } from "${new URL("../mod.ts", import.meta.url)}";
+    const lines = [];
+    const h = new HeapAllocator(new FakeDevice(), { log: (l) => lines.push(l) });
+    h.free(h.alloc(4096));
+    console.log(JSON.stringify([h.highWatermark, h.lowWatermark, lines.length]));`;
+  const run = async (flags: string[]) => {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "--no-prompt", "--allow-read", ...flags, "-"],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+      env: {
+        GPUHEAP_HIGH_WATERMARK: "1GiB",
+        GPUHEAP_LOW_WATERMARK: "256MiB",
+        GPUHEAP_DEBUG: "alloc",
+        NO_COLOR: "1",
+      },
+    }).spawn();
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(script));
+    await writer.close();
+    const out = await child.output();
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    return JSON.parse(new TextDecoder().decode(out.stdout));
+  };
+  assert.deepEqual(await run(["--allow-env"]), [1024 * MiB, 256 * MiB, 2]);
+  assert.deepEqual(await run([]), [0, 0, 0]);
+});
+
+Deno.test("debug output is silent by default and names heaps and blocks", () => {
+  const lines: string[] = [];
+  const quiet = new HeapAllocator(new FakeDevice(), { log: (l) => lines.push(l) });
+  quiet.free(quiet.alloc(100));
+  assert.equal(lines.length, 0);
+  const heap = new HeapAllocator(new FakeDevice(), { debug: true, log: (l) => lines.push(l) });
+  const a = heap.alloc(100, { label: "weights" });
+  heap.free(a);
+  heap.free(heap.alloc(100));
+  heap.emptyCache();
+  assert.match(lines[0], /^gpuheap: new heap #1 of 8\.00 MiB on small pool/);
+  assert.match(lines[1], /^gpuheap: allocated block #1 .*weights.* from heap #1 at offset 0/);
+  assert.match(lines[2], /^gpuheap: reused block #2 .* from heap #1/);
+  assert.match(lines[3], /^gpuheap: released heap #1 of 8\.00 MiB on small pool/);
+});
