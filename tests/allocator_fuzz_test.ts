@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import {
   AllocatorError,
   type Block,
-  FakeBuffer,
+  type FakeBuffer,
   FakeDevice,
   HeapAllocator,
   OutOfMemoryError,
