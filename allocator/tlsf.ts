@@ -30,6 +30,8 @@ export interface Range {
   readonly size: number;
   /** Whether the range is free. */
   readonly isFree: boolean;
+  /** Caller data attached to an allocated range (the block it holds); cleared when freed. */
+  tag: unknown;
 }
 
 /** One contiguous span of address space managed by a {@linkcode Tlsf}. */
@@ -51,6 +53,7 @@ class Node implements Range {
   offset: number;
   size: number;
   isFree = true;
+  tag: unknown = undefined;
   prevPhys: Node | null = null;
   nextPhys: Node | null = null;
   prevFree: Node | null = null;
@@ -187,14 +190,13 @@ export class Tlsf {
     this.#checkSize(size, "allocate");
     const units = size / this.#granularity;
     // Round up to the next list boundary so any range in the found list fits.
-    const [fl0, sl0] = mapping(units + classStep(units) - 1);
-    let node = this.#findFrom(fl0, sl0);
+    const first = listIndex(units + classStep(units) - 1);
+    let node = this.#findFrom(first >>> TLSF_SL_BITS, first & (SL_COUNT - 1));
     if (!node) {
       // Good fit failed; the list of the exact class may still hold a range that fits.
-      const [fl, sl] = mapping(units);
       let scanned = 0;
       for (
-        let n = this.#heads[fl * SL_COUNT + sl];
+        let n = this.#heads[listIndex(units)];
         n && scanned < TLSF_EXACT_SCAN;
         n = n.nextFree
       ) {
@@ -233,6 +235,7 @@ export class Tlsf {
     const region = node.region;
     region.usedBytes -= node.size;
     node.isFree = true;
+    node.tag = undefined;
     const live = !region.retired;
     const prev = node.prevPhys;
     if (prev && prev.isFree) {
@@ -308,8 +311,9 @@ export class Tlsf {
   }
 
   #insert(node: Node): void {
-    const [fl, sl] = mapping(node.size / this.#granularity);
-    const i = fl * SL_COUNT + sl;
+    const i = listIndex(node.size / this.#granularity);
+    const fl = i >>> TLSF_SL_BITS;
+    const sl = i & (SL_COUNT - 1);
     const head = this.#heads[i];
     node.prevFree = null;
     node.nextFree = head;
@@ -320,8 +324,9 @@ export class Tlsf {
   }
 
   #unlink(node: Node): void {
-    const [fl, sl] = mapping(node.size / this.#granularity);
-    const i = fl * SL_COUNT + sl;
+    const i = listIndex(node.size / this.#granularity);
+    const fl = i >>> TLSF_SL_BITS;
+    const sl = i & (SL_COUNT - 1);
     if (node.prevFree) node.prevFree.nextFree = node.nextFree;
     else this.#heads[i] = node.nextFree;
     if (node.nextFree) node.nextFree.prevFree = node.prevFree;
@@ -333,12 +338,12 @@ export class Tlsf {
   }
 }
 
-/** (first level, second level) of a size in granules; classes below SL_COUNT are exact. */
-function mapping(units: number): [number, number] {
-  if (units < SL_COUNT) return [0, units];
-  const fl = 31 - Math.clz32(units);
-  const sl = (units >>> (fl - TLSF_SL_BITS)) & (SL_COUNT - 1);
-  return [fl - TLSF_SL_BITS + 1, sl];
+/** Index of the free list holding sizes of `units` granules: first level * SL_COUNT + second level. */
+function listIndex(units: number): number {
+  if (units < SL_COUNT) return units;
+  const log2 = 31 - Math.clz32(units);
+  return (log2 - TLSF_SL_BITS + 1) * SL_COUNT +
+    ((units >>> (log2 - TLSF_SL_BITS)) & (SL_COUNT - 1));
 }
 
 /** Width, in granules, of the size class holding `units`. */

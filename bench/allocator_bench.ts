@@ -1,5 +1,7 @@
 // Cached alloc+free against createBuffer+destroy on the real adapter, per size;
 // and alloc+free cost with 10^2, 10^4 and 10^6 live blocks on the fake device.
+// Each bench iteration does REPEAT operations, so the harness's own per-call
+// overhead does not blur sub-microsecond figures.
 // Run: deno task bench (or deno bench --allow-env --allow-read bench/allocator_bench.ts)
 import { FakeDevice, HeapAllocator, requestDevice } from "../mod.ts";
 
@@ -9,6 +11,7 @@ const USAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.
 const info = (device as GPUDevice & { adapterInfo?: GPUAdapterInfo }).adapterInfo;
 const adapter = info?.description || info?.vendor || "unknown adapter";
 
+const REPEAT = 100;
 const sizes: [string, number][] = [
   ["256 B", 256],
   ["4 KiB", 4 << 10],
@@ -19,11 +22,14 @@ const sizes: [string, number][] = [
 ];
 for (const [name, size] of sizes) {
   heap.free(heap.alloc(size)); // warm: the heap exists, as in a steady-state loop
-  Deno.bench(`createBuffer+destroy ${name} (${adapter})`, { group: name, baseline: true }, () => {
-    device.createBuffer({ size, usage: USAGE }).destroy();
+  Deno.bench(`${REPEAT}x createBuffer+destroy ${name} (${adapter})`, {
+    group: name,
+    baseline: true,
+  }, () => {
+    for (let i = 0; i < REPEAT; i++) device.createBuffer({ size, usage: USAGE }).destroy();
   });
-  Deno.bench(`gpuheap alloc+free ${name} (${adapter})`, { group: name }, () => {
-    heap.free(heap.alloc(size));
+  Deno.bench(`${REPEAT}x gpuheap alloc+free ${name} (${adapter})`, { group: name }, () => {
+    for (let i = 0; i < REPEAT; i++) heap.free(heap.alloc(size));
   });
 }
 
@@ -40,11 +46,13 @@ function liveHeap(count: number) {
 for (const count of [1e2, 1e4, 1e6]) {
   const h = liveHeap(count);
   let x = 777;
-  Deno.bench(`alloc+free with ${count.toExponential()} live blocks (fake device)`, {
+  Deno.bench(`${REPEAT}x alloc+free with ${count.toExponential()} live blocks (fake device)`, {
     group: "live blocks",
     baseline: count === 1e2,
   }, () => {
-    x = (x * 1103515245 + 12345) % 2 ** 31;
-    h.free(h.alloc(64 + (x % 4032)));
+    for (let i = 0; i < REPEAT; i++) {
+      x = (x * 1103515245 + 12345) % 2 ** 31;
+      h.free(h.alloc(64 + (x % 4032)));
+    }
   });
 }
