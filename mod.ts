@@ -46,3 +46,28 @@ export type { MemoryBudget } from "./allocator/budget_types.ts";
 export { formatBytes } from "./allocator/format.ts";
 export { parseBytes } from "./allocator/config.ts";
 export * as constants from "./allocator/constants.ts";
+export type {
+  BlockStateName,
+  Snapshot,
+  SnapshotBlock,
+  SnapshotHeap,
+} from "./allocator/snapshot.ts";
+export {
+  type AllocEvent,
+  type EmptyCacheEvent,
+  type FreeEvent,
+  type HeapEvent,
+  type OomEvent,
+  readTrace,
+  type ReleaseEvent,
+  type ResetPeakEvent,
+  type ScalarEvent,
+  type SplitEvent,
+  type SubmitEvent,
+  type Trace,
+  TraceError,
+  type TraceEvent,
+} from "./allocator/trace.ts";
+export { replay, type ReplayOptions, type ReplayResult } from "./allocator/replay.ts";
+export { memvizHtml, type MemvizOptions, POOL_COLORS } from "./allocator/memviz.ts";
+export type { AllocatorSettings } from "./allocator/config.ts";

@@ -21,8 +21,10 @@ import {
   XLARGE_HEAP_UNIFIED,
 } from "./constants.ts";
 import {
+  type AllocatorSettings,
   type AllocConf,
   type DebugFlags,
+  formatAllocConf,
   parseAllocConf,
   parseBytes,
   parseDebug,
@@ -41,6 +43,8 @@ import {
   resetPeak,
 } from "./stats.ts";
 import type { MemoryBudget } from "./budget_types.ts";
+import { type Snapshot, walkHeaps } from "./snapshot.ts";
+import { type Trace, TraceRecorder } from "./trace.ts";
 
 /** What a block is for: it decides the pool, the GPUBuffer usage and the alignment. */
 export type Usage = "storage" | "uniform" | "readback" | "upload";
@@ -284,8 +288,12 @@ export class HeapAllocator {
   #destroyed = false;
   #deviceError: OutOfMemoryError | null = null;
   #scopes = new Set<Promise<void>>();
+  /** The trace being recorded, or null: every hook is one null check when off. */
+  #recorder: TraceRecorder | null = null;
 
   /**
+   * Creates an allocator over a device; it makes no GPUBuffer until the first allocation.
+   *
    * @param device the device to allocate from (a `GPUDevice`, or a {@linkcode FakeDevice})
    * @param options watermarks, alloc conf, debug output, shared budget
    */
@@ -446,6 +454,7 @@ export class HeapAllocator {
       );
     }
     this.#ops++;
+    this.#recorder?.free(s.id, s.touched);
     const pool = this.#pools[block.pool];
     addStat(pool.counters.allocated, this.#totals.allocated, -block.size);
     addStat(pool.counters.requested, this.#totals.requested, -block.requestedSize);
@@ -478,6 +487,7 @@ export class HeapAllocator {
     this.#checkAlive("submit");
     this.#throwDeviceError();
     this.#device.queue.submit(commandBuffers);
+    this.#recorder?.submit();
     const pending = this.#pending;
     this.#pending = [];
     for (const block of pending) {
@@ -497,6 +507,7 @@ export class HeapAllocator {
    */
   emptyCache(): number {
     this.#checkAlive("empty the cache");
+    this.#recorder?.emptyCache();
     return this.#releaseIdle(null, 0);
   }
 
@@ -538,6 +549,108 @@ export class HeapAllocator {
     for (const counters of [this.#totals, ...POOL_NAMES.map((n) => this.#pools[n].counters)]) {
       resetPeak(counters);
     }
+    this.#recorder?.resetPeak();
+  }
+
+  /**
+   * Every heap with every block and free range in it, and the stats, as
+   * plain JSON (format `"gpuheap-snapshot"`, version 1, documented with
+   * {@linkcode Snapshot}). Takes time in proportion to the ranges held.
+   *
+   * @example
+   * ```ts
+   * import { FakeDevice, HeapAllocator } from "../mod.ts";
+   * import assert from "node:assert/strict";
+   *
+   * const heap = new HeapAllocator(new FakeDevice());
+   * const a = heap.alloc(4000, { label: "x" });
+   * const snap = heap.snapshot();
+   * assert.equal(snap.heaps[0].id, a.heapId);
+   * assert.deepEqual(
+   *   snap.heaps[0].blocks.map((b) => [b.id, b.state, b.label]),
+   *   [[a.id, "live", "x"], [null, "free", null]],
+   * );
+   * heap.destroy();
+   * ```
+   */
+  snapshot(): Snapshot {
+    this.#checkAlive("take a snapshot");
+    return walkHeaps({
+      heaps: POOL_NAMES.flatMap((name) => [...this.#pools[name].heaps]),
+      ranges: (heap) => this.#pools[heap.pool as PoolName].tlsf!.ranges(heap.region!),
+      blockState: (block) => stateOf(block as Block),
+      ops: this.#ops,
+      stats: this.memoryStats(),
+      settings: this.settings(),
+    });
+  }
+
+  /** The settings this allocator runs with, as snapshots and traces record them. */
+  settings(): AllocatorSettings {
+    const l = this.#device.limits;
+    return {
+      allocConf: formatAllocConf(this.#conf),
+      highWatermark: this.#high,
+      lowWatermark: this.#low,
+      alignment: this.#granule,
+      // Copied field by field: a GPUSupportedLimits does not serialize to JSON.
+      limits: {
+        maxBufferSize: l.maxBufferSize,
+        maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
+        maxUniformBufferBindingSize: l.maxUniformBufferBindingSize,
+        minStorageBufferOffsetAlignment: l.minStorageBufferOffsetAlignment,
+        minUniformBufferOffsetAlignment: l.minUniformBufferOffsetAlignment,
+      },
+      fallbackAdapter: this.#device.adapterInfo?.isFallbackAdapter === true,
+    };
+  }
+
+  /**
+   * Starts recording a trace of alloc, free, scalar, submit, emptyCache and
+   * heap events (format `"gpuheap-trace"`, version 1, documented with
+   * {@linkcode Trace}). A recording started on a busy
+   * allocator begins with the heaps and blocks held then. Recording again
+   * starts over.
+   *
+   * @example
+   * ```ts
+   * import { FakeDevice, HeapAllocator } from "../mod.ts";
+   * import { replay } from "./replay.ts";
+   * import assert from "node:assert/strict";
+   *
+   * const heap = new HeapAllocator(new FakeDevice());
+   * heap.startRecording();
+   * heap.free(heap.alloc(1 << 20));
+   * const trace = heap.stopRecording();
+   * assert.deepEqual(trace.events.map((e) => e[0]), ["heap", "a", "f"]);
+   * assert.equal(replay(trace).peakReserved, heap.memoryStats().reservedBytes.peak);
+   * heap.destroy();
+   * ```
+   */
+  startRecording(): void {
+    this.#checkAlive("start recording");
+    const recorder = new TraceRecorder(this.settings());
+    if (this.#totals.heaps > 0) recorder.begin(this.snapshot());
+    this.#recorder = recorder;
+  }
+
+  /**
+   * Stops recording and returns the trace (JSON-ready).
+   *
+   * @throws {AllocatorError} no recording was started
+   */
+  stopRecording(): Trace {
+    const recorder = this.#recorder;
+    if (!recorder) {
+      throw new AllocatorError("Cannot stop recording: no recording was started");
+    }
+    this.#recorder = null;
+    return recorder.finish();
+  }
+
+  /** True between {@linkcode HeapAllocator.startRecording} and {@linkcode HeapAllocator.stopRecording}. */
+  get recording(): boolean {
+    return this.#recorder !== null;
   }
 
   /**
@@ -607,6 +720,11 @@ export class HeapAllocator {
     const staging = pool.tlsf === null;
     const cached = this.#takeCached(pool, size, staging);
     if (cached) return this.#reuseUnsplit(pool, cached, requested, usage, label);
+    // A free range of a split heap costs no new memory: better than a new dedicated heap.
+    if (!staging) {
+      const range = pool.tlsf!.alloc(size);
+      if (range) return this.#blockInRange(pool, range, requested, usage, label, true);
+    }
     const heapSize = staging ? size : Math.min(
       Math.ceil(size / ROUND_LARGE) * ROUND_LARGE,
       this.#floorGranule(this.#limits.maxBufferSize),
@@ -629,6 +747,11 @@ export class HeapAllocator {
     usage: Usage,
     label: string | undefined,
   ): Block {
+    // A cached dedicated heap serves as a split heap sooner than a new GPUBuffer.
+    if (pool.cached.length > 0 && this.#convertCached(pool, size)) {
+      const range = pool.tlsf!.alloc(size)!;
+      return this.#blockInRange(pool, range, requested, usage, label, true);
+    }
     this.#obtainHeap(pool, heapSize, true, size, requested);
     // The new heap is the only place with room: nothing else fit a moment ago.
     const range = pool.tlsf!.alloc(size);
@@ -695,6 +818,9 @@ export class HeapAllocator {
       bornAtOp: this.#ops,
     };
     const block = new Block(heap.buffer, offset, size, requested, usage, pool.name, label, state);
+    // The range names its block, so a snapshot can walk a heap's ranges.
+    if (range) range.tag = block;
+    this.#recorder?.placed(state.id, requested, usage, pool.name, heap.id, offset, size, label);
     addStat(pool.counters.allocated, this.#totals.allocated, size);
     addStat(pool.counters.requested, this.#totals.requested, requested);
     pool.counters.blocks++;
@@ -710,12 +836,40 @@ export class HeapAllocator {
       this.#say(
         `${reused ? "reused" : "allocated"} block #${state.id} of ${
           formatBytes(size)
-        } (requested ${requested} B${
+        } (size ${size} B, requested ${requested} B${
           label ? `, ${label}` : ""
         }) from heap #${heap.id} at offset ${offset} on ${pool.name} pool`,
       );
     }
     return block;
+  }
+
+  /** Turns the smallest cached unsplit heap that holds `size` into a split heap. */
+  #convertCached(pool: Pool, size: number): boolean {
+    const cached = pool.cached;
+    let lo = 0;
+    let hi = cached.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (cached[mid].size < size) lo = mid + 1;
+      else hi = mid;
+    }
+    if (lo >= cached.length) return false;
+    const block = cached.splice(lo, 1)[0];
+    const heap = stateOf(block).heap;
+    heap.block = null;
+    heap.isSplit = true;
+    heap.region = pool.tlsf!.addRegion(heap.size, heap);
+    this.#recorder?.split(heap.id);
+    if (this.#debug.allocations) {
+      this.#say(
+        `split heap #${heap.id} of ${formatBytes(heap.size)} on ${pool.name} pool` +
+          ` (size ${heap.size} B): its cached block #${
+            stateOf(block).id
+          } is gone, blocks share it now`,
+      );
+    }
+    return true;
   }
 
   /** A cached unsplit block that fits `size` without wasting much, removed from the cache. */
@@ -752,6 +906,15 @@ export class HeapAllocator {
     if (this.#low > 0 && this.#totals.reserved.current + heapSize > this.#low) {
       this.#releaseIdle(null, Math.max(0, this.#low - heapSize));
     }
+    const ratio = this.#conf.maxReservedRatio;
+    if (ratio > 0) {
+      // Bound the cache: release idle heaps, oldest first, so that reserved bytes stay
+      // within `ratio` times the peak of live bytes (or what is in use now, if more).
+      const t = this.#totals;
+      const inUse = Math.max(t.allocated.peak, t.allocated.current + t.pendingFree + size);
+      const target = inUse * ratio - heapSize;
+      if (t.reserved.current > target) this.#releaseIdle(null, Math.max(0, target));
+    }
     let heap = this.#createHeap(pool, heapSize, isSplit);
     if (heap) return heap;
     if (this.#releaseIdle(pool, 0) > 0) {
@@ -775,6 +938,7 @@ export class HeapAllocator {
       if (heap) return heap;
     }
     this.#ooms++;
+    this.#recorder?.oom(requested, pool.name);
     throw new OutOfMemoryError({
       allocated: this.#totals.allocated.current,
       cached: this.#totals.reserved.current - this.#totals.allocated.current,
@@ -829,10 +993,11 @@ export class HeapAllocator {
     this.#totals.heaps++;
     pool.counters.createBufferCalls++;
     this.#totals.createBufferCalls++;
+    this.#recorder?.heap(id, size, pool.name, isSplit);
     if (this.#debug.allocations) {
       this.#say(
         `new ${isSplit ? "" : "unsplit "}heap #${id} of ${formatBytes(size)} on ${pool.name} pool` +
-          ` (reserved: ${formatBytes(this.#totals.reserved.current)})`,
+          ` (size ${size} B, reserved: ${formatBytes(this.#totals.reserved.current)})`,
       );
     }
     return heap;
@@ -910,10 +1075,11 @@ export class HeapAllocator {
     addStat(pool.counters.reserved, this.#totals.reserved, -heap.size);
     pool.counters.heaps--;
     this.#totals.heaps--;
+    this.#recorder?.release(heap.id);
     if (this.#debug.releases) {
       this.#say(
         `released heap #${heap.id} of ${formatBytes(heap.size)} on ${heap.pool} pool` +
-          ` (reserved: ${formatBytes(this.#totals.reserved.current)})`,
+          ` (size ${heap.size} B, reserved: ${formatBytes(this.#totals.reserved.current)})`,
       );
     }
   }

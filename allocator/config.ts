@@ -6,7 +6,8 @@
  * @module
  */
 
-import { GiB, KiB, LARGE_HEAP, MiB, SMALL_HEAP } from "./constants.ts";
+import { GiB, KiB, LARGE_HEAP, MAX_RESERVED_RATIO, MiB, SMALL_HEAP } from "./constants.ts";
+import type { AllocatorLimits } from "./device.ts";
 
 /** Settings of the alloc conf string, e.g. `"roundup_power2_divisions:4,caching:0"`. */
 export interface AllocConf {
@@ -20,6 +21,11 @@ export interface AllocConf {
   largeHeap: number;
   /** Size of extra-large heaps in bytes (0: the adapter's default). */
   xlargeHeap: number;
+  /**
+   * Before making a heap, release cached heaps so that reserved bytes stay
+   * within this multiple of the peak of live bytes (0: keep every cached heap).
+   */
+  maxReservedRatio: number;
 }
 
 /** Debug output switches, as `PYTORCH_DEBUG_MPS_ALLOCATOR` has them. */
@@ -73,6 +79,7 @@ export const DEFAULT_ALLOC_CONF: Readonly<AllocConf> = {
   smallHeap: SMALL_HEAP,
   largeHeap: LARGE_HEAP,
   xlargeHeap: 0,
+  maxReservedRatio: MAX_RESERVED_RATIO,
 };
 
 const CONF_KEYS: Record<string, (conf: AllocConf, v: string, key: string) => void> = {
@@ -97,6 +104,13 @@ const CONF_KEYS: Record<string, (conf: AllocConf, v: string, key: string) => voi
   large_heap(conf, v, key) {
     conf.largeHeap = parseBytes(v, `alloc conf ${key}`);
   },
+  max_reserved_ratio(conf, v, key) {
+    const r = Number(v);
+    if (v === "" || !Number.isFinite(r) || (r !== 0 && r < 1)) {
+      throw new RangeError(`Invalid alloc conf: ${key} must be 0 or a number >= 1, got ${v}`);
+    }
+    conf.maxReservedRatio = r;
+  },
   xlarge_heap(conf, v, key) {
     conf.xlargeHeap = parseBytes(v, `alloc conf ${key}`);
   },
@@ -104,7 +118,8 @@ const CONF_KEYS: Record<string, (conf: AllocConf, v: string, key: string) => voi
 
 /**
  * Reads an alloc conf string: comma-separated `key:value` pairs with keys
- * `roundup_power2_divisions`, `caching`, `small_heap`, `large_heap`, `xlarge_heap`.
+ * `roundup_power2_divisions`, `caching`, `small_heap`, `large_heap`, `xlarge_heap`,
+ * `max_reserved_ratio`.
  */
 export function parseAllocConf(text: string): AllocConf {
   const conf = { ...DEFAULT_ALLOC_CONF };
@@ -127,6 +142,32 @@ export function parseAllocConf(text: string): AllocConf {
     );
   }
   return conf;
+}
+
+/**
+ * Writes an alloc conf as the string {@linkcode parseAllocConf} reads back,
+ * every key spelled out (sizes in bytes).
+ */
+export function formatAllocConf(conf: Readonly<AllocConf>): string {
+  return `roundup_power2_divisions:${conf.roundupPower2Divisions},caching:${
+    conf.caching ? 1 : 0
+  },small_heap:${conf.smallHeap},large_heap:${conf.largeHeap},xlarge_heap:${conf.xlargeHeap},max_reserved_ratio:${conf.maxReservedRatio}`;
+}
+
+/** The settings an allocator runs with, as snapshots and traces record them. */
+export interface AllocatorSettings {
+  /** The alloc conf, every key spelled out (see {@linkcode formatAllocConf}). */
+  allocConf: string;
+  /** Hard limit on reserved bytes (0: none). */
+  highWatermark: number;
+  /** Soft limit on reserved bytes (0: none). */
+  lowWatermark: number;
+  /** Alignment of every block's offset and size. */
+  alignment: number;
+  /** The device limits the allocator reads. */
+  limits: AllocatorLimits;
+  /** Whether the adapter is a fallback (CPU) one: it gets larger extra-large heaps. */
+  fallbackAdapter: boolean;
 }
 
 /**

@@ -38,6 +38,14 @@ export const MIN_STAGING = 256;
 export const STAGING_DIVISIONS = 4;
 /** A cached staging buffer serves requests down to 1/(1+this) of its size: staging is short-lived. */
 export const STAGING_REUSE_SLACK = 1;
+/**
+ * Default `max_reserved_ratio` (0: off, every cached heap is kept, as in MPS).
+ * With a ratio r, cached heaps are released (oldest first) before a heap is
+ * made, so that reserved bytes stay within r times the peak of live bytes:
+ * 1.1 keeps peak reserved near 1.1 × peak in use on workloads whose shapes
+ * change every step, for more createBuffer calls (see bench/fragmentation.ts).
+ */
+export const MAX_RESERVED_RATIO = 0;
 /** Reusing a cached dedicated heap wastes at most this fraction of it (and at least 2 MiB). */
 export const DEDICATED_REUSE_SLACK = 1 / 8;
 

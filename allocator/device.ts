@@ -58,6 +58,7 @@ export class FakeBuffer {
   readonly bytes: Uint8Array | null;
   #device: FakeDevice;
 
+  /** Makes a buffer as `device.createBuffer(descriptor)` would. */
   constructor(device: FakeDevice, descriptor: GPUBufferDescriptor) {
     this.#device = device;
     this.size = descriptor.size;
@@ -125,7 +126,11 @@ export class FakeDevice implements AllocatorDevice {
   /** The queue: submits are counted, writes land in small buffers' bytes. */
   readonly queue: Pick<GPUQueue, "submit" | "writeBuffer">;
 
-  /** @param options limits, memory size and adapter kind */
+  /**
+   * Creates a fake device.
+   *
+   * @param options limits, memory size and adapter kind
+   */
   constructor(options: FakeDeviceOptions = {}) {
     this.limits = {
       maxBufferSize: 2 ** 31 - 1,

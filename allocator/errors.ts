@@ -8,7 +8,11 @@ import { formatBytes } from "./format.ts";
 
 /** Misuse of the allocator: a double free, a block of another allocator, use after destroy. */
 export class AllocatorError extends Error {
-  /** @param message what could not be done and why */
+  /**
+   * Creates the error.
+   *
+   * @param message what could not be done and why
+   */
   constructor(message: string) {
     super(message);
     this.name = "AllocatorError";
@@ -53,7 +57,11 @@ export class OutOfMemoryError extends Error implements OutOfMemoryDetails {
   /** True when the device, not the watermark, refused the memory. */
   readonly device: boolean;
 
-  /** @param details the figures the message is made from */
+  /**
+   * Creates the error and its message from the figures.
+   *
+   * @param details the figures the message is made from
+   */
   constructor(details: OutOfMemoryDetails) {
     const limit = details.limit > 0 ? formatBytes(details.limit) : "none";
     const source = details.device ? "the device refused a heap" : "out of memory";

@@ -1,0 +1,265 @@
+/**
+ * Replays a trace on the {@linkcode FakeDevice}: the same allocator code,
+ * under the trace's settings or other ones, to measure what a policy would
+ * have reserved for the same sequence of requests.
+ *
+ * @module
+ */
+
+import { type Block, HeapAllocator, type Usage } from "./allocator.ts";
+import { type AllocatorLimits, FakeDevice } from "./device.ts";
+import { OutOfMemoryError } from "./errors.ts";
+import { readTrace, type Trace, TraceError, type TraceEvent } from "./trace.ts";
+
+/** Options of {@linkcode replay}; each unset one takes the trace's recorded setting. */
+export interface ReplayOptions {
+  /** Alloc conf applied on top of the trace's (later keys win), e.g. `"caching:0"`. */
+  allocConf?: string;
+  /** Hard limit on reserved bytes, as a number or `"512MiB"` (0: none). */
+  highWatermark?: number | string;
+  /** Soft limit on reserved bytes (0: none). */
+  lowWatermark?: number | string;
+  /** Device limits to replay under (merged over the trace's, then the fake device's defaults). */
+  limits?: Partial<AllocatorLimits>;
+  /** Bytes of device memory: heaps past it are refused (0: unlimited). */
+  memory?: number;
+  /** Replay as on a fallback (CPU) adapter, which gets larger extra-large heaps. */
+  fallbackAdapter?: boolean;
+  /** Record the replay itself and return its trace (with heap events, for a picture). */
+  record?: boolean;
+}
+
+/** What {@linkcode replay} measured. */
+export interface ReplayResult {
+  /** The alloc conf replayed under, every key spelled out. */
+  allocConf: string;
+  /** Events replayed. */
+  events: number;
+  /** Allocations and scalars replayed. */
+  allocations: number;
+  /** Frees replayed. */
+  frees: number;
+  /** Submits replayed. */
+  submits: number;
+  /** Peak of bytes in live blocks (rounded block sizes). */
+  peakAllocated: number;
+  /** Peak of bytes live blocks asked for (requested sizes). */
+  peakRequested: number;
+  /**
+   * Peak of bytes the program holds: live blocks plus blocks freed but
+   * waiting for a submit (their memory cannot be handed out yet).
+   */
+  peakInUse: number;
+  /** Peak of bytes in GPUBuffers held. */
+  peakReserved: number;
+  /** `peakReserved / peakAllocated` (0 when nothing was allocated). */
+  ratio: number;
+  /** `peakReserved / peakRequested` (0 when nothing was allocated). */
+  requestedRatio: number;
+  /** `peakReserved / peakInUse` (0 when nothing was allocated). */
+  inUseRatio: number;
+  /** Storage, uniform and scalar heaps made (split heaps and dedicated ones). */
+  heapsCreated: number;
+  /** Readback and upload buffers made. */
+  stagingBuffersCreated: number;
+  /** `createBuffer` calls on the device, all kinds. */
+  createBufferCalls: number;
+  /** Allocations served from cached memory. */
+  cacheHits: number;
+  /** Heap creations retried after releasing cached memory. */
+  retries: number;
+  /** Requests that failed with `OutOfMemoryError` in the replay. */
+  ooms: number;
+  /** Frees skipped because the replay could not allocate that block. */
+  skippedFrees: number;
+  /** The replay's own trace, when `record` was set. */
+  trace?: Trace;
+}
+
+const POOL_USAGE: Record<string, Usage | "scalar"> = {
+  small: "storage",
+  large: "storage",
+  uniform: "uniform",
+  scalar: "scalar",
+  readback: "readback",
+  upload: "upload",
+};
+const USAGES = new Set(["storage", "uniform", "readback", "upload"]);
+
+/**
+ * Replays a trace (a {@linkcode Trace}, a plain list of events, or JSON text
+ * of either) on a {@linkcode FakeDevice} and returns the peaks and counts.
+ * Frees marked pending wait for the next submit, as in the recorded run;
+ * frees in a plain list are immediate. Heap, release, split and resetPeak events
+ * are not replayed: the replay makes its own heaps and keeps its peaks over
+ * the whole trace. An `oom` event is tried again (and freed at once if it
+ * fits now).
+ *
+ * @throws {TraceError} malformed JSON or events, an unknown event, a free of
+ *   an id that is not live, or a request the device's limits refuse (the
+ *   message names the event's index)
+ *
+ * @example
+ * ```ts
+ * import { replay } from "./replay.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const events = [["a", 1, 3 << 20], ["f", 1], ["a", 2, 3 << 20]];
+ * const cached = replay(events);
+ * const uncached = replay(events, { allocConf: "caching:0" });
+ * assert.equal(cached.peakReserved, 32 << 20); // one large heap, reused
+ * assert.equal(cached.createBufferCalls, 1);
+ * assert.equal(uncached.createBufferCalls, 2); // released when empty, made again
+ * ```
+ */
+export function replay(
+  trace: Trace | readonly unknown[] | string,
+  options: ReplayOptions = {},
+): ReplayResult {
+  const t = readTrace(trace);
+  const settings = t.settings;
+  const device = new FakeDevice({
+    limits: { ...settings?.limits, ...options.limits },
+    memory: options.memory ?? 0,
+    fallback: options.fallbackAdapter ?? settings?.fallbackAdapter ?? false,
+  });
+  const heap = new HeapAllocator(device, {
+    allocConf: [settings?.allocConf ?? "", options.allocConf ?? ""].filter((s) => s).join(","),
+    highWatermark: options.highWatermark ?? settings?.highWatermark ?? 0,
+    lowWatermark: options.lowWatermark ?? settings?.lowWatermark ?? 0,
+    debug: false,
+  });
+  if (options.record) heap.startRecording();
+  const live = new Map<number, Block>();
+  const failed = new Set<number>();
+  let allocations = 0;
+  let frees = 0;
+  let submits = 0;
+  let skippedFrees = 0;
+  // Bytes held by the program, counted here: the stats keep no peak of live + pending.
+  let inUse = 0;
+  let pending = 0;
+  let peakInUse = 0;
+  const events = t.events as TraceEvent[];
+  try {
+    for (let i = 0; i < events.length; i++) {
+      const e = events[i];
+      switch (e[0]) {
+        case "a":
+        case "s": {
+          const id = e[1];
+          if (live.has(id)) {
+            throw new TraceError(`allocates block id ${id}, which is live (freed at no event)`, i);
+          }
+          failed.delete(id);
+          const usage = e[0] === "s" ? "scalar" : (e[3] ?? "storage");
+          const block = allocate(heap, usage, e[0] === "s" ? 4 : e[2], i);
+          allocations++;
+          if (block) {
+            live.set(id, block);
+            inUse += block.size;
+            if (inUse > peakInUse) peakInUse = inUse;
+          } else {
+            failed.add(id);
+          }
+          break;
+        }
+        case "f": {
+          const id = e[1];
+          const block = live.get(id);
+          if (!block) {
+            if (failed.delete(id)) {
+              skippedFrees++;
+              break;
+            }
+            throw new TraceError(`frees block id ${id}, which is not live`, i);
+          }
+          // Touching the buffer marks the block as used by GPU work: its free waits for a submit.
+          if (e[2] === true || e[2] === 1) {
+            void block.buffer;
+            pending += block.size;
+          } else {
+            inUse -= block.size;
+          }
+          heap.free(block);
+          live.delete(id);
+          frees++;
+          break;
+        }
+        case "submit":
+          heap.submit();
+          inUse -= pending;
+          pending = 0;
+          submits++;
+          break;
+        case "emptyCache":
+          heap.emptyCache();
+          break;
+        case "oom": {
+          const usage = POOL_USAGE[e[2]];
+          if (!usage) throw new TraceError(`unknown pool ${JSON.stringify(e[2])}`, i);
+          const block = allocate(heap, usage, e[1], i);
+          if (block) {
+            if (inUse + block.size > peakInUse) peakInUse = inUse + block.size;
+            heap.free(block);
+          }
+          break;
+        }
+        case "heap":
+        case "release":
+        case "split":
+        case "resetPeak":
+          break;
+        default:
+          throw new TraceError(`unknown event ${JSON.stringify((e as unknown[])[0])}`, i);
+      }
+    }
+    const stats = heap.memoryStats();
+    const created = (names: string[]) =>
+      names.reduce((n, p) => n + stats.pools[p as keyof typeof stats.pools].createBufferCalls, 0);
+    const peakAllocated = stats.allocatedBytes.peak;
+    const peakRequested = stats.requestedBytes.peak;
+    const peakReserved = stats.reservedBytes.peak;
+    const result: ReplayResult = {
+      allocConf: heap.settings().allocConf,
+      events: events.length,
+      allocations,
+      frees,
+      submits,
+      peakAllocated,
+      peakRequested,
+      peakInUse,
+      peakReserved,
+      ratio: peakAllocated > 0 ? peakReserved / peakAllocated : 0,
+      requestedRatio: peakRequested > 0 ? peakReserved / peakRequested : 0,
+      inUseRatio: peakInUse > 0 ? peakReserved / peakInUse : 0,
+      heapsCreated: created(["small", "large", "uniform", "scalar"]),
+      stagingBuffersCreated: created(["readback", "upload"]),
+      createBufferCalls: device.createBufferCalls,
+      cacheHits: stats.cacheHits,
+      retries: stats.numAllocRetries,
+      ooms: stats.numOoms,
+      skippedFrees,
+    };
+    if (options.record) result.trace = heap.stopRecording();
+    return result;
+  } finally {
+    heap.destroy();
+  }
+}
+
+/** One allocation of a replay; null when it ran out of memory (counted by the allocator). */
+function allocate(heap: HeapAllocator, usage: string, size: number, i: number): Block | null {
+  if (usage !== "scalar" && !USAGES.has(usage)) {
+    throw new TraceError(
+      `unknown usage ${JSON.stringify(usage)} (expected storage, uniform, readback or upload)`,
+      i,
+    );
+  }
+  try {
+    return usage === "scalar" ? heap.scalar(0) : heap.alloc(size, { usage: usage as Usage });
+  } catch (error) {
+    if (error instanceof OutOfMemoryError) return null;
+    throw new TraceError((error as Error).message, i);
+  }
+}

@@ -1,0 +1,214 @@
+/**
+ * Snapshots: every heap of an allocator with every block in it, and the
+ * statistics, as plain JSON with stable field names.
+ *
+ * The format, version 1:
+ *
+ * ```jsonc
+ * {
+ *   "format": "gpuheap-snapshot",
+ *   "version": 1,
+ *   "settings": { "allocConf": "…", "highWatermark": 0, "lowWatermark": 0,
+ *                 "alignment": 32, "limits": { … }, "fallbackAdapter": false },
+ *   "stats": { … },            // memoryStats(), same fields
+ *   "heaps": [                 // pools in POOL_NAMES order, each pool's heaps oldest first
+ *     { "id": 1, "pool": "small", "size": 8388608, "isSplit": true, "lost": false,
+ *       "ageMs": 12.5,
+ *       "blocks": [            // address order, covering [0, size) without gaps
+ *         { "id": 3, "offset": 0, "size": 4096, "requestedSize": 4000,
+ *           "state": "live", "usage": "storage", "label": "x", "ageOps": 2 },
+ *         { "id": null, "offset": 4096, "size": 8384512, "requestedSize": 0,
+ *           "state": "free", "usage": null, "label": null, "ageOps": null }
+ *       ] }
+ *   ]
+ * }
+ * ```
+ *
+ * Block states: `live` (handed out, not freed), `pending` (freed while
+ * recorded GPU work may still read it: reusable after the next submit),
+ * `cached` (a freed block of an unsplit heap, kept whole for reuse) and
+ * `free` (a free range of a split heap, or the tail of an unsplit heap past
+ * its block). Sums agree with the stats: live sizes add up to
+ * `stats.allocatedBytes.current`, pending sizes to `stats.pendingFreeBytes`,
+ * cached and free sizes to `stats.cachedBytes`, heap sizes to
+ * `stats.reservedBytes.current` (per pool as well).
+ *
+ * @module
+ */
+
+import type { AllocatorSettings } from "./config.ts";
+import type { MemoryStats } from "./stats.ts";
+import type { Range, Region } from "./tlsf.ts";
+
+/** The state of a block in a {@linkcode Snapshot}. */
+export type BlockStateName = "live" | "pending" | "cached" | "free";
+
+/** One block (or free range) of a heap in a {@linkcode Snapshot}. */
+export interface SnapshotBlock {
+  /** The block's id (as `Block.id` and debug output name it); null for a free range. */
+  id: number | null;
+  /** Byte offset inside the heap. */
+  offset: number;
+  /** Bytes the block occupies (the request rounded up). */
+  size: number;
+  /** Bytes the caller asked for (0 for a free range). */
+  requestedSize: number;
+  /** What the range holds now. */
+  state: BlockStateName;
+  /** What the block was allocated for (`"storage"`, `"uniform"`, …); null for a free range. */
+  usage: string | null;
+  /** The caller's label; null if none. */
+  label: string | null;
+  /**
+   * Allocator operations (allocs, scalars and frees) since the block was
+   * handed out — the allocator's clock, cheaper than reading time; null for a
+   * free range.
+   */
+  ageOps: number | null;
+}
+
+/** One heap (GPUBuffer) in a {@linkcode Snapshot}. */
+export interface SnapshotHeap {
+  /** The heap's id (as `Block.heapId` and debug output name it). */
+  id: number;
+  /** The pool it belongs to. */
+  pool: string;
+  /** Size of its GPUBuffer in bytes. */
+  size: number;
+  /** True for a heap shared by many blocks; false for one block's own GPUBuffer. */
+  isSplit: boolean;
+  /** True if the device refused the heap: nothing more is placed in it. */
+  lost: boolean;
+  /** Milliseconds since the heap was made. */
+  ageMs: number;
+  /** Its blocks and free ranges in address order, covering the whole heap. */
+  blocks: SnapshotBlock[];
+}
+
+/** What `HeapAllocator.snapshot()` returns: a versioned, JSON-ready picture of memory. */
+export interface Snapshot {
+  /** Always `"gpuheap-snapshot"`. */
+  format: "gpuheap-snapshot";
+  /** Version of the format: 1. */
+  version: 1;
+  /** The settings the allocator runs with. */
+  settings: AllocatorSettings;
+  /** `memoryStats()` at the moment of the snapshot. */
+  stats: MemoryStats;
+  /** Every heap, pools in `POOL_NAMES` order, each pool's heaps oldest first. */
+  heaps: SnapshotHeap[];
+}
+
+/** @internal the part of a block the walk reads. */
+export interface WalkBlock {
+  readonly offset: number;
+  readonly size: number;
+  readonly requestedSize: number;
+  readonly usage: string;
+  readonly label: string | undefined;
+}
+
+/** @internal the part of a heap the walk reads. */
+export interface WalkHeap {
+  readonly id: number;
+  readonly pool: string;
+  readonly size: number;
+  readonly isSplit: boolean;
+  readonly lost: boolean;
+  readonly createdAt: number;
+  readonly region: Region | null;
+  readonly block: WalkBlock | null;
+}
+
+/** @internal what the allocator hands {@linkcode walkHeaps}. */
+export interface WalkSource {
+  /** Every heap, in the order the snapshot lists them. */
+  heaps: Iterable<WalkHeap>;
+  /** The ranges of a split heap's region, in address order (each allocated one tagged with its block). */
+  ranges(heap: WalkHeap): Iterable<Range>;
+  /** A block's id, state and creation time. */
+  blockState(
+    block: WalkBlock,
+  ): { id: number; state: "live" | "pending" | "free"; bornAtOp: number };
+  /** The allocator's operation count now. */
+  ops: number;
+  stats: MemoryStats;
+  settings: AllocatorSettings;
+}
+
+/**
+ * @internal walks every heap and builds a {@linkcode Snapshot}. Time taken is
+ * O(ranges), so call it on demand, not per allocation.
+ */
+export function walkHeaps(source: WalkSource): Snapshot {
+  const now = performance.now();
+  const heaps: SnapshotHeap[] = [];
+  for (const heap of source.heaps) {
+    const blocks: SnapshotBlock[] = [];
+    if (heap.isSplit && heap.region) {
+      for (const range of source.ranges(heap)) {
+        if (range.isFree) blocks.push(freeRange(range.offset, range.size));
+        else blocks.push(blockEntry(source, range.tag as WalkBlock, range.size, false));
+      }
+    } else if (heap.block) {
+      blocks.push(blockEntry(source, heap.block, heap.block.size, true));
+      // A dedicated heap rounded past the binding limit has a tail no block covers.
+      if (heap.block.size < heap.size) {
+        blocks.push(freeRange(heap.block.size, heap.size - heap.block.size));
+      }
+    }
+    heaps.push({
+      id: heap.id,
+      pool: heap.pool,
+      size: heap.size,
+      isSplit: heap.isSplit,
+      lost: heap.lost,
+      ageMs: roundMs(now - heap.createdAt),
+      blocks,
+    });
+  }
+  return {
+    format: "gpuheap-snapshot",
+    version: 1,
+    settings: source.settings,
+    stats: source.stats,
+    heaps,
+  };
+}
+
+function blockEntry(
+  source: WalkSource,
+  block: WalkBlock,
+  size: number,
+  unsplit: boolean,
+): SnapshotBlock {
+  const s = source.blockState(block);
+  return {
+    id: s.id,
+    offset: block.offset,
+    size,
+    requestedSize: block.requestedSize,
+    // A freed block still named by an unsplit heap is that heap's cached block.
+    state: s.state === "free" ? (unsplit ? "cached" : "free") : s.state,
+    usage: block.usage,
+    label: block.label ?? null,
+    ageOps: source.ops - s.bornAtOp,
+  };
+}
+
+function freeRange(offset: number, size: number): SnapshotBlock {
+  return {
+    id: null,
+    offset,
+    size,
+    requestedSize: 0,
+    state: "free",
+    usage: null,
+    label: null,
+    ageOps: null,
+  };
+}
+
+function roundMs(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
+}

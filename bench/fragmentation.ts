@@ -1,0 +1,129 @@
+// Fragmentation: peak reserved bytes over peak live bytes, replayed on the
+// fake device for the workloads of trace_gen.ts (several seeds each) under
+// several policies. Three "live" figures divide peak reserved:
+//
+//   alloc    peak of bytes in live blocks, each block's rounded size
+//   req      peak of bytes live blocks asked for
+//   in use   peak of live blocks plus blocks freed but waiting for a submit
+//            (WebGPU forbids handing them out before it, so no policy can reuse them)
+//
+// Each cell is the mean over seeds, with the worst seed in brackets;
+// "createBuffer" is the mean count of GPUBuffers made.
+//
+// Run: deno run bench/fragmentation.ts [--seeds N] [--conf S]... [--json]
+import { replay, type ReplayResult } from "../allocator/replay.ts";
+import { generate, KINDS } from "./trace_gen.ts";
+
+/** The policies compared when no --conf is given. */
+export const POLICIES: readonly string[] = [
+  "",
+  "roundup_power2_divisions:4",
+  "caching:0",
+  "large_heap:64MiB",
+  "xlarge_heap:64MiB",
+  "xlarge_heap:256MiB",
+  "max_reserved_ratio:1.1",
+  "max_reserved_ratio:1.1,xlarge_heap:64MiB",
+];
+
+/** Mean and worst of one figure over seeds. */
+export interface Spread {
+  /** Mean over seeds. */
+  mean: number;
+  /** Largest over seeds. */
+  max: number;
+}
+
+/** One policy on one workload, over seeds. */
+export interface FragmentationRow {
+  /** The workload. */
+  workload: string;
+  /** The alloc conf ("" for the default). */
+  policy: string;
+  /** Peak reserved / peak allocated (rounded block bytes). */
+  alloc: Spread;
+  /** Peak reserved / peak requested bytes. */
+  requested: Spread;
+  /** Peak reserved / peak in use (live + waiting for a submit). */
+  inUse: Spread;
+  /** GPUBuffers made. */
+  createBufferCalls: Spread;
+  /** Mean peak of requested bytes. */
+  peakRequested: number;
+}
+
+function spread(values: number[]): Spread {
+  return { mean: values.reduce((a, b) => a + b, 0) / values.length, max: Math.max(...values) };
+}
+
+/** Replays every workload under every policy, `seeds` traces each. */
+export function measure(policies: readonly string[], seeds: number): FragmentationRow[] {
+  const rows: FragmentationRow[] = [];
+  for (const workload of KINDS) {
+    const traces = Array.from({ length: seeds }, (_, i) => generate(workload, { seed: i + 1 }));
+    for (const policy of policies) {
+      const rs: ReplayResult[] = traces.map((t) => replay(t, { allocConf: policy }));
+      rows.push({
+        workload,
+        policy,
+        alloc: spread(rs.map((r) => r.ratio)),
+        requested: spread(rs.map((r) => r.requestedRatio)),
+        inUse: spread(rs.map((r) => r.inUseRatio)),
+        createBufferCalls: spread(rs.map((r) => r.createBufferCalls)),
+        peakRequested: spread(rs.map((r) => r.peakRequested)).mean,
+      });
+    }
+  }
+  return rows;
+}
+
+/** The rows as one markdown table per workload. */
+export function formatRows(rows: readonly FragmentationRow[]): string {
+  const out: string[] = [];
+  const cell = (s: Spread) => `${s.mean.toFixed(3)} (${s.max.toFixed(3)})`;
+  for (const workload of new Set(rows.map((r) => r.workload))) {
+    const mine = rows.filter((r) => r.workload === workload);
+    const gib = (mine[0].peakRequested / 2 ** 30).toFixed(2);
+    out.push(`\n${workload} (peak requested ≈ ${gib} GiB)\n`);
+    out.push("| policy | reserved/alloc | reserved/req | reserved/in use | createBuffer |");
+    out.push("|---|---:|---:|---:|---:|");
+    for (const r of mine) {
+      out.push(
+        `| ${r.policy || "default"} | ${cell(r.alloc)} | ${cell(r.requested)} | ${
+          cell(r.inUse)
+        } | ${r.createBufferCalls.mean.toFixed(0)} |`,
+      );
+    }
+  }
+  return out.join("\n");
+}
+
+if (import.meta.main) {
+  const args = [...Deno.args];
+  const confs: string[] = [];
+  let seeds = 5;
+  let json = false;
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === "--conf") confs.push(args[++i] ?? "");
+    else if (args[i] === "--seeds") seeds = Number(args[++i]);
+    else if (args[i] === "--json") json = true;
+    else {
+      console.error(`Cannot measure: unknown argument ${JSON.stringify(args[i])}`);
+      console.error("usage: deno run bench/fragmentation.ts [--seeds N] [--conf S]... [--json]");
+      Deno.exit(2);
+    }
+  }
+  if (!Number.isInteger(seeds) || seeds < 1) {
+    console.error(`Cannot measure: --seeds must be a positive integer, got ${seeds}`);
+    Deno.exit(2);
+  }
+  const rows = measure(confs.length > 0 ? confs : POLICIES, seeds);
+  if (json) console.log(JSON.stringify(rows, null, 2));
+  else {
+    console.log(
+      `peak reserved ÷ peak live on the fake device (limits of a big GPU), ${seeds} seeds: ` +
+        "mean (worst)",
+    );
+    console.log(formatRows(rows));
+  }
+}

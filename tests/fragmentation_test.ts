@@ -1,0 +1,85 @@
+// What keeps reserved bytes near live bytes: a dedicated-size request takes a
+// free range of a split heap, a cached dedicated heap becomes a split heap
+// rather than a new GPUBuffer being made, and max_reserved_ratio bounds the cache.
+import assert from "node:assert/strict";
+import { FakeDevice, HeapAllocator } from "../mod.ts";
+import { formatAllocConf, parseAllocConf } from "../allocator/config.ts";
+import { replay } from "../allocator/replay.ts";
+import { memvizHtml } from "../allocator/memviz.ts";
+
+const MiB = 1 << 20;
+
+Deno.test("a dedicated-size request takes a free range of a split heap first", () => {
+  const device = new FakeDevice();
+  const heap = new HeapAllocator(device);
+  const a = heap.alloc(20 * MiB); // a 128 MiB extra-large heap
+  const b = heap.alloc(64 * MiB); // dedicated size, but 108 MiB are free beside `a`
+  assert.equal(b.heapId, a.heapId);
+  assert.equal(device.createBufferCalls, 1);
+  const c = heap.alloc(64 * MiB); // no room left: a heap of its own
+  assert.notEqual(c.heapId, a.heapId);
+  assert.equal(heap.snapshot().heaps.find((h) => h.id === c.heapId)!.isSplit, false);
+  heap.destroy();
+});
+
+Deno.test("a cached dedicated heap becomes a split heap instead of a new GPUBuffer", () => {
+  const lines: string[] = [];
+  const device = new FakeDevice();
+  const heap = new HeapAllocator(device, { debug: "alloc", log: (l) => lines.push(l) });
+  heap.startRecording();
+  const big = heap.alloc(64 * MiB + 1); // a dedicated heap, rounded to 66 MiB
+  heap.free(big); // cached whole
+  const x = heap.alloc(40 * MiB); // wants a new 128 MiB heap: the cached 66 MiB one serves
+  const y = heap.alloc(25 * MiB); // beside x: more bytes live than `big` had
+  assert.equal(big.size, 66 * MiB);
+  assert.equal(device.createBufferCalls, 1);
+  assert.equal(x.heapId, big.heapId);
+  assert.equal(y.heapId, big.heapId);
+  const [h] = heap.snapshot().heaps;
+  assert.equal(h.isSplit, true);
+  assert.deepEqual(h.blocks.map((b) => [b.id, b.offset, b.state]), [
+    [x.id, 0, "live"],
+    [y.id, x.size, "live"],
+    [null, x.size + y.size, "free"],
+  ]);
+  assert.ok(lines.some((l) => /^gpuheap: split heap #1 of 66\.00 MiB on large pool/.test(l)));
+  const z = heap.alloc(70 * MiB); // a later peak of live bytes, for the picture
+  const trace = heap.stopRecording();
+  assert.ok(trace.events.some((e) => e[0] === "split" && e[1] === h.id));
+  // The picture follows the heap from unsplit to split: at the peak, x and y share it.
+  const html = memvizHtml(trace);
+  assert.match(html, /#1 large heap 66 MiB/);
+  assert.match(html, new RegExp(`block #${y.id} live: 25\\.00 MiB at offset ${x.size}`));
+  assert.equal(replay(trace).createBufferCalls, 2);
+  heap.free(z);
+  heap.free(x);
+  heap.free(y);
+  assert.equal(heap.emptyCache(), 136 * MiB, "released as any idle heap");
+  heap.destroy();
+});
+
+Deno.test("max_reserved_ratio: reads, writes back, and bounds the cache", () => {
+  assert.equal(parseAllocConf("max_reserved_ratio:1.1").maxReservedRatio, 1.1);
+  assert.equal(parseAllocConf("").maxReservedRatio, 0);
+  for (const bad of ["0.5", "x", "", "-1"]) {
+    assert.throws(
+      () => parseAllocConf(`max_reserved_ratio:${bad}`),
+      /max_reserved_ratio must be 0 or a number >= 1, got/,
+    );
+  }
+  const conf = parseAllocConf("max_reserved_ratio:1.25,caching:0,small_heap:4MiB");
+  assert.deepEqual(parseAllocConf(formatAllocConf(conf)), conf);
+  // Dedicated sizes that grow every step: no cached heap ever fits the next one.
+  const events: unknown[] = [];
+  for (let i = 0; i < 16; i++) events.push(["a", i, (64 + 4 * i) * MiB], ["f", i]);
+  const kept = replay(events);
+  const bounded = replay(events, { allocConf: "max_reserved_ratio:1.1" });
+  assert.equal(kept.createBufferCalls, 16);
+  assert.equal(bounded.createBufferCalls, 16);
+  assert.ok(kept.peakReserved > 10 * kept.peakAllocated, "every size stays cached");
+  assert.equal(bounded.peakAllocated, kept.peakAllocated);
+  assert.ok(
+    bounded.peakReserved <= 1.1 * bounded.peakAllocated,
+    `${bounded.peakReserved} <= 1.1 × ${bounded.peakAllocated}`,
+  );
+});
