@@ -39,13 +39,13 @@ export const STAGING_DIVISIONS = 4;
 /** A cached staging buffer serves requests down to 1/(1+this) of its size: staging is short-lived. */
 export const STAGING_REUSE_SLACK = 1;
 /**
- * Default `max_reserved_ratio` (0: off, every cached heap is kept, as in MPS).
+ * Default `max_reserved_ratio` (0 would keep every cached heap, as MPS does).
  * With a ratio r, cached heaps are released (oldest first) before a heap is
  * made, so that reserved bytes stay within r times the peak of live bytes:
  * 1.1 keeps peak reserved near 1.1 × peak in use on workloads whose shapes
  * change every step, for more createBuffer calls (see bench/fragmentation.ts).
  */
-export const MAX_RESERVED_RATIO = 0;
+export const MAX_RESERVED_RATIO = 1.1;
 /** Reusing a cached dedicated heap wastes at most this fraction of it (and at least 2 MiB). */
 export const DEDICATED_REUSE_SLACK = 1 / 8;
 

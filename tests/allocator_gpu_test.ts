@@ -180,7 +180,10 @@ Deno.test("gpu: an alloc/free loop without GPU work reuses memory", async () => 
 
 Deno.test("gpu: a small high watermark ends in OutOfMemoryError with the facts", async () => {
   const device = await gpu();
-  const heap = new HeapAllocator(device, { highWatermark: "20MiB" });
+  const heap = new HeapAllocator(device, {
+    highWatermark: "20MiB",
+    allocConf: "max_reserved_ratio:0", // the watermark alone decides
+  });
   const a = heap.alloc(6 << 20); // a 32 MiB large heap does not fit: falls back to 6 MiB
   const b = heap.alloc(6 << 20);
   heap.free(b);

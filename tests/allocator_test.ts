@@ -125,7 +125,11 @@ Deno.test("freed blocks wait for a submit only if their buffer was read", () => 
 
 Deno.test("low watermark: releases cached heaps oldest first, no extra-large heaps", () => {
   const device = new FakeDevice();
-  const heap = new HeapAllocator(device, { lowWatermark: 72 * MiB });
+  // max_reserved_ratio:0 keeps every cached heap, so the watermark alone decides.
+  const heap = new HeapAllocator(device, {
+    lowWatermark: 72 * MiB,
+    allocConf: "max_reserved_ratio:0",
+  });
   const small = heap.alloc(1 * MiB); // 8 MiB heap
   const large = heap.alloc(2 * MiB); // 32 MiB heap
   heap.free(small);
@@ -141,7 +145,10 @@ Deno.test("low watermark: releases cached heaps oldest first, no extra-large hea
 });
 
 Deno.test("high watermark: releases the pool's cache, then all, then OOM", () => {
-  const heap = new HeapAllocator(new FakeDevice(), { highWatermark: 40 * MiB });
+  const heap = new HeapAllocator(new FakeDevice(), {
+    highWatermark: 40 * MiB,
+    allocConf: "max_reserved_ratio:0", // the watermark alone decides
+  });
   const s = heap.alloc(64 * KiB);
   heap.free(s); // 8 MiB small heap cached
   const l = heap.alloc(2 * MiB);

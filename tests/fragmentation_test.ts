@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { FakeDevice, HeapAllocator } from "../mod.ts";
 import { formatAllocConf, parseAllocConf } from "../allocator/config.ts";
 import { replay } from "../allocator/replay.ts";
+import { MAX_RESERVED_RATIO } from "../allocator/constants.ts";
 import { memvizHtml } from "../allocator/memviz.ts";
 
 const MiB = 1 << 20;
@@ -60,7 +61,8 @@ Deno.test("a cached dedicated heap becomes a split heap instead of a new GPUBuff
 
 Deno.test("max_reserved_ratio: reads, writes back, and bounds the cache", () => {
   assert.equal(parseAllocConf("max_reserved_ratio:1.1").maxReservedRatio, 1.1);
-  assert.equal(parseAllocConf("").maxReservedRatio, 0);
+  assert.equal(parseAllocConf("").maxReservedRatio, MAX_RESERVED_RATIO);
+  assert.equal(parseAllocConf("max_reserved_ratio:0").maxReservedRatio, 0);
   for (const bad of ["0.5", "x", "", "-1"]) {
     assert.throws(
       () => parseAllocConf(`max_reserved_ratio:${bad}`),
@@ -72,7 +74,7 @@ Deno.test("max_reserved_ratio: reads, writes back, and bounds the cache", () => 
   // Dedicated sizes that grow every step: no cached heap ever fits the next one.
   const events: unknown[] = [];
   for (let i = 0; i < 16; i++) events.push(["a", i, (64 + 4 * i) * MiB], ["f", i]);
-  const kept = replay(events);
+  const kept = replay(events, { allocConf: "max_reserved_ratio:0" });
   const bounded = replay(events, { allocConf: "max_reserved_ratio:1.1" });
   assert.equal(kept.createBufferCalls, 16);
   assert.equal(bounded.createBufferCalls, 16);
