@@ -71,3 +71,4 @@ export {
 export { replay, type ReplayOptions, type ReplayResult } from "./allocator/replay.ts";
 export { memvizHtml, type MemvizOptions, POOL_COLORS } from "./allocator/memviz.ts";
 export type { AllocatorSettings } from "./allocator/config.ts";
+export * from "./kernels/mod.ts";

@@ -1,0 +1,154 @@
+// conv2d, relu and the three-stage pipeline through the caching allocator,
+// against the same kernels on an allocator that calls createBuffer for every
+// block (outputs, parameters, readbacks) and destroys it after the submit.
+//
+// Each iteration records the op, disposes its output and submits; every
+// SYNC_EVERY iterations it waits for the GPU. "record" figures time only the
+// op call and the dispose: the CPU cost per op, where creating buffers shows
+// (the stand-in's destroys happen in the untimed submit, so they flatter it).
+// "throughput" figures time everything, waits included, so the GPU's time
+// (the same kernels either way) dominates them: on the software adapter the
+// kernels run on the same CPU cores, in the submit.
+//
+//   deno bench --allow-env --allow-read bench/kernels_bench.ts
+import { HeapAllocator } from "../allocator/allocator.ts";
+import { requestDevice } from "../allocator/request_device.ts";
+import {
+  batchOf,
+  conv2d,
+  type ConvWeights,
+  pipeline,
+  relu,
+  type Tensor,
+  tensor,
+  type TensorAllocator,
+  type TensorAllocOptions,
+  type TensorBlock,
+} from "../kernels/mod.ts";
+
+const SYNC_EVERY = 16;
+
+const USAGE_FLAGS = {
+  storage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+  uniform: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+  readback: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+  upload: GPUBufferUsage.MAP_WRITE | GPUBufferUsage.COPY_SRC,
+};
+
+/** No caching: a GPUBuffer per block, destroyed once the work using it is submitted. */
+class CreateBufferAllocator implements TensorAllocator {
+  readonly device: GPUDevice;
+  #pending: GPUBuffer[] = [];
+
+  constructor(device: GPUDevice) {
+    this.device = device;
+  }
+
+  alloc(size: number, options: TensorAllocOptions = {}): TensorBlock {
+    const usage = options.usage ?? "storage";
+    const bytes = Math.ceil(size / 4) * 4;
+    const buffer = this.device.createBuffer({ size: bytes, usage: USAGE_FLAGS[usage] });
+    return { buffer, offset: 0, size: bytes, requestedSize: size, pool: usage };
+  }
+
+  free(block: TensorBlock): void {
+    this.#pending.push(block.buffer);
+  }
+
+  submit(commandBuffers: GPUCommandBuffer[] = []): void {
+    this.device.queue.submit(commandBuffers);
+    for (const buffer of this.#pending) buffer.destroy();
+    this.#pending = [];
+  }
+}
+
+const device = await requestDevice();
+const adapter = device.adapterInfo;
+const allocators: [string, TensorAllocator][] = [
+  ["gpuheap", new HeapAllocator(device)],
+  ["createBuffer per output", new CreateBufferAllocator(device)],
+];
+
+function random(n: number, seed: number): Float32Array<ArrayBuffer> {
+  const out = new Float32Array(n);
+  let s = seed;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+    out[i] = (s / 2 ** 32) * 2 - 1 || 0.5;
+  }
+  return out;
+}
+
+function upload(heap: TensorAllocator, shape: number[], seed: number, scale = 1): Tensor {
+  const n = shape.reduce((a, b) => a * b, 1);
+  return tensor(heap, random(n, seed).map((v) => v * scale), shape);
+}
+
+/** Registers one group: the same op through each allocator, gpuheap the baseline. */
+function benchGroup(
+  group: string,
+  setup: (heap: TensorAllocator) => () => Tensor,
+  mode: "record" | "throughput" = "record",
+): void {
+  const title = `${group}, ${mode}`;
+  for (const [name, heap] of allocators) {
+    let run: (() => Tensor) | null = null;
+    let i = 0;
+    Deno.bench({
+      name: `${title} (${name})`,
+      group: title,
+      baseline: name === "gpuheap",
+      async fn(b) {
+        run ??= setup(heap);
+        if (mode === "record" && i % SYNC_EVERY === 0) {
+          await device.queue.onSubmittedWorkDone();
+        }
+        if (mode === "record") b.start();
+        run().dispose();
+        if (mode === "record") b.end();
+        batchOf(heap).submit();
+        if (mode === "throughput" && (i + 1) % SYNC_EVERY === 0) {
+          await device.queue.onSubmittedWorkDone();
+        }
+        i++;
+      },
+    });
+  }
+}
+
+console.log(`adapter: ${adapter.description || adapter.vendor} (${adapter.vendor})`);
+
+for (const [n, c, hw, cout] of [[1, 8, 16, 16], [1, 16, 32, 32]]) {
+  benchGroup(`conv2d [${n},${c},${hw},${hw}] -> ${cout}, 3x3 pad 1, tiled`, (heap) => {
+    const x = upload(heap, [n, c, hw, hw], 1);
+    const w = upload(heap, [cout, c, 3, 3], 2, 1 / Math.sqrt(c * 9));
+    const b = upload(heap, [cout], 3);
+    return () => conv2d(x, w, b, { padding: 1, algorithm: "tiled" });
+  });
+}
+
+benchGroup("conv2d [1,16,32,32] -> 32, 3x3 pad 1, naive", (heap) => {
+  const x = upload(heap, [1, 16, 32, 32], 1);
+  const w = upload(heap, [32, 16, 3, 3], 2, 1 / 12);
+  return () => conv2d(x, w, null, { padding: 1, algorithm: "naive" });
+});
+
+for (const shape of [[1, 1, 16, 16], [1, 16, 64, 64]]) {
+  const setup = (heap: TensorAllocator) => {
+    const x = upload(heap, shape, 4);
+    return () => relu(x);
+  };
+  benchGroup(`relu [${shape}]`, setup);
+  benchGroup(`relu [${shape}]`, setup, "throughput");
+}
+
+function pipelineSetup(heap: TensorAllocator): () => Tensor {
+  const x = upload(heap, [1, 16, 32, 32], 5);
+  const weights: ConvWeights[] = [16, 32, 32].map((cin, i) => ({
+    weight: upload(heap, [32, cin, 3, 3], 10 + i, 1 / Math.sqrt(cin * 9)),
+    bias: upload(heap, [32], 20 + i),
+  }));
+  return () => pipeline(x, weights);
+}
+benchGroup("pipeline [1,16,32,32] -> 32/32/32", pipelineSetup);
+benchGroup("pipeline [1,16,32,32] -> 32/32/32", pipelineSetup, "throughput");

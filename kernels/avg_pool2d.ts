@@ -1,0 +1,76 @@
+/**
+ * 2-D average pooling on NCHW tensors.
+ *
+ * @module
+ */
+
+import { poolGeometry } from "./_geometry.ts";
+import { checkTensors, i32Params, recordInto } from "./_op.ts";
+import { grid2d } from "./_wgsl.ts";
+import { AVG_POOL2D_PARAMS, avgPool2dWgsl } from "./avg_pool2d.wgsl.ts";
+import { batchOf } from "./batch.ts";
+import { getPipeline } from "./pipeline_cache.ts";
+import { checkDivisor } from "./reference.ts";
+import { empty, type Tensor } from "./tensor.ts";
+
+const WORKGROUP = 256;
+
+/** Options of {@linkcode avgPool2d}, as `torch.nn.functional.avg_pool2d` takes them. */
+export interface AvgPool2dOptions {
+  /** Window size. */
+  kernelSize: number | readonly [number, number];
+  /** Step between windows (default: kernelSize). */
+  stride?: number | readonly [number, number];
+  /** Implicit zero padding on both sides, at most half the kernel size (default 0). */
+  padding?: number | readonly [number, number];
+  /** Round the output size up rather than down (default false). */
+  ceilMode?: boolean;
+  /** Count padding in the divisor (default true). */
+  countIncludePad?: boolean;
+  /** Divide by this instead of the window size. */
+  divisorOverride?: number;
+}
+
+/**
+ * Average pooling over `[N, C, H, W]`, as `torch.nn.functional.avg_pool2d`.
+ *
+ * @example
+ * ```ts
+ * import { avgPool2d } from "./avg_pool2d.ts";
+ * import { tensor } from "./tensor.ts";
+ * import { HeapAllocator } from "../allocator/allocator.ts";
+ * import { requestDevice } from "../allocator/request_device.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const device = await requestDevice();
+ * const heap = new HeapAllocator(device);
+ * const x = tensor(heap, [1, 3, 5, 7], [1, 1, 2, 2]);
+ * const y = avgPool2d(x, { kernelSize: 2 });
+ * assert.deepEqual([...await y.read()], [4]);
+ * heap.destroy();
+ * device.destroy();
+ * ```
+ *
+ * @param x input `[N, C, H, W]`
+ * @param options kernelSize, stride, padding, ceilMode, countIncludePad, divisorOverride
+ * @returns a new tensor `[N, C, Hout, Wout]`
+ * @throws {RangeError} bad sizes, padding over half the kernel, or an empty output
+ */
+export function avgPool2d(x: Tensor, options: AvgPool2dOptions): Tensor {
+  const op = "avgPool2d";
+  checkTensors(op, { input: x });
+  const g = poolGeometry(op, x.shape, { ...options, dilation: 1 });
+  const divisor = checkDivisor(op, options.divisorOverride) ?? 0;
+  const batch = batchOf(x.heap);
+  const program = { dtype: x.dtype, params: batch.paramsSpace, workgroupSize: WORKGROUP } as const;
+  const pipeline = getPipeline(batch.device, "avg_pool2d", program, avgPool2dWgsl);
+  const total = g.n * g.c * g.hOut * g.wOut;
+  const includePad = (options.countIncludePad ?? true) ? 1 : 0;
+  const y = empty(x.heap, [g.n, g.c, g.hOut, g.wOut], { dtype: x.dtype });
+  return recordInto(y, () => {
+    const params = batch.params(
+      i32Params(AVG_POOL2D_PARAMS, { ...g, total, includePad, divisor }),
+    );
+    batch.dispatch(pipeline, params, [x.block, y.block], grid2d(Math.ceil(total / WORKGROUP)));
+  });
+}

@@ -1,0 +1,300 @@
+/**
+ * 2-D convolution on NCHW tensors, with bias and ReLU fused into the
+ * kernel's epilogue.
+ *
+ * @module
+ */
+
+import { type ConvGeometry, convGeometry, type Pair } from "./_geometry.ts";
+import { checkTensors, i32Params, recordInto } from "./_op.ts";
+import { grid2d, MAX_WORKGROUPS_PER_DIMENSION } from "./_wgsl.ts";
+import { type Batch, batchOf } from "./batch.ts";
+import { CONV2D_NAIVE_PARAMS, conv2dNaiveWgsl } from "./conv2d_naive.wgsl.ts";
+import { CONV2D_PACK_WEIGHTS_PARAMS, conv2dPackWeightsWgsl } from "./conv2d_pack_weights.wgsl.ts";
+import {
+  CONV2D_TILED_PARAMS,
+  conv2dTiledProblem,
+  type Conv2dTiledProgram,
+  conv2dTiledThreads,
+  conv2dTiledWgsl,
+  conv2dTiledWorkgroupBytes,
+} from "./conv2d_tiled.wgsl.ts";
+import { getPipeline } from "./pipeline_cache.ts";
+import { empty, type Tensor } from "./tensor.ts";
+
+const NAIVE_WORKGROUP = 64;
+const PACK_WORKGROUP = 256;
+
+/** Which conv2d kernel runs. */
+export type Conv2dAlgorithm = "auto" | "naive" | "tiled";
+
+/** Tile sizes of the tiled kernel (see {@linkcode Conv2dTiledProgram}). */
+export type Conv2dTiles = Pick<
+  Conv2dTiledProgram,
+  "tileM" | "tileN" | "tileK" | "threadM" | "threadN"
+>;
+
+/** Options of {@linkcode conv2d}, as `torch.nn.functional.conv2d` takes them. */
+export interface Conv2dOptions {
+  /** Step of the kernel over the input (default 1). */
+  stride?: Pair;
+  /**
+   * Implicit zero padding on both sides (default 0); `"valid"` is 0,
+   * `"same"` keeps the input size (stride 1 only).
+   */
+  padding?: Pair | "same" | "valid";
+  /** Spacing between kernel elements (default 1). */
+  dilation?: Pair;
+  /** Blocked connections from input to output channels (default 1). */
+  groups?: number;
+  /**
+   * The kernel: `"naive"` one thread per output (the reference path),
+   * `"tiled"` an implicit GEMM through workgroup memory, `"auto"` (default)
+   * tiled except for depthwise-like convolutions (one input channel per
+   * group), which run naive.
+   */
+  algorithm?: Conv2dAlgorithm;
+  /** Applies ReLU in the kernel's epilogue (as {@linkcode conv2dRelu}). */
+  relu?: boolean;
+  /** Tile sizes for the tiled kernel, for tuning; chosen from the shape when absent. */
+  tiles?: Conv2dTiles;
+}
+
+/**
+ * The tile sizes the tiled kernel uses for a convolution, given input
+ * channels per group and output channels per group.
+ *
+ * @example
+ * ```ts
+ * import { conv2dDefaultTiles } from "./conv2d.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(conv2dDefaultTiles(32, 64).tileN, 64);
+ * ```
+ *
+ * @param cInG input channels per group
+ * @param cOutG output channels per group
+ * @returns tile sizes
+ */
+export function conv2dDefaultTiles(cInG: number, cOutG: number): Conv2dTiles {
+  const tileK = cInG >= 8 ? 8 : 4;
+  if (cOutG > 32) return { tileM: 128, tileN: 64, tileK, threadM: 8, threadN: 8 };
+  if (cOutG > 16) return { tileM: 128, tileN: 32, tileK, threadM: 8, threadN: 4 };
+  return { tileM: 64, tileN: 16, tileK, threadM: 4, threadN: 4 };
+}
+
+/**
+ * 2-D convolution, as `torch.nn.functional.conv2d`: input `[N, Cin, H, W]`,
+ * weight `[Cout, Cin/groups, kH, kW]`, bias `[Cout]`. Every check runs
+ * before anything is recorded; the dispatches go into the allocator's batch.
+ *
+ * @example
+ * ```ts
+ * import { conv2d } from "./conv2d.ts";
+ * import { tensor } from "./tensor.ts";
+ * import { HeapAllocator } from "../allocator/allocator.ts";
+ * import { requestDevice } from "../allocator/request_device.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const device = await requestDevice();
+ * const heap = new HeapAllocator(device);
+ * const x = tensor(heap, [1, 2, 3, 4, 5, 6, 7, 8, 9], [1, 1, 3, 3]);
+ * const w = tensor(heap, [1, 1, 1, 1], [1, 1, 2, 2]);
+ * const b = tensor(heap, [0.5], [1]);
+ * const y = conv2d(x, w, b);
+ * assert.deepEqual(y.shape, [1, 1, 2, 2]);
+ * assert.deepEqual([...await y.read()], [12.5, 16.5, 24.5, 28.5]);
+ * heap.destroy();
+ * device.destroy();
+ * ```
+ *
+ * @param x input `[N, Cin, H, W]`
+ * @param weight `[Cout, Cin/groups, kH, kW]`
+ * @param bias `[Cout]`, or null / undefined for none
+ * @param options stride, padding, dilation, groups, algorithm, relu, tiles
+ * @returns a new tensor `[N, Cout, Hout, Wout]`
+ * @throws {RangeError} the shapes or options do not fit together
+ * @throws {TypeError} a dtype mismatch, or an argument that is not a tensor
+ * @throws {Error} a disposed tensor, or tensors of different allocators
+ */
+export function conv2d(
+  x: Tensor,
+  weight: Tensor,
+  bias: Tensor | null = null,
+  options: Conv2dOptions = {},
+): Tensor {
+  const op = options.relu ? "conv2dRelu" : "conv2d";
+  checkTensors(op, { input: x, weight, bias });
+  const g = convGeometry(op, x.shape, weight.shape, bias ? bias.shape : null, options);
+  const algorithm = options.algorithm ?? "auto";
+  if (algorithm !== "auto" && algorithm !== "naive" && algorithm !== "tiled") {
+    throw new RangeError(
+      `Cannot ${op}: algorithm must be "auto", "naive" or "tiled", got ${
+        JSON.stringify(algorithm)
+      }`,
+    );
+  }
+  const batch = batchOf(x.heap);
+  const tiled = algorithm === "tiled" || (algorithm === "auto" && g.cInG > 1);
+  const relu = options.relu ?? false;
+  return tiled
+    ? recordTiled(op, batch, g, x, weight, bias, relu, options.tiles)
+    : recordNaive(batch, g, x, weight, bias, relu);
+}
+
+/**
+ * Convolution + bias + ReLU in one kernel: `relu(conv2d(x, weight, bias))`
+ * without the intermediate tensor.
+ *
+ * @example
+ * ```ts
+ * import { conv2dRelu } from "./conv2d.ts";
+ * import { tensor } from "./tensor.ts";
+ * import { HeapAllocator } from "../allocator/allocator.ts";
+ * import { requestDevice } from "../allocator/request_device.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const device = await requestDevice();
+ * const heap = new HeapAllocator(device);
+ * const x = tensor(heap, [1, -2, 3, -4], [1, 1, 2, 2]);
+ * const w = tensor(heap, [1, -1], [2, 1, 1, 1]);
+ * const y = conv2dRelu(x, w, null);
+ * assert.deepEqual([...await y.read()], [1, 0, 3, 0, 0, 2, 0, 4]);
+ * heap.destroy();
+ * device.destroy();
+ * ```
+ *
+ * @param x input `[N, Cin, H, W]`
+ * @param weight `[Cout, Cin/groups, kH, kW]`
+ * @param bias `[Cout]`, or null / undefined for none
+ * @param options as {@linkcode conv2d}
+ * @returns a new tensor `[N, Cout, Hout, Wout]`
+ */
+export function conv2dRelu(
+  x: Tensor,
+  weight: Tensor,
+  bias: Tensor | null = null,
+  options: Omit<Conv2dOptions, "relu"> = {},
+): Tensor {
+  return conv2d(x, weight, bias, { ...options, relu: true });
+}
+
+function recordNaive(
+  batch: Batch,
+  g: ConvGeometry,
+  x: Tensor,
+  weight: Tensor,
+  bias: Tensor | null,
+  relu: boolean,
+): Tensor {
+  const program = {
+    dtype: x.dtype,
+    params: batch.paramsSpace,
+    workgroupSize: NAIVE_WORKGROUP,
+    bias: bias !== null,
+    relu,
+  } as const;
+  const pipeline = getPipeline(batch.device, "conv2d_naive", program, conv2dNaiveWgsl);
+  const total = g.n * g.cOut * g.hOut * g.wOut;
+  const y = empty(x.heap, [g.n, g.cOut, g.hOut, g.wOut], { dtype: x.dtype });
+  return recordInto(y, () => {
+    const params = batch.params(i32Params(CONV2D_NAIVE_PARAMS, { ...g, total }));
+    const blocks = bias
+      ? [x.block, weight.block, bias.block, y.block]
+      : [x.block, weight.block, y.block];
+    batch.dispatch(pipeline, params, blocks, grid2d(Math.ceil(total / NAIVE_WORKGROUP)));
+  });
+}
+
+function recordTiled(
+  op: string,
+  batch: Batch,
+  g: ConvGeometry,
+  x: Tensor,
+  weight: Tensor,
+  bias: Tensor | null,
+  relu: boolean,
+  tiles: Conv2dTiles | undefined,
+): Tensor {
+  const hwOut = g.hOut * g.wOut;
+  const program: Conv2dTiledProgram = {
+    dtype: x.dtype,
+    params: batch.paramsSpace,
+    ...(tiles ?? conv2dDefaultTiles(g.cInG, g.cOutG)),
+    bias: bias !== null,
+    relu,
+    vectorStore: hwOut % 4 === 0,
+  };
+  // Key order must not depend on the caller's tiles object.
+  const ordered: Conv2dTiledProgram = {
+    dtype: program.dtype,
+    params: program.params,
+    tileM: program.tileM,
+    tileN: program.tileN,
+    tileK: program.tileK,
+    threadM: program.threadM,
+    threadN: program.threadN,
+    bias: program.bias,
+    relu: program.relu,
+    vectorStore: program.vectorStore,
+  };
+  const problem = conv2dTiledProblem(ordered);
+  if (problem) throw new RangeError(`Cannot ${op}: bad tiles: ${problem}`);
+  const limits = batch.device.limits;
+  const threads = conv2dTiledThreads(ordered);
+  if (threads > limits.maxComputeInvocationsPerWorkgroup) {
+    throw new RangeError(
+      `Cannot ${op}: tiles need ${threads} threads per workgroup, the device allows ${limits.maxComputeInvocationsPerWorkgroup}`,
+    );
+  }
+  const shared = conv2dTiledWorkgroupBytes(ordered);
+  if (shared > limits.maxComputeWorkgroupStorageSize) {
+    throw new RangeError(
+      `Cannot ${op}: tiles need ${shared} bytes of workgroup memory, the device allows ${limits.maxComputeWorkgroupStorageSize}`,
+    );
+  }
+  if (g.groups > MAX_WORKGROUPS_PER_DIMENSION) {
+    throw new RangeError(
+      `Cannot ${op}: the tiled kernel takes at most ${MAX_WORKGROUPS_PER_DIMENSION} groups, got ${g.groups} (use algorithm "naive")`,
+    );
+  }
+  const pipeline = getPipeline(batch.device, "conv2d_tiled", ordered, conv2dTiledWgsl);
+  const packProgram = {
+    dtype: x.dtype,
+    params: batch.paramsSpace,
+    workgroupSize: PACK_WORKGROUP,
+  } as const;
+  const pack = getPipeline(batch.device, "conv2d_pack_weights", packProgram, conv2dPackWeightsWgsl);
+
+  const m = g.n * hwOut;
+  const mTiles = Math.ceil(m / ordered.tileM);
+  const nTiles = Math.ceil(g.cOutG / ordered.tileN);
+  const kHW = g.kH * g.kW;
+  const numK = kHW * Math.ceil(g.cInG / ordered.tileK);
+  const values = { ...g, m, kHW, numK, mTiles, nTiles };
+  const packedWeight = empty(x.heap, [weight.numel], { dtype: x.dtype });
+  try {
+    const y = empty(x.heap, [g.n, g.cOut, g.hOut, g.wOut], { dtype: x.dtype });
+    return recordInto(y, () => {
+      const total = weight.numel;
+      batch.dispatch(
+        pack,
+        batch.params(i32Params(CONV2D_PACK_WEIGHTS_PARAMS, { total, ...values })),
+        [weight.block, packedWeight.block],
+        grid2d(Math.ceil(total / PACK_WORKGROUP)),
+      );
+      const blocks = bias
+        ? [x.block, packedWeight.block, bias.block, y.block]
+        : [x.block, packedWeight.block, y.block];
+      batch.dispatch(
+        pipeline,
+        batch.params(i32Params(CONV2D_TILED_PARAMS, values)),
+        blocks,
+        grid2d(mTiles * nTiles, g.groups),
+      );
+    });
+  } finally {
+    // Recorded work still reads it: the allocator reuses it after the submit.
+    packedWeight.dispose();
+  }
+}

@@ -1,0 +1,119 @@
+/**
+ * WGSL of the direct conv2d kernel: one thread per output element. It is
+ * the reference GPU path and the one depthwise convolutions take.
+ *
+ * @module
+ */
+
+import {
+  checkWorkgroupSize,
+  type DType,
+  enableLine,
+  paramsDeclaration,
+  type ParamsSpace,
+  TENSOR_ACCESS,
+} from "./_wgsl.ts";
+
+/** What one compiled direct conv2d shader is specialised for. */
+export interface Conv2dNaiveProgram {
+  /** Element type of input, weight, bias and output. */
+  dtype: DType;
+  /** Where the parameters live (default uniform). */
+  params?: ParamsSpace;
+  /** Threads per workgroup. */
+  workgroupSize: number;
+  /** Adds a bias (binding 3, output moves to 4). */
+  bias: boolean;
+  /** Applies ReLU to the result. */
+  relu: boolean;
+}
+
+/** Field order of the direct conv2d uniform (i32 each). */
+export const CONV2D_NAIVE_PARAMS = [
+  "total",
+  "cIn",
+  "h",
+  "w",
+  "cOut",
+  "cInG",
+  "cOutG",
+  "kH",
+  "kW",
+  "strideH",
+  "strideW",
+  "padH",
+  "padW",
+  "dilH",
+  "dilW",
+  "hOut",
+  "wOut",
+] as const;
+
+/**
+ * Builds the direct conv2d shader. Bindings: 0 uniform, 1 input
+ * `[N, Cin, H, W]`, 2 weight `[Cout, Cin/groups, kH, kW]`, then bias `[Cout]`
+ * if `bias`, then output `[N, Cout, Hout, Wout]`. Accumulates in f32.
+ *
+ * @example
+ * ```ts
+ * import { conv2dNaiveWgsl } from "./conv2d_naive.wgsl.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const code = conv2dNaiveWgsl({ dtype: "f32", workgroupSize: 64, bias: true, relu: true });
+ * assert.match(code, /max\(acc, 0\.0\)/);
+ * ```
+ *
+ * @param program element type, workgroup size and epilogue
+ * @returns the WGSL source
+ */
+export function conv2dNaiveWgsl(program: Conv2dNaiveProgram): string {
+  checkWorkgroupSize("conv2d", program.workgroupSize);
+  const t = program.dtype;
+  const out = program.bias ? 4 : 3;
+  return `${enableLine(t)}
+struct Params {
+${CONV2D_NAIVE_PARAMS.map((f) => `  ${f}: i32,`).join("\n")}
+}
+
+${paramsDeclaration(program.params)}
+@group(0) @binding(1) var<storage, ${TENSOR_ACCESS}> x: array<${t}>;
+@group(0) @binding(2) var<storage, ${TENSOR_ACCESS}> wt: array<${t}>;
+${program.bias ? `@group(0) @binding(3) var<storage, ${TENSOR_ACCESS}> bias: array<${t}>;` : ""}
+@group(0) @binding(${out}) var<storage, ${TENSOR_ACCESS}> y: array<${t}>;
+
+@compute @workgroup_size(${program.workgroupSize})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>,
+        @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = i32(gid.y * nwg.x * ${program.workgroupSize}u + gid.x);
+  if (i >= p.total) { return; }
+  let ow = i % p.wOut;
+  var rest = i / p.wOut;
+  let oh = rest % p.hOut;
+  rest = rest / p.hOut;
+  let co = rest % p.cOut;
+  let n = rest / p.cOut;
+  let g = co / p.cOutG;
+  let h0 = oh * p.strideH - p.padH;
+  let w0 = ow * p.strideW - p.padW;
+  var acc = 0.0;
+  for (var ci = 0; ci < p.cInG; ci++) {
+    let xc = (n * p.cIn + g * p.cInG + ci) * p.h;
+    let wc = (co * p.cInG + ci) * p.kH;
+    for (var ky = 0; ky < p.kH; ky++) {
+      let ih = h0 + ky * p.dilH;
+      if (ih < 0 || ih >= p.h) { continue; }
+      let xr = (xc + ih) * p.w;
+      let wr = (wc + ky) * p.kW;
+      for (var kx = 0; kx < p.kW; kx++) {
+        let iw = w0 + kx * p.dilW;
+        if (iw < 0 || iw >= p.w) { continue; }
+        acc += f32(x[xr + iw]) * f32(wt[wr + kx]);
+      }
+    }
+  }
+${program.bias ? "  acc += f32(bias[co]);\n" : ""}${
+    program.relu ? "  acc = max(acc, 0.0);\n" : ""
+  }  y[i] = ${t}(acc);
+}
+`;
+}

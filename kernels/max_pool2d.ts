@@ -1,0 +1,70 @@
+/**
+ * 2-D max pooling on NCHW tensors.
+ *
+ * @module
+ */
+
+import { poolGeometry } from "./_geometry.ts";
+import { checkTensors, i32Params, recordInto } from "./_op.ts";
+import { grid2d } from "./_wgsl.ts";
+import { batchOf } from "./batch.ts";
+import { MAX_POOL2D_PARAMS, maxPool2dWgsl } from "./max_pool2d.wgsl.ts";
+import { getPipeline } from "./pipeline_cache.ts";
+import { empty, type Tensor } from "./tensor.ts";
+
+const WORKGROUP = 256;
+
+/** Options of {@linkcode maxPool2d}, as `torch.nn.functional.max_pool2d` takes them. */
+export interface MaxPool2dOptions {
+  /** Window size. */
+  kernelSize: number | readonly [number, number];
+  /** Step between windows (default: kernelSize). */
+  stride?: number | readonly [number, number];
+  /** Implicit minus-infinity padding on both sides, at most half the kernel size (default 0). */
+  padding?: number | readonly [number, number];
+  /** Spacing between window elements (default 1). */
+  dilation?: number | readonly [number, number];
+  /** Round the output size up rather than down (default false). */
+  ceilMode?: boolean;
+}
+
+/**
+ * Max pooling over `[N, C, H, W]`, as `torch.nn.functional.max_pool2d`.
+ *
+ * @example
+ * ```ts
+ * import { maxPool2d } from "./max_pool2d.ts";
+ * import { tensor } from "./tensor.ts";
+ * import { HeapAllocator } from "../allocator/allocator.ts";
+ * import { requestDevice } from "../allocator/request_device.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const device = await requestDevice();
+ * const heap = new HeapAllocator(device);
+ * const x = tensor(heap, [1, 2, 5, 3, 4, 0, 9, 8, 7, 6, 2, 1, 0, 3, 4, 5], [1, 1, 4, 4]);
+ * const y = maxPool2d(x, { kernelSize: 2 });
+ * assert.deepEqual(y.shape, [1, 1, 2, 2]);
+ * assert.deepEqual([...await y.read()], [4, 9, 7, 5]);
+ * heap.destroy();
+ * device.destroy();
+ * ```
+ *
+ * @param x input `[N, C, H, W]`
+ * @param options kernelSize, stride, padding, dilation, ceilMode
+ * @returns a new tensor `[N, C, Hout, Wout]`
+ * @throws {RangeError} bad sizes, padding over half the kernel, or an empty output
+ */
+export function maxPool2d(x: Tensor, options: MaxPool2dOptions): Tensor {
+  const op = "maxPool2d";
+  checkTensors(op, { input: x });
+  const g = poolGeometry(op, x.shape, options);
+  const batch = batchOf(x.heap);
+  const program = { dtype: x.dtype, params: batch.paramsSpace, workgroupSize: WORKGROUP } as const;
+  const pipeline = getPipeline(batch.device, "max_pool2d", program, maxPool2dWgsl);
+  const total = g.n * g.c * g.hOut * g.wOut;
+  const y = empty(x.heap, [g.n, g.c, g.hOut, g.wOut], { dtype: x.dtype });
+  return recordInto(y, () => {
+    const params = batch.params(i32Params(MAX_POOL2D_PARAMS, { ...g, total }, [-Infinity]));
+    batch.dispatch(pipeline, params, [x.block, y.block], grid2d(Math.ceil(total / WORKGROUP)));
+  });
+}

@@ -1,0 +1,121 @@
+/**
+ * The three-stage pipeline: conv2d + bias + ReLU, then a 2x2 stride-2 pool,
+ * three times (max, max, average).
+ *
+ * @module
+ */
+
+import { convGeometry, formatShape, poolGeometry } from "./_geometry.ts";
+import { checkTensors } from "./_op.ts";
+import { avgPool2d } from "./avg_pool2d.ts";
+import { type Conv2dAlgorithm, conv2dRelu, type Conv2dTiles } from "./conv2d.ts";
+import { maxPool2d } from "./max_pool2d.ts";
+import { PIPELINE_STAGES } from "./reference.ts";
+import type { Tensor } from "./tensor.ts";
+
+/** Weight and optional bias of one convolution. */
+export interface ConvWeights {
+  /** `[Cout, Cin/groups, kH, kW]`. */
+  weight: Tensor;
+  /** `[Cout]`, or absent for no bias. */
+  bias?: Tensor | null;
+}
+
+/** Options of {@linkcode pipeline}. */
+export interface PipelineOptions {
+  /** The conv2d kernel (default `"auto"`). */
+  algorithm?: Conv2dAlgorithm;
+  /** Tile sizes of the tiled conv2d kernel, for tuning. */
+  tiles?: Conv2dTiles;
+}
+
+/**
+ * Runs the three stages of {@linkcode PIPELINE_STAGES} on `x`: each a
+ * convolution (stride 1, padding 1) with bias and ReLU fused, then a 2x2
+ * stride-2 pool (max, max, average). Every shape is checked before anything
+ * is recorded; intermediates are disposed as soon as the next stage is
+ * recorded, and the allocator reuses them after the batch's submit.
+ * {@linkcode pipelineRef} is its float64 reference.
+ *
+ * @example
+ * ```ts
+ * import { pipeline } from "./pipeline.ts";
+ * import { tensor } from "./tensor.ts";
+ * import { HeapAllocator } from "../allocator/allocator.ts";
+ * import { requestDevice } from "../allocator/request_device.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const device = await requestDevice();
+ * const heap = new HeapAllocator(device);
+ * const conv = (cin: number, cout: number) => ({
+ *   weight: tensor(heap, new Float32Array(cout * cin * 9).fill(0.1), [cout, cin, 3, 3]),
+ *   bias: tensor(heap, new Float32Array(cout).fill(0.5), [cout]),
+ * });
+ * const x = tensor(heap, new Float32Array(2 * 8 * 8).fill(1), [1, 2, 8, 8]);
+ * const y = pipeline(x, [conv(2, 4), conv(4, 4), conv(4, 4)]);
+ * assert.deepEqual(y.shape, [1, 4, 1, 1]);
+ * console.log(await y.read());
+ * heap.destroy();
+ * device.destroy();
+ * ```
+ *
+ * @param x input `[N, C, H, W]`
+ * @param weights the three convolutions' weights and biases
+ * @param options conv2d algorithm and tiles
+ * @returns a new tensor, the last stage's output
+ */
+export function pipeline(
+  x: Tensor,
+  weights: readonly ConvWeights[],
+  options: PipelineOptions = {},
+): Tensor {
+  const op = "run pipeline";
+  if (!Array.isArray(weights) || weights.length !== PIPELINE_STAGES.length) {
+    throw new RangeError(
+      `Cannot ${op}: expected ${PIPELINE_STAGES.length} convolutions' weights, got ${
+        Array.isArray(weights) ? weights.length : weights
+      }`,
+    );
+  }
+  // Check every stage's shapes first, so a bad later stage records nothing.
+  let shape: readonly number[] = x?.shape;
+  weights.forEach((w, i) => {
+    const stage = PIPELINE_STAGES[i];
+    checkTensors(op, {
+      input: x,
+      [`weights[${i}].weight`]: w?.weight,
+      [`weights[${i}].bias`]: w?.bias,
+    });
+    if (!w?.weight) throw new TypeError(`Cannot ${op}: weights[${i}].weight is missing`);
+    try {
+      const g = convGeometry(
+        "conv2d",
+        shape,
+        w.weight.shape,
+        w.bias ? w.bias.shape : null,
+        stage.conv,
+      );
+      const pool = poolGeometry(`${stage.pool}Pool2d`, [g.n, g.cOut, g.hOut, g.wOut], stage);
+      shape = [pool.n, pool.c, pool.hOut, pool.wOut];
+    } catch (error) {
+      throw new RangeError(
+        `Cannot ${op}: stage ${i + 1} of input ${formatShape(x.shape)} fails: ${
+          (error as Error).message
+        }`,
+      );
+    }
+  });
+  let t = x;
+  PIPELINE_STAGES.forEach((stage, i) => {
+    const y = conv2dRelu(t, weights[i].weight, weights[i].bias ?? null, {
+      ...stage.conv,
+      algorithm: options.algorithm,
+      tiles: options.tiles,
+    });
+    if (t !== x) t.dispose();
+    const pool = { kernelSize: stage.kernelSize, stride: stage.stride };
+    t = stage.pool === "max" ? maxPool2d(y, pool) : avgPool2d(y, pool);
+    y.dispose();
+  });
+  return t;
+}

@@ -1,0 +1,56 @@
+/**
+ * ReLU on tensors.
+ *
+ * @module
+ */
+
+import { checkTensors, i32Params, recordInto } from "./_op.ts";
+import { grid2d } from "./_wgsl.ts";
+import { batchOf } from "./batch.ts";
+import { getPipeline } from "./pipeline_cache.ts";
+import { reluWgsl } from "./relu.wgsl.ts";
+import { empty, type Tensor } from "./tensor.ts";
+
+const WORKGROUP = 256;
+
+/**
+ * `max(x, 0)` elementwise, as `torch.relu`. Recorded into the allocator's
+ * batch; the result is a new tensor of the same shape.
+ *
+ * @example
+ * ```ts
+ * import { relu } from "./relu.ts";
+ * import { tensor } from "./tensor.ts";
+ * import { HeapAllocator } from "../allocator/allocator.ts";
+ * import { requestDevice } from "../allocator/request_device.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const device = await requestDevice();
+ * const heap = new HeapAllocator(device);
+ * const y = relu(tensor(heap, [-2, -1, 0, 1, 2], [5]));
+ * assert.deepEqual([...await y.read()], [0, 0, 0, 1, 2]);
+ * heap.destroy();
+ * device.destroy();
+ * ```
+ *
+ * @param x any shape
+ * @returns a new tensor
+ */
+export function relu(x: Tensor): Tensor {
+  checkTensors("relu", { input: x });
+  const batch = batchOf(x.heap);
+  const width = x.numel % 4 === 0 ? 4 : 1;
+  const count = x.numel / width;
+  const program = {
+    dtype: x.dtype,
+    params: batch.paramsSpace,
+    width,
+    workgroupSize: WORKGROUP,
+  } as const;
+  const pipeline = getPipeline(batch.device, "relu", program, reluWgsl);
+  const y = empty(x.heap, x.shape, { dtype: x.dtype });
+  return recordInto(y, () => {
+    const params = batch.params(i32Params(["count"], { count }));
+    batch.dispatch(pipeline, params, [x.block, y.block], grid2d(Math.ceil(count / WORKGROUP)));
+  });
+}
