@@ -288,6 +288,7 @@ export class HeapAllocator {
   #destroyed = false;
   #deviceError: OutOfMemoryError | null = null;
   #scopes = new Set<Promise<void>>();
+  #submitHooks = new Set<() => GPUCommandBuffer[]>();
   /** The trace being recorded, or null: every hook is one null check when off. */
   #recorder: TraceRecorder | null = null;
 
@@ -479,14 +480,21 @@ export class HeapAllocator {
    * Submits command buffers to the device's queue, then makes every block
    * freed before this call reusable: everything recorded before those frees
    * is now on the queue, ahead of any later write. `submit()` with no
-   * buffers only does the latter.
+   * buffers only does the latter. Work of {@linkcode HeapAllocator.beforeSubmit}
+   * hooks (e.g. a pending kernel batch) goes on the queue first.
    *
    * @throws {OutOfMemoryError} a heap made earlier was refused by the device
    */
   submit(commandBuffers: GPUCommandBuffer[] = []): void {
     this.#checkAlive("submit");
     this.#throwDeviceError();
-    this.#device.queue.submit(commandBuffers);
+    let all = commandBuffers;
+    if (this.#submitHooks.size > 0) {
+      all = [];
+      for (const hook of this.#submitHooks) all.push(...hook());
+      all.push(...commandBuffers);
+    }
+    this.#device.queue.submit(all);
     this.#recorder?.submit();
     const pending = this.#pending;
     this.#pending = [];
@@ -496,6 +504,22 @@ export class HeapAllocator {
       this.#totals.pendingFree -= block.size;
       this.#recycle(block);
     }
+  }
+
+  /**
+   * Registers work that must reach the queue ahead of every submit: at each
+   * {@linkcode HeapAllocator.submit}, `hook` returns command buffers (it may
+   * also free blocks), which are submitted before the caller's. Whoever
+   * records into an encoder of its own and frees blocks mid-recording (a
+   * kernel batch) registers here, so that no submit can make those blocks
+   * reusable while the work that reads them is still unsubmitted.
+   *
+   * @returns a function that removes the hook
+   */
+  beforeSubmit(hook: () => GPUCommandBuffer[]): () => void {
+    this.#checkAlive("add a submit hook");
+    this.#submitHooks.add(hook);
+    return () => this.#submitHooks.delete(hook);
   }
 
   /**
@@ -927,7 +951,8 @@ export class HeapAllocator {
       heap = this.#createHeap(pool, heapSize, isSplit);
       if (heap) return heap;
     }
-    if (this.#budget?.relieve()) {
+    // The budget waits (bounded) for other sharers to release, and says when to stop retrying.
+    while (this.#budget?.relieve(heapSize)) {
       this.#retries++;
       heap = this.#createHeap(pool, heapSize, isSplit);
       if (heap) return heap;

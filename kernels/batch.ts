@@ -44,6 +44,8 @@ export interface TensorAllocator {
   free(block: TensorBlock): void;
   /** Submits command buffers and makes blocks freed before it reusable. */
   submit(commandBuffers?: GPUCommandBuffer[]): void;
+  /** Registers work to put on the queue ahead of every `submit`. */
+  beforeSubmit(hook: () => GPUCommandBuffer[]): () => void;
 }
 
 /** Returns the allocator's device, checked to be a real `GPUDevice`. */
@@ -140,11 +142,12 @@ export function submit(heap: TensorAllocator): void {
 /**
  * Dispatches recorded for one allocator and not yet submitted. Ops add to
  * it; {@linkcode Batch.submit} (or a readback) sends it, and it sends itself
- * after {@linkcode AUTO_SUBMIT_DISPATCHES} dispatches. Submit through the
- * batch, not with the allocator's own `submit`: that would make blocks
- * disposed mid-batch reusable before the work reading them is on the queue. Parameters of the
- * dispatches share blocks of the allocator's uniform pool, written once and
- * freed when the batch is submitted.
+ * after {@linkcode AUTO_SUBMIT_DISPATCHES} dispatches. The batch is a
+ * `beforeSubmit` hook of its allocator, so the allocator's own `submit` sends
+ * it too, ahead of the caller's command buffers: no submit can make blocks
+ * disposed mid-batch reusable before the work reading them is on the queue.
+ * Parameters of the dispatches share blocks of the allocator's uniform pool,
+ * written once and freed when the batch is submitted.
  *
  * | method   | cost                                            |
  * | -------- | ----------------------------------------------- |
@@ -205,6 +208,8 @@ export class Batch {
     const probe = heap.alloc(16, { usage: "uniform" });
     this.paramsSpace = probe.pool === "small" || probe.pool === "large" ? "storage" : "uniform";
     heap.free(probe);
+    // Any submit of the allocator, ours or the caller's, sends this batch first.
+    heap.beforeSubmit(() => this.#take());
     const limits = this.device.limits;
     this.#paramsAlign = Math.max(
       limits.minUniformBufferOffsetAlignment,
@@ -319,6 +324,11 @@ export class Batch {
    * recorded it still calls `submit` for the latter.
    */
   submit(): void {
+    this.heap.submit();
+  }
+
+  /** Ends the recording and returns it for the allocator's submit (the hook). */
+  #take(): GPUCommandBuffer[] {
     this.#pass?.end();
     this.#pass = null;
     const commands = this.#encoder ? [this.#encoder.finish()] : [];
@@ -331,6 +341,6 @@ export class Batch {
     this.#params = [];
     this.#dispatches = 0;
     this.#submits++;
-    this.heap.submit(commands);
+    return commands;
   }
 }

@@ -208,3 +208,22 @@ Deno.test("gpu: a small high watermark ends in OutOfMemoryError with the facts",
   heap.free(c);
   heap.destroy();
 });
+
+Deno.test("gpu: heap.submit sends a pending kernel batch first (beforeSubmit)", async () => {
+  const { relu, tensor } = await import("../kernels/mod.ts");
+  const device = await gpu();
+  const heap = new HeapAllocator(device);
+  const x = tensor(heap, [-1, 2, -3, 4], [4]);
+  const y = relu(x);
+  const xb = x.block as Block;
+  x.dispose(); // freed mid-batch: must not be reused before the relu is queued
+  const z = heap.alloc(16);
+  assert.ok(z.heapId !== xb.heapId || z.offset !== xb.offset);
+  const order: string[] = [];
+  heap.beforeSubmit(() => (order.push("hook"), []));
+  heap.submit(); // the caller's submit, not the batch's
+  assert.deepEqual(order, ["hook"]);
+  device.queue.writeBuffer(z.buffer, z.offset, new Float32Array([9, 9, 9, 9]));
+  assert.deepEqual([...await y.read()], [0, 2, 0, 4]);
+  heap.destroy();
+});

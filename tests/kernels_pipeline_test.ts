@@ -183,6 +183,7 @@ Deno.test("kernels read parameters from storage when uniform blocks share tensor
         heap.alloc(size, options?.usage === "uniform" ? { ...options, usage: "storage" } : options),
       free: (block) => heap.free(block as Block),
       submit: (commands) => heap.submit(commands),
+      beforeSubmit: (hook) => heap.beforeSubmit(hook),
     };
     assert.equal(batchOf(shared).paramsSpace, "storage");
     const random = rng(12);
