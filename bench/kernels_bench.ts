@@ -39,6 +39,7 @@ const USAGE_FLAGS = {
 class CreateBufferAllocator implements TensorAllocator {
   readonly device: GPUDevice;
   #pending: GPUBuffer[] = [];
+  #hooks = new Set<() => GPUCommandBuffer[]>();
 
   constructor(device: GPUDevice) {
     this.device = device;
@@ -56,9 +57,15 @@ class CreateBufferAllocator implements TensorAllocator {
   }
 
   submit(commandBuffers: GPUCommandBuffer[] = []): void {
-    this.device.queue.submit(commandBuffers);
+    const hooked = [...this.#hooks].flatMap((hook) => hook());
+    this.device.queue.submit([...hooked, ...commandBuffers]);
     for (const buffer of this.#pending) buffer.destroy();
     this.#pending = [];
+  }
+
+  beforeSubmit(hook: () => GPUCommandBuffer[]): () => void {
+    this.#hooks.add(hook);
+    return () => this.#hooks.delete(hook);
   }
 }
 
