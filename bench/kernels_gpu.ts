@@ -111,7 +111,10 @@ async function wallRun(record: () => void, reps: number): Promise<number> {
  * comes from. `record` records into the allocator's batch.
  */
 async function gpuTime(record: () => void, reps = REPS): Promise<[number, string]> {
-  record(); // warm up: pipelines compiled, heaps made
+  // Warm up with as many repetitions as are timed: the timed loop holds every
+  // repetition's intermediates until its submit, so heaps for all of them must
+  // exist (and pipelines be compiled) before the clock starts.
+  for (let i = 0; i < reps; i++) record();
   batch.submit();
   await device.queue.onSubmittedWorkDone();
   if (timestamps) {
