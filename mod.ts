@@ -72,3 +72,25 @@ export { replay, type ReplayOptions, type ReplayResult } from "./allocator/repla
 export { memvizHtml, type MemvizOptions, POOL_COLORS } from "./allocator/memviz.ts";
 export type { AllocatorSettings } from "./allocator/config.ts";
 export * from "./kernels/mod.ts";
+export { type BudgetShare, SharedBudget, type SharedBudgetOptions } from "./allocator/budget.ts";
+export {
+  PipelinePool,
+  type PipelinePoolOptions,
+  type PoolProgress,
+  type WorkerReport,
+} from "./kernels/worker_pool.ts";
+export {
+  DEFAULT_PIPELINE_SHAPE,
+  type PipelineData,
+  pipelineData,
+  type PipelineJob,
+  pipelineJob,
+  type PipelineJobOptions,
+  type PipelineJobReport,
+  type PipelineMode,
+  type PipelineShape,
+  runPipelineJob,
+  type RunPipelineJobOptions,
+  UncachedAllocator,
+} from "./kernels/pipeline_job.ts";
+export type { WorkerHeapOptions } from "./kernels/pipeline_worker.ts";

@@ -17,8 +17,12 @@ export interface MemoryBudget {
   release(bytes: number): void;
   /** Checked before each allocation: true when others asked this allocator to release its cache. */
   pressured(): boolean;
-  /** Asks every other allocator to release its cache; true if a retry may now succeed. */
-  relieve(): boolean;
+  /**
+   * Asks every other allocator to release its cache, and may wait (briefly) for
+   * `bytes` to fit; true if a retry may now succeed. The allocator retries while
+   * it returns true, so it must return false after a bounded time.
+   */
+  relieve(bytes?: number): boolean;
   /** Publishes this allocator's live counters (called after each allocation and free). */
   publish(counters: Readonly<PoolCounters>): void;
   /** Each sharer's part of the budget, for an out-of-memory message. */

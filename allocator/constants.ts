@@ -53,3 +53,14 @@ export const DEDICATED_REUSE_SLACK = 1 / 8;
 export const TLSF_SL_BITS = 5;
 /** Ranges scanned in the exact size class when the constant-time search fails (keeps O(1)). */
 export const TLSF_EXACT_SCAN = 16;
+
+/** Sharers one shared budget has room for: slots are claimed by CAS, so their count is fixed. */
+export const BUDGET_SLOTS = 64;
+/** Bytes of a sharer's label in a shared budget (UTF-8, cut at a character boundary). */
+export const BUDGET_LABEL_BYTES = 48;
+/**
+ * Longest an allocator over a shared budget waits for other sharers to release
+ * their caches before it reports out of memory: they release at their next
+ * allocation, which a Worker waiting ~11 ms on a readback makes late.
+ */
+export const BUDGET_RELIEVE_MS = 200;

@@ -1,0 +1,153 @@
+// Throughput of the three-stage pipeline on 1, 2 and 4 Workers, each through
+// gpuheap (iterations in flight, readbacks batched) and through the naive
+// path (a GPUBuffer created and destroyed per block, one readback per
+// iteration), measured in the same run; then the shared budget's reserve +
+// release cost, alone and with 4 Workers reserving at once. A summary in
+// iterations per second and nanoseconds per pair is printed at the end.
+//
+//   deno bench --allow-env --allow-read bench/pipeline_bench.ts
+import { SharedBudget } from "../allocator/budget.ts";
+import { pipelineData, pipelineJob } from "../kernels/pipeline_job.ts";
+import { PipelinePool } from "../kernels/worker_pool.ts";
+
+/** Iterations per Worker per measured run: long enough to cover Deno's ~11 ms readback wait many times. */
+const ITERATIONS = 32;
+const IN_FLIGHT = 16;
+const WORKERS = [1, 2, 4];
+/** Reserve + release pairs per Worker per measured run. */
+const PAIRS = 20_000;
+
+const pool = await PipelinePool.start({ workers: Math.max(...WORKERS) });
+const shape = pipelineJob().shape;
+const jobs = {
+  gpuheap: pipelineJob({ iterations: ITERATIONS, inFlight: IN_FLIGHT }),
+  naive: pipelineJob({ iterations: ITERATIONS, mode: "naive" }),
+};
+pipelineData(jobs.gpuheap);
+pipelineData(jobs.naive);
+
+// ---- budget contention: Workers that reserve and release on command ----
+const budget = new SharedBudget({ limit: "1024GiB" });
+const control = new Int32Array(new SharedArrayBuffer(16));
+const hammers = [0, 1, 2, 3].map((index) => {
+  const worker = new Worker(new URL("./_budget_worker.ts", import.meta.url), { type: "module" });
+  worker.postMessage({
+    index,
+    budget: budget.buffer,
+    slot: budget.claim(`bench ${index + 1}`).slot,
+    control: control.buffer,
+    pairs: PAIRS,
+    bytes: 8 << 20,
+  });
+  return worker;
+});
+// Loaded before any measurement: loading a Worker's module takes CPU the pipeline cases would lose.
+while (Atomics.load(control, 3) < hammers.length) {
+  await Atomics.waitAsync(control, 3, Atomics.load(control, 3), 1000).value;
+}
+
+/** Seconds and iterations measured per case, for the summary. */
+const measured = new Map<string, { seconds: number; count: number }>();
+function record(key: string, seconds: number, count: number): void {
+  const m = measured.get(key) ?? { seconds: 0, count: 0 };
+  m.seconds += seconds;
+  m.count += count;
+  measured.set(key, m);
+}
+
+for (const workers of WORKERS) {
+  for (const mode of ["gpuheap", "naive"] as const) {
+    const list = pool.adapters.map((_, i) => (i < workers ? jobs[mode] : null));
+    Deno.bench({
+      name: `pipeline, ${workers} Worker${
+        workers > 1 ? "s" : ""
+      } x ${ITERATIONS} iterations (${mode})`,
+      group: `pipeline on ${workers} Worker${workers > 1 ? "s" : ""}`,
+      baseline: mode === "gpuheap",
+      n: 3,
+      warmup: 1,
+      async fn() {
+        const t0 = performance.now();
+        const reports = await pool.run(list);
+        const seconds = (performance.now() - t0) / 1000;
+        for (const r of reports) {
+          if (r.error || r.failed > 0 || r.iterations !== ITERATIONS) {
+            throw new Error(`worker ${r.worker + 1}: ${r.error?.message ?? "wrong results"}`);
+          }
+        }
+        record(`${mode} ${workers}`, seconds, workers * ITERATIONS);
+      },
+    });
+  }
+}
+
+const main = budget.claim("bench main");
+Deno.bench({
+  name: "budget reserve + release, main thread alone",
+  group: "shared budget",
+  baseline: true,
+  fn() {
+    main.reserve(8 << 20);
+    main.release(8 << 20);
+  },
+});
+
+for (const active of [1, 4]) {
+  Deno.bench({
+    name: `budget ${PAIRS} reserve + release pairs on each of ${active} Worker${
+      active > 1 ? "s" : ""
+    } at once`,
+    group: "shared budget, Workers",
+    baseline: active === 1,
+    n: 5,
+    warmup: 1,
+    async fn() {
+      Atomics.store(control, 1, 0);
+      Atomics.store(control, 2, active);
+      const t0 = performance.now();
+      Atomics.add(control, 0, 1);
+      Atomics.notify(control, 0);
+      while (Atomics.load(control, 1) < active) {
+        const seen = Atomics.load(control, 1);
+        if (seen < active) await Atomics.waitAsync(control, 1, seen, 1000).value;
+      }
+      record(`budget ${active}`, (performance.now() - t0) / 1000, PAIRS);
+    },
+  });
+}
+
+globalThis.addEventListener("unload", () => {
+  Atomics.store(control, 0, -1);
+  Atomics.notify(control, 0);
+  main.detach();
+  pool.closeSync();
+  for (const worker of hammers) worker.terminate();
+  const rate = (key: string) => {
+    const m = measured.get(key);
+    return m ? m.count / m.seconds : NaN;
+  };
+  const lines = [
+    `pipeline [${shape.batch},${shape.channels},${shape.size},${shape.size}] -> ${shape.outChannels} channels, iterations/s (${
+      pool.adapters[0]
+    }):`,
+    "  Workers   gpuheap     naive   gpuheap/naive",
+  ];
+  for (const w of WORKERS) {
+    const g = rate(`gpuheap ${w}`);
+    const n = rate(`naive ${w}`);
+    lines.push(
+      `  ${String(w).padStart(7)} ${g.toFixed(1).padStart(9)} ${n.toFixed(1).padStart(9)} ${
+        (g / n).toFixed(2).padStart(14)
+      }x`,
+    );
+  }
+  for (const active of [1, 4]) {
+    const pairsPerSecond = rate(`budget ${active}`);
+    lines.push(
+      `budget reserve + release with ${active} Worker${active > 1 ? "s" : ""} at once: ${
+        (1e9 / pairsPerSecond).toFixed(0)
+      } ns per pair in each`,
+    );
+  }
+  console.log(lines.join("\n"));
+});

@@ -1,0 +1,362 @@
+// The stress command: Workers each run the three-stage pipeline (conv+ReLU+
+// max pool, conv+ReLU+max pool, conv+ReLU+avg pool) on seeded inputs, several
+// iterations in flight, every output checked against the float64 reference,
+// all under one shared memory budget. Prints progress on stderr, then the
+// result line, per-Worker throughput and the memory table; exits 1 on any
+// error, 2 on bad flags.
+//
+//   deno run --allow-read --allow-env bench/stress.ts [flags]   (deno task stress)
+import { SharedBudget } from "../allocator/budget.ts";
+import { parseBytes } from "../allocator/config.ts";
+import { formatBytes } from "../allocator/format.ts";
+import {
+  DEFAULT_PIPELINE_SHAPE,
+  pipelineData,
+  type PipelineJob,
+  pipelineJob,
+} from "../kernels/pipeline_job.ts";
+import { PipelinePool, type WorkerReport } from "../kernels/worker_pool.ts";
+
+const USAGE = `Usage: deno task stress [flags]
+
+Runs the three-stage pipeline Conv->ReLU->MaxPool, Conv->ReLU->MaxPool,
+Conv->ReLU->AvgPool on Workers, each output checked against a float64
+reference, all Workers under one memory budget.
+
+Flags:
+  --workers N        Workers (default 4)
+  --iterations N     iterations per Worker (default 100)
+  --batch N          images per input (default ${DEFAULT_PIPELINE_SHAPE.batch})
+  --channels N       input channels (default ${DEFAULT_PIPELINE_SHAPE.channels})
+  --size N           input height and width, at least 8 (default ${DEFAULT_PIPELINE_SHAPE.size})
+  --out-channels N   output channels of each conv (default ${DEFAULT_PIPELINE_SHAPE.outChannels})
+  --in-flight N      iterations in flight per Worker (default 32)
+  --warmup N         iterations per Worker before the clock starts: kernels are
+                     compiled and heaps made then (default: as many as in flight)
+  --budget SIZE      memory budget for all Workers together, e.g. 512MiB (default: none)
+  --inputs N         distinct seeded inputs, cycled (default 8)
+  --seed N           seed of inputs and weights (default 1)
+  --naive            a GPUBuffer per block and one readback per iteration, for comparison
+  --json             print one JSON object instead of the text report
+  --help             print this help
+
+Exit status: 0 when every iteration ran and matched the reference, 1 otherwise,
+2 for bad flags.`;
+
+/** The stress command's settings, from its flags. */
+export interface StressOptions {
+  workers: number;
+  job: PipelineJob;
+  /** Iterations per Worker run (and checked) before the measured job. */
+  warmup: number;
+  budget: number;
+  json: boolean;
+  help: boolean;
+}
+
+const INT_FLAGS: Record<string, string> = {
+  "--workers": "workers",
+  "--iterations": "iterations",
+  "--batch": "batch",
+  "--channels": "channels",
+  "--size": "size",
+  "--out-channels": "outChannels",
+  "--in-flight": "inFlight",
+  "--inputs": "inputs",
+  "--seed": "seed",
+  "--warmup": "warmup",
+};
+
+/**
+ * Reads the command's flags.
+ *
+ * @throws {RangeError} an unknown flag, a missing or bad value (the message says which)
+ */
+export function parseStressFlags(args: readonly string[]): StressOptions {
+  const ints: Record<string, number> = {};
+  let budget = 0;
+  let json = false;
+  let help = false;
+  let naive = false;
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    const eq = arg.indexOf("=");
+    const flag = arg.startsWith("--") && eq > 0 ? arg.slice(0, eq) : arg;
+    const inline = flag !== arg ? arg.slice(eq + 1) : undefined;
+    const value = (): string => {
+      const v = inline ?? args[++i];
+      if (v === undefined || (inline === undefined && v.startsWith("--"))) {
+        throw new RangeError(`Flag ${flag} needs a value`);
+      }
+      return v;
+    };
+    if (flag in INT_FLAGS) {
+      const v = value();
+      const n = Number(v);
+      if (v.trim() === "" || !Number.isSafeInteger(n)) {
+        throw new RangeError(`Flag ${flag} needs an integer, got ${JSON.stringify(v)}`);
+      }
+      ints[INT_FLAGS[flag]] = n;
+    } else if (flag === "--budget") {
+      const v = value();
+      try {
+        budget = parseBytes(v, "--budget");
+      } catch {
+        throw new RangeError(`Flag --budget needs a size such as 512MiB, got ${JSON.stringify(v)}`);
+      }
+    } else if (flag === "--json" && inline === undefined) {
+      json = true;
+    } else if (flag === "--naive" && inline === undefined) {
+      naive = true;
+    } else if ((flag === "--help" || flag === "-h") && inline === undefined) {
+      help = true;
+    } else {
+      throw new RangeError(`Unknown flag ${JSON.stringify(arg)}`);
+    }
+  }
+  const workers = ints.workers ?? 4;
+  if (workers < 1 || workers > 64) {
+    throw new RangeError(`Flag --workers needs 1 to 64, got ${workers}`);
+  }
+  if (ints.warmup !== undefined && ints.warmup < 0) {
+    throw new RangeError(`Flag --warmup needs 0 or more, got ${ints.warmup}`);
+  }
+  let job: PipelineJob;
+  try {
+    job = pipelineJob({
+      shape: {
+        batch: ints.batch,
+        channels: ints.channels,
+        size: ints.size,
+        outChannels: ints.outChannels,
+      },
+      iterations: ints.iterations,
+      inFlight: ints.inFlight,
+      inputs: ints.inputs,
+      seed: ints.seed,
+      mode: naive ? "naive" : "gpuheap",
+    });
+  } catch (error) {
+    // The job names fields as the API does; say it with the flag's name.
+    const message = (error as Error).message.replace(
+      /^Invalid pipeline job: (?:shape\.)?(\w+)/,
+      (_, name: string) => `Flag --${name.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase())}`,
+    );
+    throw new RangeError(message);
+  }
+  return { workers, job, warmup: ints.warmup ?? job.inFlight, budget, json, help };
+}
+
+interface Figures {
+  peakAllocated: number;
+  peakReserved: number;
+  allocations: number;
+  cacheHits: number;
+  cacheHitRate: number;
+  heaps: number;
+  createBufferCalls: number;
+}
+
+function workerFigures(r: WorkerReport): Figures {
+  const m = r.memory;
+  const allocations = m?.allocations ?? 0;
+  const cacheHits = m?.cacheHits ?? 0;
+  return {
+    peakAllocated: m?.allocatedBytes.peak ?? 0,
+    peakReserved: m?.reservedBytes.peak ?? 0,
+    allocations,
+    cacheHits,
+    cacheHitRate: allocations > 0 ? cacheHits / allocations : 0,
+    heaps: m?.heaps ?? 0,
+    createBufferCalls: r.createBufferCalls,
+  };
+}
+
+function pad(s: string, n: number, left = false): string {
+  return left ? s.padEnd(n) : s.padStart(n);
+}
+
+function table(rows: [string, Figures][]): string {
+  const head = [
+    pad("memory", 10, true),
+    pad("peak allocated", 15),
+    pad("peak reserved", 14),
+    pad("cache hits", 11),
+    pad("heaps", 6),
+    pad("createBuffer", 13),
+  ].join(" ");
+  const lines = rows.map(([name, f]) =>
+    [
+      pad(name, 10, true),
+      pad(formatBytes(f.peakAllocated), 15),
+      pad(formatBytes(f.peakReserved), 14),
+      pad(`${(f.cacheHitRate * 100).toFixed(1)}%`, 11),
+      pad(String(f.heaps), 6),
+      pad(String(f.createBufferCalls), 13),
+    ].join(" ")
+  );
+  return [head, ...lines].join("\n");
+}
+
+async function main(): Promise<number> {
+  let options: StressOptions;
+  try {
+    options = parseStressFlags(Deno.args);
+  } catch (error) {
+    console.error(`stress: ${(error as Error).message}\nRun with --help for the flags.`);
+    return 2;
+  }
+  if (options.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const { workers, job } = options;
+  const expected = workers * job.iterations;
+  const shape = job.shape;
+  const shapeText =
+    `[${shape.batch},${shape.channels},${shape.size},${shape.size}] -> ${shape.outChannels} channels`;
+  const encoder = new TextEncoder();
+  const terminal = Deno.stderr.isTerminal();
+  const say = (line: string, final = false) => {
+    if (terminal) {
+      Deno.stderr.writeSync(encoder.encode(`\r\x1b[K${line}${final ? "\n" : ""}`));
+    } else {
+      Deno.stderr.writeSync(encoder.encode(`${line}\n`));
+    }
+  };
+
+  const started = performance.now();
+  pipelineData(job); // the references, made once, before the clock starts
+  const budget = new SharedBudget({ limit: options.budget });
+  let pool: PipelinePool;
+  try {
+    pool = await PipelinePool.start({ workers, budget });
+  } catch (error) {
+    console.error(`stress: ${(error as Error).message}`);
+    return 1;
+  }
+  if (options.warmup > 0) {
+    // Compiles every kernel and makes the heaps, so the clock measures the steady state.
+    const warm = await pool.run({ ...job, iterations: options.warmup });
+    const bad = warm.find((r) => r.error !== null || r.failed > 0);
+    if (bad) {
+      await pool.close();
+      console.error(`stress: warm-up failed on worker ${bad.worker + 1}: ${bad.error?.message}`);
+      return 1;
+    }
+  }
+  const startup = (performance.now() - started) / 1000;
+
+  const t0 = performance.now();
+  const progress = () => {
+    const p = pool.progress();
+    const done = p.iterations.reduce((a, b) => a + b, 0);
+    const failed = p.failed.reduce((a, b) => a + b, 0);
+    const s = (performance.now() - t0) / 1000;
+    // Read from the shared budget: every Worker's memory, without a message.
+    return `ConvPipeline: ${done}/${expected}, ${(done / Math.max(s, 1e-3)).toFixed(0)} it/s, ` +
+      `reserved ${formatBytes(budget.reserved)} (peak ${formatBytes(budget.peakReserved)}), ` +
+      `errors=${failed}`;
+  };
+  const timer = setInterval(() => say(progress()), terminal ? 200 : 1000);
+  let reports: WorkerReport[];
+  try {
+    reports = await pool.run(job);
+  } finally {
+    clearInterval(timer);
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  say(progress(), true);
+  const adapter = pool.adapters[0] ?? "unknown";
+  await pool.close();
+
+  const done = reports.reduce((a, r) => a + r.iterations, 0);
+  const failures = reports.reduce((a, r) => a + r.failed, 0);
+  const stopped = reports.filter((r) => r.error !== null && r.error.name !== "VerificationError");
+  const errors = failures + stopped.length;
+  const ok = errors === 0 && done === expected;
+  const figures = reports.map(workerFigures);
+  const sum = (f: (x: Figures) => number) => figures.reduce((a, x) => a + f(x), 0);
+  const allocations = sum((f) => f.allocations);
+  const processFigures: Figures = {
+    peakAllocated: budget.peakAllocated,
+    peakReserved: budget.peakReserved,
+    allocations,
+    cacheHits: sum((f) => f.cacheHits),
+    cacheHitRate: allocations > 0 ? sum((f) => f.cacheHits) / allocations : 0,
+    heaps: sum((f) => f.heaps),
+    createBufferCalls: sum((f) => f.createBufferCalls),
+  };
+
+  if (options.json) {
+    console.log(JSON.stringify({
+      name: "ConvPipeline",
+      ok,
+      iterations: done,
+      expected,
+      seconds,
+      errors,
+      iterationsPerSecond: done / seconds,
+      startupSeconds: startup,
+      adapter,
+      mode: job.mode,
+      shape,
+      workers: workers,
+      inFlight: job.inFlight,
+      budget: budget.limit,
+      perWorker: reports.map((r, i) => ({
+        worker: r.worker + 1,
+        iterations: r.iterations,
+        failed: r.failed,
+        seconds: r.seconds,
+        iterationsPerSecond: r.iterations / r.seconds,
+        maxError: r.maxError,
+        error: r.error,
+        memory: figures[i],
+      })),
+      process: {
+        ...processFigures,
+        pressureEvents: budget.pressureEvents,
+        refusals: budget.refusals,
+        reservedAtEnd: budget.reserved,
+      },
+    }));
+    return ok ? 0 : 1;
+  }
+
+  const out: string[] = [];
+  out.push(`ConvPipeline: ${done}/${expected} in ${seconds.toFixed(2)} s, errors=${errors}`);
+  out.push(
+    `  ${shapeText}, ${workers} Worker${workers > 1 ? "s" : ""} x ${job.iterations} iterations ` +
+      `(after ${options.warmup} warm-up), ${job.inFlight} in flight, ${job.mode}, ` +
+      `budget ${budget.limit > 0 ? formatBytes(budget.limit) : "none"}`,
+  );
+  out.push(
+    `  ${(done / seconds).toFixed(1)} iterations/s in all; startup and warm-up ${
+      startup.toFixed(2)
+    } s; ${adapter}`,
+  );
+  for (const r of reports) {
+    out.push(
+      `  worker ${r.worker + 1}: ${r.iterations} iterations in ${r.seconds.toFixed(2)} s, ` +
+        `${(r.iterations / r.seconds).toFixed(1)} it/s, max rel. error ${
+          r.maxError.toExponential(1)
+        }` +
+        (r.error ? ` — ${r.error.name}: ${r.error.message}` : ""),
+    );
+  }
+  out.push("");
+  out.push(table([
+    ...reports.map((r, i): [string, Figures] => [`worker ${r.worker + 1}`, figures[i]]),
+    ["process", processFigures],
+  ]));
+  if (budget.pressureEvents > 0 || budget.refusals > 0) {
+    out.push(
+      `budget: ${budget.refusals} reservations refused, ${budget.pressureEvents} requests to release caches`,
+    );
+  }
+  console.log(out.join("\n"));
+  return ok ? 0 : 1;
+}
+
+if (import.meta.main) Deno.exitCode = await main();

@@ -1,0 +1,271 @@
+// The shared budget on its own (reserve/release, slots, pressure, published
+// figures), across real Worker threads, and under HeapAllocators on the fake
+// device: no GPU needed.
+import assert from "node:assert/strict";
+import { AllocatorError, FakeDevice, HeapAllocator, OutOfMemoryError } from "../mod.ts";
+import { type BudgetShare, SharedBudget } from "../allocator/budget.ts";
+import { BUDGET_RELIEVE_MS, MiB } from "../allocator/constants.ts";
+import type { BudgetWorkerTask } from "./_budget_worker.ts";
+
+function startWorker(task: BudgetWorkerTask): { worker: Worker; messages: AsyncIterator<unknown> } {
+  const worker = new Worker(new URL("./_budget_worker.ts", import.meta.url), { type: "module" });
+  const queue: unknown[] = [];
+  const waiting: ((v: IteratorResult<unknown>) => void)[] = [];
+  worker.onmessage = (e) => {
+    const next = waiting.shift();
+    if (next) next({ value: e.data, done: false });
+    else queue.push(e.data);
+  };
+  worker.postMessage(task);
+  return {
+    worker,
+    messages: {
+      next: () =>
+        queue.length > 0
+          ? Promise.resolve({ value: queue.shift(), done: false })
+          : new Promise((resolve) => waiting.push(resolve)),
+    },
+  };
+}
+
+Deno.test("budget: reserve and release are exact, and the limit refuses what does not fit", () => {
+  const budget = new SharedBudget({ limit: "10MiB" });
+  const a = budget.claim("a");
+  const b = budget.claim("b");
+  assert.equal(budget.limit, 10 * MiB);
+  assert.ok(a.reserve(4 * MiB));
+  assert.ok(b.reserve(6 * MiB));
+  assert.equal(budget.reserved, 10 * MiB);
+  assert.equal(a.reserve(1), false, "one byte over the limit");
+  assert.equal(budget.refusals, 1);
+  assert.equal(budget.reserved, 10 * MiB, "a refusal takes nothing");
+  a.release(4 * MiB);
+  assert.ok(b.reserve(3 * MiB));
+  assert.deepEqual(
+    budget.shares().map((s) => [s.label, s.reserved, s.peakReserved]),
+    [["a", 0, 4 * MiB], ["b", 9 * MiB, 9 * MiB]],
+  );
+  b.release(9 * MiB);
+  assert.equal(budget.reserved, 0);
+  assert.equal(budget.peakReserved, 10 * MiB);
+  assert.throws(() => a.reserve(-1), RangeError);
+  assert.throws(() => a.reserve(1.5), RangeError);
+  a.detach();
+  b.detach();
+});
+
+Deno.test("budget: byte counts past 2^32 stay exact", () => {
+  const budget = new SharedBudget({ limit: 2 ** 40 });
+  const a = budget.claim();
+  assert.ok(a.reserve(2 ** 33 + 7));
+  assert.ok(a.reserve(2 ** 35));
+  assert.equal(budget.reserved, 2 ** 33 + 7 + 2 ** 35);
+  a.release(2 ** 35);
+  assert.equal(budget.reserved, 2 ** 33 + 7);
+  a.detach();
+  assert.equal(budget.reserved, 0);
+});
+
+Deno.test("budget: slots are claimed once, given back by detach or reclaim, then reused", () => {
+  const budget = new SharedBudget({ slots: 3 });
+  const views = [budget.claim("w1"), budget.claim("w2"), budget.claim("w3")];
+  assert.deepEqual(views.map((v) => v.slot), [0, 1, 2]);
+  assert.throws(() => budget.claim("w4"), AllocatorError);
+  views[1].reserve(5000);
+  // A Worker that died: the main thread gives its slot back, reservation and all.
+  assert.equal(budget.reclaim(1), 5000);
+  assert.equal(budget.reserved, 0);
+  assert.equal(budget.reclaim(1), 0, "reclaiming a free slot does nothing");
+  assert.throws(() => views[1].reserve(1), /was given back/);
+  views[1].release(5000); // a late release from the dead sharer is ignored
+  assert.equal(budget.reserved, 0);
+  const again = budget.claim("w5");
+  assert.equal(again.slot, 1);
+  assert.deepEqual(
+    budget.shares().map((s) => [s.slot, s.label, s.reserved]),
+    [[0, "w1", 0], [1, "w5", 0], [2, "w3", 0]],
+  );
+  views[0].detach();
+  views[0].detach(); // twice: nothing
+  assert.throws(() => budget.reclaim(3), RangeError);
+  const last = budget.claim();
+  assert.equal(last.slot, 0, "the detached slot");
+  assert.throws(() => budget.claim(), /all 3 are taken/);
+  for (const v of [again, views[2], last]) v.detach();
+  assert.deepEqual(budget.shares(), []);
+});
+
+Deno.test("budget: from() rebuilds a view from the buffer, and checks it", () => {
+  const budget = new SharedBudget({ limit: 1 << 20 });
+  const slot = budget.claim("worker").slot;
+  const view = SharedBudget.from(budget.buffer, slot);
+  assert.equal(view.slot, slot);
+  assert.equal(view.limit, 1 << 20);
+  assert.ok(view.reserve(100));
+  assert.equal(budget.shares()[0].reserved, 100);
+  assert.throws(() => SharedBudget.from(new SharedArrayBuffer(4096)), TypeError);
+  assert.throws(() => SharedBudget.from(budget.buffer, slot + 1), /not claimed/);
+  const unbound = SharedBudget.from(budget.buffer);
+  assert.throws(() => unbound.reserve(1), /has no slot/);
+  assert.throws(() => new SharedBudget({ slots: 0 }), RangeError);
+  assert.throws(() => new SharedBudget({ limit: "lots" }), RangeError);
+  view.detach();
+  assert.equal(budget.reserved, 0);
+});
+
+Deno.test("budget: a label is cut at a character boundary", () => {
+  const budget = new SharedBudget();
+  const v = budget.claim("é".repeat(40)); // 80 bytes of UTF-8
+  const label = budget.shares()[0].label;
+  assert.ok(label.length > 0 && [...label].every((c) => c === "é"));
+  v.detach();
+});
+
+Deno.test("budget: pressure is seen once by every other sharer, not by the one that raised it", () => {
+  const budget = new SharedBudget({ limit: 8 * MiB });
+  const [a, b, c] = [budget.claim("a"), budget.claim("b"), budget.claim("c")];
+  assert.ok(a.reserve(8 * MiB));
+  assert.equal(b.pressured(), false);
+  // Nobody releases (this thread is the only one): relieve waits its bounded time and gives up.
+  const t0 = performance.now();
+  assert.equal(c.relieve(MiB), false);
+  const waited = performance.now() - t0;
+  assert.ok(
+    waited >= BUDGET_RELIEVE_MS - 5 && waited < BUDGET_RELIEVE_MS + 200,
+    `waited ${waited} ms`,
+  );
+  assert.ok(budget.pressureEvents > 0);
+  assert.equal(a.pressured(), true);
+  assert.equal(a.pressured(), false, "once per raise");
+  assert.equal(b.pressured(), true);
+  assert.equal(c.pressured(), false, "the raiser is not asked");
+  a.release(8 * MiB);
+  for (const v of [a, b, c]) v.detach();
+});
+
+Deno.test("budget: relieve returns at once when waiting cannot help", () => {
+  const unlimited = new SharedBudget().claim();
+  assert.equal(unlimited.relieve(MiB), false, "no limit");
+  unlimited.detach();
+  const budget = new SharedBudget({ limit: MiB });
+  const alone = budget.claim();
+  const t0 = performance.now();
+  assert.equal(alone.relieve(2 * MiB), false, "nobody else holds anything");
+  assert.ok(performance.now() - t0 < 50);
+  alone.detach();
+});
+
+Deno.test("budget: relieve wakes when another thread releases", async () => {
+  const budget = new SharedBudget({ limit: 16 * MiB });
+  const slot = budget.claim("holder").slot;
+  const { worker, messages } = startWorker({
+    mode: "hold",
+    budget: budget.buffer,
+    slot,
+    bytes: 12 * MiB,
+  });
+  try {
+    assert.deepEqual((await messages.next()).value, { holding: 12 * MiB });
+    const me = budget.claim("main");
+    assert.equal(me.reserve(8 * MiB), false);
+    const t0 = performance.now();
+    // Blocks this thread; the Worker, on its own thread, sees the flag and releases.
+    assert.equal(me.relieve(8 * MiB), true);
+    assert.ok(performance.now() - t0 < BUDGET_RELIEVE_MS, "woken by the release, not the timeout");
+    assert.ok(me.reserve(8 * MiB));
+    assert.deepEqual((await messages.next()).value, { released: 12 * MiB });
+    me.release(8 * MiB);
+    me.detach();
+    assert.equal(budget.reserved, 0);
+  } finally {
+    worker.terminate();
+  }
+});
+
+Deno.test("budget: 4 Workers reserving at random never cross the limit and give everything back", async () => {
+  const limit = MiB;
+  const budget = new SharedBudget({ limit });
+  const runs = [0, 1, 2, 3].map((i) =>
+    startWorker({
+      mode: "random",
+      budget: budget.buffer,
+      slot: budget.claim(`w${i}`).slot,
+      steps: 20000,
+      seed: i + 1,
+    })
+  );
+  try {
+    const results = await Promise.all(runs.map((r) => r.messages.next()));
+    const refused = results.reduce((a, r) => a + (r.value as { refused: number }).refused, 0);
+    assert.ok(refused > 0, "the limit was reached");
+    assert.ok(budget.peakReserved <= limit, `peak ${budget.peakReserved} > limit ${limit}`);
+    assert.equal(budget.reserved, 0);
+    assert.deepEqual(budget.shares(), []);
+  } finally {
+    for (const r of runs) r.worker.terminate();
+  }
+});
+
+Deno.test("budget: an allocator publishes its live figures in its slot", () => {
+  const budget = new SharedBudget();
+  const view = budget.claim("heap");
+  const heap = new HeapAllocator(new FakeDevice(), { budget: view });
+  const a = heap.alloc(1000);
+  const b = heap.alloc(3 * MiB);
+  heap.free(a);
+  const c = heap.alloc(1000); // from the cache
+  const stats = heap.memoryStats();
+  const share: BudgetShare = budget.shares()[0];
+  assert.equal(share.allocated, stats.allocatedBytes.current);
+  assert.equal(share.peakAllocated, stats.allocatedBytes.peak);
+  assert.equal(share.reserved, stats.reservedBytes.current);
+  assert.equal(share.heaps, stats.heaps);
+  assert.equal(share.blocks, 2);
+  assert.equal(share.allocations, 3);
+  assert.equal(share.cacheHits, stats.cacheHits);
+  assert.equal(budget.allocated, stats.allocatedBytes.current);
+  assert.equal(budget.reserved, heap.driverAllocatedMemory());
+  heap.free(b);
+  heap.free(c);
+  assert.equal(budget.allocated, 0);
+  heap.destroy();
+  view.detach();
+  assert.equal(budget.reserved, 0);
+  assert.equal(budget.peakAllocated, stats.allocatedBytes.peak);
+});
+
+Deno.test("budget: an allocator over budget names each sharer, and pressure empties the other's cache", () => {
+  const budget = new SharedBudget({ limit: 12 * MiB });
+  const keep = "max_reserved_ratio:0"; // keep every cached heap, as MPS does
+  const a = new HeapAllocator(new FakeDevice(), {
+    budget: budget.claim("worker a"),
+    allocConf: keep,
+  });
+  const b = new HeapAllocator(new FakeDevice(), {
+    budget: budget.claim("worker b"),
+    allocConf: keep,
+  });
+  a.free(a.alloc(4096)); // a keeps an idle 8 MiB small heap
+  assert.equal(budget.reserved, 8 * MiB);
+  // b needs 5 MiB: no heap fits beside a's cache, and a (on this thread) cannot release meanwhile.
+  let message = "";
+  try {
+    b.alloc(5 * MiB);
+  } catch (error) {
+    assert.ok(error instanceof OutOfMemoryError);
+    message = error.message;
+  }
+  assert.match(message, /max allowed: 12\.00 MiB/);
+  assert.match(message, /worker a 8\.00 MiB reserved, 0 B allocated/);
+  assert.match(message, /worker b \(this one\) 0 B reserved/);
+  // a's next allocation sees the flag b raised and releases its cache first.
+  const s = a.scalar(1);
+  assert.equal(a.memoryStats().pools.small.reservedBytes.current, 0);
+  const big = b.alloc(5 * MiB);
+  assert.ok(budget.reserved <= 12 * MiB);
+  a.free(s);
+  b.free(big);
+  a.destroy();
+  b.destroy();
+  assert.equal(budget.reserved, 0);
+});
