@@ -22,58 +22,16 @@ import {
   type Tensor,
   tensor,
   type TensorAllocator,
-  type TensorAllocOptions,
-  type TensorBlock,
 } from "../kernels/mod.ts";
+import { UncachedAllocator } from "../kernels/pipeline_job.ts";
 
 const SYNC_EVERY = 16;
-
-const USAGE_FLAGS = {
-  storage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
-  uniform: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
-  readback: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
-  upload: GPUBufferUsage.MAP_WRITE | GPUBufferUsage.COPY_SRC,
-};
-
-/** No caching: a GPUBuffer per block, destroyed once the work using it is submitted. */
-class CreateBufferAllocator implements TensorAllocator {
-  readonly device: GPUDevice;
-  #pending: GPUBuffer[] = [];
-  #hooks = new Set<() => GPUCommandBuffer[]>();
-
-  constructor(device: GPUDevice) {
-    this.device = device;
-  }
-
-  alloc(size: number, options: TensorAllocOptions = {}): TensorBlock {
-    const usage = options.usage ?? "storage";
-    const bytes = Math.ceil(size / 4) * 4;
-    const buffer = this.device.createBuffer({ size: bytes, usage: USAGE_FLAGS[usage] });
-    return { buffer, offset: 0, size: bytes, requestedSize: size, pool: usage };
-  }
-
-  free(block: TensorBlock): void {
-    this.#pending.push(block.buffer);
-  }
-
-  submit(commandBuffers: GPUCommandBuffer[] = []): void {
-    const hooked = [...this.#hooks].flatMap((hook) => hook());
-    this.device.queue.submit([...hooked, ...commandBuffers]);
-    for (const buffer of this.#pending) buffer.destroy();
-    this.#pending = [];
-  }
-
-  beforeSubmit(hook: () => GPUCommandBuffer[]): () => void {
-    this.#hooks.add(hook);
-    return () => this.#hooks.delete(hook);
-  }
-}
 
 const device = await requestDevice();
 const adapter = device.adapterInfo;
 const allocators: [string, TensorAllocator][] = [
   ["gpuheap", new HeapAllocator(device)],
-  ["createBuffer per output", new CreateBufferAllocator(device)],
+  ["createBuffer per output", new UncachedAllocator(device)],
 ];
 
 function random(n: number, seed: number): Float32Array<ArrayBuffer> {
