@@ -84,8 +84,12 @@ interface Member {
  * makes every Worker destroy its allocator and device and close itself.
  * Always close a pool before the process exits.
  *
+ * Not run by `deno test --doc`: Worker devices in the test runner's process,
+ * beside the main-thread devices of other examples and tests, have crashed it
+ * at exit (tests/_workers_scenarios.ts runs pools in processes of their own).
+ *
  * @example
- * ```ts
+ * ```ts ignore
  * import { PipelinePool } from "./worker_pool.ts";
  * import { pipelineJob } from "./pipeline_job.ts";
  * import assert from "node:assert/strict";
