@@ -2,7 +2,14 @@
  * gpuheap: a caching GPU memory allocator for WebGPU, with the semantics of
  * PyTorch's MPS allocator — size-class heaps sub-allocated in O(1) by TLSF,
  * cached reuse, a scalar pool, staging buffers, watermarks, garbage
- * collection and exact statistics.
+ * collection and exact statistics — and tensors with WGSL kernels
+ * (conv2d, ReLU, pooling) whose memory comes from it.
+ *
+ * This entry is the runtime most programs need. The others:
+ * `@gpuheap/gpuheap/kernels` (WGSL builders, float64 references, the shader
+ * cache), `@gpuheap/gpuheap/workers` (a budget shared across Web Workers and
+ * a pool of Workers running pipelines), `@gpuheap/gpuheap/tools` (trace
+ * reading, replay, the memory picture).
  *
  * @example
  * ```ts
@@ -42,9 +49,9 @@ export {
   FakeDevice,
   type FakeDeviceOptions,
 } from "./allocator/device.ts";
-export type { MemoryBudget } from "./allocator/budget_types.ts";
+export type { MemoryBudget } from "./allocator/budget.ts";
 export { formatBytes } from "./allocator/format.ts";
-export { parseBytes } from "./allocator/config.ts";
+export { type AllocatorSettings, parseBytes } from "./allocator/config.ts";
 export * as constants from "./allocator/constants.ts";
 export type {
   BlockStateName,
@@ -52,45 +59,42 @@ export type {
   SnapshotBlock,
   SnapshotHeap,
 } from "./allocator/snapshot.ts";
-export {
-  type AllocEvent,
-  type EmptyCacheEvent,
-  type FreeEvent,
-  type HeapEvent,
-  type OomEvent,
-  readTrace,
-  type ReleaseEvent,
-  type ResetPeakEvent,
-  type ScalarEvent,
-  type SplitEvent,
-  type SubmitEvent,
-  type Trace,
-  TraceError,
-  type TraceEvent,
+export type {
+  AllocEvent,
+  EmptyCacheEvent,
+  FreeEvent,
+  HeapEvent,
+  OomEvent,
+  ReleaseEvent,
+  ResetPeakEvent,
+  ScalarEvent,
+  SplitEvent,
+  SubmitEvent,
+  Trace,
+  TraceEvent,
 } from "./allocator/trace.ts";
-export { replay, type ReplayOptions, type ReplayResult } from "./allocator/replay.ts";
-export { memvizHtml, type MemvizOptions, POOL_COLORS } from "./allocator/memviz.ts";
-export type { AllocatorSettings } from "./allocator/config.ts";
-export * from "./kernels/mod.ts";
-export { type BudgetShare, SharedBudget, type SharedBudgetOptions } from "./allocator/budget.ts";
 export {
-  PipelinePool,
-  type PipelinePoolOptions,
-  type PoolProgress,
-  type WorkerReport,
-} from "./kernels/worker_pool.ts";
-export {
-  DEFAULT_PIPELINE_SHAPE,
-  type PipelineData,
-  pipelineData,
-  type PipelineJob,
-  pipelineJob,
-  type PipelineJobOptions,
-  type PipelineJobReport,
-  type PipelineMode,
-  type PipelineShape,
-  runPipelineJob,
-  type RunPipelineJobOptions,
-  UncachedAllocator,
-} from "./kernels/pipeline_job.ts";
-export type { WorkerHeapOptions } from "./kernels/pipeline_worker.ts";
+  avgPool2d,
+  type AvgPool2dOptions,
+  conv2d,
+  type Conv2dAlgorithm,
+  type Conv2dOptions,
+  conv2dRelu,
+  type ConvWeights,
+  type DType,
+  empty,
+  maxPool2d,
+  type MaxPool2dOptions,
+  pipeline,
+  type PipelineOptions,
+  readAll,
+  relu,
+  submit,
+  Tensor,
+  tensor,
+  type TensorAllocator,
+  type TensorAllocOptions,
+  type TensorBlock,
+  type TensorData,
+  type TensorOptions,
+} from "./kernels/mod.ts";

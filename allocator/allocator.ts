@@ -42,9 +42,10 @@ import {
   type PoolStats,
   resetPeak,
 } from "./stats.ts";
-import type { MemoryBudget } from "./budget_types.ts";
+import type { MemoryBudget } from "./budget.ts";
 import { type Snapshot, walkHeaps } from "./snapshot.ts";
-import { type Trace, TraceRecorder } from "./trace.ts";
+import type { Trace } from "./trace.ts";
+import { TraceRecorder } from "./trace_recorder.ts";
 
 /** What a block is for: it decides the pool, the GPUBuffer usage and the alignment. */
 export type Usage = "storage" | "uniform" | "readback" | "upload";
@@ -639,7 +640,7 @@ export class HeapAllocator {
    * @example
    * ```ts
    * import { FakeDevice, HeapAllocator } from "../mod.ts";
-   * import { replay } from "./replay.ts";
+   * import { replay } from "./tools/replay.ts";
    * import assert from "node:assert/strict";
    *
    * const heap = new HeapAllocator(new FakeDevice());

@@ -43,7 +43,7 @@ export const STAGING_REUSE_SLACK = 1;
  * With a ratio r, cached heaps are released (oldest first) before a heap is
  * made, so that reserved bytes stay within r times the peak of live bytes:
  * 1.1 keeps peak reserved near 1.1 × peak in use on workloads whose shapes
- * change every step, for more createBuffer calls (see bench/fragmentation.ts).
+ * change every step, for more createBuffer calls (see bench/commands/fragmentation.ts).
  */
 export const MAX_RESERVED_RATIO = 1.1;
 /** Reusing a cached dedicated heap wastes at most this fraction of it (and at least 2 MiB). */

@@ -2,7 +2,7 @@
 // the main thread bumps `go`, Workers with an index below `active` make
 // `pairs` reserve + release pairs on their own slots, then count themselves
 // in `done`. `go` set to -1 ends them. Each counts itself in `ready` first.
-import { SharedBudget } from "../allocator/budget.ts";
+import { SharedBudget } from "../kernels/workers/shared_budget.ts";
 
 interface Start {
   index: number;

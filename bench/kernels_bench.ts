@@ -14,7 +14,7 @@
 import { HeapAllocator } from "../allocator/allocator.ts";
 import { requestDevice } from "../allocator/request_device.ts";
 import {
-  batchOf,
+  commandBatchOf,
   conv2d,
   type ConvWeights,
   pipeline,
@@ -23,7 +23,7 @@ import {
   tensor,
   type TensorAllocator,
 } from "../kernels/mod.ts";
-import { UncachedAllocator } from "../kernels/pipeline_job.ts";
+import { UncachedAllocator } from "../kernels/workers/pipeline_job.ts";
 
 const SYNC_EVERY = 16;
 
@@ -71,7 +71,7 @@ function benchGroup(
         if (mode === "record") b.start();
         run().dispose();
         if (mode === "record") b.end();
-        batchOf(heap).submit();
+        commandBatchOf(heap).submit();
         if (mode === "throughput" && (i + 1) % SYNC_EVERY === 0) {
           await device.queue.onSubmittedWorkDone();
         }

@@ -6,9 +6,9 @@
 // iterations per second and nanoseconds per pair is printed at the end.
 //
 //   deno bench --allow-env --allow-read bench/pipeline_bench.ts
-import { SharedBudget } from "../allocator/budget.ts";
-import { pipelineData, pipelineJob } from "../kernels/pipeline_job.ts";
-import { PipelinePool } from "../kernels/worker_pool.ts";
+import { SharedBudget } from "../kernels/workers/shared_budget.ts";
+import { pipelineData, pipelineJob } from "../kernels/workers/pipeline_job.ts";
+import { WorkerPool } from "../kernels/workers/worker_pool.ts";
 
 /** Iterations per Worker per measured run: long enough to cover Deno's ~11 ms readback wait many times. */
 const ITERATIONS = 32;
@@ -17,7 +17,7 @@ const WORKERS = [1, 2, 4];
 /** Reserve + release pairs per Worker per measured run. */
 const PAIRS = 20_000;
 
-const pool = await PipelinePool.start({ workers: Math.max(...WORKERS) });
+const pool = await WorkerPool.start({ workers: Math.max(...WORKERS) });
 const shape = pipelineJob().shape;
 const jobs = {
   gpuheap: pipelineJob({ iterations: ITERATIONS, inFlight: IN_FLIGHT }),

@@ -6,10 +6,10 @@
 
 import { poolGeometry } from "./_geometry.ts";
 import { checkTensors, i32Params, recordInto } from "./_op.ts";
-import { grid2d } from "./_wgsl.ts";
+import { grid2d } from "./_prelude.ts";
 import { AVG_POOL2D_PARAMS, avgPool2dWgsl } from "./avg_pool2d.wgsl.ts";
-import { batchOf } from "./batch.ts";
-import { getPipeline } from "./pipeline_cache.ts";
+import { commandBatchOf } from "./command_batch.ts";
+import { getShader } from "./shader_cache.ts";
 import { checkDivisor } from "./reference.ts";
 import { empty, type Tensor } from "./tensor.ts";
 
@@ -61,9 +61,9 @@ export function avgPool2d(x: Tensor, options: AvgPool2dOptions): Tensor {
   checkTensors(op, { input: x });
   const g = poolGeometry(op, x.shape, { ...options, dilation: 1 });
   const divisor = checkDivisor(op, options.divisorOverride) ?? 0;
-  const batch = batchOf(x.heap);
+  const batch = commandBatchOf(x.heap);
   const program = { dtype: x.dtype, params: batch.paramsSpace, workgroupSize: WORKGROUP } as const;
-  const pipeline = getPipeline(batch.device, "avg_pool2d", program, avgPool2dWgsl);
+  const pipeline = getShader(batch.device, "avg_pool2d", program, avgPool2dWgsl);
   const total = g.n * g.c * g.hOut * g.wOut;
   const includePad = (options.countIncludePad ?? true) ? 1 : 0;
   const y = empty(x.heap, [g.n, g.c, g.hOut, g.wOut], { dtype: x.dtype });

@@ -11,7 +11,7 @@ import {
   paramsDeclaration,
   type ParamsSpace,
   TENSOR_ACCESS,
-} from "./_wgsl.ts";
+} from "./_prelude.ts";
 
 /** What one compiled average-pooling shader is specialised for. */
 export interface AvgPool2dProgram {

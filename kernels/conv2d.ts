@@ -7,8 +7,8 @@
 
 import { type ConvGeometry, convGeometry, type Pair } from "./_geometry.ts";
 import { checkTensors, i32Params, recordInto } from "./_op.ts";
-import { grid2d, MAX_WORKGROUPS_PER_DIMENSION } from "./_wgsl.ts";
-import { type Batch, batchOf } from "./batch.ts";
+import { grid2d, MAX_WORKGROUPS_PER_DIMENSION } from "./_prelude.ts";
+import { type CommandBatch, commandBatchOf } from "./command_batch.ts";
 import { CONV2D_NAIVE_PARAMS, conv2dNaiveWgsl } from "./conv2d_naive.wgsl.ts";
 import { CONV2D_PACK_WEIGHTS_PARAMS, conv2dPackWeightsWgsl } from "./conv2d_pack_weights.wgsl.ts";
 import {
@@ -19,7 +19,7 @@ import {
   conv2dTiledWgsl,
   conv2dTiledWorkgroupBytes,
 } from "./conv2d_tiled.wgsl.ts";
-import { getPipeline } from "./pipeline_cache.ts";
+import { getShader } from "./shader_cache.ts";
 import { empty, type Tensor } from "./tensor.ts";
 
 const NAIVE_WORKGROUP = 64;
@@ -134,7 +134,7 @@ export function conv2d(
       }`,
     );
   }
-  const batch = batchOf(x.heap);
+  const batch = commandBatchOf(x.heap);
   const tiled = algorithm === "tiled" || (algorithm === "auto" && g.cInG > 1);
   const relu = options.relu ?? false;
   return tiled
@@ -180,7 +180,7 @@ export function conv2dRelu(
 }
 
 function recordNaive(
-  batch: Batch,
+  batch: CommandBatch,
   g: ConvGeometry,
   x: Tensor,
   weight: Tensor,
@@ -194,7 +194,7 @@ function recordNaive(
     bias: bias !== null,
     relu,
   } as const;
-  const pipeline = getPipeline(batch.device, "conv2d_naive", program, conv2dNaiveWgsl);
+  const pipeline = getShader(batch.device, "conv2d_naive", program, conv2dNaiveWgsl);
   const total = g.n * g.cOut * g.hOut * g.wOut;
   const y = empty(x.heap, [g.n, g.cOut, g.hOut, g.wOut], { dtype: x.dtype });
   return recordInto(y, () => {
@@ -208,7 +208,7 @@ function recordNaive(
 
 function recordTiled(
   op: string,
-  batch: Batch,
+  batch: CommandBatch,
   g: ConvGeometry,
   x: Tensor,
   weight: Tensor,
@@ -258,13 +258,13 @@ function recordTiled(
       `Cannot ${op}: the tiled kernel takes at most ${MAX_WORKGROUPS_PER_DIMENSION} groups, got ${g.groups} (use algorithm "naive")`,
     );
   }
-  const pipeline = getPipeline(batch.device, "conv2d_tiled", ordered, conv2dTiledWgsl);
+  const pipeline = getShader(batch.device, "conv2d_tiled", ordered, conv2dTiledWgsl);
   const packProgram = {
     dtype: x.dtype,
     params: batch.paramsSpace,
     workgroupSize: PACK_WORKGROUP,
   } as const;
-  const pack = getPipeline(batch.device, "conv2d_pack_weights", packProgram, conv2dPackWeightsWgsl);
+  const pack = getShader(batch.device, "conv2d_pack_weights", packProgram, conv2dPackWeightsWgsl);
 
   const m = g.n * hwOut;
   const mTiles = Math.ceil(m / ordered.tileM);

@@ -12,7 +12,7 @@ import {
   paramsDeclaration,
   type ParamsSpace,
   TENSOR_ACCESS,
-} from "./_wgsl.ts";
+} from "./_prelude.ts";
 
 /** What one compiled direct conv2d shader is specialised for. */
 export interface Conv2dNaiveProgram {

@@ -23,7 +23,7 @@ import {
   paramsDeclaration,
   type ParamsSpace,
   TENSOR_ACCESS,
-} from "./_wgsl.ts";
+} from "./_prelude.ts";
 
 /** What one compiled tiled conv2d shader is specialised for. */
 export interface Conv2dTiledProgram {

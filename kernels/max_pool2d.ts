@@ -6,10 +6,10 @@
 
 import { poolGeometry } from "./_geometry.ts";
 import { checkTensors, i32Params, recordInto } from "./_op.ts";
-import { grid2d } from "./_wgsl.ts";
-import { batchOf } from "./batch.ts";
+import { grid2d } from "./_prelude.ts";
+import { commandBatchOf } from "./command_batch.ts";
 import { MAX_POOL2D_PARAMS, maxPool2dWgsl } from "./max_pool2d.wgsl.ts";
-import { getPipeline } from "./pipeline_cache.ts";
+import { getShader } from "./shader_cache.ts";
 import { empty, type Tensor } from "./tensor.ts";
 
 const WORKGROUP = 256;
@@ -58,9 +58,9 @@ export function maxPool2d(x: Tensor, options: MaxPool2dOptions): Tensor {
   const op = "maxPool2d";
   checkTensors(op, { input: x });
   const g = poolGeometry(op, x.shape, options);
-  const batch = batchOf(x.heap);
+  const batch = commandBatchOf(x.heap);
   const program = { dtype: x.dtype, params: batch.paramsSpace, workgroupSize: WORKGROUP } as const;
-  const pipeline = getPipeline(batch.device, "max_pool2d", program, maxPool2dWgsl);
+  const pipeline = getShader(batch.device, "max_pool2d", program, maxPool2dWgsl);
   const total = g.n * g.c * g.hOut * g.wOut;
   const y = empty(x.heap, [g.n, g.c, g.hOut, g.wOut], { dtype: x.dtype });
   return recordInto(y, () => {

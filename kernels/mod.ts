@@ -25,17 +25,17 @@
  */
 
 export { empty, readAll, Tensor, tensor, type TensorData, type TensorOptions } from "./tensor.ts";
-export type { DType, ParamsSpace } from "./_wgsl.ts";
+export type { DType, ParamsSpace } from "./_prelude.ts";
 export type { Pair } from "./_geometry.ts";
 export {
   AUTO_SUBMIT_DISPATCHES,
-  Batch,
-  batchOf,
+  CommandBatch,
+  commandBatchOf,
   submit,
   type TensorAllocator,
   type TensorAllocOptions,
   type TensorBlock,
-} from "./batch.ts";
+} from "./command_batch.ts";
 export {
   conv2d,
   type Conv2dAlgorithm,
@@ -49,12 +49,12 @@ export { maxPool2d, type MaxPool2dOptions } from "./max_pool2d.ts";
 export { avgPool2d, type AvgPool2dOptions } from "./avg_pool2d.ts";
 export { type ConvWeights, pipeline, type PipelineOptions } from "./pipeline.ts";
 export {
-  getPipeline,
-  type PipelineCacheStats,
-  pipelineCacheStats,
-  pipelineCompilations,
-  pipelineKey,
-} from "./pipeline_cache.ts";
+  getShader,
+  type ShaderCacheStats,
+  shaderCacheStats,
+  shaderCompilations,
+  shaderKey,
+} from "./shader_cache.ts";
 export {
   avgPool2dRef,
   conv2dRef,

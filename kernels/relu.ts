@@ -5,9 +5,9 @@
  */
 
 import { checkTensors, i32Params, recordInto } from "./_op.ts";
-import { grid2d } from "./_wgsl.ts";
-import { batchOf } from "./batch.ts";
-import { getPipeline } from "./pipeline_cache.ts";
+import { grid2d } from "./_prelude.ts";
+import { commandBatchOf } from "./command_batch.ts";
+import { getShader } from "./shader_cache.ts";
 import { reluWgsl } from "./relu.wgsl.ts";
 import { empty, type Tensor } from "./tensor.ts";
 
@@ -38,7 +38,7 @@ const WORKGROUP = 256;
  */
 export function relu(x: Tensor): Tensor {
   checkTensors("relu", { input: x });
-  const batch = batchOf(x.heap);
+  const batch = commandBatchOf(x.heap);
   const width = x.numel % 4 === 0 ? 4 : 1;
   const count = x.numel / width;
   const program = {
@@ -47,7 +47,7 @@ export function relu(x: Tensor): Tensor {
     width,
     workgroupSize: WORKGROUP,
   } as const;
-  const pipeline = getPipeline(batch.device, "relu", program, reluWgsl);
+  const pipeline = getShader(batch.device, "relu", program, reluWgsl);
   const y = empty(x.heap, x.shape, { dtype: x.dtype });
   return recordInto(y, () => {
     const params = batch.params(i32Params(["count"], { count }));

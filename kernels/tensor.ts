@@ -7,10 +7,15 @@
  */
 
 import { checkShape, formatShape } from "./_geometry.ts";
-import type { DType } from "./_wgsl.ts";
-import { batchOf, gpuDeviceOf, type TensorAllocator, type TensorBlock } from "./batch.ts";
+import type { DType } from "./_prelude.ts";
+import {
+  commandBatchOf,
+  gpuDeviceOf,
+  type TensorAllocator,
+  type TensorBlock,
+} from "./command_batch.ts";
 
-export type { DType } from "./_wgsl.ts";
+export type { DType } from "./_prelude.ts";
 
 /** The typed array a tensor reads back as: `Float32Array` for f32, `Float16Array` for f16. */
 export type TensorData = Float32Array | Float16Array;
@@ -261,7 +266,7 @@ export async function readAll(tensors: readonly Tensor[]): Promise<TensorData[]>
       const bytes = t.byteLength;
       const block = t.heap.alloc(bytes, { usage: "readback", label: "readback" });
       staging.push({ heap: t.heap, block, bytes });
-      batchOf(t.heap).encoder().copyBufferToBuffer(
+      commandBatchOf(t.heap).encoder().copyBufferToBuffer(
         t.block.buffer,
         t.block.offset,
         block.buffer,
@@ -274,7 +279,7 @@ export async function readAll(tensors: readonly Tensor[]): Promise<TensorData[]>
     for (const s of staging) s.heap.free(s.block);
     throw error;
   }
-  for (const heap of heaps) batchOf(heap).submit();
+  for (const heap of heaps) commandBatchOf(heap).submit();
   try {
     await Promise.all(
       staging.map((s) => s.block.buffer.mapAsync(GPUMapMode.READ, s.block.offset, s.bytes)),

@@ -3,12 +3,14 @@
 // device: no GPU needed.
 import assert from "node:assert/strict";
 import { AllocatorError, FakeDevice, HeapAllocator, OutOfMemoryError } from "../mod.ts";
-import { type BudgetShare, SharedBudget } from "../allocator/budget.ts";
+import { type BudgetShare, SharedBudget } from "../kernels/workers/shared_budget.ts";
 import { BUDGET_RELIEVE_MS, MiB } from "../allocator/constants.ts";
-import type { BudgetWorkerTask } from "./_budget_worker.ts";
+import type { BudgetWorkerTask } from "./testdata/budget_worker.ts";
 
 function startWorker(task: BudgetWorkerTask): { worker: Worker; messages: AsyncIterator<unknown> } {
-  const worker = new Worker(new URL("./_budget_worker.ts", import.meta.url), { type: "module" });
+  const worker = new Worker(new URL("./testdata/budget_worker.ts", import.meta.url), {
+    type: "module",
+  });
   const queue: unknown[] = [];
   const waiting: ((v: IteratorResult<unknown>) => void)[] = [];
   worker.onmessage = (e) => {

@@ -4,9 +4,9 @@
 import assert from "node:assert/strict";
 import { FakeDevice, HeapAllocator } from "../mod.ts";
 import { formatAllocConf, parseAllocConf } from "../allocator/config.ts";
-import { replay } from "../allocator/replay.ts";
+import { replay } from "../allocator/tools/replay.ts";
 import { MAX_RESERVED_RATIO } from "../allocator/constants.ts";
-import { memvizHtml } from "../allocator/memviz.ts";
+import { memvizHtml } from "../allocator/tools/memviz.ts";
 
 const MiB = 1 << 20;
 

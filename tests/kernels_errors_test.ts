@@ -5,7 +5,7 @@ import type { HeapAllocator } from "../allocator/allocator.ts";
 import {
   avgPool2d,
   avgPool2dRef,
-  batchOf,
+  commandBatchOf,
   conv2d,
   conv2dRef,
   maxPool2d,
@@ -23,7 +23,7 @@ function zeros(heap: HeapAllocator, shape: number[]): Tensor {
 
 /** Asserts `fn` throws a message matching `pattern` and leaves the batch and the heap as they were. */
 function assertRejected(heap: HeapAllocator, fn: () => unknown, pattern: RegExp | string): void {
-  const batch = batchOf(heap);
+  const batch = commandBatchOf(heap);
   const dispatches = batch.dispatches;
   const blocks = heap.memoryStats().blocks;
   assert.throws(

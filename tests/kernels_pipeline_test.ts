@@ -5,16 +5,16 @@ import assert from "node:assert/strict";
 import type { Block } from "../allocator/allocator.ts";
 import {
   AUTO_SUBMIT_DISPATCHES,
-  batchOf,
+  commandBatchOf,
   conv2d,
   conv2dRef,
   type ConvWeights,
   pipeline,
-  pipelineCompilations,
   pipelineRef,
   readAll,
   type RefConvWeights,
   relu,
+  shaderCompilations,
   tensor,
   type TensorAllocator,
 } from "../kernels/mod.ts";
@@ -72,7 +72,7 @@ Deno.test("readAll reads many tensors with one submit", async () => {
     const inputs = Array.from({ length: 6 }, (_, i) => randomValues(random, 16 + i));
     const xs = inputs.map((v) => tensor(heap, v, [v.length]));
     const ys = xs.map((x) => relu(x));
-    const batch = batchOf(heap);
+    const batch = commandBatchOf(heap);
     const submits = batch.submits;
     const out = await readAll([...xs, ...ys]);
     assert.equal(batch.submits, submits + 1);
@@ -108,8 +108,8 @@ Deno.test("one compiled shader serves every shape of a kernel", async () => {
       const x = tensor(heap, randomValues(random, n * 8 * h * wd), [n, 8, h, wd]);
       const y = relu(conv2d(x, w, null, { padding: 1, algorithm: "tiled" }));
       await y.read();
-      if (before < 0) before = pipelineCompilations(device);
-      else assert.equal(pipelineCompilations(device), before, `[${n},8,${h},${wd}] compiled`);
+      if (before < 0) before = shaderCompilations(device);
+      else assert.equal(shaderCompilations(device), before, `[${n},8,${h},${wd}] compiled`);
     }
   });
 });
@@ -127,7 +127,7 @@ Deno.test("a long pipeline loop stops growing memory, buffers and compilations",
       const random = rng(10);
       const wr = randomWeights(random, 8, [16, 16, 16]);
       const weights = upload(heap, wr);
-      const batch = batchOf(heap);
+      const batch = commandBatchOf(heap);
       const inputs = Array.from({ length: 4 }, () => randomRef(random, [1, 8, 16, 16]));
       const refs = inputs.map((x) => pipelineRef(x, wr));
       const ITERATIONS = 48;
@@ -154,7 +154,7 @@ Deno.test("a long pipeline loop stops growing memory, buffers and compilations",
           reservedBytes: stats.reservedBytes.current,
           driverAllocatedMemory: heap.driverAllocatedMemory(),
           createBufferCalls,
-          compilations: pipelineCompilations(device),
+          compilations: shaderCompilations(device),
           liveBlocks: stats.blocks,
           allocatedBytes: stats.allocatedBytes.current,
         };
@@ -185,7 +185,7 @@ Deno.test("kernels read parameters from storage when uniform blocks share tensor
       submit: (commands) => heap.submit(commands),
       beforeSubmit: (hook) => heap.beforeSubmit(hook),
     };
-    assert.equal(batchOf(shared).paramsSpace, "storage");
+    assert.equal(commandBatchOf(shared).paramsSpace, "storage");
     const random = rng(12);
     const xr = randomRef(random, [1, 8, 16, 16]);
     const wr = randomWeights(random, 8, [16, 16, 16]);
@@ -204,7 +204,7 @@ Deno.test("a long batch submits itself, mid-op included, and stays correct", asy
     const wr = randomRef(random, [8, 4, 3, 3]);
     const x = tensor(heap, xr.data, xr.shape);
     const w = tensor(heap, wr.data, wr.shape);
-    const batch = batchOf(heap);
+    const batch = commandBatchOf(heap);
     batch.submit();
     const submits = batch.submits;
     // Two dispatches per tiled conv (weight packing, then the conv): an odd

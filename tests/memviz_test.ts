@@ -3,7 +3,7 @@
 // references nothing outside itself.
 import assert from "node:assert/strict";
 import { FakeDevice, HeapAllocator } from "../mod.ts";
-import { memvizHtml } from "../allocator/memviz.ts";
+import { memvizHtml } from "../allocator/tools/memviz.ts";
 
 const MiB = 1 << 20;
 

@@ -11,8 +11,9 @@ import {
   OutOfMemoryError,
   type Usage,
 } from "../mod.ts";
-import { readTrace, type Trace, TraceError } from "../allocator/trace.ts";
-import { replay } from "../allocator/replay.ts";
+import type { Trace } from "../allocator/trace.ts";
+import { readTrace, TraceError } from "../allocator/tools/read_trace.ts";
+import { replay } from "../allocator/tools/replay.ts";
 import { rng } from "./_util.ts";
 
 const MiB = 1 << 20;
@@ -289,7 +290,14 @@ Deno.test("replay command: a table, policies side by side, --json for scripts", 
   const trace = recordedRun(3, {}, 800).trace;
   const run = async (...args: string[]) => {
     const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "--allow-read", "--allow-env", "bench/replay.ts", "-", ...args],
+      args: [
+        "run",
+        "--allow-read",
+        "--allow-env",
+        "allocator/tools/replay_command.ts",
+        "-",
+        ...args,
+      ],
       stdin: "piped",
       stdout: "piped",
       stderr: "piped",

@@ -3,12 +3,12 @@
 // Worker answering pressure, OOM in every Worker when nothing fits, a Worker
 // killed mid-run, and the stress command end to end. Small shapes: the
 // software adapter runs on 2 cores. Each GPU scenario runs in a process of its
-// own (tests/_workers_scenarios.ts says why).
+// own (tests/testdata/workers_scenarios.ts says why).
 import assert from "node:assert/strict";
 
-const SCENARIOS = new URL("./_workers_scenarios.ts", import.meta.url).pathname;
+const SCENARIOS = new URL("./testdata/workers_scenarios.ts", import.meta.url).pathname;
 
-/** Runs a scenario of tests/_workers_scenarios.ts in a process of its own. */
+/** Runs a scenario of tests/testdata/workers_scenarios.ts in a process of its own. */
 async function scenario(name: string): Promise<void> {
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["run", "--allow-read", "--allow-env", SCENARIOS, name],
@@ -44,7 +44,7 @@ Deno.test("workers: a Worker killed mid-run gives its reservation back and the o
   await scenario("killed");
 });
 
-const STRESS = new URL("../bench/stress.ts", import.meta.url).pathname;
+const STRESS = new URL("../bench/commands/stress.ts", import.meta.url).pathname;
 
 async function stress(
   ...args: string[]

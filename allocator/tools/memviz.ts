@@ -11,11 +11,12 @@
  * @module
  */
 
-import { POOL_NAMES } from "./allocator.ts";
-import { formatBytes } from "./format.ts";
+import { POOL_NAMES } from "../allocator.ts";
+import { formatBytes } from "../format.ts";
 import { replay } from "./replay.ts";
-import type { BlockStateName, Snapshot, SnapshotBlock, SnapshotHeap } from "./snapshot.ts";
-import { readTrace, type Trace, TraceError, type TraceEvent } from "./trace.ts";
+import type { BlockStateName, Snapshot, SnapshotBlock, SnapshotHeap } from "../snapshot.ts";
+import type { Trace, TraceEvent } from "../trace.ts";
+import { readTrace, TraceError } from "./read_trace.ts";
 
 /** Options of {@linkcode memvizHtml}. */
 export interface MemvizOptions {
@@ -63,7 +64,7 @@ const COMPACT_HEAPS = 60;
  *
  * @example
  * ```ts
- * import { FakeDevice, HeapAllocator } from "../mod.ts";
+ * import { FakeDevice, HeapAllocator } from "../../mod.ts";
  * import { memvizHtml } from "./memviz.ts";
  * import assert from "node:assert/strict";
  *

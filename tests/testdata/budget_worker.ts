@@ -3,7 +3,7 @@
 //             reservations at once; give everything back, detach, report.
 //   "hold":   reserve `bytes`, report, then release them once another sharer
 //             raises the pressure flag; detach, report again.
-import { SharedBudget } from "../allocator/budget.ts";
+import { SharedBudget } from "../../kernels/workers/shared_budget.ts";
 
 export type BudgetWorkerTask =
   | { mode: "random"; budget: SharedArrayBuffer; slot: number; steps: number; seed: number }

@@ -6,10 +6,11 @@
  * @module
  */
 
-import { type Block, HeapAllocator, type Usage } from "./allocator.ts";
-import { type AllocatorLimits, FakeDevice } from "./device.ts";
-import { OutOfMemoryError } from "./errors.ts";
-import { readTrace, type Trace, TraceError, type TraceEvent } from "./trace.ts";
+import { type Block, HeapAllocator, type Usage } from "../allocator.ts";
+import { type AllocatorLimits, FakeDevice } from "../device.ts";
+import { OutOfMemoryError } from "../errors.ts";
+import type { Trace, TraceEvent } from "../trace.ts";
+import { readTrace, TraceError } from "./read_trace.ts";
 
 /** Options of {@linkcode replay}; each unset one takes the trace's recorded setting. */
 export interface ReplayOptions {

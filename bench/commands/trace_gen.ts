@@ -8,9 +8,9 @@
 //                and many short-lived activations of a fixed network
 //   random       sizes log-uniform in 256 B–256 MiB, random lifetimes
 //
-// Run: deno run --allow-write bench/trace_gen.ts KIND [--seed N] [--steps N] [--out FILE]
+// Run: deno run --allow-write bench/commands/trace_gen.ts KIND [--seed N] [--steps N] [--out FILE]
 // (without --out, the trace goes to stdout).
-import type { Trace, TraceEvent } from "../allocator/trace.ts";
+import type { Trace, TraceEvent } from "../../allocator/trace.ts";
 
 /** Limits of the device generated traces are replayed on: an H100's, as Deno reports them. */
 export const BIG_GPU_LIMITS = {
@@ -231,7 +231,7 @@ if (import.meta.main) {
     console.error(
       `Cannot generate a trace: unknown kind ${JSON.stringify(kind)} (expected ${
         KINDS.join(", ")
-      })\nusage: deno run --allow-write bench/trace_gen.ts KIND [--seed N] [--steps N] [--out FILE]`,
+      })\nusage: deno run --allow-write bench/commands/trace_gen.ts KIND [--seed N] [--steps N] [--out FILE]`,
     );
     Deno.exit(2);
   }

@@ -13,10 +13,11 @@
 // --max-binding-size B, --memory B (fake device memory), --fallback, --json.
 // Bytes may be written "512MiB". With --json and one policy the object holds
 // the figures; with several, { "trace": …, "policies": [ … ] }.
-import { parseBytes } from "../allocator/config.ts";
-import { formatBytes } from "../allocator/format.ts";
-import { replay, type ReplayOptions, type ReplayResult } from "../allocator/replay.ts";
-import { readTrace, type Trace } from "../allocator/trace.ts";
+import { parseBytes } from "../config.ts";
+import { formatBytes } from "../format.ts";
+import { replay, type ReplayOptions, type ReplayResult } from "./replay.ts";
+import type { Trace } from "../trace.ts";
+import { readTrace } from "./read_trace.ts";
 
 /** The policies `--compare` lays side by side. */
 export const STANDARD_POLICIES: readonly string[] = [

@@ -1,18 +1,18 @@
 /**
- * The Worker side of {@linkcode PipelinePool}: its own device and allocator
+ * The Worker side of {@linkcode WorkerPool}: its own device and allocator
  * (a GPUDevice cannot cross threads), the shared budget rebuilt from the
  * SharedArrayBuffer it is sent, and the stress job run on request. On
  * "close" it destroys its allocator and device and closes itself, so no
  * device is left for process exit to tear down.
  *
- * Not for import: `new Worker(new URL("./pipeline_worker.ts", import.meta.url), { type: "module" })`.
+ * Not for import: `new Worker(new URL("./worker.ts", import.meta.url), { type: "module" })`.
  *
  * @module
  */
 
-import { HeapAllocator, type HeapAllocatorOptions } from "../allocator/allocator.ts";
-import { SharedBudget } from "../allocator/budget.ts";
-import { requestDevice } from "../allocator/request_device.ts";
+import { HeapAllocator, type HeapAllocatorOptions } from "../../allocator/allocator.ts";
+import { SharedBudget } from "./shared_budget.ts";
+import { requestDevice } from "../../allocator/request_device.ts";
 import {
   type PipelineData,
   type PipelineJob,

@@ -10,8 +10,8 @@
 // Each cell is the mean over seeds, with the worst seed in brackets;
 // "createBuffer" is the mean count of GPUBuffers made.
 //
-// Run: deno run bench/fragmentation.ts [--seeds N] [--conf S]... [--json]
-import { replay, type ReplayResult } from "../allocator/replay.ts";
+// Run: deno run bench/commands/fragmentation.ts [--seeds N] [--conf S]... [--json]
+import { replay, type ReplayResult } from "../../allocator/tools/replay.ts";
 import { generate, KINDS } from "./trace_gen.ts";
 
 /** The policies compared when no --conf is given. */
@@ -109,7 +109,9 @@ if (import.meta.main) {
     else if (args[i] === "--json") json = true;
     else {
       console.error(`Cannot measure: unknown argument ${JSON.stringify(args[i])}`);
-      console.error("usage: deno run bench/fragmentation.ts [--seeds N] [--conf S]... [--json]");
+      console.error(
+        "usage: deno run bench/commands/fragmentation.ts [--seeds N] [--conf S]... [--json]",
+      );
       Deno.exit(2);
     }
   }

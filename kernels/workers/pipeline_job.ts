@@ -1,22 +1,22 @@
 /**
  * The stress job: the three-stage pipeline run many times on seeded inputs,
  * several iterations in flight, every output checked against the float64
- * reference. Runs on any thread; {@linkcode PipelinePool} runs it on Workers.
+ * reference. Runs on any thread; {@linkcode WorkerPool} runs it on Workers.
  *
  * @module
  */
 
-import type { MemoryStats } from "../allocator/stats.ts";
+import type { MemoryStats } from "../../allocator/stats.ts";
 import {
-  type Batch,
-  batchOf,
+  type CommandBatch,
+  commandBatchOf,
   type TensorAllocator,
   type TensorAllocOptions,
   type TensorBlock,
-} from "./batch.ts";
-import { type ConvWeights, pipeline } from "./pipeline.ts";
-import { pipelineRef } from "./reference.ts";
-import { readAll, type Tensor, tensor } from "./tensor.ts";
+} from "../command_batch.ts";
+import { type ConvWeights, pipeline } from "../pipeline.ts";
+import { pipelineRef } from "../reference.ts";
+import { readAll, type Tensor, tensor } from "../tensor.ts";
 
 /** Input shape and channels of the pipeline's convolutions. */
 export interface PipelineShape {
@@ -268,8 +268,8 @@ export interface RunPipelineJobOptions {
  * @example
  * ```ts
  * import { pipelineData, pipelineJob, runPipelineJob } from "./pipeline_job.ts";
- * import { HeapAllocator } from "../allocator/allocator.ts";
- * import { requestDevice } from "../allocator/request_device.ts";
+ * import { HeapAllocator } from "../../allocator/allocator.ts";
+ * import { requestDevice } from "../../allocator/request_device.ts";
  * import assert from "node:assert/strict";
  *
  * const job = pipelineJob({ iterations: 4, inFlight: 2, shape: { channels: 2, size: 8, outChannels: 4 } });
@@ -296,11 +296,11 @@ export async function runPipelineJob(
 ): Promise<PipelineJobReport> {
   const check = new Checker(job, data, options.onIteration);
   const start = performance.now();
-  let batch: Batch | null = null;
+  let batch: CommandBatch | null = null;
   let weights: ConvWeights[] = [];
   try {
     // Made on first use, from the allocator: it can run out of memory too.
-    batch = batchOf(heap);
+    batch = commandBatchOf(heap);
     weights = data.weights.map((w) => ({
       weight: tensor(heap, w.weight, w.weightShape),
       bias: tensor(heap, w.bias, [w.bias.length]),
@@ -336,7 +336,7 @@ export async function runPipelineJob(
 
 async function runPipelined(
   heap: TensorAllocator,
-  batch: Batch,
+  batch: CommandBatch,
   job: PipelineJob,
   data: PipelineData,
   weights: ConvWeights[],
@@ -505,9 +505,9 @@ const USAGE_FLAGS = {
  * @example
  * ```ts
  * import { UncachedAllocator } from "./pipeline_job.ts";
- * import { relu } from "./relu.ts";
- * import { tensor } from "./tensor.ts";
- * import { requestDevice } from "../allocator/request_device.ts";
+ * import { relu } from "../relu.ts";
+ * import { tensor } from "../tensor.ts";
+ * import { requestDevice } from "../../allocator/request_device.ts";
  * import assert from "node:assert/strict";
  *
  * const device = await requestDevice();

@@ -25,7 +25,7 @@ function cacheOf(device: GPUDevice): DeviceCache {
 }
 
 /** Counters of a device's pipeline cache. */
-export interface PipelineCacheStats {
+export interface ShaderCacheStats {
   /** Pipelines compiled (shader module + compute pipeline created). */
   compilations: number;
   /** Lookups answered from the cache. */
@@ -40,17 +40,17 @@ export interface PipelineCacheStats {
  *
  * @example
  * ```ts
- * import { pipelineKey } from "./pipeline_cache.ts";
+ * import { shaderKey } from "./shader_cache.ts";
  * import assert from "node:assert/strict";
  *
- * assert.equal(pipelineKey("relu", { width: 4 }), 'relu:{"width":4}');
+ * assert.equal(shaderKey("relu", { width: 4 }), 'relu:{"width":4}');
  * ```
  *
  * @param name the kernel's name
  * @param program the description its WGSL is built from
  * @returns the cache key
  */
-export function pipelineKey(name: string, program: object): string {
+export function shaderKey(name: string, program: object): string {
   return `${name}:${JSON.stringify(program)}`;
 }
 
@@ -61,17 +61,17 @@ export function pipelineKey(name: string, program: object): string {
  *
  * @example
  * ```ts
- * import { getPipeline, pipelineCacheStats } from "./pipeline_cache.ts";
+ * import { getShader, shaderCacheStats } from "./shader_cache.ts";
  * import { reluWgsl } from "./relu.wgsl.ts";
  * import { requestDevice } from "../allocator/request_device.ts";
  * import assert from "node:assert/strict";
  *
  * const device = await requestDevice();
  * const program = { dtype: "f32", width: 4, workgroupSize: 64 } as const;
- * const a = getPipeline(device, "relu", program, reluWgsl);
- * const b = getPipeline(device, "relu", program, reluWgsl);
+ * const a = getShader(device, "relu", program, reluWgsl);
+ * const b = getShader(device, "relu", program, reluWgsl);
  * assert.equal(a, b);
- * assert.equal(pipelineCacheStats(device).compilations, 1);
+ * assert.equal(shaderCacheStats(device).compilations, 1);
  * device.destroy();
  * ```
  *
@@ -81,14 +81,14 @@ export function pipelineKey(name: string, program: object): string {
  * @param build builds the WGSL from the description
  * @returns the cached or new pipeline
  */
-export function getPipeline<P extends object>(
+export function getShader<P extends object>(
   device: GPUDevice,
   name: string,
   program: P,
   build: (program: P) => string,
 ): GPUComputePipeline {
   const cache = cacheOf(device);
-  const key = pipelineKey(name, program);
+  const key = shaderKey(name, program);
   let pipeline = cache.pipelines.get(key);
   if (pipeline) {
     cache.hits++;
@@ -112,15 +112,15 @@ export function getPipeline<P extends object>(
  *
  * @example
  * ```ts
- * import { pipelineCacheStats } from "./pipeline_cache.ts";
+ * import { shaderCacheStats } from "./shader_cache.ts";
  *
- * console.log(pipelineCacheStats().compilations);
+ * console.log(shaderCacheStats().compilations);
  * ```
  *
  * @param device the device whose cache to report
  * @returns compilations, hits and size
  */
-export function pipelineCacheStats(device?: GPUDevice): PipelineCacheStats {
+export function shaderCacheStats(device?: GPUDevice): ShaderCacheStats {
   if (!device) return { compilations: totalCompilations, hits: 0, size: 0 };
   const cache = caches.get(device);
   return cache
@@ -135,15 +135,15 @@ export function pipelineCacheStats(device?: GPUDevice): PipelineCacheStats {
  *
  * @example
  * ```ts
- * import { pipelineCompilations } from "./pipeline_cache.ts";
+ * import { shaderCompilations } from "./shader_cache.ts";
  *
- * const before = pipelineCompilations();
- * console.log(pipelineCompilations() - before); // 0: nothing ran
+ * const before = shaderCompilations();
+ * console.log(shaderCompilations() - before); // 0: nothing ran
  * ```
  *
  * @param device the device whose compilations to count
  * @returns the number of compilations
  */
-export function pipelineCompilations(device?: GPUDevice): number {
-  return pipelineCacheStats(device).compilations;
+export function shaderCompilations(device?: GPUDevice): number {
+  return shaderCacheStats(device).compilations;
 }

@@ -5,14 +5,14 @@
  * @module
  */
 
-import { SharedBudget } from "../allocator/budget.ts";
+import { SharedBudget } from "./shared_budget.ts";
 import {
   type PipelineData,
   pipelineData,
   type PipelineJob,
   type PipelineJobReport,
 } from "./pipeline_job.ts";
-import type { FromPipelineWorker, ToPipelineWorker, WorkerHeapOptions } from "./pipeline_worker.ts";
+import type { FromPipelineWorker, ToPipelineWorker, WorkerHeapOptions } from "./worker.ts";
 
 /**
  * A Worker's thread tears its device down after its last message, and Deno
@@ -34,8 +34,8 @@ const CLOSE_TIMEOUT_MS = 10_000;
 /** Int32s per Worker in the progress buffer: iterations checked, failed, closed (0 or 1). */
 const PROGRESS_INTS = 3;
 
-/** Options of {@linkcode PipelinePool.start}. */
-export interface PipelinePoolOptions {
+/** Options of {@linkcode WorkerPool.start}. */
+export interface WorkerPoolOptions {
   /** Number of Workers (default 4). */
   workers?: number;
   /** The budget every Worker reserves from (default: a new one without a limit). */
@@ -79,22 +79,22 @@ interface Member {
  * Workers running the three-stage pipeline job concurrently: each requests
  * its own device (a GPUDevice cannot cross threads) and makes its own
  * `HeapAllocator`, and all reserve heap memory from one
- * {@linkcode SharedBudget}. {@linkcode PipelinePool.run} hands every Worker
- * a job and collects the reports (errors included); {@linkcode PipelinePool.close}
+ * {@linkcode SharedBudget}. {@linkcode WorkerPool.run} hands every Worker
+ * a job and collects the reports (errors included); {@linkcode WorkerPool.close}
  * makes every Worker destroy its allocator and device and close itself.
  * Always close a pool before the process exits.
  *
  * Not run by `deno test --doc`: Worker devices in the test runner's process,
  * beside the main-thread devices of other examples and tests, have crashed it
- * at exit (tests/_workers_scenarios.ts runs pools in processes of their own).
+ * at exit (tests/testdata/workers_scenarios.ts runs pools in processes of their own).
  *
  * @example
  * ```ts ignore
- * import { PipelinePool } from "./worker_pool.ts";
+ * import { WorkerPool } from "./worker_pool.ts";
  * import { pipelineJob } from "./pipeline_job.ts";
  * import assert from "node:assert/strict";
  *
- * const pool = await PipelinePool.start({ workers: 2 });
+ * const pool = await WorkerPool.start({ workers: 2 });
  * try {
  *   const job = pipelineJob({ iterations: 4, shape: { channels: 2, size: 8, outChannels: 4 } });
  *   const reports = await pool.run(job);
@@ -104,7 +104,7 @@ interface Member {
  * }
  * ```
  */
-export class PipelinePool {
+export class WorkerPool {
   #members: Member[];
   #budget: SharedBudget;
   #progress: Int32Array<SharedArrayBuffer>;
@@ -130,11 +130,11 @@ export class PipelinePool {
    * @throws {RangeError} a bad Worker count
    * @throws {Error} a Worker could not start (no adapter, say); the others are closed
    */
-  static async start(options: PipelinePoolOptions = {}): Promise<PipelinePool> {
+  static async start(options: WorkerPoolOptions = {}): Promise<WorkerPool> {
     const count = options.workers ?? 4;
     if (!Number.isInteger(count) || count < 1) {
       throw new RangeError(
-        `Cannot start PipelinePool: workers must be a positive integer, got ${count}`,
+        `Cannot start WorkerPool: workers must be a positive integer, got ${count}`,
       );
     }
     const budget = options.budget ?? new SharedBudget();
@@ -143,7 +143,7 @@ export class PipelinePool {
     const members: Member[] = [];
     for (let i = 0; i < count; i++) {
       const slot = budget.claim(`worker ${i + 1}`).slot;
-      const worker = new Worker(new URL("./pipeline_worker.ts", import.meta.url), {
+      const worker = new Worker(new URL("./worker.ts", import.meta.url), {
         type: "module",
       });
       members.push({
@@ -157,7 +157,7 @@ export class PipelinePool {
         fallback: false,
       });
     }
-    const pool = new PipelinePool(members, budget, progress);
+    const pool = new WorkerPool(members, budget, progress);
     members.forEach((m, i) => pool.#listen(m, i));
     // `new Worker` returns once the Worker's thread runs, named worker-N with N
     // counting up and never reused: the new names, in order, are the pool's.
@@ -183,7 +183,7 @@ export class PipelinePool {
     if (failed) {
       await pool.close();
       throw new Error(
-        `Cannot start PipelinePool: a Worker failed to start: ${replyMessage(failed)}`,
+        `Cannot start WorkerPool: a Worker failed to start: ${replyMessage(failed)}`,
       );
     }
     pool.#adapters = replies.map((r) => (r.type === "ready" ? r.adapter : ""));
@@ -305,7 +305,7 @@ export class PipelinePool {
   }
 
   /**
-   * {@linkcode PipelinePool.close} for where nothing can be awaited (an
+   * {@linkcode WorkerPool.close} for where nothing can be awaited (an
    * `unload` listener): blocks this thread while the Workers close, one at
    * a time, each until its thread has ended. Calling it again, or after
    * `close()`, does nothing.

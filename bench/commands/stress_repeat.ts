@@ -2,7 +2,7 @@
 // that did not exit 0, and among them the crashes (killed by a signal, such
 // as an abort at process exit while a Worker's thread still held a device).
 //
-//   deno run --allow-read --allow-run bench/stress_repeat.ts [runs] [-- stress flags]
+//   deno run --allow-read --allow-run bench/commands/stress_repeat.ts [runs] [-- stress flags]
 //
 // Default: 100 runs of `--workers 4 --iterations 4 --channels 4 --size 16
 // --out-channels 8`. Exits 1 if any run failed.

@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { ParamsSpace } from "./_wgsl.ts";
+import type { ParamsSpace } from "./_prelude.ts";
 
 /** The parts of an allocator block the kernels use. */
 export interface TensorBlock {
@@ -59,7 +59,7 @@ export function gpuDeviceOf(heap: TensorAllocator): GPUDevice {
   return device;
 }
 
-const batches = new WeakMap<TensorAllocator, Batch>();
+const batches = new WeakMap<TensorAllocator, CommandBatch>();
 
 /**
  * Dispatches after which a batch submits itself (at the next op): memory an
@@ -93,14 +93,14 @@ const PARAMS_CHUNK = 16384;
  *
  * @example
  * ```ts
- * import { batchOf } from "./batch.ts";
+ * import { commandBatchOf } from "./command_batch.ts";
  * import { HeapAllocator } from "../allocator/allocator.ts";
  * import { requestDevice } from "../allocator/request_device.ts";
  * import assert from "node:assert/strict";
  *
  * const device = await requestDevice();
  * const heap = new HeapAllocator(device);
- * assert.equal(batchOf(heap), batchOf(heap));
+ * assert.equal(commandBatchOf(heap), commandBatchOf(heap));
  * heap.destroy();
  * device.destroy();
  * ```
@@ -108,21 +108,21 @@ const PARAMS_CHUNK = 16384;
  * @param heap the allocator
  * @returns its batch
  */
-export function batchOf(heap: TensorAllocator): Batch {
+export function commandBatchOf(heap: TensorAllocator): CommandBatch {
   let batch = batches.get(heap);
   if (!batch) {
-    batch = new Batch(heap);
+    batch = new CommandBatch(heap);
     batches.set(heap, batch);
   }
   return batch;
 }
 
 /**
- * Submits the work recorded on `heap`'s tensors (see {@linkcode Batch.submit}).
+ * Submits the work recorded on `heap`'s tensors (see {@linkcode CommandBatch.submit}).
  *
  * @example
  * ```ts
- * import { submit } from "./batch.ts";
+ * import { submit } from "./command_batch.ts";
  * import { HeapAllocator } from "../allocator/allocator.ts";
  * import { requestDevice } from "../allocator/request_device.ts";
  *
@@ -136,12 +136,12 @@ export function batchOf(heap: TensorAllocator): Batch {
  * @param heap the allocator whose batch to submit
  */
 export function submit(heap: TensorAllocator): void {
-  batchOf(heap).submit();
+  commandBatchOf(heap).submit();
 }
 
 /**
  * Dispatches recorded for one allocator and not yet submitted. Ops add to
- * it; {@linkcode Batch.submit} (or a readback) sends it, and it sends itself
+ * it; {@linkcode CommandBatch.submit} (or a readback) sends it, and it sends itself
  * after {@linkcode AUTO_SUBMIT_DISPATCHES} dispatches. The batch is a
  * `beforeSubmit` hook of its allocator, so the allocator's own `submit` sends
  * it too, ahead of the caller's command buffers: no submit can make blocks
@@ -156,7 +156,7 @@ export function submit(heap: TensorAllocator): void {
  *
  * @example
  * ```ts
- * import { batchOf } from "./batch.ts";
+ * import { commandBatchOf } from "./command_batch.ts";
  * import { relu } from "./relu.ts";
  * import { tensor } from "./tensor.ts";
  * import { HeapAllocator } from "../allocator/allocator.ts";
@@ -166,14 +166,14 @@ export function submit(heap: TensorAllocator): void {
  * const device = await requestDevice();
  * const heap = new HeapAllocator(device);
  * const y = relu(tensor(heap, [-1, 2, -3, 4], [4]));
- * assert.equal(batchOf(heap).dispatches, 1);
- * batchOf(heap).submit();
+ * assert.equal(commandBatchOf(heap).dispatches, 1);
+ * commandBatchOf(heap).submit();
  * assert.deepEqual([...await y.read()], [0, 2, 0, 4]);
  * heap.destroy();
  * device.destroy();
  * ```
  */
-export class Batch {
+export class CommandBatch {
   /** The allocator whose blocks the batch's dispatches use. */
   readonly heap: TensorAllocator;
   /** The allocator's device. */
@@ -194,7 +194,7 @@ export class Batch {
   #bindGroups = new Map<string, GPUBindGroup>();
 
   /**
-   * Makes a batch for `heap`. Ops use the one {@linkcode batchOf} returns;
+   * Makes a batch for `heap`. Ops use the one {@linkcode commandBatchOf} returns;
    * make your own only to record separately from them.
    *
    * @param heap the allocator whose blocks the dispatches use

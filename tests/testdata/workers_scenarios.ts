@@ -1,20 +1,20 @@
 // The GPU scenarios of tests/workers_test.ts, each run by it in a process of
-// its own (`deno run ... tests/_workers_scenarios.ts NAME`): it exits 0, or 1
+// its own (`deno run ... tests/testdata/workers_scenarios.ts NAME`): it exits 0, or 1
 // after printing the failure. In the test runner's process, Worker devices
 // beside the main-thread devices of other test modules have crashed it at
 // exit (heap corruption, 2 runs in 40 on the software adapter; 0 in 40
 // without them, and 0 in 200 runs of the stress command).
 import assert from "node:assert/strict";
-import { HeapAllocator } from "../allocator/allocator.ts";
-import { SharedBudget } from "../allocator/budget.ts";
-import { requestDevice } from "../allocator/request_device.ts";
+import { HeapAllocator } from "../../allocator/allocator.ts";
+import { SharedBudget } from "../../kernels/workers/shared_budget.ts";
+import { requestDevice } from "../../allocator/request_device.ts";
 import {
   pipelineData,
   pipelineJob,
   type PipelineJobReport,
   runPipelineJob,
-} from "../kernels/pipeline_job.ts";
-import { PipelinePool } from "../kernels/worker_pool.ts";
+} from "../../kernels/workers/pipeline_job.ts";
+import { WorkerPool } from "../../kernels/workers/worker_pool.ts";
 
 const SMALL = { channels: 4, size: 16, outChannels: 8 };
 
@@ -43,7 +43,7 @@ export const SCENARIOS: Record<string, () => Promise<void>> = {
       device.destroy();
     }
     assertClean([single], [12]);
-    const pool = await PipelinePool.start({ workers: 4 });
+    const pool = await WorkerPool.start({ workers: 4 });
     try {
       const reports = await pool.run(job);
       assertClean(reports, [12, 12, 12, 12]);
@@ -72,7 +72,7 @@ export const SCENARIOS: Record<string, () => Promise<void>> = {
     const small = pipelineJob({ iterations: 8, inFlight: 2, inputs: 2, shape: SMALL });
     const limit = 120 * 2 ** 20;
     const budget = new SharedBudget({ limit });
-    const pool = await PipelinePool.start({
+    const pool = await WorkerPool.start({
       workers: 4,
       budget,
       heapOptions: { allocConf: "max_reserved_ratio:0" },
@@ -97,7 +97,7 @@ export const SCENARIOS: Record<string, () => Promise<void>> = {
   /** An idle Worker empties its cache when another sharer needs the room. */
   async idle() {
     const budget = new SharedBudget({ limit: "64MiB" });
-    const pool = await PipelinePool.start({
+    const pool = await WorkerPool.start({
       workers: 2,
       budget,
       heapOptions: { allocConf: "max_reserved_ratio:0" },
@@ -131,7 +131,7 @@ export const SCENARIOS: Record<string, () => Promise<void>> = {
   /** A budget too small for one iteration gives each Worker an OutOfMemoryError. */
   async small() {
     const budget = new SharedBudget({ limit: "32KiB" });
-    const pool = await PipelinePool.start({ workers: 4, budget });
+    const pool = await WorkerPool.start({ workers: 4, budget });
     const t0 = performance.now();
     try {
       const reports = await pool.run(pipelineJob({ iterations: 4, inFlight: 2, shape: SMALL }));
@@ -157,7 +157,7 @@ export const SCENARIOS: Record<string, () => Promise<void>> = {
   /** A Worker killed mid-run gives its reservation back and the others finish. */
   async killed() {
     const budget = new SharedBudget({ limit: "512MiB" });
-    const pool = await PipelinePool.start({ workers: 4, budget });
+    const pool = await WorkerPool.start({ workers: 4, budget });
     try {
       const job = pipelineJob({ iterations: 120, inFlight: 4, inputs: 2, shape: SMALL });
       const running = pool.run(job);

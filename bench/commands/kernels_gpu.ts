@@ -13,7 +13,7 @@
 // "timestamp-query" feature, from the wall clock (onSubmittedWorkDone), taken
 // as the slope between two repetition counts so the fixed wait cancels out.
 //
-//   deno run --allow-env --allow-read bench/kernels_gpu.ts [--quick] [--sweep]
+//   deno run --allow-env --allow-read bench/commands/kernels_gpu.ts [--quick] [--sweep]
 //     [--no-check] [--naive] [--reps N] [--tiles '{"tileM":128,"tileN":64,"tileK":8,
 //     "threadM":8,"threadN":8}']
 //
@@ -22,10 +22,10 @@
 //
 // --quick runs small shapes (for the software adapter); the default is the
 // target shape and needs a few GiB of GPU memory.
-import { HeapAllocator } from "../allocator/allocator.ts";
-import { requestDevice } from "../allocator/request_device.ts";
+import { HeapAllocator } from "../../allocator/allocator.ts";
+import { requestDevice } from "../../allocator/request_device.ts";
 import {
-  batchOf,
+  commandBatchOf,
   conv2dDefaultTiles,
   conv2dRelu,
   type Conv2dTiles,
@@ -37,7 +37,7 @@ import {
   relu,
   type Tensor,
   tensor,
-} from "../kernels/mod.ts";
+} from "../../kernels/mod.ts";
 
 const args = Deno.args;
 const quick = args.includes("--quick");
@@ -67,7 +67,7 @@ device.addEventListener("uncapturederror", (e) => {
   console.error(`WebGPU error: ${message}`);
 });
 const heap = new HeapAllocator(device);
-const batch = batchOf(heap);
+const batch = commandBatchOf(heap);
 const timestamps = device.features.has("timestamp-query");
 
 interface Row {

@@ -2,7 +2,7 @@
 //
 //   deno task memviz trace-or-snapshot.json > memory.html
 //   deno task memviz trace.json --at reserved > memory.html   # heap map at peak reserved
-import { memvizHtml } from "../allocator/memviz.ts";
+import { memvizHtml } from "./memviz.ts";
 
 const USAGE = "usage: deno task memviz TRACE-OR-SNAPSHOT.json [--at allocated|reserved] > out.html";
 

@@ -2,7 +2,7 @@
 // Chromium (Debian's `chromium` package), for a quick look without a browser.
 //
 //   deno task memviz:png trace-or-snapshot.json memory.png [--at allocated|reserved]
-import { memvizMain } from "./memviz.ts";
+import { memvizMain } from "./memviz_command.ts";
 
 const USAGE = "usage: deno task memviz:png IN.json OUT.png [--at allocated|reserved]";
 

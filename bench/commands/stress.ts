@@ -5,17 +5,17 @@
 // result line, per-Worker throughput and the memory table; exits 1 on any
 // error, 2 on bad flags.
 //
-//   deno run --allow-read --allow-env bench/stress.ts [flags]   (deno task stress)
-import { SharedBudget } from "../allocator/budget.ts";
-import { parseBytes } from "../allocator/config.ts";
-import { formatBytes } from "../allocator/format.ts";
+//   deno run --allow-read --allow-env bench/commands/stress.ts [flags]   (deno task stress)
+import { SharedBudget } from "../../kernels/workers/shared_budget.ts";
+import { parseBytes } from "../../allocator/config.ts";
+import { formatBytes } from "../../allocator/format.ts";
 import {
   DEFAULT_PIPELINE_SHAPE,
   pipelineData,
   type PipelineJob,
   pipelineJob,
-} from "../kernels/pipeline_job.ts";
-import { PipelinePool, type WorkerReport } from "../kernels/worker_pool.ts";
+} from "../../kernels/workers/pipeline_job.ts";
+import { WorkerPool, type WorkerReport } from "../../kernels/workers/worker_pool.ts";
 
 const USAGE = `Usage: deno task stress [flags]
 
@@ -228,9 +228,9 @@ async function main(): Promise<number> {
   const started = performance.now();
   pipelineData(job); // the references, made once, before the clock starts
   const budget = new SharedBudget({ limit: options.budget });
-  let pool: PipelinePool;
+  let pool: WorkerPool;
   try {
-    pool = await PipelinePool.start({ workers, budget });
+    pool = await WorkerPool.start({ workers, budget });
   } catch (error) {
     console.error(`stress: ${(error as Error).message}`);
     return 1;

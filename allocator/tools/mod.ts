@@ -1,0 +1,23 @@
+/**
+ * Tools that read what an allocator recorded: traces (gpuheap's format and
+ * plain `["a", id, size]` lists), their replay on a fake device under other
+ * settings, and a self-contained HTML picture of memory over time. The
+ * runtime never imports them. Commands: `@gpuheap/gpuheap/replay` and
+ * `@gpuheap/gpuheap/memviz`.
+ *
+ * @example
+ * ```ts
+ * import { readTrace, replay } from "@gpuheap/gpuheap/tools";
+ * import assert from "node:assert/strict";
+ *
+ * const trace = readTrace('[["a", 1, 4096], ["a", 2, 4096], ["f", 1], ["f", 2]]');
+ * const result = replay(trace);
+ * assert.equal(result.peakAllocated, 8192);
+ * ```
+ *
+ * @module
+ */
+
+export { readTrace, TraceError } from "./read_trace.ts";
+export { replay, type ReplayOptions, type ReplayResult } from "./replay.ts";
+export { memvizHtml, type MemvizOptions, POOL_COLORS } from "./memviz.ts";

@@ -1,0 +1,310 @@
+/**
+ * The recorder behind `HeapAllocator.startRecording()`: events packed into
+ * chunks of 32-bit words, turned into a {@linkcode Trace} at the end.
+ *
+ * @module
+ */
+
+import type { AllocatorSettings } from "./config.ts";
+import type { Snapshot } from "./snapshot.ts";
+import type { AllocEvent, Trace, TraceEvent } from "./trace.ts";
+
+const KINDS = [
+  "a",
+  "f",
+  "s",
+  "submit",
+  "emptyCache",
+  "heap",
+  "release",
+  "oom",
+  "resetPeak",
+  "split",
+] as const;
+const POOLS = ["small", "large", "uniform", "scalar", "readback", "upload"];
+const USAGES = ["storage", "uniform", "readback", "upload"];
+const POOL_CODE: Record<string, number> = Object.fromEntries(POOLS.map((p, i) => [p, i << 8]));
+const USAGE_CODE: Record<string, number> = Object.fromEntries(USAGES.map((u, i) => [u, i << 11]));
+// Head word of a record: kind in bits 0-3, then flags, then pool and usage codes.
+const FLAG = 1 << 4; // a free's pending, a heap's isSplit
+const LABELLED = 1 << 5; // one more field: the label's index
+const WIDE = 1 << 6; // each field takes two words (lo, hi): a value reached 2^32
+/** Words per chunk of the recording (1 MiB): chunks are never copied or regrown. */
+const CHUNK_WORDS = 1 << 18;
+/** Longest record: a head and six wide fields. */
+const MAX_RECORD = 1 + 2 * 6;
+/** The clock is read once per this many events: a read costs as much as an alloc+free. */
+const CLOCK_EVERY = 16;
+
+/**
+ * @internal collects events while `HeapAllocator` records. Events are packed
+ * into fixed chunks of 32-bit words (an alloc takes 6, a free 2), with the
+ * clock read every {@linkcode CLOCK_EVERY} events and on every rarer event:
+ * no object per event, no copying, few pages touched. {@linkcode
+ * TraceRecorder.finish} turns them into {@linkcode TraceEvent}s; events
+ * between two clock readings share the earlier time.
+ */
+export class TraceRecorder {
+  #chunks: Uint32Array[] = [];
+  #used: number[] = [];
+  #chunk = new Uint32Array(0);
+  #o = 0;
+  #count = 0;
+  /** Clock readings: event index and milliseconds since the start, alternating. */
+  #clock: number[] = [];
+  #labels: string[] = [];
+  #labelCode = new Map<string, number>();
+  #settings: AllocatorSettings;
+  #t0 = performance.now();
+
+  /** @param settings the allocator's settings, stored with the trace */
+  constructor(settings: AllocatorSettings) {
+    this.#settings = settings;
+  }
+
+  /** Records the state of a busy allocator as the trace's first events. */
+  begin(snapshot: Snapshot): void {
+    for (const heap of snapshot.heaps) this.heap(heap.id, heap.size, heap.pool, heap.isSplit);
+    for (const heap of snapshot.heaps) {
+      for (const b of heap.blocks) {
+        if (b.id === null) continue;
+        this.placed(
+          b.id,
+          b.requestedSize,
+          b.usage ?? "storage",
+          heap.pool,
+          heap.id,
+          b.offset,
+          b.size,
+          b.label ?? undefined,
+        );
+        if (b.state !== "live") this.free(b.id, b.state === "pending");
+      }
+    }
+  }
+
+  /** A block was handed out (by `alloc`, or by `scalar` in the scalar pool). */
+  // placed and free are the hot ones: they write their words directly.
+  placed(
+    id: number,
+    requested: number,
+    usage: string,
+    pool: string,
+    heap: number,
+    offset: number,
+    size: number,
+    label: string | undefined,
+  ): void {
+    const n = this.#count;
+    let o = this.#o;
+    if (
+      label === undefined && pool !== "scalar" && (n & (CLOCK_EVERY - 1)) !== 0 &&
+      o + 6 <= this.#chunk.length && id + requested + heap + offset + size <= 0xffffffff
+    ) {
+      const chunk = this.#chunk;
+      chunk[o++] = USAGE_CODE[usage] | POOL_CODE[pool];
+      chunk[o++] = id;
+      chunk[o++] = requested;
+      chunk[o++] = heap;
+      chunk[o++] = offset;
+      chunk[o++] = size;
+      this.#o = o;
+      this.#count = n + 1;
+    } else if (pool === "scalar") {
+      this.#record(2, 4, id, heap, offset, size, 0);
+    } else if (label === undefined) {
+      this.#record(USAGE_CODE[usage] | POOL_CODE[pool], 5, id, requested, heap, offset, size);
+    } else {
+      this.#record(
+        USAGE_CODE[usage] | POOL_CODE[pool] | LABELLED,
+        5,
+        id,
+        requested,
+        heap,
+        offset,
+        size,
+      );
+      this.#word(this.#labelIndex(label));
+    }
+  }
+
+  /** A block was freed; `pending`: it waits for the next submit. */
+  free(id: number, pending: boolean): void {
+    const n = this.#count;
+    const o = this.#o;
+    if ((n & (CLOCK_EVERY - 1)) !== 0 && o + 2 <= this.#chunk.length && id <= 0xffffffff) {
+      const chunk = this.#chunk;
+      chunk[o] = pending ? 1 | FLAG : 1;
+      chunk[o + 1] = id;
+      this.#o = o + 2;
+      this.#count = n + 1;
+      return;
+    }
+    this.#record(pending ? 1 | FLAG : 1, 1, id, 0, 0, 0, 0);
+  }
+
+  /** `submit()` was called. */
+  submit(): void {
+    this.#record(3, 0, 0, 0, 0, 0, 0);
+  }
+
+  /** `emptyCache()` was called. */
+  emptyCache(): void {
+    this.#record(4, 0, 0, 0, 0, 0, 0);
+  }
+
+  /** A heap was made. */
+  heap(id: number, size: number, pool: string, isSplit: boolean): void {
+    this.#record(5 | POOL_CODE[pool] | (isSplit ? FLAG : 0), 2, id, size, 0, 0, 0);
+  }
+
+  /** A heap was released. */
+  release(id: number): void {
+    this.#record(6, 1, id, 0, 0, 0, 0);
+  }
+
+  /** An allocation failed. */
+  oom(requested: number, pool: string): void {
+    this.#record(7 | POOL_CODE[pool], 1, requested, 0, 0, 0, 0);
+  }
+
+  /** A cached unsplit heap became a split heap. */
+  split(id: number): void {
+    this.#record(9, 1, id, 0, 0, 0, 0);
+  }
+
+  /** `resetPeakStats()` was called. */
+  resetPeak(): void {
+    this.#record(8, 0, 0, 0, 0, 0, 0);
+  }
+
+  /** The trace recorded so far, as {@linkcode TraceEvent}s. */
+  finish(): Trace {
+    const events: TraceEvent[] = new Array(this.#count);
+    const clock = this.#clock;
+    let tick = 0;
+    let t = 0;
+    let i = 0;
+    const used = [...this.#used.slice(0, this.#chunks.length - 1), this.#o];
+    for (let c = 0; c < this.#chunks.length; c++) {
+      const chunk = this.#chunks[c];
+      let o = 0;
+      while (o < used[c]) {
+        while (tick < clock.length && clock[tick] <= i) {
+          // Microseconds are enough to order events on a picture's time axis.
+          t = Math.round(clock[tick + 1] * 1000) / 1000;
+          tick += 2;
+        }
+        const head = chunk[o++];
+        const wide = (head & WIDE) !== 0;
+        const field = () => {
+          const v = wide ? chunk[o] + chunk[o + 1] * 2 ** 32 : chunk[o];
+          o += wide ? 2 : 1;
+          return v;
+        };
+        const pool = POOLS[(head >> 8) & 7];
+        switch (KINDS[head & 15]) {
+          case "a": {
+            const e: AllocEvent = [
+              "a",
+              field(),
+              field(),
+              USAGES[(head >> 11) & 3],
+              t,
+              pool,
+              field(),
+              field(),
+              field(),
+            ];
+            if (head & LABELLED) e.push(this.#labels[chunk[o++]]);
+            events[i] = e;
+            break;
+          }
+          case "f":
+            events[i] = ["f", field(), (head & FLAG) !== 0, t];
+            break;
+          case "s":
+            events[i] = ["s", field(), t, field(), field(), field()];
+            break;
+          case "submit":
+            events[i] = ["submit", t];
+            break;
+          case "emptyCache":
+            events[i] = ["emptyCache", t];
+            break;
+          case "heap":
+            events[i] = ["heap", field(), field(), pool, (head & FLAG) !== 0, t];
+            break;
+          case "release":
+            events[i] = ["release", field(), t];
+            break;
+          case "oom":
+            events[i] = ["oom", field(), pool, t];
+            break;
+          case "resetPeak":
+            events[i] = ["resetPeak", t];
+            break;
+          case "split":
+            events[i] = ["split", field(), t];
+            break;
+        }
+        i++;
+      }
+    }
+    return {
+      format: "gpuheap-trace",
+      version: 1,
+      settings: this.#settings,
+      durationMs: Math.round((performance.now() - this.#t0) * 1000) / 1000,
+      events,
+    };
+  }
+
+  /** Writes a record: the head word and `n` fields (of a..e), two words each if any is wide. */
+  #record(head: number, n: number, a: number, b: number, c: number, d: number, e: number): void {
+    if ((this.#count & (CLOCK_EVERY - 1)) === 0 || (head & 15) > 2) {
+      this.#clock.push(this.#count, performance.now() - this.#t0);
+    }
+    this.#count++;
+    let chunk = this.#chunk;
+    let o = this.#o;
+    if (o + MAX_RECORD + 1 > chunk.length) {
+      /* + 1: a label */ if (this.#chunks.length > 0) this.#used.push(o);
+      chunk = this.#chunk = new Uint32Array(CHUNK_WORDS);
+      this.#chunks.push(chunk);
+      o = 0;
+    }
+    // Fields are non-negative integers: if their sum fits 32 bits, each does.
+    if (a + b + c + d + e <= 0xffffffff) {
+      chunk[o++] = head;
+      if (n > 0) chunk[o++] = a;
+      if (n > 1) chunk[o++] = b;
+      if (n > 2) chunk[o++] = c;
+      if (n > 3) chunk[o++] = d;
+      if (n > 4) chunk[o++] = e;
+    } else {
+      chunk[o++] = head | WIDE;
+      const fields = [a, b, c, d, e];
+      for (let k = 0; k < n; k++) {
+        chunk[o++] = fields[k] % 2 ** 32;
+        chunk[o++] = Math.floor(fields[k] / 2 ** 32);
+      }
+    }
+    this.#o = o;
+  }
+
+  /** Appends one word to the record just written (room was left for it). */
+  #word(value: number): void {
+    this.#chunk[this.#o++] = value;
+  }
+
+  #labelIndex(label: string): number {
+    let code = this.#labelCode.get(label);
+    if (code === undefined) {
+      code = this.#labels.length;
+      this.#labels.push(label);
+      this.#labelCode.set(label, code);
+    }
+    return code;
+  }
+}
