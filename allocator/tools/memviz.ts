@@ -80,7 +80,7 @@ const COMPACT_HEAPS = 60;
  * ```
  */
 export function memvizHtml(
-  input: Trace | Snapshot | readonly unknown[] | string,
+  input: Trace | Snapshot | readonly unknown[] | string | unknown,
   options: MemvizOptions = {},
 ): string {
   const value = typeof input === "string" ? parseJson(input) : input;

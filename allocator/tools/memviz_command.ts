@@ -3,11 +3,12 @@
 //   deno task memviz trace-or-snapshot.json > memory.html
 //   deno task memviz trace.json --at reserved > memory.html   # heap map at peak reserved
 import { memvizHtml } from "./memviz.ts";
+import { loadTraceFile } from "./load_trace.ts";
 
 const USAGE = "usage: deno task memviz TRACE-OR-SNAPSHOT.json [--at allocated|reserved] > out.html";
 
 /** Reads the arguments and returns the page. */
-export function memvizMain(args: readonly string[]): string {
+export async function memvizMain(args: readonly string[]): Promise<string> {
   let file: string | undefined;
   let at: "allocated" | "reserved" = "allocated";
   for (let i = 0; i < args.length; i++) {
@@ -23,18 +24,12 @@ export function memvizMain(args: readonly string[]): string {
   }
   if (file === undefined) throw new RangeError(`Cannot draw: no input file given\n${USAGE}`);
   const name = file.split("/").pop()!;
-  let text: string;
-  try {
-    text = Deno.readTextFileSync(file);
-  } catch (error) {
-    throw new Error(`Cannot read ${file}: ${(error as Error).message}`);
-  }
-  return memvizHtml(text, { title: `gpuheap memory: ${name}`, at });
+  return memvizHtml(await loadTraceFile(file), { title: `gpuheap memory: ${name}`, at });
 }
 
 if (import.meta.main) {
   try {
-    console.log(memvizMain(Deno.args));
+    console.log(await memvizMain(Deno.args));
   } catch (error) {
     console.error((error as Error).message);
     Deno.exit(1);

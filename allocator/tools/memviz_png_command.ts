@@ -12,7 +12,7 @@ if (import.meta.main) {
     console.error(USAGE);
     Deno.exit(2);
   }
-  const html = memvizMain([input, ...rest]);
+  const html = await memvizMain([input, ...rest]);
   const dir = Deno.makeTempDirSync({ prefix: "memviz-" });
   const page = `${dir}/memory.html`;
   Deno.writeTextFileSync(page, html);

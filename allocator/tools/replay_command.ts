@@ -18,6 +18,7 @@ import { formatBytes } from "../format.ts";
 import { replay, type ReplayOptions, type ReplayResult } from "./replay.ts";
 import type { Trace } from "../trace.ts";
 import { readTrace } from "./read_trace.ts";
+import { loadTraceFile } from "./load_trace.ts";
 
 /** The policies `--compare` lays side by side. */
 export const STANDARD_POLICIES: readonly string[] = [
@@ -84,14 +85,6 @@ export function formatTable(results: readonly PolicyResult[]): string {
   return [line(head), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n");
 }
 
-function readFile(file: string): string {
-  try {
-    return Deno.readTextFileSync(file);
-  } catch (error) {
-    throw new Error(`Cannot read trace ${file}: ${(error as Error).message}`);
-  }
-}
-
 async function main(args: string[]): Promise<number> {
   const confs: string[] = [];
   const options: Omit<ReplayOptions, "allocConf"> = {};
@@ -124,9 +117,7 @@ async function main(args: string[]): Promise<number> {
   }
   if (file === undefined) throw new RangeError(`Cannot replay: no trace file given\n${USAGE}`);
   if (Object.keys(limits).length > 0) options.limits = limits;
-  // "-" reads the trace from stdin.
-  const text = file === "-" ? await new Response(Deno.stdin.readable).text() : readFile(file);
-  const trace = readTrace(text);
+  const trace = readTrace(await loadTraceFile(file));
   const results = comparePolicies(trace, confs.length > 0 ? confs : [""], options);
   if (json) {
     const [only] = results;

@@ -1,0 +1,63 @@
+/**
+ * Reads a trace or snapshot file as the commands take it: JSON text, gzipped
+ * or not, whatever the file's name.
+ *
+ * @module
+ */
+
+import { TraceError } from "./read_trace.ts";
+
+const GZIP_MAGIC = [0x1f, 0x8b];
+
+/**
+ * The parsed value of a trace or snapshot file's bytes (gunzipped first when
+ * they start with gzip's magic number).
+ *
+ * @throws {TraceError} undecodable bytes or malformed JSON
+ *
+ * @example
+ * ```ts
+ * import { parseTraceBytes } from "./load_trace.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const bytes = new TextEncoder().encode('[["a", 1, 64]]');
+ * assert.deepEqual(await parseTraceBytes(bytes), [["a", 1, 64]]);
+ * ```
+ */
+export async function parseTraceBytes(bytes: Uint8Array): Promise<unknown> {
+  if (bytes[0] === GZIP_MAGIC[0] && bytes[1] === GZIP_MAGIC[1]) bytes = await gunzip(bytes);
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    throw new TraceError("not UTF-8 text: expected a JSON trace or snapshot");
+  }
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new TraceError(`malformed JSON (${(error as Error).message})`);
+  }
+}
+
+/**
+ * Reads and parses a trace or snapshot file; `"-"` reads standard input.
+ *
+ * @throws {Deno.errors.NotFound} the file does not exist
+ * @throws {TraceError} see {@linkcode parseTraceBytes}
+ */
+export async function loadTraceFile(path: string): Promise<unknown> {
+  const bytes = path === "-"
+    ? new Uint8Array(await new Response(Deno.stdin.readable).arrayBuffer())
+    : await Deno.readFile(path);
+  return parseTraceBytes(bytes);
+}
+
+async function gunzip(bytes: Uint8Array): Promise<Uint8Array> {
+  try {
+    const stream = new Blob([bytes as Uint8Array<ArrayBuffer>]).stream()
+      .pipeThrough(new DecompressionStream("gzip"));
+    return new Uint8Array(await new Response(stream).arrayBuffer());
+  } catch (error) {
+    throw new TraceError(`corrupt gzip data (${(error as Error).message})`);
+  }
+}
