@@ -59,12 +59,13 @@ export async function parseTraceBytes(bytes: Uint8Array): Promise<unknown> {
 }
 
 /**
- * Reads and parses a trace or snapshot file; `"-"` reads standard input.
+ * Reads and parses a trace or snapshot file (a path or a file URL); `"-"`
+ * reads standard input.
  *
  * @throws {Deno.errors.NotFound} the file does not exist
  * @throws {TraceError} see {@linkcode parseTraceBytes}
  */
-export async function loadTraceFile(path: string): Promise<unknown> {
+export async function loadTraceFile(path: string | URL): Promise<unknown> {
   const bytes = path === "-"
     ? new Uint8Array(await new Response(Deno.stdin.readable).arrayBuffer())
     : await Deno.readFile(path);
