@@ -384,12 +384,12 @@ class Reader {
     return n;
   }
 
-  /** An 8-byte length: past the safe range it cannot fit the bytes left anyway. */
+  /** An 8-byte length (rounded past 2^53, where it exceeds any input anyway). */
   #u64(): number {
     this.#need(8);
-    const n = this.#view.getBigUint64(this.#pos, true);
+    const n = Number(this.#view.getBigUint64(this.#pos, true));
     this.#pos += 8;
-    return n > BigInt(Number.MAX_SAFE_INTEGER) ? Infinity : Number(n);
+    return n;
   }
 
   /** `n` bytes, checked against what is left before anything is allocated. */
