@@ -1170,11 +1170,13 @@ export class HeapAllocator {
     if (!Number.isInteger(size) || size <= 0) {
       throw new RangeError(`Cannot allocate: size must be a positive integer, got ${size}`);
     }
-    const name = usage === "storage"
+    let name: keyof AllocatorLimits = usage === "storage"
       ? "maxStorageBufferBindingSize"
       : usage === "uniform"
       ? "maxUniformBufferBindingSize"
       : "maxBufferSize";
+    // A block lies in one GPUBuffer: past maxBufferSize it would be cut short.
+    if (this.#limits.maxBufferSize < this.#limits[name]) name = "maxBufferSize";
     const limit = this.#limits[name];
     if (size > limit) {
       throw new RangeError(

@@ -1,12 +1,14 @@
 // What keeps reserved bytes near live bytes: a dedicated-size request takes a
 // free range of a split heap, a cached dedicated heap becomes a split heap
-// rather than a new GPUBuffer being made, and max_reserved_ratio bounds the cache.
+// rather than a new GPUBuffer being made, and max_reserved_ratio bounds the cache. The
+// fragmentation command replays the real PyTorch traces with PyTorch's figures beside.
 import assert from "node:assert/strict";
 import { FakeDevice, HeapAllocator } from "../mod.ts";
 import { formatAllocConf, parseAllocConf } from "../allocator/config.ts";
 import { replay } from "../allocator/tools/replay.ts";
 import { MAX_RESERVED_RATIO } from "../allocator/constants.ts";
 import { memvizHtml } from "../allocator/tools/memviz.ts";
+import { formatRows, measureReal, REAL_TRACES_DIR } from "../bench/commands/fragmentation.ts";
 
 const MiB = 1 << 20;
 
@@ -83,5 +85,39 @@ Deno.test("max_reserved_ratio: reads, writes back, and bounds the cache", () => 
   assert.ok(
     bounded.peakReserved <= 1.1 * bounded.peakAllocated,
     `${bounded.peakReserved} <= 1.1 × ${bounded.peakAllocated}`,
+  );
+});
+
+Deno.test("measureReal() replays the real traces with PyTorch's own figures beside", async () => {
+  const facts = JSON.parse(
+    await Deno.readTextFile(new URL("facts.json", REAL_TRACES_DIR)),
+  ).workloads as Record<string, { peak_allocated: number; peak_reserved: number }>;
+  const rows = await measureReal(["", "caching:0"]);
+  assert.deepEqual(
+    rows.map((r) => [r.workload, r.policy]),
+    Object.keys(facts).flatMap((w) => [[w, ""], [w, "caching:0"]]),
+  );
+  for (const r of rows) {
+    const f = facts[r.workload];
+    assert.deepEqual(r.pytorch, {
+      peakAllocated: f.peak_allocated,
+      peakReserved: f.peak_reserved,
+      ratio: f.peak_reserved / f.peak_allocated,
+    });
+    assert.ok(Math.abs(r.peakRequested / f.peak_allocated - 1) <= 0.01, r.workload);
+    assert.ok(r.alloc.mean >= 1 && r.alloc.mean === r.alloc.max, "one trace, no spread");
+    assert.ok(r.createBufferCalls.mean > 0);
+  }
+  const cached = rows.filter((r) => r.policy === "");
+  const uncached = rows.filter((r) => r.policy === "caching:0");
+  for (let i = 0; i < cached.length; i++) {
+    assert.ok(uncached[i].createBufferCalls.mean > cached[i].createBufferCalls.mean);
+  }
+  const text = formatRows(rows);
+  const name = Object.keys(facts)[0];
+  const ratio = (facts[name].peak_reserved / facts[name].peak_allocated).toFixed(3);
+  assert.match(
+    text,
+    new RegExp(`${name} .*\\nPyTorch: .*reserved/alloc ${ratio}; our peak requested`),
   );
 });

@@ -1,7 +1,8 @@
 /**
- * Tools that read what an allocator recorded: traces (gpuheap's format and
- * plain `["a", id, size]` lists), their replay on a fake device under other
- * settings, and a self-contained HTML picture of memory over time. The
+ * Tools that read what an allocator recorded: traces (gpuheap's format,
+ * plain `["a", id, size]` lists and PyTorch memory snapshots, pickled or
+ * not), their replay on a fake device under other settings, and a
+ * self-contained HTML picture of memory over time. The
  * runtime never imports them. Commands: `@gpuheap/gpuheap/replay` and
  * `@gpuheap/gpuheap/memviz`.
  *
@@ -19,5 +20,18 @@
  */
 
 export { readTrace, TraceError } from "./read_trace.ts";
+export { loadTraceFile, parseTraceBytes } from "./load_trace.ts";
+export { isPickle, type PickleDict, type PickleValue, readPickle } from "./pickle.ts";
+export {
+  BEFORE_RECORDING,
+  formatPytorchFacts,
+  isPytorchSnapshot,
+  type PytorchFacts,
+  pytorchFacts,
+  type PytorchSnapshotOptions,
+  type PytorchTrace,
+  readPytorchSnapshot,
+  SNAPSHOT_LIMITS,
+} from "./pytorch_snapshot.ts";
 export { replay, type ReplayOptions, type ReplayResult } from "./replay.ts";
 export { memvizHtml, type MemvizOptions, POOL_COLORS } from "./memviz.ts";

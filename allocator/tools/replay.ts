@@ -1,14 +1,16 @@
 /**
- * Replays a trace on the {@linkcode FakeDevice}: the same allocator code,
- * under the trace's settings or other ones, to measure what a policy would
- * have reserved for the same sequence of requests.
+ * Replays a trace on a device without a GPU: the same allocator code, under
+ * the trace's settings or other ones, to measure what a policy would have
+ * reserved for the same sequence of requests.
  *
  * @module
  */
 
 import { type Block, HeapAllocator, type Usage } from "../allocator.ts";
-import { type AllocatorLimits, FakeDevice } from "../device.ts";
+import type { MemoryBudget } from "../budget.ts";
+import { type AllocatorDevice, type AllocatorLimits, FakeDevice } from "../device.ts";
 import { OutOfMemoryError } from "../errors.ts";
+import { formatBytes } from "../format.ts";
 import type { Trace, TraceEvent } from "../trace.ts";
 import { readTrace, TraceError } from "./read_trace.ts";
 
@@ -22,7 +24,11 @@ export interface ReplayOptions {
   lowWatermark?: number | string;
   /** Device limits to replay under (merged over the trace's, then the fake device's defaults). */
   limits?: Partial<AllocatorLimits>;
-  /** Bytes of device memory: heaps past it are refused (0: unlimited). */
+  /**
+   * Bytes of device memory (0: unlimited). A heap past it is refused when it
+   * is made, as the allocator's shared budget would refuse it, so the
+   * allocator releases cached heaps and retries, or counts an OOM.
+   */
   memory?: number;
   /** Replay as on a fallback (CPU) adapter, which gets larger extra-large heaps. */
   fallbackAdapter?: boolean;
@@ -89,12 +95,12 @@ const USAGES = new Set(["storage", "uniform", "readback", "upload"]);
 
 /**
  * Replays a trace (a {@linkcode Trace}, a plain list of events, or JSON text
- * of either) on a {@linkcode FakeDevice} and returns the peaks and counts.
+ * of either) on a device without a GPU and returns the peaks and counts.
  * Frees marked pending wait for the next submit, as in the recorded run;
  * frees in a plain list are immediate. Heap, release, split and resetPeak events
  * are not replayed: the replay makes its own heaps and keeps its peaks over
  * the whole trace. An `oom` event is tried again (and freed at once if it
- * fits now).
+ * fits now). Labels of `a` events are passed on to the allocator.
  *
  * @throws {TraceError} malformed JSON or events, an unknown event, a free of
  *   an id that is not live, or a request the device's limits refuse (the
@@ -119,16 +125,17 @@ export function replay(
 ): ReplayResult {
   const t = readTrace(trace);
   const settings = t.settings;
-  const device = new FakeDevice({
-    limits: { ...settings?.limits, ...options.limits },
-    memory: options.memory ?? 0,
-    fallback: options.fallbackAdapter ?? settings?.fallbackAdapter ?? false,
-  });
+  const device = new ReplayDevice(
+    { ...settings?.limits, ...options.limits },
+    options.fallbackAdapter ?? settings?.fallbackAdapter ?? false,
+  );
+  const memory = options.memory ?? 0;
   const heap = new HeapAllocator(device, {
     allocConf: [settings?.allocConf ?? "", options.allocConf ?? ""].filter((s) => s).join(","),
     highWatermark: options.highWatermark ?? settings?.highWatermark ?? 0,
     lowWatermark: options.lowWatermark ?? settings?.lowWatermark ?? 0,
     debug: false,
+    budget: memory > 0 ? new DeviceMemory(memory) : undefined,
   });
   if (options.record) heap.startRecording();
   const live = new Map<number, Block>();
@@ -154,7 +161,8 @@ export function replay(
           }
           failed.delete(id);
           const usage = e[0] === "s" ? "scalar" : (e[3] ?? "storage");
-          const block = allocate(heap, usage, e[0] === "s" ? 4 : e[2], i);
+          const label = e[0] === "a" && typeof e[9] === "string" ? e[9] : undefined;
+          const block = allocate(heap, usage, e[0] === "s" ? 4 : e[2], i, label);
           allocations++;
           if (block) {
             live.set(id, block);
@@ -250,7 +258,13 @@ export function replay(
 }
 
 /** One allocation of a replay; null when it ran out of memory (counted by the allocator). */
-function allocate(heap: HeapAllocator, usage: string, size: number, i: number): Block | null {
+function allocate(
+  heap: HeapAllocator,
+  usage: string,
+  size: number,
+  i: number,
+  label?: string,
+): Block | null {
   if (usage !== "scalar" && !USAGES.has(usage)) {
     throw new TraceError(
       `unknown usage ${JSON.stringify(usage)} (expected storage, uniform, readback or upload)`,
@@ -258,9 +272,108 @@ function allocate(heap: HeapAllocator, usage: string, size: number, i: number): 
     );
   }
   try {
-    return usage === "scalar" ? heap.scalar(0) : heap.alloc(size, { usage: usage as Usage });
+    return usage === "scalar" ? heap.scalar(0) : heap.alloc(size, { usage: usage as Usage, label });
   } catch (error) {
     if (error instanceof OutOfMemoryError) return null;
     throw new TraceError((error as Error).message, i);
+  }
+}
+
+/** Limits of a replay device where neither the trace nor the options set them: the fake device's. */
+const DEFAULT_LIMITS: AllocatorLimits = { ...new FakeDevice().limits };
+
+/**
+ * The device a replay runs on: it counts buffers and keeps nothing else
+ * (a fake device that keeps the bytes of small buffers makes a replay of
+ * many staging blocks hold gigabytes).
+ */
+class ReplayDevice implements AllocatorDevice {
+  readonly limits: AllocatorLimits;
+  readonly adapterInfo: Pick<GPUAdapterInfo, "isFallbackAdapter">;
+  readonly queue: Pick<GPUQueue, "submit" | "writeBuffer"> = {
+    submit: () => {},
+    writeBuffer: () => {},
+  };
+  createBufferCalls = 0;
+
+  constructor(limits: Partial<AllocatorLimits>, fallback: boolean) {
+    this.limits = { ...DEFAULT_LIMITS, ...limits };
+    this.adapterInfo = { isFallbackAdapter: fallback };
+  }
+
+  createBuffer(descriptor: GPUBufferDescriptor): GPUBuffer {
+    this.createBufferCalls++;
+    return new ReplayBuffer(descriptor) as unknown as GPUBuffer;
+  }
+
+  pushErrorScope(): void {}
+
+  popErrorScope(): Promise<GPUError | null> {
+    return Promise.resolve(null);
+  }
+}
+
+/** A buffer of the replay device: its size and map state, no bytes. */
+class ReplayBuffer {
+  readonly size: number;
+  readonly usage: number;
+  readonly label: string;
+  mapState: GPUBufferMapState = "unmapped";
+
+  constructor(descriptor: GPUBufferDescriptor) {
+    this.size = descriptor.size;
+    this.usage = descriptor.usage;
+    this.label = descriptor.label ?? "";
+  }
+
+  destroy(): void {
+    this.mapState = "unmapped";
+  }
+
+  mapAsync(): Promise<void> {
+    this.mapState = "mapped";
+    return Promise.resolve();
+  }
+
+  unmap(): void {
+    this.mapState = "unmapped";
+  }
+}
+
+/**
+ * The replayed device's memory, as a budget the allocator reserves heap bytes
+ * from: a heap past it is refused when it is made. A real device's refusal
+ * arrives later, through an error scope, when a replay has moved on.
+ */
+class DeviceMemory implements MemoryBudget {
+  readonly limit: number;
+  #used = 0;
+
+  constructor(limit: number) {
+    this.limit = limit;
+  }
+
+  reserve(bytes: number): boolean {
+    if (this.#used + bytes > this.limit) return false;
+    this.#used += bytes;
+    return true;
+  }
+
+  release(bytes: number): void {
+    this.#used -= bytes;
+  }
+
+  pressured(): boolean {
+    return false;
+  }
+
+  relieve(): boolean {
+    return false;
+  }
+
+  publish(): void {}
+
+  describe(): string {
+    return `replayed device memory: ${formatBytes(this.#used)} of ${formatBytes(this.limit)} held`;
   }
 }

@@ -7,18 +7,21 @@
 //   deno task replay trace.json --compare            # the standard set of policies
 //   deno task replay trace.json --json               # one JSON object, for scripts
 //   deno task replay - < trace.json                  # the trace from stdin
+//   deno task replay snapshot.pickle.gz              # a PyTorch memory snapshot
 //
 // Flags: --conf S (alloc conf applied on top of the trace's; repeat for more
 // columns), --compare, --high-watermark B, --low-watermark B, --max-buffer-size B,
 // --max-binding-size B, --memory B (fake device memory), --fallback, --json.
 // Bytes may be written "512MiB". With --json and one policy the object holds
-// the figures; with several, { "trace": …, "policies": [ … ] }.
+// the figures; with several, { "trace": …, "policies": [ … ] }. A PyTorch
+// snapshot adds its own figures ("pytorch": reserved bytes and more) beside them.
 import { parseBytes } from "../config.ts";
 import { formatBytes } from "../format.ts";
 import { replay, type ReplayOptions, type ReplayResult } from "./replay.ts";
 import type { Trace } from "../trace.ts";
 import { readTrace } from "./read_trace.ts";
 import { loadTraceFile } from "./load_trace.ts";
+import { formatPytorchFacts, pytorchFacts } from "./pytorch_snapshot.ts";
 
 /** The policies `--compare` lays side by side. */
 export const STANDARD_POLICIES: readonly string[] = [
@@ -117,21 +120,28 @@ async function main(args: string[]): Promise<number> {
   }
   if (file === undefined) throw new RangeError(`Cannot replay: no trace file given\n${USAGE}`);
   if (Object.keys(limits).length > 0) options.limits = limits;
-  const trace = readTrace(await loadTraceFile(file));
+  const loaded = await loadTraceFile(file);
+  const trace = readTrace(loaded);
+  const pytorch = pytorchFacts(loaded);
   const results = comparePolicies(trace, confs.length > 0 ? confs : [""], options);
   if (json) {
     const [only] = results;
     console.log(
-      JSON.stringify(results.length === 1 ? only : { trace: file, policies: results }, null, 2),
+      JSON.stringify(
+        results.length === 1 ? { ...only, pytorch } : { trace: file, pytorch, policies: results },
+        null,
+        2,
+      ),
     );
   } else {
     const counts = new Map<string, number>();
     for (const e of trace.events) counts.set(e[0], (counts.get(e[0]) ?? 0) + 1);
     const kinds = [...counts].map(([k, n]) => `${n} ${k}`).join(", ");
     console.log(`trace: ${file} (${trace.events.length} events: ${kinds})`);
-    if (trace.settings) {
+    if (trace.settings && !pytorch) {
       console.log(`recorded with alloc conf: ${trace.settings.allocConf || "default"}`);
     }
+    if (pytorch) console.log(formatPytorchFacts(pytorch, results[0].peakRequested));
     console.log(formatTable(results));
   }
   return 0;

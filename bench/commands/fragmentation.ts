@@ -10,9 +10,16 @@
 // Each cell is the mean over seeds, with the worst seed in brackets;
 // "createBuffer" is the mean count of GPUBuffers made.
 //
-// Run: deno run bench/commands/fragmentation.ts [--seeds N] [--conf S]... [--json]
+// Beside the generated workloads, the real traces of tests/testdata/pytorch
+// (PyTorch CUDA allocator snapshots, listed in its facts.json) replay under
+// the same limits, each with PyTorch's own peak reserved ÷ peak allocated as
+// PyTorch measured them (torch.cuda.max_memory_reserved/allocated).
+//
+// Run: deno run --allow-read bench/commands/fragmentation.ts [--seeds N] [--conf S]... [--json]
 import { replay, type ReplayResult } from "../../allocator/tools/replay.ts";
-import { generate, KINDS } from "./trace_gen.ts";
+import { loadTraceFile } from "../../allocator/tools/load_trace.ts";
+import { readTrace } from "../../allocator/tools/read_trace.ts";
+import { BIG_GPU_LIMITS, generate, KINDS } from "./trace_gen.ts";
 
 /** The policies compared when no --conf is given. */
 export const POLICIES: readonly string[] = [
@@ -50,10 +57,38 @@ export interface FragmentationRow {
   createBufferCalls: Spread;
   /** Mean peak of requested bytes. */
   peakRequested: number;
+  /** PyTorch's own figures, for a real trace. */
+  pytorch?: PytorchFigures;
 }
+
+/** What PyTorch measured on the run a real trace comes from. */
+export interface PytorchFigures {
+  /** `torch.cuda.max_memory_allocated()` over the recording. */
+  peakAllocated: number;
+  /** `torch.cuda.max_memory_reserved()` over the recording. */
+  peakReserved: number;
+  /** `peakReserved / peakAllocated`. */
+  ratio: number;
+}
+
+/** Where the real traces and their facts.json lie. */
+export const REAL_TRACES_DIR: URL = new URL("../../tests/testdata/pytorch/", import.meta.url);
 
 function spread(values: number[]): Spread {
   return { mean: values.reduce((a, b) => a + b, 0) / values.length, max: Math.max(...values) };
+}
+
+/** One row: the replays of one workload's traces under one policy. */
+function row(workload: string, policy: string, rs: ReplayResult[]): FragmentationRow {
+  return {
+    workload,
+    policy,
+    alloc: spread(rs.map((r) => r.ratio)),
+    requested: spread(rs.map((r) => r.requestedRatio)),
+    inUse: spread(rs.map((r) => r.inUseRatio)),
+    createBufferCalls: spread(rs.map((r) => r.createBufferCalls)),
+    peakRequested: spread(rs.map((r) => r.peakRequested)).mean,
+  };
 }
 
 /** Replays every workload under every policy, `seeds` traces each. */
@@ -62,16 +97,34 @@ export function measure(policies: readonly string[], seeds: number): Fragmentati
   for (const workload of KINDS) {
     const traces = Array.from({ length: seeds }, (_, i) => generate(workload, { seed: i + 1 }));
     for (const policy of policies) {
-      const rs: ReplayResult[] = traces.map((t) => replay(t, { allocConf: policy }));
-      rows.push({
-        workload,
-        policy,
-        alloc: spread(rs.map((r) => r.ratio)),
-        requested: spread(rs.map((r) => r.requestedRatio)),
-        inUse: spread(rs.map((r) => r.inUseRatio)),
-        createBufferCalls: spread(rs.map((r) => r.createBufferCalls)),
-        peakRequested: spread(rs.map((r) => r.peakRequested)).mean,
-      });
+      rows.push(row(workload, policy, traces.map((t) => replay(t, { allocConf: policy }))));
+    }
+  }
+  return rows;
+}
+
+/**
+ * Replays every real trace under every policy, with the limits of the
+ * generated workloads, and gives PyTorch's own figures beside.
+ */
+export async function measureReal(
+  policies: readonly string[],
+  dir: URL = REAL_TRACES_DIR,
+): Promise<FragmentationRow[]> {
+  const facts = JSON.parse(await Deno.readTextFile(new URL("facts.json", dir))) as {
+    workloads: Record<string, { peak_allocated: number; peak_reserved: number }>;
+  };
+  const rows: FragmentationRow[] = [];
+  for (const [workload, f] of Object.entries(facts.workloads)) {
+    const trace = readTrace(await loadTraceFile(new URL(`${workload}.pickle.gz`, dir)));
+    const pytorch = {
+      peakAllocated: f.peak_allocated,
+      peakReserved: f.peak_reserved,
+      ratio: f.peak_reserved / f.peak_allocated,
+    };
+    for (const policy of policies) {
+      const r = replay(trace, { allocConf: policy, limits: BIG_GPU_LIMITS });
+      rows.push({ ...row(workload, policy, [r]), pytorch });
     }
   }
   return rows;
@@ -80,11 +133,24 @@ export function measure(policies: readonly string[], seeds: number): Fragmentati
 /** The rows as one markdown table per workload. */
 export function formatRows(rows: readonly FragmentationRow[]): string {
   const out: string[] = [];
-  const cell = (s: Spread) => `${s.mean.toFixed(3)} (${s.max.toFixed(3)})`;
+  // One trace (a real one) has no spread to show.
+  const cell = (s: Spread) =>
+    s.mean === s.max ? s.mean.toFixed(3) : `${s.mean.toFixed(3)} (${s.max.toFixed(3)})`;
   for (const workload of new Set(rows.map((r) => r.workload))) {
     const mine = rows.filter((r) => r.workload === workload);
-    const gib = (mine[0].peakRequested / 2 ** 30).toFixed(2);
-    out.push(`\n${workload} (peak requested ≈ ${gib} GiB)\n`);
+    const gib = (bytes: number) => `${(bytes / 2 ** 30).toFixed(2)} GiB`;
+    const pytorch = mine[0].pytorch;
+    out.push(`\n${workload} (peak requested ≈ ${gib(mine[0].peakRequested)})`);
+    if (pytorch) {
+      out.push(
+        `PyTorch: peak allocated ${gib(pytorch.peakAllocated)}, peak reserved ${
+          gib(pytorch.peakReserved)
+        }, reserved/alloc ${pytorch.ratio.toFixed(3)}; our peak requested is ${
+          (mine[0].peakRequested / pytorch.peakAllocated).toFixed(4)
+        } × its peak allocated`,
+      );
+    }
+    out.push("");
     out.push("| policy | reserved/alloc | reserved/req | reserved/in use | createBuffer |");
     out.push("|---|---:|---:|---:|---:|");
     for (const r of mine) {
@@ -119,13 +185,19 @@ if (import.meta.main) {
     console.error(`Cannot measure: --seeds must be a positive integer, got ${seeds}`);
     Deno.exit(2);
   }
-  const rows = measure(confs.length > 0 ? confs : POLICIES, seeds);
-  if (json) console.log(JSON.stringify(rows, null, 2));
+  const policies = confs.length > 0 ? confs : POLICIES;
+  const rows = measure(policies, seeds);
+  const real = await measureReal(policies);
+  if (json) console.log(JSON.stringify([...rows, ...real], null, 2));
   else {
     console.log(
       `peak reserved ÷ peak live on the fake device (limits of a big GPU), ${seeds} seeds: ` +
         "mean (worst)",
     );
     console.log(formatRows(rows));
+    console.log(
+      "\nReal traces (PyTorch CUDA allocator snapshots, tests/testdata/pytorch), same limits:",
+    );
+    console.log(formatRows(real));
   }
 }
