@@ -36,7 +36,10 @@ const COMMANDS: Record<string, CommandCase> = {
     path: "allocator/tools/memviz_command.ts",
     permissions: ["--allow-read", "--allow-env"],
     bad: [
-      [["t.json", "--at", "peak"], /^memviz: Flag --at needs one of allocated, reserved, got "peak"/],
+      [
+        ["t.json", "--at", "peak"],
+        /^memviz: Flag --at needs one of allocated, reserved, got "peak"/,
+      ],
       [["t.json", "--at"], /--at needs a value/],
       [["a.json", "b.json"], /Unexpected argument "b\.json"/],
     ],

@@ -1,9 +1,8 @@
-// Traces: recording, the packed recorder's decoding, record → replay giving the
-// same peaks and createBuffer calls as the original run, plain lists, errors,
-// and the replay command.
+// Replays: record → replay giving the same peaks and createBuffer calls as the
+// original run, plain lists, options over the trace's settings, and events a
+// replay cannot follow.
 import assert from "node:assert/strict";
 import {
-  AllocatorError,
   type Block,
   FakeDevice,
   HeapAllocator,
@@ -17,106 +16,6 @@ import { replay } from "../allocator/tools/replay.ts";
 import { rng } from "./_util.ts";
 
 const MiB = 1 << 20;
-
-Deno.test("recording: events name blocks, heaps, pools, offsets and times", () => {
-  const heap = new HeapAllocator(new FakeDevice());
-  assert.throws(() => heap.stopRecording(), AllocatorError);
-  heap.startRecording();
-  assert.equal(heap.recording, true);
-  const a = heap.alloc(4000, { label: "weights" });
-  void a.buffer;
-  heap.free(a);
-  const s = heap.scalar(1);
-  heap.submit();
-  heap.emptyCache();
-  heap.resetPeakStats();
-  const trace = heap.stopRecording();
-  assert.equal(heap.recording, false);
-  assert.equal(trace.format, "gpuheap-trace");
-  assert.equal(trace.version, 1);
-  assert.deepEqual(trace.settings, heap.settings());
-  const strip = trace.events.map((e) => e.filter((_, i) => !isTime(e[0], i)));
-  assert.deepEqual(strip, [
-    ["heap", 1, 8 * MiB, "small", true],
-    ["a", a.id, 4000, "storage", "small", 1, 0, a.size, "weights"],
-    ["f", a.id, true],
-    ["heap", 2, 64 * 1024, "scalar", true],
-    ["s", s.id, 2, 0, s.size],
-    ["submit"],
-    ["emptyCache"],
-    ["release", 1],
-    ["resetPeak"],
-  ]);
-  const times = trace.events.map((e) => e.find((_, i) => isTime(e[0], i)) as number);
-  for (let i = 1; i < times.length; i++) assert.ok(times[i] >= times[i - 1], "times ascend");
-  assert.ok(trace.durationMs >= times[times.length - 1]);
-  heap.destroy();
-});
-
-/** Whether item `i` of an event of `kind` is its time. */
-function isTime(kind: string, i: number): boolean {
-  const at: Record<string, number> = {
-    a: 4,
-    f: 3,
-    s: 2,
-    submit: 1,
-    emptyCache: 1,
-    heap: 5,
-    release: 2,
-    split: 2,
-    oom: 3,
-    resetPeak: 1,
-  };
-  return at[kind] === i;
-}
-
-Deno.test("recording: wide values, many labels and long recordings decode exactly", () => {
-  const device = new FakeDevice({ limits: { maxBufferSize: 2 ** 34 } });
-  const heap = new HeapAllocator(device);
-  heap.startRecording();
-  const huge = heap.alloc(5 * 2 ** 30 + 3, { usage: "readback", label: "huge" }); // > 2^32
-  const expected: unknown[][] = [];
-  const blocks: Block[] = [];
-  // Past several 1 MiB chunks of the recording: 200 000 events.
-  for (let i = 0; i < 100_000; i++) {
-    const b = heap.alloc(64 + (i % 1000) * 32, { label: i % 7 === 0 ? `l${i % 13}` : undefined });
-    blocks.push(b);
-    if (i % 2 === 0) void b.buffer;
-    heap.free(b);
-  }
-  const trace = heap.stopRecording();
-  const first = trace.events.findIndex((e) => e[0] === "a");
-  assert.deepEqual(trace.events[first].filter((_, i) => i !== 4), [
-    "a",
-    huge.id,
-    5 * 2 ** 30 + 3,
-    "readback",
-    "readback",
-    huge.heapId,
-    0,
-    huge.size,
-    "huge",
-  ]);
-  for (const [i, b] of blocks.entries()) {
-    const e: unknown[] = [
-      "a",
-      b.id,
-      b.requestedSize,
-      "storage",
-      "small",
-      b.heapId,
-      b.offset,
-      b.size,
-    ];
-    if (b.label !== undefined) e.push(b.label);
-    expected.push(e, ["f", b.id, i % 2 === 0]);
-  }
-  const got = trace.events.filter((e) => e[0] === "a" || e[0] === "f").slice(1)
-    .map((e) => e.filter((_, i) => !isTime(e[0], i)));
-  assert.equal(got.length, expected.length);
-  assert.deepEqual(got, expected);
-  heap.destroy();
-});
 
 /** A seeded run on the fake device, recorded; returns the trace and the run's figures. */
 function recordedRun(seed: number, options: HeapAllocatorOptions, ops: number) {
@@ -179,7 +78,7 @@ for (
     ["tight high watermark: retries and OOMs", { highWatermark: "200MiB" }],
   ] as [string, HeapAllocatorOptions][]
 ) {
-  Deno.test(`record → replay reproduces peaks and createBuffer calls (${name})`, () => {
+  Deno.test(`replay() of a recording reproduces its peaks and createBuffer calls (${name})`, () => {
     const run = recordedRun(7, options, 6000);
     const trace = readTrace(JSON.stringify(run.trace)); // through JSON, as a file would
     const r = replay(trace);
@@ -197,7 +96,7 @@ for (
   });
 }
 
-Deno.test("record → replay: a recording started on a busy allocator begins with its state", () => {
+Deno.test("replay() of a recording started on a busy allocator begins with its state", () => {
   const heap = new HeapAllocator(new FakeDevice());
   const a = heap.alloc(3 * MiB, { label: "old" });
   const b = heap.alloc(1000);
@@ -218,7 +117,7 @@ Deno.test("record → replay: a recording started on a busy allocator begins wit
   heap.destroy();
 });
 
-Deno.test('replay: plain lists of ["a", id, size] and ["f", id], frees immediate', () => {
+Deno.test('replay() reads plain lists of ["a", id, size] and ["f", id], frees immediate', () => {
   const r = replay([["a", 1, 4096], ["a", 2, 5 * MiB], ["f", 1], ["a", 3, 4096], ["f", 2], [
     "f",
     3,
@@ -243,7 +142,7 @@ Deno.test('replay: plain lists of ["a", id, size] and ["f", id], frees immediate
   );
 });
 
-Deno.test("replay: options override the trace's settings; OOMs are counted", () => {
+Deno.test("replay() options override the trace's settings; OOMs are counted", () => {
   const events = [["a", 1, 20 * MiB], ["a", 2, 20 * MiB], ["f", 1], ["f", 2], ["a", 3, 40 * MiB]];
   assert.equal(replay(events).createBufferCalls, 1, "one 128 MiB heap holds all");
   assert.equal(replay(events, { allocConf: "caching:0" }).createBufferCalls, 2);
@@ -257,7 +156,7 @@ Deno.test("replay: options override the trace's settings; OOMs are counted", () 
   );
 });
 
-Deno.test("replay: bad input is a TraceError naming the event", () => {
+Deno.test("replay() refuses bad input with a TraceError naming the event", () => {
   const cases: [unknown, RegExp, number][] = [
     ['[["a", 1, 10],', /malformed JSON/, -1],
     ['{"format": "other"}', /format "gpuheap-trace", got format "other"/, -1],
@@ -284,51 +183,4 @@ Deno.test("replay: bad input is a TraceError naming the event", () => {
       },
     );
   }
-});
-
-Deno.test("replay command: a table, policies side by side, --json for scripts", async () => {
-  const trace = recordedRun(3, {}, 800).trace;
-  const run = async (...args: string[]) => {
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--allow-read",
-        "--allow-env",
-        "allocator/tools/replay_command.ts",
-        "-",
-        ...args,
-      ],
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-      cwd: new URL("..", import.meta.url),
-    }).spawn();
-    const writer = child.stdin.getWriter();
-    await writer.write(new TextEncoder().encode(JSON.stringify(trace)));
-    await writer.close();
-    const out = await child.output();
-    return {
-      code: out.code,
-      stdout: new TextDecoder().decode(out.stdout),
-      stderr: new TextDecoder().decode(out.stderr),
-    };
-  };
-  const direct = replay(trace);
-  const one = await run("--json");
-  assert.equal(one.code, 0, one.stderr);
-  const json = JSON.parse(one.stdout);
-  assert.equal(json.peakAllocated, direct.peakAllocated);
-  assert.equal(json.peakReserved, direct.peakReserved);
-  assert.equal(json.createBufferCalls, direct.createBufferCalls);
-  for (const key of ["ratio", "heapsCreated", "retries", "ooms", "peakInUse"]) {
-    assert.ok(key in json);
-  }
-  const table = await run("--conf", "", "--conf", "caching:0");
-  assert.equal(table.code, 0, table.stderr);
-  assert.match(table.stdout, /peak allocated .* peak reserved .* createBuffer/);
-  assert.match(table.stdout, /\ndefault +\S/);
-  assert.match(table.stdout, /\ncaching:0 +\S/);
-  const bad = await run("--conf", "caching:maybe");
-  assert.equal(bad.code, 1);
-  assert.match(bad.stderr, /caching must be 0, 1, true or false, got maybe/);
 });
