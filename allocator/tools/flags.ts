@@ -97,6 +97,9 @@ export interface Flag<T> {
 /** A flag that takes a value. */
 export type ValueFlag<T> = Flag<T> & { readonly arg: string };
 
+/** A flag that takes a value and may be repeated. */
+export type ManyFlag<T> = ValueFlag<T> & { readonly many: true };
+
 /**
  * What the flags of a spec read to: a switch is a boolean, a repeated flag
  * a list (empty if not given), any other flag its value or undefined.
@@ -267,7 +270,7 @@ export function text<const M extends boolean = false>(
  *
  * @param help what it does
  */
-export function allocConf(help: string): ValueFlag<string> & { many: true } {
+export function allocConf(help: string): ManyFlag<string> {
   return {
     help,
     arg: "CONF",

@@ -11,10 +11,10 @@
  */
 import { memvizHtml } from "./memviz.ts";
 import { loadTraceFile } from "./load_trace.ts";
-import { choice, type Command, type Flag, runCommand } from "./flags.ts";
+import { choice, type Command, runCommand, type ValueFlag } from "./flags.ts";
 
 /** The memviz command's arguments and flags. */
-export const MEMVIZ_COMMAND = {
+export const MEMVIZ_COMMAND: Command<{ at: ValueFlag<"allocated" | "reserved"> }> = {
   name: "memviz",
   synopsis: "deno task memviz FILE [--at allocated|reserved] > out.html",
   about: "Draws a trace or a snapshot as one self-contained HTML page on stdout:\n" +
@@ -30,7 +30,7 @@ export const MEMVIZ_COMMAND = {
     ]),
   },
   notes: "Exit status: 0 on success, 1 if the file cannot be read or drawn, 2 for bad flags.",
-} satisfies Command<Record<string, Flag<unknown>>>;
+};
 
 /**
  * Reads a trace or snapshot file (`"-"`: stdin) and returns its page.

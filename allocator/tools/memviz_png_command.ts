@@ -3,10 +3,10 @@
 //
 //   deno task memviz:png trace-or-snapshot.json memory.png [--at allocated|reserved]
 import { memvizFile } from "./memviz_command.ts";
-import { choice, type Command, type Flag, oneLine, runCommand } from "./flags.ts";
+import { choice, type Command, oneLine, runCommand, type ValueFlag } from "./flags.ts";
 
 /** The memviz:png command's arguments and flags. */
-export const MEMVIZ_PNG_COMMAND = {
+export const MEMVIZ_PNG_COMMAND: Command<{ at: ValueFlag<"allocated" | "reserved"> }> = {
   name: "memviz:png",
   synopsis: "deno task memviz:png IN OUT.png [--at allocated|reserved]",
   about: "Renders the memory page of a trace or snapshot to a PNG with headless Chromium.",
@@ -22,7 +22,7 @@ export const MEMVIZ_PNG_COMMAND = {
   },
   notes: "Exit status: 0 on success, 1 if the file cannot be read or drawn or Chromium\n" +
     "fails, 2 for bad flags.",
-} satisfies Command<Record<string, Flag<unknown>>>;
+};
 
 async function main(input: string, output: string, at?: "allocated" | "reserved") {
   const html = await memvizFile(input, at);

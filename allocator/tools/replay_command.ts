@@ -13,9 +13,11 @@ import {
   bytes,
   type Command,
   type Flag,
+  type ManyFlag,
   type ParsedArgs,
   runCommand,
   toggle,
+  type ValueFlag,
 } from "./flags.ts";
 import { formatBytes } from "../format.ts";
 import { replay, type ReplayOptions, type ReplayResult } from "./replay.ts";
@@ -32,8 +34,21 @@ export const STANDARD_POLICIES: readonly string[] = [
   "xlarge_heap:256MiB",
 ];
 
+/** The replay command's flags. */
+export type ReplayFlags = {
+  conf: ManyFlag<string>;
+  compare: Flag<boolean>;
+  json: Flag<boolean>;
+  fallback: Flag<boolean>;
+  highWatermark: ValueFlag<number>;
+  lowWatermark: ValueFlag<number>;
+  maxBufferSize: ValueFlag<number>;
+  maxBindingSize: ValueFlag<number>;
+  memory: ValueFlag<number>;
+};
+
 /** The replay command's arguments and flags. */
-export const REPLAY_COMMAND = {
+export const REPLAY_COMMAND: Command<ReplayFlags> = {
   name: "replay",
   synopsis: "deno task replay TRACE [flags]",
   about: "Replays a trace on the fake device and prints what the allocator did: peak\n" +
@@ -54,7 +69,7 @@ export const REPLAY_COMMAND = {
   notes: "Sizes may be written 512MiB. With --json and one policy the object holds the\n" +
     'figures; with several, { "trace": ..., "policies": [ ... ] }. Exit status: 0 on\n' +
     "success, 1 if the trace cannot be read or replayed, 2 for bad flags.",
-} satisfies Command<Record<string, Flag<unknown>>>;
+};
 
 /** A replay of one policy, named by its alloc conf. */
 export interface PolicyResult extends ReplayResult {
@@ -109,7 +124,7 @@ export function formatTable(results: readonly PolicyResult[]): string {
 }
 
 async function main(
-  { flags, positionals: [file] }: ParsedArgs<typeof REPLAY_COMMAND.flags>,
+  { flags, positionals: [file] }: ParsedArgs<ReplayFlags>,
 ): Promise<void> {
   const confs = [...flags.conf, ...(flags.compare ? STANDARD_POLICIES : [])];
   const options: Omit<ReplayOptions, "allocConf"> = {};
