@@ -165,7 +165,7 @@ Deno.test("replay() refuses bad input with a TraceError naming the event", () =>
     [[["a", 1, 10], ["f", 2]], /event 1: frees block id 2, which is not live/, 1],
     [[["a", 1, 10], ["f", 1], ["f", 1]], /event 2: frees block id 1, which is not live/, 2],
     [[["a", 1, 10], ["a", 1, 10]], /event 1: allocates block id 1, which is live/, 1],
-    [[["a", 1, -5]], /event 0: size must be a positive integer, got -5/, 0],
+    [[["a", 1, -5]], /event 0: size must be a positive integer \(at most 2\^53 - 1\), got -5/, 0],
     [[["a", 1, 10, "texture"]], /event 0: unknown usage "texture"/, 0],
     [[["a", "one", 10]], /event 0: block id must be an integer, got "one"/, 0],
     [[["f"]], /event 0: "f" takes 2 to 4 items/, 0],
