@@ -14,7 +14,7 @@
 import { POOL_NAMES } from "../allocator.ts";
 import { type AllocatorSettings, type AllocConf, parseAllocConf, parseBytes } from "../config.ts";
 import type { AllocatorLimits } from "../device.ts";
-import type { Trace, TraceEvent } from "../trace.ts";
+import type { Trace } from "../trace.ts";
 
 /**
  * A trace that cannot be read or replayed; `index` is the offending event's (or -1).
