@@ -19,5 +19,6 @@
  */
 
 export { readTrace, TraceError } from "./read_trace.ts";
+export { readSnapshot, SnapshotError } from "./read_snapshot.ts";
 export { replay, type ReplayOptions, type ReplayResult } from "./replay.ts";
 export { memvizHtml, type MemvizOptions, POOL_COLORS } from "./memviz.ts";

@@ -188,7 +188,7 @@ export function readTrace(input: string | unknown): Trace {
     trace = {
       format: "gpuheap-trace",
       version: 1,
-      settings: readSettings(v.settings ?? null, "settings"),
+      settings: readSettings(v.settings ?? null),
       durationMs: duration as number,
       events: v.events,
     };
@@ -262,17 +262,22 @@ const isAlignment = (v: unknown) =>
  * fields the format names are kept.
  *
  * @param value the settings, or null
- * @param where how messages name them (`"settings"`)
+ * @param fail makes the error for a field (`path`: `"settings.alignment"`); default a TraceError
  * @throws {TraceError} a field of the wrong type or out of range
  */
-export function readSettings(value: unknown, where: string): AllocatorSettings | null {
+export function readSettings(
+  value: unknown,
+  fail: (message: string, path: string) => Error = (message, path) =>
+    new TraceError(`${path} ${message}`),
+): AllocatorSettings | null {
+  const where = "settings";
   if (value === null) return null;
   if (typeof value !== "object" || Array.isArray(value)) {
-    throw new TraceError(`${where} must be an object or null, got ${describe(value)}`);
+    throw fail(`must be an object or null, got ${describe(value)}`, where);
   }
   const v = value as Record<string, unknown>;
   const bad = (field: string, expects: string) =>
-    new TraceError(`${where}.${field} must be ${expects}, got ${describe(v[field])}`);
+    fail(`must be ${expects}, got ${describe(v[field])}`, `${where}.${field}`);
   const out: Partial<AllocatorSettings> = {};
   let conf: AllocConf | undefined;
   if (v.allocConf !== undefined) {
@@ -282,7 +287,7 @@ export function readSettings(value: unknown, where: string): AllocatorSettings |
     } catch (error) {
       if (!(error instanceof RangeError)) throw error;
       const why = error.message.replace(/^Invalid alloc conf( "[^]*?")?: /, "");
-      throw new TraceError(`${where}.allocConf: ${why}`);
+      throw fail(`cannot be read: ${why}`, `${where}.allocConf`);
     }
     out.allocConf = v.allocConf;
   }
@@ -300,8 +305,9 @@ export function readSettings(value: unknown, where: string): AllocatorSettings |
     out[field] = bytes;
   }
   if (out.highWatermark && out.lowWatermark && out.lowWatermark > out.highWatermark) {
-    throw new TraceError(
-      `${where}.lowWatermark ${out.lowWatermark} is above highWatermark ${out.highWatermark}`,
+    throw fail(
+      `${out.lowWatermark} is above highWatermark ${out.highWatermark}`,
+      `${where}.lowWatermark`,
     );
   }
   if (v.alignment !== undefined) {
@@ -313,14 +319,19 @@ export function readSettings(value: unknown, where: string): AllocatorSettings |
     out.fallbackAdapter = v.fallbackAdapter;
   }
   if (v.limits !== undefined) {
-    out.limits = readLimits(v.limits, `${where}.limits`, conf ?? parseAllocConf(""));
+    out.limits = readLimits(v.limits, `${where}.limits`, conf ?? parseAllocConf(""), fail);
   }
   return out as AllocatorSettings;
 }
 
-function readLimits(value: unknown, where: string, conf: AllocConf): AllocatorLimits {
+function readLimits(
+  value: unknown,
+  where: string,
+  conf: AllocConf,
+  fail: (message: string, path: string) => Error,
+): AllocatorLimits {
   if (!value || typeof value !== "object" || Array.isArray(value)) {
-    throw new TraceError(`${where} must be an object, got ${describe(value)}`);
+    throw fail(`must be an object, got ${describe(value)}`, where);
   }
   const v = value as Record<string, unknown>;
   const out: Partial<Record<keyof AllocatorLimits, number>> = {};
@@ -332,16 +343,17 @@ function readLimits(value: unknown, where: string, conf: AllocConf): AllocatorLi
       const expects = kind === "alignment"
         ? `a power of two <= ${MAX_ALIGNMENT}`
         : "a positive integer (at most 2^53 - 1)";
-      throw new TraceError(`${where}.${name} must be ${expects}, got ${describe(x)}`);
+      throw fail(`must be ${expects}, got ${describe(x)}`, `${where}.${name}`);
     }
     out[name] = x as number;
   }
   // The heaps the alloc conf asks for must fit in one GPUBuffer.
   const max = out.maxBufferSize;
   if (max !== undefined && Math.max(conf.smallHeap, conf.largeHeap) > max) {
-    throw new TraceError(
-      `${where}.maxBufferSize ${max} is below the heaps of the alloc conf ` +
+    throw fail(
+      `${max} is below the heaps of the alloc conf ` +
         `(small ${conf.smallHeap}, large ${conf.largeHeap} bytes)`,
+      `${where}.maxBufferSize`,
     );
   }
   return out as AllocatorLimits;
