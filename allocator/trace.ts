@@ -35,6 +35,7 @@
  * | `["oom", requested, pool, t?]`                                      | an allocation failed with `OutOfMemoryError` |
  * | `["resetPeak", t?]`                                                 | `resetPeakStats()` |
  *
+ * An optional item may be `null` (absent) when a later one is given.
  * Block ids may be reused once freed. A recording started on a busy
  * allocator begins with the state then: a `heap` event per heap held, an
  * `a` (or `s`) event per block placed, and an `f` event for each of those

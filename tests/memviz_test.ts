@@ -4,6 +4,9 @@
 import assert from "node:assert/strict";
 import { FakeDevice, HeapAllocator } from "../mod.ts";
 import { memvizHtml } from "../allocator/tools/memviz.ts";
+import { TraceError } from "../allocator/tools/read_trace.ts";
+import { SnapshotError } from "../allocator/tools/read_snapshot.ts";
+import type { Snapshot } from "../allocator/snapshot.ts";
 
 const MiB = 1 << 20;
 
@@ -28,7 +31,7 @@ function heapRows(html: string): Map<number, [string, number, number]> {
   return rows;
 }
 
-Deno.test("memviz: a trace gives both series by pool and the heaps at the peak", () => {
+Deno.test("memvizHtml() of a trace draws both series by pool and the heaps at the peak", () => {
   const heap = new HeapAllocator(new FakeDevice());
   heap.startRecording();
   const a = heap.alloc(3 * MiB, { label: "w" });
@@ -75,7 +78,7 @@ Deno.test("memviz: a trace gives both series by pool and the heaps at the peak",
   heap.destroy();
 });
 
-Deno.test("memviz: a snapshot gives bytes by pool and every heap", () => {
+Deno.test("memvizHtml() of a snapshot draws bytes by pool and every heap", () => {
   // Keep every cached heap, so the picture has a cached block to show.
   const heap = new HeapAllocator(new FakeDevice(), { allocConf: "max_reserved_ratio:0" });
   heap.alloc(1000);
@@ -92,7 +95,7 @@ Deno.test("memviz: a snapshot gives bytes by pool and every heap", () => {
   heap.destroy();
 });
 
-Deno.test("memviz: a plain list is replayed first; many blocks stay a small page", () => {
+Deno.test("memvizHtml() replays a plain list first; many blocks stay a small page", () => {
   const events: unknown[] = [];
   for (let i = 1; i <= 20_000; i++) events.push(["a", i, 256 + (i % 7) * 64]);
   for (let i = 1; i <= 20_000; i += 2) events.push(["f", i]);
@@ -102,4 +105,184 @@ Deno.test("memviz: a plain list is replayed first; many blocks stay a small page
   assert.match(html, /Heaps at the peak reserved/);
   assert.ok(html.length < 2_000_000, `${html.length} characters`);
   assert.throws(() => memvizHtml("{not json"), /malformed JSON/);
+});
+
+/** The strings an attacker would put in a label, a title, a pool or an id. */
+const HOSTILE = [
+  '<img src=x onerror="alert(1)">',
+  "</title><script>alert(1)</script>",
+  '" onload="alert(1)',
+  "' onload='alert(1)",
+  "]]><svg onload=alert(1)>",
+];
+
+/** The elements a page is made of. */
+const ELEMENTS = new Set(
+  ("html head meta title style body h1 h2 p table tr td div span i b svg g line text polygon " +
+    "polyline rect defs pattern").split(" "),
+);
+
+/** Every tag of the page is one of ours, with no handler or link among its attributes. */
+function assertInert(html: string): void {
+  assert.doesNotMatch(html, /https?:/i, "no http(s) URL");
+  for (const [tag, name, attributes] of html.matchAll(/<\/?([a-zA-Z0-9]+)([^>]*)>/g)) {
+    assert.ok(ELEMENTS.has(name.toLowerCase()) || tag.startsWith("<!"), tag);
+    const names = [...attributes.matchAll(/\s([^\s=]+)=/g)].map((m) => m[1].toLowerCase());
+    for (const n of names) assert.ok(!/^on|^(src|href|xlink:href)$/.test(n), `${n} in ${tag}`);
+  }
+}
+
+Deno.test("memvizHtml() escapes every string that comes from its input", () => {
+  const heap = new HeapAllocator(new FakeDevice());
+  heap.startRecording();
+  for (const label of HOSTILE) heap.alloc(1 << 20, { label }); // wide enough to carry a title
+  const snapshot = heap.snapshot();
+  const trace = heap.stopRecording();
+  heap.destroy();
+  for (const title of HOSTILE) {
+    const fromTrace = memvizHtml(JSON.stringify(trace), { title });
+    const fromSnapshot = memvizHtml(JSON.stringify(snapshot), { title });
+    for (const html of [fromTrace, fromSnapshot]) {
+      assertInert(html);
+      assert.ok(
+        html.includes("&lt;img src=x onerror=&quot;alert(1)&quot;&gt;"),
+        "the label, escaped",
+      );
+    }
+  }
+});
+
+Deno.test("memvizHtml() refuses markup where a trace or snapshot has an id, pool or state", () => {
+  const img = HOSTILE[0];
+  const traces: unknown[] = [
+    [["heap", img, 8 << 20, "small", true]],
+    [["heap", 1, 8 << 20, img, true]],
+    [["heap", 1, 8 << 20, "small", true], ["a", 1, 64, "storage", 0, img, 1, 0, 64]],
+  ];
+  for (const t of traces) assert.throws(() => memvizHtml(t), TraceError);
+  const heap = new HeapAllocator(new FakeDevice());
+  heap.alloc(1000);
+  const good = heap.snapshot();
+  heap.destroy();
+  const edits: ((s: Snapshot) => void)[] = [
+    (s) => (s.heaps[0] as { id: unknown }).id = img,
+    (s) => s.heaps[0].pool = img,
+    (s) => (s.heaps[0].blocks[0] as { state: unknown }).state = img,
+    (s) => (s.heaps[0].blocks[0] as { id: unknown }).id = img,
+    (s) => (s.heaps[0].blocks[0] as { size: unknown }).size = img,
+  ];
+  for (const edit of edits) {
+    const bad = structuredClone(good);
+    edit(bad);
+    assert.throws(() => memvizHtml(bad), SnapshotError);
+  }
+});
+
+Deno.test("memvizHtml() refuses sizes no device has, at once", () => {
+  for (const size of [1e300, 2 ** 80, 2 ** 53]) {
+    assert.throws(() => memvizHtml([["heap", 1, size, "small", true]]), TraceError);
+    assert.throws(() => memvizHtml(JSON.stringify([["a", 1, size]])), TraceError);
+  }
+});
+
+Deno.test("memvizHtml() keeps its axes to a few ticks, however large the bytes", () => {
+  // 2048 heaps of 2^52 bytes each: 2^63 bytes reserved at the peak.
+  const events: unknown[] = [];
+  for (let id = 1; id <= 2048; id++) {
+    events.push(["heap", id, 2 ** 52, "large", true], [
+      "a",
+      id,
+      64,
+      "storage",
+      0,
+      "large",
+      id,
+      0,
+      64,
+    ]);
+  }
+  const html = memvizHtml(events);
+  assertInert(html);
+  for (const chart of html.match(/<svg class="chart".*?<\/svg>/g)!) {
+    const grid = (chart.match(/class="grid"/g) ?? []).length;
+    assert.ok(grid >= 3 && grid <= 13, `${grid} grid lines`);
+  }
+  assert.match(html, /\d+ [EZY]iB<\/text>/, "the axis speaks in large units");
+  assert.doesNotMatch(html, /NaN|Infinity/);
+});
+
+Deno.test("memvizHtml() gives typed errors, never an internal TypeError", () => {
+  const heap = new HeapAllocator(new FakeDevice());
+  heap.startRecording();
+  heap.alloc(1000);
+  const snapshot = heap.snapshot();
+  const trace = heap.stopRecording();
+  heap.destroy();
+  const cases: [unknown, abstract new (...args: never[]) => Error, RegExp][] = [
+    [
+      { ...trace, settings: { ...trace.settings, allocConf: 5 } },
+      TraceError,
+      /allocConf must be a string/,
+    ],
+    [{ ...trace, settings: { ...trace.settings, allocConf: {} } }, TraceError, /allocConf must be/],
+    [{ ...snapshot, stats: undefined }, SnapshotError, /stats must be an object, got nothing/],
+    [
+      { ...snapshot, stats: { ...snapshot.stats, pools: null } },
+      SnapshotError,
+      /stats\.pools must/,
+    ],
+    [{ ...snapshot, settings: null }, SnapshotError, /settings must be an object/],
+    [
+      { ...snapshot, heaps: [{ ...snapshot.heaps[0], size: "8388608" }] },
+      SnapshotError,
+      /size must/,
+    ],
+    [
+      { ...snapshot, stats: { ...snapshot.stats, cachedBytes: "5" } },
+      SnapshotError,
+      /stats\.cachedBytes must be an integer >= 0 .*got "5"/,
+    ],
+    [{ format: "gpuheap-snapshot", version: 2 }, SnapshotError, /unsupported version 2/],
+  ];
+  for (const [input, type, message] of cases) {
+    assert.throws(() => memvizHtml(input), (e: unknown) => {
+      assert.ok(e instanceof type, `${String(e)}`);
+      assert.match((e as Error).message, message);
+      return true;
+    });
+  }
+  assert.throws(() => memvizHtml([], { at: "peak" as "allocated" }), /at must be "allocated"/);
+  assert.throws(() => memvizHtml([], { title: 5 as unknown as string }), TypeError);
+});
+
+Deno.test("memvizHtml() draws edge cases with finite coordinates only", () => {
+  const pages = [
+    memvizHtml([]),
+    memvizHtml([["submit"]]),
+    memvizHtml([["heap", 1, 32, "small", true]]),
+    memvizHtml([["heap", 1, 32, "small", true], ["release", 1], ["release", 1], ["f", 9]]),
+    memvizHtml([
+      ["heap", 1, 64, "small", false],
+      ["a", 1, 1, "storage", 0, "small", 1, 0, 64],
+      [
+        "f",
+        1,
+      ],
+      ["f", 1],
+      ["a", 2, 1, "storage", 0, "small", 1, 0, 64],
+    ]),
+  ];
+  for (const html of pages) {
+    assertInert(html);
+    assert.doesNotMatch(html, /NaN|Infinity|undefined|\[object/);
+  }
+  assert.throws(
+    () =>
+      memvizHtml([["heap", 1, 64, "small", true], ["a", 1, 64, "storage", 0, "small", 1, 32, 64]]),
+    /event 1: block 1 of 64 bytes at offset 32 lies outside heap 1 of 64 bytes/,
+  );
+  assert.throws(
+    () => memvizHtml([["heap", 1, 64, "small", true], ["heap", 1, 64, "small", true]]),
+    /event 1: heap 1 is made twice/,
+  );
 });

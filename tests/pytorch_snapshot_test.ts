@@ -4,7 +4,7 @@
 // contradictions refused; and a seeded fuzzer over snapshots and their pickled bytes.
 import assert from "node:assert/strict";
 import { loadTraceFile, parseTraceBytes } from "../allocator/tools/load_trace.ts";
-import { memvizMain } from "../allocator/tools/memviz_command.ts";
+import { memvizFile } from "../allocator/tools/memviz_command.ts";
 import {
   BEFORE_RECORDING,
   type PytorchTrace,
@@ -329,7 +329,7 @@ Deno.test("parseTraceBytes() reads a snapshot pickled or as JSON, gzipped or not
 });
 
 Deno.test("memviz draws a snapshot pickle, with its labels", async () => {
-  const html = await memvizMain([new URL("resnet50_infer_varbatch.pickle.gz", TESTDATA).pathname]);
+  const html = await memvizFile(new URL("resnet50_infer_varbatch.pickle.gz", TESTDATA).pathname);
   assert.match(html, /<svg/);
   assert.match(html, /before recording/);
   assert.match(html, /\.py:\d+ /, "a call site labels a block");

@@ -102,10 +102,10 @@ Deno.test("workers: the stress command reports every figure, and exits 2 on bad 
 
   for (
     const [args, message] of [
-      [["--workers", "0"], /--workers needs 1 to 64, got 0/],
+      [["--workers", "0"], /--workers needs an integer from 1 to 64, got "0"/],
       [["--bogus"], /Unknown flag "--bogus"/],
       [["--budget", "lots"], /--budget needs a size such as 512MiB, got "lots"/],
-      [["--size", "4"], /--size must be an integer >= 8/],
+      [["--size", "4"], /--size needs an integer >= 8, got "4"/],
       [["--iterations"], /--iterations needs a value/],
       [["--in-flight", "x"], /--in-flight needs an integer, got "x"/],
     ] as const

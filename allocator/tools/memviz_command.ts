@@ -1,37 +1,55 @@
-// Draws a trace or a snapshot as one self-contained HTML page on stdout.
-//
-//   deno task memviz trace-or-snapshot.json > memory.html
-//   deno task memviz trace.json --at reserved > memory.html   # heap map at peak reserved
+/**
+ * The memviz command: draws a trace or a snapshot as one self-contained HTML
+ * page on stdout.
+ *
+ * ```sh
+ * deno task memviz trace-or-snapshot.json > memory.html
+ * deno task memviz trace.json --at reserved > memory.html   # heap map at peak reserved
+ * ```
+ *
+ * @module
+ */
 import { memvizHtml } from "./memviz.ts";
 import { loadTraceFile } from "./load_trace.ts";
+import { choice, type Command, runCommand, type ValueFlag } from "./flags.ts";
 
-const USAGE = "usage: deno task memviz TRACE-OR-SNAPSHOT.json [--at allocated|reserved] > out.html";
+/** The memviz command's arguments and flags. */
+export const MEMVIZ_COMMAND: Command<{ at: ValueFlag<"allocated" | "reserved"> }> = {
+  name: "memviz",
+  synopsis: "deno task memviz FILE [--at allocated|reserved] > out.html",
+  about: "Draws a trace or a snapshot as one self-contained HTML page on stdout:\n" +
+    "allocated and reserved bytes by pool over the events, and every heap's blocks.",
+  positionals: [{
+    name: "FILE",
+    help: "a trace or snapshot (JSON, gzipped or not); - reads stdin",
+  }],
+  flags: {
+    at: choice("which peak of a trace the heap map shows (default allocated)", [
+      "allocated",
+      "reserved",
+    ]),
+  },
+  notes: "Exit status: 0 on success, 1 if the file cannot be read or drawn, 2 for bad flags.",
+};
 
-/** Reads the arguments and returns the page. */
-export async function memvizMain(args: readonly string[]): Promise<string> {
-  let file: string | undefined;
-  let at: "allocated" | "reserved" = "allocated";
-  for (let i = 0; i < args.length; i++) {
-    if (args[i] === "--at") {
-      const v = args[++i];
-      if (v !== "allocated" && v !== "reserved") {
-        throw new RangeError(`Cannot draw: --at must be allocated or reserved, got ${v}`);
-      }
-      at = v;
-    } else if (args[i].startsWith("-") || file !== undefined) {
-      throw new RangeError(`Cannot draw: unknown argument ${JSON.stringify(args[i])}\n${USAGE}`);
-    } else file = args[i];
-  }
-  if (file === undefined) throw new RangeError(`Cannot draw: no input file given\n${USAGE}`);
-  const name = file.split("/").pop()!;
+/**
+ * Reads a trace or snapshot file (`"-"`: stdin) and returns its page.
+ *
+ * @param file the file's path
+ * @param at which peak of a trace the heap map shows
+ * @throws {Deno.errors.NotFound} no such file
+ * @throws {TraceError} the file is neither a readable trace nor a snapshot
+ */
+export async function memvizFile(
+  file: string,
+  at: "allocated" | "reserved" = "allocated",
+): Promise<string> {
+  const name = file === "-" ? "stdin" : file.split("/").pop()!;
   return memvizHtml(await loadTraceFile(file), { title: `gpuheap memory: ${name}`, at });
 }
 
 if (import.meta.main) {
-  try {
-    console.log(await memvizMain(Deno.args));
-  } catch (error) {
-    console.error((error as Error).message);
-    Deno.exit(1);
-  }
+  Deno.exitCode = await runCommand(MEMVIZ_COMMAND, Deno.args, async ({ flags, positionals }) => {
+    console.log(await memvizFile(positionals[0], flags.at));
+  });
 }

@@ -33,5 +33,6 @@ export {
   readPytorchSnapshot,
   SNAPSHOT_LIMITS,
 } from "./pytorch_snapshot.ts";
+export { readSnapshot, SnapshotError } from "./read_snapshot.ts";
 export { replay, type ReplayOptions, type ReplayResult } from "./replay.ts";
 export { memvizHtml, type MemvizOptions, POOL_COLORS } from "./memviz.ts";

@@ -481,7 +481,8 @@ class Walk {
       throw new TraceError(`${where}.time_us must be a number, got ${describe(value)}`);
     }
     this.#t0 ??= value;
-    this.#t = (value - this.#t0) / 1000;
+    // Times never run backwards in a trace: an earlier stamp (another stream's) reads as now.
+    this.#t = Math.max(this.#t ?? 0, (value - this.#t0) / 1000);
     return this.#t;
   }
 }

@@ -8,14 +8,18 @@
 //   deno task replay trace.json --json               # one JSON object, for scripts
 //   deno task replay - < trace.json                  # the trace from stdin
 //   deno task replay snapshot.pickle.gz              # a PyTorch memory snapshot
-//
-// Flags: --conf S (alloc conf applied on top of the trace's; repeat for more
-// columns), --compare, --high-watermark B, --low-watermark B, --max-buffer-size B,
-// --max-binding-size B, --memory B (fake device memory), --fallback, --json.
-// Bytes may be written "512MiB". With --json and one policy the object holds
-// the figures; with several, { "trace": …, "policies": [ … ] }. A PyTorch
-// snapshot adds its own figures ("pytorch": reserved bytes and more) beside them.
-import { parseBytes } from "../config.ts";
+//   deno task replay --help                          # every flag
+import {
+  allocConf,
+  bytes,
+  type Command,
+  type Flag,
+  type ManyFlag,
+  type ParsedArgs,
+  runCommand,
+  toggle,
+  type ValueFlag,
+} from "./flags.ts";
 import { formatBytes } from "../format.ts";
 import { replay, type ReplayOptions, type ReplayResult } from "./replay.ts";
 import type { Trace } from "../trace.ts";
@@ -32,9 +36,42 @@ export const STANDARD_POLICIES: readonly string[] = [
   "xlarge_heap:256MiB",
 ];
 
-const USAGE = `usage: deno task replay TRACE.json [--conf S]... [--compare] [--json]
-  [--high-watermark B] [--low-watermark B] [--max-buffer-size B] [--max-binding-size B]
-  [--memory B] [--fallback]`;
+/** The replay command's flags. */
+export type ReplayFlags = {
+  conf: ManyFlag<string>;
+  compare: Flag<boolean>;
+  json: Flag<boolean>;
+  fallback: Flag<boolean>;
+  highWatermark: ValueFlag<number>;
+  lowWatermark: ValueFlag<number>;
+  maxBufferSize: ValueFlag<number>;
+  maxBindingSize: ValueFlag<number>;
+  memory: ValueFlag<number>;
+};
+
+/** The replay command's arguments and flags. */
+export const REPLAY_COMMAND: Command<ReplayFlags> = {
+  name: "replay",
+  synopsis: "deno task replay TRACE [flags]",
+  about: "Replays a trace on the fake device and prints what the allocator did: peak\n" +
+    "allocated, peak reserved, their ratio, heaps made, createBuffer calls, retries\n" +
+    "and OOMs, for one policy or several side by side.",
+  positionals: [{ name: "TRACE", help: "a trace file (JSON, gzipped or not); - reads stdin" }],
+  flags: {
+    conf: allocConf("alloc conf on top of the trace's; repeat for more columns"),
+    compare: toggle(`the standard policies side by side (${STANDARD_POLICIES.length} columns)`),
+    json: toggle("one JSON object instead of the table"),
+    fallback: toggle("replay as on a fallback (CPU) adapter"),
+    highWatermark: bytes("hard limit on reserved bytes"),
+    lowWatermark: bytes("soft limit on reserved bytes"),
+    maxBufferSize: bytes("the device's maxBufferSize"),
+    maxBindingSize: bytes("the device's maxStorageBufferBindingSize"),
+    memory: bytes("the fake device's memory: heaps past it are refused"),
+  },
+  notes: "Sizes may be written 512MiB. With --json and one policy the object holds the\n" +
+    'figures; with several, { "trace": ..., "policies": [ ... ] }. Exit status: 0 on\n' +
+    "success, 1 if the trace cannot be read or replayed, 2 for bad flags.",
+};
 
 /** A replay of one policy, named by its alloc conf. */
 export interface PolicyResult extends ReplayResult {
@@ -88,43 +125,27 @@ export function formatTable(results: readonly PolicyResult[]): string {
   return [line(head), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n");
 }
 
-async function main(args: string[]): Promise<number> {
-  const confs: string[] = [];
+async function main(
+  { flags, positionals: [file] }: ParsedArgs<ReplayFlags>,
+): Promise<void> {
+  const confs = [...flags.conf, ...(flags.compare ? STANDARD_POLICIES : [])];
   const options: Omit<ReplayOptions, "allocConf"> = {};
+  if (flags.fallback) options.fallbackAdapter = true;
+  if (flags.highWatermark !== undefined) options.highWatermark = flags.highWatermark;
+  if (flags.lowWatermark !== undefined) options.lowWatermark = flags.lowWatermark;
+  if (flags.memory !== undefined) options.memory = flags.memory;
   const limits: { -readonly [K in keyof NonNullable<ReplayOptions["limits"]>]: number } = {};
-  let json = false;
-  let file: string | undefined;
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    const value = () => {
-      const v = args[++i];
-      if (v === undefined) throw new RangeError(`Cannot read ${a}: it needs a value`);
-      return v;
-    };
-    if (a === "--conf") confs.push(value());
-    else if (a === "--compare") confs.push(...STANDARD_POLICIES);
-    else if (a === "--json") json = true;
-    else if (a === "--fallback") options.fallbackAdapter = true;
-    else if (a === "--high-watermark") options.highWatermark = parseBytes(value(), a);
-    else if (a === "--low-watermark") options.lowWatermark = parseBytes(value(), a);
-    else if (a === "--memory") options.memory = parseBytes(value(), a);
-    else if (a === "--max-buffer-size") limits.maxBufferSize = parseBytes(value(), a);
-    else if (a === "--max-binding-size") {
-      limits.maxStorageBufferBindingSize = parseBytes(value(), a);
-    } else if (a === "-h" || a === "--help") {
-      console.log(USAGE);
-      return 0;
-    } else if ((a.startsWith("-") && a !== "-") || file !== undefined) {
-      throw new RangeError(`Cannot replay: unknown argument ${JSON.stringify(a)}\n${USAGE}`);
-    } else file = a;
+  if (flags.maxBufferSize !== undefined) limits.maxBufferSize = flags.maxBufferSize;
+  if (flags.maxBindingSize !== undefined) {
+    limits.maxStorageBufferBindingSize = flags.maxBindingSize;
   }
-  if (file === undefined) throw new RangeError(`Cannot replay: no trace file given\n${USAGE}`);
   if (Object.keys(limits).length > 0) options.limits = limits;
   const loaded = await loadTraceFile(file);
   const trace = readTrace(loaded);
+  // A PyTorch snapshot adds its own figures ("pytorch": reserved bytes and more).
   const pytorch = pytorchFacts(loaded);
   const results = comparePolicies(trace, confs.length > 0 ? confs : [""], options);
-  if (json) {
+  if (flags.json) {
     const [only] = results;
     console.log(
       JSON.stringify(
@@ -144,14 +165,6 @@ async function main(args: string[]): Promise<number> {
     if (pytorch) console.log(formatPytorchFacts(pytorch, results[0].peakRequested));
     console.log(formatTable(results));
   }
-  return 0;
 }
 
-if (import.meta.main) {
-  try {
-    Deno.exit(await main(Deno.args));
-  } catch (error) {
-    console.error((error as Error).message);
-    Deno.exit(1);
-  }
-}
+if (import.meta.main) Deno.exitCode = await runCommand(REPLAY_COMMAND, Deno.args, main);

@@ -15,7 +15,15 @@
 // the same limits, each with PyTorch's own peak reserved ÷ peak allocated as
 // PyTorch measured them (torch.cuda.max_memory_reserved/allocated).
 //
-// Run: deno run --allow-read bench/commands/fragmentation.ts [--seeds N] [--conf S]... [--json]
+// Run: deno task fragmentation [--seeds N] [--conf S]... [--json]   (--help for more)
+import {
+  allocConf,
+  type Command,
+  type Flag,
+  integer,
+  runCommand,
+  toggle,
+} from "../../allocator/tools/flags.ts";
 import { replay, type ReplayResult } from "../../allocator/tools/replay.ts";
 import { loadTraceFile } from "../../allocator/tools/load_trace.ts";
 import { readTrace } from "../../allocator/tools/read_trace.ts";
@@ -164,40 +172,38 @@ export function formatRows(rows: readonly FragmentationRow[]): string {
   return out.join("\n");
 }
 
+/** The fragmentation command's flags. */
+export const FRAGMENTATION_COMMAND = {
+  name: "fragmentation",
+  synopsis: "deno task fragmentation [flags]",
+  about: "Peak reserved bytes over peak live bytes, replayed on the fake device for the\n" +
+    "workloads of trace:gen (several seeds each) and the real PyTorch traces of\n" +
+    "tests/testdata/pytorch under several policies.",
+  flags: {
+    seeds: integer("seeds per workload (default 5)", { min: 1, max: 1000 }),
+    conf: allocConf(`a policy to measure; repeat for more (default: ${POLICIES.length} policies)`),
+    json: toggle("the rows as JSON instead of tables"),
+  },
+  notes: "Exit status: 0 on success, 1 on an error, 2 for bad flags.",
+} satisfies Command<Record<string, Flag<unknown>>>;
+
 if (import.meta.main) {
-  const args = [...Deno.args];
-  const confs: string[] = [];
-  let seeds = 5;
-  let json = false;
-  for (let i = 0; i < args.length; i++) {
-    if (args[i] === "--conf") confs.push(args[++i] ?? "");
-    else if (args[i] === "--seeds") seeds = Number(args[++i]);
-    else if (args[i] === "--json") json = true;
+  Deno.exitCode = await runCommand(FRAGMENTATION_COMMAND, Deno.args, async ({ flags }) => {
+    const seeds = flags.seeds ?? 5;
+    const policies = flags.conf.length > 0 ? flags.conf : POLICIES;
+    const rows = measure(policies, seeds);
+    const real = await measureReal(policies);
+    if (flags.json) console.log(JSON.stringify([...rows, ...real], null, 2));
     else {
-      console.error(`Cannot measure: unknown argument ${JSON.stringify(args[i])}`);
-      console.error(
-        "usage: deno run bench/commands/fragmentation.ts [--seeds N] [--conf S]... [--json]",
+      console.log(
+        `peak reserved ÷ peak live on the fake device (limits of a big GPU), ${seeds} seeds: ` +
+          "mean (worst)",
       );
-      Deno.exit(2);
+      console.log(formatRows(rows));
+      console.log(
+        "\nReal traces (PyTorch CUDA allocator snapshots, tests/testdata/pytorch), same limits:",
+      );
+      console.log(formatRows(real));
     }
-  }
-  if (!Number.isInteger(seeds) || seeds < 1) {
-    console.error(`Cannot measure: --seeds must be a positive integer, got ${seeds}`);
-    Deno.exit(2);
-  }
-  const policies = confs.length > 0 ? confs : POLICIES;
-  const rows = measure(policies, seeds);
-  const real = await measureReal(policies);
-  if (json) console.log(JSON.stringify([...rows, ...real], null, 2));
-  else {
-    console.log(
-      `peak reserved ÷ peak live on the fake device (limits of a big GPU), ${seeds} seeds: ` +
-        "mean (worst)",
-    );
-    console.log(formatRows(rows));
-    console.log(
-      "\nReal traces (PyTorch CUDA allocator snapshots, tests/testdata/pytorch), same limits:",
-    );
-    console.log(formatRows(real));
-  }
+  });
 }

@@ -38,14 +38,14 @@ import {
   type Tensor,
   tensor,
 } from "../../kernels/mod.ts";
+import { parseOrExit } from "../../allocator/tools/flags.ts";
+import { KERNELS_GPU_COMMAND } from "./_kernels_gpu_flags.ts";
 
-const args = Deno.args;
-const quick = args.includes("--quick");
-const sweep = args.includes("--sweep");
-const check = !args.includes("--no-check");
-const repsArg = args.indexOf("--reps");
-const tilesArg = args.indexOf("--tiles");
-const REPS = repsArg >= 0 ? Number(args[repsArg + 1]) : quick ? 3 : 10;
+const { flags } = parseOrExit(KERNELS_GPU_COMMAND, Deno.args);
+const quick = flags.quick;
+const sweep = flags.sweep;
+const check = !flags.noCheck;
+const REPS = flags.reps ?? (quick ? 3 : 10);
 
 // The target: batch 32, 32 channels, 128x128, three 3x3 pad-1 convs to 64
 // channels with 2x2 pools in between.
@@ -244,7 +244,7 @@ const reps = (flops: number) => Math.max(1, Math.min(REPS, Math.round(REPS * 2e1
 
 for (const [i, c] of convs.entries()) {
   for (const algorithm of ["tiled", "naive"] as const) {
-    if (algorithm === "naive" && !quick && i > 0 && !args.includes("--naive")) continue;
+    if (algorithm === "naive" && !quick && i > 0 && !flags.naive) continue;
     const t = await gpuTime(
       () => conv2dRelu(c.x, c.w.weight, c.w.bias, { padding: 1, algorithm }).dispose(),
       algorithm === "naive" ? 1 : reps(c.flops),
@@ -308,11 +308,11 @@ const SWEEP: Conv2dTiles[] = [
   { tileM: 128, tileN: 32, tileK: 8, threadM: 8, threadN: 4 },
 ];
 
-if (tilesArg >= 0) SWEEP.unshift(JSON.parse(args[tilesArg + 1]) as Conv2dTiles);
+if (flags.tiles) SWEEP.unshift(flags.tiles);
 
 if (sweep) {
   const defaults = conv2dDefaultTiles(SHAPE.c, SHAPE.channels[0]);
-  const configs = quick ? SWEEP.slice(0, tilesArg >= 0 ? 4 : 3) : SWEEP;
+  const configs = quick ? SWEEP.slice(0, flags.tiles ? 4 : 3) : SWEEP;
   const first = convs[0];
   const naive = check
     ? await conv2dRelu(first.x, first.w.weight, first.w.bias, { padding: 1, algorithm: "naive" })

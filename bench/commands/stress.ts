@@ -7,7 +7,6 @@
 //
 //   deno run --allow-read --allow-env bench/commands/stress.ts [flags]   (deno task stress)
 import { SharedBudget } from "../../kernels/workers/shared_budget.ts";
-import { parseBytes } from "../../allocator/config.ts";
 import { formatBytes } from "../../allocator/format.ts";
 import {
   DEFAULT_PIPELINE_SHAPE,
@@ -16,32 +15,47 @@ import {
   pipelineJob,
 } from "../../kernels/workers/pipeline_job.ts";
 import { WorkerPool, type WorkerReport } from "../../kernels/workers/worker_pool.ts";
+import {
+  bytes,
+  type Command,
+  failure,
+  type Flag,
+  FlagError,
+  flagName,
+  integer,
+  parseArgs,
+  toggle,
+  usage,
+} from "../../allocator/tools/flags.ts";
 
-const USAGE = `Usage: deno task stress [flags]
-
-Runs the three-stage pipeline Conv->ReLU->MaxPool, Conv->ReLU->MaxPool,
-Conv->ReLU->AvgPool on Workers, each output checked against a float64
-reference, all Workers under one memory budget.
-
-Flags:
-  --workers N        Workers (default 4)
-  --iterations N     iterations per Worker (default 100)
-  --batch N          images per input (default ${DEFAULT_PIPELINE_SHAPE.batch})
-  --channels N       input channels (default ${DEFAULT_PIPELINE_SHAPE.channels})
-  --size N           input height and width, at least 8 (default ${DEFAULT_PIPELINE_SHAPE.size})
-  --out-channels N   output channels of each conv (default ${DEFAULT_PIPELINE_SHAPE.outChannels})
-  --in-flight N      iterations in flight per Worker (default 32)
-  --warmup N         iterations per Worker before the clock starts: kernels are
-                     compiled and heaps made then (default: as many as in flight)
-  --budget SIZE      memory budget for all Workers together, e.g. 512MiB (default: none)
-  --inputs N         distinct seeded inputs, cycled (default 8)
-  --seed N           seed of inputs and weights (default 1)
-  --naive            a GPUBuffer per block and one readback per iteration, for comparison
-  --json             print one JSON object instead of the text report
-  --help             print this help
-
-Exit status: 0 when every iteration ran and matched the reference, 1 otherwise,
-2 for bad flags.`;
+/** The stress command's flags. */
+export const STRESS_COMMAND = {
+  name: "stress",
+  synopsis: "deno task stress [flags]",
+  about: "Runs the three-stage pipeline Conv->ReLU->MaxPool, Conv->ReLU->MaxPool,\n" +
+    "Conv->ReLU->AvgPool on Workers, each output checked against a float64\n" +
+    "reference, all Workers under one memory budget.",
+  flags: {
+    workers: integer("Workers (default 4)", { min: 1, max: 64 }),
+    iterations: integer("iterations per Worker (default 100)"),
+    batch: integer(`images per input (default ${DEFAULT_PIPELINE_SHAPE.batch})`, { min: 1 }),
+    channels: integer(`input channels (default ${DEFAULT_PIPELINE_SHAPE.channels})`, { min: 1 }),
+    size: integer(`input height and width (default ${DEFAULT_PIPELINE_SHAPE.size})`, { min: 8 }),
+    outChannels: integer(
+      `output channels of each conv (default ${DEFAULT_PIPELINE_SHAPE.outChannels})`,
+      { min: 1 },
+    ),
+    inFlight: integer("iterations in flight per Worker (default 32)", { min: 1 }),
+    warmup: integer("untimed warm-up iterations per Worker (default: as many as in flight)"),
+    budget: bytes("memory budget for all Workers together, e.g. 512MiB (default: none)"),
+    inputs: integer("distinct seeded inputs, cycled (default 8)", { min: 1 }),
+    seed: integer("seed of inputs and weights (default 1)", { min: -Number.MAX_SAFE_INTEGER }),
+    naive: toggle("a GPUBuffer per block and one readback per iteration, for comparison"),
+    json: toggle("print one JSON object instead of the text report"),
+  },
+  notes: "Exit status: 0 when every iteration ran and matched the reference, 1 otherwise,\n" +
+    "2 for bad flags.",
+} satisfies Command<Record<string, Flag<unknown>>>;
 
 /** The stress command's settings, from its flags. */
 export interface StressOptions {
@@ -54,97 +68,44 @@ export interface StressOptions {
   help: boolean;
 }
 
-const INT_FLAGS: Record<string, string> = {
-  "--workers": "workers",
-  "--iterations": "iterations",
-  "--batch": "batch",
-  "--channels": "channels",
-  "--size": "size",
-  "--out-channels": "outChannels",
-  "--in-flight": "inFlight",
-  "--inputs": "inputs",
-  "--seed": "seed",
-  "--warmup": "warmup",
-};
-
 /**
  * Reads the command's flags.
  *
- * @throws {RangeError} an unknown flag, a missing or bad value (the message says which)
+ * @throws {FlagError} an unknown flag, a missing or bad value (the message says which)
  */
 export function parseStressFlags(args: readonly string[]): StressOptions {
-  const ints: Record<string, number> = {};
-  let budget = 0;
-  let json = false;
-  let help = false;
-  let naive = false;
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i];
-    const eq = arg.indexOf("=");
-    const flag = arg.startsWith("--") && eq > 0 ? arg.slice(0, eq) : arg;
-    const inline = flag !== arg ? arg.slice(eq + 1) : undefined;
-    const value = (): string => {
-      const v = inline ?? args[++i];
-      if (v === undefined || (inline === undefined && v.startsWith("--"))) {
-        throw new RangeError(`Flag ${flag} needs a value`);
-      }
-      return v;
-    };
-    if (flag in INT_FLAGS) {
-      const v = value();
-      const n = Number(v);
-      if (v.trim() === "" || !Number.isSafeInteger(n)) {
-        throw new RangeError(`Flag ${flag} needs an integer, got ${JSON.stringify(v)}`);
-      }
-      ints[INT_FLAGS[flag]] = n;
-    } else if (flag === "--budget") {
-      const v = value();
-      try {
-        budget = parseBytes(v, "--budget");
-      } catch {
-        throw new RangeError(`Flag --budget needs a size such as 512MiB, got ${JSON.stringify(v)}`);
-      }
-    } else if (flag === "--json" && inline === undefined) {
-      json = true;
-    } else if (flag === "--naive" && inline === undefined) {
-      naive = true;
-    } else if ((flag === "--help" || flag === "-h") && inline === undefined) {
-      help = true;
-    } else {
-      throw new RangeError(`Unknown flag ${JSON.stringify(arg)}`);
-    }
-  }
-  const workers = ints.workers ?? 4;
-  if (workers < 1 || workers > 64) {
-    throw new RangeError(`Flag --workers needs 1 to 64, got ${workers}`);
-  }
-  if (ints.warmup !== undefined && ints.warmup < 0) {
-    throw new RangeError(`Flag --warmup needs 0 or more, got ${ints.warmup}`);
-  }
+  const parsed = parseArgs(STRESS_COMMAND, args);
+  if (parsed.help) return { ...parseStressFlags([]), help: true };
+  const { flags } = parsed;
   let job: PipelineJob;
   try {
     job = pipelineJob({
       shape: {
-        batch: ints.batch,
-        channels: ints.channels,
-        size: ints.size,
-        outChannels: ints.outChannels,
+        batch: flags.batch,
+        channels: flags.channels,
+        size: flags.size,
+        outChannels: flags.outChannels,
       },
-      iterations: ints.iterations,
-      inFlight: ints.inFlight,
-      inputs: ints.inputs,
-      seed: ints.seed,
-      mode: naive ? "naive" : "gpuheap",
+      iterations: flags.iterations,
+      inFlight: flags.inFlight,
+      inputs: flags.inputs,
+      seed: flags.seed,
+      mode: flags.naive ? "naive" : "gpuheap",
     });
   } catch (error) {
     // The job names fields as the API does; say it with the flag's name.
-    const message = (error as Error).message.replace(
-      /^Invalid pipeline job: (?:shape\.)?(\w+)/,
-      (_, name: string) => `Flag --${name.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase())}`,
-    );
-    throw new RangeError(message);
+    const m = /^Invalid pipeline job: (?:shape\.)?(\w+)(.*)$/s.exec((error as Error).message);
+    if (!m) throw error;
+    throw new FlagError(`Flag ${flagName(m[1])}${m[2]}`, flagName(m[1]));
   }
-  return { workers, job, warmup: ints.warmup ?? job.inFlight, budget, json, help };
+  return {
+    workers: flags.workers ?? 4,
+    job,
+    warmup: flags.warmup ?? job.inFlight,
+    budget: flags.budget ?? 0,
+    json: flags.json,
+    help: false,
+  };
 }
 
 interface Figures {
@@ -203,11 +164,12 @@ async function main(): Promise<number> {
   try {
     options = parseStressFlags(Deno.args);
   } catch (error) {
-    console.error(`stress: ${(error as Error).message}\nRun with --help for the flags.`);
-    return 2;
+    const [line, status] = failure("stress", error);
+    console.error(line);
+    return status;
   }
   if (options.help) {
-    console.log(USAGE);
+    console.log(usage(STRESS_COMMAND));
     return 0;
   }
   const { workers, job } = options;
@@ -359,4 +321,10 @@ async function main(): Promise<number> {
   return ok ? 0 : 1;
 }
 
-if (import.meta.main) Deno.exitCode = await main();
+if (import.meta.main) {
+  Deno.exitCode = await main().catch((error) => {
+    const [line, status] = failure("stress", error);
+    console.error(line);
+    return status;
+  });
+}

@@ -8,9 +8,17 @@
 //                and many short-lived activations of a fixed network
 //   random       sizes log-uniform in 256 B–256 MiB, random lifetimes
 //
-// Run: deno run --allow-write bench/commands/trace_gen.ts KIND [--seed N] [--steps N] [--out FILE]
+// Run: deno task trace:gen KIND [--seed N] [--steps N] [--out FILE]   (--help for more)
 // (without --out, the trace goes to stdout).
 import type { Trace, TraceEvent } from "../../allocator/trace.ts";
+import {
+  choice,
+  type Command,
+  type Flag,
+  integer,
+  runCommand,
+  text,
+} from "../../allocator/tools/flags.ts";
 
 /** Limits of the device generated traces are replayed on: an H100's, as Deno reports them. */
 export const BIG_GPU_LIMITS = {
@@ -220,29 +228,30 @@ export function generate(kind: Kind, options: GenOptions = {}): Trace {
   };
 }
 
+/** The trace:gen command's arguments and flags. */
+export const TRACE_GEN_COMMAND = {
+  name: "trace:gen",
+  synopsis: "deno task trace:gen KIND [flags]",
+  about: "Writes a seeded synthetic trace, with the limits of a large GPU in its settings.",
+  positionals: [{ name: "KIND", ...choice(`the workload: ${KINDS.join(", ")}`, KINDS) }],
+  flags: {
+    seed: integer("seed of the PRNG: the same seed gives the same trace (default per kind)", {
+      max: 2 ** 32 - 1,
+    }),
+    steps: integer("training steps, or for random thousands of operations (default 40/60/20)", {
+      min: 1,
+      max: 10_000,
+    }),
+    out: text("write the trace there (default: stdout)", { arg: "FILE", nonEmpty: true }),
+  },
+  notes: "Exit status: 0 on success, 1 if the file cannot be written, 2 for bad flags.",
+} satisfies Command<Record<string, Flag<unknown>>>;
+
 if (import.meta.main) {
-  const args = [...Deno.args];
-  const kind = args.shift() as Kind;
-  const flag = (name: string) => {
-    const i = args.indexOf(name);
-    return i >= 0 ? args[i + 1] : undefined;
-  };
-  if (!KINDS.includes(kind)) {
-    console.error(
-      `Cannot generate a trace: unknown kind ${JSON.stringify(kind)} (expected ${
-        KINDS.join(", ")
-      })\nusage: deno run --allow-write bench/commands/trace_gen.ts KIND [--seed N] [--steps N] [--out FILE]`,
-    );
-    Deno.exit(2);
-  }
-  const seed = flag("--seed");
-  const steps = flag("--steps");
-  const trace = generate(kind, {
-    seed: seed === undefined ? undefined : Number(seed),
-    steps: steps === undefined ? undefined : Number(steps),
+  Deno.exitCode = await runCommand(TRACE_GEN_COMMAND, Deno.args, ({ flags, positionals }) => {
+    const trace = generate(positionals[0] as Kind, { seed: flags.seed, steps: flags.steps });
+    const json = JSON.stringify(trace);
+    if (flags.out !== undefined) Deno.writeTextFileSync(flags.out, json);
+    else console.log(json);
   });
-  const text = JSON.stringify(trace);
-  const out = flag("--out");
-  if (out) Deno.writeTextFileSync(out, text);
-  else console.log(text);
 }

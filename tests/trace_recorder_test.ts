@@ -1,0 +1,106 @@
+// Recording: the events a recording holds, and the packed recorder's decoding
+// of wide values, labels and long recordings.
+import assert from "node:assert/strict";
+import { AllocatorError, type Block, FakeDevice, HeapAllocator } from "../mod.ts";
+
+const MiB = 1 << 20;
+
+Deno.test("startRecording() records events naming blocks, heaps, pools, offsets and times", () => {
+  const heap = new HeapAllocator(new FakeDevice());
+  assert.throws(() => heap.stopRecording(), AllocatorError);
+  heap.startRecording();
+  assert.equal(heap.recording, true);
+  const a = heap.alloc(4000, { label: "weights" });
+  void a.buffer;
+  heap.free(a);
+  const s = heap.scalar(1);
+  heap.submit();
+  heap.emptyCache();
+  heap.resetPeakStats();
+  const trace = heap.stopRecording();
+  assert.equal(heap.recording, false);
+  assert.equal(trace.format, "gpuheap-trace");
+  assert.equal(trace.version, 1);
+  assert.deepEqual(trace.settings, heap.settings());
+  const strip = trace.events.map((e) => e.filter((_, i) => !isTime(e[0], i)));
+  assert.deepEqual(strip, [
+    ["heap", 1, 8 * MiB, "small", true],
+    ["a", a.id, 4000, "storage", "small", 1, 0, a.size, "weights"],
+    ["f", a.id, true],
+    ["heap", 2, 64 * 1024, "scalar", true],
+    ["s", s.id, 2, 0, s.size],
+    ["submit"],
+    ["emptyCache"],
+    ["release", 1],
+    ["resetPeak"],
+  ]);
+  const times = trace.events.map((e) => e.find((_, i) => isTime(e[0], i)) as number);
+  for (let i = 1; i < times.length; i++) assert.ok(times[i] >= times[i - 1], "times ascend");
+  assert.ok(trace.durationMs >= times[times.length - 1]);
+  heap.destroy();
+});
+
+/** Whether item `i` of an event of `kind` is its time. */
+function isTime(kind: string, i: number): boolean {
+  const at: Record<string, number> = {
+    a: 4,
+    f: 3,
+    s: 2,
+    submit: 1,
+    emptyCache: 1,
+    heap: 5,
+    release: 2,
+    split: 2,
+    oom: 3,
+    resetPeak: 1,
+  };
+  return at[kind] === i;
+}
+
+Deno.test("stopRecording() decodes wide values, many labels and long recordings exactly", () => {
+  const device = new FakeDevice({ limits: { maxBufferSize: 2 ** 34 } });
+  const heap = new HeapAllocator(device);
+  heap.startRecording();
+  const huge = heap.alloc(5 * 2 ** 30 + 3, { usage: "readback", label: "huge" }); // > 2^32
+  const expected: unknown[][] = [];
+  const blocks: Block[] = [];
+  // Past several 1 MiB chunks of the recording: 200 000 events.
+  for (let i = 0; i < 100_000; i++) {
+    const b = heap.alloc(64 + (i % 1000) * 32, { label: i % 7 === 0 ? `l${i % 13}` : undefined });
+    blocks.push(b);
+    if (i % 2 === 0) void b.buffer;
+    heap.free(b);
+  }
+  const trace = heap.stopRecording();
+  const first = trace.events.findIndex((e) => e[0] === "a");
+  assert.deepEqual(trace.events[first].filter((_, i) => i !== 4), [
+    "a",
+    huge.id,
+    5 * 2 ** 30 + 3,
+    "readback",
+    "readback",
+    huge.heapId,
+    0,
+    huge.size,
+    "huge",
+  ]);
+  for (const [i, b] of blocks.entries()) {
+    const e: unknown[] = [
+      "a",
+      b.id,
+      b.requestedSize,
+      "storage",
+      "small",
+      b.heapId,
+      b.offset,
+      b.size,
+    ];
+    if (b.label !== undefined) e.push(b.label);
+    expected.push(e, ["f", b.id, i % 2 === 0]);
+  }
+  const got = trace.events.filter((e) => e[0] === "a" || e[0] === "f").slice(1)
+    .map((e) => e.filter((_, i) => !isTime(e[0], i)));
+  assert.equal(got.length, expected.length);
+  assert.deepEqual(got, expected);
+  heap.destroy();
+});
