@@ -228,7 +228,13 @@ function mutate(random: () => number, value: unknown, depth: number): unknown {
       if (Array.isArray(container)) container.splice(key as number, 1);
       else delete container[key];
     } else if (r < 0.9 && Array.isArray(container)) {
-      container.splice(Math.floor(random() * container.length), 0, structuredClone(old));
+      // A shallow copy: `old` may be one of the deeply nested values.
+      const copy = Array.isArray(old)
+        ? [...old]
+        : old && typeof old === "object"
+        ? { ...old }
+        : old;
+      container.splice(Math.floor(random() * container.length), 0, copy);
     } else if (Array.isArray(container) && container.length > 1) {
       const other = Math.floor(random() * container.length);
       [container[key as number], container[other]] = [container[other], old];
@@ -291,6 +297,8 @@ function snapshotOf(seed: number): Snapshot {
   const random = rng(seed);
   const heap = new HeapAllocator(new FakeDevice(), { allocConf: "max_reserved_ratio:0" });
   const live = [];
+  // A block wide enough for its label to be drawn, the label hostile.
+  heap.alloc(3 << 20, { label: '<img src=x onerror="alert(1)">' });
   for (let i = 0; i < 12; i++) {
     const b = heap.alloc(Math.floor(2 ** (8 + random() * 18)), { label: `b${i}` });
     if (random() < 0.4) void b.buffer;
@@ -372,13 +380,12 @@ Deno.test("fuzz: replay() refuses malformed traces with a TraceError only", () =
 
 Deno.test("fuzz: memvizHtml() refuses malformed traces and snapshots, draws the rest inert", () => {
   const random = rng(303);
-  fuzz("memvizHtml (traces)", () => traceInput(random), (input) => memvizHtml(input), pageProblem);
-  fuzz(
-    "memvizHtml (snapshots)",
-    () => snapshotInput(random),
-    (input) => memvizHtml(input),
-    pageProblem,
-  );
+  // Half the pages get a title from the hostile strings, to be escaped like every label.
+  const titles = HOSTILE.filter((v) => typeof v === "string") as string[];
+  const draw = (input: unknown) =>
+    memvizHtml(input, random() < 0.5 ? { title: pick(random, titles) } : { at: "reserved" });
+  fuzz("memvizHtml (traces)", () => traceInput(random), draw, pageProblem);
+  fuzz("memvizHtml (snapshots)", () => snapshotInput(random), draw, pageProblem);
 });
 
 /** Every command's flags, and how to read a command line of it. */
