@@ -107,15 +107,21 @@ const COMMANDS: Record<string, CommandCase> = {
   },
 };
 
-async function run(c: CommandCase, args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
+async function run(c: CommandCase, args: string[], stdin?: string) {
+  const child = new Deno.Command(Deno.execPath(), {
     args: ["run", ...c.permissions, c.path, ...args],
     cwd: ROOT,
-    stdin: "null",
+    stdin: stdin === undefined ? "null" : "piped",
     stdout: "piped",
     stderr: "piped",
     env: { NO_COLOR: "1" },
-  }).output();
+  }).spawn();
+  if (stdin !== undefined) {
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(stdin));
+    await writer.close();
+  }
+  const out = await child.output();
   const text = new TextDecoder();
   // Deno's own notice when --allow-run=chromium names a program not installed here.
   const stderr = text.decode(out.stderr).replace(/^Info Failed to resolve 'chromium'.*\n/m, "");
@@ -160,3 +166,20 @@ for (const [name, c] of Object.entries(COMMANDS)) {
     });
   }
 }
+
+Deno.test("memviz command: a crafted file is one line and exit 1, never a page or a hang", async () => {
+  const c = COMMANDS.memviz;
+  const cases: [string, RegExp][] = [
+    ["tests/testdata/hostile_heap_id.json", /event 0: heap id must be an integer, got "<img/],
+    ["tests/testdata/huge_heap.json", /event 0: heap size must be a positive integer .*1e\+300/],
+  ];
+  for (const [file, message] of cases) {
+    const r = await run(c, [file]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.equal(r.stdout, "");
+    assert.match(assertOneLine(r.stderr, file), message);
+  }
+  const ok = await run(c, ["-"], '[["a", 1, 4096], ["a", 2, 5242880], ["f", 1]]');
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.match(ok.stdout, /^<!DOCTYPE html>[^]*<svg class="heapmap"/);
+});

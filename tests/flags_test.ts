@@ -141,6 +141,8 @@ Deno.test("parseArgs() checks an alloc conf as the allocator reads it", () => {
     /^Flag --conf needs a valid alloc conf \(caching must be 0, 1, true or false, got maybe\), got "caching:maybe"$/,
   );
   assert.match(flagError(["f", "--conf", "bogus:1"]).message, /cannot read "bogus:1"/);
+  const long = flagError(["f", "--conf", "x".repeat(10_000) + ":1"]).message;
+  assert.ok(long.length < 400, `a short message: ${long.length} characters`);
 });
 
 Deno.test("parseArgs() names the flag of every bad command line", () => {

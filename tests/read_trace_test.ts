@@ -105,6 +105,7 @@ Deno.test("readTrace() checks the recorded settings and keeps only their fields"
       { allocConf: "caching:maybe" },
       /settings\.allocConf cannot be read: caching must be 0, 1, true or false/,
     ],
+    [{ allocConf: "x".repeat(10_000) + ":1" }, /settings\.allocConf cannot be read: .*…$/],
     [{ alignment: 1e308 }, /settings\.alignment must be a power of two <= 256, got 1e\+308/],
     [{ alignment: 48 }, /settings\.alignment must be a power of two/],
     [{ highWatermark: "lots" }, /settings\.highWatermark must be bytes/],

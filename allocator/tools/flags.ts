@@ -33,6 +33,7 @@
  */
 
 import { parseAllocConf, parseBytes } from "../config.ts";
+import { confReason } from "./read_trace.ts";
 
 /**
  * A command line that cannot be read: an unknown flag, a missing or
@@ -281,8 +282,7 @@ export function allocConf(help: string): ManyFlag<string> {
         parseAllocConf(value);
       } catch (error) {
         if (!(error instanceof RangeError)) throw error;
-        const why = error.message.replace(/^Invalid alloc conf( "[^]*?")?: /, "");
-        throw new RangeError(`a valid alloc conf (${why})`);
+        throw new RangeError(`a valid alloc conf (${confReason(error)})`);
       }
       return value;
     },

@@ -241,6 +241,15 @@ function checkEvent(e: unknown, i: number): void {
   }
 }
 
+/**
+ * Why the allocator refused an alloc conf, without the conf it quotes and
+ * cut short: the conf may be any length.
+ */
+export function confReason(error: Error): string {
+  const why = error.message.replace(/^Invalid alloc conf( "[^]*?")?: /, "");
+  return why.length > 160 ? why.slice(0, 159) + "…" : why;
+}
+
 /** Each device limit the allocator reads: the smallest value it takes, and whether it aligns. */
 const LIMITS: ReadonlyMap<keyof AllocatorLimits, "size" | "alignment"> = new Map([
   ["maxBufferSize", "size"],
@@ -288,8 +297,7 @@ export function readSettings(
       conf = parseAllocConf(v.allocConf);
     } catch (error) {
       if (!(error instanceof RangeError)) throw error;
-      const why = error.message.replace(/^Invalid alloc conf( "[^]*?")?: /, "");
-      throw fail(`cannot be read: ${why}`, `${where}.allocConf`);
+      throw fail(`cannot be read: ${confReason(error)}`, `${where}.allocConf`);
     }
     out.allocConf = v.allocConf;
   }
