@@ -334,17 +334,22 @@ export class SharedBudget implements MemoryBudget {
   /**
    * Gives this view's slot back: whatever it still reserves returns to the
    * budget (destroy the allocator first), and the slot is free to claim.
-   * Does nothing on a view without a slot, or whose slot was reclaimed.
+   * Does nothing on a view without a slot, or whose claim already ended:
+   * given back by another view of the same claim (the Worker's own, say) or
+   * reclaimed, even if the slot was claimed again since. So the thread that
+   * claimed a slot for a Worker can always detach its own view when the
+   * Worker ends, without knowing whether the Worker detached first.
+   *
+   * @returns the bytes the slot still reserved (0 if nothing was given back)
    */
-  detach(): void {
+  detach(): number {
     const slot = this.#slot;
-    if (slot < 0) return;
+    if (slot < 0) return 0;
     this.#slot = -1;
     const token = this.#token;
     this.#token = 0;
-    if (Atomics.compareExchange(this.#i32, this.#tokenIdx, token, RECLAIMING) === token) {
-      this.#giveBack(slot);
-    }
+    if (Atomics.compareExchange(this.#i32, this.#tokenIdx, token, RECLAIMING) !== token) return 0;
+    return this.#giveBack(slot);
   }
 
   /**
