@@ -280,6 +280,25 @@ export class SharedBudget implements MemoryBudget {
     return Number(Atomics.load(this.#big, H_ALLOCATED_PEAK));
   }
 
+  /**
+   * Bytes that can still be reserved before the limit (`Infinity` without
+   * one): what an allocator sizing a new heap to the budget can count on now.
+   */
+  get available(): number {
+    if (this.#limit === 0n) return Infinity;
+    const left = this.#limit - Atomics.load(this.#big, H_RESERVED);
+    return Number(left > 0n ? left : 0n);
+  }
+
+  /** Slots claimed now: the sharers the limit is split among. O(s) for s slots. */
+  get sharers(): number {
+    let n = 0;
+    for (let slot = 0; slot < this.#slots; slot++) {
+      if (Atomics.load(this.#i32, slotByte(slot) / 4 + S_TOKEN) > 0) n++;
+    }
+    return n;
+  }
+
   /** Times a sharer asked the others to release their caches. */
   get pressureEvents(): number {
     return Atomics.load(this.#i32, I_PRESSURE);
@@ -482,9 +501,13 @@ export class SharedBudget implements MemoryBudget {
    * Asks every other sharer to release its cache (at its next allocation)
    * and waits, raising the flag again every 10 ms, until `bytes` fit. True
    * when a retry may succeed: the bytes fit, and something was released since
-   * the last retry this allocation. False when nobody else holds memory,
-   * there is no limit, or 200 ms have passed since the allocation began, so
-   * an allocator that retries while this returns true stops.
+   * the last retry this allocation. False at once when waiting cannot help:
+   * there is no limit, nobody else holds memory, or the bytes fit and
+   * nothing was released since the last retry (then the budget is not what
+   * refused: the allocator's own watermark did, and nobody's cache is
+   * emptied for it). Bytes beyond the limit still raise the flag: what the
+   * others release may let a smaller retry fit. False too once 200 ms have passed since the
+   * allocation began, so an allocator that retries while this returns true stops.
    *
    * @param bytes the reservation that failed (0: true once anything is released)
    */
@@ -506,6 +529,8 @@ export class SharedBudget implements MemoryBudget {
         this.#retriedAt = releases;
         return true;
       }
+      // It fits, and the last retry failed all the same: something else refused it.
+      if (fits && need > 0n) return false;
       if (!this.#othersReserve()) return false;
       // Raised again each round: the others may have freed more blocks since they last looked.
       this.#seenPressure = Atomics.add(i32, I_PRESSURE, 1) + 1;
