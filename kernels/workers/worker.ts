@@ -5,7 +5,10 @@
  * "close" it destroys its allocator and device and closes itself, so no
  * device is left for process exit to tear down.
  *
- * Not for import: `new Worker(new URL("./worker.ts", import.meta.url), { type: "module" })`.
+ * Not for import: the pool starts it as a `node:worker_threads` Worker. A
+ * Worker script of your own (`WorkerPoolOptions.script`) imports it first.
+ * When its device is lost it says so ("ending") and closes itself: a Worker
+ * without a device can do nothing.
  *
  * @module
  */

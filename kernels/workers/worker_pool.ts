@@ -145,7 +145,14 @@ interface Member {
  * {@linkcode SharedBudget}. {@linkcode WorkerPool.run} hands every Worker
  * a job and collects the reports (errors included); {@linkcode WorkerPool.close}
  * makes every Worker destroy its allocator and device and close itself.
- * Always close a pool before the process exits.
+ * Always close a pool before the process exits: running Workers keep it alive.
+ *
+ * The Workers are `node:worker_threads` Workers, whose `exit` event says
+ * when a Worker's script ended, however it ended: an uncaught error or
+ * rejection, `self.close()`, `Deno.exit()`, `terminate()`, a lost device
+ * (the Worker then ends itself). Each end settles the Worker's job at once
+ * with a {@linkcode WorkerError} that names the Worker and how it ended, and
+ * gives its budget slot back, reservation and all, while the others go on.
  *
  * Not run by `deno test --doc`: Worker devices in the test runner's process,
  * beside the main-thread devices of other examples and tests, have crashed it
@@ -290,7 +297,8 @@ export class WorkerPool {
   }
 
   /**
-   * Whether Worker `index` still runs (not terminated, crashed or closed).
+   * Whether Worker `index` still runs (not ended in any way: closed, crashed,
+   * exited, terminated, or ended by a lost device).
    *
    * @param index the Worker's index
    */
@@ -312,8 +320,9 @@ export class WorkerPool {
    * `null` to leave a Worker idle) and waits for every report. The inputs
    * and references are made here by {@linkcode pipelineData}, once per
    * shape, seed and input count: call it first to keep that time out of a
-   * measurement. A Worker that dies meanwhile reports an error; the others
-   * go on.
+   * measurement. A Worker that ends meanwhile, or had ended, reports a
+   * {@linkcode WorkerError} naming it (its report's `error`), with the
+   * iterations it had checked; the others go on.
    *
    * @param jobs the job, or a job per Worker
    * @returns a report per Worker that was given a job, by Worker
