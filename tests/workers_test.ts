@@ -1,26 +1,39 @@
 // Pipelines on Workers sharing one budget, on the real adapter: results
 // equal to a single-thread run, caches given back under pressure, an idle
 // Worker answering pressure, OOM in every Worker when nothing fits, a Worker
-// killed mid-run, and the stress command end to end. Small shapes: the
+// killed mid-run, every way a Worker can end (Worker faults injected by
+// tests/testdata/faulty_worker.ts), and the stress command end to end. Small shapes: the
 // software adapter runs on 2 cores. Each GPU scenario runs in a process of its
 // own (tests/testdata/workers_scenarios.ts says why).
 import assert from "node:assert/strict";
 
 const SCENARIOS = new URL("./testdata/workers_scenarios.ts", import.meta.url).pathname;
+/** A scenario still running after this long hung: it is killed and fails. */
+const SCENARIO_TIMEOUT_MS = 120_000;
 
-/** Runs a scenario of tests/testdata/workers_scenarios.ts in a process of its own. */
+/**
+ * Runs a scenario of tests/testdata/workers_scenarios.ts in a process of its
+ * own, which must exit 0 in time: a Worker left running keeps it alive.
+ */
 async function scenario(name: string): Promise<void> {
-  const out = await new Deno.Command(Deno.execPath(), {
+  const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "--allow-read", "--allow-env", SCENARIOS, name],
     stdout: "piped",
     stderr: "piped",
-  }).output();
+  }).spawn();
+  let hung = false;
+  const timer = setTimeout(() => {
+    hung = true;
+    child.kill("SIGKILL");
+  }, SCENARIO_TIMEOUT_MS);
+  const out = await child.output();
+  clearTimeout(timer);
   const text = new TextDecoder();
-  assert.equal(
-    out.code,
-    0,
-    `scenario ${name} exited ${out.code}${out.signal ? ` (${out.signal})` : ""}:\n` +
-      text.decode(out.stderr) + text.decode(out.stdout),
+  assert.ok(
+    !hung && out.code === 0,
+    `scenario ${name} ${hung ? `still ran after ${SCENARIO_TIMEOUT_MS} ms` : `exited ${out.code}`}${
+      out.signal ? ` (${out.signal})` : ""
+    }:\n` + text.decode(out.stderr) + text.decode(out.stdout),
   );
 }
 
@@ -42,6 +55,46 @@ Deno.test("workers: a budget too small for one iteration gives each Worker an Ou
 
 Deno.test("workers: a Worker killed mid-run gives its reservation back and the others finish", async () => {
   await scenario("killed");
+});
+
+Deno.test("WorkerPool.run() settles with a WorkerError when a Worker throws mid-job, and gives its slot back", async () => {
+  await scenario("throws");
+});
+
+Deno.test("WorkerPool.run() settles with a WorkerError on an unhandled rejection in a Worker", async () => {
+  await scenario("rejects");
+});
+
+Deno.test("WorkerPool.run() settles with a WorkerError when a Worker calls self.close() mid-job", async () => {
+  await scenario("closes");
+});
+
+Deno.test("WorkerPool.run() settles with a WorkerError when a Worker calls Deno.exit() mid-job", async () => {
+  await scenario("exits");
+});
+
+Deno.test("WorkerPool.run() settles with a WorkerError when a Worker is terminated mid-job", async () => {
+  await scenario("terminated");
+});
+
+Deno.test("WorkerPool.run() settles with a WorkerError when a Worker's device is lost mid-job", async () => {
+  await scenario("lost");
+});
+
+Deno.test("WorkerPool: a Worker that closes itself between jobs is noticed and its slot given back", async () => {
+  await scenario("closesIdle");
+});
+
+Deno.test("WorkerPool.start() throws a WorkerError when a Worker finds no adapter, and keeps no slot", async () => {
+  await scenario("noAdapter");
+});
+
+Deno.test("WorkerPool.start() throws a WorkerError when a Worker exits while starting, and keeps no slot", async () => {
+  await scenario("exitsAtStart");
+});
+
+Deno.test("WorkerPool.start() refuses bad options before any Worker starts, and keeps no slot", async () => {
+  await scenario("badOptions");
 });
 
 const STRESS = new URL("../bench/commands/stress.ts", import.meta.url).pathname;

@@ -27,6 +27,7 @@
 export { type BudgetShare, SharedBudget, type SharedBudgetOptions } from "./shared_budget.ts";
 export {
   type PoolProgress,
+  WorkerError,
   WorkerPool,
   type WorkerPoolOptions,
   type WorkerReport,

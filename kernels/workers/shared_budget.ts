@@ -280,6 +280,25 @@ export class SharedBudget implements MemoryBudget {
     return Number(Atomics.load(this.#big, H_ALLOCATED_PEAK));
   }
 
+  /**
+   * Bytes that can still be reserved before the limit (`Infinity` without
+   * one): what an allocator sizing a new heap to the budget can count on now.
+   */
+  get available(): number {
+    if (this.#limit === 0n) return Infinity;
+    const left = this.#limit - Atomics.load(this.#big, H_RESERVED);
+    return Number(left > 0n ? left : 0n);
+  }
+
+  /** Slots claimed now: the sharers the limit is split among. O(s) for s slots. */
+  get sharers(): number {
+    let n = 0;
+    for (let slot = 0; slot < this.#slots; slot++) {
+      if (Atomics.load(this.#i32, slotByte(slot) / 4 + S_TOKEN) > 0) n++;
+    }
+    return n;
+  }
+
   /** Times a sharer asked the others to release their caches. */
   get pressureEvents(): number {
     return Atomics.load(this.#i32, I_PRESSURE);
@@ -334,17 +353,22 @@ export class SharedBudget implements MemoryBudget {
   /**
    * Gives this view's slot back: whatever it still reserves returns to the
    * budget (destroy the allocator first), and the slot is free to claim.
-   * Does nothing on a view without a slot, or whose slot was reclaimed.
+   * Does nothing on a view without a slot, or whose claim already ended:
+   * given back by another view of the same claim (the Worker's own, say) or
+   * reclaimed, even if the slot was claimed again since. So the thread that
+   * claimed a slot for a Worker can always detach its own view when the
+   * Worker ends, without knowing whether the Worker detached first.
+   *
+   * @returns the bytes the slot still reserved (0 if nothing was given back)
    */
-  detach(): void {
+  detach(): number {
     const slot = this.#slot;
-    if (slot < 0) return;
+    if (slot < 0) return 0;
     this.#slot = -1;
     const token = this.#token;
     this.#token = 0;
-    if (Atomics.compareExchange(this.#i32, this.#tokenIdx, token, RECLAIMING) === token) {
-      this.#giveBack(slot);
-    }
+    if (Atomics.compareExchange(this.#i32, this.#tokenIdx, token, RECLAIMING) !== token) return 0;
+    return this.#giveBack(slot);
   }
 
   /**
@@ -477,9 +501,13 @@ export class SharedBudget implements MemoryBudget {
    * Asks every other sharer to release its cache (at its next allocation)
    * and waits, raising the flag again every 10 ms, until `bytes` fit. True
    * when a retry may succeed: the bytes fit, and something was released since
-   * the last retry this allocation. False when nobody else holds memory,
-   * there is no limit, or 200 ms have passed since the allocation began, so
-   * an allocator that retries while this returns true stops.
+   * the last retry this allocation. False at once when waiting cannot help:
+   * there is no limit, nobody else holds memory, or the bytes fit and
+   * nothing was released since the last retry (then the budget is not what
+   * refused: the allocator's own watermark did, and nobody's cache is
+   * emptied for it). Bytes beyond the limit still raise the flag: what the
+   * others release may let a smaller retry fit. False too once 200 ms have passed since the
+   * allocation began, so an allocator that retries while this returns true stops.
    *
    * @param bytes the reservation that failed (0: true once anything is released)
    */
@@ -501,6 +529,8 @@ export class SharedBudget implements MemoryBudget {
         this.#retriedAt = releases;
         return true;
       }
+      // It fits, and the last retry failed all the same: something else refused it.
+      if (fits && need > 0n) return false;
       if (!this.#othersReserve()) return false;
       // Raised again each round: the others may have freed more blocks since they last looked.
       this.#seenPressure = Atomics.add(i32, I_PRESSURE, 1) + 1;

@@ -5,7 +5,10 @@
  * "close" it destroys its allocator and device and closes itself, so no
  * device is left for process exit to tear down.
  *
- * Not for import: `new Worker(new URL("./worker.ts", import.meta.url), { type: "module" })`.
+ * Not for import: the pool starts it as a `node:worker_threads` Worker. A
+ * Worker script of your own (`WorkerPoolOptions.script`) imports it first.
+ * When its device is lost it says so ("ending") and closes itself: a Worker
+ * without a device can do nothing.
  *
  * @module
  */
@@ -45,7 +48,9 @@ export type FromPipelineWorker =
   | { type: "ready"; adapter: string; fallback: boolean }
   | { type: "result"; report: PipelineJobReport }
   | { type: "failed"; error: { name: string; message: string } }
-  | { type: "closed" };
+  | { type: "closed" }
+  /** Sent just before the Worker ends on its own, saying why ("lost its device …"). */
+  | { type: "ending"; reason: string };
 
 interface State {
   index: number;
@@ -59,18 +64,24 @@ interface State {
 }
 
 const PRESSURE_POLL_MS = 1000;
+/**
+ * How long a job that ended in an error waits for `device.lost` before it
+ * reports: a destroyed device fails the job's readbacks before `lost`
+ * resolves, and the loss, not the failed readback, is what to report.
+ */
+const LOST_WAIT_MS = 100;
 
 // Only inside a Worker: imported elsewhere (by a doc test, say), this module does nothing.
 const scope = globalThis as unknown as {
   postMessage?: (message: FromPipelineWorker) => void;
   close?: () => void;
   onmessage?: ((event: MessageEvent<ToPipelineWorker>) => void) | null;
-  WorkerGlobalScope?: unknown;
 };
 let state: State | null = null;
 /** Where this Worker says it closed, for a pool that waits without its event loop. */
 let closedFlag: { progress: Int32Array<SharedArrayBuffer>; at: number } | null = null;
-if (scope.WorkerGlobalScope !== undefined && typeof scope.postMessage === "function") {
+// A Worker's global scope has postMessage; the main thread's has none.
+if (typeof scope.postMessage === "function") {
   // Messages are handled one at a time, in order: a "close" waits for a running job.
   let queue = Promise.resolve();
   scope.onmessage = (event) => {
@@ -97,7 +108,12 @@ async function handle(message: ToPipelineWorker): Promise<void> {
     });
   } else if (message.type === "run") {
     if (state === null) throw new Error("Cannot run a pipeline job: the Worker has no device");
-    post({ type: "result", report: await run(state, message.job, message.data) });
+    const s = state;
+    const report = await run(s, message.job, message.data);
+    if (report.error !== null) {
+      await Promise.race([s.device.lost, new Promise((r) => setTimeout(r, LOST_WAIT_MS))]);
+    }
+    if (state === s) post({ type: "result", report }); // else the device was lost: it ends
   } else if (message.type === "close") {
     if (state !== null) {
       state.heap.destroy();
@@ -159,27 +175,49 @@ async function runJob(s: State, job: PipelineJob, data: PipelineData): Promise<P
 
 async function init(message: Extract<ToPipelineWorker, { type: "init" }>): Promise<State> {
   const budget = SharedBudget.from(message.budget, message.slot);
-  let device: GPUDevice;
+  let device: GPUDevice | null = null;
   try {
     device = await requestDevice();
+    const gpuErrors: string[] = [];
+    device.addEventListener("uncapturederror", (e) => {
+      gpuErrors.push((e as GPUUncapturedErrorEvent).error.message);
+    });
+    const s: State = {
+      index: message.index,
+      device,
+      heap: new HeapAllocator(device, { ...message.heapOptions, budget }),
+      budget,
+      progress: new Int32Array(message.progress),
+      gpuErrors,
+      running: false,
+    };
+    device.lost.then((info) => lost(s, info));
+    return s;
   } catch (error) {
+    device?.destroy();
     budget.detach();
     throw error;
   }
-  const gpuErrors: string[] = [];
-  device.addEventListener("uncapturederror", (e) => {
-    gpuErrors.push((e as GPUUncapturedErrorEvent).error.message);
+}
+
+/**
+ * The device was lost (not destroyed by "close"): a Worker without a device
+ * can do nothing, so it says why and ends, and the pool reports the loss as
+ * the Worker's end and gives its budget slot back.
+ */
+function lost(s: State, info: GPUDeviceLostInfo): void {
+  if (state !== s) return; // destroyed by "close"
+  state = null;
+  post({
+    type: "ending",
+    reason: `lost its device (${info.reason}): ${info.message || "no message"}`,
   });
-  const heap = new HeapAllocator(device, { ...message.heapOptions, budget });
-  return {
-    index: message.index,
-    device,
-    heap,
-    budget,
-    progress: new Int32Array(message.progress),
-    gpuErrors,
-    running: false,
-  };
+  try {
+    s.heap.destroy();
+  } catch {
+    // The heaps' GPUBuffers went with the device; the pool gives the slot back.
+  }
+  scope.close?.();
 }
 
 function describe(error: unknown): { name: string; message: string } {

@@ -5,6 +5,9 @@
  * @module
  */
 
+import { Worker } from "node:worker_threads";
+import { FakeDevice } from "../../allocator/device.ts";
+import { HeapAllocator } from "../../allocator/allocator.ts";
 import { SharedBudget } from "./shared_budget.ts";
 import {
   type PipelineData,
@@ -33,6 +36,8 @@ const THREAD_POLL_MS = 5;
 const CLOSE_TIMEOUT_MS = 10_000;
 /** Int32s per Worker in the progress buffer: iterations checked, failed, closed (0 or 1). */
 const PROGRESS_INTS = 3;
+/** The Worker script. */
+const WORKER_SCRIPT = new URL("./worker.ts", import.meta.url);
 
 /** Options of {@linkcode WorkerPool.start}. */
 export interface WorkerPoolOptions {
@@ -40,8 +45,14 @@ export interface WorkerPoolOptions {
   workers?: number;
   /** The budget every Worker reserves from (default: a new one without a limit). */
   budget?: SharedBudget;
-  /** Options of each Worker's `HeapAllocator` (watermarks, alloc conf, debug). */
+  /** Options of each Worker's `HeapAllocator` (watermarks, alloc conf, debug): plain data, sent to each Worker. */
   heapOptions?: WorkerHeapOptions;
+  /**
+   * The module each Worker runs (default: this package's `worker.ts`). A module
+   * of your own must import `worker.ts`, which answers the pool; it may add
+   * code of its own around it (instrumentation, or faults injected by a test).
+   */
+  script?: string | URL;
 }
 
 /** What one Worker's job did, with the Worker's index. */
@@ -58,15 +69,67 @@ export interface PoolProgress {
   failed: number[];
 }
 
-type Reply = FromPipelineWorker | { type: "died"; message: string };
+/**
+ * A Worker of a {@linkcode WorkerPool} ended, or could not start: it crashed,
+ * closed itself or exited (`self.close()`, `Deno.exit()`), lost its device,
+ * was terminated, or did not answer. The message names the Worker (counted
+ * from 1) and says how it ended. {@linkcode WorkerPool.run} reports it as
+ * the `error` of that Worker's report (the other Workers' jobs go on);
+ * {@linkcode WorkerPool.start} throws it.
+ *
+ * @example
+ * ```ts
+ * import { WorkerError } from "./worker_pool.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const error = new WorkerError(1, "Worker 2 was terminated");
+ * assert.equal(error.name, "WorkerError");
+ * assert.deepEqual(JSON.parse(JSON.stringify(error)), {
+ *   name: "WorkerError",
+ *   message: "Worker 2 was terminated",
+ *   worker: 1,
+ * });
+ * ```
+ */
+export class WorkerError extends Error {
+  /** The Worker's index in the pool (0-based). */
+  readonly worker: number;
+
+  /**
+   * Creates the error.
+   *
+   * @param worker the Worker's index in the pool (0-based)
+   * @param message what happened, naming the Worker
+   */
+  constructor(worker: number, message: string) {
+    super(message);
+    this.name = "WorkerError";
+    this.worker = worker;
+  }
+
+  /** Name, message and Worker, for reports printed as JSON. */
+  toJSON(): { name: string; message: string; worker: number } {
+    return { name: this.name, message: this.message, worker: this.worker };
+  }
+}
+
+type Reply = FromPipelineWorker | { type: "died"; error: WorkerError };
 
 interface Member {
+  index: number;
   worker: Worker;
-  slot: number;
+  /**
+   * The pool's view of the Worker's budget slot. Its detach() gives the slot
+   * back unless the Worker's own view already did (they share the claim), so
+   * every way a Worker ends can call it.
+   */
+  share: SharedBudget;
+  /** Bytes its slot still reserved when the pool gave it back (0: the Worker detached it). */
+  reclaimed: number;
   alive: boolean;
-  /** Whether the Worker gave its budget slot back itself. */
-  detached: boolean;
   waiting: ((reply: Reply) => void) | null;
+  /** Why the Worker is ending, as it said (its device was lost) or as its error event said. */
+  cause: string | null;
   /** The Worker's thread: its id and name (worker-N), where threads can be seen. */
   thread: { tid: string; name: string } | null;
   /** When the Worker closed or was terminated (0: not yet). */
@@ -82,7 +145,14 @@ interface Member {
  * {@linkcode SharedBudget}. {@linkcode WorkerPool.run} hands every Worker
  * a job and collects the reports (errors included); {@linkcode WorkerPool.close}
  * makes every Worker destroy its allocator and device and close itself.
- * Always close a pool before the process exits.
+ * Always close a pool before the process exits: running Workers keep it alive.
+ *
+ * The Workers are `node:worker_threads` Workers, whose `exit` event says
+ * when a Worker's script ended, however it ended: an uncaught error or
+ * rejection, `self.close()`, `Deno.exit()`, `terminate()`, a lost device
+ * (the Worker then ends itself). Each end settles the Worker's job at once
+ * with a {@linkcode WorkerError} that names the Worker and how it ended, and
+ * gives its budget slot back, reservation and all, while the others go on.
  *
  * Not run by `deno test --doc`: Worker devices in the test runner's process,
  * beside the main-thread devices of other examples and tests, have crashed it
@@ -123,12 +193,17 @@ export class WorkerPool {
   }
 
   /**
-   * Starts the Workers and waits until each has its device.
+   * Checks the options, then starts the Workers and waits until each has its
+   * device. Whatever fails, nothing is left behind: no Worker runs and no
+   * budget slot stays claimed once it throws.
    *
-   * @param options Worker count, budget, allocator options
+   * @param options Worker count, budget, allocator options, Worker script
    * @returns the pool
-   * @throws {RangeError} a bad Worker count
-   * @throws {Error} a Worker could not start (no adapter, say); the others are closed
+   * @throws {RangeError} a bad Worker count, or allocator options the allocator refuses
+   * @throws {TypeError} a budget that is not a SharedBudget, allocator options
+   *   that are not plain data (a function, say), or a bad script
+   * @throws {AllocatorError} the budget has fewer free slots than Workers
+   * @throws {WorkerError} a Worker could not start (no adapter, say); the others are closed
    */
   static async start(options: WorkerPoolOptions = {}): Promise<WorkerPool> {
     const count = options.workers ?? 4;
@@ -137,28 +212,40 @@ export class WorkerPool {
         `Cannot start WorkerPool: workers must be a positive integer, got ${count}`,
       );
     }
-    const budget = options.budget ?? new SharedBudget();
-    const progress = new Int32Array(new SharedArrayBuffer(count * PROGRESS_INTS * 4));
-    const before = workerThreads();
-    const members: Member[] = [];
-    for (let i = 0; i < count; i++) {
-      const slot = budget.claim(`worker ${i + 1}`).slot;
-      const worker = new Worker(new URL("./worker.ts", import.meta.url), {
-        type: "module",
-      });
-      members.push({
-        worker,
-        slot,
-        alive: true,
-        detached: false,
-        waiting: null,
-        thread: null,
-        endedAt: 0,
-        fallback: false,
-      });
+    if (options.budget !== undefined && !(options.budget instanceof SharedBudget)) {
+      throw new TypeError(
+        `Cannot start WorkerPool: budget must be a SharedBudget, got ${options.budget}`,
+      );
     }
+    const heapOptions = checkHeapOptions(options.heapOptions);
+    const script = checkScript(options.script);
+    const budget = options.budget ?? new SharedBudget();
+    const shares = claimAll(budget, count);
+    const members: Member[] = [];
+    const before = workerThreads();
+    try {
+      for (const [index, share] of shares.entries()) {
+        members.push({
+          index,
+          worker: new Worker(script),
+          share,
+          reclaimed: 0,
+          alive: true,
+          waiting: null,
+          cause: null,
+          thread: null,
+          endedAt: 0,
+          fallback: false,
+        });
+      }
+    } catch (error) {
+      for (const m of members) m.worker.terminate().catch(() => {});
+      for (const share of shares) share.detach();
+      throw error;
+    }
+    const progress = new Int32Array(new SharedArrayBuffer(count * PROGRESS_INTS * 4));
     const pool = new WorkerPool(members, budget, progress);
-    members.forEach((m, i) => pool.#listen(m, i));
+    for (const m of members) pool.#listen(m);
     // `new Worker` returns once the Worker's thread runs, named worker-N with N
     // counting up and never reused: the new names, in order, are the pool's.
     const after = workerThreads();
@@ -169,21 +256,24 @@ export class WorkerPool {
         members.forEach((m, i) => (m.thread = { tid: fresh[i][0], name: fresh[i][1] }));
       }
     }
-    const replies = await Promise.all(members.map((m, index) =>
-      pool.#request(index, {
+    const replies = await Promise.all(members.map((m) =>
+      pool.#request(m, {
         type: "init",
-        index,
+        index: m.index,
         budget: budget.buffer,
-        slot: m.slot,
+        slot: m.share.slot,
         progress: progress.buffer,
-        heapOptions: options.heapOptions ?? {},
+        heapOptions,
       })
     ));
-    const failed = replies.find((r) => r.type !== "ready");
-    if (failed) {
+    const failed = replies.findIndex((r) => r.type !== "ready");
+    if (failed >= 0) {
       await pool.close();
-      throw new Error(
-        `Cannot start WorkerPool: a Worker failed to start: ${replyMessage(failed)}`,
+      throw new WorkerError(
+        failed,
+        `Cannot start WorkerPool: Worker ${failed + 1} failed to start: ${
+          replyMessage(replies[failed])
+        }`,
       );
     }
     pool.#adapters = replies.map((r) => (r.type === "ready" ? r.adapter : ""));
@@ -207,7 +297,8 @@ export class WorkerPool {
   }
 
   /**
-   * Whether Worker `index` still runs (not terminated, crashed or closed).
+   * Whether Worker `index` still runs (not ended in any way: closed, crashed,
+   * exited, terminated, or ended by a lost device).
    *
    * @param index the Worker's index
    */
@@ -229,8 +320,9 @@ export class WorkerPool {
    * `null` to leave a Worker idle) and waits for every report. The inputs
    * and references are made here by {@linkcode pipelineData}, once per
    * shape, seed and input count: call it first to keep that time out of a
-   * measurement. A Worker that dies meanwhile reports an error; the others
-   * go on.
+   * measurement. A Worker that ends meanwhile, or had ended, reports a
+   * {@linkcode WorkerError} naming it (its report's `error`), with the
+   * iterations it had checked; the others go on.
    *
    * @param jobs the job, or a job per Worker
    * @returns a report per Worker that was given a job, by Worker
@@ -263,7 +355,7 @@ export class WorkerPool {
   /**
    * Kills Worker `index` at once (`worker.terminate()`), and gives its
    * budget slot back: its reservation returns to the budget. Its job, if
-   * any, reports an error.
+   * any, reports a {@linkcode WorkerError}.
    *
    * @param index the Worker's index
    * @returns the bytes its slot still reserved
@@ -271,8 +363,8 @@ export class WorkerPool {
   terminate(index: number): number {
     const m = this.#members[index];
     if (!m || !m.alive) return 0;
-    m.worker.terminate();
-    return this.#bury(m, `Worker ${index + 1} was terminated`);
+    this.#kill(m, `Worker ${index + 1} was terminated`);
+    return m.reclaimed;
   }
 
   /**
@@ -280,23 +372,23 @@ export class WorkerPool {
    * itself, one at a time, each once the last one's thread has ended:
    * Workers tearing their devices down at once have deadlocked in NVIDIA's
    * driver, and a process that exits while one still tears down can crash.
-   * Calling it again does nothing.
+   * Every budget slot of the pool is given back. Calling it again does nothing.
    */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    for (const [index, m] of this.#members.entries()) {
+    for (const m of this.#members) {
       if (m.alive) {
         let timer: ReturnType<typeof setTimeout> | undefined;
         const timeout = new Promise<Reply>((resolve) => {
           timer = setTimeout(
-            () => resolve({ type: "died", message: "timed out" }),
+            () => resolve({ type: "died", error: new WorkerError(m.index, "timed out") }),
             CLOSE_TIMEOUT_MS,
           );
         });
-        const reply = await Promise.race([this.#request(index, { type: "close" }), timeout]);
+        const reply = await Promise.race([this.#request(m, { type: "close" }), timeout]);
         clearTimeout(timer);
-        this.#closed1(m, index, reply.type === "closed");
+        this.#closed1(m, reply.type === "closed");
       }
       while (this.#threadRuns(m)) {
         await new Promise((resolve) => setTimeout(resolve, THREAD_POLL_MS));
@@ -315,31 +407,38 @@ export class WorkerPool {
     this.#closed = true;
     const p = this.#progress;
     const sleep = new Int32Array(new SharedArrayBuffer(4));
-    for (const [index, m] of this.#members.entries()) {
+    for (const m of this.#members) {
       if (m.alive) {
         m.worker.postMessage({ type: "close" });
-        const at = PROGRESS_INTS * index + 2;
+        const at = PROGRESS_INTS * m.index + 2;
         const until = performance.now() + CLOSE_TIMEOUT_MS;
         // The Worker sets its flag once its device is destroyed, then closes itself.
         while (Atomics.load(p, at) === 0 && performance.now() < until) {
           Atomics.wait(p, at, 0, Math.max(1, until - performance.now()));
         }
-        this.#closed1(m, index, Atomics.load(p, at) === 1);
+        this.#closed1(m, Atomics.load(p, at) === 1);
       }
       while (this.#threadRuns(m)) Atomics.wait(sleep, 0, 0, THREAD_POLL_MS);
     }
   }
 
   /** Records that a Worker closed itself, or terminates it if it did not. */
-  #closed1(m: Member, index: number, closed: boolean): void {
+  #closed1(m: Member, closed: boolean): void {
+    if (!m.alive) return; // it ended meanwhile, and was buried then
     if (closed) {
-      m.detached = true;
       m.alive = false;
       m.endedAt = performance.now();
+      m.share.detach(); // the Worker detached its own view: this does nothing then
     } else {
-      m.worker.terminate();
-      this.#bury(m, `Worker ${index + 1} did not close`);
+      this.#kill(m, `Worker ${m.index + 1} did not close`);
     }
+  }
+
+  /** Terminates a Worker, and buries it with `cause` (Node's Worker may say "exit" before terminate() returns). */
+  #kill(m: Member, cause: string): void {
+    m.cause = cause;
+    m.worker.terminate().catch(() => {});
+    this.#bury(m, cause);
   }
 
   /**
@@ -360,9 +459,7 @@ export class WorkerPool {
   }
 
   async #runOn(index: number, job: PipelineJob, data: PipelineData): Promise<WorkerReport> {
-    const reply = this.#members[index].alive
-      ? await this.#request(index, { type: "run", job, data })
-      : { type: "died" as const, message: `Worker ${index + 1} is not running` };
+    const reply = await this.#request(this.#members[index], { type: "run", job, data });
     if (reply.type === "result") return { ...reply.report, worker: index };
     const p = this.#progress;
     return {
@@ -374,55 +471,140 @@ export class WorkerPool {
       checksums: [],
       error: reply.type === "failed"
         ? reply.error
-        : { name: "WorkerError", message: replyMessage(reply) },
+        : reply.type === "died"
+        ? reply.error
+        : new WorkerError(index, `Worker ${index + 1} ${replyMessage(reply)}`),
       memory: null,
       createBufferCalls: 0,
     };
   }
 
-  #request(index: number, message: ToPipelineWorker): Promise<Reply> {
-    const m = this.#members[index];
+  /** Sends a message and waits for the answer, or for the Worker's end: it never waits forever on a Worker that ended. */
+  #request(m: Member, message: ToPipelineWorker): Promise<Reply> {
     if (!m.alive) {
-      return Promise.resolve({ type: "died", message: `Worker ${index + 1} is not running` });
+      return Promise.resolve({
+        type: "died",
+        error: new WorkerError(m.index, `Worker ${m.index + 1} is not running`),
+      });
     }
     return new Promise((resolve) => {
       m.waiting = resolve;
-      m.worker.postMessage(message);
+      try {
+        m.worker.postMessage(message);
+      } catch (error) {
+        // Not plain data: start() checks its options, so a job the Worker cannot be sent.
+        m.waiting = null;
+        resolve({ type: "failed", error: describeError(error) });
+      }
     });
   }
 
-  #listen(m: Member, index: number): void {
-    m.worker.onmessage = (event: MessageEvent<FromPipelineWorker>) => {
+  /**
+   * Listens for everything a Worker can do: answer, fail to send, crash,
+   * say why it is ending, and end. Node's Worker says when the thread's
+   * script ended however it ended (`self.close()`, `Deno.exit()`, an
+   * uncaught error, `terminate()`), where a Web Worker says nothing.
+   */
+  #listen(m: Member): void {
+    const name = `Worker ${m.index + 1}`;
+    m.worker.on("message", (data: FromPipelineWorker) => {
+      if (data.type === "ending") {
+        m.cause = `${name} ${data.reason}`;
+        return;
+      }
       const waiting = m.waiting;
       m.waiting = null;
-      waiting?.(event.data);
-    };
-    m.worker.onerror = (event: ErrorEvent) => {
-      // Handled here: otherwise an error in a Worker ends the whole process.
-      event.preventDefault();
-      m.worker.terminate();
-      this.#bury(m, `Worker ${index + 1} crashed: ${event.message}`);
-    };
-    m.worker.onmessageerror = () => {
-      m.waiting?.({
-        type: "died",
-        message: `Worker ${index + 1} sent a message that cannot be read`,
-      });
+      waiting?.(data);
+    });
+    m.worker.on("messageerror", () => {
+      const waiting = m.waiting;
       m.waiting = null;
-    };
+      waiting?.({
+        type: "died",
+        error: new WorkerError(m.index, `${name} sent a message that cannot be read`),
+      });
+    });
+    // Handled here, and always followed by "exit".
+    m.worker.on("error", (error: Error) => {
+      m.cause ??= `${name} crashed: ${error?.message ?? error}`;
+    });
+    m.worker.on("exit", (code: number) => {
+      this.#bury(
+        m,
+        m.cause ??
+          `${name} ended without a reply (exit code ${code}: self.close() or Deno.exit())`,
+      );
+    });
   }
 
-  /** Marks a Worker dead, gives its slot back and answers whatever waited for it. */
-  #bury(m: Member, message: string): number {
-    m.alive = false;
-    m.endedAt = performance.now();
-    const bytes = m.detached ? 0 : this.#budget.reclaim(m.slot);
-    m.detached = true;
+  /** Marks a Worker ended, gives its slot back and answers whatever waited for it. */
+  #bury(m: Member, message: string): void {
+    if (m.alive) {
+      m.alive = false;
+      m.endedAt = performance.now();
+    }
+    m.reclaimed += m.share.detach();
     const waiting = m.waiting;
     m.waiting = null;
-    waiting?.({ type: "died", message });
-    return bytes;
+    waiting?.({ type: "died", error: new WorkerError(m.index, message) });
   }
+}
+
+/** Claims a slot per Worker, all or none. */
+function claimAll(budget: SharedBudget, count: number): SharedBudget[] {
+  const shares: SharedBudget[] = [];
+  try {
+    for (let i = 0; i < count; i++) shares.push(budget.claim(`worker ${i + 1}`));
+  } catch (error) {
+    for (const share of shares) share.detach();
+    throw error;
+  }
+  return shares;
+}
+
+/**
+ * Checks allocator options before any Worker starts: plain data (they are
+ * copied to each Worker, which a function or a class instance does not
+ * survive) that the allocator accepts (tried on a fake device).
+ */
+function checkHeapOptions(options: WorkerHeapOptions | undefined): WorkerHeapOptions {
+  if (options === undefined) return {};
+  if (options === null || typeof options !== "object" || Array.isArray(options)) {
+    throw new TypeError(
+      `Cannot start WorkerPool: heapOptions must be an object, got ${options}`,
+    );
+  }
+  const { log, budget } = options as { log?: unknown; budget?: unknown };
+  if (log !== undefined || budget !== undefined) {
+    throw new TypeError(
+      `Cannot start WorkerPool: heapOptions cannot carry ${
+        log !== undefined ? "log" : "budget"
+      }: each Worker has its own (the pool's budget is options.budget)`,
+    );
+  }
+  let copy: WorkerHeapOptions;
+  try {
+    copy = structuredClone(options);
+  } catch (error) {
+    throw new TypeError(
+      `Cannot start WorkerPool: heapOptions must be plain data, sent to each Worker: ${
+        (error as Error).message
+      }`,
+    );
+  }
+  new HeapAllocator(new FakeDevice(), copy).destroy();
+  return copy;
+}
+
+function checkScript(script: string | URL | undefined): string | URL {
+  if (script === undefined) return WORKER_SCRIPT;
+  if (script instanceof URL) return script;
+  if (typeof script === "string" && URL.canParse(script)) return new URL(script);
+  throw new TypeError(
+    `Cannot start WorkerPool: script must be a URL of a module, got ${
+      typeof script === "string" ? JSON.stringify(script) : script
+    }`,
+  );
 }
 
 /**
@@ -452,6 +634,12 @@ function workerThreads(): Map<string, string> | null {
 
 function replyMessage(reply: Reply): string {
   if (reply.type === "failed") return `${reply.error.name}: ${reply.error.message}`;
-  if (reply.type === "died") return reply.message;
-  return `unexpected reply ${reply.type}`;
+  if (reply.type === "died") return reply.error.message;
+  return `sent an unexpected reply (${reply.type})`;
+}
+
+function describeError(error: unknown): { name: string; message: string } {
+  return error instanceof Error
+    ? { name: error.name, message: error.message }
+    : { name: "Error", message: String(error) };
 }

@@ -14,9 +14,100 @@ import {
   type PipelineJobReport,
   runPipelineJob,
 } from "../../kernels/workers/pipeline_job.ts";
-import { WorkerPool } from "../../kernels/workers/worker_pool.ts";
+import { WorkerError, WorkerPool } from "../../kernels/workers/worker_pool.ts";
+import { AllocatorError } from "../../allocator/errors.ts";
 
 const SMALL = { channels: 4, size: 16, outChannels: 8 };
+/**
+ * How long a run whose Worker ends may take to settle. The faulty Worker's
+ * job alone would take far longer (minutes), so a run that waits for it
+ * instead of noticing its end fails this bound.
+ */
+const SETTLE_MS = 15_000;
+
+/** The pool's Worker with a fault for Worker 2 (tests/testdata/faulty_worker.ts says which). */
+function faulty(fault: string, after = 3): URL {
+  return new URL(`./faulty_worker.ts?fault=${fault}&worker=1&after=${after}`, import.meta.url);
+}
+
+async function until(what: string, done: () => boolean): Promise<void> {
+  const t0 = performance.now();
+  while (!done()) {
+    assert.ok(performance.now() - t0 < SETTLE_MS, `${what} within ${SETTLE_MS} ms`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** Worker 2 of 2 is ended mid-job by `fault`; its run settles with a WorkerError matching `reason`. */
+async function endsMidJob(fault: string, reason: RegExp): Promise<void> {
+  const budget = new SharedBudget({ limit: "256MiB", slots: 2 });
+  const pool = await WorkerPool.start({
+    workers: 2,
+    budget,
+    script: faulty(fault === "terminate" ? "" : fault),
+  });
+  try {
+    const short = pipelineJob({ iterations: 6, inFlight: 2, inputs: 2, shape: SMALL });
+    const long = pipelineJob({ iterations: 1_000_000, inFlight: 4, inputs: 2, shape: SMALL });
+    const t0 = performance.now();
+    const running = pool.run([short, long]);
+    if (fault === "terminate") {
+      await until("3 iterations", () => pool.progress().iterations[1] >= 3);
+      assert.ok(pool.terminate(1) > 0, "the terminated Worker held a reservation");
+    }
+    const reports = await running;
+    assert.ok(performance.now() - t0 < SETTLE_MS, `settled in ${performance.now() - t0} ms`);
+    assertClean([reports[0]], [6]);
+    const error = reports[1].error;
+    assert.ok(error instanceof WorkerError, `a WorkerError, got ${error?.name}: ${error?.message}`);
+    assert.equal(error.worker, 1);
+    assert.match(error.message, /^Worker 2 /);
+    assert.match(error.message, reason);
+    assert.ok(reports[1].iterations >= 3 && reports[1].iterations < 1_000_000);
+    assert.equal(pool.alive(1), false);
+    assert.equal(pool.alive(0), true);
+    // Its slot is free again, reservation and all, while the pool still runs.
+    assert.deepEqual(budget.shares().map((s) => s.label), ["worker 1"]);
+    assert.equal(budget.reserved, budget.shares()[0].reserved);
+    budget.claim("after").detach();
+    const again = await pool.run([short, short]);
+    assertClean([again[0]], [6]);
+    assert.match(again[1].error?.message ?? "", /^Worker 2 is not running$/);
+  } finally {
+    await pool.close();
+  }
+  assert.equal(budget.reserved, 0);
+  assert.deepEqual(budget.shares(), []);
+}
+
+/** Worker 2 of 3 fails while the pool starts: start() throws a WorkerError naming it, and leaves nothing. */
+async function failsToStart(fault: string, reason: RegExp): Promise<void> {
+  // As many slots as Workers: a slot kept by one failed start fails the next.
+  const budget = new SharedBudget({ slots: 3 });
+  for (let i = 0; i < 4; i++) {
+    const error = await startError({ workers: 3, budget, script: faulty(fault) });
+    assert.ok(error instanceof WorkerError, `a WorkerError, got ${error}`);
+    assert.equal(error.worker, 1);
+    assert.match(error.message, /^Cannot start WorkerPool: Worker 2 failed to start: /);
+    assert.match(error.message, reason);
+    assert.equal(budget.reserved, 0);
+    assert.deepEqual(budget.shares(), []);
+  }
+  // And a pool starts on the same budget afterwards.
+  const pool = await WorkerPool.start({ workers: 3, budget });
+  await pool.close();
+  assert.deepEqual(budget.shares(), []);
+}
+
+async function startError(options: Parameters<typeof WorkerPool.start>[0]): Promise<unknown> {
+  try {
+    const pool = await WorkerPool.start(options);
+    await pool.close();
+  } catch (error) {
+    return error;
+  }
+  throw new Error("WorkerPool.start() did not throw");
+}
 
 function assertClean(reports: PipelineJobReport[], iterations: number[]): void {
   reports.forEach((r, i) => {
@@ -178,6 +269,85 @@ export const SCENARIOS: Record<string, () => Promise<void>> = {
     }
     assert.equal(budget.reserved, 0);
     assert.deepEqual(budget.shares(), []);
+  },
+
+  /** A Worker that throws an uncaught exception mid-job ends; its run settles with a WorkerError. */
+  async throws() {
+    await endsMidJob("throw", /crashed: .*injected fault/);
+  },
+
+  /** A Worker with an unhandled rejection mid-job ends the same way. */
+  async rejects() {
+    await endsMidJob("reject", /crashed: .*injected rejection/);
+  },
+
+  /** A Worker that calls self.close() mid-job: no error event, and still its run settles. */
+  async closes() {
+    await endsMidJob("close", /ended without a reply \(exit code 0/);
+  },
+
+  /** A Worker that calls Deno.exit(3) mid-job. */
+  async exits() {
+    await endsMidJob("exit", /ended without a reply \(exit code 3/);
+  },
+
+  /** A Worker terminated by the pool mid-job. */
+  async terminated() {
+    await endsMidJob("terminate", /was terminated$/);
+  },
+
+  /** A Worker whose device is lost mid-job (device.destroy() inside it) ends, saying so. */
+  async lost() {
+    await endsMidJob("lose", /lost its device \(destroyed\)/);
+  },
+
+  /** A Worker that closes itself between jobs: noticed at once, its slot given back. */
+  async closesIdle() {
+    const budget = new SharedBudget({ slots: 2 });
+    const pool = await WorkerPool.start({ workers: 2, budget, script: faulty("idle-close", 200) });
+    try {
+      await until("Worker 2 ended", () => !pool.alive(1));
+      assert.deepEqual(budget.shares().map((s) => s.label), ["worker 1"]);
+      const job = pipelineJob({ iterations: 4, inFlight: 2, inputs: 1, shape: SMALL });
+      const reports = await pool.run(job);
+      assertClean([reports[0]], [4]);
+      assert.ok(reports[1].error instanceof WorkerError);
+      assert.match(reports[1].error.message, /^Worker 2 is not running$/);
+    } finally {
+      await pool.close();
+    }
+    assert.deepEqual(budget.shares(), []);
+  },
+
+  /** A Worker that finds no adapter: start() throws, closes the others, keeps no slot. */
+  async noAdapter() {
+    await failsToStart("no-adapter", /no WebGPU adapter was found/);
+  },
+
+  /** A Worker that exits while the pool starts. */
+  async exitsAtStart() {
+    await failsToStart("start-exit", /Worker 2 ended without a reply \(exit code 1/);
+  },
+
+  /** Options the Workers could not use fail before any Worker starts, and keep no slot. */
+  async badOptions() {
+    const budget = new SharedBudget({ slots: 2 });
+    for (let i = 0; i < 5; i++) {
+      const conf = await startError({ workers: 2, budget, heapOptions: { allocConf: "bogus:1" } });
+      assert.ok(conf instanceof RangeError, `a RangeError, got ${conf}`);
+      // A function cannot be sent to a Worker (a DataCloneError once Workers had started).
+      const debug = (() => true) as unknown as boolean;
+      const data = await startError({ workers: 2, budget, heapOptions: { debug } });
+      assert.ok(data instanceof TypeError, `a TypeError, got ${data}`);
+      assert.match(data.message, /^Cannot start WorkerPool: heapOptions must be plain data/);
+      const slots = await startError({ workers: 3, budget });
+      assert.ok(slots instanceof AllocatorError, `an AllocatorError, got ${slots}`);
+      assert.deepEqual(budget.shares(), []);
+    }
+    const script = await startError({ workers: 1, budget, script: "worker.ts" });
+    assert.ok(script instanceof TypeError);
+    assert.deepEqual(budget.shares(), []);
+    // Had a Worker been left running, this process would not exit (the test checks it does).
   },
 };
 

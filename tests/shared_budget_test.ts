@@ -30,7 +30,7 @@ function startWorker(task: BudgetWorkerTask): { worker: Worker; messages: AsyncI
   };
 }
 
-Deno.test("budget: reserve and release are exact, and the limit refuses what does not fit", () => {
+Deno.test("SharedBudget.reserve() and release() are exact, and the limit refuses what does not fit", () => {
   const budget = new SharedBudget({ limit: "10MiB" });
   const a = budget.claim("a");
   const b = budget.claim("b");
@@ -56,7 +56,7 @@ Deno.test("budget: reserve and release are exact, and the limit refuses what doe
   b.detach();
 });
 
-Deno.test("budget: byte counts past 2^32 stay exact", () => {
+Deno.test("SharedBudget.reserve() keeps byte counts past 2^32 exact", () => {
   const budget = new SharedBudget({ limit: 2 ** 40 });
   const a = budget.claim();
   assert.ok(a.reserve(2 ** 33 + 7));
@@ -68,7 +68,7 @@ Deno.test("budget: byte counts past 2^32 stay exact", () => {
   assert.equal(budget.reserved, 0);
 });
 
-Deno.test("budget: slots are claimed once, given back by detach or reclaim, then reused", () => {
+Deno.test("SharedBudget.claim() hands a slot out once; detach() or reclaim() gives it back for reuse", () => {
   const budget = new SharedBudget({ slots: 3 });
   const views = [budget.claim("w1"), budget.claim("w2"), budget.claim("w3")];
   assert.deepEqual(views.map((v) => v.slot), [0, 1, 2]);
@@ -97,7 +97,7 @@ Deno.test("budget: slots are claimed once, given back by detach or reclaim, then
   assert.deepEqual(budget.shares(), []);
 });
 
-Deno.test("budget: from() rebuilds a view from the buffer, and checks it", () => {
+Deno.test("SharedBudget.from() rebuilds a view from the buffer, and checks it", () => {
   const budget = new SharedBudget({ limit: 1 << 20 });
   const slot = budget.claim("worker").slot;
   const view = SharedBudget.from(budget.buffer, slot);
@@ -115,7 +115,7 @@ Deno.test("budget: from() rebuilds a view from the buffer, and checks it", () =>
   assert.equal(budget.reserved, 0);
 });
 
-Deno.test("budget: a label is cut at a character boundary", () => {
+Deno.test("SharedBudget.claim() cuts a long label at a character boundary", () => {
   const budget = new SharedBudget();
   const v = budget.claim("é".repeat(40)); // 80 bytes of UTF-8
   const label = budget.shares()[0].label;
@@ -123,7 +123,7 @@ Deno.test("budget: a label is cut at a character boundary", () => {
   v.detach();
 });
 
-Deno.test("budget: pressure is seen once by every other sharer, not by the one that raised it", () => {
+Deno.test("SharedBudget.pressured() sees each raise once in every other sharer, not in the one that raised it", () => {
   const budget = new SharedBudget({ limit: 8 * MiB });
   const [a, b, c] = [budget.claim("a"), budget.claim("b"), budget.claim("c")];
   assert.ok(a.reserve(8 * MiB));
@@ -145,7 +145,7 @@ Deno.test("budget: pressure is seen once by every other sharer, not by the one t
   for (const v of [a, b, c]) v.detach();
 });
 
-Deno.test("budget: relieve returns at once when waiting cannot help", () => {
+Deno.test("SharedBudget.relieve() returns at once when nobody else holds memory or there is no limit", () => {
   const unlimited = new SharedBudget().claim();
   assert.equal(unlimited.relieve(MiB), false, "no limit");
   unlimited.detach();
@@ -157,7 +157,82 @@ Deno.test("budget: relieve returns at once when waiting cannot help", () => {
   alone.detach();
 });
 
-Deno.test("budget: relieve wakes when another thread releases", async () => {
+Deno.test("SharedBudget.relieve() neither waits nor raises pressure when the bytes fit", () => {
+  const budget = new SharedBudget({ limit: 16 * MiB });
+  const other = budget.claim("other");
+  const me = budget.claim("me");
+  assert.ok(other.reserve(8 * MiB)); // another sharer holds memory: waiting could help, were it the budget
+  // It fits: one retry, in case a release made the room; then no more.
+  assert.equal(me.relieve(MiB), true);
+  assert.equal(me.relieve(MiB), false, "fits, and nothing released since the retry");
+  assert.equal(me.pressured(), false);
+  assert.equal(budget.pressureEvents, 0);
+  assert.equal(other.pressured(), false, "nobody's cache is emptied for nothing");
+  other.release(8 * MiB);
+  for (const v of [other, me]) v.detach();
+});
+
+Deno.test("SharedBudget.relieve() lets an allocator's own watermark refusal fail fast, and leaves the others' caches alone", () => {
+  const budget = new SharedBudget({ limit: "64MiB" });
+  const keep = "max_reserved_ratio:0";
+  const other = new HeapAllocator(new FakeDevice(), {
+    budget: budget.claim("other"),
+    allocConf: keep,
+  });
+  other.free(other.alloc(4096)); // a cached 8 MiB small heap
+  const capped = new HeapAllocator(new FakeDevice(), {
+    budget: budget.claim("capped"),
+    highWatermark: "2MiB",
+  });
+  // The 8 MiB small heap crosses the watermark (the budget has room): a heap just large enough serves.
+  const blocks = Array.from({ length: 10 }, () => capped.alloc(64 * 1024));
+  assert.equal(capped.memoryStats().reservedBytes.current, 10 * 64 * 1024);
+  assert.equal(budget.pressureEvents, 0, "no sharer was asked to release");
+  assert.equal(other.memoryStats().pools.small.reservedBytes.current, 8 * MiB);
+  other.scalar(1); // its next allocation: no pressure seen, the cache stays
+  assert.equal(other.memoryStats().pools.small.reservedBytes.current, 8 * MiB);
+  for (const b of blocks) capped.free(b);
+  capped.destroy();
+  other.destroy();
+  assert.equal(budget.reserved, 0);
+});
+
+Deno.test("SharedBudget.available and sharers say what an allocator sizing heaps to the budget can count on", () => {
+  assert.equal(new SharedBudget().available, Infinity);
+  const budget = new SharedBudget({ limit: 10 * MiB, slots: 4 });
+  assert.equal(budget.sharers, 0);
+  const a = budget.claim("a");
+  const b = budget.claim("b");
+  assert.equal(budget.sharers, 2);
+  assert.ok(a.reserve(3 * MiB));
+  assert.equal(budget.available, 7 * MiB);
+  assert.equal(b.available, 7 * MiB, "the same from every view");
+  assert.ok(b.reserve(7 * MiB));
+  assert.equal(budget.available, 0);
+  a.detach();
+  assert.equal(budget.sharers, 1);
+  assert.equal(budget.available, 3 * MiB, "a detached slot's reservation comes back");
+  b.detach();
+  assert.equal(budget.sharers, 0);
+  assert.equal(budget.available, 10 * MiB);
+});
+
+Deno.test("SharedBudget.detach() gives back only its own claim, so an owner and its Worker may both call it", () => {
+  const budget = new SharedBudget({ slots: 1 });
+  const owner = budget.claim("worker 1");
+  const worker = SharedBudget.from(budget.buffer, owner.slot); // the Worker's view of the same claim
+  assert.ok(worker.reserve(4096));
+  assert.equal(worker.detach(), 4096, "the Worker gives its slot back first");
+  const next = budget.claim("worker 2"); // the slot is claimed again
+  assert.equal(next.slot, owner.slot);
+  assert.ok(next.reserve(100));
+  assert.equal(owner.detach(), 0, "the owner's late detach leaves the new claim alone");
+  assert.deepEqual(budget.shares().map((s) => [s.label, s.reserved]), [["worker 2", 100]]);
+  assert.equal(next.detach(), 100);
+  assert.deepEqual(budget.shares(), []);
+});
+
+Deno.test("SharedBudget.relieve() wakes when another thread releases", async () => {
   const budget = new SharedBudget({ limit: 16 * MiB });
   const slot = budget.claim("holder").slot;
   const { worker, messages } = startWorker({
@@ -184,7 +259,7 @@ Deno.test("budget: relieve wakes when another thread releases", async () => {
   }
 });
 
-Deno.test("budget: 4 Workers reserving at random never cross the limit and give everything back", async () => {
+Deno.test("SharedBudget.reserve() from 4 Workers at random never crosses the limit, and everything comes back", async () => {
   const limit = MiB;
   const budget = new SharedBudget({ limit });
   const runs = [0, 1, 2, 3].map((i) =>
@@ -208,7 +283,7 @@ Deno.test("budget: 4 Workers reserving at random never cross the limit and give 
   }
 });
 
-Deno.test("budget: an allocator publishes its live figures in its slot", () => {
+Deno.test("SharedBudget.publish() shows an allocator's live figures in its slot", () => {
   const budget = new SharedBudget();
   const view = budget.claim("heap");
   const heap = new HeapAllocator(new FakeDevice(), { budget: view });
@@ -236,7 +311,7 @@ Deno.test("budget: an allocator publishes its live figures in its slot", () => {
   assert.equal(budget.peakAllocated, stats.allocatedBytes.peak);
 });
 
-Deno.test("budget: an allocator over budget names each sharer, and pressure empties the other's cache", () => {
+Deno.test("SharedBudget.describe() names each sharer in an allocator's OOM, and pressure empties the other's cache", () => {
   const budget = new SharedBudget({ limit: 12 * MiB });
   const keep = "max_reserved_ratio:0"; // keep every cached heap, as MPS does
   const a = new HeapAllocator(new FakeDevice(), {
