@@ -40,7 +40,12 @@ export {
   type Usage,
 } from "./allocator/allocator.ts";
 export { requestDevice, type RequestDeviceOptions } from "./allocator/request_device.ts";
-export { AllocatorError, type OutOfMemoryDetails, OutOfMemoryError } from "./allocator/errors.ts";
+export {
+  AllocatorError,
+  DeviceLostError,
+  type OutOfMemoryDetails,
+  OutOfMemoryError,
+} from "./allocator/errors.ts";
 export type { MemoryStats, PoolStats, Stat } from "./allocator/stats.ts";
 export {
   type AllocatorDevice,

@@ -36,7 +36,7 @@ import {
   type Pool,
 } from "./block.ts";
 import type { AllocatorDevice } from "./device.ts";
-import { AllocatorError } from "./errors.ts";
+import { AllocatorError, DeviceLostError } from "./errors.ts";
 import { formatBytes } from "./format.ts";
 import { Heaps } from "./heaps.ts";
 import {
@@ -214,9 +214,10 @@ export class HeapAllocator implements BlockOwner {
    * @throws {RangeError} size is not a positive integer or exceeds the device's limits
    * @throws {OutOfMemoryError} the high watermark (or the device) cannot fit it
    * @throws {AllocatorError} the allocator was destroyed
+   * @throws {DeviceLostError} the device was lost
    */
   alloc(size: number, options: AllocOptions = {}): Block {
-    this.#checkAlive("allocate");
+    this.#checkUsable("allocate");
     const usage = options.usage ?? "storage";
     if (usage !== "storage" && !USAGES.includes(usage)) {
       throw new TypeError(
@@ -245,9 +246,10 @@ export class HeapAllocator implements BlockOwner {
    *
    * @throws {TypeError} the value is not a number or the type is unknown
    * @throws {RangeError} the value does not fit an integer type
+   * @throws {DeviceLostError} the device was lost
    */
   scalar(value: number, type: ScalarType = "f32"): Block {
-    this.#checkAlive("allocate a scalar");
+    this.#checkUsable("allocate a scalar");
     if (!SCALAR_TYPES.includes(type)) {
       throw new TypeError(
         `Cannot allocate a scalar: unknown type ${JSON.stringify(type)} (expected ${
@@ -331,9 +333,10 @@ export class HeapAllocator implements BlockOwner {
    * hooks (e.g. a pending kernel batch) goes on the queue first.
    *
    * @throws {OutOfMemoryError} a heap made earlier was refused by the device
+   * @throws {DeviceLostError} the device was lost
    */
   submit(commandBuffers: GPUCommandBuffer[] = []): void {
-    this.#checkAlive("submit");
+    this.#checkUsable("submit");
     this.#throwDeviceError();
     let all = commandBuffers;
     if (this.#submitHooks.size > 0) {
@@ -364,7 +367,7 @@ export class HeapAllocator implements BlockOwner {
    * @returns a function that removes the hook
    */
   beforeSubmit(hook: () => GPUCommandBuffer[]): () => void {
-    this.#checkAlive("add a submit hook");
+    this.#checkUsable("add a submit hook");
     this.#submitHooks.add(hook);
     return () => this.#submitHooks.delete(hook);
   }
@@ -530,22 +533,34 @@ export class HeapAllocator implements BlockOwner {
    * reported by the next `alloc`, `scalar` or `submit` after the answer came.
    *
    * @throws {OutOfMemoryError} the device refused a heap
+   * @throws {DeviceLostError} the device was lost
    */
   async checkDeviceErrors(): Promise<void> {
     await this.#heaps.settle();
+    this.#checkUsable("check device errors");
     this.#throwDeviceError();
   }
 
   /**
-   * Destroys every GPUBuffer of the allocator, live blocks' too. Later calls
-   * of any other method throw {@linkcode AllocatorError}; calling destroy
-   * again does nothing.
+   * Destroys every GPUBuffer of the allocator, live blocks' too: every block
+   * is dead afterwards (`isLive` false, its `buffer` throws). Later calls of
+   * any other method throw {@linkcode AllocatorError}; calling destroy again
+   * does nothing.
    */
   destroy(): void {
     if (this.#destroyed) return;
+    for (const pool of Object.values(this.#pools)) {
+      for (const heap of pool.heaps) {
+        if (heap.block) heap.block.state = "free";
+        if (!heap.region) continue;
+        for (const range of pool.tlsf!.ranges(heap.region)) {
+          if (!range.isFree) (range.tag as BlockRecord).state = "free";
+        }
+      }
+    }
+    this.#destroyed = true;
     this.#heaps.destroy();
     this.#pending = [];
-    this.#destroyed = true;
   }
 
   /** True once {@linkcode HeapAllocator.destroy} was called. */
@@ -595,10 +610,15 @@ export class HeapAllocator implements BlockOwner {
     if (pool.cached.length > 0 && this.#convertCached(pool, r.size)) {
       return this.#blockInRange(pool, r, pool.tlsf!.alloc(r.size)!, true);
     }
-    this.#heaps.obtain(r, heapSize, true);
+    const heap = this.#heaps.obtain(r, heapSize, true);
     // The new heap is the only place with room: nothing else fit a moment ago.
     const range = pool.tlsf!.alloc(r.size);
-    if (!range) throw new Error(`gpuheap internal error: a new heap cannot place ${r.size} bytes`);
+    if (!range) {
+      this.#heaps.release(heap);
+      throw new AllocatorError(
+        `gpuheap internal error: a new heap of ${heap.size} bytes cannot place ${r.size} bytes`,
+      );
+    }
     return this.#blockInRange(pool, r, range, false);
   }
 
@@ -745,11 +765,22 @@ export class HeapAllocator implements BlockOwner {
     if (this.#destroyed) throw new AllocatorError(`Cannot ${what}: the allocator was destroyed`);
   }
 
+  /** Checks that the allocator and its device can still be used. */
+  #checkUsable(what: string): void {
+    this.#checkAlive(what);
+    const lost = this.#heaps.lost;
+    if (lost !== null) throw new DeviceLostError(what, lost.reason, lost.message);
+  }
+
   #throwDeviceError(): void {
     if (this.#heaps.deviceError !== null) throw this.#heaps.takeDeviceError();
   }
 
   #say(line: string): void {
-    this.#log(`gpuheap: ${line}`);
+    try {
+      this.#log(`gpuheap: ${line}`);
+    } catch {
+      // A failing logger must not leave an allocation half done.
+    }
   }
 }

@@ -11,6 +11,8 @@
  * @module
  */
 
+import { AllocatorError } from "./errors.ts";
+import { formatBytes } from "./format.ts";
 import type { PoolName, Usage } from "./size_classes.ts";
 import type { PoolCounters } from "./stats.ts";
 import { emptyPoolCounters } from "./stats.ts";
@@ -107,6 +109,8 @@ export interface Heap {
   live: number;
   /** The device refused it: nothing more is placed in it. */
   lost: boolean;
+  /** Its GPUBuffer was destroyed: the heap is gone (a late verdict finds it so). */
+  released: boolean;
   /** When it was made (`performance.now()`). */
   readonly createdAt: number;
   /** Nothing is placed in it: it is in its allocator's list of idle heaps. */
@@ -170,6 +174,7 @@ export function newHeap(
     block: null,
     live: 0,
     lost: false,
+    released: false,
     createdAt: performance.now(),
     idle: false,
     olderIdle: null,
@@ -252,9 +257,14 @@ export class Block {
    * The GPUBuffer the block lies in. Reading it marks the block as possibly
    * used by recorded GPU work, so once freed it is reused only after the next
    * `HeapAllocator.submit`.
+   *
+   * @throws {AllocatorError} the block was freed, or its allocator destroyed:
+   * its memory may belong to another block now
    */
   get buffer(): GPUBuffer {
-    this.#record.touched = true;
+    const r = this.#record;
+    if (r.state !== "live") throw staleBlock(r);
+    r.touched = true;
     return this.#buffer;
   }
 
@@ -268,12 +278,16 @@ export class Block {
     return this.#record.id;
   }
 
-  /** True until the block is freed. */
+  /** True until the block is freed (or its allocator destroyed). */
   get isLive(): boolean {
     return this.#record.state === "live";
   }
 
-  /** A bind group entry resource: the requested bytes, rounded up to 4 as WebGPU requires. */
+  /**
+   * A bind group entry resource: the requested bytes, rounded up to 4 as WebGPU requires.
+   *
+   * @throws {AllocatorError} the block was freed, or its allocator destroyed
+   */
   binding(): GPUBufferBinding {
     return {
       buffer: this.buffer,
@@ -316,6 +330,15 @@ export class Block {
     const r = this.#record;
     if (r.state === "live" && !r.owner.destroyed) r.owner.free(this);
   }
+}
+
+/** The error for a use of a block that is no longer live, naming it. */
+function staleBlock(r: BlockRecord): AllocatorError {
+  const label = r.label === undefined ? "" : `, ${JSON.stringify(r.label)}`;
+  const why = r.owner.destroyed ? "its allocator was destroyed" : "it was freed";
+  return new AllocatorError(
+    `Cannot use block #${r.id} (${formatBytes(r.size)}, ${r.pool} pool${label}): ${why}`,
+  );
 }
 
 /**

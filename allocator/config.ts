@@ -41,23 +41,29 @@ export interface DebugFlags {
   leaks: boolean;
 }
 
-const UNITS: Record<string, number> = {
-  "": 1,
-  b: 1,
-  kb: 1000,
-  mb: 1000 ** 2,
-  gb: 1000 ** 3,
-  kib: KiB,
-  mib: MiB,
-  gib: GiB,
-  k: KiB,
-  m: MiB,
-  g: GiB,
-};
+const UNITS = new Map<string, number>([
+  ["", 1],
+  ["b", 1],
+  ["kb", 1000],
+  ["mb", 1000 ** 2],
+  ["gb", 1000 ** 3],
+  ["kib", KiB],
+  ["mib", MiB],
+  ["gib", GiB],
+  ["k", KiB],
+  ["m", MiB],
+  ["g", GiB],
+]);
+/** Longest byte string read: longer ones are no size anyone means. */
+const MAX_BYTES_TEXT = 1000;
 
 /**
  * Reads a byte count: a non-negative integer, or a string such as `"512MiB"`,
- * `"2 GiB"` or `"1000000"`.
+ * `"1.5 GiB"` or `"1000000"` that comes to a whole number of bytes (decimal
+ * fractions are exact: `"1.1kb"` is 1100) of at most 2^53 - 1.
+ *
+ * @throws {RangeError} not a whole number of bytes, too large, or not a size
+ * @throws {TypeError} neither a number nor a string
  */
 export function parseBytes(value: number | string, what: string): number {
   if (typeof value === "number") {
@@ -67,12 +73,31 @@ export function parseBytes(value: number | string, what: string): number {
   if (typeof value !== "string") {
     throw new TypeError(`Invalid ${what}: expected bytes as a number or string, got ${value}`);
   }
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(value);
-  const unit = m ? UNITS[m[2].toLowerCase()] : undefined;
+  const m = value.length <= MAX_BYTES_TEXT
+    ? /^\s*(\d+)(?:\.(\d+))?\s*([a-z]*)\s*$/i.exec(value)
+    : null;
+  const unit = m ? UNITS.get(m[3].toLowerCase()) : undefined;
   if (!m || unit === undefined) {
-    throw new RangeError(`Invalid ${what}: cannot read "${value}" as bytes (try "512MiB")`);
+    const shown = value.length <= MAX_BYTES_TEXT ? value : `${value.slice(0, MAX_BYTES_TEXT)}…`;
+    throw new RangeError(`Invalid ${what}: cannot read "${shown}" as bytes (try "512MiB")`);
   }
-  return Math.round(Number(m[1]) * unit);
+  // Exact decimal arithmetic: "1.1kb" is 1100 bytes, not 1100.0000000000002.
+  const fraction = m[2] ?? "";
+  const scale = 10n ** BigInt(fraction.length);
+  const scaled = BigInt(m[1] + fraction) * BigInt(unit);
+  if (scaled % scale !== 0n) {
+    const digits = (scaled % scale).toString().padStart(fraction.length, "0").replace(/0+$/, "");
+    throw new RangeError(
+      `Invalid ${what}: "${value}" is ${scaled / scale}.${digits} bytes, not a whole number`,
+    );
+  }
+  const bytes = scaled / scale;
+  if (bytes > BigInt(Number.MAX_SAFE_INTEGER)) {
+    throw new RangeError(
+      `Invalid ${what}: "${value}" is too large (at most ${Number.MAX_SAFE_INTEGER} bytes)`,
+    );
+  }
+  return Number(bytes);
 }
 
 /** The default alloc conf. */
@@ -87,7 +112,7 @@ export const DEFAULT_ALLOC_CONF: Readonly<AllocConf> = {
 
 const CONF_KEYS: Record<string, (conf: AllocConf, v: string, key: string) => void> = {
   roundup_power2_divisions(conf, v, key) {
-    const n = Number(v);
+    const n = /^\d{1,3}$/.test(v) ? Number(v) : NaN;
     if (!Number.isInteger(n) || n < 0 || (n & (n - 1)) !== 0 || n > 64) {
       throw new RangeError(
         `Invalid alloc conf: ${key} must be 0 or a power of two <= 64, got ${v}`,
@@ -108,8 +133,8 @@ const CONF_KEYS: Record<string, (conf: AllocConf, v: string, key: string) => voi
     conf.largeHeap = parseBytes(v, `alloc conf ${key}`);
   },
   max_reserved_ratio(conf, v, key) {
-    const r = Number(v);
-    if (v === "" || !Number.isFinite(r) || (r !== 0 && r < 1)) {
+    const r = /^\d{1,9}(\.\d{1,9})?$/.test(v) ? Number(v) : NaN;
+    if (!Number.isFinite(r) || (r !== 0 && r < 1)) {
       throw new RangeError(`Invalid alloc conf: ${key} must be 0 or a number >= 1, got ${v}`);
     }
     conf.maxReservedRatio = r;
@@ -129,7 +154,8 @@ export function parseAllocConf(text: string): AllocConf {
   for (const part of text.split(",")) {
     if (part.trim() === "") continue;
     const [key, value, extra] = part.split(":").map((s) => s.trim());
-    const set = CONF_KEYS[key];
+    // Own keys only: "constructor" or "toString" are no settings of ours.
+    const set = Object.hasOwn(CONF_KEYS, key) ? CONF_KEYS[key] : undefined;
     if (!set || value === undefined || extra !== undefined) {
       throw new RangeError(
         `Invalid alloc conf "${text}": cannot read "${part}" (known keys: ${

@@ -1,15 +1,17 @@
 /**
  * GPU memory: the one place that creates and destroys the allocator's
- * GPUBuffers. A heap's bytes are taken from the shared budget (if any) before
- * its GPUBuffer is made, inside an out-of-memory error scope, and given back
- * when it is destroyed. The device's verdict on a heap comes later (see the
- * note on late verdicts below); the allocator hears of a refusal through
- * {@linkcode GpuMemoryEvents.refused}.
+ * GPUBuffers, and that hears what the device says later. A heap's bytes are
+ * taken from the shared budget (if any) before its GPUBuffer is made, inside
+ * an out-of-memory error scope, and given back when it is destroyed — or at
+ * once, if anything fails after the GPUBuffer was made. The device's verdict
+ * on a heap, and the loss of the device, reach the allocator through
+ * {@linkcode GpuMemoryEvents}.
  *
  * Note [late verdicts]: WebGPU reports a refused GPUBuffer only when its error
  * scope resolves, after the allocator may already have placed blocks in the
  * heap, freed them, released the heap or reused it. A handler of a verdict
- * must cope with the heap being gone.
+ * must cope with the heap being gone; and no verdict may end in an unhandled
+ * rejection, whatever its handler does.
  *
  * @module
  */
@@ -17,6 +19,8 @@
 import type { MemoryBudget } from "./budget.ts";
 import { type Heap, newHeap } from "./block.ts";
 import type { AllocatorDevice } from "./device.ts";
+import { AllocatorError } from "./errors.ts";
+import { formatBytes } from "./format.ts";
 import type { PoolName } from "./size_classes.ts";
 
 // A buffer bound as read-write storage in a dispatch may not be bound there in
@@ -33,8 +37,12 @@ const BUFFER_USAGE: Record<PoolName, number> = {
 
 /** @internal what GPU memory tells the allocator, later than the call that caused it. */
 export interface GpuMemoryEvents {
-  /** The device refused a heap: `message` is its error's. */
+  /** The device refused a heap: `message` is its error's. The heap may be released already. */
   refused(heap: Heap, message: string): void;
+  /** Handling the verdict on a heap failed (a bug): reported instead of rejecting. */
+  failed(heap: Heap, error: unknown): void;
+  /** The device was lost: `reason` and `message` are what it said. */
+  lost(reason: string, message: string): void;
 }
 
 /** @internal makes and destroys heaps' GPUBuffers, and keeps the budget in step. */
@@ -58,6 +66,13 @@ export class GpuMemory {
     this.#device = device;
     this.#budget = budget;
     this.#events = events;
+    const lost = device.lost;
+    if (lost && typeof lost.then === "function") {
+      lost.then(
+        (info) => events.lost(String(info?.reason ?? "unknown"), String(info?.message ?? "")),
+        () => {},
+      );
+    }
   }
 
   /**
@@ -69,8 +84,14 @@ export class GpuMemory {
   createHeap(pool: PoolName, size: number, id: number, isSplit: boolean): Heap | null {
     if (this.#budget && !this.#budget.reserve(size)) return null;
     const device = this.#device;
-    device.pushErrorScope("out-of-memory");
+    const what = `Cannot create a heap of ${formatBytes(size)} on ${pool} pool`;
     let buffer: GPUBuffer;
+    try {
+      device.pushErrorScope("out-of-memory");
+    } catch (error) {
+      this.#budget?.release(size);
+      throw new AllocatorError(`${what}: ${messageOf(error)}`, { cause: error });
+    }
     try {
       buffer = device.createBuffer({
         size,
@@ -78,29 +99,47 @@ export class GpuMemory {
         label: `gpuheap ${pool} heap #${id}`,
       });
     } catch (error) {
-      device.popErrorScope().catch(() => {});
+      try {
+        device.popErrorScope().catch(() => {});
+      } catch { /* the scope is gone with the device */ }
       this.#budget?.release(size);
-      throw error;
+      throw new AllocatorError(`${what}: ${messageOf(error)}`, { cause: error });
     }
     const heap = newHeap(id, pool, buffer, size, isSplit);
-    const verdict = device.popErrorScope().then(
+    let answer: Promise<GPUError | null>;
+    try {
+      answer = device.popErrorScope();
+    } catch (error) {
+      // Whatever fails after createBuffer gives the memory back.
+      this.destroyHeap(heap);
+      throw new AllocatorError(`${what}: ${messageOf(error)}`, { cause: error });
+    }
+    const events = this.#events;
+    const verdict = Promise.resolve(answer).then(
       (error) => {
-        if (error) this.#events.refused(heap, error.message);
+        if (error) events.refused(heap, error.message);
       },
-      () => {},
-    ).finally(() => this.#verdicts.delete(verdict));
+      () => {}, // no answer (the device was lost): nothing to report about this heap
+    ).catch((error) => events.failed(heap, error))
+      .finally(() => this.#verdicts.delete(verdict));
     this.#verdicts.add(verdict);
     return heap;
   }
 
-  /** Destroys a heap's GPUBuffer and gives its bytes back to the budget. */
+  /** Destroys a heap's GPUBuffer and gives its bytes back to the budget, once. */
   destroyHeap(heap: Heap): void {
-    heap.buffer.destroy();
+    if (heap.released) return;
+    heap.released = true;
     this.#budget?.release(heap.size);
+    heap.buffer.destroy();
   }
 
   /** Resolves once the device gave its verdict on every heap made so far. */
   async settle(): Promise<void> {
     while (this.#verdicts.size > 0) await Promise.all([...this.#verdicts]);
   }
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }

@@ -13,7 +13,7 @@ import type { AllocRequest, Heap, Pool } from "./block.ts";
 import type { MemoryBudget } from "./budget.ts";
 import type { AllocConf, DebugFlags } from "./config.ts";
 import type { AllocatorDevice } from "./device.ts";
-import { OutOfMemoryError } from "./errors.ts";
+import { AllocatorError, OutOfMemoryError } from "./errors.ts";
 import { formatBytes } from "./format.ts";
 import { GpuMemory } from "./gpu_memory.ts";
 import type { PoolName } from "./size_classes.ts";
@@ -67,7 +67,11 @@ export class Heaps {
   #nextId = 1;
   #destroyed = false;
   /** The device's latest refusal of a heap, not yet reported. */
-  deviceError: OutOfMemoryError | null = null;
+  deviceError: OutOfMemoryError | AllocatorError | null = null;
+  /** Why the device was lost, once it was; null until then. */
+  lost: { reason: string; message: string } | null = null;
+  /** What refused the last heap that could not be made. */
+  #refusedBy: "watermark" | "budget" | null = null;
 
   /**
    * @param pools the allocator's pools
@@ -85,6 +89,17 @@ export class Heaps {
     this.#say = options.say;
     this.#memory = new GpuMemory(options.device, options.budget, {
       refused: (heap, message) => this.#onDeviceRefused(heap, message),
+      failed: (heap, error) => {
+        this.deviceError = new AllocatorError(
+          `gpuheap internal error while handling the device's verdict on heap #${heap.id}: ${
+            error instanceof Error ? error.message : error
+          }`,
+          { cause: error },
+        );
+      },
+      lost: (reason, message) => {
+        this.lost ??= { reason, message };
+      },
     });
   }
 
@@ -116,8 +131,10 @@ export class Heaps {
       heap = this.#create(pool, heapSize, isSplit);
       if (heap) return heap;
     }
-    // The budget waits (bounded) for other sharers to release, and says when to stop retrying.
-    while (this.#budget?.relieve(heapSize)) {
+    // The budget waits (bounded) for other sharers to release, and says when to stop
+    // retrying. Only worth it when the budget refused: others releasing cannot
+    // lower this allocator's own reserved bytes under its high watermark.
+    while (this.#refusedBy === "budget" && this.#budget?.relieve(heapSize)) {
       this.retries++;
       heap = this.#create(pool, heapSize, isSplit);
       if (heap) return heap;
@@ -178,6 +195,7 @@ export class Heaps {
 
   /** Releases a heap: its GPUBuffer is destroyed and its bytes leave the counters. */
   release(heap: Heap): void {
+    if (heap.released) return;
     const pool = this.pools[heap.pool];
     if (heap.idle) this.#unlinkIdle(heap);
     if (heap.region && heap.region.usedBytes === 0) pool.tlsf!.removeRegion(heap.region);
@@ -208,7 +226,7 @@ export class Heaps {
   }
 
   /** The device's refusal of a heap, once: null if none came since the last call. */
-  takeDeviceError(): OutOfMemoryError | null {
+  takeDeviceError(): OutOfMemoryError | AllocatorError | null {
     const error = this.deviceError;
     this.deviceError = null;
     return error;
@@ -242,11 +260,22 @@ export class Heaps {
   /** A new heap, or null if the watermark or the shared budget has no room for it. */
   #create(pool: Pool, size: number, isSplit: boolean): Heap | null {
     const t = this.totals;
-    if (this.high > 0 && t.reserved.current + size > this.high) return null;
+    if (this.high > 0 && t.reserved.current + size > this.high) {
+      this.#refusedBy = "watermark";
+      return null;
+    }
     const heap = this.#memory.createHeap(pool.name, size, this.#nextId, isSplit);
-    if (!heap) return null;
+    if (!heap) {
+      this.#refusedBy = "budget";
+      return null;
+    }
     this.#nextId++;
-    if (isSplit) heap.region = pool.tlsf!.addRegion(size, heap);
+    try {
+      if (isSplit) heap.region = pool.tlsf!.addRegion(size, heap);
+    } catch (error) {
+      this.#memory.destroyHeap(heap); // whatever fails after createBuffer gives the memory back
+      throw error;
+    }
     pool.heaps.add(heap);
     addStat(pool.counters.reserved, t.reserved, size);
     pool.counters.heaps++;
@@ -264,7 +293,10 @@ export class Heaps {
     return heap;
   }
 
-  /** The device reported a heap as out of memory: stop using it and report it. */
+  /**
+   * The device reported a heap as out of memory: report it, and stop using
+   * the heap if it still exists (see Note [late verdicts] in gpu_memory.ts).
+   */
   #onDeviceRefused(heap: Heap, message: string): void {
     if (this.#destroyed || heap.lost) return;
     heap.lost = true;
@@ -277,8 +309,11 @@ export class Heaps {
       requested: heap.size,
       pool: heap.pool,
       device: true,
-      detail: `Heap #${heap.id} is unusable: ${message}`,
+      detail: `Heap #${heap.id} is unusable${
+        heap.released ? " (it was released before the device said so)" : ""
+      }: ${message}`,
     });
+    if (heap.released) return;
     if (heap.region) this.pools[heap.pool].tlsf!.retireRegion(heap.region);
     if (heap.live === 0) this.release(heap);
   }

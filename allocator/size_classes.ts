@@ -16,7 +16,7 @@
  * @module
  */
 
-import type { AllocConf } from "./config.ts";
+import { type AllocConf, DEFAULT_ALLOC_CONF } from "./config.ts";
 import {
   MAX_SCALAR_SIZE,
   MAX_SMALL_ALLOC,
@@ -130,9 +130,9 @@ export function isStaging(pool: PoolName): boolean {
 export class SizeClasses {
   /** Alignment of every block's offset and size. */
   readonly alignment: number;
-  /** Size of a small heap: the conf's `small_heap`. */
+  /** Size of a small heap: the conf's `small_heap` (a default within maxBufferSize). */
   readonly smallHeap: number;
-  /** Size of a large heap: the conf's `large_heap`. */
+  /** Size of a large heap: the conf's `large_heap` (a default within maxBufferSize). */
   readonly largeHeap: number;
   /** Size of an extra-large heap: the conf's, or the adapter's default, within maxBufferSize. */
   readonly xlargeHeap: number;
@@ -144,11 +144,12 @@ export class SizeClasses {
   readonly #maxBlock: number;
 
   /**
-   * Prepares the rules for an alloc conf and a device's limits.
+   * Checks an alloc conf against a device's limits and prepares the rules.
    *
    * @param conf the alloc conf
    * @param limits the device's limits and the alignment
    * @param unified the adapter is the CPU (memory is the host's): larger extra-large heaps
+   * @throws {RangeError} a heap size of the conf is unaligned or above maxBufferSize
    */
   constructor(conf: Readonly<AllocConf>, limits: SizeLimits, unified: boolean) {
     const a = limits.alignment;
@@ -160,8 +161,25 @@ export class SizeClasses {
     this.#limits = limits;
     this.#maxHeap = alignDown(limits.maxBufferSize, a);
     this.#maxBlock = alignDown(limits.maxStorageBufferBindingSize, a);
-    this.smallHeap = conf.smallHeap;
-    this.largeHeap = conf.largeHeap;
+    const heaps: [string, keyof AllocConf][] = [
+      ["small_heap", "smallHeap"],
+      ["large_heap", "largeHeap"],
+      ["xlarge_heap", "xlargeHeap"],
+    ];
+    for (const [key, field] of heaps) {
+      const size = conf[field] as number;
+      // The defaults fit every real device (WebGPU guarantees a maxBufferSize of at
+      // least 256 MiB); only a fake device's smaller limits cap them.
+      const tooLarge = size > this.#maxHeap && size !== DEFAULT_ALLOC_CONF[field];
+      if (size % a !== 0 || tooLarge) {
+        throw new RangeError(
+          `Invalid alloc conf: ${key} ${size} (${formatBytes(size)}) must be a multiple of the ` +
+            `alignment ${a} and at most the device's maxBufferSize ${limits.maxBufferSize}`,
+        );
+      }
+    }
+    this.smallHeap = Math.min(conf.smallHeap, this.#maxHeap);
+    this.largeHeap = Math.min(conf.largeHeap, this.#maxHeap);
     this.xlargeHeap = Math.min(
       conf.xlargeHeap || (unified ? XLARGE_HEAP_UNIFIED : XLARGE_HEAP),
       this.#maxHeap,
@@ -231,9 +249,10 @@ export class SizeClasses {
     else if (pool === "uniform") heap = UNIFORM_HEAP;
     else if (pool === "scalar") heap = SCALAR_HEAP;
     else if (this.isDedicated(pool, size)) return 0;
-    else if (size < MIN_LARGE_ALLOC) return this.largeHeap;
-    else if (!pressure) return this.xlargeHeap;
+    else if (size < MIN_LARGE_ALLOC) heap = this.largeHeap;
+    else if (!pressure) heap = this.xlargeHeap;
     else return 0;
+    // A conf's heap may be smaller than the request: the heap must still hold it.
     return Math.max(heap, size);
   }
 

@@ -1,7 +1,13 @@
 // The allocator on the real adapter (the software one in CI): every usage
 // binds and computes, the freed-before-submit trap, scalars, OOM.
 import assert from "node:assert/strict";
-import { type Block, HeapAllocator, OutOfMemoryError } from "../mod.ts";
+import {
+  type Block,
+  DeviceLostError,
+  HeapAllocator,
+  OutOfMemoryError,
+  requestDevice,
+} from "../mod.ts";
 import { gpu } from "./_util.ts";
 
 const SHADER = /* wgsl */ `
@@ -225,5 +231,25 @@ Deno.test("submit() sends a pending kernel batch first (beforeSubmit())", async 
   assert.deepEqual(order, ["hook"]);
   device.queue.writeBuffer(z.buffer, z.offset, new Float32Array([9, 9, 9, 9]));
   assert.deepEqual([...await y.read()], [0, 2, 0, 4]);
+  heap.destroy();
+});
+
+Deno.test("alloc() after device.destroy() throws DeviceLostError; free() and destroy() still work", async () => {
+  const device = await requestDevice(); // a device of its own: this test destroys it
+  const heap = new HeapAllocator(device);
+  const a = heap.alloc(4096);
+  device.destroy();
+  await device.lost;
+  await new Promise((r) => setTimeout(r, 0));
+  assert.throws(() => heap.alloc(64), (e: unknown) => {
+    assert.ok(e instanceof DeviceLostError);
+    assert.equal(e.reason, "destroyed");
+    assert.match(e.message, /^Cannot allocate: the GPU device was lost \(destroyed: /);
+    return true;
+  });
+  assert.throws(() => heap.scalar(1), DeviceLostError);
+  assert.throws(() => heap.submit(), DeviceLostError);
+  heap.free(a);
+  assert.equal(heap.currentAllocatedMemory(), 0);
   heap.destroy();
 });

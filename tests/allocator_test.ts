@@ -4,11 +4,13 @@ import assert from "node:assert/strict";
 import {
   AllocatorError,
   type Block,
+  DeviceLostError,
   type FakeBuffer,
   FakeDevice,
   HeapAllocator,
   OutOfMemoryError,
 } from "../mod.ts";
+import { CountingBudget } from "./_budget.ts";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -291,4 +293,154 @@ Deno.test("new HeapAllocator({ debug }) logs heaps and blocks by name; silent by
   assert.match(lines[1], /^gpuheap: allocated block #1 .*weights.* from heap #1 at offset 0/);
   assert.match(lines[2], /^gpuheap: reused block #2 .* from heap #1/);
   assert.match(lines[3], /^gpuheap: released heap #1 of 8\.00 MiB on small pool/);
+});
+
+// ---- faults: each test below failed before its fix ----
+
+Deno.test("emptyCache() before a refused heap's verdict: the late verdict is harmless", async () => {
+  const device = new FakeDevice({ memory: 4 * MiB });
+  const heap = new HeapAllocator(device);
+  heap.free(heap.alloc(1000)); // an 8 MiB heap the device refuses, answered later
+  heap.emptyCache(); // released before the verdict came
+  await new Promise((r) => setTimeout(r, 20));
+  assert.throws(() => heap.alloc(64), (e: unknown) => e instanceof OutOfMemoryError && e.device);
+  const stats = heap.memoryStats();
+  assert.equal(stats.numOoms, 1);
+  assert.equal(stats.reservedBytes.current, device.liveBytes);
+  heap.destroy();
+  assert.equal(device.liveBytes, 0);
+});
+
+Deno.test("free() with caching:0 releases a refused staging buffer once, however late the verdict", async () => {
+  const device = new FakeDevice({ memory: 1 * MiB, holdVerdicts: true });
+  const budget = new CountingBudget();
+  const heap = new HeapAllocator(device, { allocConf: "caching:0", budget });
+  const staging = heap.alloc(2 * MiB, { usage: "readback" }); // refused
+  heap.free(staging); // caching:0: released at once
+  await device.deliverVerdicts();
+  const stats = heap.memoryStats();
+  assert.equal(stats.pools.readback.reservedBytes.current, 0);
+  assert.equal(stats.heaps, 0);
+  assert.throws(() => heap.alloc(64), /Heap #1 is unusable \(it was released before/);
+  const kept = heap.alloc(4096, { usage: "readback" });
+  assert.equal(heap.memoryStats().heaps, 1, "a heap held reads as one");
+  heap.free(kept);
+  heap.destroy();
+  assert.equal(budget.reserved, 0, "the budget ends at zero");
+  assert.equal(budget.count("release"), budget.count("reserve"));
+});
+
+Deno.test("new HeapAllocator() rejects heap sizes that are unaligned or above maxBufferSize", () => {
+  const device = new FakeDevice();
+  for (
+    const [conf, message] of [
+      ["small_heap:1048577", /small_heap 1048577 .* multiple of the alignment 32/],
+      ["small_heap:3GiB,large_heap:3GiB", /small_heap 3221225472 .* maxBufferSize 2147483647/],
+      ["xlarge_heap:4GiB", /xlarge_heap 4294967296/],
+      ["large_heap:33554433", /large_heap 33554433/],
+    ] as const
+  ) {
+    assert.throws(
+      () => new HeapAllocator(device, { allocConf: conf }),
+      (e: unknown) => e instanceof RangeError && message.test(e.message),
+      conf,
+    );
+  }
+  assert.equal(device.createBufferCalls, 0);
+});
+
+Deno.test("alloc() with a large_heap smaller than the request makes a heap that holds it", () => {
+  const device = new FakeDevice();
+  const heap = new HeapAllocator(device, { allocConf: "small_heap:1MiB,large_heap:2MiB" });
+  const b = heap.alloc(5 * MiB);
+  assert.equal(b.size, 5 * MiB);
+  heap.free(b);
+  heap.emptyCache();
+  assert.equal(device.liveBytes, 0);
+});
+
+Deno.test("alloc() gives the GPUBuffer and the budget back when the device fails after createBuffer", () => {
+  const device = new FakeDevice();
+  const failing = {
+    limits: device.limits,
+    queue: device.queue,
+    createBuffer: (d: GPUBufferDescriptor) => device.createBuffer(d),
+    pushErrorScope: (f: GPUErrorFilter) => device.pushErrorScope(f),
+    popErrorScope: (): Promise<GPUError | null> => {
+      throw new TypeError("no error scope to pop");
+    },
+  };
+  const budget = new CountingBudget();
+  const heap = new HeapAllocator(failing, { budget });
+  assert.throws(() => heap.alloc(64), (e: unknown) => e instanceof AllocatorError);
+  assert.equal(device.liveBytes, 0, "the GPUBuffer was destroyed");
+  assert.equal(budget.reserved, 0, "the budget was given back");
+  assert.equal(heap.memoryStats().reservedBytes.current, 0);
+  heap.destroy();
+});
+
+Deno.test("alloc() is not broken by a debug logger that throws", () => {
+  const device = new FakeDevice();
+  const heap = new HeapAllocator(device, {
+    debug: true,
+    log: () => {
+      throw new Error("log is down");
+    },
+  });
+  const b = heap.alloc(64);
+  heap.free(b);
+  heap.emptyCache();
+  assert.equal(device.liveBytes, 0);
+  heap.destroy();
+});
+
+Deno.test("alloc(), scalar() and submit() throw DeviceLostError once the device is lost; free() still works", async () => {
+  const device = new FakeDevice();
+  const heap = new HeapAllocator(device);
+  const a = heap.alloc(64);
+  const s = heap.scalar(1);
+  device.destroy();
+  await device.lost;
+  await Promise.resolve();
+  for (
+    const [f, what] of [
+      [() => heap.alloc(64), "allocate"],
+      [() => heap.scalar(2), "allocate a scalar"],
+      [() => heap.submit(), "submit"],
+      [() => heap.beforeSubmit(() => []), "add a submit hook"],
+    ] as const
+  ) {
+    assert.throws(f, (e: unknown) => {
+      assert.ok(e instanceof DeviceLostError, String(e));
+      assert.ok(e instanceof AllocatorError);
+      assert.equal(e.reason, "destroyed");
+      assert.equal(
+        e.message,
+        `Cannot ${what}: the GPU device was lost (destroyed: the device was destroyed)`,
+      );
+      return true;
+    });
+  }
+  await assert.rejects(() => heap.checkDeviceErrors(), DeviceLostError);
+  heap.free(a);
+  heap.free(s);
+  heap.emptyCache();
+  assert.equal(heap.memoryStats().reservedBytes.current, 0);
+  heap.destroy();
+  assert.equal(device.liveBytes, 0);
+});
+
+Deno.test("alloc() refused by its own high watermark does not wait on the shared budget", () => {
+  const budget = new CountingBudget(); // room for anything
+  const heap = new HeapAllocator(new FakeDevice(), { highWatermark: "2MiB", budget });
+  for (let i = 0; i < 10; i++) heap.alloc(64 * KiB);
+  assert.equal(budget.count("relieve"), 0, "the budget was never what refused");
+  assert.throws(() => heap.alloc(2 * MiB), OutOfMemoryError);
+  assert.equal(budget.count("relieve"), 0);
+  const tight = new CountingBudget(1 * MiB);
+  const shared = new HeapAllocator(new FakeDevice(), { budget: tight });
+  assert.throws(() => shared.alloc(2 * MiB), OutOfMemoryError);
+  assert.ok(tight.count("relieve") > 0, "the budget refused: it may wait for others");
+  heap.destroy();
+  shared.destroy();
 });

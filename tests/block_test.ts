@@ -124,3 +124,36 @@ Deno.test('new HeapAllocator({ debug: "leak" }) reports a block garbage-collecte
   assert.equal(result.kept, true);
   assert.equal(result.allocated, 4096 + 112 * 1024 + 512, "a leaked block stays allocated");
 });
+
+Deno.test("Block.buffer and binding() of a freed block throw AllocatorError naming it", () => {
+  const heap = new HeapAllocator(new FakeDevice());
+  const a = heap.alloc(4096, { label: "weights" });
+  heap.free(a);
+  const b = heap.alloc(4000); // takes a's memory: a stale handle must not reach it
+  assert.equal(b.offset, a.offset);
+  for (const use of [() => a.buffer, () => a.binding()]) {
+    assert.throws(use, (e: unknown) => {
+      assert.ok(e instanceof AllocatorError);
+      assert.equal(
+        e.message,
+        `Cannot use block #1 (4.00 KiB, small pool, "weights"): it was freed`,
+      );
+      return true;
+    });
+  }
+  assert.equal(b.binding().size, 4000);
+  heap.destroy();
+});
+
+Deno.test("Block.isLive is false after destroy(), and its buffer throws", () => {
+  const heap = new HeapAllocator(new FakeDevice());
+  const blocks = [heap.alloc(100), heap.alloc(70 << 20), heap.alloc(5000, { usage: "upload" })];
+  const pending = heap.alloc(100);
+  void pending.buffer;
+  heap.free(pending);
+  heap.destroy();
+  for (const b of [...blocks, pending]) {
+    assert.equal(b.isLive, false);
+    assert.throws(() => b.buffer, /Cannot use block #\d+ .*: its allocator was destroyed/);
+  }
+});

@@ -76,3 +76,47 @@ Deno.test("parseDebug() reads flags, all of them, or silence", () => {
   assert.deepEqual(parseDebug(undefined), none);
   assert.throws(() => parseDebug("loud"), /unknown flag "loud"/);
 });
+
+Deno.test("parseAllocConf() rejects names of Object.prototype with its own message", () => {
+  for (const key of ["constructor", "toString", "valueOf", "hasOwnProperty", "__proto__"]) {
+    assert.throws(
+      () => parseAllocConf(`${key}:1`),
+      (e: unknown) => e instanceof RangeError && /cannot read ".*" \(known keys: /.test(e.message),
+      key,
+    );
+  }
+  assert.throws(() => parseAllocConf("roundup_power2_divisions:0x10"), /got 0x10/);
+  assert.throws(() => parseAllocConf("roundup_power2_divisions: "), /got $/);
+});
+
+Deno.test("parseBytes() is strict: whole bytes only, no absurd sizes, no unit from Object.prototype", () => {
+  assert.equal(parseBytes("1.1kb", "x"), 1100, "decimal fractions are exact");
+  assert.equal(parseBytes("0.5KiB", "x"), 512);
+  assert.equal(parseBytes("1.25 MiB", "x"), 1.25 * MiB);
+  assert.equal(parseBytes("8 PiB".replace("P", "G"), "x"), 8 * 1024 * MiB);
+  for (
+    const [text, message] of [
+      ["1.5", /"1\.5" is 1\.5 bytes, not a whole number/],
+      ["0.4", /"0\.4" is 0\.4 bytes, not a whole number/],
+      ["0.1 GiB", /not a whole number/],
+      ["9".repeat(400), /too large \(at most 9007199254740991 bytes\)/],
+      ["99999999999999999999999GiB", /too large/],
+      ["5constructor", /cannot read "5constructor"/],
+      ["1toString", /cannot read "1toString"/],
+      ["1e3", /cannot read "1e3"/],
+      ["-1", /cannot read "-1"/],
+      ["", /cannot read ""/],
+      [".5", /cannot read ".5"/],
+    ] as const
+  ) {
+    assert.throws(
+      () => parseBytes(text, "highWatermark"),
+      (e: unknown) =>
+        e instanceof RangeError && e.message.startsWith("Invalid highWatermark: ") &&
+        message.test(e.message),
+      text,
+    );
+  }
+  assert.throws(() => parseBytes(2 ** 53, "x"), /got 9007199254740992/);
+  assert.throws(() => parseBytes(Infinity, "x"), RangeError);
+});

@@ -141,3 +141,17 @@ Deno.test("Heaps.destroy() releases every heap, live ones too", () => {
   assert.equal(device.liveBytes, 0);
   assert.equal(heaps.totals.heaps, 0);
 });
+
+Deno.test("Heaps verdicts: a refusal after the heap was released is counted and harmless", async () => {
+  const { heaps, request, device } = setup({ memory: 4 * MiB });
+  const heap = heaps.obtain(request("small", 64), 8 * MiB, true);
+  heaps.emptied(heap);
+  heaps.release(heap); // released before the device's answer
+  heaps.release(heap); // and a second release does nothing
+  await heaps.settle();
+  assert.equal(heaps.totals.reserved.current, 0);
+  assert.equal(heaps.totals.heaps, 0);
+  assert.equal(device.liveBytes, 0);
+  assert.ok(heaps.takeDeviceError() instanceof OutOfMemoryError, "the refusal is still reported");
+  assert.equal(heaps.ooms, 1);
+});

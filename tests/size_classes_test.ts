@@ -137,3 +137,26 @@ Deno.test("new SizeClasses() rejects an alignment that is not a power of two", (
   assert.throws(() => sizes("", { alignment: 48 }), /power of two >= 4, got 48/);
   assert.equal(new SizeClasses(DEFAULT_ALLOC_CONF, SOFTWARE, false).alignment, 32);
 });
+
+Deno.test("new SizeClasses() rejects a conf's heap sizes unaligned or above maxBufferSize", () => {
+  assert.throws(
+    () => sizes("small_heap:1048577"),
+    /small_heap 1048577 .* multiple of the alignment 32/,
+  );
+  assert.throws(() => sizes("large_heap:3GiB"), /large_heap 3221225472 .* maxBufferSize/);
+  assert.throws(() => sizes("xlarge_heap:3GiB"), /xlarge_heap 3221225472/);
+  assert.equal(sizes("small_heap:1MiB,large_heap:1MiB").largeHeap, 1 * MiB);
+  // The defaults fit every real device; only a fake device's tiny limits cap them.
+  const tiny = sizes("", { maxBufferSize: 20 * MiB });
+  assert.deepEqual([tiny.smallHeap, tiny.largeHeap, tiny.xlargeHeap], [
+    8 * MiB,
+    20 * MiB,
+    20 * MiB,
+  ]);
+});
+
+Deno.test("SizeClasses.splitHeapSize() gives a heap that holds the request, whatever the conf", () => {
+  const s = sizes("small_heap:1MiB,large_heap:2MiB");
+  assert.equal(s.splitHeapSize("large", 5 * MiB, false), 5 * MiB);
+  assert.equal(s.splitHeapSize("large", 1 * MiB + 32, false), 2 * MiB);
+});
