@@ -73,7 +73,7 @@ for (const count of [1e2, 1e4, 1e6]) {
     () => {
       for (let i = 0; i < REPEAT; i++) {
         const b = h.alloc(4096);
-        sink += b.binding().size;
+        sink += b.binding().offset ?? 0;
         h.free(b);
         if ((i & 63) === 63) h.submit();
       }
