@@ -18,9 +18,11 @@ import { DEDICATED_REUSE_SLACK, ROUND_LARGE, STAGING_REUSE_SLACK } from "./const
 import {
   type AllocatorSettings,
   type AllocConf,
+  checkWatermarks,
   type DebugFlags,
   formatAllocConf,
   type HeapAllocatorOptions,
+  parseBytes,
   readOptions,
 } from "./config.ts";
 import {
@@ -55,8 +57,10 @@ import {
   type PoolCounters,
   type PoolStats,
   poolStats,
+  resetAccumulated,
   resetPeak,
 } from "./stats.ts";
+import { formatMemorySummary } from "./memory_summary.ts";
 import type { MemoryBudget } from "./budget.ts";
 import { type Snapshot, walkHeaps } from "./snapshot.ts";
 import type { Trace } from "./trace.ts";
@@ -197,9 +201,45 @@ export class HeapAllocator implements BlockOwner {
     return this.#sizes.alignment;
   }
 
-  /** The hard limit on reserved bytes (0: none). */
+  /** The hard limit on reserved bytes (0: none); change it with {@linkcode HeapAllocator.setHighWatermark}. */
   get highWatermark(): number {
     return this.#heaps.high;
+  }
+
+  /**
+   * Changes the hard limit on reserved bytes while the allocator runs (as
+   * `torch.cuda.set_per_process_memory_fraction` does): later heaps are made
+   * only within it. Lowered below what is reserved, it releases cached heaps,
+   * oldest first, until reserved bytes fit (or only heaps with live blocks,
+   * or blocks awaiting a submit, are left). A trace records the watermark
+   * its recording started with.
+   *
+   * @example
+   * ```ts
+   * import { FakeDevice, HeapAllocator, OutOfMemoryError } from "../mod.ts";
+   * import assert from "node:assert/strict";
+   *
+   * const heap = new HeapAllocator(new FakeDevice());
+   * heap.free(heap.alloc(2 << 20)); // a 32 MiB large heap, cached
+   * heap.alloc(4096); // an 8 MiB small heap
+   * heap.setHighWatermark("16MiB");
+   * assert.equal(heap.driverAllocatedMemory(), 8 << 20, "the cached heap went");
+   * assert.throws(() => heap.alloc(10 << 20), OutOfMemoryError);
+   * heap.setHighWatermark(0); // no limit
+   * heap.alloc(10 << 20);
+   * heap.destroy();
+   * ```
+   *
+   * @param bytes the limit, as a number or `"4GiB"`; 0 for none
+   * @throws {RangeError} not a byte count, or below the low watermark
+   * @throws {AllocatorError} the allocator was destroyed
+   */
+  setHighWatermark(bytes: number | string): void {
+    this.#checkAlive("set the high watermark");
+    const high = parseBytes(bytes, "highWatermark");
+    checkWatermarks(high, this.#heaps.low);
+    this.#heaps.high = high;
+    if (high > 0 && this.#totals.reserved.current > high) this.#heaps.releaseIdle(null, high);
   }
 
   /** The soft limit on reserved bytes (0: none). */
@@ -417,13 +457,95 @@ export class HeapAllocator implements BlockOwner {
     };
   }
 
-  /** Sets every peak to its current value. */
+  /**
+   * Sets every peak to its current value (`torch.cuda.reset_peak_memory_stats`).
+   *
+   * @throws {AllocatorError} the allocator was destroyed
+   */
   resetPeakStats(): void {
     this.#checkAlive("reset stats");
     for (const counters of [this.#totals, ...POOL_NAMES.map((n) => this.#pools[n].counters)]) {
       resetPeak(counters);
     }
     this.#recorder?.resetPeak();
+  }
+
+  /**
+   * Clears what the statistics accumulated, as
+   * `torch.cuda.reset_accumulated_memory_stats` does: the bytes allocated
+   * and freed in total, and the counts of allocations, cache hits,
+   * createBuffer calls, retries and OOMs. Current values and peaks stay.
+   *
+   * @example
+   * ```ts
+   * import { FakeDevice, HeapAllocator } from "../mod.ts";
+   * import assert from "node:assert/strict";
+   *
+   * const heap = new HeapAllocator(new FakeDevice());
+   * heap.free(heap.alloc(4096));
+   * const kept = heap.alloc(4096);
+   * heap.resetAccumulatedStats();
+   * const stats = heap.memoryStats();
+   * assert.deepEqual([stats.allocations, stats.allocatedBytes.allocated], [0, 0]);
+   * assert.equal(stats.allocatedBytes.current, kept.size);
+   * heap.destroy();
+   * ```
+   *
+   * @throws {AllocatorError} the allocator was destroyed
+   */
+  resetAccumulatedStats(): void {
+    this.#checkAlive("reset stats");
+    for (const counters of [this.#totals, ...POOL_NAMES.map((n) => this.#pools[n].counters)]) {
+      resetAccumulated(counters);
+    }
+    this.#heaps.retries = 0;
+    this.#heaps.ooms = 0;
+  }
+
+  /**
+   * The peak of bytes in live blocks since creation or the last
+   * {@linkcode HeapAllocator.resetPeakStats} (`torch.cuda.max_memory_allocated`).
+   *
+   * @throws {AllocatorError} the allocator was destroyed
+   */
+  maxMemoryAllocated(): number {
+    this.#checkAlive("read stats");
+    return this.#totals.allocated.peak;
+  }
+
+  /**
+   * The peak of bytes in GPUBuffers held since creation or the last
+   * {@linkcode HeapAllocator.resetPeakStats} (`torch.cuda.max_memory_reserved`).
+   *
+   * @throws {AllocatorError} the allocator was destroyed
+   */
+  maxMemoryReserved(): number {
+    this.#checkAlive("read stats");
+    return this.#totals.reserved.peak;
+  }
+
+  /**
+   * The statistics as a table to read (`torch.cuda.memory_summary`): bytes
+   * allocated, requested and reserved — now, at their peak, allocated and
+   * freed in total — for all pools and each pool used; cached and pending
+   * bytes; heaps, blocks and the counts. See {@linkcode formatMemorySummary}.
+   *
+   * @example
+   * ```ts
+   * import { FakeDevice, HeapAllocator } from "../mod.ts";
+   * import assert from "node:assert/strict";
+   *
+   * const heap = new HeapAllocator(new FakeDevice());
+   * const a = heap.alloc(3 << 20, { label: "weights" });
+   * heap.free(a);
+   * assert.match(heap.memorySummary(), /\| Reserved memory +\| +32\.00 MiB \|/);
+   * heap.destroy();
+   * ```
+   *
+   * @throws {AllocatorError} the allocator was destroyed
+   */
+  memorySummary(): string {
+    return formatMemorySummary(this.memoryStats());
   }
 
   /**

@@ -11,9 +11,9 @@ export interface Stat {
   current: number;
   /** Highest value since creation or the last `resetPeakStats()`. */
   peak: number;
-  /** Sum of every increase. */
+  /** Sum of every increase (since creation or `resetAccumulatedStats()`). */
   allocated: number;
-  /** Sum of every decrease. */
+  /** Sum of every decrease (since creation or `resetAccumulatedStats()`). */
   freed: number;
 }
 
@@ -125,4 +125,15 @@ export function poolStats(c: PoolCounters, largestFreeRange: number): PoolStats 
 /** @internal sets each peak to its current value. */
 export function resetPeak(c: PoolCounters): void {
   for (const s of [c.allocated, c.reserved, c.requested]) s.peak = s.current;
+}
+
+/** @internal clears what was accumulated: bytes allocated and freed in total, and the counts. */
+export function resetAccumulated(c: PoolCounters): void {
+  for (const s of [c.allocated, c.reserved, c.requested]) {
+    s.allocated = 0;
+    s.freed = 0;
+  }
+  c.allocations = 0;
+  c.cacheHits = 0;
+  c.createBufferCalls = 0;
 }

@@ -36,6 +36,13 @@ interface Model {
   peaks: Map<string, number>;
   /** Requests the allocator refused (watermark or budget), and heaps the device refused. */
   ooms: number;
+  /** The same, not cleared by resetAccumulatedStats(). */
+  allOoms: number;
+  /** At the last resetAccumulatedStats(): bytes allocated, and the device's createBuffer calls. */
+  allocatedAtReset: number;
+  callsAtReset: number;
+  /** Reserved bytes at the last check. */
+  lastReserved: number;
 }
 
 const heapIds = new WeakMap<FakeBuffer, number>();
@@ -87,16 +94,19 @@ function check(
   // Reserved bytes and heap counts against the device's own count of live buffers.
   assert.equal(stats.reservedBytes.current, device.liveBytes, "reserved = device bytes");
   assert.equal(stats.heaps, device.liveBuffers.size, "heaps = device buffers");
-  assert.equal(stats.createBufferCalls, device.createBufferCalls);
+  assert.equal(stats.createBufferCalls, device.createBufferCalls - m.callsAtReset);
   assert.equal(stats.numOoms, m.ooms, "OOMs");
   if (budget) assert.equal(budget.reserved, device.liveBytes, "budget = bytes of heaps held");
   assert.equal(
     stats.allocatedBytes.allocated - stats.allocatedBytes.freed,
-    stats.allocatedBytes.current,
+    stats.allocatedBytes.current - m.allocatedAtReset,
   );
-  if (heap.highWatermark > 0) {
-    assert.ok(device.liveBytes <= heap.highWatermark, "high watermark held");
+  // Above the high watermark (lowered while blocks were live), reserved bytes never grow.
+  const high = heap.highWatermark;
+  if (high > 0 && device.liveBytes > high) {
+    assert.ok(device.liveBytes <= m.lastReserved, "high watermark held");
   }
+  m.lastReserved = device.liveBytes;
   // Placement: aligned, inside a live buffer, no two placed blocks overlapping.
   // Heaps are found by their label: reading block.buffer would mark blocks as used.
   const buffers = new Map<number, FakeBuffer>();
@@ -173,6 +183,10 @@ async function fuzz(c: FuzzCase): Promise<FuzzResult> {
     pending: new Set(),
     peaks: new Map(),
     ooms: 0,
+    allOoms: 0,
+    allocatedAtReset: 0,
+    callsAtReset: 0,
+    lastReserved: 0,
   };
   const usages: Usage[] = ["storage", "storage", "storage", "uniform", "readback", "upload"];
   let refusedCounted = 0;
@@ -197,6 +211,7 @@ async function fuzz(c: FuzzCase): Promise<FuzzResult> {
       assert.ok(error instanceof OutOfMemoryError && !error.device, String(error));
       assert.match(error.message, /allocated: .*cached: .*max allowed: .*Tried to allocate/);
       m.ooms++;
+      m.allOoms++;
     }
   };
   const place = (make: () => Block, touch: boolean): void => {
@@ -251,6 +266,15 @@ async function fuzz(c: FuzzCase): Promise<FuzzResult> {
     } else if (r < 0.98) {
       heap.resetPeakStats();
       m.peaks.clear();
+    } else if (r < 0.985) {
+      heap.resetAccumulatedStats();
+      m.ooms = 0;
+      m.allocatedAtReset = heap.currentAllocatedMemory();
+      m.callsAtReset = device.createBufferCalls;
+    } else if (r < 0.99 && c.faults) {
+      const low = heap.lowWatermark;
+      const limits = [0, 32 * MiB, 96 * MiB, 256 * MiB].filter((v) => v === 0 || v >= low);
+      heap.setHighWatermark(limits[Math.floor(random() * limits.length)]);
     }
     if (c.faults && random() < 0.05) {
       // A staging block mapped (the map may fail), and maybe freed while it is pending.
@@ -273,6 +297,7 @@ async function fuzz(c: FuzzCase): Promise<FuzzResult> {
     await device.deliverVerdicts();
     if (refusedSoFar > refusedCounted) {
       m.ooms += refusedSoFar - refusedCounted;
+      m.allOoms += refusedSoFar - refusedCounted;
       refusedCounted = refusedSoFar;
       deviceErrorDue = true;
     }
@@ -298,7 +323,7 @@ async function fuzz(c: FuzzCase): Promise<FuzzResult> {
   await new Promise((r) => setTimeout(r, 0));
   globalThis.removeEventListener("unhandledrejection", onRejection);
   assert.deepEqual(rejections, [], "no unhandled rejection");
-  return { ooms: m.ooms, reuses, refused: refusedSoFar, lost: device.isLost, deviceErrors };
+  return { ooms: m.allOoms, reuses, refused: refusedSoFar, lost: device.isLost, deviceErrors };
 }
 
 Deno.test("alloc() and free() in random sequences keep stats exact: software-adapter limits, sizes 1 B to 128 MiB", async () => {

@@ -444,3 +444,94 @@ Deno.test("alloc() refused by its own high watermark does not wait on the shared
   heap.destroy();
   shared.destroy();
 });
+
+// ---- the memory API a PyTorch user reaches for ----
+
+Deno.test("maxMemoryAllocated() and maxMemoryReserved() are the peaks, reset by resetPeakStats()", () => {
+  const heap = new HeapAllocator(new FakeDevice());
+  const a = heap.alloc(3 * MiB);
+  const b = heap.alloc(1 * MiB);
+  heap.free(a);
+  assert.equal(heap.maxMemoryAllocated(), 4 * MiB);
+  assert.equal(heap.maxMemoryReserved(), 40 * MiB);
+  heap.emptyCache();
+  heap.resetPeakStats();
+  assert.equal(heap.maxMemoryAllocated(), b.size);
+  assert.equal(heap.maxMemoryReserved(), 8 * MiB);
+  heap.destroy();
+  assert.throws(() => heap.maxMemoryAllocated(), /destroyed/);
+});
+
+Deno.test("resetAccumulatedStats() clears totals and counts, keeps current values and peaks", () => {
+  const heap = new HeapAllocator(new FakeDevice(), {
+    highWatermark: "16MiB",
+    allocConf: "max_reserved_ratio:0",
+  });
+  heap.free(heap.alloc(2 * MiB)); // a 32 MiB heap does not fit: 2 MiB
+  const kept = heap.alloc(4096);
+  assert.throws(() => heap.alloc(10 * MiB), OutOfMemoryError);
+  const before = heap.memoryStats();
+  assert.ok(before.numOoms > 0 && before.numAllocRetries > 0 && before.allocations > 0);
+  heap.resetAccumulatedStats();
+  const after = heap.memoryStats();
+  for (const s of [after, after.pools.small, after.pools.large]) {
+    assert.deepEqual(
+      [s.allocations, s.cacheHits, s.createBufferCalls],
+      [0, 0, 0],
+    );
+    for (const stat of [s.allocatedBytes, s.reservedBytes, s.requestedBytes]) {
+      assert.deepEqual([stat.allocated, stat.freed], [0, 0]);
+    }
+  }
+  assert.deepEqual([after.numOoms, after.numAllocRetries], [0, 0]);
+  assert.equal(after.allocatedBytes.current, kept.size);
+  assert.equal(after.allocatedBytes.peak, before.allocatedBytes.peak);
+  assert.equal(after.reservedBytes.current, before.reservedBytes.current);
+  assert.equal(after.heaps, before.heaps);
+  heap.free(kept);
+  assert.equal(heap.memoryStats().allocatedBytes.freed, kept.size, "counting starts again");
+  heap.destroy();
+});
+
+Deno.test("setHighWatermark() changes the limit at run time; lowered, it releases cached heaps", () => {
+  const device = new FakeDevice();
+  const heap = new HeapAllocator(device, { allocConf: "max_reserved_ratio:0" });
+  const cachedLarge = heap.alloc(2 * MiB); // 32 MiB heap
+  const liveSmall = heap.alloc(4096); // 8 MiB heap
+  heap.free(cachedLarge);
+  assert.equal(heap.driverAllocatedMemory(), 40 * MiB);
+  heap.setHighWatermark("16MiB");
+  assert.equal(heap.highWatermark, 16 * MiB);
+  assert.equal(heap.memoryStats().highWatermark, 16 * MiB);
+  assert.equal(heap.driverAllocatedMemory(), 8 * MiB, "the cached heap went, the live one stayed");
+  assert.throws(() => heap.alloc(10 * MiB), (e: unknown) => {
+    return e instanceof OutOfMemoryError && e.limit === 16 * MiB;
+  });
+  heap.setHighWatermark(6 * MiB); // below what live blocks hold: nothing more to release
+  assert.equal(heap.driverAllocatedMemory(), 8 * MiB);
+  assert.throws(() => heap.alloc(2 * MiB), OutOfMemoryError);
+  heap.setHighWatermark(0);
+  assert.equal(heap.alloc(10 * MiB).size, 10 * MiB, "0: no limit");
+  const low = new HeapAllocator(device, { lowWatermark: "4MiB" });
+  assert.throws(
+    () => low.setHighWatermark("2MiB"),
+    /lowWatermark 4194304 is above highWatermark 2097152/,
+  );
+  assert.throws(() => heap.setHighWatermark("lots"), /Invalid highWatermark: cannot read "lots"/);
+  assert.throws(() => heap.setHighWatermark(-1), RangeError);
+  assert.equal(heap.highWatermark, 0, "a rejected value changes nothing");
+  heap.free(liveSmall);
+  heap.destroy();
+  assert.throws(() => heap.setHighWatermark(0), /destroyed/);
+});
+
+Deno.test("memorySummary() is the table of memoryStats()", () => {
+  const heap = new HeapAllocator(new FakeDevice());
+  heap.alloc(3 * MiB, { label: "weights" });
+  const summary = heap.memorySummary();
+  assert.match(summary, /^\|=+\|\n\| +gpuheap memory summary +\|/);
+  assert.match(summary, /\| Allocated memory +\| +3\.00 MiB \| +3\.00 MiB \|/);
+  assert.match(summary, /\| Reserved memory +\| +32\.00 MiB \|/);
+  heap.destroy();
+  assert.throws(() => heap.memorySummary(), /destroyed/);
+});
