@@ -289,11 +289,10 @@ export class Block {
    * @throws {AllocatorError} the block was freed, or its allocator destroyed
    */
   binding(): GPUBufferBinding {
-    return {
-      buffer: this.buffer,
-      offset: this.offset,
-      size: Math.ceil(this.requestedSize / 4) * 4,
-    };
+    const r = this.#record;
+    if (r.state !== "live") throw staleBlock(r);
+    r.touched = true;
+    return { buffer: this.#buffer, offset: r.offset, size: Math.ceil(r.requestedSize / 4) * 4 };
   }
 
   /**

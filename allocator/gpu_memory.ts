@@ -68,8 +68,14 @@ export class GpuMemory {
     this.#events = events;
     const lost = device.lost;
     if (lost && typeof lost.then === "function") {
+      // Held weakly: a device outlives many allocators, and its lost promise
+      // must not keep each of them alive.
+      const self = new WeakRef(this);
       lost.then(
-        (info) => events.lost(String(info?.reason ?? "unknown"), String(info?.message ?? "")),
+        (info) => {
+          const memory = self.deref();
+          if (memory) memory.#onLost(info);
+        },
         () => {},
       );
     }
@@ -132,6 +138,10 @@ export class GpuMemory {
     heap.released = true;
     this.#budget?.release(heap.size);
     heap.buffer.destroy();
+  }
+
+  #onLost(info: GPUDeviceLostInfo | undefined): void {
+    this.#events.lost(String(info?.reason ?? "unknown"), String(info?.message ?? ""));
   }
 
   /** Resolves once the device gave its verdict on every heap made so far. */

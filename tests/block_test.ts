@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { AllocatorError, type Block, FakeDevice, HeapAllocator } from "../mod.ts";
 import { type BlockRecord, blockRecord, firstAtLeast, insertBySize } from "../allocator/block.ts";
+import { gcProbe } from "./_gc_probe.ts";
 
 Deno.test("Block fields describe the placement and the request", () => {
   const heap = new HeapAllocator(new FakeDevice());
@@ -100,19 +101,7 @@ Deno.test("insertBySize() keeps records ascending, after equal sizes; firstAtLea
 });
 
 Deno.test('new HeapAllocator({ debug: "leak" }) reports a block garbage-collected while live, once', async () => {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--v8-flags=--expose-gc",
-      "--allow-read",
-      new URL("./testdata/block_leak.ts", import.meta.url).pathname,
-    ],
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).output();
-  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
-  const result = JSON.parse(new TextDecoder().decode(out.stdout));
+  const result = await gcProbe();
   assert.equal(result.lines.length, 2, result.lines.join("\n"));
   const [weights, staging] = [...result.lines].sort();
   assert.match(

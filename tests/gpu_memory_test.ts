@@ -4,6 +4,7 @@ import { AllocatorError, type FakeBuffer, FakeDevice } from "../mod.ts";
 import type { Heap } from "../allocator/block.ts";
 import { GpuMemory } from "../allocator/gpu_memory.ts";
 import { CountingBudget } from "./_budget.ts";
+import { gcProbe } from "./_gc_probe.ts";
 
 const MiB = 1 << 20;
 const ignore = { refused: () => {}, failed: () => {}, lost: () => {} };
@@ -141,4 +142,10 @@ Deno.test("GpuMemory hears the device lost, with its reason and message", async 
   await device.lost;
   await Promise.resolve();
   assert.deepEqual(lost, [["unknown", "the driver crashed"]]);
+});
+
+Deno.test("GpuMemory hears device.lost without keeping its allocator alive", async () => {
+  const result = await gcProbe();
+  assert.equal(result.deviceAlive, true);
+  assert.equal(result.allocatorCollected, true, "a dropped allocator was collected");
 });

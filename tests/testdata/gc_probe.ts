@@ -1,6 +1,7 @@
 // Run with --v8-flags=--expose-gc. Drops blocks in every way a program can and
 // prints what the allocators logged: a block garbage-collected while live is
-// reported (debug flag "leak"), freed ones and other allocators' are not.
+// reported (debug flag "leak"), freed ones and other allocators' are not. Also
+// drops an allocator whose device lives on, and says whether it was collected.
 import { FakeDevice, HeapAllocator } from "../../mod.ts";
 
 const gc = (globalThis as unknown as { gc?: () => void }).gc;
@@ -21,6 +22,16 @@ function dropSome(): void {
 }
 dropSome();
 const kept = heap.alloc(500, { label: "kept" });
+
+// An allocator dropped while its device lives: the device's lost promise must not hold it.
+const device = new FakeDevice();
+let allocatorCollected = false;
+const collected = new FinalizationRegistry(() => allocatorCollected = true);
+(() => {
+  const dropped = new HeapAllocator(device);
+  dropped.free(dropped.alloc(64));
+  collected.register(dropped, "dropped");
+})();
 for (let i = 0; i < 10; i++) {
   gc();
   await new Promise((r) => setTimeout(r, 5));
@@ -30,4 +41,6 @@ console.log(JSON.stringify({
   quiet,
   allocated: heap.currentAllocatedMemory(),
   kept: kept.isLive,
+  allocatorCollected,
+  deviceAlive: device.isLost === false,
 }));
