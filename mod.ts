@@ -40,7 +40,12 @@ export {
   type Usage,
 } from "./allocator/allocator.ts";
 export { requestDevice, type RequestDeviceOptions } from "./allocator/request_device.ts";
-export { AllocatorError, type OutOfMemoryDetails, OutOfMemoryError } from "./allocator/errors.ts";
+export {
+  AllocatorError,
+  DeviceLostError,
+  type OutOfMemoryDetails,
+  OutOfMemoryError,
+} from "./allocator/errors.ts";
 export type { MemoryStats, PoolStats, Stat } from "./allocator/stats.ts";
 export {
   type AllocatorDevice,
@@ -51,6 +56,7 @@ export {
 } from "./allocator/device.ts";
 export type { MemoryBudget } from "./allocator/budget.ts";
 export { formatBytes } from "./allocator/format.ts";
+export { formatMemorySummary } from "./allocator/memory_summary.ts";
 export { type AllocatorSettings, parseBytes } from "./allocator/config.ts";
 export * as constants from "./allocator/constants.ts";
 export type {

@@ -7,6 +7,7 @@
  */
 
 import { GiB, KiB, LARGE_HEAP, MAX_RESERVED_RATIO, MiB, SMALL_HEAP } from "./constants.ts";
+import type { MemoryBudget } from "./budget.ts";
 import type { AllocatorLimits } from "./device.ts";
 
 /** Settings of the alloc conf string, e.g. `"roundup_power2_divisions:4,caching:0"`. */
@@ -36,25 +37,33 @@ export interface DebugFlags {
   reuses: boolean;
   /** Print each heap released to the device. */
   releases: boolean;
+  /** Report each block garbage-collected without being freed, with its label and size. */
+  leaks: boolean;
 }
 
-const UNITS: Record<string, number> = {
-  "": 1,
-  b: 1,
-  kb: 1000,
-  mb: 1000 ** 2,
-  gb: 1000 ** 3,
-  kib: KiB,
-  mib: MiB,
-  gib: GiB,
-  k: KiB,
-  m: MiB,
-  g: GiB,
-};
+const UNITS = new Map<string, number>([
+  ["", 1],
+  ["b", 1],
+  ["kb", 1000],
+  ["mb", 1000 ** 2],
+  ["gb", 1000 ** 3],
+  ["kib", KiB],
+  ["mib", MiB],
+  ["gib", GiB],
+  ["k", KiB],
+  ["m", MiB],
+  ["g", GiB],
+]);
+/** Longest byte string read: longer ones are no size anyone means. */
+const MAX_BYTES_TEXT = 1000;
 
 /**
  * Reads a byte count: a non-negative integer, or a string such as `"512MiB"`,
- * `"2 GiB"` or `"1000000"`.
+ * `"1.5 GiB"` or `"1000000"` that comes to a whole number of bytes (decimal
+ * fractions are exact: `"1.1kb"` is 1100) of at most 2^53 - 1.
+ *
+ * @throws {RangeError} not a whole number of bytes, too large, or not a size
+ * @throws {TypeError} neither a number nor a string
  */
 export function parseBytes(value: number | string, what: string): number {
   if (typeof value === "number") {
@@ -64,12 +73,31 @@ export function parseBytes(value: number | string, what: string): number {
   if (typeof value !== "string") {
     throw new TypeError(`Invalid ${what}: expected bytes as a number or string, got ${value}`);
   }
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(value);
-  const unit = m ? UNITS[m[2].toLowerCase()] : undefined;
+  const m = value.length <= MAX_BYTES_TEXT
+    ? /^\s*(\d+)(?:\.(\d+))?\s*([a-z]*)\s*$/i.exec(value)
+    : null;
+  const unit = m ? UNITS.get(m[3].toLowerCase()) : undefined;
   if (!m || unit === undefined) {
-    throw new RangeError(`Invalid ${what}: cannot read "${value}" as bytes (try "512MiB")`);
+    const shown = value.length <= MAX_BYTES_TEXT ? value : `${value.slice(0, MAX_BYTES_TEXT)}…`;
+    throw new RangeError(`Invalid ${what}: cannot read "${shown}" as bytes (try "512MiB")`);
   }
-  return Math.round(Number(m[1]) * unit);
+  // Exact decimal arithmetic: "1.1kb" is 1100 bytes, not 1100.0000000000002.
+  const fraction = m[2] ?? "";
+  const scale = 10n ** BigInt(fraction.length);
+  const scaled = BigInt(m[1] + fraction) * BigInt(unit);
+  if (scaled % scale !== 0n) {
+    const digits = (scaled % scale).toString().padStart(fraction.length, "0").replace(/0+$/, "");
+    throw new RangeError(
+      `Invalid ${what}: "${value}" is ${scaled / scale}.${digits} bytes, not a whole number`,
+    );
+  }
+  const bytes = scaled / scale;
+  if (bytes > BigInt(Number.MAX_SAFE_INTEGER)) {
+    throw new RangeError(
+      `Invalid ${what}: "${value}" is too large (at most ${Number.MAX_SAFE_INTEGER} bytes)`,
+    );
+  }
+  return Number(bytes);
 }
 
 /** The default alloc conf. */
@@ -84,7 +112,7 @@ export const DEFAULT_ALLOC_CONF: Readonly<AllocConf> = {
 
 const CONF_KEYS: Record<string, (conf: AllocConf, v: string, key: string) => void> = {
   roundup_power2_divisions(conf, v, key) {
-    const n = Number(v);
+    const n = /^\d{1,3}$/.test(v) ? Number(v) : NaN;
     if (!Number.isInteger(n) || n < 0 || (n & (n - 1)) !== 0 || n > 64) {
       throw new RangeError(
         `Invalid alloc conf: ${key} must be 0 or a power of two <= 64, got ${v}`,
@@ -105,8 +133,8 @@ const CONF_KEYS: Record<string, (conf: AllocConf, v: string, key: string) => voi
     conf.largeHeap = parseBytes(v, `alloc conf ${key}`);
   },
   max_reserved_ratio(conf, v, key) {
-    const r = Number(v);
-    if (v === "" || !Number.isFinite(r) || (r !== 0 && r < 1)) {
+    const r = /^\d{1,9}(\.\d{1,9})?$/.test(v) ? Number(v) : NaN;
+    if (!Number.isFinite(r) || (r !== 0 && r < 1)) {
       throw new RangeError(`Invalid alloc conf: ${key} must be 0 or a number >= 1, got ${v}`);
     }
     conf.maxReservedRatio = r;
@@ -126,7 +154,8 @@ export function parseAllocConf(text: string): AllocConf {
   for (const part of text.split(",")) {
     if (part.trim() === "") continue;
     const [key, value, extra] = part.split(":").map((s) => s.trim());
-    const set = CONF_KEYS[key];
+    // Own keys only: "constructor" or "toString" are no settings of ours.
+    const set = Object.hasOwn(CONF_KEYS, key) ? CONF_KEYS[key] : undefined;
     if (!set || value === undefined || extra !== undefined) {
       throw new RangeError(
         `Invalid alloc conf "${text}": cannot read "${part}" (known keys: ${
@@ -172,13 +201,13 @@ export interface AllocatorSettings {
 
 /**
  * Reads debug flags: `true`/`"1"`/`"all"` for everything, or a comma-separated
- * subset of `alloc`, `reuse`, `release`; `false`, `""` or `"0"` for silence.
+ * subset of `alloc`, `reuse`, `release`, `leak`; `false`, `""` or `"0"` for silence.
  */
 export function parseDebug(value: boolean | string | undefined): DebugFlags {
   if (value === undefined || value === false) {
-    return { allocations: false, reuses: false, releases: false };
+    return { allocations: false, reuses: false, releases: false, leaks: false };
   }
-  if (value === true) return { allocations: true, reuses: true, releases: true };
+  if (value === true) return { allocations: true, reuses: true, releases: true, leaks: true };
   const words = value.split(",").map((s) => s.trim().toLowerCase()).filter((s) =>
     s !== "" && s !== "0"
   );
@@ -187,11 +216,12 @@ export function parseDebug(value: boolean | string | undefined): DebugFlags {
     allocations: all || words.includes("alloc"),
     reuses: all || words.includes("reuse"),
     releases: all || words.includes("release"),
+    leaks: all || words.includes("leak"),
   };
   for (const w of words) {
-    if (!["1", "all", "true", "alloc", "reuse", "release"].includes(w)) {
+    if (!["1", "all", "true", "alloc", "reuse", "release", "leak"].includes(w)) {
       throw new RangeError(
-        `Invalid debug flags "${value}": unknown flag "${w}" (use alloc, reuse, release or all)`,
+        `Invalid debug flags "${value}": unknown flag "${w}" (use alloc, reuse, release, leak or all)`,
       );
     }
   }
@@ -208,5 +238,68 @@ export function readEnv(name: string): string | undefined {
     return state === "granted" ? Deno.env.get(name) : undefined;
   } catch {
     return undefined;
+  }
+}
+
+/** Options of a {@linkcode HeapAllocator}; each falls back to its environment variable. */
+export interface HeapAllocatorOptions {
+  /** Hard limit on reserved bytes, as a number or `"512MiB"` (0: none). `GPUHEAP_HIGH_WATERMARK`. */
+  highWatermark?: number | string;
+  /**
+   * Soft limit on reserved bytes (0: none): above it, cached memory is released
+   * oldest first and no extra-large heaps are made. `GPUHEAP_LOW_WATERMARK`.
+   */
+  lowWatermark?: number | string;
+  /** Alloc conf, e.g. `"roundup_power2_divisions:4"`. `GPUHEAP_ALLOC_CONF`. */
+  allocConf?: string;
+  /** Debug output: `true`, or flags `"alloc,reuse,release,leak"`. `GPUHEAP_DEBUG`. */
+  debug?: boolean | string;
+  /** Where debug lines go (default: `console.error`). */
+  log?: (line: string) => void;
+  /** A budget shared with other allocators (e.g. across Workers). */
+  budget?: MemoryBudget;
+}
+
+/** @internal the options of an allocator once read: checked, the environment applied. */
+export interface ReadOptions {
+  highWatermark: number;
+  lowWatermark: number;
+  allocConf: AllocConf;
+  debug: DebugFlags;
+  log: (line: string) => void;
+}
+
+/**
+ * @internal reads an allocator's options, each unset one from its environment variable.
+ *
+ * @throws {RangeError} a malformed value, or a low watermark above the high one
+ */
+export function readOptions(options: HeapAllocatorOptions): ReadOptions {
+  const highWatermark = parseBytes(
+    options.highWatermark ?? readEnv("GPUHEAP_HIGH_WATERMARK") ?? 0,
+    "highWatermark",
+  );
+  const lowWatermark = parseBytes(
+    options.lowWatermark ?? readEnv("GPUHEAP_LOW_WATERMARK") ?? 0,
+    "lowWatermark",
+  );
+  checkWatermarks(highWatermark, lowWatermark);
+  return {
+    highWatermark,
+    lowWatermark,
+    allocConf: parseAllocConf(options.allocConf ?? readEnv("GPUHEAP_ALLOC_CONF") ?? ""),
+    debug: parseDebug(options.debug ?? readEnv("GPUHEAP_DEBUG")),
+    log: options.log ?? ((line) => console.error(line)),
+  };
+}
+
+/**
+ * @internal checks that the low watermark is not above the high one.
+ *
+ * @throws {RangeError} it is
+ */
+export function checkWatermarks(high: number, low: number): void {
+  if (high > 0 && low > high) {
+    throw new RangeError(`Invalid watermarks: lowWatermark ${low} is above highWatermark ${high}`);
   }
 }

@@ -12,10 +12,37 @@ export class AllocatorError extends Error {
    * Creates the error.
    *
    * @param message what could not be done and why
+   * @param options the error that caused it, if any
    */
-  constructor(message: string) {
-    super(message);
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
     this.name = "AllocatorError";
+  }
+}
+
+/**
+ * The GPU device was lost (destroyed, or lost by the driver): every later
+ * call that would use it throws this. Freeing, statistics and `destroy()`
+ * keep working, so cleanup code runs.
+ */
+export class DeviceLostError extends AllocatorError {
+  /** Why, as the device said: `"destroyed"` or `"unknown"`. */
+  readonly reason: string;
+  /** The device's message. */
+  readonly deviceMessage: string;
+
+  /**
+   * Creates the error.
+   *
+   * @param what what could not be done, e.g. `"allocate"`
+   * @param reason the lost device's reason
+   * @param message the lost device's message
+   */
+  constructor(what: string, reason: string, message: string) {
+    super(`Cannot ${what}: the GPU device was lost (${reason}: ${message})`);
+    this.name = "DeviceLostError";
+    this.reason = reason;
+    this.deviceMessage = message;
   }
 }
 

@@ -11,9 +11,9 @@ export interface Stat {
   current: number;
   /** Highest value since creation or the last `resetPeakStats()`. */
   peak: number;
-  /** Sum of every increase. */
+  /** Sum of every increase (since creation or `resetAccumulatedStats()`). */
   allocated: number;
-  /** Sum of every decrease. */
+  /** Sum of every decrease (since creation or `resetAccumulatedStats()`). */
   freed: number;
 }
 
@@ -105,7 +105,35 @@ function add(s: Stat, delta: number): void {
   }
 }
 
+/** @internal the figures of one pool (or of all) from its counters. */
+export function poolStats(c: PoolCounters, largestFreeRange: number): PoolStats {
+  return {
+    allocatedBytes: { ...c.allocated },
+    reservedBytes: { ...c.reserved },
+    requestedBytes: { ...c.requested },
+    cachedBytes: c.reserved.current - c.allocated.current - c.pendingFree,
+    pendingFreeBytes: c.pendingFree,
+    largestFreeRange,
+    heaps: c.heaps,
+    blocks: c.blocks,
+    allocations: c.allocations,
+    cacheHits: c.cacheHits,
+    createBufferCalls: c.createBufferCalls,
+  };
+}
+
 /** @internal sets each peak to its current value. */
 export function resetPeak(c: PoolCounters): void {
   for (const s of [c.allocated, c.reserved, c.requested]) s.peak = s.current;
+}
+
+/** @internal clears what was accumulated: bytes allocated and freed in total, and the counts. */
+export function resetAccumulated(c: PoolCounters): void {
+  for (const s of [c.allocated, c.reserved, c.requested]) {
+    s.allocated = 0;
+    s.freed = 0;
+  }
+  c.allocations = 0;
+  c.cacheHits = 0;
+  c.createBufferCalls = 0;
 }

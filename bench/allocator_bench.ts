@@ -1,5 +1,6 @@
 // Cached alloc+free against createBuffer+destroy on the real adapter, per size;
-// and alloc+free cost with 10^2, 10^4 and 10^6 live blocks on the fake device.
+// alloc+free cost with 10^2, 10^4 and 10^6 live blocks on the fake device; and
+// the live path of a block (reading its buffer checks that it is still live).
 // Each bench iteration does REPEAT operations, so the harness's own per-call
 // overhead does not blur sub-microsecond figures.
 // Run: deno task bench (or deno bench --allow-env --allow-read bench/allocator_bench.ts)
@@ -55,4 +56,29 @@ for (const count of [1e2, 1e4, 1e6]) {
       h.free(h.alloc(64 + (x % 4032)));
     }
   });
+}
+
+// The live path of a block: `buffer` checks the block is live (a freed one throws).
+{
+  const h = new HeapAllocator(new FakeDevice());
+  const block = h.alloc(4096);
+  let sink = 0;
+  const READS = 10_000;
+  Deno.bench(`${READS}x block.buffer and block.offset (fake device)`, { group: "block" }, () => {
+    for (let i = 0; i < READS; i++) sink += block.buffer === null ? 1 : block.offset;
+  });
+  Deno.bench(
+    `${REPEAT}x alloc, binding() and free, a submit every 64 (fake device)`,
+    { group: "block" },
+    () => {
+      for (let i = 0; i < REPEAT; i++) {
+        const b = h.alloc(4096);
+        sink += b.binding().offset ?? 0;
+        h.free(b);
+        if ((i & 63) === 63) h.submit();
+      }
+      h.submit();
+    },
+  );
+  if (sink < 0) console.log(sink);
 }

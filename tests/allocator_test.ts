@@ -4,14 +4,13 @@ import assert from "node:assert/strict";
 import {
   AllocatorError,
   type Block,
+  DeviceLostError,
   type FakeBuffer,
   FakeDevice,
   HeapAllocator,
   OutOfMemoryError,
-  parseBytes,
 } from "../mod.ts";
-import { parseAllocConf, parseDebug } from "../allocator/config.ts";
-import { roundPower2Divisions } from "../allocator/allocator.ts";
+import { CountingBudget } from "./_budget.ts";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -20,7 +19,7 @@ function bufferOf(device: FakeDevice, block: Block): FakeBuffer {
   return [...device.liveBuffers].find((b) => b.label.endsWith(`#${block.heapId}`))!;
 }
 
-Deno.test("heap sizes follow the MPS table", () => {
+Deno.test("alloc() takes heaps of the sizes of the MPS table", () => {
   // Each request on a fresh allocator: later requests would share earlier heaps.
   const first = (size: number) => {
     const device = new FakeDevice();
@@ -44,7 +43,7 @@ Deno.test("heap sizes follow the MPS table", () => {
   assert.equal(unified.memoryStats().reservedBytes.current, 1024 * MiB, "1 GiB xlarge heap");
 });
 
-Deno.test("heaps never exceed maxBufferSize, blocks never exceed the binding limit", () => {
+Deno.test("alloc() keeps heaps within maxBufferSize and blocks within the binding limit", () => {
   const device = new FakeDevice({
     limits: { maxBufferSize: 20 * MiB, maxStorageBufferBindingSize: 19 * MiB },
   });
@@ -59,7 +58,7 @@ Deno.test("heaps never exceed maxBufferSize, blocks never exceed the binding lim
   );
 });
 
-Deno.test("bad input throws and leaves the allocator unchanged", () => {
+Deno.test("alloc(), scalar() and free() reject bad input and leave the stats unchanged", () => {
   const device = new FakeDevice();
   const heap = new HeapAllocator(device);
   const keep = heap.alloc(100);
@@ -107,7 +106,7 @@ Deno.test("bad input throws and leaves the allocator unchanged", () => {
   assert.equal(device.liveBytes, 0, "destroy released every buffer");
 });
 
-Deno.test("freed blocks wait for a submit only if their buffer was read", () => {
+Deno.test("free() makes a block reusable at once, or after submit() if its buffer was read", () => {
   const heap = new HeapAllocator(new FakeDevice());
   const a = heap.alloc(4096);
   heap.free(a);
@@ -123,7 +122,7 @@ Deno.test("freed blocks wait for a submit only if their buffer was read", () => 
   assert.equal(heap.alloc(4096).offset, b.offset, "after the submit it is reused");
 });
 
-Deno.test("low watermark: releases cached heaps oldest first, no extra-large heaps", () => {
+Deno.test("alloc() above the low watermark releases cached heaps oldest first, makes no extra-large heap", () => {
   const device = new FakeDevice();
   // max_reserved_ratio:0 keeps every cached heap, so the watermark alone decides.
   const heap = new HeapAllocator(device, {
@@ -144,7 +143,7 @@ Deno.test("low watermark: releases cached heaps oldest first, no extra-large hea
   assert.equal(stats.reservedBytes.current, 72 * MiB);
 });
 
-Deno.test("high watermark: releases the pool's cache, then all, then OOM", () => {
+Deno.test("alloc() at the high watermark releases the pool's cache, then all, then throws OutOfMemoryError", () => {
   const heap = new HeapAllocator(new FakeDevice(), {
     highWatermark: 40 * MiB,
     allocConf: "max_reserved_ratio:0", // the watermark alone decides
@@ -171,7 +170,7 @@ Deno.test("high watermark: releases the pool's cache, then all, then OOM", () =>
   heap.free(t);
 });
 
-Deno.test("emptyCache releases everything not live; caching:0 keeps nothing", () => {
+Deno.test("emptyCache() releases everything not live; caching:0 keeps nothing", () => {
   const device = new FakeDevice();
   const heap = new HeapAllocator(device);
   const blocks = [heap.alloc(100), heap.alloc(5 * MiB), heap.alloc(70 * MiB), heap.scalar(1)];
@@ -187,7 +186,7 @@ Deno.test("emptyCache releases everything not live; caching:0 keeps nothing", ()
   assert.equal(nocache.driverAllocatedMemory(), 0);
 });
 
-Deno.test("staging buffers are reused only once unmapped", async () => {
+Deno.test("alloc() reuses a staging buffer only once it is unmapped", async () => {
   const device = new FakeDevice();
   const heap = new HeapAllocator(device);
   const r = heap.alloc(10_000, { usage: "readback" });
@@ -203,7 +202,7 @@ Deno.test("staging buffers are reused only once unmapped", async () => {
   assert.equal(heap.alloc(9_000, { usage: "upload" }).pool, "upload");
 });
 
-Deno.test("a heap the device refuses is reported as OutOfMemoryError", async () => {
+Deno.test("checkDeviceErrors() reports a heap the device refused as OutOfMemoryError", async () => {
   const device = new FakeDevice({ memory: 12 * MiB });
   const heap = new HeapAllocator(device);
   const a = heap.alloc(1 * MiB); // 8 MiB: fine
@@ -226,7 +225,7 @@ Deno.test("a heap the device refuses is reported as OutOfMemoryError", async () 
   heap.free(c);
 });
 
-Deno.test("device errors surface on the next alloc when not awaited", async () => {
+Deno.test("alloc() throws a device refusal once, when nobody awaited it", async () => {
   const device = new FakeDevice({ memory: 4 * MiB });
   const heap = new HeapAllocator(device);
   heap.alloc(64); // 8 MiB small heap: refused
@@ -236,35 +235,20 @@ Deno.test("device errors surface on the next alloc when not awaited", async () =
   heap.alloc(64); // reported once
 });
 
-Deno.test("config: bytes, alloc conf, debug flags, watermarks", () => {
-  assert.equal(parseBytes("512MiB", "x"), 512 * MiB);
-  assert.equal(parseBytes("1.5 GiB", "x"), 1.5 * 1024 * MiB);
-  assert.equal(parseBytes("1000", "x"), 1000);
-  assert.equal(parseBytes("2GB", "x"), 2e9);
-  assert.throws(() => parseBytes("lots", "highWatermark"), /highWatermark: cannot read "lots"/);
-  assert.throws(() => parseBytes(-5, "x"), /got -5/);
-  assert.equal(parseAllocConf("roundup_power2_divisions:4").roundupPower2Divisions, 4);
-  assert.equal(parseAllocConf("caching:0, small_heap:16MiB").smallHeap, 16 * MiB);
-  assert.throws(() => parseAllocConf("roundup_power2_divisions:3"), /power of two <= 64, got 3/);
-  assert.throws(() => parseAllocConf("max_split:4"), /cannot read "max_split:4"/);
-  assert.deepEqual(parseDebug("alloc,release"), {
-    allocations: true,
-    reuses: false,
-    releases: true,
-  });
-  assert.deepEqual(parseDebug("0"), { allocations: false, reuses: false, releases: false });
-  assert.throws(() => parseDebug("loud"), /unknown flag "loud"/);
+Deno.test("new HeapAllocator() rejects a low watermark above the high one", () => {
   assert.throws(
     () => new HeapAllocator(new FakeDevice(), { highWatermark: "1MiB", lowWatermark: "2MiB" }),
     /lowWatermark 2097152 is above highWatermark 1048576/,
   );
-  assert.equal(roundPower2Divisions(1200 * KiB, 4), 1280 * KiB);
-  assert.equal(roundPower2Divisions(5 * MiB, 1), 8 * MiB);
-  const heap = new HeapAllocator(new FakeDevice(), { allocConf: "roundup_power2_divisions:4" });
-  assert.equal(heap.alloc(1200 * KiB).size, 1280 * KiB);
 });
 
-Deno.test("environment variables configure the allocator; without permission they are ignored", async () => {
+Deno.test("alloc() rounds large requests by roundup_power2_divisions", () => {
+  const heap = new HeapAllocator(new FakeDevice(), { allocConf: "roundup_power2_divisions:4" });
+  assert.equal(heap.alloc(1200 * KiB).size, 1280 * KiB);
+  assert.equal(heap.alloc(1000).size, 1024, "small requests are only aligned");
+});
+
+Deno.test("new HeapAllocator() reads GPUHEAP_* variables, and ignores them without env permission", async () => {
   const script = `
     import { HeapAllocator, FakeDevice } from "${new URL("../mod.ts", import.meta.url)}";
     const lines = [];
@@ -295,7 +279,7 @@ Deno.test("environment variables configure the allocator; without permission the
   assert.deepEqual(await run([]), [0, 0, 0]);
 });
 
-Deno.test("debug output is silent by default and names heaps and blocks", () => {
+Deno.test("new HeapAllocator({ debug }) logs heaps and blocks by name; silent by default", () => {
   const lines: string[] = [];
   const quiet = new HeapAllocator(new FakeDevice(), { log: (l) => lines.push(l) });
   quiet.free(quiet.alloc(100));
@@ -309,4 +293,245 @@ Deno.test("debug output is silent by default and names heaps and blocks", () => 
   assert.match(lines[1], /^gpuheap: allocated block #1 .*weights.* from heap #1 at offset 0/);
   assert.match(lines[2], /^gpuheap: reused block #2 .* from heap #1/);
   assert.match(lines[3], /^gpuheap: released heap #1 of 8\.00 MiB on small pool/);
+});
+
+// ---- faults: each test below failed before its fix ----
+
+Deno.test("emptyCache() before a refused heap's verdict: the late verdict is harmless", async () => {
+  const device = new FakeDevice({ memory: 4 * MiB });
+  const heap = new HeapAllocator(device);
+  heap.free(heap.alloc(1000)); // an 8 MiB heap the device refuses, answered later
+  heap.emptyCache(); // released before the verdict came
+  await new Promise((r) => setTimeout(r, 20));
+  assert.throws(() => heap.alloc(64), (e: unknown) => e instanceof OutOfMemoryError && e.device);
+  const stats = heap.memoryStats();
+  assert.equal(stats.numOoms, 1);
+  assert.equal(stats.reservedBytes.current, device.liveBytes);
+  heap.destroy();
+  assert.equal(device.liveBytes, 0);
+});
+
+Deno.test("free() with caching:0 releases a refused staging buffer once, however late the verdict", async () => {
+  const device = new FakeDevice({ memory: 1 * MiB, holdVerdicts: true });
+  const budget = new CountingBudget();
+  const heap = new HeapAllocator(device, { allocConf: "caching:0", budget });
+  const staging = heap.alloc(2 * MiB, { usage: "readback" }); // refused
+  heap.free(staging); // caching:0: released at once
+  await device.deliverVerdicts();
+  const stats = heap.memoryStats();
+  assert.equal(stats.pools.readback.reservedBytes.current, 0);
+  assert.equal(stats.heaps, 0);
+  assert.throws(() => heap.alloc(64), /Heap #1 is unusable \(it was released before/);
+  const kept = heap.alloc(4096, { usage: "readback" });
+  assert.equal(heap.memoryStats().heaps, 1, "a heap held reads as one");
+  heap.free(kept);
+  heap.destroy();
+  assert.equal(budget.reserved, 0, "the budget ends at zero");
+  assert.equal(budget.count("release"), budget.count("reserve"));
+});
+
+Deno.test("new HeapAllocator() rejects heap sizes that are unaligned or above maxBufferSize", () => {
+  const device = new FakeDevice();
+  for (
+    const [conf, message] of [
+      ["small_heap:1048577", /small_heap 1048577 .* multiple of the alignment 32/],
+      ["small_heap:3GiB,large_heap:3GiB", /small_heap 3221225472 .* maxBufferSize 2147483647/],
+      ["xlarge_heap:4GiB", /xlarge_heap 4294967296/],
+      ["large_heap:33554433", /large_heap 33554433/],
+    ] as const
+  ) {
+    assert.throws(
+      () => new HeapAllocator(device, { allocConf: conf }),
+      (e: unknown) => e instanceof RangeError && message.test(e.message),
+      conf,
+    );
+  }
+  assert.equal(device.createBufferCalls, 0);
+});
+
+Deno.test("alloc() with a large_heap smaller than the request makes a heap that holds it", () => {
+  const device = new FakeDevice();
+  const heap = new HeapAllocator(device, { allocConf: "small_heap:1MiB,large_heap:2MiB" });
+  const b = heap.alloc(5 * MiB);
+  assert.equal(b.size, 5 * MiB);
+  heap.free(b);
+  heap.emptyCache();
+  assert.equal(device.liveBytes, 0);
+});
+
+Deno.test("alloc() gives the GPUBuffer and the budget back when the device fails after createBuffer", () => {
+  const device = new FakeDevice();
+  const failing = {
+    limits: device.limits,
+    queue: device.queue,
+    createBuffer: (d: GPUBufferDescriptor) => device.createBuffer(d),
+    pushErrorScope: (f: GPUErrorFilter) => device.pushErrorScope(f),
+    popErrorScope: (): Promise<GPUError | null> => {
+      throw new TypeError("no error scope to pop");
+    },
+  };
+  const budget = new CountingBudget();
+  const heap = new HeapAllocator(failing, { budget });
+  assert.throws(() => heap.alloc(64), (e: unknown) => e instanceof AllocatorError);
+  assert.equal(device.liveBytes, 0, "the GPUBuffer was destroyed");
+  assert.equal(budget.reserved, 0, "the budget was given back");
+  assert.equal(heap.memoryStats().reservedBytes.current, 0);
+  heap.destroy();
+});
+
+Deno.test("alloc() is not broken by a debug logger that throws", () => {
+  const device = new FakeDevice();
+  const heap = new HeapAllocator(device, {
+    debug: true,
+    log: () => {
+      throw new Error("log is down");
+    },
+  });
+  const b = heap.alloc(64);
+  heap.free(b);
+  heap.emptyCache();
+  assert.equal(device.liveBytes, 0);
+  heap.destroy();
+});
+
+Deno.test("alloc(), scalar() and submit() throw DeviceLostError once the device is lost; free() still works", async () => {
+  const device = new FakeDevice();
+  const heap = new HeapAllocator(device);
+  const a = heap.alloc(64);
+  const s = heap.scalar(1);
+  device.destroy();
+  await device.lost;
+  await Promise.resolve();
+  for (
+    const [f, what] of [
+      [() => heap.alloc(64), "allocate"],
+      [() => heap.scalar(2), "allocate a scalar"],
+      [() => heap.submit(), "submit"],
+      [() => heap.beforeSubmit(() => []), "add a submit hook"],
+    ] as const
+  ) {
+    assert.throws(f, (e: unknown) => {
+      assert.ok(e instanceof DeviceLostError, String(e));
+      assert.ok(e instanceof AllocatorError);
+      assert.equal(e.reason, "destroyed");
+      assert.equal(
+        e.message,
+        `Cannot ${what}: the GPU device was lost (destroyed: the device was destroyed)`,
+      );
+      return true;
+    });
+  }
+  await assert.rejects(() => heap.checkDeviceErrors(), DeviceLostError);
+  heap.free(a);
+  heap.free(s);
+  heap.emptyCache();
+  assert.equal(heap.memoryStats().reservedBytes.current, 0);
+  heap.destroy();
+  assert.equal(device.liveBytes, 0);
+});
+
+Deno.test("alloc() refused by its own high watermark does not wait on the shared budget", () => {
+  const budget = new CountingBudget(); // room for anything
+  const heap = new HeapAllocator(new FakeDevice(), { highWatermark: "2MiB", budget });
+  for (let i = 0; i < 10; i++) heap.alloc(64 * KiB);
+  assert.equal(budget.count("relieve"), 0, "the budget was never what refused");
+  assert.throws(() => heap.alloc(2 * MiB), OutOfMemoryError);
+  assert.equal(budget.count("relieve"), 0);
+  const tight = new CountingBudget(1 * MiB);
+  const shared = new HeapAllocator(new FakeDevice(), { budget: tight });
+  assert.throws(() => shared.alloc(2 * MiB), OutOfMemoryError);
+  assert.ok(tight.count("relieve") > 0, "the budget refused: it may wait for others");
+  heap.destroy();
+  shared.destroy();
+});
+
+// ---- the memory API a PyTorch user reaches for ----
+
+Deno.test("maxMemoryAllocated() and maxMemoryReserved() are the peaks, reset by resetPeakStats()", () => {
+  const heap = new HeapAllocator(new FakeDevice());
+  const a = heap.alloc(3 * MiB);
+  const b = heap.alloc(1 * MiB);
+  heap.free(a);
+  assert.equal(heap.maxMemoryAllocated(), 4 * MiB);
+  assert.equal(heap.maxMemoryReserved(), 40 * MiB);
+  heap.emptyCache();
+  heap.resetPeakStats();
+  assert.equal(heap.maxMemoryAllocated(), b.size);
+  assert.equal(heap.maxMemoryReserved(), 8 * MiB);
+  heap.destroy();
+  assert.throws(() => heap.maxMemoryAllocated(), /destroyed/);
+});
+
+Deno.test("resetAccumulatedStats() clears totals and counts, keeps current values and peaks", () => {
+  const heap = new HeapAllocator(new FakeDevice(), {
+    highWatermark: "16MiB",
+    allocConf: "max_reserved_ratio:0",
+  });
+  heap.free(heap.alloc(2 * MiB)); // a 32 MiB heap does not fit: 2 MiB
+  const kept = heap.alloc(4096);
+  assert.throws(() => heap.alloc(10 * MiB), OutOfMemoryError);
+  const before = heap.memoryStats();
+  assert.ok(before.numOoms > 0 && before.numAllocRetries > 0 && before.allocations > 0);
+  heap.resetAccumulatedStats();
+  const after = heap.memoryStats();
+  for (const s of [after, after.pools.small, after.pools.large]) {
+    assert.deepEqual(
+      [s.allocations, s.cacheHits, s.createBufferCalls],
+      [0, 0, 0],
+    );
+    for (const stat of [s.allocatedBytes, s.reservedBytes, s.requestedBytes]) {
+      assert.deepEqual([stat.allocated, stat.freed], [0, 0]);
+    }
+  }
+  assert.deepEqual([after.numOoms, after.numAllocRetries], [0, 0]);
+  assert.equal(after.allocatedBytes.current, kept.size);
+  assert.equal(after.allocatedBytes.peak, before.allocatedBytes.peak);
+  assert.equal(after.reservedBytes.current, before.reservedBytes.current);
+  assert.equal(after.heaps, before.heaps);
+  heap.free(kept);
+  assert.equal(heap.memoryStats().allocatedBytes.freed, kept.size, "counting starts again");
+  heap.destroy();
+});
+
+Deno.test("setHighWatermark() changes the limit at run time; lowered, it releases cached heaps", () => {
+  const device = new FakeDevice();
+  const heap = new HeapAllocator(device, { allocConf: "max_reserved_ratio:0" });
+  const cachedLarge = heap.alloc(2 * MiB); // 32 MiB heap
+  const liveSmall = heap.alloc(4096); // 8 MiB heap
+  heap.free(cachedLarge);
+  assert.equal(heap.driverAllocatedMemory(), 40 * MiB);
+  heap.setHighWatermark("16MiB");
+  assert.equal(heap.highWatermark, 16 * MiB);
+  assert.equal(heap.memoryStats().highWatermark, 16 * MiB);
+  assert.equal(heap.driverAllocatedMemory(), 8 * MiB, "the cached heap went, the live one stayed");
+  assert.throws(() => heap.alloc(10 * MiB), (e: unknown) => {
+    return e instanceof OutOfMemoryError && e.limit === 16 * MiB;
+  });
+  heap.setHighWatermark(6 * MiB); // below what live blocks hold: nothing more to release
+  assert.equal(heap.driverAllocatedMemory(), 8 * MiB);
+  assert.throws(() => heap.alloc(2 * MiB), OutOfMemoryError);
+  heap.setHighWatermark(0);
+  assert.equal(heap.alloc(10 * MiB).size, 10 * MiB, "0: no limit");
+  const low = new HeapAllocator(device, { lowWatermark: "4MiB" });
+  assert.throws(
+    () => low.setHighWatermark("2MiB"),
+    /lowWatermark 4194304 is above highWatermark 2097152/,
+  );
+  assert.throws(() => heap.setHighWatermark("lots"), /Invalid highWatermark: cannot read "lots"/);
+  assert.throws(() => heap.setHighWatermark(-1), RangeError);
+  assert.equal(heap.highWatermark, 0, "a rejected value changes nothing");
+  heap.free(liveSmall);
+  heap.destroy();
+  assert.throws(() => heap.setHighWatermark(0), /destroyed/);
+});
+
+Deno.test("memorySummary() is the table of memoryStats()", () => {
+  const heap = new HeapAllocator(new FakeDevice());
+  heap.alloc(3 * MiB, { label: "weights" });
+  const summary = heap.memorySummary();
+  assert.match(summary, /^\|=+\|\n\| +gpuheap memory summary +\|/);
+  assert.match(summary, /\| Allocated memory +\| +3\.00 MiB \| +3\.00 MiB \|/);
+  assert.match(summary, /\| Reserved memory +\| +32\.00 MiB \|/);
+  heap.destroy();
+  assert.throws(() => heap.memorySummary(), /destroyed/);
 });

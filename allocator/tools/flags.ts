@@ -212,7 +212,14 @@ export function bytes(help: string): ValueFlag<number> {
         n = parseBytes(text, "size");
       } catch (error) {
         // The expectation says it better than the allocator's message.
-        if (error instanceof RangeError) throw new RangeError();
+        if (error instanceof RangeError) {
+          // parseBytes says why; the flag's message names what it needs.
+          if (/too large/.test(error.message)) {
+            throw new RangeError("a size of at most 2^53 - 1 bytes");
+          }
+          if (/whole number/.test(error.message)) throw new RangeError("a whole number of bytes");
+          throw new RangeError();
+        }
         throw error;
       }
       if (!Number.isSafeInteger(n)) throw new RangeError("a size of at most 2^53 - 1 bytes");

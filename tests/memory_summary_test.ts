@@ -1,0 +1,55 @@
+// The memory summary: a table a person reads, whose every figure is the stats'.
+import assert from "node:assert/strict";
+import { FakeDevice, formatMemorySummary, HeapAllocator } from "../mod.ts";
+
+const MiB = 1 << 20;
+
+/** The cells of the row whose metric is `metric`. */
+function cells(table: string, metric: string): string[] {
+  const line = table.split("\n").find((l) => l.startsWith(`| ${metric} `));
+  assert.ok(line, `no row ${metric}`);
+  return line.split("|").slice(2, -1).map((c) => c.trim());
+}
+
+Deno.test("formatMemorySummary() shows current, peak and total bytes for all pools and each used one", () => {
+  const heap = new HeapAllocator(new FakeDevice(), { highWatermark: "1GiB" });
+  const big = heap.alloc(3 * MiB);
+  const small = heap.alloc(1000);
+  heap.free(big);
+  const table = formatMemorySummary(heap.memoryStats());
+  assert.equal(small.size, 1024);
+  assert.deepEqual(cells(table, "Allocated memory"), [
+    "1.00 KiB",
+    "3.00 MiB",
+    "3.00 MiB",
+    "3.00 MiB",
+  ]);
+  assert.deepEqual(cells(table, "  from large pool"), ["0 B", "3.00 MiB", "3.00 MiB", "3.00 MiB"]);
+  assert.deepEqual(cells(table, "Requested memory"), [
+    "1000 B",
+    "3.00 MiB",
+    "3.00 MiB",
+    "3.00 MiB",
+  ]);
+  assert.deepEqual(cells(table, "Reserved memory"), ["40.00 MiB", "40.00 MiB", "40.00 MiB", "0 B"]);
+  assert.deepEqual(cells(table, "Heaps"), ["2", "", "", ""]);
+  assert.deepEqual(cells(table, "Live blocks"), ["1", "", "", ""]);
+  assert.deepEqual(cells(table, "Allocations"), ["", "", "2", ""]);
+  assert.match(table, /high watermark: 1\.00 GiB +low watermark: none +retries: 0 +OOMs: 0/);
+  assert.doesNotMatch(
+    table,
+    /from (uniform|scalar|readback|upload) pool/,
+    "unused pools are left out",
+  );
+  const widths = new Set(table.split("\n").map((l) => l.length));
+  assert.equal(widths.size, 1, "every line as wide as the others");
+  heap.destroy();
+});
+
+Deno.test("formatMemorySummary() keeps its columns for the widest sizes", () => {
+  const stats = new HeapAllocator(new FakeDevice()).memoryStats();
+  stats.reservedBytes.peak = 1023.99 * 1024 * 1024 * MiB; // "1023.99 TiB"
+  const table = formatMemorySummary(stats);
+  assert.deepEqual(cells(table, "Reserved memory"), ["0 B", "1023.99 TiB", "0 B", "0 B"]);
+  assert.equal(new Set(table.split("\n").map((l) => l.length)).size, 1);
+});
