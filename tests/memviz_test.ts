@@ -1,20 +1,36 @@
-// The memory picture: its SVG holds the series of every pool used and one row
-// per heap at the peak, with the blocks the trace placed there, and the page
-// references nothing outside itself.
+// The memory picture: its SVG holds a band per block over time, the series of
+// every pool used and one row per heap at the peak, with the blocks the trace
+// placed there; the page references nothing outside itself, and its one
+// script is ours. Rendered in headless Chromium where it is installed.
 import assert from "node:assert/strict";
 import { FakeDevice, HeapAllocator } from "../mod.ts";
 import { memvizHtml } from "../allocator/tools/memviz.ts";
+import { PAGE_SCRIPT } from "../allocator/tools/memviz_script.ts";
+import { PLOT } from "../allocator/tools/charts.ts";
 import { TraceError } from "../allocator/tools/read_trace.ts";
+import { replay } from "../allocator/tools/replay.ts";
 import { SnapshotError } from "../allocator/tools/read_snapshot.ts";
+import { loadTraceFile } from "../allocator/tools/load_trace.ts";
 import type { Snapshot } from "../allocator/snapshot.ts";
+import { inkedRows, readPng } from "./_png.ts";
 
 const MiB = 1 << 20;
+const TESTDATA = new URL("./testdata/pytorch/", import.meta.url);
+
+/** The page without its script, once checked that the script is ours and the only one. */
+function withoutScript(html: string): string {
+  const script = String(PAGE_SCRIPT);
+  assert.equal(html.split("<script").length, 2, "one script");
+  assert.ok(html.includes(script), "the script is ours, as written");
+  return html.replace(script, "");
+}
 
 /** Every way a page could reach outside itself. */
 function assertSelfContained(html: string): void {
+  const page = withoutScript(html);
   assert.doesNotMatch(html, /https?:/i, "no http(s) URL");
-  assert.doesNotMatch(html, /\b(?:src|href|xlink:href)\s*=/i, "no src= or href=");
-  assert.doesNotMatch(html, /<script|<link|<iframe|<img|@import|url\((?!#)/i);
+  assert.doesNotMatch(page, /\b(?:src|href|xlink:href)\s*=/i, "no src= or href=");
+  assert.doesNotMatch(page, /<script|<link|<iframe|<img|@import|url\((?!#)/i);
 }
 
 /** The heap rows of the map: id → [pool, size, number of blocks drawn]. */
@@ -51,7 +67,7 @@ Deno.test("memvizHtml() of a trace draws both series by pool and the heaps at th
   assertSelfContained(html);
   assert.match(html, /^<!DOCTYPE html>/);
   for (const chart of ["reserved", "allocated"]) {
-    assert.match(html, new RegExp(`<svg class="chart" id="chart-${chart}"`));
+    assert.match(html, new RegExp(`<svg class="chart time" id="chart-${chart}"`));
     for (const pool of ["small", "large", "uniform"]) {
       assert.match(html, new RegExp(`data-series="${chart}:${pool}"`), `${chart} of ${pool}`);
     }
@@ -73,7 +89,9 @@ Deno.test("memvizHtml() of a trace draws both series by pool and the heaps at th
   assert.match(html, /class="block pending"/);
   assert.match(
     html,
-    new RegExp(`block #${a.id} live: 3\\.00 MiB at offset 0 \\(requested ${3 * MiB} B, w\\)`),
+    new RegExp(
+      `data-tip="block #${a.id} live: 3\\.00 MiB at offset 0 \\(requested ${3 * MiB} B, w\\)"`,
+    ),
   );
   heap.destroy();
 });
@@ -102,7 +120,7 @@ Deno.test("memvizHtml() replays a plain list first; many blocks stay a small pag
   const html = memvizHtml(events, { at: "reserved" });
   assertSelfContained(html);
   assert.match(html, /replayed on the fake device/);
-  assert.match(html, /Heaps at the peak reserved/);
+  assert.match(html, /Heaps <span id="memviz-map-when">at the peak reserved/);
   assert.ok(html.length < 2_000_000, `${html.length} characters`);
   assert.throws(() => memvizHtml("{not json"), /malformed JSON/);
 });
@@ -116,18 +134,22 @@ const HOSTILE = [
   "]]><svg onload=alert(1)>",
 ];
 
-/** The elements a page is made of. */
+/** The elements a page is made of (besides its script). */
 const ELEMENTS = new Set(
-  ("html head meta title style body h1 h2 p table tr td div span i b svg g line text polygon " +
-    "polyline rect defs pattern").split(" "),
+  ("html head meta title style body h1 h2 h3 p table tr th td div span i b svg g line text " +
+    "polygon polyline rect defs pattern label input output button").split(" "),
 );
 
 /** Every tag of the page is one of ours, with no handler or link among its attributes. */
 function assertInert(html: string): void {
   assert.doesNotMatch(html, /https?:/i, "no http(s) URL");
-  for (const [tag, name, attributes] of html.matchAll(/<\/?([a-zA-Z0-9]+)([^>]*)>/g)) {
+  for (
+    const [tag, name, attributes] of withoutScript(html).matchAll(/<\/?([a-zA-Z0-9]+)([^>]*)>/g)
+  ) {
     assert.ok(ELEMENTS.has(name.toLowerCase()) || tag.startsWith("<!"), tag);
-    const names = [...attributes.matchAll(/\s([^\s=]+)=/g)].map((m) => m[1].toLowerCase());
+    // Values are quoted and escaped: what is inside one is text, not an attribute.
+    const names = [...attributes.replace(/"[^"]*"/g, '""').matchAll(/\s([^\s=]+)=/g)]
+      .map((m) => m[1].toLowerCase());
     for (const n of names) assert.ok(!/^on|^(src|href|xlink:href)$/.test(n), `${n} in ${tag}`);
   }
 }
@@ -203,7 +225,7 @@ Deno.test("memvizHtml() keeps its axes to a few ticks, however large the bytes",
   }
   const html = memvizHtml(events);
   assertInert(html);
-  for (const chart of html.match(/<svg class="chart".*?<\/svg>/g)!) {
+  for (const chart of html.match(/<svg class="chart[^]*?<\/svg>/g)!) {
     const grid = (chart.match(/class="grid"/g) ?? []).length;
     assert.ok(grid >= 3 && grid <= 13, `${grid} grid lines`);
   }

@@ -31,6 +31,8 @@ export function total(bytes: PoolBytes): number {
 }
 
 interface ModelBlock {
+  /** Its place in the {@linkcode History}, or -1 without one. */
+  k: number;
   id: number;
   offset: number;
   size: number;
@@ -41,12 +43,60 @@ interface ModelBlock {
 }
 
 interface ModelHeap {
+  /** Its place in the {@linkcode History}, or -1 without one. */
+  k: number;
   id: number;
   pool: PoolName;
   size: number;
   isSplit: boolean;
   blocks: Map<number, ModelBlock>;
 }
+
+/**
+ * What a model kept of every block and heap, for pictures over time: event
+ * indices of each block's placing, free, recycling (its memory reusable:
+ * at once, or at the submit after a pending free) and end (a cached block
+ * of an unsplit heap ends when it is replaced or its heap released), and of
+ * each heap's making, split and release. An index not reached is
+ * {@linkcode NEVER}.
+ */
+export class History {
+  /** Blocks in the order they were placed: their heap (index into `heap*`), offset and sizes. */
+  readonly blockHeap: number[] = [];
+  /** Offset of each block in its heap. */
+  readonly offset: number[] = [];
+  /** Bytes of each block. */
+  readonly size: number[] = [];
+  /** Bytes each block asked for. */
+  readonly requested: number[] = [];
+  /** The trace's block id of each block (ids are reused once freed). */
+  readonly id: number[] = [];
+  /** Each block's label, or null. */
+  readonly label: (string | null)[] = [];
+  /** Event that placed each block. */
+  readonly placedAt: number[] = [];
+  /** Event that freed each block (its bytes stopped counting as allocated). */
+  readonly freedAt: number[] = [];
+  /** Event that made each block's memory reusable: its free, or the submit after a pending free. */
+  readonly recycledAt: number[] = [];
+  /** Event that took each block out of its heap (cached blocks stay until replaced). */
+  readonly goneAt: number[] = [];
+  /** Heaps in the order they were made: their trace id, pool, size. */
+  readonly heapId: number[] = [];
+  /** Pool of each heap. */
+  readonly heapPool: PoolName[] = [];
+  /** Bytes of each heap. */
+  readonly heapSize: number[] = [];
+  /** Event that made each heap. */
+  readonly madeAt: number[] = [];
+  /** Event that released each heap. */
+  readonly releasedAt: number[] = [];
+  /** Event that made each heap a split heap: the event that made it if it was split from the start. */
+  readonly splitAt: number[] = [];
+}
+
+/** The index of an event that never came. */
+export const NEVER: number = Number.MAX_SAFE_INTEGER;
 
 /**
  * The heaps and blocks of a trace after each event. Events naming a heap
@@ -63,6 +113,13 @@ export class HeapModel {
   readonly #heaps = new Map<number, ModelHeap>();
   readonly #heapOf = new Map<number, ModelHeap>();
   readonly #pending = new Set<number>();
+  /** What the model keeps of every block and heap, if asked. */
+  readonly history: History | null;
+
+  /** @param options `history`: keep every block's and heap's life in {@linkcode HeapModel.history} */
+  constructor(options: { history?: boolean } = {}) {
+    this.history = options.history ? new History() : null;
+  }
 
   /**
    * Applies one event of a checked trace.
@@ -76,7 +133,17 @@ export class HeapModel {
       case "heap": {
         if (this.#heaps.has(e[1])) throw new TraceError(`heap ${e[1]} is made twice`, i);
         const pool = e[3] as PoolName;
-        this.#heaps.set(e[1], { id: e[1], pool, size: e[2], isSplit: e[4], blocks: new Map() });
+        const h = this.history;
+        const k = h ? h.heapId.length : -1;
+        if (h) {
+          h.heapId.push(e[1]);
+          h.heapPool.push(pool);
+          h.heapSize.push(e[2]);
+          h.madeAt.push(i);
+          h.releasedAt.push(NEVER);
+          h.splitAt.push(e[4] ? i : NEVER);
+        }
+        this.#heaps.set(e[1], { k, id: e[1], pool, size: e[2], isSplit: e[4], blocks: new Map() });
         this.reserved[pool] += e[2];
         break;
       }
@@ -84,15 +151,19 @@ export class HeapModel {
         const heap = this.#heaps.get(e[1]);
         if (!heap) break;
         this.reserved[heap.pool] -= heap.size;
-        for (const b of heap.blocks.values()) this.#drop(heap, b);
+        for (const b of heap.blocks.values()) this.#drop(heap, b, i);
         this.#heaps.delete(e[1]);
+        if (this.history) this.history.releasedAt[heap.k] = i;
         break;
       }
       case "split": {
         const heap = this.#heaps.get(e[1]);
         if (!heap) break;
-        for (const b of heap.blocks.values()) this.#drop(heap, b);
+        for (const b of heap.blocks.values()) this.#drop(heap, b, i);
         heap.isSplit = true;
+        if (this.history && this.history.splitAt[heap.k] === NEVER) {
+          this.history.splitAt[heap.k] = i;
+        }
         break;
       }
       case "a":
@@ -102,6 +173,7 @@ export class HeapModel {
         if (!heap) break;
         const block: ModelBlock = scalar
           ? {
+            k: -1,
             id: e[1],
             offset: e[4]!,
             size: e[5]!,
@@ -111,6 +183,7 @@ export class HeapModel {
             label: "scalar",
           }
           : {
+            k: -1,
             id: e[1],
             offset: e[7]!,
             size: e[8]!,
@@ -127,11 +200,12 @@ export class HeapModel {
           );
         }
         // An unsplit heap holds one block: a new one replaces the cached one.
-        if (!heap.isSplit) { for (const old of heap.blocks.values()) this.#drop(heap, old); }
+        if (!heap.isSplit) { for (const old of heap.blocks.values()) this.#drop(heap, old, i); }
         // A live block of the same id elsewhere was never freed: the new one replaces it.
         const before = this.#heapOf.get(block.id);
         const old = before?.blocks.get(block.id);
-        if (before && old) this.#drop(before, old);
+        if (before && old) this.#drop(before, old, i);
+        if (this.history) block.k = this.#remember(block, heap, i);
         heap.blocks.set(block.id, block);
         this.#heapOf.set(block.id, heap);
         this.allocated[heap.pool] += block.size;
@@ -144,11 +218,12 @@ export class HeapModel {
         if (!heap || !block || block.state !== "live") break;
         this.allocated[heap.pool] -= block.size;
         this.requested -= block.requestedSize;
+        if (this.history) this.history.freedAt[block.k] = i;
         if (e[2] === true || e[2] === 1) {
           block.state = "pending";
           this.#pending.add(block.id);
         } else {
-          this.#recycle(heap, block);
+          this.#recycle(heap, block, i);
         }
         break;
       }
@@ -156,31 +231,55 @@ export class HeapModel {
         for (const id of this.#pending) {
           const heap = this.#heapOf.get(id);
           const block = heap?.blocks.get(id);
-          if (heap && block?.state === "pending") this.#recycle(heap, block);
+          if (heap && block?.state === "pending") this.#recycle(heap, block, i);
         }
         this.#pending.clear();
         break;
     }
   }
 
-  /** Takes a block out of the model, with its bytes if it was live. */
-  #drop(heap: ModelHeap, block: ModelBlock): void {
+  /** Takes a block out of the model at event `i`, with its bytes if it was live. */
+  #drop(heap: ModelHeap, block: ModelBlock, i: number): void {
     if (block.state === "live") {
       this.allocated[heap.pool] -= block.size;
       this.requested -= block.requestedSize;
+      if (this.history) this.history.freedAt[block.k] = i;
+    }
+    const h = this.history;
+    if (h) {
+      if (block.state !== "cached") h.recycledAt[block.k] = i;
+      h.goneAt[block.k] = i;
     }
     heap.blocks.delete(block.id);
     this.#heapOf.delete(block.id);
     this.#pending.delete(block.id);
   }
 
-  #recycle(heap: ModelHeap, block: ModelBlock): void {
+  #recycle(heap: ModelHeap, block: ModelBlock, i: number): void {
+    if (this.history) this.history.recycledAt[block.k] = i;
     if (heap.isSplit) {
+      if (this.history) this.history.goneAt[block.k] = i;
       heap.blocks.delete(block.id);
       this.#heapOf.delete(block.id);
     } else {
       block.state = "cached";
     }
+  }
+
+  #remember(block: ModelBlock, heap: ModelHeap, i: number): number {
+    const h = this.history!;
+    const k = h.placedAt.length;
+    h.blockHeap.push(heap.k);
+    h.offset.push(block.offset);
+    h.size.push(block.size);
+    h.requested.push(block.requestedSize);
+    h.id.push(block.id);
+    h.label.push(block.label);
+    h.placedAt.push(i);
+    h.freedAt.push(NEVER);
+    h.recycledAt.push(NEVER);
+    h.goneAt.push(NEVER);
+    return k;
   }
 
   /** The heaps now, as a snapshot lists them: pools in order, free ranges filled in. */
@@ -192,7 +291,8 @@ export class HeapModel {
       let at = 0;
       for (const b of [...h.blocks.values()].sort((x, y) => x.offset - y.offset)) {
         if (b.offset > at) blocks.push(freeRange(at, b.offset - at));
-        blocks.push({ ...b, ageOps: null });
+        const { k: _, ...block } = b;
+        blocks.push({ ...block, ageOps: null });
         at = Math.max(at, b.offset + b.size);
       }
       if (at < h.size) blocks.push(freeRange(at, h.size - at));

@@ -24,40 +24,63 @@ export const MEMVIZ_PNG_COMMAND: Command<{ at: ValueFlag<"allocated" | "reserved
     "fails, 2 for bad flags.",
 };
 
+/** Width of the window the page is laid out in: the page's width and its margins. */
+const WINDOW_WIDTH = 1240;
+/** Tallest screenshot taken. */
+const MAX_HEIGHT = 16_000;
+/** Flags of every Chromium run: headless, nothing fetched, no profile kept. */
+const CHROMIUM_FLAGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--no-first-run",
+];
+
+/** Runs Chromium; its stdout, or an error naming its exit code and last line of stderr. */
+function chromium(args: string[]): string {
+  const { code, stdout, stderr } = new Deno.Command("chromium", {
+    args: [...CHROMIUM_FLAGS, ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).outputSync();
+  if (code !== 0) {
+    const last = new TextDecoder().decode(stderr).trim().split("\n").pop() ?? "";
+    throw new ChromiumError(oneLine(`chromium exited with ${code}: ${last}`));
+  }
+  return new TextDecoder().decode(stdout);
+}
+
+class ChromiumError extends Error {}
+
+/**
+ * The page's height once laid out, which its script writes into
+ * `<html data-height>`: read from the DOM Chromium dumps after running it.
+ */
+function pageHeight(url: string): number {
+  const dom = chromium(["--dump-dom", `--window-size=${WINDOW_WIDTH},800`, url]);
+  const height = Number(/<html[^>]*\sdata-height="(\d+)"/.exec(dom)?.[1]);
+  return Number.isFinite(height) && height > 0 ? Math.min(MAX_HEIGHT, height) : 1400;
+}
+
 async function main(input: string, output: string, at?: "allocated" | "reserved") {
   const html = await memvizFile(input, at);
   const dir = Deno.makeTempDirSync({ prefix: "memviz-" });
   const page = `${dir}/memory.html`;
   Deno.writeTextFileSync(page, html);
-  // Tall enough for the charts and a page of heap rows.
-  const rows = (html.match(/class="heap"/g) ?? []).length;
-  const height = Math.min(8000, 1250 + rows * (rows > 60 ? 11 : 24));
   const out = output.startsWith("/") ? output : `${Deno.cwd()}/${output}`;
   try {
-    const { code, stderr } = new Deno.Command("chromium", {
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        `--screenshot=${out}`,
-        `--window-size=1240,${height}`,
-        `file://${page}`,
-      ],
-      stdout: "null",
-      stderr: "piped",
-    }).outputSync();
-    if (code !== 0) {
-      const last = new TextDecoder().decode(stderr).trim().split("\n").pop() ?? "";
-      console.error(oneLine(`memviz:png: chromium exited with ${code}: ${last}`));
-      return 1;
-    }
+    const url = `file://${page}`;
+    chromium([`--screenshot=${out}`, `--window-size=${WINDOW_WIDTH},${pageHeight(url)}`, url]);
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) {
       console.error("memviz:png: chromium is not installed (apt-get install chromium)");
+      return 1;
+    }
+    if (error instanceof ChromiumError) {
+      console.error(`memviz:png: ${error.message}`);
       return 1;
     }
     throw error;
