@@ -15,7 +15,8 @@ Deno.test("niceMax() gives 1 to 12 round steps for any finite size", () => {
   }
   assert.equal(niceMax(1), 1);
   assert.equal(niceStep(3 << 20), 5 << 20);
-  assert.equal(niceStep(700 << 20), 1000 << 20);
+  assert.equal(niceStep(700 << 20), 1 << 30, "1 GiB rather than 1000 MiB");
+  assert.equal(niceStep(1000 << 20), 1 << 30);
   assert.equal(niceStep(2 ** 95), 2 ** 95, "past the largest unit, a power of two");
 });
 

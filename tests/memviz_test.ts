@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { FakeDevice, HeapAllocator } from "../mod.ts";
 import { memvizHtml } from "../allocator/tools/memviz.ts";
 import { PAGE_SCRIPT } from "../allocator/tools/memviz_script.ts";
-import { PLOT } from "../allocator/tools/charts.ts";
+import { PLOT, POOL_COLORS } from "../allocator/tools/charts.ts";
 import { TraceError } from "../allocator/tools/read_trace.ts";
 import { replay } from "../allocator/tools/replay.ts";
 import { SnapshotError } from "../allocator/tools/read_snapshot.ts";
@@ -307,4 +307,326 @@ Deno.test("memvizHtml() draws edge cases with finite coordinates only", () => {
     () => memvizHtml([["heap", 1, 64, "small", true], ["heap", 1, 64, "small", true]]),
     /event 1: heap 1 is made twice/,
   );
+});
+
+/** A band of the block timeline: its block, tip and the corners of its outline. */
+interface DrawnBand {
+  block: number;
+  tip: string;
+  points: [number, number][];
+}
+
+function bands(html: string): DrawnBand[] {
+  return [
+    ...html.matchAll(
+      /<polygon class="band" data-block="(\d+)" fill="[^"]*" data-tip="([^"]*)" points="([^"]*)"/g,
+    ),
+  ].map((m) => ({
+    block: Number(m[1]),
+    tip: m[2],
+    points: m[3].split(" ").map((p) => p.split(",").map(Number) as [number, number]),
+  }));
+}
+
+/** The heights a band's corners stand at, in pixels per `unit` pixels, from the floor. */
+function levels(band: DrawnBand, unit: number): number[] {
+  const at = band.points.map(([, y]) => Math.round((300 - y) / unit * 100) / 100);
+  return [...new Set(at)].sort((a, b) => a - b);
+}
+
+function xRange(band: DrawnBand): [number, number] {
+  const xs = band.points.map(([x]) => x);
+  return [Math.min(...xs), Math.max(...xs)];
+}
+
+Deno.test("memvizHtml() draws a band per block from its alloc to its free; those above slide down", () => {
+  // Events 1..6 (no times): 1 MiB (block 1), 2 MiB (2), free 1, 1 MiB (3), free 2, free 3.
+  const html = memvizHtml([
+    ["a", 1, MiB],
+    ["a", 2, 2 * MiB],
+    ["f", 1],
+    ["a", 3, MiB],
+    ["f", 2],
+    ["f", 3],
+  ]);
+  const drawn = bands(html);
+  assert.equal(drawn.length, 3, "one band per block");
+  const column = (events: number) => PLOT * events / 6;
+  const near = ([a, b]: [number, number], [c, d]: [number, number]) =>
+    Math.abs(a - c) <= 0.5 && Math.abs(b - d) <= 0.5;
+  // Heights in MiB: the height of block 1's band.
+  const mib = 300 - Math.min(...drawn[0].points.map(([, y]) => y));
+  assert.ok(near(xRange(drawn[0]), [column(1), column(3)]), `${xRange(drawn[0])}`);
+  assert.deepEqual(levels(drawn[0], mib), [0, 1]);
+  // Block 2 sits on block 1 until 1 is freed, then on the floor.
+  assert.ok(near(xRange(drawn[1]), [column(2), column(5)]));
+  assert.deepEqual(levels(drawn[1], mib), [0, 1, 2, 3]);
+  // Block 3 starts on block 2 (at 2 MiB) and slides to the floor when 2 is freed.
+  assert.ok(near(xRange(drawn[2]), [column(4), column(6)]));
+  assert.deepEqual(levels(drawn[2], mib), [0, 1, 2, 3]);
+  assert.match(drawn[1].tip, /^block #2: 2\.00 MiB \(requested 2097152 B\)/);
+  assert.match(html, /Every block is drawn: 3 bands/);
+});
+
+Deno.test("memvizHtml() draws the blocks at the peak, largest first, and sums the others", () => {
+  const events: unknown[] = [];
+  for (let i = 1; i <= 10; i++) events.push(["a", i, i * MiB]);
+  for (let i = 1; i <= 10; i++) events.push(["f", i]);
+  events.push(["a", 11, 40 * MiB], ["f", 11]); // the largest, but not live at the peak (55 MiB)
+  const html = memvizHtml(events, { maxBands: 3 });
+  const drawn = bands(html);
+  assert.deepEqual(drawn.map((b) => b.tip.match(/^block #(\d+)/)![1]), ["8", "9", "10"]);
+  assert.equal((html.match(/<polygon class="band-rest"/g) ?? []).length, 1);
+  assert.match(html, /The 3 blocks live at the peak or largest are drawn one by one; the other 8/);
+  assert.match(html, /data-tip="8 smaller blocks, summed"/);
+  assert.throws(() => memvizHtml(events, { maxBands: -1 }), TypeError);
+});
+
+Deno.test("memvizHtml() puts the trace's times on the x axis, or its events where it has none", () => {
+  const timed = [
+    ["a", 1, MiB, "storage", 5],
+    ["a", 2, MiB, "storage", 7],
+    ["f", 1, false, 9],
+    ["f", 2, false, 15],
+  ];
+  const html = memvizHtml(timed);
+  assert.match(html, /id="chart-timeline" [^>]*data-from="5" data-to="15" data-unit="ms"/);
+  assert.match(html, /time since the recording began/);
+  assert.match(html, />10 ms<\/text>/, "a tick in milliseconds");
+  const [first, second] = bands(html);
+  const column = (ms: number) => PLOT * (ms - 5) / 10;
+  const near = ([a, b]: [number, number], [c, d]: [number, number]) =>
+    Math.abs(a - c) <= 0.5 && Math.abs(b - d) <= 0.5;
+  assert.ok(near(xRange(first), [column(5), column(9)]));
+  assert.ok(near(xRange(second), [column(7), column(15)]));
+  assert.match(first.tip, /placed at 5 ms, freed at 9 ms/);
+  const byEvents = memvizHtml(timed, { x: "events" });
+  assert.match(byEvents, /id="chart-timeline" [^>]*data-from="0" data-to="4" data-unit="events"/);
+  assert.match(byEvents, /the trace has no times/);
+  assert.match(memvizHtml(timed.map((e) => e.slice(0, 3))), /data-unit="events"/);
+  assert.throws(() => memvizHtml(timed, { x: "ms" as "time" }), /x must be "time" or "events"/);
+});
+
+Deno.test("memvizHtml() counts the events of the trace, as replay does", async () => {
+  const list = [["a", 1, 4096], ["oom", 9 * MiB, "large"], ["a", 2, 100 * MiB], ["f", 2], ["f", 1]];
+  const pytorch = await loadTraceFile(new URL("resnet50_infer_varbatch.pickle.gz", TESTDATA));
+  for (const trace of [list, pytorch]) {
+    const html = memvizHtml(trace);
+    const events = /<td>events<\/td><td>([\d,]+)/.exec(html)![1];
+    assert.equal(events, replay(trace as unknown[]).events.toLocaleString("en-US"));
+    assert.match(html, /the replay made \d+ heap events more/);
+  }
+});
+
+Deno.test("memvizHtml() lists the largest blocks at the peak, with their labels", () => {
+  const heap = new HeapAllocator(new FakeDevice());
+  heap.startRecording();
+  const w = heap.alloc(3 * MiB, { label: "model.py:10 weights" });
+  const g = heap.alloc(2 * MiB, { label: "model.py:20 grad" });
+  const a = [1, 2, 3].map(() => heap.alloc(256 << 10, { label: "model.py:30 act" }));
+  for (const b of [...a, g, w]) heap.free(b);
+  const html = memvizHtml(heap.stopRecording());
+  heap.destroy();
+  const top = html.slice(html.indexOf("Largest blocks at the peak"));
+  const rows = [
+    ...top.matchAll(
+      /<tr><td><i class="swatch"[^>]*><\/i><\/td><td>([^<]*)<\/td><td>[^<]*<\/td><td>([^<]*)<\/td>/g,
+    ),
+  ]
+    .map((m) => [m[1], m[2]]);
+  assert.deepEqual(rows, [
+    ["3.00 MiB", "model.py:10 weights"],
+    ["2.00 MiB", "model.py:20 grad"],
+    ["256.00 KiB", "model.py:30 act"],
+    ["256.00 KiB", "model.py:30 act"],
+    ["256.00 KiB", "model.py:30 act"],
+  ]);
+  assert.match(top, /<tr><td>model\.py:30 act<\/td><td>3<\/td><td>768\.00 KiB<\/td><\/tr>/);
+});
+
+Deno.test("memvizHtml() draws every heap on one byte scale, under an axis of offsets", () => {
+  const heap = new HeapAllocator(new FakeDevice());
+  heap.startRecording();
+  heap.alloc(1000); // an 8 MiB small heap
+  heap.alloc(2 * MiB); // a 32 MiB large heap
+  const html = memvizHtml(heap.stopRecording());
+  heap.destroy();
+  const widths = [
+    ...html.matchAll(
+      /data-size="(\d+)"><text[^>]*>[^<]*<\/text><rect class="row" x="[\d.]+" y="[\d.]+" width="([\d.]+)"/g,
+    ),
+  ].map((m) => [Number(m[1]), Number(m[2])]);
+  assert.equal(widths.length, 2);
+  const [[small, smallW], [large, largeW]] = widths;
+  assert.equal(large / small, 4);
+  assert.ok(Math.abs(largeW / smallW - 4) < 0.01, `${largeW} / ${smallW}`);
+  // Offsets 0, 10, 20, 30 MiB, evenly spaced on the same scale as the rows.
+  const map = html.slice(html.indexOf('<g class="offsets">'));
+  const ticks = [
+    ...map.slice(0, map.indexOf("</g>")).matchAll(/<text x="([\d.]+)"[^>]*>([^<]*)</g),
+  ];
+  assert.deepEqual(ticks.map((t) => t[2]), ["0", "10 MiB", "20 MiB", "30 MiB"]);
+  const [x0, x10] = ticks.map((t) => Number(t[1]));
+  assert.ok(Math.abs((x10 - x0) - largeW * 10 / 32) < 0.2, `${x10 - x0}`);
+});
+
+Deno.test("memvizHtml() writes each peak's label above the plot, at its own line", () => {
+  const html = memvizHtml([["a", 1, 3 * MiB], ["f", 1], ["a", 2, MiB], ["a", 3, 40 * MiB]]);
+  for (
+    const chart of html.match(
+      /<svg class="chart time"[^]*?<svg class="plot" x="(\d+)" y="([\d.]+)"/g,
+    )!
+  ) {
+    const [, left, top] = /<svg class="plot" x="(\d+)" y="([\d.]+)"/.exec(chart)!.map(Number);
+    const labels = [
+      ...chart.matchAll(
+        /<text class="mark" x="([\d.]+)" y="([\d.]+)" text-anchor="(\w+)">([^<]*)<\/text><line class="mark" x1="([\d.]+)"/g,
+      ),
+    ];
+    assert.equal(labels.length, 2);
+    for (const [, x, y, anchor, , line] of labels) {
+      assert.ok(Number(y) < top, "above the plot: no label on the dashed line");
+      assert.equal(Number(x) - Number(line), anchor === "start" ? 4 : -4, "beside its own line");
+      assert.ok(Number(line) >= left);
+    }
+    assert.notEqual(labels[0][2], labels[1][2], "two labels near each other take two rows");
+  }
+});
+
+Deno.test("legend() draws block states in grey, not in one pool's colour", () => {
+  const html = memvizHtml([["a", 1, 64]]);
+  const swatch = /background:(#\w+)"><\/i>live block/.exec(html)![1];
+  assert.ok(!Object.values(POOL_COLORS).includes(swatch), swatch);
+});
+
+Deno.test("memvizHtml() gives the script every block's life, within a bound", () => {
+  const events: unknown[] = [["a", 1, 64], ["a", 2, 3 * MiB], ["f", 1]];
+  const html = memvizHtml(events);
+  const data = (name: string) =>
+    JSON.parse(new RegExp(`data-${name}="([^"]*)"`).exec(html)![1].replaceAll("&quot;", '"'));
+  assert.equal(data("blocks").length, 2 * 10);
+  assert.equal(data("heaps").length, 2 * 6);
+  // Block 1: in heap 0, placed after event 1, freed after event 3; block 2 never freed.
+  assert.deepEqual(data("blocks").slice(3, 7), [1, 3, 3, 3]);
+  assert.deepEqual(data("blocks").slice(13, 17), [2, -1, -1, -1]);
+  assert.match(html, /<input type="range" id="memviz-at" min="0" max="3" step="1" value="2">/);
+});
+
+/** True where Debian's `chromium` runs. */
+function hasChromium(): boolean {
+  try {
+    return new Deno.Command("chromium", { args: ["--version"], stdout: "null", stderr: "null" })
+      .outputSync().success;
+  } catch {
+    return false;
+  }
+}
+
+const CHROMIUM = hasChromium();
+const NO_CHROMIUM = " (skipped: chromium is not installed; apt-get install chromium)";
+
+/** The DOM of a page once Chromium ran its script. */
+function dumpDom(file: string, hash = ""): string {
+  const { success, stdout, stderr } = new Deno.Command("chromium", {
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--no-first-run",
+      "--window-size=1240,900",
+      "--dump-dom",
+      `file://${file}${hash}`,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).outputSync();
+  assert.ok(success, new TextDecoder().decode(stderr));
+  return new TextDecoder().decode(stdout);
+}
+
+Deno.test({
+  name: "memvizHtml() pages run their script in Chromium: one band per block, the heap map moves" +
+    (CHROMIUM ? "" : NO_CHROMIUM),
+  ignore: !CHROMIUM,
+  fn() {
+    // Times in milliseconds: heap 1 is released at 6; block 2 lives from 4 to 7.
+    const trace = [
+      ["heap", 1, 8 * MiB, "small", true, 1],
+      ["a", 1, 1000, "storage", 2, "small", 1, 0, 1024, "a.py:1 f"],
+      ["heap", 2, 32 * MiB, "large", true, 3],
+      ["a", 2, 2 * MiB, "storage", 4, "large", 2, 0, 2 * MiB, "b.py:2 g"],
+      ["f", 1, false, 5],
+      ["release", 1, 6],
+      ["f", 2, false, 7],
+      ["a", 3, 512, "storage", 8, "large", 2, 4096, 512],
+    ];
+    const dir = Deno.makeTempDirSync({ prefix: "memviz-test-" });
+    try {
+      const file = `${dir}/page.html`;
+      Deno.writeTextFileSync(file, memvizHtml(trace));
+      const dom = dumpDom(file);
+      assert.match(dom, /<html[^>]* data-ready="1"/, "the script ran to its end");
+      assert.match(dom, /<html[^>]* data-height="\d+"/);
+      assert.equal((dom.match(/<polygon class="band"/g) ?? []).length, 3, "one band per block");
+      const heapsAt = (dom: string) =>
+        [...dom.matchAll(/<g class="heap" data-heap="(\d+)"/g)].map((m) => Number(m[1]));
+      const blocksAt = (dom: string) =>
+        [...dom.matchAll(/data-tip="block #(\d+) (\w+):/g)].map((m) => `${m[1]} ${m[2]}`);
+      const at45 = dumpDom(file, "#at=4.5");
+      assert.deepEqual(heapsAt(at45), [1, 2]);
+      assert.deepEqual(blocksAt(at45), ["2 live"], "block 1 is too small to be drawn alone");
+      assert.match(at45, /1 live blocks, 1\.00 KiB/);
+      assert.match(
+        at45,
+        /id="memviz-map-when">at 4\.5 ms: 2\.00 MiB allocated in 40\.00 MiB reserved/,
+      );
+      const at65 = dumpDom(file, "#at=6.5");
+      assert.deepEqual(heapsAt(at65), [2]);
+      assert.deepEqual(blocksAt(at65), ["2 live"]);
+      assert.deepEqual(blocksAt(dumpDom(file, "#at=7.5")), []);
+      assert.match(dumpDom(file, "#at=7.5"), /<g class="heap" data-heap="2"/);
+    } finally {
+      Deno.removeSync(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "memviz:png renders pages that are not blank, as tall as their content" +
+    (CHROMIUM ? "" : NO_CHROMIUM),
+  ignore: !CHROMIUM,
+  async fn() {
+    const dir = Deno.makeTempDirSync({ prefix: "memviz-test-" });
+    try {
+      const heap = new HeapAllocator(new FakeDevice(), { allocConf: "max_reserved_ratio:0" });
+      heap.startRecording();
+      const blocks = Array.from({ length: 40 }, (_, i) => heap.alloc((i % 7 + 1) * 300_000));
+      for (let i = 0; i < 40; i += 3) heap.free(blocks[i]);
+      heap.free(heap.alloc(70 * MiB));
+      Deno.writeTextFileSync(`${dir}/snapshot.json`, JSON.stringify(heap.snapshot()));
+      Deno.writeTextFileSync(`${dir}/trace.json`, JSON.stringify(heap.stopRecording()));
+      heap.destroy();
+      const inputs = [
+        `${dir}/snapshot.json`,
+        `${dir}/trace.json`,
+        new URL("resnet50_infer_varbatch.pickle.gz", TESTDATA).pathname,
+      ];
+      for (const input of inputs) {
+        const png = `${dir}/out.png`;
+        const { success, stderr } = await new Deno.Command(Deno.execPath(), {
+          args: ["run", "-A", "allocator/tools/memviz_png_command.ts", input, png],
+          stdout: "null",
+          stderr: "piped",
+        }).output();
+        assert.ok(success, new TextDecoder().decode(stderr));
+        const rows = inkedRows(await readPng(Deno.readFileSync(png)));
+        const inked = rows.filter((r) => r).length;
+        assert.ok(inked > rows.length * 0.4, `${input}: ${inked} of ${rows.length} rows inked`);
+        const blankBelow = rows.length - 1 - rows.lastIndexOf(true);
+        assert.ok(blankBelow < 80, `${input}: ${blankBelow} blank rows at the bottom`);
+      }
+    } finally {
+      Deno.removeSync(dir, { recursive: true });
+    }
+  },
 });

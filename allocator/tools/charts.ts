@@ -118,13 +118,16 @@ export function niceMax(bytes: number): number {
   return step * Math.max(1, Math.ceil(bytes / step));
 }
 
-/** A round step of at least `bytes` (at least 1): 1, 2, 5, 10 … 500 of a binary unit. */
+/**
+ * A round step of at least `bytes` (at least 1): 1, 2, 5, 10 … 500 of a
+ * binary unit, then 1 of the next (1 GiB rather than 1000 MiB).
+ */
 export function niceStep(bytes: number): number {
   const b = Math.max(1, bytes);
   const power = Math.min(BYTE_UNITS.length - 1, Math.floor(Math.log2(b) / 10));
   const unit = 1024 ** power;
   const v = b / unit;
-  for (const m of [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]) {
+  for (const m of [1, 2, 5, 10, 20, 50, 100, 200, 500, 1024]) {
     if (m >= v) return m * unit;
   }
   // Past the largest unit: a power of two.
