@@ -52,36 +52,45 @@ interface ModelHeap {
   blocks: Map<number, ModelBlock>;
 }
 
+/** Blocks a {@linkcode History} makes room for at first; it doubles when full. */
+const FIRST_ROOM = 1024;
+
 /**
  * What a model kept of every block and heap, for pictures over time: event
  * indices of each block's placing, free, recycling (its memory reusable:
  * at once, or at the submit after a pending free) and end (a cached block
  * of an unsplit heap ends when it is replaced or its heap released), and of
  * each heap's making, split and release. An index not reached is
- * {@linkcode NEVER}.
+ * {@linkcode NEVER}. Blocks are kept in typed arrays (a trace may place
+ * millions): index them below {@linkcode History.blocks}.
  */
 export class History {
-  /** Blocks in the order they were placed: their heap (index into `heap*`), offset and sizes. */
-  readonly blockHeap: number[] = [];
+  /** Blocks kept, in the order they were placed. */
+  blocks = 0;
+  /** Each block's heap: its index in the `heap*` lists. */
+  blockHeap: Float64Array;
   /** Offset of each block in its heap. */
-  readonly offset: number[] = [];
+  offset: Float64Array;
   /** Bytes of each block. */
-  readonly size: number[] = [];
+  size: Float64Array;
   /** Bytes each block asked for. */
-  readonly requested: number[] = [];
+  requested: Float64Array;
   /** The trace's block id of each block (ids are reused once freed). */
-  readonly id: number[] = [];
-  /** Each block's label, or null. */
-  readonly label: (string | null)[] = [];
+  id: Float64Array;
   /** Event that placed each block. */
-  readonly placedAt: number[] = [];
+  placedAt: Float64Array;
   /** Event that freed each block (its bytes stopped counting as allocated). */
-  readonly freedAt: number[] = [];
+  freedAt: Float64Array;
   /** Event that made each block's memory reusable: its free, or the submit after a pending free. */
-  readonly recycledAt: number[] = [];
+  recycledAt: Float64Array;
   /** Event that took each block out of its heap (cached blocks stay until replaced). */
-  readonly goneAt: number[] = [];
-  /** Heaps in the order they were made: their trace id, pool, size. */
+  goneAt: Float64Array;
+  /** Each block's label: its index in `labels`, or -1. */
+  labelIndex: Int32Array;
+  /** The distinct labels, in the order first seen. */
+  readonly labels: string[] = [];
+  readonly #labelCodes = new Map<string, number>();
+  /** Heaps in the order they were made: their trace id. */
   readonly heapId: number[] = [];
   /** Pool of each heap. */
   readonly heapPool: PoolName[] = [];
@@ -93,6 +102,76 @@ export class History {
   readonly releasedAt: number[] = [];
   /** Event that made each heap a split heap: the event that made it if it was split from the start. */
   readonly splitAt: number[] = [];
+
+  /** @param room blocks to make room for at first (it grows past them) */
+  constructor(room = FIRST_ROOM) {
+    const n = Math.max(1, room);
+    this.blockHeap = new Float64Array(n);
+    this.offset = new Float64Array(n);
+    this.size = new Float64Array(n);
+    this.requested = new Float64Array(n);
+    this.id = new Float64Array(n);
+    this.placedAt = new Float64Array(n);
+    this.freedAt = new Float64Array(n);
+    this.recycledAt = new Float64Array(n);
+    this.goneAt = new Float64Array(n);
+    this.labelIndex = new Int32Array(n);
+  }
+
+  /** The label of block `k`, or null. */
+  label(k: number): string | null {
+    const l = this.labelIndex[k];
+    return l < 0 ? null : this.labels[l];
+  }
+
+  /** Keeps a block placed at event `i`; returns its index. */
+  addBlock(
+    heap: number,
+    offset: number,
+    size: number,
+    requested: number,
+    id: number,
+    label: string | null,
+    i: number,
+  ): number {
+    const k = this.blocks++;
+    if (k === this.size.length) this.#grow();
+    this.blockHeap[k] = heap;
+    this.offset[k] = offset;
+    this.size[k] = size;
+    this.requested[k] = requested;
+    this.id[k] = id;
+    this.placedAt[k] = i;
+    this.freedAt[k] = this.recycledAt[k] = this.goneAt[k] = NEVER;
+    let l = -1;
+    if (label !== null) {
+      l = this.#labelCodes.get(label) ?? -1;
+      if (l < 0) {
+        l = this.labels.push(label) - 1;
+        this.#labelCodes.set(label, l);
+      }
+    }
+    this.labelIndex[k] = l;
+    return k;
+  }
+
+  #grow(): void {
+    const wider = <T extends Float64Array | Int32Array>(a: T): T => {
+      const b = new (a.constructor as new (n: number) => T)(a.length * 2);
+      b.set(a);
+      return b;
+    };
+    this.blockHeap = wider(this.blockHeap);
+    this.offset = wider(this.offset);
+    this.size = wider(this.size);
+    this.requested = wider(this.requested);
+    this.id = wider(this.id);
+    this.placedAt = wider(this.placedAt);
+    this.freedAt = wider(this.freedAt);
+    this.recycledAt = wider(this.recycledAt);
+    this.goneAt = wider(this.goneAt);
+    this.labelIndex = wider(this.labelIndex);
+  }
 }
 
 /** The index of an event that never came. */
@@ -110,15 +189,22 @@ export class HeapModel {
   readonly reserved: PoolBytes = emptyPoolBytes();
   /** Bytes live blocks asked for. */
   requested = 0;
+  /** Bytes in live blocks, all pools. */
+  allocatedTotal = 0;
+  /** Bytes in heaps held, all pools. */
+  reservedTotal = 0;
   readonly #heaps = new Map<number, ModelHeap>();
   readonly #heapOf = new Map<number, ModelHeap>();
   readonly #pending = new Set<number>();
   /** What the model keeps of every block and heap, if asked. */
   readonly history: History | null;
 
-  /** @param options `history`: keep every block's and heap's life in {@linkcode HeapModel.history} */
-  constructor(options: { history?: boolean } = {}) {
-    this.history = options.history ? new History() : null;
+  /**
+   * @param options `history`: keep every block's and heap's life in
+   *   {@linkcode HeapModel.history}; `blocks`: how many to make room for
+   */
+  constructor(options: { history?: boolean; blocks?: number } = {}) {
+    this.history = options.history ? new History(options.blocks) : null;
   }
 
   /**
@@ -145,12 +231,14 @@ export class HeapModel {
         }
         this.#heaps.set(e[1], { k, id: e[1], pool, size: e[2], isSplit: e[4], blocks: new Map() });
         this.reserved[pool] += e[2];
+        this.reservedTotal += e[2];
         break;
       }
       case "release": {
         const heap = this.#heaps.get(e[1]);
         if (!heap) break;
         this.reserved[heap.pool] -= heap.size;
+        this.reservedTotal -= heap.size;
         for (const b of heap.blocks.values()) this.#drop(heap, b, i);
         this.#heaps.delete(e[1]);
         if (this.history) this.history.releasedAt[heap.k] = i;
@@ -205,10 +293,21 @@ export class HeapModel {
         const before = this.#heapOf.get(block.id);
         const old = before?.blocks.get(block.id);
         if (before && old) this.#drop(before, old, i);
-        if (this.history) block.k = this.#remember(block, heap, i);
+        if (this.history) {
+          block.k = this.history.addBlock(
+            heap.k,
+            block.offset,
+            block.size,
+            block.requestedSize,
+            block.id,
+            block.label,
+            i,
+          );
+        }
         heap.blocks.set(block.id, block);
         this.#heapOf.set(block.id, heap);
         this.allocated[heap.pool] += block.size;
+        this.allocatedTotal += block.size;
         this.requested += block.requestedSize;
         break;
       }
@@ -217,6 +316,7 @@ export class HeapModel {
         const block = heap?.blocks.get(e[1]);
         if (!heap || !block || block.state !== "live") break;
         this.allocated[heap.pool] -= block.size;
+        this.allocatedTotal -= block.size;
         this.requested -= block.requestedSize;
         if (this.history) this.history.freedAt[block.k] = i;
         if (e[2] === true || e[2] === 1) {
@@ -242,6 +342,7 @@ export class HeapModel {
   #drop(heap: ModelHeap, block: ModelBlock, i: number): void {
     if (block.state === "live") {
       this.allocated[heap.pool] -= block.size;
+      this.allocatedTotal -= block.size;
       this.requested -= block.requestedSize;
       if (this.history) this.history.freedAt[block.k] = i;
     }
@@ -264,22 +365,6 @@ export class HeapModel {
     } else {
       block.state = "cached";
     }
-  }
-
-  #remember(block: ModelBlock, heap: ModelHeap, i: number): number {
-    const h = this.history!;
-    const k = h.placedAt.length;
-    h.blockHeap.push(heap.k);
-    h.offset.push(block.offset);
-    h.size.push(block.size);
-    h.requested.push(block.requestedSize);
-    h.id.push(block.id);
-    h.label.push(block.label);
-    h.placedAt.push(i);
-    h.freedAt.push(NEVER);
-    h.recycledAt.push(NEVER);
-    h.goneAt.push(NEVER);
-    return k;
   }
 
   /** The heaps now, as a snapshot lists them: pools in order, free ranges filled in. */

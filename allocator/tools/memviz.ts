@@ -247,27 +247,35 @@ function eventXs(
   return { xs, axis: { from: 0, to: Math.max(1, n), unit: "events" } };
 }
 
-/** The highest point of a series in the current pixel column, and the column's last. */
+/**
+ * The points of a series, one pixel column at a time: each column's highest
+ * point, then its last if that is lower. Copies bytes into arrays of its
+ * own (no object per event).
+ */
 class Column {
   #best = -1;
-  #bestPoint: [number, PoolBytes] | null = null;
-  #last: [number, PoolBytes] | null = null;
+  #bestX = 0;
+  readonly #bestBytes = new Float64Array(POOL_NAMES.length);
   readonly series: Series = emptySeries();
 
-  see(x: number, bytes: PoolBytes, sum: number, isLast: boolean): void {
-    if (sum > this.#best) {
-      this.#best = sum;
-      this.#bestPoint = [x, { ...bytes }];
-    }
-    if (isLast) this.#last = [x, { ...bytes }];
+  /** Sees the bytes after an event at `x`, whose sum over pools is `sum`. */
+  see(x: number, bytes: PoolBytes, sum: number): void {
+    if (sum <= this.#best) return;
+    this.#best = sum;
+    this.#bestX = x;
+    for (let p = 0; p < POOL_NAMES.length; p++) this.#bestBytes[p] = bytes[POOL_NAMES[p]];
   }
 
-  /** Ends the column: its highest point, then its last state if that is lower. */
-  flush(lastSum: number): void {
-    if (this.#bestPoint) pushPoint(this.series, ...this.#bestPoint);
-    if (this.#last && lastSum < this.#best) pushPoint(this.series, ...this.#last);
+  /** Ends the column, whose last event left `bytes` (summing to `sum`) at `x`. */
+  flush(x: number, bytes: PoolBytes, sum: number): void {
+    if (this.#best < 0) return;
+    const s = this.series;
+    s.x.push(this.#bestX);
+    for (let p = 0; p < POOL_NAMES.length; p++) {
+      s.pools[POOL_NAMES[p]].push(this.#bestBytes[p]);
+    }
+    if (sum < this.#best) pushPoint(s, x, bytes);
     this.#best = -1;
-    this.#bestPoint = this.#last = null;
   }
 }
 
@@ -291,7 +299,9 @@ function traceBody(
   const xs = source ? Float64Array.from(source, (s) => input.xs[s] ?? 0) : input.xs;
   // Before the first event (a peak never reached): the axis's start.
   const xOf = (i: number) => i < 0 ? axis.from : i < n ? xs[i] : axis.to;
-  const model = new HeapModel({ history: true });
+  let placings = 0;
+  for (const e of events) if (e[0] === "a" || e[0] === "s") placings++;
+  const model = new HeapModel({ history: true, blocks: placings });
   const alloc = new Column();
   const reserv = new Column();
   let peakA = 0;
@@ -306,8 +316,8 @@ function traceBody(
     const e = events[i];
     model.apply(e, i);
     if (e[0] === "heap") heapsMade++;
-    const a = total(model.allocated);
-    const r = total(model.reserved);
+    const a = model.allocatedTotal;
+    const r = model.reservedTotal;
     if (a > peakA) [peakA, peakAi] = [a, i];
     // Of the moments at peak reserved, the fullest: not the instant a heap is made
     // before its first block is placed.
@@ -317,12 +327,11 @@ function traceBody(
     const x = xs[i];
     column = Math.floor(columnOf(axis, x));
     const next = i + 1 < n ? Math.floor(columnOf(axis, xs[i + 1])) : NaN;
-    const isLast = next !== column;
-    alloc.see(x, model.allocated, a, isLast);
-    reserv.see(x, model.reserved, r, isLast);
-    if (isLast) {
-      alloc.flush(a);
-      reserv.flush(r);
+    alloc.see(x, model.allocated, a);
+    reserv.see(x, model.reserved, r);
+    if (next !== column) {
+      alloc.flush(x, model.allocated, a);
+      reserv.flush(x, model.reserved, r);
     }
   }
   const history = model.history!;
@@ -336,8 +345,8 @@ function traceBody(
     { x: xOf(peakRi), label: `peak reserved ${formatBytes(peakR)}` },
   ].filter((_, k) => (k === 0 ? peakAi : peakRi) >= 0);
   const ratio = (a: number, b: number) => b > 0 ? (a / b).toFixed(3) : "–";
-  const blocks = history.placedAt.length;
-  const labels = new Set(history.label.filter((l) => l !== null)).size;
+  const blocks = history.blocks;
+  const labels = history.labels.length;
   const added = source ? n - countCallerEvents(events) : 0;
   const facts: [string, string][] = [
     ["peak allocated (live blocks)", `${formatBytes(peakA)} (${peakA} B) at ${when(peakAi)}`],
@@ -363,9 +372,9 @@ function traceBody(
   }
   const layout = layoutBands(
     {
-      size: history.size,
-      placedAt: history.placedAt,
-      freedAt: history.freedAt,
+      size: history.size.subarray(0, blocks),
+      placedAt: history.placedAt.subarray(0, blocks),
+      freedAt: history.freedAt.subarray(0, blocks),
       events: n,
       peakAt: peakAi,
     },
@@ -384,7 +393,7 @@ function traceBody(
     : `Every block is drawn: ${count(blocks)} bands.`;
   const peakWhen = options.at === "allocated" ? "peak allocated" : "peak reserved";
   const peakLive = liveAt(history, peakAi);
-  const heapScale = Math.max(1, ...history.heapSize);
+  const heapScale = history.heapSize.reduce((m, s) => Math.max(m, s), 1);
   const scripted = blocks <= MAX_SCRIPT_BLOCKS;
   const note = "The trace gives no placement, so it was replayed on the fake device under its " +
     "settings.";
@@ -435,7 +444,7 @@ function count(v: number): string {
 function liveAt(h: History, i: number): number[] {
   const live: number[] = [];
   if (i < 0) return live;
-  for (let k = 0; k < h.placedAt.length; k++) {
+  for (let k = 0; k < h.blocks; k++) {
     if (h.placedAt[k] <= i && i < h.freedAt[k]) live.push(k);
   }
   return live;
@@ -445,7 +454,7 @@ function bandTip(h: History, k: number, when: (i: number) => string): string {
   const heap = h.blockHeap[k];
   const freed = h.freedAt[k] === NEVER ? "never freed" : `freed at ${when(h.freedAt[k])}`;
   return `block #${h.id[k]}: ${formatBytes(h.size[k])} (requested ${h.requested[k]} B)` +
-    `${h.label[k] ? `\n${h.label[k]}` : ""}\nplaced at ${when(h.placedAt[k])}, ${freed}` +
+    `${h.label(k) !== null ? `\n${h.label(k)}` : ""}\nplaced at ${when(h.placedAt[k])}, ${freed}` +
     `\nheap #${h.heapId[heap]} (${h.heapPool[heap]} pool) at offset ${h.offset[k]}`;
 }
 
@@ -462,7 +471,7 @@ function topBlocks(
     swatch(colorOf(k)),
     formatBytes(h.size[k]),
     `#${h.id[k]}`,
-    h.label[k] ?? "–",
+    h.label(k) ?? "–",
     `${h.heapPool[h.blockHeap[k]]}, heap #${h.heapId[h.blockHeap[k]]} at ${h.offset[k]}`,
     when(h.placedAt[k]),
     h.freedAt[k] === NEVER ? "never" : when(h.freedAt[k]),
@@ -485,7 +494,7 @@ function topBlocks(
 function topSites(h: History, live: readonly number[]): Markup | null {
   const sites = new Map<string, [blocks: number, bytes: number]>();
   for (const k of live) {
-    const key = h.label[k] ?? "(no label)";
+    const key = h.label(k) ?? "(no label)";
     const s = sites.get(key) ?? [0, 0];
     s[0]++;
     s[1] += h.size[k];
@@ -532,19 +541,8 @@ function scriptData(h: History, xOf: (i: number) => number): Markup {
       at(h.splitAt[k]),
     );
   }
-  const labels: string[] = [];
-  const labelIndex = new Map<string, number>();
   const blocks: number[] = [];
-  for (let k = 0; k < h.placedAt.length; k++) {
-    const label = h.label[k];
-    let l = -1;
-    if (label !== null) {
-      l = labelIndex.get(label) ?? labels.length;
-      if (l === labels.length) {
-        labels.push(label);
-        labelIndex.set(label, l);
-      }
-    }
+  for (let k = 0; k < h.blocks; k++) {
     blocks.push(
       h.blockHeap[k],
       h.offset[k],
@@ -555,7 +553,7 @@ function scriptData(h: History, xOf: (i: number) => number): Markup {
       at(h.goneAt[k]),
       h.id[k],
       h.requested[k],
-      l,
+      h.labelIndex[k],
     );
   }
   return markup`<div id="memviz-data" hidden data-pools="${
@@ -564,7 +562,7 @@ function scriptData(h: History, xOf: (i: number) => number): Markup {
     JSON.stringify(POOL_NAMES.map((p) => POOL_COLORS[p]))
   }" data-max-heaps="${MAX_HEAPS}" data-heaps="${JSON.stringify(heaps)}" data-blocks="${
     JSON.stringify(blocks)
-  }" data-labels="${JSON.stringify(labels)}"></div>`;
+  }" data-labels="${JSON.stringify(h.labels)}"></div>`;
 }
 
 function snapshotBody(snap: Snapshot): Markup {
