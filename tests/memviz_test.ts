@@ -13,6 +13,7 @@ import { SnapshotError } from "../allocator/tools/read_snapshot.ts";
 import { loadTraceFile } from "../allocator/tools/load_trace.ts";
 import type { Snapshot } from "../allocator/snapshot.ts";
 import { inkedRows, readPng } from "./_png.ts";
+import { rng } from "./_util.ts";
 
 const MiB = 1 << 20;
 const TESTDATA = new URL("./testdata/pytorch/", import.meta.url);
@@ -585,6 +586,22 @@ Deno.test({
       assert.deepEqual(blocksAt(at65), ["2 live"]);
       assert.deepEqual(blocksAt(dumpDom(file, "#at=7.5")), []);
       assert.match(dumpDom(file, "#at=7.5"), /<g class="heap" data-heap="2"/);
+      // Zoomed on 3 to 5 ms: every chart's plot shows that range, its axis ticks within it.
+      const zoomed = dumpDom(file, "#zoom=3,5");
+      const plots = [...zoomed.matchAll(/<svg class="plot" [^>]*viewBox="([^"]*)"/g)];
+      assert.equal(plots.length, 3);
+      for (const [, box] of plots) {
+        const [x, , w] = box.split(" ").map(Number);
+        assert.ok(Math.abs(x - PLOT * 2 / 7) < 0.01 && Math.abs(w - PLOT * 2 / 7) < 0.01, box);
+      }
+      const ticks = [...zoomed.matchAll(/<g class="xaxis">(.*?)<\/g>/g)][0][1];
+      assert.deepEqual([...ticks.matchAll(/>([^<]+)<\/text>/g)].map((m) => m[1]), [
+        "3 ms",
+        "3.5 ms",
+        "4 ms",
+        "4.5 ms",
+        "5 ms",
+      ]);
     } finally {
       Deno.removeSync(dir, { recursive: true });
     }
@@ -629,4 +646,69 @@ Deno.test({
       Deno.removeSync(dir, { recursive: true });
     }
   },
+});
+
+/** A seeded random trace: plain or placed, timed or not, now and then malformed. */
+function randomTrace(random: () => number): unknown[] {
+  const int = (n: number) => Math.floor(random() * n);
+  const events: unknown[] = [];
+  const live: number[] = [];
+  const timed = random() < 0.5;
+  let t = 0;
+  let id = 1;
+  const time = () => (t += random() < 0.3 ? 0 : random() * 3);
+  const placed = random() < 0.3;
+  if (placed) events.push(["heap", 1, 8 * MiB, "small", true, ...(timed ? [time()] : [])]);
+  for (let n = int(120); n > 0; n--) {
+    const r = random();
+    const tail = timed ? [time()] : [];
+    if (r < 0.45 || live.length === 0) {
+      const size = 1 + int(2 ** (8 + int(16)));
+      if (placed) {
+        const offset = int(8) * MiB + int(4) * 256;
+        events.push(["a", id, size, "storage", tail[0] ?? null, "small", 1, offset, 256]);
+      } else {
+        events.push(["a", id, size, "storage", ...tail]);
+      }
+      live.push(id++);
+    } else if (r < 0.8) {
+      const k = int(live.length);
+      events.push(["f", live[k], random() < 0.5, ...tail]);
+      live.splice(k, 1);
+    } else if (r < 0.88) events.push(["submit", ...tail]);
+    else if (r < 0.91) events.push(["emptyCache", ...tail]);
+    else if (r < 0.94) events.push(["oom", 1 + int(40 * MiB), random() < 0.5 ? "small" : "large"]);
+    else if (r < 0.97) events.push(["s", id++, ...tail]);
+    else events.push(["resetPeak"]);
+  }
+  // Now and then, an item no trace has.
+  if (random() < 0.1 && events.length > 0) {
+    (events[int(events.length)] as unknown[])[1] = [-1, "x", null, 1.5][int(4)];
+  }
+  return events;
+}
+
+Deno.test("memvizHtml() fuzzed: 300 seeded traces give a page with a band per block, or a TraceError", () => {
+  const random = rng(1212);
+  let pages = 0;
+  for (let k = 0; k < 300; k++) {
+    const trace = randomTrace(random);
+    const maxBands = 1 + Math.floor(random() * 40);
+    let html: string;
+    try {
+      html = memvizHtml(trace, { maxBands });
+    } catch (error) {
+      assert.ok(error instanceof TraceError, `trace ${k}: ${error}`);
+      continue;
+    }
+    pages++;
+    assertInert(html);
+    assert.doesNotMatch(html, /NaN|Infinity|undefined|\[object/, `trace ${k}`);
+    const blocks = Number(/<td>blocks placed<\/td><td>([\d,]+)/.exec(html)![1].replace(",", ""));
+    const drawn = bands(html).length;
+    const rest = (html.match(/<polygon class="band-rest"/g) ?? []).length;
+    assert.equal(drawn, Math.min(blocks, maxBands), `trace ${k}: bands`);
+    assert.equal(rest, blocks > maxBands ? 1 : 0, `trace ${k}: the summed band`);
+  }
+  assert.ok(pages > 150, `${pages} pages drawn`);
 });

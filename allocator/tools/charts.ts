@@ -163,7 +163,8 @@ export function xTicks(axis: XAxis): { values: number[]; step: number } {
  */
 export function xLabel(v: number, unit: XAxis["unit"], step: number): string {
   if (unit === "events") return Math.round(v).toLocaleString("en-US");
-  const [scale, name] = step >= 1000 ? [1e-3, "s"] : step >= 1 ? [1, "ms"] : [1e3, "µs"];
+  // Seconds from steps of 100 ms, microseconds below steps of 10 µs.
+  const [scale, name] = step >= 100 ? [1e-3, "s"] : step >= 0.01 ? [1, "ms"] : [1e3, "µs"];
   const digits = Math.max(0, Math.min(6, -Math.floor(Math.log10(step * scale) + 1e-9)));
   return `${+(v * scale).toFixed(digits)} ${name}`;
 }

@@ -13,7 +13,7 @@
  *   trace" or a double click undoes it;
  * - moves the heap map to any moment: a slider, a click on a chart, a
  *   button for each peak, or `#at=X` at the end of the page's address
- *   (where the page carries the blocks' lives);
+ *   (where the page carries the blocks' lives); `#zoom=A,B` zooms;
  * - writes the page's height into `<html data-height>` once laid out, for
  *   `memviz:png` to take a screenshot of exactly the page.
  *
@@ -93,7 +93,7 @@ export const PAGE_SCRIPT: Markup = markup`<script>
   }
   function label(v, unit, step) {
     if (unit === "events") return Math.round(v).toLocaleString("en-US");
-    var s = step >= 1000 ? [0.001, "s"] : step >= 1 ? [1, "ms"] : [1000, "µs"];
+    var s = step >= 100 ? [0.001, "s"] : step >= 0.01 ? [1, "ms"] : [1000, "µs"];
     var d = Math.max(0, Math.min(6, -Math.floor(Math.log10(step * s[0]) + 1e-9)));
     return +(v * s[0]).toFixed(d) + " " + s[1];
   }
@@ -332,9 +332,16 @@ export const PAGE_SCRIPT: Markup = markup`<script>
       button.addEventListener("click", function () { moveTo(+button.getAttribute("data-x")); });
     });
   }
-  // A link may name a moment: page.html#at=1234.5 opens the heap map there.
-  var named = /^#at=([0-9.]+)$/.exec(location.hash);
-  if (named && data) moveTo(+named[1]);
+  // A link may name a moment and a range: page.html#at=1234.5&zoom=1000,2000 opens the heap
+  // map at 1234.5 and the charts on 1000 to 2000 (in the x axis's unit).
+  location.hash.slice(1).split("&").forEach(function (part) {
+    var kv = part.split("=");
+    if (kv[0] === "at" && data && isFinite(+kv[1])) moveTo(+kv[1]);
+    var range = kv[0] === "zoom" ? (kv[1] || "").split(",").map(Number) : [];
+    if (range.length === 2 && range[0] < range[1] && first) {
+      zoom(Math.max(0, (range[0] - from) / (to - from) * W), Math.min(W, (range[1] - from) / (to - from) * W));
+    }
+  });
   doc.documentElement.setAttribute("data-height", String(doc.documentElement.scrollHeight));
   doc.documentElement.setAttribute("data-ready", "1");
 })();
