@@ -1,25 +1,24 @@
 // Renders the memory page of a trace or snapshot to a PNG with headless
 // Chromium (Debian's `chromium` package), for a quick look without a browser.
 //
-//   deno task memviz:png trace-or-snapshot.json memory.png [--at allocated|reserved]
-import { memvizFile } from "./memviz_command.ts";
-import { choice, type Command, oneLine, runCommand, type ValueFlag } from "./flags.ts";
+//   deno task memviz:png trace-or-snapshot.json memory.png [--at allocated|reserved] [--x events]
+//
+// Chromium runs twice: once to lay the page out and read its height (which the
+// page's script writes into <html data-height>), once to take the screenshot.
+import { MEMVIZ_FLAGS, memvizFile, type MemvizFlags } from "./memviz_command.ts";
+import type { MemvizOptions } from "./memviz.ts";
+import { type Command, oneLine, runCommand } from "./flags.ts";
 
 /** The memviz:png command's arguments and flags. */
-export const MEMVIZ_PNG_COMMAND: Command<{ at: ValueFlag<"allocated" | "reserved"> }> = {
+export const MEMVIZ_PNG_COMMAND: Command<MemvizFlags> = {
   name: "memviz:png",
-  synopsis: "deno task memviz:png IN OUT.png [--at allocated|reserved]",
+  synopsis: "deno task memviz:png IN OUT.png [--at allocated|reserved] [--x time|events]",
   about: "Renders the memory page of a trace or snapshot to a PNG with headless Chromium.",
   positionals: [
     { name: "IN", help: "a trace or snapshot (JSON, gzipped or not); - reads stdin" },
     { name: "OUT", help: "the PNG to write" },
   ],
-  flags: {
-    at: choice("which peak of a trace the heap map shows (default allocated)", [
-      "allocated",
-      "reserved",
-    ]),
-  },
+  flags: MEMVIZ_FLAGS,
   notes: "Exit status: 0 on success, 1 if the file cannot be read or drawn or Chromium\n" +
     "fails, 2 for bad flags.",
 };
@@ -65,8 +64,8 @@ function pageHeight(url: string): number {
   return Number.isFinite(height) && height > 0 ? Math.min(MAX_HEIGHT, height) : 1400;
 }
 
-async function main(input: string, output: string, at?: "allocated" | "reserved") {
-  const html = await memvizFile(input, at);
+async function main(input: string, output: string, options: Pick<MemvizOptions, "at" | "x">) {
+  const html = await memvizFile(input, options);
   const dir = Deno.makeTempDirSync({ prefix: "memviz-" });
   const page = `${dir}/memory.html`;
   Deno.writeTextFileSync(page, html);
@@ -94,6 +93,6 @@ if (import.meta.main) {
   Deno.exitCode = await runCommand(
     MEMVIZ_PNG_COMMAND,
     Deno.args,
-    ({ flags, positionals: [input, output] }) => main(input, output, flags.at),
+    ({ flags, positionals: [input, output] }) => main(input, output, { at: flags.at, x: flags.x }),
   );
 }
