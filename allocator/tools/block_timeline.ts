@@ -57,9 +57,9 @@ export interface TimelineLayout {
   /** Blocks not drawn one by one: their bytes are summed in `rest`. */
   hidden: number;
   /**
-   * The summed band on top of the others, one point per pixel column where
-   * anything changed (the column's highest total): its column, the bytes
-   * under it (the bands' top) and its own bytes.
+   * The summed band on top of the others, by pixel column where anything
+   * changed: the column's highest total, then its last if lower. Each point:
+   * its column, the bytes under it (the bands' top) and its own bytes.
    */
   rest: { x: number[]; under: number[]; bytes: number[] };
 }
@@ -185,28 +185,41 @@ function rest(
     d[b.placedAt[k]] += b.size[k];
     d[Math.min(b.freedAt[k], end)] -= b.size[k];
   }
+  // Each column: its highest total (no peak is lost), then its last if lower (which holds
+  // until the next column with a change, however far).
   let under = 0;
   let bytes = 0;
   let column = NaN;
   let best = -1;
-  for (let i = 0; i <= end; i++) {
-    if (dShown[i] === 0 && dRest[i] === 0) continue;
-    under += dShown[i];
-    bytes += dRest[i];
-    const x = options.px(i);
-    if (x !== column) {
-      column = x;
-      best = -1;
-      out.x.push(x);
+  let bestUnder = 0;
+  let bestBytes = 0;
+  const flush = () => {
+    if (best < 0) return;
+    out.x.push(column);
+    out.under.push(bestUnder);
+    out.bytes.push(bestBytes);
+    if (under + bytes < best) {
+      out.x.push(column);
       out.under.push(under);
       out.bytes.push(bytes);
     }
-    // The column's highest total, so that no peak is lost.
+  };
+  for (let i = 0; i <= end; i++) {
+    if (dShown[i] === 0 && dRest[i] === 0) continue;
+    const x = options.px(i);
+    if (x !== column) {
+      flush();
+      column = x;
+      best = -1;
+    }
+    under += dShown[i];
+    bytes += dRest[i];
     if (under + bytes > best) {
       best = under + bytes;
-      out.under[out.under.length - 1] = under;
-      out.bytes[out.bytes.length - 1] = bytes;
+      bestUnder = under;
+      bestBytes = bytes;
     }
   }
+  flush();
   return out;
 }
