@@ -712,3 +712,27 @@ Deno.test("memvizHtml() fuzzed: 300 seeded traces give a page with a band per bl
   }
   assert.ok(pages > 150, `${pages} pages drawn`);
 });
+
+Deno.test("memvizHtml() charts each pixel column's highest point, then its last, which holds", () => {
+  // A 3 MiB spike and a fall to 1 MiB within the first millisecond, then nothing until 100 ms.
+  const html = memvizHtml([
+    ["a", 1, MiB, "storage", 0],
+    ["a", 2, 2 * MiB, "storage", 0.01],
+    ["f", 2, false, 0.02],
+    ["f", 1, false, 100],
+  ]);
+  const chart = html.slice(html.indexOf('id="chart-allocated"'));
+  const points = /data-series="allocated:large"[^>]*points="([^"]*)"/.exec(chart) ??
+    /data-series="allocated:small"[^>]*points="([^"]*)"/.exec(chart)!;
+  const upper = points[1].split(" ").map((p) => p.split(",").map(Number));
+  const top = Math.min(...upper.map(([, y]) => y));
+  // Halfway through the trace, the area stands at a third of the spike's height.
+  const mid = upper.filter(([x]) => x > PLOT * 0.4 && x < PLOT * 0.6);
+  assert.ok(mid.length === 0 || mid.every(([, y]) => Math.abs((240 - y) * 3 - (240 - top)) < 1));
+  const at = (x: number) => {
+    let y = NaN;
+    for (const [px, py] of upper.slice(0, upper.length / 2)) if (px <= x) y = py;
+    return y;
+  };
+  assert.ok(Math.abs((240 - at(PLOT / 2)) * 3 - (240 - top)) < 1, `${at(PLOT / 2)} vs ${top}`);
+});
