@@ -125,7 +125,7 @@ Deno.test("memvizHtml() replays a plain list first; many blocks stay a small pag
   assert.ok(html.length < 2_000_000, `${html.length} characters`);
   // Past 20,000 blocks the page carries no lives for the heap map to move through.
   assert.doesNotMatch(html, /id="memviz-data"/);
-  assert.match(html, /too many blocks for the heap map to move/);
+  assert.match(html, /too large for the heap map to move/);
   assert.throws(() => memvizHtml("{not json"), /malformed JSON/);
 });
 
@@ -469,14 +469,22 @@ Deno.test("memvizHtml() draws every heap on one byte scale, under an axis of off
   const [[small, smallW], [large, largeW]] = widths;
   assert.equal(large / small, 4);
   assert.ok(Math.abs(largeW / smallW - 4) < 0.01, `${largeW} / ${smallW}`);
-  // Offsets 0, 10, 20, 30 MiB, evenly spaced on the same scale as the rows.
+  // Offsets 0, 5 … 30 MiB, evenly spaced on the same scale as the rows.
   const map = html.slice(html.indexOf('<g class="offsets">'));
   const ticks = [
     ...map.slice(0, map.indexOf("</g>")).matchAll(/<text x="([\d.]+)"[^>]*>([^<]*)</g),
   ];
-  assert.deepEqual(ticks.map((t) => t[2]), ["0", "10 MiB", "20 MiB", "30 MiB"]);
-  const [x0, x10] = ticks.map((t) => Number(t[1]));
-  assert.ok(Math.abs((x10 - x0) - largeW * 10 / 32) < 0.2, `${x10 - x0}`);
+  assert.deepEqual(ticks.map((t) => t[2]), [
+    "0",
+    "5 MiB",
+    "10 MiB",
+    "15 MiB",
+    "20 MiB",
+    "25 MiB",
+    "30 MiB",
+  ]);
+  const [x0, x5] = ticks.map((t) => Number(t[1]));
+  assert.ok(Math.abs((x5 - x0) - largeW * 5 / 32) < 0.2, `${x5 - x0}`);
 });
 
 Deno.test("memvizHtml() writes each peak's label above the plot, at its own line", () => {
@@ -515,10 +523,13 @@ Deno.test("memvizHtml() gives the script every block's life, within a bound", ()
     JSON.parse(new RegExp(`data-${name}="([^"]*)"`).exec(html)![1].replaceAll("&quot;", '"'));
   assert.equal(data("blocks").length, 2 * 10);
   assert.equal(data("heaps").length, 2 * 6);
-  // Block 1: in heap 0, placed after event 1, freed after event 3; block 2 never freed.
-  assert.deepEqual(data("blocks").slice(3, 7), [1, 3, 3, 3]);
-  assert.deepEqual(data("blocks").slice(13, 17), [2, -1, -1, -1]);
+  // The replay's events: heap, a 1, heap, a 2, f 1. Block 1 lives from its event 1 to 4;
+  // block 2 from 3 on. Moments: the trace's events done (1, 2, 3) and the last event at each.
+  assert.deepEqual(data("blocks").slice(3, 7), [1, 4, 4, 4]);
+  assert.deepEqual(data("blocks").slice(13, 17), [3, -1, -1, -1]);
+  assert.deepEqual(data("moments"), [1, 1, 2, 3, 3, 4]);
   assert.match(html, /<input type="range" id="memviz-at" min="0" max="3" step="1" value="2">/);
+  assert.match(html, /<button type="button" data-event="3" data-x="2">peak allocated<\/button>/);
 });
 
 /** True where Debian's `chromium` runs. */

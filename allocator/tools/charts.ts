@@ -536,7 +536,7 @@ export function heapMap(heaps: readonly SnapshotHeap[], scale?: number): Markup 
       markup`<rect x="3" width="3" height="6" fill="#fff"/></pattern>`,
     )
   );
-  const axis = ticks(bytes, niceStep(bytes / 6)).map((v) => {
+  const axis = ticks(bytes, niceStep(bytes / 8)).map((v) => {
     const x = LABEL_W + v * perByte;
     // The last label ends at its tick, inside the picture.
     const anchor = x > WIDTH - RIGHT - 30 ? "end" : "middle";

@@ -80,6 +80,8 @@ const MAX_BANDS = 1500;
 const MAX_STEPS = 25_000;
 /** Blocks the page's script can move the heap map through: past it, the map stays at the peak. */
 const MAX_SCRIPT_BLOCKS = 20_000;
+/** Events of a trace whose heap map the page's script can move (it carries a moment per time). */
+const MAX_SCRIPT_EVENTS = 60_000;
 /** Rows of the table of the largest blocks at the peak. */
 const TOP_BLOCKS = 20;
 /** Rows of the table of call sites at the peak. */
@@ -394,12 +396,12 @@ function traceBody(
   const peakWhen = options.at === "allocated" ? "peak allocated" : "peak reserved";
   const peakLive = liveAt(history, peakAi);
   const heapScale = history.heapSize.reduce((m, s) => Math.max(m, s), 1);
-  const scripted = blocks <= MAX_SCRIPT_BLOCKS;
+  const scripted = blocks <= MAX_SCRIPT_BLOCKS && n <= MAX_SCRIPT_EVENTS;
   const note = "The trace gives no placement, so it was replayed on the fake device under its " +
     "settings.";
   return markup`${source ? markup`<p class="note">${note}</p>` : null}
 ${factTable(facts)}
-${controls(axis, xOf(peakAi), xOf(peakRi), scripted)}
+${controls(axis, [[peakAi, xOf(peakAi)], [peakRi, xOf(peakRi)]], scripted)}
 <h2>Live blocks over time: each block a band from its alloc to its free</h2>
 <p class="about">${timelineNote} Bands are stacked in the order blocks were placed; when a block
 is freed, those above slide down, so the top is the bytes allocated. Point at a band for its
@@ -426,7 +428,7 @@ ${areaChart("allocated", alloc.series, axis, scale, marks, reserv.series)}
     formatBytes(total(map.allocated))
   } allocated in ${formatBytes(total(map.reserved))} reserved</span></h2>
 ${heapMap(map.snapshotHeaps(), heapScale)}
-${scripted ? scriptData(history, xOf) : null}`;
+${scripted ? scriptData(history, xs) : null}`;
 }
 
 /** Events a caller made: those the allocator did not add. */
@@ -510,26 +512,36 @@ function topSites(h: History, live: readonly number[]): Markup | null {
   );
 }
 
-/** The slider that moves the heap map, and the zoom's reset. */
-function controls(axis: XAxis, peakA: number, peakR: number, scripted: boolean): Markup {
-  const step = axis.unit === "events" ? 1 : "any";
+/**
+ * The slider that moves the heap map, a button for each peak (its event and
+ * moment), and the zoom's reset. Moments are written in full: the markup
+ * tag would round a number to a tenth.
+ */
+function controls(axis: XAxis, peaks: [number, number][], scripted: boolean): Markup {
+  const step = axis.unit === "events" ? "1" : "any";
   const slider = scripted
-    ? markup`<label>Heap map at <input type="range" id="memviz-at" min="${axis.from}" max="${axis.to}" step="${step}" value="${peakA}"> <output id="memviz-at-value"></output></label>`
-    : markup`<span class="about">The trace has too many blocks for the heap map to move: it stays at the peak.</span>`;
+    ? markup`<label>Heap map at <input type="range" id="memviz-at" min="${
+      String(axis.from)
+    }" max="${String(axis.to)}" step="${step}" value="${
+      String(peaks[0][1])
+    }"> <output id="memviz-at-value"></output></label>`
+    : markup`<span class="about">The trace is too large for the heap map to move: it stays at the peak.</span>`;
+  const [[a, xa], [r, xr]] = peaks;
   return markup`<div class="controls" id="memviz-controls" hidden>${slider}
-<button type="button" data-x="${peakA}">peak allocated</button>
-<button type="button" data-x="${peakR}">peak reserved</button>
+<button type="button" data-event="${a}" data-x="${String(xa)}">peak allocated</button>
+<button type="button" data-event="${r}" data-x="${String(xr)}">peak reserved</button>
 <button type="button" id="memviz-unzoom">whole trace</button></div>`;
 }
 
 /**
- * What the page's script needs to draw the heap map at any moment: heaps
- * (id, pool, size, made, released, split) and blocks (heap, offset, size,
- * placed, freed, recycled, gone, id, requested, label), moments in the
- * axis's unit, -1 for never, in attributes (escaped like any other).
+ * What the page's script needs to draw the heap map after any event: heaps
+ * (id, pool, size, made, released, split), blocks (heap, offset, size,
+ * placed, freed, recycled, gone, id, requested, label) as event indices
+ * (-1: never), and the moments (each distinct x and the last event there),
+ * in attributes (escaped like any other text).
  */
-function scriptData(h: History, xOf: (i: number) => number): Markup {
-  const at = (i: number) => i === NEVER ? -1 : Math.round(xOf(i) * 1000) / 1000;
+function scriptData(h: History, xs: Float64Array): Markup {
+  const at = (i: number) => i === NEVER ? -1 : i;
   const heaps: number[] = [];
   for (let k = 0; k < h.heapId.length; k++) {
     heaps.push(
@@ -556,13 +568,17 @@ function scriptData(h: History, xOf: (i: number) => number): Markup {
       h.labelIndex[k],
     );
   }
+  const moments: number[] = [];
+  for (let i = 0; i < xs.length; i++) {
+    if (i + 1 === xs.length || xs[i + 1] !== xs[i]) moments.push(xs[i], i);
+  }
   return markup`<div id="memviz-data" hidden data-pools="${
     JSON.stringify(POOL_NAMES)
   }" data-colors="${
     JSON.stringify(POOL_NAMES.map((p) => POOL_COLORS[p]))
   }" data-max-heaps="${MAX_HEAPS}" data-heaps="${JSON.stringify(heaps)}" data-blocks="${
     JSON.stringify(blocks)
-  }" data-labels="${JSON.stringify(h.labels)}"></div>`;
+  }" data-labels="${JSON.stringify(h.labels)}" data-moments="${JSON.stringify(moments)}"></div>`;
 }
 
 function snapshotBody(snap: Snapshot): Markup {

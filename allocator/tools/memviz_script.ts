@@ -218,27 +218,38 @@ export const PAGE_SCRIPT: Markup = markup`<script>
   var slider = doc.getElementById("memviz-at");
   var readout = doc.getElementById("memviz-at-value");
   var mapWhen = doc.getElementById("memviz-map-when");
-  var heaps = [], blocks = [], labels = [], pools = [], colors = [], byHeap = [];
+  var heaps = [], blocks = [], labels = [], pools = [], colors = [], moments = [], byHeap = [];
   if (data) {
     heaps = JSON.parse(data.getAttribute("data-heaps"));
     blocks = JSON.parse(data.getAttribute("data-blocks"));
     labels = JSON.parse(data.getAttribute("data-labels"));
     pools = JSON.parse(data.getAttribute("data-pools"));
     colors = JSON.parse(data.getAttribute("data-colors"));
+    moments = JSON.parse(data.getAttribute("data-moments"));
     for (var h = 0; h < heaps.length / 6; h++) byHeap.push([]);
     for (var b = 0; b < blocks.length; b += 10) byHeap[blocks[b]].push(b);
     byHeap.forEach(function (list) {
       list.sort(function (p, q) { return blocks[p + 1] - blocks[q + 1] || blocks[p + 3] - blocks[q + 3]; });
     });
   }
-  function before(t, x) { return t >= 0 && t <= x; }
-  function stateAt(b, x) {
-    if (!before(blocks[b + 3], x) || before(blocks[b + 6], x)) return null;
-    if (!before(blocks[b + 4], x)) return "live";
-    if (!before(blocks[b + 5], x)) return "pending";
+  // Lives are event indices (-1: never); a moment x is after the last event at x or before.
+  function before(t, e) { return t >= 0 && t <= e; }
+  function eventAt(x) {
+    var lo = 0, hi = moments.length / 2;
+    while (lo < hi) {
+      var mid = (lo + hi) >> 1;
+      if (moments[mid * 2] <= x) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo > 0 ? moments[lo * 2 - 1] : -1;
+  }
+  function stateAt(b, e) {
+    if (!before(blocks[b + 3], e) || before(blocks[b + 6], e)) return null;
+    if (!before(blocks[b + 4], e)) return "live";
+    if (!before(blocks[b + 5], e)) return "pending";
     return "cached";
   }
-  function drawMap(x) {
+  function drawMap(e, x) {
     if (!data || !map) return;
     var rows = map.querySelector("g.rows");
     var maxHeaps = +data.getAttribute("data-max-heaps");
@@ -248,7 +259,7 @@ export const PAGE_SCRIPT: Markup = markup`<script>
     var top = 22;
     var held = [];
     for (var h = 0; h < heaps.length / 6; h++) {
-      if (before(heaps[h * 6 + 3], x) && !before(heaps[h * 6 + 4], x)) held.push(h);
+      if (before(heaps[h * 6 + 3], e) && !before(heaps[h * 6 + 4], e)) held.push(h);
     }
     held.sort(function (p, q) { return heaps[p * 6 + 1] - heaps[q * 6 + 1] || heaps[p * 6] - heaps[q * 6]; });
     held = held.slice(0, maxHeaps);
@@ -261,7 +272,7 @@ export const PAGE_SCRIPT: Markup = markup`<script>
     held.forEach(function (h, r) {
       var y = top + r * (rowH + gap);
       var id = heaps[h * 6], pool = pools[heaps[h * 6 + 1]], size = heaps[h * 6 + 2];
-      var split = before(heaps[h * 6 + 5], x);
+      var split = before(heaps[h * 6 + 5], e);
       reserved += size;
       var g = el("g", { "class": "heap", "data-heap": id, "data-pool": pool, "data-size": size }, rows);
       var text = el("text", { x: labelW - 8, y: y + (compact ? 8 : 13), "text-anchor": "end" }, g);
@@ -285,7 +296,7 @@ export const PAGE_SCRIPT: Markup = markup`<script>
         el("rect", a, g);
       }
       byHeap[h].forEach(function (b) {
-        var state = stateAt(b, x);
+        var state = stateAt(b, e);
         if (!state) return;
         var offset = blocks[b + 1], n = blocks[b + 2];
         if (state === "live") allocated += n;
@@ -311,7 +322,8 @@ export const PAGE_SCRIPT: Markup = markup`<script>
         bytes(reserved) + " reserved";
     }
   }
-  function moveTo(x) {
+  function moveTo(x, e) {
+    if (typeof e !== "number") e = eventAt(x);
     if (slider) slider.value = x;
     if (readout) readout.textContent = when(x, unit);
     charts.forEach(function (chart) {
@@ -321,15 +333,17 @@ export const PAGE_SCRIPT: Markup = markup`<script>
       line.setAttribute("x2", c);
       line.setAttribute("visibility", "visible");
     });
-    drawMap(x);
+    drawMap(e, x);
   }
   if (slider) {
     slider.addEventListener("input", function () { moveTo(+slider.value); });
     if (readout) readout.textContent = when(+slider.value, unit);
   }
   if (controls) {
-    [].forEach.call(controls.querySelectorAll("button[data-x]"), function (button) {
-      button.addEventListener("click", function () { moveTo(+button.getAttribute("data-x")); });
+    [].forEach.call(controls.querySelectorAll("button[data-event]"), function (button) {
+      button.addEventListener("click", function () {
+        moveTo(+button.getAttribute("data-x"), +button.getAttribute("data-event"));
+      });
     });
   }
   // A link may name a moment and a range: page.html#at=1234.5&zoom=1000,2000 opens the heap
