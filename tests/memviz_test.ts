@@ -545,30 +545,32 @@ function hasChromium(): boolean {
 const CHROMIUM = hasChromium();
 const NO_CHROMIUM = " (skipped: chromium is not installed; apt-get install chromium)";
 
-/** The DOM of a page once Chromium ran its script. */
-function dumpDom(file: string, hash = ""): string {
-  const { success, stdout, stderr } = new Deno.Command("chromium", {
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--no-first-run",
-      "--window-size=1240,900",
-      "--dump-dom",
-      `file://${file}${hash}`,
-    ],
+/** Runs `tests/testdata/chromium_page.ts` (which may write where tests may not) on `input`. */
+async function chromiumPage(input: string | Uint8Array, args: string[]): Promise<string> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", new URL("./testdata/chromium_page.ts", import.meta.url).pathname, ...args],
+    stdin: "piped",
     stdout: "piped",
     stderr: "piped",
-  }).outputSync();
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(typeof input === "string" ? new TextEncoder().encode(input) : input);
+  await writer.close();
+  const { success, stdout, stderr } = await child.output();
   assert.ok(success, new TextDecoder().decode(stderr));
   return new TextDecoder().decode(stdout);
+}
+
+/** The DOM of a page once Chromium ran its script, for each of `hashes` at the end of its address. */
+async function dumpDoms(html: string, hashes: string[]): Promise<string[]> {
+  return JSON.parse(await chromiumPage(html, ["dom", ...hashes]));
 }
 
 Deno.test({
   name: "memvizHtml() pages run their script in Chromium: one band per block, the heap map moves" +
     (CHROMIUM ? "" : NO_CHROMIUM),
   ignore: !CHROMIUM,
-  fn() {
+  async fn() {
     // Times in milliseconds: heap 1 is released at 6; block 2 lives from 4 to 7, then waits
     // for the submit at 7.8.
     const trace = [
@@ -582,52 +584,48 @@ Deno.test({
       ["submit", 7.8],
       ["a", 3, 512, "storage", 8, "large", 2, 4096, 512],
     ];
-    const dir = Deno.makeTempDirSync({ prefix: "memviz-test-" });
-    try {
-      const file = `${dir}/page.html`;
-      Deno.writeTextFileSync(file, memvizHtml(trace));
-      const dom = dumpDom(file);
-      assert.match(dom, /<html[^>]* data-ready="1"/, "the script ran to its end");
-      assert.match(dom, /<html[^>]* data-height="\d+"/);
-      assert.equal((dom.match(/<polygon class="band"/g) ?? []).length, 3, "one band per block");
-      const heapsAt = (dom: string) =>
-        [...dom.matchAll(/<g class="heap" data-heap="(\d+)"/g)].map((m) => Number(m[1]));
-      const blocksAt = (dom: string) =>
-        [...dom.matchAll(/data-tip="block #(\d+) (\w+):/g)].map((m) => `${m[1]} ${m[2]}`);
-      const at45 = dumpDom(file, "#at=4.5");
-      assert.deepEqual(heapsAt(at45), [1, 2]);
-      assert.deepEqual(blocksAt(at45), ["2 live"], "block 1 is too small to be drawn alone");
-      assert.match(at45, /1 live blocks, 1\.00 KiB/);
-      assert.match(
-        at45,
-        /id="memviz-map-when">at 4\.5 ms: 2\.00 MiB allocated in 40\.00 MiB reserved/,
-      );
-      const at65 = dumpDom(file, "#at=6.5");
-      assert.deepEqual(heapsAt(at65), [2]);
-      assert.deepEqual(blocksAt(at65), ["2 live"]);
-      const at75 = dumpDom(file, "#at=7.5");
-      assert.deepEqual(blocksAt(at75), ["2 pending"]);
-      assert.match(at75, /<g class="heap" data-heap="2"/);
-      assert.deepEqual(blocksAt(dumpDom(file, "#at=7.9")), []);
-      // Zoomed on 3 to 5 ms: every chart's plot shows that range, its axis ticks within it.
-      const zoomed = dumpDom(file, "#zoom=3,5");
-      const plots = [...zoomed.matchAll(/<svg class="plot" [^>]*viewBox="([^"]*)"/g)];
-      assert.equal(plots.length, 3);
-      for (const [, box] of plots) {
-        const [x, , w] = box.split(" ").map(Number);
-        assert.ok(Math.abs(x - PLOT * 2 / 7) < 0.01 && Math.abs(w - PLOT * 2 / 7) < 0.01, box);
-      }
-      const ticks = [...zoomed.matchAll(/<g class="xaxis">(.*?)<\/g>/g)][0][1];
-      assert.deepEqual([...ticks.matchAll(/>([^<]+)<\/text>/g)].map((m) => m[1]), [
-        "3 ms",
-        "3.5 ms",
-        "4 ms",
-        "4.5 ms",
-        "5 ms",
-      ]);
-    } finally {
-      Deno.removeSync(dir, { recursive: true });
+    const [dom, at45, at65, at75, at79, zoomed] = await dumpDoms(memvizHtml(trace), [
+      "",
+      "#at=4.5",
+      "#at=6.5",
+      "#at=7.5",
+      "#at=7.9",
+      "#zoom=3,5",
+    ]);
+    assert.match(dom, /<html[^>]* data-ready="1"/, "the script ran to its end");
+    assert.match(dom, /<html[^>]* data-height="\d+"/);
+    assert.equal((dom.match(/<polygon class="band"/g) ?? []).length, 3, "one band per block");
+    const heapsAt = (dom: string) =>
+      [...dom.matchAll(/<g class="heap" data-heap="(\d+)"/g)].map((m) => Number(m[1]));
+    const blocksAt = (dom: string) =>
+      [...dom.matchAll(/data-tip="block #(\d+) (\w+):/g)].map((m) => `${m[1]} ${m[2]}`);
+    assert.deepEqual(heapsAt(at45), [1, 2]);
+    assert.deepEqual(blocksAt(at45), ["2 live"], "block 1 is too small to be drawn alone");
+    assert.match(at45, /1 live blocks, 1\.00 KiB/);
+    assert.match(
+      at45,
+      /id="memviz-map-when">at 4\.5 ms: 2\.00 MiB allocated in 40\.00 MiB reserved/,
+    );
+    assert.deepEqual(heapsAt(at65), [2]);
+    assert.deepEqual(blocksAt(at65), ["2 live"]);
+    assert.deepEqual(blocksAt(at75), ["2 pending"]);
+    assert.match(at75, /<g class="heap" data-heap="2"/);
+    assert.deepEqual(blocksAt(at79), []);
+    // Zoomed on 3 to 5 ms: every chart's plot shows that range, its axis ticks within it.
+    const plots = [...zoomed.matchAll(/<svg class="plot" [^>]*viewBox="([^"]*)"/g)];
+    assert.equal(plots.length, 3);
+    for (const [, box] of plots) {
+      const [x, , w] = box.split(" ").map(Number);
+      assert.ok(Math.abs(x - PLOT * 2 / 7) < 0.01 && Math.abs(w - PLOT * 2 / 7) < 0.01, box);
     }
+    const ticks = [...zoomed.matchAll(/<g class="xaxis">(.*?)<\/g>/g)][0][1];
+    assert.deepEqual([...ticks.matchAll(/>([^<]+)<\/text>/g)].map((m) => m[1]), [
+      "3 ms",
+      "3.5 ms",
+      "4 ms",
+      "4.5 ms",
+      "5 ms",
+    ]);
   },
 });
 
@@ -636,37 +634,28 @@ Deno.test({
     (CHROMIUM ? "" : NO_CHROMIUM),
   ignore: !CHROMIUM,
   async fn() {
-    const dir = Deno.makeTempDirSync({ prefix: "memviz-test-" });
-    try {
-      const heap = new HeapAllocator(new FakeDevice(), { allocConf: "max_reserved_ratio:0" });
-      heap.startRecording();
-      const blocks = Array.from({ length: 40 }, (_, i) => heap.alloc((i % 7 + 1) * 300_000));
-      for (let i = 0; i < 40; i += 3) heap.free(blocks[i]);
-      heap.free(heap.alloc(70 * MiB));
-      Deno.writeTextFileSync(`${dir}/snapshot.json`, JSON.stringify(heap.snapshot()));
-      Deno.writeTextFileSync(`${dir}/trace.json`, JSON.stringify(heap.stopRecording()));
-      heap.destroy();
-      const inputs = [
-        `${dir}/snapshot.json`,
-        `${dir}/trace.json`,
-        new URL("resnet50_infer_varbatch.pickle.gz", TESTDATA).pathname,
-      ];
-      for (const input of inputs) {
-        const png = `${dir}/out.png`;
-        const { success, stderr } = await new Deno.Command(Deno.execPath(), {
-          args: ["run", "-A", "allocator/tools/memviz_png_command.ts", input, png],
-          stdout: "null",
-          stderr: "piped",
-        }).output();
-        assert.ok(success, new TextDecoder().decode(stderr));
-        const rows = inkedRows(await readPng(Deno.readFileSync(png)));
-        const inked = rows.filter((r) => r).length;
-        assert.ok(inked > rows.length * 0.4, `${input}: ${inked} of ${rows.length} rows inked`);
-        const blankBelow = rows.length - 1 - rows.lastIndexOf(true);
-        assert.ok(blankBelow < 80, `${input}: ${blankBelow} blank rows at the bottom`);
-      }
-    } finally {
-      Deno.removeSync(dir, { recursive: true });
+    const heap = new HeapAllocator(new FakeDevice(), { allocConf: "max_reserved_ratio:0" });
+    heap.startRecording();
+    const blocks = Array.from({ length: 40 }, (_, i) => heap.alloc((i % 7 + 1) * 300_000));
+    for (let i = 0; i < 40; i += 3) heap.free(blocks[i]);
+    heap.free(heap.alloc(70 * MiB));
+    const inputs: [string, Uint8Array][] = [
+      ["snapshot.json", new TextEncoder().encode(JSON.stringify(heap.snapshot()))],
+      ["trace.json", new TextEncoder().encode(JSON.stringify(heap.stopRecording()))],
+      [
+        "resnet50.pickle.gz",
+        Deno.readFileSync(new URL("resnet50_infer_varbatch.pickle.gz", TESTDATA)),
+      ],
+    ];
+    heap.destroy();
+    for (const [name, bytes] of inputs) {
+      const base64 = (await chromiumPage(bytes, ["png", name])).trim();
+      const png = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+      const rows = inkedRows(await readPng(png));
+      const inked = rows.filter((r) => r).length;
+      assert.ok(inked > rows.length * 0.4, `${name}: ${inked} of ${rows.length} rows inked`);
+      const blankBelow = rows.length - 1 - rows.lastIndexOf(true);
+      assert.ok(blankBelow < 80, `${name}: ${blankBelow} blank rows at the bottom`);
     }
   },
 });

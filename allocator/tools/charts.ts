@@ -55,7 +55,7 @@ const BAND_COLORS = [
   "#ffbe7d",
 ];
 /** Colour of the band that sums the blocks not drawn one by one. */
-const REST_COLOR = "#b9b9b9";
+export const REST_COLOR = "#b9b9b9";
 /** Colour of block states in the legend (blocks are drawn in their pool's colour). */
 const STATE_COLOR = "#6b6b6b";
 

@@ -49,6 +49,7 @@ import {
   niceMax,
   POOL_COLORS,
   pushPoint,
+  REST_COLOR,
   type Series,
   swatch,
   table,
@@ -288,6 +289,56 @@ interface TraceDrawing {
   pytorch: ReturnType<typeof pytorchFacts>;
 }
 
+/** What one pass over a trace's events finds: the model after it, peaks, series by pool. */
+interface Walk {
+  model: HeapModel;
+  allocated: Series;
+  reserved: Series;
+  peakA: number;
+  peakAi: number;
+  peakR: number;
+  peakRi: number;
+  peakQ: number;
+  heapsMade: number;
+}
+
+/** Follows the events with a model keeping every block's life; a point per pixel column. */
+function walk(events: readonly TraceEvent[], xs: Float64Array, axis: XAxis): Walk {
+  const n = events.length;
+  let placings = 0;
+  for (const e of events) if (e[0] === "a" || e[0] === "s") placings++;
+  const model = new HeapModel({ history: true, blocks: placings });
+  const alloc = new Column();
+  const reserv = new Column();
+  const w = { peakA: 0, peakAi: -1, peakR: 0, peakRi: -1, peakQ: 0, heapsMade: 0 };
+  let allocAtPeakR = -1;
+  for (let i = 0; i < n; i++) {
+    const e = events[i];
+    model.apply(e, i);
+    if (e[0] === "heap") w.heapsMade++;
+    const a = model.allocatedTotal;
+    const r = model.reservedTotal;
+    if (a > w.peakA) [w.peakA, w.peakAi] = [a, i];
+    // Of the moments at peak reserved, the fullest: not the instant a heap is made
+    // before its first block is placed.
+    if (r > w.peakR || (r === w.peakR && a > allocAtPeakR)) {
+      [w.peakR, w.peakRi, allocAtPeakR] = [r, i, a];
+    }
+    w.peakQ = Math.max(w.peakQ, model.requested);
+    // Each pixel column keeps its highest point, so no peak is lost however long the trace.
+    const x = xs[i];
+    const column = Math.floor(columnOf(axis, x));
+    const next = i + 1 < n ? Math.floor(columnOf(axis, xs[i + 1])) : NaN;
+    alloc.see(x, model.allocated, a);
+    reserv.see(x, model.reserved, r);
+    if (next !== column) {
+      alloc.flush(x, model.allocated, a);
+      reserv.flush(x, model.reserved, r);
+    }
+  }
+  return { model, allocated: alloc.series, reserved: reserv.series, ...w };
+}
+
 function traceBody(
   trace: Trace,
   drawn: Trace,
@@ -301,84 +352,24 @@ function traceBody(
   const xs = source ? Float64Array.from(source, (s) => input.xs[s] ?? 0) : input.xs;
   // Before the first event (a peak never reached): the axis's start.
   const xOf = (i: number) => i < 0 ? axis.from : i < n ? xs[i] : axis.to;
-  let placings = 0;
-  for (const e of events) if (e[0] === "a" || e[0] === "s") placings++;
-  const model = new HeapModel({ history: true, blocks: placings });
-  const alloc = new Column();
-  const reserv = new Column();
-  let peakA = 0;
-  let peakR = 0;
-  let peakQ = 0;
-  let peakAi = -1;
-  let peakRi = -1;
-  let allocAtPeakR = -1;
-  let heapsMade = 0;
-  let column = -1;
-  for (let i = 0; i < n; i++) {
-    const e = events[i];
-    model.apply(e, i);
-    if (e[0] === "heap") heapsMade++;
-    const a = model.allocatedTotal;
-    const r = model.reservedTotal;
-    if (a > peakA) [peakA, peakAi] = [a, i];
-    // Of the moments at peak reserved, the fullest: not the instant a heap is made
-    // before its first block is placed.
-    if (r > peakR || (r === peakR && a > allocAtPeakR)) [peakR, peakRi, allocAtPeakR] = [r, i, a];
-    peakQ = Math.max(peakQ, model.requested);
-    // Each pixel column keeps its highest point, so no peak is lost however long the trace.
-    const x = xs[i];
-    column = Math.floor(columnOf(axis, x));
-    const next = i + 1 < n ? Math.floor(columnOf(axis, xs[i + 1])) : NaN;
-    alloc.see(x, model.allocated, a);
-    reserv.see(x, model.reserved, r);
-    if (next !== column) {
-      alloc.flush(x, model.allocated, a);
-      reserv.flush(x, model.reserved, r);
-    }
-  }
-  const history = model.history!;
-  const peakIndex = options.at === "allocated" ? peakAi : peakRi;
+  const when = (i: number) => i < 0 ? "–" : xWhen(xOf(i), axis.unit);
+  const w = walk(events, xs, axis);
+  const history = w.model.history!;
+  const blocks = history.blocks;
+  const peakIndex = options.at === "allocated" ? w.peakAi : w.peakRi;
   const map = new HeapModel();
   for (let i = 0; i <= peakIndex; i++) map.apply(events[i], i);
-  const scale = niceMax(Math.max(peakR, peakA, 1));
-  const when = (i: number) => i < 0 ? "–" : xWhen(xOf(i), axis.unit);
   const marks: Mark[] = [
-    { x: xOf(peakAi), label: `peak allocated ${formatBytes(peakA)}` },
-    { x: xOf(peakRi), label: `peak reserved ${formatBytes(peakR)}` },
-  ].filter((_, k) => (k === 0 ? peakAi : peakRi) >= 0);
-  const ratio = (a: number, b: number) => b > 0 ? (a / b).toFixed(3) : "–";
-  const blocks = history.blocks;
-  const labels = history.labels.length;
-  const added = source ? n - countCallerEvents(events) : 0;
-  const facts: [string, string][] = [
-    ["peak allocated (live blocks)", `${formatBytes(peakA)} (${peakA} B) at ${when(peakAi)}`],
-    ["peak requested", `${formatBytes(peakQ)} (${peakQ} B)`],
-    ["peak reserved (GPUBuffers)", `${formatBytes(peakR)} (${peakR} B) at ${when(peakRi)}`],
-    ["reserved ÷ allocated", ratio(peakR, peakA)],
-    ["reserved ÷ requested", ratio(peakR, peakQ)],
-    ["GPUBuffers made", String(heapsMade)],
-    [
-      "events",
-      count(trace.events.length) +
-      (added > 0 ? ` (the replay made ${count(added)} heap events more)` : ""),
-    ],
-    ["blocks placed", `${count(blocks)}, ${count(labels)} distinct labels or call sites`],
-    ["recorded for", axis.unit === "ms" ? xWhen(axis.to, "ms") : "– (no times)"],
-    ["alloc conf", drawn.settings?.allocConf || "default"],
-  ];
-  if (options.pytorch) {
-    facts.push([
-      "PyTorch reserved",
-      `${formatBytes(options.pytorch.peakReserved)} at peak (${options.pytorch.segments} segments)`,
-    ]);
-  }
+    { x: xOf(w.peakAi), label: `peak allocated ${formatBytes(w.peakA)}` },
+    { x: xOf(w.peakRi), label: `peak reserved ${formatBytes(w.peakR)}` },
+  ].filter((_, k) => (k === 0 ? w.peakAi : w.peakRi) >= 0);
   const layout = layoutBands(
     {
       size: history.size.subarray(0, blocks),
       placedAt: history.placedAt.subarray(0, blocks),
       freedAt: history.freedAt.subarray(0, blocks),
       events: n,
-      peakAt: peakAi,
+      peakAt: w.peakAi,
     },
     {
       maxBands: options.maxBands,
@@ -387,21 +378,22 @@ function traceBody(
     },
   );
   const drawnAlone = new Set(layout.bands.map((b) => b.block));
-  const colorOf = (k: number) => drawnAlone.has(k) ? bandColor(k) : "#b9b9b9";
-  const tipOf = (k: number) => bandTip(history, k, when);
+  const colorOf = (k: number) => drawnAlone.has(k) ? bandColor(k) : REST_COLOR;
   const timelineNote = layout.hidden > 0
     ? `The ${count(layout.bands.length)} blocks live at the peak or largest are drawn one by ` +
       `one; the other ${count(layout.hidden)} are summed in the grey band on top.`
     : `Every block is drawn: ${count(blocks)} bands.`;
   const peakWhen = options.at === "allocated" ? "peak allocated" : "peak reserved";
-  const peakLive = liveAt(history, peakAi);
+  const peakLive = liveAt(history, w.peakAi);
   const heapScale = history.heapSize.reduce((m, s) => Math.max(m, s), 1);
+  const scale = niceMax(Math.max(w.peakR, w.peakA, 1));
   const scripted = blocks <= MAX_SCRIPT_BLOCKS && n <= MAX_SCRIPT_EVENTS;
   const note = "The trace gives no placement, so it was replayed on the fake device under its " +
     "settings.";
+  const facts = traceFacts(trace, drawn, w, axis, when, options.pytorch);
   return markup`${source ? markup`<p class="note">${note}</p>` : null}
 ${factTable(facts)}
-${controls(axis, [[peakAi, xOf(peakAi)], [peakRi, xOf(peakRi)]], scripted)}
+${controls(axis, [[w.peakAi, xOf(w.peakAi)], [w.peakRi, xOf(w.peakRi)]], scripted)}
 <h2>Live blocks over time: each block a band from its alloc to its free</h2>
 <p class="about">${timelineNote} Bands are stacked in the order blocks were placed; when a block
 is freed, those above slide down, so the top is the bytes allocated. Point at a band for its
@@ -410,25 +402,66 @@ ${
     timelineChart(
       layout,
       axis,
-      niceMax(Math.max(peakA, 1)),
+      niceMax(Math.max(w.peakA, 1)),
       marks,
-      (k) => ({ color: colorOf(k), tip: tipOf(k) }),
-      alloc.series,
+      (k) => ({ color: colorOf(k), tip: bandTip(history, k, when) }),
+      w.allocated,
     )
   }
-<h2>Largest blocks at the peak allocated (${when(peakAi)})</h2>
+<h2>Largest blocks at the peak allocated (${when(w.peakAi)})</h2>
 ${topBlocks(history, peakLive, colorOf, when)}
 ${topSites(history, peakLive)}
 ${legend()}
 <h2>Reserved bytes (GPUBuffers held), by pool</h2>
-${areaChart("reserved", reserv.series, axis, scale, marks)}
+${areaChart("reserved", w.reserved, axis, scale, marks)}
 <h2>Allocated bytes (live blocks), by pool; dashed: reserved bytes, all pools</h2>
-${areaChart("allocated", alloc.series, axis, scale, marks, reserv.series)}
+${areaChart("allocated", w.allocated, axis, scale, marks, w.reserved)}
 <h2>Heaps <span id="memviz-map-when">at the ${peakWhen} (${when(peakIndex)}): ${
     formatBytes(total(map.allocated))
   } allocated in ${formatBytes(total(map.reserved))} reserved</span></h2>
 ${heapMap(map.snapshotHeaps(), heapScale)}
 ${scripted ? scriptData(history, xs) : null}`;
+}
+
+/** The table of a trace's facts: peaks, ratios, counts, duration and settings. */
+function traceFacts(
+  trace: Trace,
+  drawn: Trace,
+  w: Walk,
+  axis: XAxis,
+  when: (i: number) => string,
+  pytorch: TraceDrawing["pytorch"],
+): [string, string][] {
+  const ratio = (a: number, b: number) => b > 0 ? (a / b).toFixed(3) : "–";
+  const history = w.model.history!;
+  // Heap, release and split events of a replay's recording are the replay's own.
+  const added = drawn === trace ? 0 : drawn.events.length - countCallerEvents(drawn.events);
+  const facts: [string, string][] = [
+    ["peak allocated (live blocks)", `${formatBytes(w.peakA)} (${w.peakA} B) at ${when(w.peakAi)}`],
+    ["peak requested", `${formatBytes(w.peakQ)} (${w.peakQ} B)`],
+    ["peak reserved (GPUBuffers)", `${formatBytes(w.peakR)} (${w.peakR} B) at ${when(w.peakRi)}`],
+    ["reserved ÷ allocated", ratio(w.peakR, w.peakA)],
+    ["reserved ÷ requested", ratio(w.peakR, w.peakQ)],
+    ["GPUBuffers made", String(w.heapsMade)],
+    [
+      "events",
+      count(trace.events.length) +
+      (added > 0 ? ` (the replay made ${count(added)} heap events more)` : ""),
+    ],
+    [
+      "blocks placed",
+      `${count(history.blocks)}, ${count(history.labels.length)} distinct labels or call sites`,
+    ],
+    ["recorded for", axis.unit === "ms" ? xWhen(axis.to, "ms") : "– (no times)"],
+    ["alloc conf", drawn.settings?.allocConf || "default"],
+  ];
+  if (pytorch) {
+    facts.push([
+      "PyTorch reserved",
+      `${formatBytes(pytorch.peakReserved)} at peak (${pytorch.segments} segments)`,
+    ]);
+  }
+  return facts;
 }
 
 /** Events a caller made: those the allocator did not add. */
