@@ -748,3 +748,74 @@ Deno.test("memvizHtml() charts each pixel column's highest point, then its last,
   };
   assert.ok(Math.abs((240 - at(PLOT / 2)) * 3 - (240 - top)) < 1, `${at(PLOT / 2)} vs ${top}`);
 });
+
+/**
+ * A script a test appends to a page: it points, clicks and drags as a user
+ * would, and writes what the page showed into `<body data-seen>`.
+ */
+const USER = `<script>
+(function () {
+  var seen = {};
+  function fire(type, el, fx, fy) {
+    var r = el.getBoundingClientRect();
+    el.dispatchEvent(new MouseEvent(type, { bubbles: true,
+      clientX: r.left + r.width * (fx === undefined ? 0.5 : fx), clientY: r.top + r.height * (fy === undefined ? 0.5 : fy) }));
+  }
+  var tip = document.getElementById("memviz-tip");
+  var band = document.querySelector("polygon.band");
+  fire("mouseover", band, 0.5, 0.5);
+  seen.hover = tip.hidden ? "" : tip.textContent;
+  fire("click", band);
+  fire("mouseover", document.querySelector("h1"));
+  seen.pinned = band.classList.contains("picked") && !tip.hidden;
+  fire("click", document.querySelector("h1"));
+  seen.unpinned = tip.hidden;
+  var plot = document.querySelector("#chart-timeline svg.plot");
+  fire("mousedown", plot, 0.25, 0.1);
+  fire("mousemove", plot, 0.5, 0.1);
+  fire("mouseup", plot, 0.5, 0.1);
+  fire("click", plot, 0.5, 0.1);
+  seen.zoomed = [].map.call(document.querySelectorAll("svg.plot"), function (p) { return p.getAttribute("viewBox"); });
+  fire("mousedown", plot, 0.5, 0.1);
+  fire("mouseup", plot, 0.5, 0.1);
+  seen.clicked = document.getElementById("memviz-at").value;
+  document.getElementById("memviz-unzoom").click();
+  seen.unzoomed = document.querySelector("svg.plot").getAttribute("viewBox");
+  document.querySelector("button[data-event]").click();
+  seen.peak = document.getElementById("memviz-map-when").textContent;
+  document.body.setAttribute("data-seen", JSON.stringify(seen));
+})();
+</script>`;
+
+Deno.test({
+  name: "memvizHtml() pages answer the pointer in Chromium: tips, pinning, zoom, moving the map" +
+    (CHROMIUM ? "" : NO_CHROMIUM),
+  ignore: !CHROMIUM,
+  async fn() {
+    // Events 1..8, no times: the peak (3 MiB) after event 5.
+    const html = memvizHtml([
+      ["a", 1, MiB, "storage"],
+      ["a", 2, 2 * MiB],
+      ["f", 1],
+      ["a", 3, 512],
+      ["a", 4, MiB],
+      ["f", 2],
+      ["f", 3],
+      ["f", 4],
+    ]);
+    const [dom] = await dumpDoms(html.replace("</body>", `${USER}</body>`), []);
+    const attribute = /<body data-seen="([^"]*)"/.exec(dom)![1];
+    const seen = JSON.parse(attribute.replaceAll("&quot;", '"').replaceAll("&amp;", "&"));
+    assert.match(seen.hover, /^block #1: 1\.00 MiB \(requested 1048576 B\)\nplaced at event 1/);
+    assert.equal(seen.pinned, true, "a click pins the tip");
+    assert.equal(seen.unpinned, true, "a click elsewhere unpins it");
+    // Dragged from a quarter to a half of the timeline: every chart shows that range.
+    for (const box of seen.zoomed) {
+      assert.equal(box.split(" ").slice(0, 3).join(" "), `${PLOT / 4} 0 ${PLOT / 4}`);
+    }
+    // A click in the middle of the zoomed chart: 3/8 of the way, event 3 of 8.
+    assert.equal(seen.clicked, "3");
+    assert.match(seen.unzoomed, new RegExp(`^0 0 ${PLOT} `));
+    assert.equal(seen.peak, "at event 5: 3.00 MiB allocated in 40.00 MiB reserved");
+  },
+});
