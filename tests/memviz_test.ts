@@ -783,6 +783,14 @@ const USER = `<script>
   seen.unzoomed = document.querySelector("svg.plot").getAttribute("viewBox");
   document.querySelector("button[data-event]").click();
   seen.peak = document.getElementById("memviz-map-when").textContent;
+  var slider = document.getElementById("memviz-at");
+  slider.value = "2";
+  slider.dispatchEvent(new Event("input"));
+  var blocks = [].slice.call(document.querySelectorAll("svg.heapmap rect.block"));
+  fire("mouseover", blocks.filter(function (b) { return /^block #1 /.test(b.getAttribute("data-tip")); })[0]);
+  seen.mapTip = tip.textContent;
+  seen.elements = document.querySelectorAll("img, iframe, script").length;
+  seen.title = document.title;
   document.body.setAttribute("data-seen", JSON.stringify(seen));
 })();
 </script>`;
@@ -792,9 +800,10 @@ Deno.test({
     (CHROMIUM ? "" : NO_CHROMIUM),
   ignore: !CHROMIUM,
   async fn() {
-    // Events 1..8, no times: the peak (3 MiB) after event 5.
+    // Events 1..8, no times: the peak (3 MiB) after event 5. Block 1's label is hostile.
+    const hostile = '<img src=x onerror="document.title=1">';
     const html = memvizHtml([
-      ["a", 1, MiB, "storage"],
+      ["a", 1, MiB, "storage", null, null, null, null, null, hostile],
       ["a", 2, 2 * MiB],
       ["f", 1],
       ["a", 3, 512],
@@ -805,8 +814,15 @@ Deno.test({
     ]);
     const [dom] = await dumpDoms(html.replace("</body>", `${USER}</body>`), []);
     const attribute = /<body data-seen="([^"]*)"/.exec(dom)![1];
-    const seen = JSON.parse(attribute.replaceAll("&quot;", '"').replaceAll("&amp;", "&"));
-    assert.match(seen.hover, /^block #1: 1\.00 MiB \(requested 1048576 B\)\nplaced at event 1/);
+    const text = attribute.replaceAll("&quot;", '"').replaceAll("&lt;", "<").replaceAll(
+      "&gt;",
+      ">",
+    );
+    const seen = JSON.parse(text.replaceAll("&amp;", "&"));
+    assert.equal(
+      seen.hover.split("\n").slice(0, 3).join("|"),
+      `block #1: 1.00 MiB (requested 1048576 B)|${hostile}|placed at event 1, freed at event 3`,
+    );
     assert.equal(seen.pinned, true, "a click pins the tip");
     assert.equal(seen.unpinned, true, "a click elsewhere unpins it");
     // Dragged from a quarter to a half of the timeline: every chart shows that range.
@@ -817,5 +833,9 @@ Deno.test({
     assert.equal(seen.clicked, "3");
     assert.match(seen.unzoomed, new RegExp(`^0 0 ${PLOT} `));
     assert.equal(seen.peak, "at event 5: 3.00 MiB allocated in 40.00 MiB reserved");
+    // The map the script drew names the label as text; nothing became an element.
+    assert.ok(seen.mapTip.includes(hostile), seen.mapTip);
+    assert.equal(seen.elements, 2, "the page's script and the test's, no other");
+    assert.equal(seen.title, "gpuheap memory");
   },
 });
