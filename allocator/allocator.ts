@@ -605,7 +605,9 @@ export class HeapAllocator implements BlockOwner {
    * heap events (format `"gpuheap-trace"`, version 1, documented with
    * {@linkcode Trace}). A recording started on a busy
    * allocator begins with the heaps and blocks held then. Recording again
-   * starts over.
+   * starts over. With `stacks`, each allocation's label also names its call
+   * site (`"tensor @ ops.ts:42 conv2d ← model.ts:7 forward"`: the innermost
+   * frames outside the allocator), for the latest `maxEntries` allocations.
    *
    * @example
    * ```ts
@@ -621,10 +623,14 @@ export class HeapAllocator implements BlockOwner {
    * assert.equal(replay(trace).peakReserved, heap.memoryStats().reservedBytes.peak);
    * heap.destroy();
    * ```
+   *
+   * @param options `stacks`: keep a call site per allocation; `maxEntries`: for how many
+   * @throws {TypeError} `stacks` is not a boolean
+   * @throws {RangeError} `maxEntries` is not an integer >= 0
    */
-  startRecording(): void {
+  startRecording(options: { stacks?: boolean; maxEntries?: number } = {}): void {
     this.#checkAlive("start recording");
-    const recorder = new TraceRecorder(this.settings());
+    const recorder = new TraceRecorder(this.settings(), options);
     if (this.#totals.heaps > 0) recorder.begin(this.snapshot());
     this.#recorder = this.#heaps.recorder = recorder;
   }

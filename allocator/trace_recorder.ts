@@ -35,6 +35,20 @@ const CHUNK_WORDS = 1 << 18;
 const MAX_RECORD = 1 + 2 * 6;
 /** The clock is read once per this many events: a read costs as much as an alloc+free. */
 const CLOCK_EVERY = 16;
+/** Frames of a call site kept: the innermost ones outside the allocator. */
+const SITE_FRAMES = 3;
+/** Frames a stack is read to: the allocator's own (about 6) and {@linkcode SITE_FRAMES} more. */
+const STACK_DEPTH = 16;
+/** This folder's address: frames in it are the allocator's own, not a call site. */
+const HERE = new URL(".", import.meta.url).href;
+
+/** Options of a recording; see `HeapAllocator.startRecording`. */
+export interface RecordingOptions {
+  /** Keep a short call site per allocation in its label (default false). */
+  stacks?: boolean;
+  /** Allocations whose call sites are kept at most, the latest ones (default: all). */
+  maxEntries?: number;
+}
 
 /**
  * @internal collects events while `HeapAllocator` records. Events are packed
@@ -54,16 +68,42 @@ export class TraceRecorder {
   #clock: number[] = [];
   #labels: string[] = [];
   #labelCode = new Map<string, number>();
+  /** For a label with a call site (by code): the caller's own label; undefined for others. */
+  #plain: (string | undefined | null)[] = [];
+  #siteCode = new Map<string, number>();
+  #stacks: boolean;
+  #maxEntries: number;
+  /** Allocations given a call site. */
+  #sited = 0;
   #settings: AllocatorSettings;
   #t0 = performance.now();
 
-  /** @param settings the allocator's settings, stored with the trace */
-  constructor(settings: AllocatorSettings) {
+  /**
+   * @param settings the allocator's settings, stored with the trace
+   * @param options call sites, and how many are kept
+   * @throws {TypeError} `stacks` not a boolean
+   * @throws {RangeError} `maxEntries` not an integer >= 0
+   */
+  constructor(settings: AllocatorSettings, options: RecordingOptions = {}) {
+    const { stacks = false, maxEntries = Number.MAX_SAFE_INTEGER } = options;
+    if (typeof stacks !== "boolean") {
+      throw new TypeError(`Cannot start recording: stacks must be true or false, got ${stacks}`);
+    }
+    if (!Number.isSafeInteger(maxEntries) || maxEntries < 0) {
+      throw new RangeError(
+        `Cannot start recording: maxEntries must be an integer >= 0, got ${maxEntries}`,
+      );
+    }
     this.#settings = settings;
+    this.#stacks = stacks;
+    this.#maxEntries = maxEntries;
   }
 
   /** Records the state of a busy allocator as the trace's first events. */
   begin(snapshot: Snapshot): void {
+    // Blocks placed before the recording have no call site to read.
+    const stacks = this.#stacks;
+    this.#stacks = false;
     for (const heap of snapshot.heaps) this.heap(heap.id, heap.size, heap.pool, heap.isSplit);
     for (const heap of snapshot.heaps) {
       for (const b of heap.blocks) {
@@ -81,6 +121,7 @@ export class TraceRecorder {
         if (b.state !== "live") this.free(b.id, b.state === "pending");
       }
     }
+    this.#stacks = stacks;
   }
 
   /** A block was handed out (by `alloc`, or by `scalar` in the scalar pool). */
@@ -95,6 +136,19 @@ export class TraceRecorder {
     size: number,
     label: string | undefined,
   ): void {
+    if (this.#stacks && pool !== "scalar") {
+      this.#record(
+        USAGE_CODE[usage] | POOL_CODE[pool] | LABELLED,
+        5,
+        id,
+        requested,
+        heap,
+        offset,
+        size,
+      );
+      this.#word(this.#siteIndex(label));
+      return;
+    }
     const n = this.#count;
     let o = this.#o;
     if (
@@ -182,6 +236,8 @@ export class TraceRecorder {
   finish(): Trace {
     const events: TraceEvent[] = new Array(this.#count);
     const clock = this.#clock;
+    // The earliest call sites past maxEntries are dropped: their labels are the caller's own.
+    let drop = this.#sited - this.#maxEntries;
     let tick = 0;
     let t = 0;
     let i = 0;
@@ -216,7 +272,12 @@ export class TraceRecorder {
               field(),
               field(),
             ];
-            if (head & LABELLED) e.push(this.#labels[chunk[o++]]);
+            if (head & LABELLED) {
+              const code = chunk[o++];
+              const plain = this.#plain[code];
+              const label = plain !== undefined && drop-- > 0 ? plain : this.#labels[code];
+              if (label !== null) e.push(label);
+            }
             events[i] = e;
             break;
           }
@@ -298,6 +359,25 @@ export class TraceRecorder {
     this.#chunk[this.#o++] = value;
   }
 
+  /** The code of `label` with the call site of the allocation being recorded. */
+  #siteIndex(label: string | undefined): number {
+    this.#sited++;
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = STACK_DEPTH;
+    const stack = new Error().stack ?? "";
+    Error.stackTraceLimit = limit;
+    const site = callSite(stack);
+    const text = label === undefined ? site : site === "" ? label : `${label} @ ${site}`;
+    let code = this.#siteCode.get(text);
+    if (code === undefined) {
+      code = this.#labels.length;
+      this.#labels.push(text);
+      this.#plain[code] = label ?? null;
+      this.#siteCode.set(text, code);
+    }
+    return code;
+  }
+
   #labelIndex(label: string): number {
     let code = this.#labelCode.get(label);
     if (code === undefined) {
@@ -307,4 +387,20 @@ export class TraceRecorder {
     }
     return code;
   }
+}
+
+/**
+ * The innermost frames of a stack outside the allocator's folder, as
+ * `file.ts:line function`, joined by " ← " (innermost first).
+ */
+export function callSite(stack: string): string {
+  const frames: string[] = [];
+  for (const line of stack.split("\n")) {
+    const m = /^\s*at (?:async )?(?:(.*?) \()?(\S+?):(\d+):\d+\)?$/.exec(line);
+    if (!m || m[2].startsWith(HERE)) continue;
+    const file = m[2].slice(m[2].lastIndexOf("/") + 1);
+    frames.push(m[1] ? `${file}:${m[3]} ${m[1]}` : `${file}:${m[3]}`);
+    if (frames.length === SITE_FRAMES) break;
+  }
+  return frames.join(" ← ");
 }

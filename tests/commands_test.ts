@@ -41,6 +41,7 @@ const COMMANDS: Record<string, CommandCase> = {
         /^memviz: Flag --at needs one of allocated, reserved, got "peak"/,
       ],
       [["t.json", "--at"], /--at needs a value/],
+      [["t.json", "--x", "ms"], /^memviz: Flag --x needs one of time, events, got "ms"/],
       [["a.json", "b.json"], /Unexpected argument "b\.json"/],
     ],
     missing: [MISSING],

@@ -104,3 +104,42 @@ Deno.test("stopRecording() decodes wide values, many labels and long recordings 
   assert.deepEqual(got, expected);
   heap.destroy();
 });
+
+/** A function of this file that allocates: its frame is the call site. */
+function makeWeights(heap: HeapAllocator, label?: string): Block {
+  return heap.alloc(4096, { label });
+}
+
+Deno.test("startRecording({ stacks: true }) labels each allocation with its call site", () => {
+  const heap = new HeapAllocator(new FakeDevice());
+  const before = heap.alloc(64, { label: "old" });
+  heap.startRecording({ stacks: true });
+  const a = makeWeights(heap);
+  const b = makeWeights(heap, "weights");
+  heap.scalar(1);
+  const trace = heap.stopRecording();
+  const labels = new Map(trace.events.filter((e) => e[0] === "a").map((e) => [e[1], e[9]]));
+  assert.equal(labels.get(before.id), "old", "a block placed before the recording: no site");
+  assert.match(
+    labels.get(a.id)!,
+    /^trace_recorder_test\.ts:\d+ makeWeights ← trace_recorder_test\.ts:\d+/,
+  );
+  assert.match(labels.get(b.id)!, /^weights @ trace_recorder_test\.ts:\d+ makeWeights ← /);
+  assert.doesNotMatch(labels.get(a.id)!, /allocator\.ts|trace_recorder\.ts:/, "no frame of ours");
+  assert.equal(labels.get(a.id)!.split(" ← ").length, 3, "three frames");
+  heap.destroy();
+});
+
+Deno.test("startRecording() keeps the call sites of the latest maxEntries allocations", () => {
+  const heap = new HeapAllocator(new FakeDevice());
+  heap.startRecording({ stacks: true, maxEntries: 2 });
+  const blocks = [makeWeights(heap, "w"), makeWeights(heap), makeWeights(heap), makeWeights(heap)];
+  const trace = heap.stopRecording();
+  const labels = trace.events.filter((e) => e[0] === "a").map((e) => e[9]);
+  assert.equal(labels.length, blocks.length);
+  assert.deepEqual(labels.slice(0, 2), ["w", undefined], "the earliest: their own labels");
+  for (const l of labels.slice(2)) assert.match(l!, /makeWeights/);
+  assert.throws(() => heap.startRecording({ maxEntries: -1 }), RangeError);
+  assert.throws(() => heap.startRecording({ stacks: "yes" as unknown as boolean }), TypeError);
+  heap.destroy();
+});

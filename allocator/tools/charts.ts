@@ -1,8 +1,14 @@
 /**
- * The SVG pieces of the memory picture: stacked areas of bytes over events,
- * bars of bytes by pool, the map of every heap's blocks, axes, the legend and
- * the table of facts. All of it is written with {@linkcode markup}, so every
- * string is escaped; every loop is bounded whatever the numbers drawn.
+ * The SVG pieces of the memory picture: charts over time (stacked areas of
+ * bytes by pool, the block timeline) on one time axis, bars of bytes by pool,
+ * the map of every heap's blocks on one byte scale, axes, the legend and
+ * tables. All of it is written with {@linkcode markup}, so every string is
+ * escaped; every loop is bounded whatever the numbers drawn.
+ *
+ * Details of what is under the pointer are in `data-tip` attributes, which
+ * the page's script shows (see `memviz_script.ts`); a chart over time draws
+ * its data in a nested `<svg class="plot">` whose view box the script
+ * narrows to zoom.
  *
  * @module
  */
@@ -10,6 +16,7 @@
 import { POOL_NAMES } from "../allocator.ts";
 import { formatBytes } from "../format.ts";
 import type { BlockStateName, SnapshotBlock, SnapshotHeap } from "../snapshot.ts";
+import type { TimelineLayout } from "./block_timeline.ts";
 import type { PoolBytes } from "./heap_model.ts";
 import { concat, type Markup, markup } from "./markup.ts";
 
@@ -32,22 +39,45 @@ export const POOL_COLORS: Readonly<Record<string, string>> = {
   upload: "#76b7b2",
 };
 
+/** Colours of the block timeline's bands, taken in turn in the order blocks were placed. */
+const BAND_COLORS = [
+  "#4e79a7",
+  "#f28e2b",
+  "#59a14f",
+  "#e15759",
+  "#76b7b2",
+  "#edc948",
+  "#b07aa1",
+  "#ff9da7",
+  "#9c755f",
+  "#8cd17d",
+  "#a0cbe8",
+  "#ffbe7d",
+];
+/** Colour of the band that sums the blocks not drawn one by one. */
+export const REST_COLOR = "#b9b9b9";
+/** Colour of block states in the legend (blocks are drawn in their pool's colour). */
+const STATE_COLOR = "#6b6b6b";
+
 /** Width of every chart, in pixels. */
 export const WIDTH = 1160;
 const LEFT = 88;
 const RIGHT = 24;
-const PLOT = WIDTH - LEFT - RIGHT;
+/** Width of the plot area of a chart over time, in pixels: the block timeline's columns. */
+export const PLOT = WIDTH - LEFT - RIGHT;
 /** Heaps drawn in the map; the rest are summed up in one line. */
-const MAX_HEAPS = 400;
+export const MAX_HEAPS = 400;
 /** Past this many heaps, rows are drawn compact. */
 const COMPACT_HEAPS = 60;
+/** Width of the heap map's row labels. */
+const LABEL_W = 230;
 /** Ticks on an axis at most: a bound on the tick loops whatever the axis's range. */
 const MAX_TICKS = 12;
 const BYTE_UNITS = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"];
 
 /** Bytes per pool at each point of a series. */
 export interface Series {
-  /** Event index of each point. */
+  /** Where each point is, in the axis's unit. */
   x: number[];
   /** Bytes per pool at each point. */
   pools: Record<string, number[]>;
@@ -64,29 +94,50 @@ export function pushPoint(series: Series, x: number, pools: PoolBytes): void {
   for (const p of POOL_NAMES) series.pools[p].push(pools[p]);
 }
 
+/**
+ * The x axis of the charts over time: milliseconds since the recording
+ * began, or, for a trace without times, events done.
+ */
+export interface XAxis {
+  /** The left end. */
+  from: number;
+  /** The right end (above `from`). */
+  to: number;
+  /** What x counts. */
+  unit: "ms" | "events";
+}
+
+/** The plot column of `x` on `axis`: 0 at `from`, {@linkcode PLOT} at `to`. */
+export function columnOf(axis: XAxis, x: number): number {
+  return ((x - axis.from) / (axis.to - axis.from)) * PLOT;
+}
+
 /** A round top for a byte axis: a few steps of 1, 2 or 5 times a power of ten of a binary unit. */
 export function niceMax(bytes: number): number {
   const step = niceStep(bytes / 5);
   return step * Math.max(1, Math.ceil(bytes / step));
 }
 
-/** A round step of at least `bytes` (at least 1): 1, 2, 5, 10 … 500 of a binary unit. */
+/**
+ * A round step of at least `bytes` (at least 1): 1, 2, 5, 10 … 500 of a
+ * binary unit, then 1 of the next (1 GiB rather than 1000 MiB).
+ */
 export function niceStep(bytes: number): number {
   const b = Math.max(1, bytes);
   const power = Math.min(BYTE_UNITS.length - 1, Math.floor(Math.log2(b) / 10));
   const unit = 1024 ** power;
   const v = b / unit;
-  for (const m of [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]) {
+  for (const m of [1, 2, 5, 10, 20, 50, 100, 200, 500, 1024]) {
     if (m >= v) return m * unit;
   }
   // Past the largest unit: a power of two.
   return 2 ** Math.ceil(Math.log2(b));
 }
 
-/** A round count of at least `n`: 1, 2 or 5 times a power of ten. */
-function niceCount(n: number): number {
-  const p = 10 ** Math.floor(Math.log10(Math.max(1, n)));
-  for (const m of [1, 2, 5, 10]) if (m * p >= n) return m * p;
+/** A round number of at least `v` (> 0): 1, 2 or 5 times a power of ten. */
+export function niceNumber(v: number): number {
+  const p = 10 ** Math.floor(Math.log10(v));
+  for (const m of [1, 2, 5]) if (m * p >= v * (1 - 1e-9)) return m * p;
   return 10 * p;
 }
 
@@ -94,6 +145,34 @@ function niceCount(n: number): number {
 function ticks(max: number, step: number): number[] {
   const n = Math.min(MAX_TICKS, Math.floor(max / step + 0.5));
   return Array.from({ length: n + 1 }, (_, k) => k * step);
+}
+
+/** Ticks of an x axis: round values inside it, at most {@linkcode MAX_TICKS} + 1, and their step. */
+export function xTicks(axis: XAxis): { values: number[]; step: number } {
+  const span = axis.to - axis.from;
+  let step = niceNumber(span / 8);
+  if (axis.unit === "events") step = Math.max(1, step);
+  const first = Math.ceil(axis.from / step);
+  const n = Math.min(MAX_TICKS, Math.floor(axis.to / step) - first);
+  return { values: Array.from({ length: n + 1 }, (_, k) => (first + k) * step), step };
+}
+
+/**
+ * A value of an x axis in words: `12,000` events; `250 ms`, `1.5 s` or
+ * `40 µs`, in the unit that suits the ticks' `step`.
+ */
+export function xLabel(v: number, unit: XAxis["unit"], step: number): string {
+  if (unit === "events") return Math.round(v).toLocaleString("en-US");
+  // Seconds from steps of 100 ms, microseconds below steps of 10 µs.
+  const [scale, name] = step >= 100 ? [1e-3, "s"] : step >= 0.01 ? [1, "ms"] : [1e3, "µs"];
+  const digits = Math.max(0, Math.min(6, -Math.floor(Math.log10(step * scale) + 1e-9)));
+  return `${+(v * scale).toFixed(digits)} ${name}`;
+}
+
+/** A moment in words, to the microsecond: `12.345 ms`, or `event 1,234`. */
+export function xWhen(v: number, unit: XAxis["unit"]): string {
+  if (unit === "events") return `event ${Math.round(v).toLocaleString("en-US")}`;
+  return v >= 1000 ? `${+(v / 1000).toFixed(4)} s` : `${+v.toFixed(3)} ms`;
 }
 
 /** A byte count on an axis: `512 MiB`, `1.5 GiB`. */
@@ -108,26 +187,41 @@ export function byteLabel(bytes: number): string {
   return `${Number.isInteger(v) ? v : v.toFixed(1)} ${BYTE_UNITS[u]}`;
 }
 
+/** The colour of the band of the `k`-th block placed. */
+export function bandColor(k: number): string {
+  return BAND_COLORS[k % BAND_COLORS.length];
+}
+
 /** A two-column table of facts. */
 export function factTable(facts: readonly [string, string][]): Markup {
   const rows = facts.map(([k, v]) => markup`<tr><td>${k}</td><td>${v}</td></tr>`);
   return markup`<table class="facts">${rows}</table>`;
 }
 
-/** The pools' colours and the heap map's states. */
+/** A table with a head row; a cell is text or markup (a colour swatch). */
+export function table(head: readonly string[], rows: readonly (string | Markup)[][]): Markup {
+  const th = head.map((h) => markup`<th>${h}</th>`);
+  const tr = rows.map((r) => markup`<tr>${r.map((c) => markup`<td>${c}</td>`)}</tr>`);
+  return markup`<table class="list"><tr>${th}</tr>${tr}</table>`;
+}
+
+/** A square of colour, as the legend and tables show one. */
+export function swatch(color: string): Markup {
+  return markup`<i class="swatch" style="background:${color}"></i>`;
+}
+
+/** The pools' colours and the heap map's states (drawn in the pool's colour). */
 export function legend(): Markup {
-  const large = POOL_COLORS.large;
-  const pools = POOL_NAMES.map((p) =>
-    markup`<span><i style="background:${POOL_COLORS[p]}"></i>${p}</span>`
-  );
-  const stripes = `repeating-linear-gradient(45deg,${large} 0 3px,#fff 3px 5px)`;
+  const pools = POOL_NAMES.map((p) => markup`<span>${swatch(POOL_COLORS[p])}${p}</span>`);
+  const stripes = `repeating-linear-gradient(45deg,${STATE_COLOR} 0 3px,#fff 3px 5px)`;
   return concat(
     markup`<div class="legend"><b>Pools:</b> ${pools}</div>`,
-    markup`<div class="legend"><b>Heap map:</b> `,
-    markup`<span><i style="background:${large}"></i>live block</span>`,
-    markup`<span><i style="background:${stripes}"></i>pending a submit</span>`,
-    markup`<span><i style="background:${large};opacity:0.35"></i>cached (unsplit heap)</span>`,
-    markup`<span><i style="background:#ececec"></i>free</span></div>`,
+    markup`<div class="legend"><b>Heap map</b> (blocks in their pool's colour): `,
+    markup`<span>${swatch(STATE_COLOR)}live block</span>`,
+    markup`<span>${swatch(stripes)}pending a submit</span>`,
+    markup`<span><i class="swatch" style="background:${STATE_COLOR};opacity:0.35"></i>`,
+    markup`cached (unsplit heap)</span>`,
+    markup`<span>${swatch("#ececec")}free</span></div>`,
   );
 }
 
@@ -141,92 +235,242 @@ function yAxis(height: number, top: number, max: number): Markup[] {
   });
 }
 
-/** A peak marked on an area chart. */
+/** A peak marked on a chart over time. */
 export interface Mark {
-  /** Where, in events. */
+  /** Where, in the axis's unit. */
   x: number;
   /** What it says. */
   label: string;
 }
 
+/** Height of a row of mark labels above a plot. */
+const MARK_ROW = 16;
+/** Width of a character of a mark label, about: to keep labels of one row apart. */
+const CHAR_W = 6.6;
+
+/** Rows of mark labels: each label in the first row where it overlaps no other. */
+function markRows(axis: XAxis, marks: readonly Mark[]): number[] {
+  const taken: [number, number][][] = [];
+  return marks.map((m) => {
+    const x = LEFT + columnOf(axis, m.x);
+    const w = m.label.length * CHAR_W + 8;
+    const [a, b] = x + w > WIDTH ? [x - w, x] : [x, x + w];
+    let row = 0;
+    while (taken[row]?.some(([p, q]) => a < q && p < b)) row++;
+    (taken[row] ??= []).push([a, b]);
+    return row;
+  });
+}
+
+/** The frame of a chart over time: axes, marks, cursor and the plot's content. */
+function timeFrame(
+  id: string,
+  axis: XAxis,
+  height: number,
+  max: number,
+  content: readonly Markup[],
+  marks: readonly Mark[],
+  aria: string,
+): Markup {
+  const rows = markRows(axis, marks);
+  const top = 6 + MARK_ROW * (Math.max(-1, ...rows) + 1);
+  const bottom = top + height;
+  const svgH = bottom + 44;
+  const parts: Markup[] = yAxis(height, top, max);
+  const lines: Markup[] = [];
+  for (const [k, m] of marks.entries()) {
+    const x = columnOf(axis, m.x);
+    const nearEdge = LEFT + x + m.label.length * CHAR_W + 8 > WIDTH;
+    const y = 6 + MARK_ROW * rows[k] + 11;
+    parts.push(concat(
+      markup`<text class="mark" x="${LEFT + x + (nearEdge ? -4 : 4)}" y="${y}" `,
+      markup`text-anchor="${nearEdge ? "end" : "start"}">${m.label}</text>`,
+      markup`<line class="mark" x1="${LEFT + x}" x2="${LEFT + x}" y1="${y - 11}" y2="${top}"/>`,
+    ));
+    lines.push(
+      markup`<line class="mark" x1="${x}" x2="${x}" y1="0" y2="${height}"/>`,
+    );
+  }
+  const { values, step } = xTicks(axis);
+  const xticks = values.map((v) => {
+    const x = LEFT + columnOf(axis, v);
+    return concat(
+      markup`<line x1="${x}" x2="${x}" y1="${bottom}" y2="${bottom + 5}"/>`,
+      markup`<text x="${x}" y="${bottom + 18}" text-anchor="middle">${
+        xLabel(v, axis.unit, step)
+      }</text>`,
+    );
+  });
+  const title = axis.unit === "ms"
+    ? "time since the recording began"
+    : "events (alloc, free, submit, …) in the order they happened: the trace has no times";
+  parts.push(concat(
+    markup`<svg class="plot" x="${LEFT}" y="${top}" width="${PLOT}" height="${height}" `,
+    markup`viewBox="0 0 ${PLOT} ${height}" preserveAspectRatio="none">`,
+    content,
+    lines,
+    markup`<line class="cursor" x1="0" x2="0" y1="0" y2="${height}" visibility="hidden"/>`,
+    markup`<rect class="select" x="0" y="0" width="0" height="${height}" visibility="hidden"/>`,
+    markup`</svg>`,
+    markup`<g class="xaxis">${xticks}</g>`,
+    markup`<line class="axis" x1="${LEFT}" x2="${LEFT + PLOT}" y1="${bottom}" y2="${bottom}"/>`,
+    markup`<line class="axis" x1="${LEFT}" x2="${LEFT}" y1="${top}" y2="${bottom}"/>`,
+    markup`<text x="${LEFT + PLOT / 2}" y="${bottom + 38}" text-anchor="middle">${title}</text>`,
+  ));
+  return concat(
+    markup`<svg class="chart time" id="chart-${id}" width="${WIDTH}" height="${svgH}" `,
+    markup`viewBox="0 0 ${WIDTH} ${svgH}" data-from="${axis.from}" data-to="${axis.to}" `,
+    markup`data-unit="${axis.unit}" role="img" aria-label="${aria}">`,
+    parts,
+    markup`</svg>`,
+  );
+}
+
+/** Points of a series drawn as steps: each point's value holds until the next point. */
+function stepPoints(
+  series: Series,
+  axis: XAxis,
+  yOf: (v: number) => number,
+  value: (i: number) => number,
+): string[] {
+  const pts: string[] = [];
+  const n = series.x.length;
+  for (let i = 0; i < n; i++) {
+    const x = coordinate(columnOf(axis, series.x[i]));
+    if (i > 0) pts.push(`${x},${coordinate(yOf(value(i - 1)))}`);
+    pts.push(`${x},${coordinate(yOf(value(i)))}`);
+  }
+  if (n > 0) pts.push(`${PLOT},${coordinate(yOf(value(n - 1)))}`);
+  return pts;
+}
+
+/** The outline of a series' total over all pools. */
+function totalOutline(
+  id: string,
+  s: Series,
+  axis: XAxis,
+  yOf: (v: number) => number,
+  tip: string,
+  style = "outline",
+): Markup {
+  const points = stepPoints(s, axis, yOf, (i) => {
+    let t = 0;
+    for (const p of POOL_NAMES) t += s.pools[p][i];
+    return t;
+  }).join(" ");
+  return concat(
+    markup`<polyline class="series ${style}" data-series="${id}" fill="none" `,
+    markup`data-tip="${tip}" points="${points}"/>`,
+  );
+}
+
 /**
- * Stacked areas of bytes per pool over `n` events (first pool at the
- * bottom), with marks and, if given, the outline of another series' total.
+ * Stacked areas of bytes per pool over time (first pool at the bottom), as
+ * steps: each point's bytes hold until the next point. With marks and, if
+ * given, the outline of another series' total.
  */
 export function areaChart(
   id: string,
   s: Series,
-  n: number,
+  axis: XAxis,
   max: number,
   marks: readonly Mark[],
   outline?: Series,
 ): Markup {
   const height = 240;
-  const top = 10;
-  const bottom = top + height;
-  const svgH = bottom + 44;
-  const xOf = (x: number) => LEFT + (n > 0 ? (x / n) * PLOT : 0);
-  const yOf = (v: number) => bottom - (v / max) * height;
-  const point = (x: number, v: number) => `${coordinate(xOf(x))},${coordinate(yOf(v))}`;
-  const parts: Markup[] = yAxis(height, top, max);
+  const yOf = (v: number) => height - (v / max) * height;
+  const parts: Markup[] = [];
   const base = s.x.map(() => 0);
   for (const p of POOL_NAMES) {
     const vals = s.pools[p];
     if (!vals.some((v) => v > 0)) continue;
-    const upper = s.x.map((x, i) => point(x, base[i] + vals[i]));
-    const lower = s.x.map((x, i) => point(x, base[i])).reverse();
-    const points = [...upper, ...lower].join(" ");
+    const upper = stepPoints(s, axis, yOf, (i) => base[i] + vals[i]);
+    const lower = stepPoints(s, axis, yOf, (i) => base[i]).reverse();
     parts.push(concat(
       markup`<polygon class="series" data-series="${id}:${p}" fill="${POOL_COLORS[p]}" `,
-      markup`fill-opacity="0.85" points="${points}"><title>${p}</title></polygon>`,
+      markup`fill-opacity="0.85" data-tip="${p} pool, ${id} bytes" `,
+      markup`points="${[...upper, ...lower].join(" ")}"/>`,
     ));
     for (let i = 0; i < base.length; i++) base[i] += vals[i];
   }
   if (outline) {
-    const points = outline.x.map((x, i) => {
-      let t = 0;
-      for (const p of POOL_NAMES) t += outline.pools[p][i];
-      return point(x, t);
-    }).join(" ");
+    parts.push(
+      totalOutline(`${id}:reserved-total`, outline, axis, yOf, "reserved bytes, all pools"),
+    );
+  }
+  return timeFrame(id, axis, height, max, parts, marks, `${id} bytes over time`);
+}
+
+/** What the block timeline says of each block it draws one by one. */
+export interface BandInfo {
+  /** The block's colour. */
+  color: string;
+  /** Details shown under the pointer. */
+  tip: string;
+}
+
+/**
+ * The block timeline: a band per block laid out by `layoutBands`, the
+ * others summed in one grey band on top, under the outline of `allocated`
+ * (each pixel column's highest total: blocks that live less than a column
+ * are seen there).
+ */
+export function timelineChart(
+  layout: TimelineLayout,
+  axis: XAxis,
+  max: number,
+  marks: readonly Mark[],
+  info: (block: number) => BandInfo,
+  allocated: Series,
+): Markup {
+  const height = 300;
+  const yOf = (v: number) => coordinate(height - (v / max) * height);
+  const parts = layout.bands.map((band) => {
+    const lower: string[] = [];
+    const upper: string[] = [];
+    for (let j = 0; j < band.x.length; j++) {
+      const x = coordinate(band.x[j]);
+      if (j > 0) {
+        lower.push(`${x},${yOf(band.base[j - 1])}`);
+        upper.push(`${x},${yOf(band.base[j - 1] + band.size)}`);
+      }
+      lower.push(`${x},${yOf(band.base[j])}`);
+      upper.push(`${x},${yOf(band.base[j] + band.size)}`);
+    }
+    const last = band.base[band.base.length - 1];
+    const end = coordinate(Math.max(band.end, band.x[band.x.length - 1]));
+    lower.push(`${end},${yOf(last)}`);
+    upper.push(`${end},${yOf(last + band.size)}`);
+    const { color, tip } = info(band.block);
+    return concat(
+      markup`<polygon class="band" data-block="${band.block}" fill="${color}" `,
+      markup`data-tip="${tip}" points="${[...lower, ...upper.reverse()].join(" ")}"/>`,
+    );
+  });
+  const r = layout.rest;
+  if (r.x.length > 0) {
+    const lower: string[] = [];
+    const upper: string[] = [];
+    for (let j = 0; j < r.x.length; j++) {
+      const x = coordinate(r.x[j]);
+      if (j > 0) {
+        lower.push(`${x},${yOf(r.under[j - 1])}`);
+        upper.push(`${x},${yOf(r.under[j - 1] + r.bytes[j - 1])}`);
+      }
+      lower.push(`${x},${yOf(r.under[j])}`);
+      upper.push(`${x},${yOf(r.under[j] + r.bytes[j])}`);
+    }
+    const tip = `${layout.hidden.toLocaleString("en-US")} smaller blocks, summed`;
     parts.push(concat(
-      markup`<polyline class="series" data-series="${id}:reserved-total" fill="none" `,
-      markup`stroke="#222" stroke-width="1.2" stroke-dasharray="5 3" points="${points}">`,
-      markup`<title>reserved, all pools</title></polyline>`,
+      markup`<polygon class="band-rest" fill="${REST_COLOR}" data-tip="${tip}" `,
+      markup`points="${[...lower, ...upper.reverse()].join(" ")}"/>`,
     ));
   }
-  for (const [k, m] of marks.entries()) {
-    const x = xOf(m.x);
-    // Right of its line, or left of it near the right edge.
-    const nearEdge = x > LEFT + PLOT - 200;
-    const anchor = nearEdge ? "end" : "start";
-    parts.push(concat(
-      markup`<line x1="${x}" x2="${x}" y1="${top}" y2="${bottom}" stroke="#c00" `,
-      markup`stroke-dasharray="2 3"/>`,
-      markup`<text class="mark" x="${nearEdge ? x - 4 : x + 4}" y="${top + 14 + 16 * k}" `,
-      markup`text-anchor="${anchor}" fill="#c00">${m.label}</text>`,
-    ));
-  }
-  // X axis: event counts.
-  for (const v of ticks(n, niceCount(Math.max(1, n) / 8))) {
-    const x = xOf(v);
-    parts.push(concat(
-      markup`<line class="axis" x1="${x}" x2="${x}" y1="${bottom}" y2="${bottom + 5}" `,
-      markup`stroke="#999"/>`,
-      markup`<text x="${x}" y="${bottom + 18}" text-anchor="middle">${v}</text>`,
-    ));
-  }
-  parts.push(concat(
-    markup`<line x1="${LEFT}" x2="${LEFT + PLOT}" y1="${bottom}" y2="${bottom}" stroke="#999"/>`,
-    markup`<line x1="${LEFT}" x2="${LEFT}" y1="${top}" y2="${bottom}" stroke="#999"/>`,
-    markup`<text x="${LEFT + PLOT / 2}" y="${bottom + 38}" text-anchor="middle">`,
-    markup`events (alloc, free, submit, …) in the order they happened</text>`,
-  ));
-  return concat(
-    markup`<svg class="chart" id="chart-${id}" width="${WIDTH}" height="${svgH}" `,
-    markup`viewBox="0 0 ${WIDTH} ${svgH}" role="img" aria-label="${id} bytes over events">`,
-    parts,
-    markup`</svg>`,
+  const yBytes = (v: number) => height - (v / max) * height;
+  parts.push(
+    totalOutline("timeline:allocated", allocated, axis, yBytes, "allocated bytes", "top"),
   );
+  return timeFrame("timeline", axis, height, max, parts, marks, "live blocks over time");
 }
 
 /** One bar per row, stacked by pool, on an axis up to `max` bytes. */
@@ -250,8 +494,8 @@ export function barChart(rows: readonly [string, PoolBytes][], max: number): Mar
       if (!(w > 0)) continue;
       parts.push(concat(
         markup`<rect class="series" data-series="${name}:${p}" x="${x}" y="${y}" `,
-        markup`width="${w}" height="${barH}" fill="${POOL_COLORS[p]}">`,
-        markup`<title>${p}: ${formatBytes(pools[p])}</title></rect>`,
+        markup`width="${w}" height="${barH}" fill="${POOL_COLORS[p]}" `,
+        markup`data-tip="${p} pool, ${name}: ${formatBytes(pools[p])}"/>`,
       ));
       x += w;
     }
@@ -262,17 +506,29 @@ export function barChart(rows: readonly [string, PoolBytes][], max: number): Mar
   );
 }
 
-/** One row per heap: its blocks at their offsets, scaled to the row's width. */
-export function heapMap(heaps: readonly SnapshotHeap[]): Markup {
-  if (heaps.length === 0) return markup`<p>No heaps held.</p>`;
+/** Geometry of the heap map's rows, the same for the page and its script. */
+export function heapRowGeometry(heaps: number): { rowH: number; gap: number; compact: boolean } {
+  const compact = heaps > COMPACT_HEAPS;
+  return { rowH: compact ? 9 : 18, gap: compact ? 2 : 6, compact };
+}
+
+/** Height of the heap map's offset axis, above its rows. */
+const OFFSET_AXIS = 22;
+
+/**
+ * One row per heap on one byte scale (`scale` bytes span the rows' width;
+ * default: the largest heap's size), under an axis of offsets: each block
+ * at its offset, as wide as its size.
+ */
+export function heapMap(heaps: readonly SnapshotHeap[], scale?: number): Markup {
+  if (heaps.length === 0) return markup`<p class="noheaps">No heaps held.</p>`;
   const shown = heaps.slice(0, MAX_HEAPS);
-  const compact = shown.length > COMPACT_HEAPS;
-  const rowH = compact ? 9 : 18;
-  const gap = compact ? 2 : 6;
-  const top = 4;
+  const bytes = scale ?? Math.max(...shown.map((h) => h.size));
+  const { rowH, gap, compact } = heapRowGeometry(shown.length);
+  const top = OFFSET_AXIS;
   const svgH = top + shown.length * (rowH + gap) + 4;
-  const labelW = 230;
-  const barW = WIDTH - labelW - RIGHT;
+  const barW = WIDTH - LABEL_W - RIGHT;
+  const perByte = barW / bytes;
   const patterns = POOL_NAMES.map((p) =>
     concat(
       markup`<pattern id="pending-${p}" width="6" height="6" patternUnits="userSpaceOnUse" `,
@@ -280,20 +536,29 @@ export function heapMap(heaps: readonly SnapshotHeap[]): Markup {
       markup`<rect x="3" width="3" height="6" fill="#fff"/></pattern>`,
     )
   );
+  const axis = ticks(bytes, niceStep(bytes / 8)).map((v) => {
+    const x = LABEL_W + v * perByte;
+    // The last label ends at its tick, inside the picture.
+    const anchor = x > WIDTH - RIGHT - 30 ? "end" : "middle";
+    return concat(
+      markup`<line class="grid" x1="${x}" x2="${x}" y1="${top - 4}" y2="${svgH - 4}"/>`,
+      markup`<text x="${x}" y="${top - 8}" text-anchor="${anchor}">${byteLabel(v)}</text>`,
+    );
+  });
   const rows = shown.map((h, r) => {
     const y = top + r * (rowH + gap);
     const kind = h.isSplit ? "heap" : "unsplit";
     const small = compact ? markup` style="font-size:9px"` : null;
     const parts: Markup[] = [
       markup`<g class="heap" data-heap="${h.id}" data-pool="${h.pool}" data-size="${h.size}">`,
-      markup`<text x="${labelW - 8}" y="${y + (compact ? 8 : 13)}" text-anchor="end"${small}>`,
+      markup`<text x="${LABEL_W - 8}" y="${y + (compact ? 8 : 13)}" text-anchor="end"${small}>`,
       markup`#${h.id} ${h.pool} ${kind} ${byteLabel(h.size)}</text>`,
-      markup`<rect x="${labelW}" y="${y}" width="${barW}" height="${rowH}" fill="#ececec" `,
-      markup`stroke="#bbb" stroke-width="0.5"/>`,
+      markup`<rect class="row" x="${LABEL_W}" y="${y}" width="${Math.max(h.size * perByte, 1)}" `,
+      markup`height="${rowH}" data-tip="heap #${h.id}: ${h.pool} pool, ${kind}, `,
+      markup`${formatBytes(h.size)}"/>`,
     ];
-    const scale = barW / h.size;
-    const rect = (x: number, w: number, state: BlockStateName, title: string) =>
-      blockRect(labelW + x * scale, y, w * scale, rowH, h.pool, state, title);
+    const rect = (x: number, w: number, state: BlockStateName, tip: string) =>
+      blockRect(LABEL_W + x * perByte, y, w * perByte, rowH, h.pool, state, tip);
     // Neighbours of one state narrower than 2 px merge into one run, so a heap of
     // thousands of small blocks stays a readable (and small) picture.
     let run: { x: number; end: number; state: BlockStateName; count: number } | null = null;
@@ -307,7 +572,7 @@ export function heapMap(heaps: readonly SnapshotHeap[]): Markup {
       run = null;
     };
     for (const b of h.blocks) {
-      if (b.size * scale < 2) {
+      if (b.size * perByte < 2) {
         const r = run as typeof run;
         if (r && r.state === b.state && r.end === b.offset) {
           r.end = b.offset + b.size;
@@ -319,7 +584,7 @@ export function heapMap(heaps: readonly SnapshotHeap[]): Markup {
         continue;
       }
       flush();
-      if (b.state !== "free") parts.push(rect(b.offset, b.size, b.state, blockTitle(b)));
+      if (b.state !== "free") parts.push(rect(b.offset, b.size, b.state, blockTip(b)));
     }
     flush();
     return concat(parts, markup`</g>`);
@@ -331,7 +596,8 @@ export function heapMap(heaps: readonly SnapshotHeap[]): Markup {
     : null;
   return concat(
     markup`<svg class="heapmap" width="${WIDTH}" height="${svgH}" viewBox="0 0 ${WIDTH} ${svgH}" `,
-    markup`role="img" aria-label="heap map"><defs>${patterns}</defs>${rows}</svg>${more}`,
+    markup`data-bytes="${bytes}" role="img" aria-label="heap map"><defs>${patterns}</defs>`,
+    markup`<g class="offsets">${axis}</g><g class="rows">${rows}</g></svg>${more}`,
   );
 }
 
@@ -342,7 +608,7 @@ function blockRect(
   h: number,
   pool: string,
   state: BlockStateName,
-  title: string,
+  tip: string,
 ): Markup {
   const fill = state === "pending" ? `url(#pending-${pool})` : POOL_COLORS[pool] ?? "#888";
   const opacity = state === "cached" ? markup` fill-opacity="0.35"` : null;
@@ -350,11 +616,12 @@ function blockRect(
   const stroke = w >= 3 ? markup` stroke="#fff" stroke-width="0.6"` : null;
   return concat(
     markup`<rect class="block ${state}" x="${x}" y="${y}" width="${Math.max(w, 1.5)}" `,
-    markup`height="${h}" fill="${fill}"${opacity}${stroke}><title>${title}</title></rect>`,
+    markup`height="${h}" fill="${fill}"${opacity}${stroke} data-tip="${tip}"/>`,
   );
 }
 
-function blockTitle(b: SnapshotBlock): string {
+/** A block's details, as the heap map shows them. */
+export function blockTip(b: SnapshotBlock): string {
   return `block #${b.id} ${b.state}: ${formatBytes(b.size)} at offset ${b.offset}` +
     ` (requested ${b.requestedSize} B${b.label ? `, ${b.label}` : ""})`;
 }

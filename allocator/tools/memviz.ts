@@ -1,16 +1,26 @@
 /**
- * A picture of memory: one self-contained HTML file (inline SVG and CSS, no
- * script, nothing loaded from elsewhere) drawn from a trace or a snapshot.
+ * A picture of memory: one self-contained HTML file (inline SVG, CSS and a
+ * small script, nothing loaded from elsewhere) drawn from a trace or a
+ * snapshot.
  *
- * From a trace: allocated and reserved bytes over the events, stacked by pool
- * on one byte scale, and a map of every heap's blocks at the peak. A trace
- * without placement (a plain list of `["a", id, size]` events) is first
- * replayed on the fake device under default settings. From a snapshot: the
- * bytes of each pool and the map of every heap's blocks.
+ * From a trace, on one time axis (or, for a trace without times, over its
+ * events): the block timeline (every block a band from its alloc to its
+ * free, stacked, so the top is the bytes allocated), reserved and allocated
+ * bytes stacked by pool, the largest blocks at the peak with their call
+ * sites, and a map of every heap's blocks on one byte scale. A trace without
+ * placement (a plain list of `["a", id, size]` events, a PyTorch snapshot)
+ * is first replayed on the fake device under its settings. From a snapshot:
+ * the bytes of each pool, the largest blocks and the heap map.
+ *
+ * The page's script shows the details of what is under the pointer (click
+ * pins them), zooms the charts over time to a range dragged across them,
+ * and moves the heap map to any moment (a slider, or a click on a chart).
+ * Without the script the page shows the same pictures, at the peak.
  *
  * The input is read by {@linkcode readTrace} or {@linkcode readSnapshot},
- * followed by a {@linkcode HeapModel}, drawn by the pieces of `charts.ts`,
- * and written with the `markup` tag of `markup.ts`, which escapes every string.
+ * followed by a {@linkcode HeapModel}, laid out by `block_timeline.ts`,
+ * drawn by the pieces of `charts.ts`, and written with the `markup` tag of
+ * `markup.ts`, which escapes every string.
  *
  * @module
  */
@@ -18,23 +28,38 @@
 import { POOL_NAMES } from "../allocator.ts";
 import { formatBytes } from "../format.ts";
 import { replay } from "./replay.ts";
-import type { Snapshot } from "../snapshot.ts";
+import type { Snapshot, SnapshotBlock } from "../snapshot.ts";
 import type { Trace, TraceEvent } from "../trace.ts";
 import { parseJson, readTrace } from "./read_trace.ts";
 import { readSnapshot } from "./read_snapshot.ts";
-import { HeapModel, type PoolBytes, total } from "./heap_model.ts";
+import { pytorchFacts } from "./pytorch_snapshot.ts";
+import { HeapModel, type History, NEVER, type PoolBytes, total } from "./heap_model.ts";
+import { layoutBands } from "./block_timeline.ts";
 import {
   areaChart,
+  bandColor,
   barChart,
+  columnOf,
   emptySeries,
   factTable,
   heapMap,
   legend,
+  type Mark,
+  MAX_HEAPS,
   niceMax,
+  POOL_COLORS,
   pushPoint,
+  REST_COLOR,
+  type Series,
+  swatch,
+  table,
+  timelineChart,
   WIDTH,
+  type XAxis,
+  xWhen,
 } from "./charts.ts";
-import { type Markup, markup } from "./markup.ts";
+import { concat, type Markup, markup } from "./markup.ts";
+import { PAGE_SCRIPT, PAGE_STYLE } from "./memviz_script.ts";
 
 export { POOL_COLORS } from "./charts.ts";
 
@@ -44,10 +69,24 @@ export interface MemvizOptions {
   title?: string;
   /** Which peak of a trace the heap map shows (default `"allocated"`). */
   at?: "allocated" | "reserved";
+  /** The x axis: `"time"` (the default where the trace has times) or `"events"`. */
+  x?: "time" | "events";
+  /** Blocks the timeline draws one by one at most (default 1,500); the others are summed. */
+  maxBands?: number;
 }
 
-/** Points per series: about one per pixel column. */
-const BUCKETS = 1000;
+/** Blocks the timeline draws one by one, by default. */
+const MAX_BANDS = 1500;
+/** Steps of the bands' outlines at most: about 1 MB of page. */
+const MAX_STEPS = 25_000;
+/** Blocks the page's script can move the heap map through: past it, the map stays at the peak. */
+const MAX_SCRIPT_BLOCKS = 20_000;
+/** Events of a trace whose heap map the page's script can move (it carries a moment per time). */
+const MAX_SCRIPT_EVENTS = 60_000;
+/** Rows of the table of the largest blocks at the peak. */
+const TOP_BLOCKS = 20;
+/** Rows of the table of call sites at the peak. */
+const TOP_SITES = 10;
 
 /**
  * Draws a trace or a snapshot (an object, or its JSON text) as one
@@ -65,11 +104,12 @@ const BUCKETS = 1000;
  *
  * const heap = new HeapAllocator(new FakeDevice());
  * heap.startRecording();
- * const a = heap.alloc(3 << 20);
+ * const a = heap.alloc(3 << 20, { label: "weights" });
  * heap.free(heap.alloc(1 << 20));
  * heap.free(a);
  * const html = memvizHtml(heap.stopRecording());
- * assert.match(html, /<svg/);
+ * assert.equal(html.match(/<polygon class="band"/g)?.length, 2); // one band per block
+ * assert.match(html, /weights/);
  * assert.doesNotMatch(html, /https?:/);
  * heap.destroy();
  * ```
@@ -80,21 +120,31 @@ export function memvizHtml(
 ): string {
   const title = options.title ?? "gpuheap memory";
   const at = options.at ?? "allocated";
+  const maxBands = options.maxBands ?? MAX_BANDS;
   if (typeof title !== "string") {
     throw new TypeError(`Cannot draw: title must be a string, got ${typeof title}`);
   }
   if (at !== "allocated" && at !== "reserved") {
     throw new TypeError(`Cannot draw: at must be "allocated" or "reserved"`);
   }
+  if (options.x !== undefined && options.x !== "time" && options.x !== "events") {
+    throw new TypeError(`Cannot draw: x must be "time" or "events"`);
+  }
+  if (!Number.isSafeInteger(maxBands) || maxBands < 0) {
+    throw new TypeError(`Cannot draw: maxBands must be an integer >= 0, got ${maxBands}`);
+  }
   const value = typeof input === "string" ? parseJson(input) : input;
   if (isSnapshot(value)) return page(title, snapshotBody(readSnapshot(value))).toString();
-  let trace = readTrace(value);
-  let replayed = false;
+  const trace = readTrace(value);
+  let drawn = trace;
+  let source: Int32Array | null = null;
   if (!hasPlacement(trace.events)) {
-    trace = replay(trace, { record: true }).trace!;
-    replayed = true;
+    drawn = replay(trace, { record: true }).trace!;
+    source = alignReplay(trace.events, drawn.events);
   }
-  return page(title, traceBody(trace, at, replayed)).toString();
+  const pytorch = pytorchFacts(value);
+  const body = traceBody(trace, drawn, source, { at, x: options.x, maxBands, pytorch });
+  return page(title, body).toString();
 }
 
 function isSnapshot(value: unknown): boolean {
@@ -113,79 +163,455 @@ function hasPlacement(events: readonly TraceEvent[]): boolean {
   return heaps || events.length === 0;
 }
 
-function traceBody(trace: Trace, at: "allocated" | "reserved", replayed: boolean): Markup {
+/** Events the allocator records on its own, in the course of a caller's call. */
+const ALLOCATOR_EVENTS = new Set(["heap", "release", "split"]);
+
+/**
+ * For each event of a replay's recording, the event of the replayed trace
+ * it came from: the allocator adds heap, release and split events to the
+ * caller's (given to the caller's next event); a failed allocation is
+ * recorded as `oom` and its free is skipped; an `oom` replayed is an
+ * allocation freed at once, or an `oom` again.
+ */
+function alignReplay(input: readonly TraceEvent[], recorded: readonly TraceEvent[]): Int32Array {
+  const source = new Int32Array(recorded.length);
+  const failed = new Set<number>();
+  let j = 0;
+  const take = (i: number, kinds: readonly string[]): string => {
+    while (j < recorded.length && ALLOCATOR_EVENTS.has(recorded[j][0])) source[j++] = i;
+    const kind = j < recorded.length ? recorded[j][0] : "the end";
+    if (!kinds.includes(kind)) {
+      throw new Error(`Cannot draw: event ${i} of the trace was replayed as ${kind}`);
+    }
+    source[j++] = i;
+    return kind;
+  };
+  for (let i = 0; i < input.length; i++) {
+    const e = input[i];
+    switch (e[0]) {
+      case "a":
+      case "s":
+        if (take(i, [e[0], "oom"]) === "oom") failed.add(e[1]);
+        else failed.delete(e[1]);
+        break;
+      case "f":
+        if (!failed.delete(e[1])) take(i, ["f"]);
+        break;
+      case "submit":
+      case "emptyCache":
+        take(i, [e[0]]);
+        break;
+      case "oom":
+        if (take(i, ["a", "s", "oom"]) !== "oom") take(i, ["f"]);
+        break;
+    }
+  }
+  while (j < recorded.length) source[j++] = Math.max(0, input.length - 1);
+  return source;
+}
+
+/** Where each kind of event keeps its time. */
+const TIME_ITEM: Readonly<Record<string, number>> = {
+  a: 4,
+  f: 3,
+  s: 2,
+  submit: 1,
+  emptyCache: 1,
+  heap: 5,
+  release: 2,
+  split: 2,
+  oom: 3,
+  resetPeak: 1,
+};
+
+/**
+ * The x of each event of `trace` and the axis: times (never running
+ * backwards; an event without one takes the one before) where the trace
+ * has any, else the count of events done.
+ */
+function eventXs(
+  trace: Trace,
+  wanted: "time" | "events" | undefined,
+): { xs: Float64Array; axis: XAxis } {
   const events = trace.events;
   const n = events.length;
-  const width = Math.max(1, Math.ceil(n / BUCKETS));
-  const alloc = emptySeries();
-  const reserv = emptySeries();
-  const model = new HeapModel();
-  let peakA = 0;
-  let peakR = 0;
-  let peakQ = 0;
-  let peakAi = -1;
-  let peakRi = -1;
+  const xs = new Float64Array(n);
+  let t = 0;
+  for (let i = 0; i < n; i++) {
+    const v = events[i][TIME_ITEM[events[i][0]]];
+    if (typeof v === "number" && v > t) t = v;
+    xs[i] = t;
+  }
+  const end = Math.max(t, trace.durationMs);
+  // From the first event: a recording may begin long before anything is allocated.
+  const start = n > 0 ? xs[0] : 0;
+  if (wanted !== "events" && end > start) return { xs, axis: { from: start, to: end, unit: "ms" } };
+  for (let i = 0; i < n; i++) xs[i] = i + 1;
+  return { xs, axis: { from: 0, to: Math.max(1, n), unit: "events" } };
+}
+
+/**
+ * The points of a series, one pixel column at a time: each column's highest
+ * point, then its last if that is lower. Copies bytes into arrays of its
+ * own (no object per event).
+ */
+class Column {
+  #best = -1;
+  #bestX = 0;
+  readonly #bestBytes = new Float64Array(POOL_NAMES.length);
+  readonly series: Series = emptySeries();
+
+  /** Sees the bytes after an event at `x`, whose sum over pools is `sum`. */
+  see(x: number, bytes: PoolBytes, sum: number): void {
+    if (sum <= this.#best) return;
+    this.#best = sum;
+    this.#bestX = x;
+    for (let p = 0; p < POOL_NAMES.length; p++) this.#bestBytes[p] = bytes[POOL_NAMES[p]];
+  }
+
+  /** Ends the column, whose last event left `bytes` (summing to `sum`) at `x`. */
+  flush(x: number, bytes: PoolBytes, sum: number): void {
+    if (this.#best < 0) return;
+    const s = this.series;
+    s.x.push(this.#bestX);
+    for (let p = 0; p < POOL_NAMES.length; p++) {
+      s.pools[POOL_NAMES[p]].push(this.#bestBytes[p]);
+    }
+    if (sum < this.#best) pushPoint(s, x, bytes);
+    this.#best = -1;
+  }
+}
+
+interface TraceDrawing {
+  at: "allocated" | "reserved";
+  x: "time" | "events" | undefined;
+  maxBands: number;
+  pytorch: ReturnType<typeof pytorchFacts>;
+}
+
+/** What one pass over a trace's events finds: the model after it, peaks, series by pool. */
+interface Walk {
+  model: HeapModel;
+  allocated: Series;
+  reserved: Series;
+  peakA: number;
+  peakAi: number;
+  peakR: number;
+  peakRi: number;
+  peakQ: number;
+  heapsMade: number;
+}
+
+/** Follows the events with a model keeping every block's life; a point per pixel column. */
+function walk(events: readonly TraceEvent[], xs: Float64Array, axis: XAxis): Walk {
+  const n = events.length;
+  let placings = 0;
+  for (const e of events) if (e[0] === "a" || e[0] === "s") placings++;
+  const model = new HeapModel({ history: true, blocks: placings });
+  const alloc = new Column();
+  const reserv = new Column();
+  const w = { peakA: 0, peakAi: -1, peakR: 0, peakRi: -1, peakQ: 0, heapsMade: 0 };
   let allocAtPeakR = -1;
-  let heapsMade = 0;
-  // Each bucket keeps its highest point, so no peak is lost however long the trace.
-  let bestA = -1;
-  let bestR = -1;
-  let snapA: [number, PoolBytes] | null = null;
-  let snapR: [number, PoolBytes] | null = null;
   for (let i = 0; i < n; i++) {
     const e = events[i];
     model.apply(e, i);
-    if (e[0] === "heap") heapsMade++;
-    const a = total(model.allocated);
-    const r = total(model.reserved);
-    if (a > peakA) [peakA, peakAi] = [a, i];
+    if (e[0] === "heap") w.heapsMade++;
+    const a = model.allocatedTotal;
+    const r = model.reservedTotal;
+    if (a > w.peakA) [w.peakA, w.peakAi] = [a, i];
     // Of the moments at peak reserved, the fullest: not the instant a heap is made
     // before its first block is placed.
-    if (r > peakR || (r === peakR && a > allocAtPeakR)) [peakR, peakRi, allocAtPeakR] = [r, i, a];
-    peakQ = Math.max(peakQ, model.requested);
-    if (a > bestA) [bestA, snapA] = [a, [i + 1, { ...model.allocated }]];
-    if (r > bestR) [bestR, snapR] = [r, [i + 1, { ...model.reserved }]];
-    if ((i + 1) % width === 0 || i === n - 1) {
-      if (snapA) pushPoint(alloc, ...snapA);
-      if (snapR) pushPoint(reserv, ...snapR);
-      bestA = bestR = -1;
-      snapA = snapR = null;
+    if (r > w.peakR || (r === w.peakR && a > allocAtPeakR)) {
+      [w.peakR, w.peakRi, allocAtPeakR] = [r, i, a];
+    }
+    w.peakQ = Math.max(w.peakQ, model.requested);
+    // Each pixel column keeps its highest point, so no peak is lost however long the trace.
+    const x = xs[i];
+    const column = Math.floor(columnOf(axis, x));
+    const next = i + 1 < n ? Math.floor(columnOf(axis, xs[i + 1])) : NaN;
+    alloc.see(x, model.allocated, a);
+    reserv.see(x, model.reserved, r);
+    if (next !== column) {
+      alloc.flush(x, model.allocated, a);
+      reserv.flush(x, model.reserved, r);
     }
   }
-  const peakIndex = at === "allocated" ? peakAi : peakRi;
+  return { model, allocated: alloc.series, reserved: reserv.series, ...w };
+}
+
+function traceBody(
+  trace: Trace,
+  drawn: Trace,
+  source: Int32Array | null,
+  options: TraceDrawing,
+): Markup {
+  const events = drawn.events;
+  const n = events.length;
+  const input = eventXs(trace, options.x);
+  const axis = input.axis;
+  const xs = source ? Float64Array.from(source, (s) => input.xs[s] ?? 0) : input.xs;
+  // Before the first event (a peak never reached): the axis's start.
+  const xOf = (i: number) => i < 0 ? axis.from : i < n ? xs[i] : axis.to;
+  const when = (i: number) => i < 0 ? "–" : xWhen(xOf(i), axis.unit);
+  const w = walk(events, xs, axis);
+  const history = w.model.history!;
+  const blocks = history.blocks;
+  const peakIndex = options.at === "allocated" ? w.peakAi : w.peakRi;
   const map = new HeapModel();
   for (let i = 0; i <= peakIndex; i++) map.apply(events[i], i);
-  const scale = niceMax(Math.max(peakR, peakA, 1));
-  const marks = [
-    { x: peakAi + 1, label: `peak allocated ${formatBytes(peakA)}` },
-    { x: peakRi + 1, label: `peak reserved ${formatBytes(peakR)}` },
-  ].filter((m) => m.x > 0);
-  const ratio = (a: number, b: number) => b > 0 ? (a / b).toFixed(3) : "–";
-  const facts: [string, string][] = [
-    ["peak allocated (live blocks)", `${formatBytes(peakA)} (${peakA} B)`],
-    ["peak requested", `${formatBytes(peakQ)} (${peakQ} B)`],
-    ["peak reserved (GPUBuffers)", `${formatBytes(peakR)} (${peakR} B)`],
-    ["reserved ÷ allocated", ratio(peakR, peakA)],
-    ["reserved ÷ requested", ratio(peakR, peakQ)],
-    ["GPUBuffers made", String(heapsMade)],
-    ["events", String(n)],
-    ["recorded for", trace.durationMs > 0 && !replayed ? `${trace.durationMs.toFixed(1)} ms` : "–"],
-    ["alloc conf", trace.settings?.allocConf ?? "–"],
-  ];
-  const when = at === "allocated" ? "peak allocated" : "peak reserved";
-  const note = "The trace gives no placement, so it was replayed on the fake device with " +
-    "default settings.";
-  return markup`${replayed ? markup`<p class="note">${note}</p>` : null}
+  const marks: Mark[] = [
+    { x: xOf(w.peakAi), label: `peak allocated ${formatBytes(w.peakA)}` },
+    { x: xOf(w.peakRi), label: `peak reserved ${formatBytes(w.peakR)}` },
+  ].filter((_, k) => (k === 0 ? w.peakAi : w.peakRi) >= 0);
+  const layout = layoutBands(
+    {
+      size: history.size.subarray(0, blocks),
+      placedAt: history.placedAt.subarray(0, blocks),
+      freedAt: history.freedAt.subarray(0, blocks),
+      events: n,
+      peakAt: w.peakAi,
+    },
+    {
+      maxBands: options.maxBands,
+      maxSteps: MAX_STEPS,
+      px: (i) => Math.round(columnOf(axis, xOf(i)) * 2) / 2,
+    },
+  );
+  const drawnAlone = new Set(layout.bands.map((b) => b.block));
+  const colorOf = (k: number) => drawnAlone.has(k) ? bandColor(k) : REST_COLOR;
+  const timelineNote = layout.hidden > 0
+    ? `The ${count(layout.bands.length)} blocks live at the peak or largest are drawn one by ` +
+      `one; the other ${count(layout.hidden)} are summed in the grey band on top.`
+    : `Every block is drawn: ${count(blocks)} bands.`;
+  const peakWhen = options.at === "allocated" ? "peak allocated" : "peak reserved";
+  const peakLive = liveAt(history, w.peakAi);
+  const heapScale = history.heapSize.reduce((m, s) => Math.max(m, s), 1);
+  const scale = niceMax(Math.max(w.peakR, w.peakA, 1));
+  const scripted = blocks <= MAX_SCRIPT_BLOCKS && n <= MAX_SCRIPT_EVENTS;
+  const note = "The trace gives no placement, so it was replayed on the fake device under its " +
+    "settings.";
+  const facts = traceFacts(trace, drawn, w, axis, when, options.pytorch);
+  return markup`${source ? markup`<p class="note">${note}</p>` : null}
 ${factTable(facts)}
+${controls(axis, [[w.peakAi, xOf(w.peakAi)], [w.peakRi, xOf(w.peakRi)]], scripted)}
+<h2>Live blocks over time: each block a band from its alloc to its free</h2>
+<p class="about">${timelineNote} Bands are stacked in the order blocks were placed; when a block
+is freed, those above slide down, so the top is the bytes allocated. Point at a band for its
+details; drag across a chart to zoom.</p>
+${
+    timelineChart(
+      layout,
+      axis,
+      niceMax(Math.max(w.peakA, 1)),
+      marks,
+      (k) => ({ color: colorOf(k), tip: bandTip(history, k, when) }),
+      w.allocated,
+    )
+  }
+<h2>Largest blocks at the peak allocated (${when(w.peakAi)})</h2>
+${topBlocks(history, peakLive, colorOf, when)}
+${topSites(history, peakLive)}
 ${legend()}
 <h2>Reserved bytes (GPUBuffers held), by pool</h2>
-${areaChart("reserved", reserv, n, scale, marks)}
+${areaChart("reserved", w.reserved, axis, scale, marks)}
 <h2>Allocated bytes (live blocks), by pool; dashed: reserved bytes, all pools</h2>
-${areaChart("allocated", alloc, n, scale, marks, reserv)}
-<h2>Heaps at the ${when} (after event ${peakIndex}): ${
+${areaChart("allocated", w.allocated, axis, scale, marks, w.reserved)}
+<h2>Heaps <span id="memviz-map-when">at the ${peakWhen} (${when(peakIndex)}): ${
     formatBytes(total(map.allocated))
-  } allocated in ${formatBytes(total(map.reserved))} reserved</h2>
-${heapMap(map.snapshotHeaps())}`;
+  } allocated in ${formatBytes(total(map.reserved))} reserved</span></h2>
+${heapMap(map.snapshotHeaps(), heapScale)}
+${scripted ? scriptData(history, xs) : null}`;
+}
+
+/** The table of a trace's facts: peaks, ratios, counts, duration and settings. */
+function traceFacts(
+  trace: Trace,
+  drawn: Trace,
+  w: Walk,
+  axis: XAxis,
+  when: (i: number) => string,
+  pytorch: TraceDrawing["pytorch"],
+): [string, string][] {
+  const ratio = (a: number, b: number) => b > 0 ? (a / b).toFixed(3) : "–";
+  const history = w.model.history!;
+  // Heap, release and split events of a replay's recording are the replay's own.
+  const added = drawn === trace ? 0 : drawn.events.length - countCallerEvents(drawn.events);
+  const facts: [string, string][] = [
+    ["peak allocated (live blocks)", `${formatBytes(w.peakA)} (${w.peakA} B) at ${when(w.peakAi)}`],
+    ["peak requested", `${formatBytes(w.peakQ)} (${w.peakQ} B)`],
+    ["peak reserved (GPUBuffers)", `${formatBytes(w.peakR)} (${w.peakR} B) at ${when(w.peakRi)}`],
+    ["reserved ÷ allocated", ratio(w.peakR, w.peakA)],
+    ["reserved ÷ requested", ratio(w.peakR, w.peakQ)],
+    ["GPUBuffers made", String(w.heapsMade)],
+    [
+      "events",
+      count(trace.events.length) +
+      (added > 0 ? ` (the replay made ${count(added)} heap events more)` : ""),
+    ],
+    [
+      "blocks placed",
+      `${count(history.blocks)}, ${count(history.labels.length)} distinct labels or call sites`,
+    ],
+    ["recorded for", axis.unit === "ms" ? xWhen(axis.to, "ms") : "– (no times)"],
+    ["alloc conf", drawn.settings?.allocConf || "default"],
+  ];
+  if (pytorch) {
+    facts.push([
+      "PyTorch reserved",
+      `${formatBytes(pytorch.peakReserved)} at peak (${pytorch.segments} segments)`,
+    ]);
+  }
+  return facts;
+}
+
+/** Events a caller made: those the allocator did not add. */
+function countCallerEvents(events: readonly TraceEvent[]): number {
+  let c = 0;
+  for (const e of events) if (!ALLOCATOR_EVENTS.has(e[0])) c++;
+  return c;
+}
+
+function count(v: number): string {
+  return v.toLocaleString("en-US");
+}
+
+/** Blocks live after event `i`. */
+function liveAt(h: History, i: number): number[] {
+  const live: number[] = [];
+  if (i < 0) return live;
+  for (let k = 0; k < h.blocks; k++) {
+    if (h.placedAt[k] <= i && i < h.freedAt[k]) live.push(k);
+  }
+  return live;
+}
+
+function bandTip(h: History, k: number, when: (i: number) => string): string {
+  const heap = h.blockHeap[k];
+  const freed = h.freedAt[k] === NEVER ? "never freed" : `freed at ${when(h.freedAt[k])}`;
+  return `block #${h.id[k]}: ${formatBytes(h.size[k])} (requested ${h.requested[k]} B)` +
+    `${h.label(k) !== null ? `\n${h.label(k)}` : ""}\nplaced at ${when(h.placedAt[k])}, ${freed}` +
+    `\nheap #${h.heapId[heap]} (${h.heapPool[heap]} pool) at offset ${h.offset[k]}`;
+}
+
+/** The largest blocks live at the peak, with their call sites. */
+function topBlocks(
+  h: History,
+  live: readonly number[],
+  colorOf: (k: number) => string,
+  when: (i: number) => string,
+): Markup {
+  if (live.length === 0) return markup`<p>No block is live at the peak.</p>`;
+  const top = [...live].sort((p, q) => h.size[q] - h.size[p] || p - q).slice(0, TOP_BLOCKS);
+  const rows = top.map((k) => [
+    swatch(colorOf(k)),
+    formatBytes(h.size[k]),
+    `#${h.id[k]}`,
+    h.label(k) ?? "–",
+    `${h.heapPool[h.blockHeap[k]]}, heap #${h.heapId[h.blockHeap[k]]} at ${h.offset[k]}`,
+    when(h.placedAt[k]),
+    h.freedAt[k] === NEVER ? "never" : when(h.freedAt[k]),
+  ]);
+  const more = live.length > top.length
+    ? markup`<p class="about">${
+      count(live.length - top.length)
+    } smaller blocks live at the peak are not listed.</p>`
+    : null;
+  return concat(
+    table(
+      ["", "size", "block", "label or call site", "pool, heap, offset", "placed", "freed"],
+      rows,
+    ),
+    more,
+  );
+}
+
+/** Bytes live at the peak by label or call site. */
+function topSites(h: History, live: readonly number[]): Markup | null {
+  const sites = new Map<string, [blocks: number, bytes: number]>();
+  for (const k of live) {
+    const key = h.label(k) ?? "(no label)";
+    const s = sites.get(key) ?? [0, 0];
+    s[0]++;
+    s[1] += h.size[k];
+    sites.set(key, s);
+  }
+  if (sites.size < 2) return null;
+  const rows = [...sites].sort((p, q) => q[1][1] - p[1][1]).slice(0, TOP_SITES).map((
+    [site, [blocks, bytes]],
+  ) => [site, count(blocks), formatBytes(bytes)]);
+  return concat(
+    markup`<h3>At the peak, by label or call site</h3>`,
+    table(["label or call site", "blocks", "bytes"], rows),
+  );
+}
+
+/**
+ * The slider that moves the heap map, a button for each peak (its event and
+ * moment), and the zoom's reset. Moments are written in full: the markup
+ * tag would round a number to a tenth.
+ */
+function controls(axis: XAxis, peaks: [number, number][], scripted: boolean): Markup {
+  const step = axis.unit === "events" ? "1" : "any";
+  const slider = scripted
+    ? markup`<label>Heap map at <input type="range" id="memviz-at" min="${
+      String(axis.from)
+    }" max="${String(axis.to)}" step="${step}" value="${
+      String(peaks[0][1])
+    }"> <output id="memviz-at-value"></output></label>`
+    : markup`<span class="about">The trace is too large for the heap map to move: it stays at the peak.</span>`;
+  const [[a, xa], [r, xr]] = peaks;
+  return markup`<div class="controls" id="memviz-controls" hidden>${slider}
+<button type="button" data-event="${a}" data-x="${String(xa)}">peak allocated</button>
+<button type="button" data-event="${r}" data-x="${String(xr)}">peak reserved</button>
+<button type="button" id="memviz-unzoom">whole trace</button></div>`;
+}
+
+/**
+ * What the page's script needs to draw the heap map after any event: heaps
+ * (id, pool, size, made, released, split), blocks (heap, offset, size,
+ * placed, freed, recycled, gone, id, requested, label) as event indices
+ * (-1: never), and the moments (each distinct x and the last event there),
+ * in attributes (escaped like any other text).
+ */
+function scriptData(h: History, xs: Float64Array): Markup {
+  const at = (i: number) => i === NEVER ? -1 : i;
+  const heaps: number[] = [];
+  for (let k = 0; k < h.heapId.length; k++) {
+    heaps.push(
+      h.heapId[k],
+      POOL_NAMES.indexOf(h.heapPool[k]),
+      h.heapSize[k],
+      at(h.madeAt[k]),
+      at(h.releasedAt[k]),
+      at(h.splitAt[k]),
+    );
+  }
+  const blocks: number[] = [];
+  for (let k = 0; k < h.blocks; k++) {
+    blocks.push(
+      h.blockHeap[k],
+      h.offset[k],
+      h.size[k],
+      at(h.placedAt[k]),
+      at(h.freedAt[k]),
+      at(h.recycledAt[k]),
+      at(h.goneAt[k]),
+      h.id[k],
+      h.requested[k],
+      h.labelIndex[k],
+    );
+  }
+  const moments: number[] = [];
+  for (let i = 0; i < xs.length; i++) {
+    if (i + 1 === xs.length || xs[i + 1] !== xs[i]) moments.push(xs[i], i);
+  }
+  return markup`<div id="memviz-data" hidden data-pools="${
+    JSON.stringify(POOL_NAMES)
+  }" data-colors="${
+    JSON.stringify(POOL_NAMES.map((p) => POOL_COLORS[p]))
+  }" data-max-heaps="${MAX_HEAPS}" data-heaps="${JSON.stringify(heaps)}" data-blocks="${
+    JSON.stringify(blocks)
+  }" data-labels="${JSON.stringify(h.labels)}" data-moments="${JSON.stringify(moments)}"></div>`;
 }
 
 function snapshotBody(snap: Snapshot): Markup {
@@ -209,12 +635,32 @@ function snapshotBody(snap: Snapshot): Markup {
   ];
   // The axis spans the largest bar, whatever the totals say.
   const widest = Math.max(1, s.reservedBytes.current, ...rows.map(([, r]) => total(r)));
+  const live: [SnapshotBlock, number, string][] = snap.heaps.flatMap((h) =>
+    h.blocks.filter((b) => b.state === "live").map((b) =>
+      [b, h.id, h.pool] as [SnapshotBlock, number, string]
+    )
+  );
+  live.sort((p, q) => q[0].size - p[0].size);
+  const top = live.slice(0, TOP_BLOCKS).map(([b, heap, pool]) => [
+    swatch(POOL_COLORS[pool] ?? "#888"),
+    formatBytes(b.size),
+    `#${b.id}`,
+    b.label ?? "–",
+    `${pool}, heap #${heap} at ${b.offset}`,
+  ]);
   return markup`${factTable(facts)}
 ${legend()}
 <h2>Bytes by pool</h2>
 ${barChart(rows, niceMax(widest))}
+<h2>Largest live blocks</h2>
+${
+    top.length > 0
+      ? table(["", "size", "block", "label", "pool, heap, offset"], top)
+      : markup`<p>No live block.</p>`
+  }
 <h2>Heaps</h2>
-${heapMap(snap.heaps)}`;
+${heapMap(snap.heaps)}
+<p class="about">Point at a block for its details.</p>`;
 }
 
 function page(title: string, body: Markup): Markup {
@@ -224,25 +670,15 @@ function page(title: string, body: Markup): Markup {
 <meta charset="utf-8">
 <title>${title}</title>
 <style>
-body { font: 14px/1.4 system-ui, sans-serif; color: #222; margin: 24px; max-width: ${WIDTH}px; }
-h1 { font-size: 22px; margin: 0 0 12px; }
-h2 { font-size: 16px; margin: 22px 0 6px; }
-table.facts { border-collapse: collapse; margin: 8px 0; }
-table.facts td { padding: 2px 14px 2px 0; }
-table.facts td:first-child { color: #555; }
-.note { background: #fff6d5; padding: 6px 10px; border-radius: 4px; }
-.legend span { display: inline-block; margin-right: 16px; white-space: nowrap; }
-.legend i { display: inline-block; width: 12px; height: 12px; margin-right: 5px;
-  vertical-align: -1px; border: 1px solid #0003; }
-svg text { font: 12px system-ui, sans-serif; fill: #333; }
-svg .axis line, svg .axis path { stroke: #999; }
-svg .grid { stroke: #e4e4e4; }
-svg text.mark { paint-order: stroke; stroke: #fff; stroke-width: 4px; stroke-linejoin: round; }
+body { max-width: ${WIDTH}px; }
+${PAGE_STYLE}
 </style>
 </head>
 <body>
 <h1>${title}</h1>
 ${body}
+<div id="memviz-tip" hidden></div>
+${PAGE_SCRIPT}
 </body>
 </html>
 `;
