@@ -26,7 +26,7 @@ export function checkTensors(op: string, named: Record<string, Tensor | null | u
       first = [name, t];
       continue;
     }
-    if (t.heap !== first[1].heap) {
+    if (t.allocator !== first[1].allocator) {
       throw new Error(
         `Cannot ${op}: ${name} comes from a different allocator than ${
           first[0]

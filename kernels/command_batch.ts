@@ -46,11 +46,13 @@ export interface TensorAllocator {
   submit(commandBuffers?: GPUCommandBuffer[]): void;
   /** Registers work to put on the queue ahead of every `submit`. */
   beforeSubmit(hook: () => GPUCommandBuffer[]): () => void;
+  /** True once the allocator released all its memory (then tensors' `dispose` does nothing). */
+  readonly destroyed?: boolean;
 }
 
 /** Returns the allocator's device, checked to be a real `GPUDevice`. */
-export function gpuDeviceOf(heap: TensorAllocator): GPUDevice {
-  const device = heap?.device as GPUDevice | undefined;
+export function gpuDeviceOf(allocator: TensorAllocator): GPUDevice {
+  const device = allocator?.device as GPUDevice | undefined;
   if (!device || typeof device.createComputePipeline !== "function") {
     throw new TypeError(
       "Cannot run kernels: the allocator's device is not a GPUDevice (a fake device cannot run shaders)",
@@ -88,7 +90,7 @@ function idOf(o: object): number {
 const PARAMS_CHUNK = 16384;
 
 /**
- * The batch ops on tensors of `heap` record into: one per allocator, made on
+ * The batch ops on tensors of `allocator` record into: one per allocator, made on
  * first use.
  *
  * @example
@@ -99,26 +101,26 @@ const PARAMS_CHUNK = 16384;
  * import assert from "node:assert/strict";
  *
  * const device = await requestDevice();
- * const heap = new HeapAllocator(device);
- * assert.equal(commandBatchOf(heap), commandBatchOf(heap));
- * heap.destroy();
+ * const allocator = new HeapAllocator(device);
+ * assert.equal(commandBatchOf(allocator), commandBatchOf(allocator));
+ * allocator.destroy();
  * device.destroy();
  * ```
  *
- * @param heap the allocator
+ * @param allocator the allocator
  * @returns its batch
  */
-export function commandBatchOf(heap: TensorAllocator): CommandBatch {
-  let batch = batches.get(heap);
+export function commandBatchOf(allocator: TensorAllocator): CommandBatch {
+  let batch = batches.get(allocator);
   if (!batch) {
-    batch = new CommandBatch(heap);
-    batches.set(heap, batch);
+    batch = new CommandBatch(allocator);
+    batches.set(allocator, batch);
   }
   return batch;
 }
 
 /**
- * Submits the work recorded on `heap`'s tensors (see {@linkcode CommandBatch.submit}).
+ * Submits the work recorded on `allocator`'s tensors (see {@linkcode CommandBatch.submit}).
  *
  * @example
  * ```ts
@@ -127,16 +129,16 @@ export function commandBatchOf(heap: TensorAllocator): CommandBatch {
  * import { requestDevice } from "../allocator/request_device.ts";
  *
  * const device = await requestDevice();
- * const heap = new HeapAllocator(device);
- * submit(heap); // nothing recorded: only makes freed blocks reusable
- * heap.destroy();
+ * const allocator = new HeapAllocator(device);
+ * submit(allocator); // nothing recorded: only makes freed blocks reusable
+ * allocator.destroy();
  * device.destroy();
  * ```
  *
- * @param heap the allocator whose batch to submit
+ * @param allocator the allocator whose batch to submit
  */
-export function submit(heap: TensorAllocator): void {
-  commandBatchOf(heap).submit();
+export function submit(allocator: TensorAllocator): void {
+  commandBatchOf(allocator).submit();
 }
 
 /**
@@ -164,18 +166,18 @@ export function submit(heap: TensorAllocator): void {
  * import assert from "node:assert/strict";
  *
  * const device = await requestDevice();
- * const heap = new HeapAllocator(device);
- * const y = relu(tensor(heap, [-1, 2, -3, 4], [4]));
- * assert.equal(commandBatchOf(heap).dispatches, 1);
- * commandBatchOf(heap).submit();
+ * const allocator = new HeapAllocator(device);
+ * const y = relu(tensor(allocator, [-1, 2, -3, 4], [4]));
+ * assert.equal(commandBatchOf(allocator).dispatches, 1);
+ * commandBatchOf(allocator).submit();
  * assert.deepEqual([...await y.read()], [0, 2, 0, 4]);
- * heap.destroy();
+ * allocator.destroy();
  * device.destroy();
  * ```
  */
 export class CommandBatch {
   /** The allocator whose blocks the batch's dispatches use. */
-  readonly heap: TensorAllocator;
+  readonly allocator: TensorAllocator;
   /** The allocator's device. */
   readonly device: GPUDevice;
   /** Where kernels of this batch read their parameters (see {@linkcode ParamsSpace}). */
@@ -194,22 +196,22 @@ export class CommandBatch {
   #bindGroups = new Map<string, GPUBindGroup>();
 
   /**
-   * Makes a batch for `heap`. Ops use the one {@linkcode commandBatchOf} returns;
+   * Makes a batch for `allocator`. Ops use the one {@linkcode commandBatchOf} returns;
    * make your own only to record separately from them.
    *
-   * @param heap the allocator whose blocks the dispatches use
+   * @param allocator the allocator whose blocks the dispatches use
    */
-  constructor(heap: TensorAllocator) {
-    this.heap = heap;
-    this.device = gpuDeviceOf(heap);
+  constructor(allocator: TensorAllocator) {
+    this.allocator = allocator;
+    this.device = gpuDeviceOf(allocator);
     // A uniform block placed in the heaps tensors live in cannot be bound as
     // a uniform next to a writable tensor of the same GPUBuffer: read such
     // parameters as storage instead.
-    const probe = heap.alloc(16, { usage: "uniform" });
+    const probe = allocator.alloc(16, { usage: "uniform" });
     this.paramsSpace = probe.pool === "small" || probe.pool === "large" ? "storage" : "uniform";
-    heap.free(probe);
+    allocator.free(probe);
     // Any submit of the allocator, ours or the caller's, sends this batch first.
-    heap.beforeSubmit(() => this.#take());
+    allocator.beforeSubmit(() => this.#take());
     const limits = this.device.limits;
     this.#paramsAlign = Math.max(
       limits.minUniformBufferOffsetAlignment,
@@ -257,7 +259,10 @@ export class CommandBatch {
     }
     if (this.#chunk === null || this.#chunkUsed + size > PARAMS_CHUNK) {
       this.#flushParams();
-      this.#chunk = this.heap.alloc(PARAMS_CHUNK, { usage: "uniform", label: "kernel params" });
+      this.#chunk = this.allocator.alloc(PARAMS_CHUNK, {
+        usage: "uniform",
+        label: "kernel params",
+      });
       this.#params.push(this.#chunk);
       this.#chunkBytes.fill(0);
       this.#chunkUsed = 0;
@@ -324,7 +329,7 @@ export class CommandBatch {
    * recorded it still calls `submit` for the latter.
    */
   submit(): void {
-    this.heap.submit();
+    this.allocator.submit();
   }
 
   /** Ends the recording and returns it for the allocator's submit (the hook). */
@@ -337,7 +342,7 @@ export class CommandBatch {
     this.#flushParams();
     // Freed before the submit, so they are reusable right after it: this
     // batch's dispatches are then on the queue ahead of any later write.
-    for (const block of this.#params) this.heap.free(block);
+    for (const block of this.#params) this.allocator.free(block);
     this.#params = [];
     this.#dispatches = 0;
     this.#submits++;

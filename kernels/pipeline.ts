@@ -46,16 +46,16 @@ export interface PipelineOptions {
  * import assert from "node:assert/strict";
  *
  * const device = await requestDevice();
- * const heap = new HeapAllocator(device);
+ * const allocator = new HeapAllocator(device);
  * const conv = (cin: number, cout: number) => ({
- *   weight: tensor(heap, new Float32Array(cout * cin * 9).fill(0.1), [cout, cin, 3, 3]),
- *   bias: tensor(heap, new Float32Array(cout).fill(0.5), [cout]),
+ *   weight: tensor(allocator, new Float32Array(cout * cin * 9).fill(0.1), [cout, cin, 3, 3]),
+ *   bias: tensor(allocator, new Float32Array(cout).fill(0.5), [cout]),
  * });
- * const x = tensor(heap, new Float32Array(2 * 8 * 8).fill(1), [1, 2, 8, 8]);
+ * const x = tensor(allocator, new Float32Array(2 * 8 * 8).fill(1), [1, 2, 8, 8]);
  * const y = pipeline(x, [conv(2, 4), conv(4, 4), conv(4, 4)]);
  * assert.deepEqual(y.shape, [1, 4, 1, 1]);
  * console.log(await y.read());
- * heap.destroy();
+ * allocator.destroy();
  * device.destroy();
  * ```
  *

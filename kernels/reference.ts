@@ -329,3 +329,34 @@ export function pipelineRef(x: RefTensor, weights: readonly RefConvWeights[]): R
   });
   return t as RefResult;
 }
+
+/**
+ * The relative L2 error `||out - ref|| / ||ref||` (the absolute one when
+ * `ref` is all zeros): how GPU results are compared with the float64
+ * references. NaN when any output is NaN or the lengths differ.
+ *
+ * @example
+ * ```ts
+ * import { relativeError } from "./reference.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(relativeError([3, 4], [3, 4]), 0);
+ * assert.equal(relativeError([0, 0], [3, 4]), 1);
+ * assert.ok(Number.isNaN(relativeError([NaN, 4], [3, 4])));
+ * ```
+ *
+ * @param out the values to check
+ * @param ref the reference values
+ * @returns the error
+ */
+export function relativeError(out: ArrayLike<number>, ref: ArrayLike<number>): number {
+  if (out.length !== ref.length) return NaN;
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < ref.length; i++) {
+    const d = out[i] - ref[i];
+    num += d * d;
+    den += ref[i] * ref[i];
+  }
+  return den === 0 ? Math.sqrt(num) : Math.sqrt(num / den);
+}
