@@ -4,7 +4,7 @@
  * @module
  */
 
-import { poolGeometry } from "./_geometry.ts";
+import { flag, poolGeometry } from "./_geometry.ts";
 import { checkTensors, i32Params, recordInto } from "./_op.ts";
 import { grid2d } from "./_prelude.ts";
 import { AVG_POOL2D_PARAMS, avgPool2dShader } from "./avg_pool2d.wgsl.ts";
@@ -63,14 +63,11 @@ export function avgPool2d(x: Tensor, options: AvgPool2dOptions): Tensor {
   const divisor = checkDivisor(op, options.divisorOverride) ?? 0;
   const batch = commandBatchOf(x.allocator);
   const program = { dtype: x.dtype, params: batch.paramsSpace, workgroupSize: WORKGROUP } as const;
-  const pipeline = getShader(batch.device, avgPool2dShader(program));
+  const shader = getShader(batch.device, avgPool2dShader(program));
   const total = g.n * g.c * g.hOut * g.wOut;
-  const includePad = (options.countIncludePad ?? true) ? 1 : 0;
+  const includePad = flag(op, "countIncludePad", options.countIncludePad, true) ? 1 : 0;
+  const params = i32Params(op, AVG_POOL2D_PARAMS, { ...g, total, includePad, divisor });
+  const grid = grid2d(Math.ceil(total / WORKGROUP));
   const y = empty(x.allocator, [g.n, g.c, g.hOut, g.wOut], { dtype: x.dtype, label: op });
-  return recordInto(y, () => {
-    const params = batch.params(
-      i32Params(AVG_POOL2D_PARAMS, { ...g, total, includePad, divisor }),
-    );
-    batch.dispatch(pipeline, params, [x.block, y.block], grid2d(Math.ceil(total / WORKGROUP)));
-  });
+  return recordInto(y, [{ shader, params, storage: [x.block, y.block], grid }]);
 }

@@ -23,6 +23,18 @@ export interface TensorBlock {
   readonly pool?: string;
 }
 
+/** One dispatch of an op, ready to record (see {@linkcode CommandBatch.record}). */
+export interface KernelDispatch {
+  /** The compiled shader. */
+  readonly shader: GPUComputePipeline;
+  /** Its parameters, packed in the order its `Params` struct declares them. */
+  readonly params: ArrayBuffer;
+  /** The blocks bound at 1, 2, … in order. */
+  readonly storage: readonly TensorBlock[];
+  /** Workgroups along x, y and z. */
+  readonly grid: readonly [number, number, number];
+}
+
 /** Options of {@linkcode TensorAllocator.alloc}. */
 export interface TensorAllocOptions {
   /** What the block is for (default `"storage"`). */
@@ -194,6 +206,8 @@ export class CommandBatch {
   #dispatches = 0;
   #submits = 0;
   #bindGroups = new Map<string, GPUBindGroup>();
+  /** Dispatches held back by {@linkcode CommandBatch.atomic}, or null. */
+  #held: KernelDispatch[] | null = null;
 
   /**
    * Makes a batch for `allocator`. Ops use the one {@linkcode commandBatchOf} returns;
@@ -247,10 +261,22 @@ export class CommandBatch {
    * dispatch; the blocks are freed at submit.
    */
   params(data: ArrayBuffer): GPUBufferBinding {
-    // Every binding of the dispatches so far is in use by recorded work, and
-    // none of the next: a safe point to send a long batch on its way, so the
-    // blocks its ops disposed become reusable.
+    this.#submitIfLong();
+    return this.#place(data);
+  }
+
+  /**
+   * Sends a long batch on its way, so the blocks its ops disposed become
+   * reusable. Called only before an op's first dispatch: then every binding
+   * of the dispatches so far is in use by recorded work, and none of the
+   * next has been freed.
+   */
+  #submitIfLong(): void {
     if (this.#dispatches >= AUTO_SUBMIT_DISPATCHES) this.submit();
+  }
+
+  /** Places parameters in the current parameter block. */
+  #place(data: ArrayBuffer): GPUBufferBinding {
     const size = Math.max(16, Math.ceil(data.byteLength / 16) * 16);
     if (size > PARAMS_CHUNK) {
       throw new RangeError(
@@ -271,6 +297,84 @@ export class CommandBatch {
     this.#chunkBytes.set(new Uint8Array(data), offset);
     this.#chunkUsed = Math.ceil((offset + size) / this.#paramsAlign) * this.#paramsAlign;
     return { buffer: this.#chunk.buffer, offset: this.#chunk.offset + offset, size };
+  }
+
+  /**
+   * Records the dispatches of one op, all together: a long batch submits
+   * itself before them, never between two of them.
+   */
+  record(dispatches: readonly KernelDispatch[]): void {
+    if (this.#held !== null) {
+      // Read each block's buffer now: the allocator reuses a freed block at
+      // once if nothing read its buffer, and fn may free these before they
+      // are recorded.
+      for (const d of dispatches) {
+        const storage = d.storage.map(({ buffer, offset, size, requestedSize }) => ({
+          buffer,
+          offset,
+          size,
+          requestedSize,
+        }));
+        this.#held.push({ ...d, storage });
+      }
+      return;
+    }
+    this.#submitIfLong();
+    this.#recordAll(dispatches);
+  }
+
+  /** Records dispatches, their parameters first, without submitting. */
+  #recordAll(dispatches: readonly KernelDispatch[]): void {
+    const params = dispatches.map((d) => this.#place(d.params));
+    dispatches.forEach((d, i) => this.dispatch(d.shader, params[i], d.storage, d.grid));
+  }
+
+  /**
+   * Runs `fn`, holding back what its ops record until it returns: then all
+   * of it is recorded at once, and if `fn` throws, none of it. A chain of
+   * ops whose later step fails records nothing, and submits nothing. Until
+   * its dispatches are recorded, nothing of this batch is submitted, so the
+   * blocks `fn` disposes are not reused before.
+   *
+   * @example
+   * ```ts
+   * import { commandBatchOf } from "./command_batch.ts";
+   * import { relu } from "./relu.ts";
+   * import { maxPool2d } from "./max_pool2d.ts";
+   * import { tensor } from "./tensor.ts";
+   * import { HeapAllocator } from "../allocator/allocator.ts";
+   * import { requestDevice } from "../allocator/request_device.ts";
+   * import assert from "node:assert/strict";
+   *
+   * const device = await requestDevice();
+   * const allocator = new HeapAllocator(device);
+   * const x = tensor(allocator, [1, -2, 3, -4], [1, 1, 2, 2]);
+   * const batch = commandBatchOf(allocator);
+   * assert.throws(() => batch.atomic(() => maxPool2d(relu(x), { kernelSize: 3 })), RangeError);
+   * assert.equal(batch.dispatches, 0); // the relu was not recorded either
+   * allocator.destroy();
+   * device.destroy();
+   * ```
+   *
+   * @param fn the ops to record together
+   * @returns what `fn` returns
+   */
+  atomic<T>(fn: () => T): T {
+    // Nested: the outermost records.
+    if (this.#held !== null) return fn();
+    const held: KernelDispatch[] = [];
+    this.#held = held;
+    let result: T;
+    try {
+      result = fn();
+    } finally {
+      this.#held = null;
+    }
+    // No self-submit before these: blocks fn disposed would become reusable
+    // while the dispatches reading them were still held back. The next op
+    // submits a batch this made long.
+    this.#recordAll(held);
+    return result;
   }
 
   /** Writes the filled part of the current parameter block. */

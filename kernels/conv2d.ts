@@ -5,7 +5,7 @@
  * @module
  */
 
-import { type ConvGeometry, convGeometry, type Pair } from "./_geometry.ts";
+import { type ConvGeometry, convGeometry, flag, type Pair, show } from "./_geometry.ts";
 import { checkTensors, i32Params, recordInto } from "./_op.ts";
 import { grid2d, MAX_WORKGROUPS_PER_DIMENSION } from "./_prelude.ts";
 import { type CommandBatch, commandBatchOf } from "./command_batch.ts";
@@ -123,23 +123,22 @@ export function conv2d(
   bias: Tensor | null = null,
   options: Conv2dOptions = {},
 ): Tensor {
-  const op = options.relu ? "conv2dRelu" : "conv2d";
+  options ??= {};
+  const op = options.relu === true ? "conv2dRelu" : "conv2d";
   checkTensors(op, { input: x, weight, bias });
   const g = convGeometry(op, x.shape, weight.shape, bias ? bias.shape : null, options);
   const algorithm = options.algorithm ?? "auto";
   if (algorithm !== "auto" && algorithm !== "naive" && algorithm !== "tiled") {
     throw new RangeError(
-      `Cannot ${op}: algorithm must be "auto", "naive" or "tiled", got ${
-        JSON.stringify(algorithm)
-      }`,
+      `Cannot ${op}: algorithm must be "auto", "naive" or "tiled", got ${show(algorithm)}`,
     );
   }
   const batch = commandBatchOf(x.allocator);
   const tiled = algorithm === "tiled" || (algorithm === "auto" && g.cInG > 1);
-  const relu = options.relu ?? false;
+  const relu = flag(op, "relu", options.relu, false);
   return tiled
     ? recordTiled(op, batch, g, x, weight, bias, relu, options.tiles)
-    : recordNaive(batch, g, x, weight, bias, relu);
+    : recordNaive(op, batch, g, x, weight, bias, relu);
 }
 
 /**
@@ -180,6 +179,7 @@ export function conv2dRelu(
 }
 
 function recordNaive(
+  op: string,
   batch: CommandBatch,
   g: ConvGeometry,
   x: Tensor,
@@ -194,16 +194,15 @@ function recordNaive(
     bias: bias !== null,
     relu,
   } as const;
-  const pipeline = getShader(batch.device, conv2dNaiveShader(program));
+  const shader = getShader(batch.device, conv2dNaiveShader(program));
   const total = g.n * g.cOut * g.hOut * g.wOut;
+  const params = i32Params(op, CONV2D_NAIVE_PARAMS, { ...g, total });
+  const grid = grid2d(Math.ceil(total / NAIVE_WORKGROUP));
   const y = empty(x.allocator, [g.n, g.cOut, g.hOut, g.wOut], { dtype: x.dtype, label: "conv2d" });
-  return recordInto(y, () => {
-    const params = batch.params(i32Params(CONV2D_NAIVE_PARAMS, { ...g, total }));
-    const blocks = bias
-      ? [x.block, weight.block, bias.block, y.block]
-      : [x.block, weight.block, y.block];
-    batch.dispatch(pipeline, params, blocks, grid2d(Math.ceil(total / NAIVE_WORKGROUP)));
-  });
+  const storage = bias
+    ? [x.block, weight.block, bias.block, y.block]
+    : [x.block, weight.block, y.block];
+  return recordInto(y, [{ shader, params, storage, grid }]);
 }
 
 function recordTiled(
@@ -272,6 +271,12 @@ function recordTiled(
   const kHW = g.kH * g.kW;
   const numK = kHW * Math.ceil(g.cInG / ordered.tileK);
   const values = { ...g, m, kHW, numK, mTiles, nTiles };
+  // Every parameter and grid is checked before anything is allocated or recorded.
+  const total = weight.numel;
+  const packParams = i32Params(op, CONV2D_PACK_WEIGHTS_PARAMS, { total, ...values });
+  const packGrid = grid2d(Math.ceil(total / PACK_WORKGROUP));
+  const params = i32Params(op, CONV2D_TILED_PARAMS, values);
+  const grid = grid2d(mTiles * nTiles, g.groups);
   const packedWeight = empty(x.allocator, [weight.numel], {
     dtype: x.dtype,
     label: "conv2d packed weight",
@@ -281,24 +286,18 @@ function recordTiled(
       dtype: x.dtype,
       label: "conv2d",
     });
-    return recordInto(y, () => {
-      const total = weight.numel;
-      batch.dispatch(
-        pack,
-        batch.params(i32Params(CONV2D_PACK_WEIGHTS_PARAMS, { total, ...values })),
-        [weight.block, packedWeight.block],
-        grid2d(Math.ceil(total / PACK_WORKGROUP)),
-      );
-      const blocks = bias
-        ? [x.block, packedWeight.block, bias.block, y.block]
-        : [x.block, packedWeight.block, y.block];
-      batch.dispatch(
-        pipeline,
-        batch.params(i32Params(CONV2D_TILED_PARAMS, values)),
-        blocks,
-        grid2d(mTiles * nTiles, g.groups),
-      );
-    });
+    const storage = bias
+      ? [x.block, packedWeight.block, bias.block, y.block]
+      : [x.block, packedWeight.block, y.block];
+    return recordInto(y, [
+      {
+        shader: pack,
+        params: packParams,
+        storage: [weight.block, packedWeight.block],
+        grid: packGrid,
+      },
+      { shader: pipeline, params, storage, grid },
+    ]);
   } finally {
     // Recorded work still reads it: the allocator reuses it after the submit.
     packedWeight.dispose();

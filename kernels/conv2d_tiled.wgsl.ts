@@ -17,6 +17,7 @@
  * @module
  */
 
+import { formatShape } from "./_geometry.ts";
 import {
   type DType,
   makeShader,
@@ -95,7 +96,7 @@ export function conv2dTiledWorkgroupBytes(program: Conv2dTiledProgram): number {
 export function conv2dTiledProblem(p: Conv2dTiledProgram): string | null {
   const sizes = [p.tileM, p.tileN, p.tileK, p.threadM, p.threadN];
   if (!sizes.every((v) => Number.isInteger(v) && v > 0)) {
-    return `tile sizes must be positive integers, got ${JSON.stringify(sizes)}`;
+    return `tile sizes must be positive integers, got ${formatShape(sizes)}`;
   }
   if (p.threadM % 4 !== 0 || p.threadN % 4 !== 0) {
     return `threadM and threadN must be multiples of 4, got ${p.threadM} and ${p.threadN}`;

@@ -60,11 +60,10 @@ export function maxPool2d(x: Tensor, options: MaxPool2dOptions): Tensor {
   const g = poolGeometry(op, x.shape, options);
   const batch = commandBatchOf(x.allocator);
   const program = { dtype: x.dtype, params: batch.paramsSpace, workgroupSize: WORKGROUP } as const;
-  const pipeline = getShader(batch.device, maxPool2dShader(program));
+  const shader = getShader(batch.device, maxPool2dShader(program));
   const total = g.n * g.c * g.hOut * g.wOut;
+  const params = i32Params(op, MAX_POOL2D_PARAMS, { ...g, total }, [-Infinity]);
+  const grid = grid2d(Math.ceil(total / WORKGROUP));
   const y = empty(x.allocator, [g.n, g.c, g.hOut, g.wOut], { dtype: x.dtype, label: op });
-  return recordInto(y, () => {
-    const params = batch.params(i32Params(MAX_POOL2D_PARAMS, { ...g, total }, [-Infinity]));
-    batch.dispatch(pipeline, params, [x.block, y.block], grid2d(Math.ceil(total / WORKGROUP)));
-  });
+  return recordInto(y, [{ shader, params, storage: [x.block, y.block], grid }]);
 }

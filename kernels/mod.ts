@@ -49,6 +49,7 @@ export {
   AUTO_SUBMIT_DISPATCHES,
   CommandBatch,
   commandBatchOf,
+  type KernelDispatch,
   submit,
   type TensorAllocator,
   type TensorAllocOptions,

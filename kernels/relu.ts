@@ -47,10 +47,9 @@ export function relu(x: Tensor): Tensor {
     width,
     workgroupSize: WORKGROUP,
   } as const;
-  const pipeline = getShader(batch.device, reluShader(program));
+  const shader = getShader(batch.device, reluShader(program));
+  const params = i32Params("relu", RELU_PARAMS, { total: count });
+  const grid = grid2d(Math.ceil(count / WORKGROUP));
   const y = empty(x.allocator, x.shape, { dtype: x.dtype, label: "relu" });
-  return recordInto(y, () => {
-    const params = batch.params(i32Params(RELU_PARAMS, { total: count }));
-    batch.dispatch(pipeline, params, [x.block, y.block], grid2d(Math.ceil(count / WORKGROUP)));
-  });
+  return recordInto(y, [{ shader, params, storage: [x.block, y.block], grid }]);
 }

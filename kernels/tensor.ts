@@ -6,7 +6,7 @@
  * @module
  */
 
-import { checkShape, formatShape } from "./_geometry.ts";
+import { checkShape, checkValues, describe, formatShape, show } from "./_geometry.ts";
 import type { DType } from "./_prelude.ts";
 import {
   commandBatchOf,
@@ -16,6 +16,7 @@ import {
 } from "./command_batch.ts";
 import { track } from "./scope.ts";
 import { readEnv } from "../allocator/config.ts";
+import { AllocatorError } from "../allocator/errors.ts";
 import { formatBytes } from "../allocator/format.ts";
 
 export type { DType } from "./_prelude.ts";
@@ -143,6 +144,8 @@ export class Tensor implements Disposable {
    * @param shape sizes of each dimension
    * @param dtype element type
    * @param label a name for leak reports (default `"tensor"`)
+   * @throws {TypeError} not an allocator or a block, a bad dtype or label
+   * @throws {RangeError} a bad shape, or a block too small for it
    */
   constructor(
     allocator: TensorAllocator,
@@ -151,12 +154,33 @@ export class Tensor implements Disposable {
     dtype: DType,
     label = "tensor",
   ) {
+    const op = "create tensor";
+    checkDtype(op, allocator, dtype);
+    this.numel = checkShape(op, shape);
+    checkLabel(op, label);
+    const b = block as Partial<TensorBlock> | null;
+    if (
+      typeof b !== "object" || b === null || !("buffer" in b) ||
+      !Number.isSafeInteger(b.offset) || !Number.isSafeInteger(b.requestedSize)
+    ) {
+      throw new TypeError(
+        `Cannot ${op}: block must be an allocator block (buffer, offset, requestedSize), got ${
+          describe(block)
+        }`,
+      );
+    }
     this.allocator = allocator;
     this.#block = block;
     this.shape = Object.freeze([...shape]);
     this.dtype = dtype;
-    this.numel = shape.reduce((a, b) => a * b, 1);
     this.label = label;
+    if (block.requestedSize < this.byteLength) {
+      throw new RangeError(
+        `Cannot ${op}: a block of ${block.requestedSize} bytes cannot hold shape ${
+          formatShape(shape)
+        } of ${dtype} (${this.byteLength} bytes)`,
+      );
+    }
     track(this);
     if (leakReport !== null) {
       const info = { label, shape: this.shape, dtype, bytes: this.byteLength };
@@ -168,11 +192,11 @@ export class Tensor implements Disposable {
   /**
    * The block holding the elements.
    *
-   * @throws {Error} the tensor was disposed
+   * @throws {AllocatorError} the tensor was disposed
    */
   get block(): TensorBlock {
     if (this.#block === null) {
-      throw new Error(`Cannot use tensor ${formatShape(this.shape)}: it was disposed`);
+      throw new AllocatorError(`Cannot use tensor ${formatShape(this.shape)}: it was disposed`);
     }
     return this.#block;
   }
@@ -215,11 +239,39 @@ export class Tensor implements Disposable {
   }
 }
 
-function checkDtype(op: string, allocator: TensorAllocator, dtype: DType): void {
-  if (dtype !== "f32" && dtype !== "f16") {
-    throw new TypeError(`Cannot ${op}: dtype must be "f32" or "f16", got ${JSON.stringify(dtype)}`);
+function checkAllocator(op: string, allocator: TensorAllocator): void {
+  const a = allocator as Partial<TensorAllocator> | null;
+  if (
+    typeof a !== "object" || a === null || typeof a.alloc !== "function" ||
+    typeof a.free !== "function" || typeof a.submit !== "function" ||
+    typeof a.beforeSubmit !== "function"
+  ) {
+    throw new TypeError(
+      `Cannot ${op}: allocator must have alloc, free, submit and beforeSubmit, got ${
+        describe(allocator)
+      }`,
+    );
   }
-  if (dtype === "f16" && !gpuDeviceOf(allocator).features.has("shader-f16")) {
+}
+
+function checkLabel(op: string, label: string): void {
+  if (typeof label !== "string") {
+    throw new TypeError(`Cannot ${op}: label must be a string, got ${show(label)}`);
+  }
+}
+
+function checkDtypeName(op: string, dtype: DType): void {
+  if (dtype !== "f32" && dtype !== "f16") {
+    throw new TypeError(`Cannot ${op}: dtype must be "f32" or "f16", got ${show(dtype)}`);
+  }
+}
+
+function checkDtype(op: string, allocator: TensorAllocator, dtype: DType): void {
+  checkAllocator(op, allocator);
+  checkDtypeName(op, dtype);
+  // An f16 shader fails to compile on a device without the feature.
+  const features = (allocator.device as { features?: GPUSupportedFeatures }).features;
+  if (dtype === "f16" && features?.has("shader-f16") !== true) {
     throw new TypeError(
       `Cannot ${op}: dtype f16 needs the device feature shader-f16, which this device lacks`,
     );
@@ -255,12 +307,17 @@ export function empty(
   shape: readonly number[],
   options: TensorOptions = {},
 ): Tensor {
-  const dtype = options.dtype ?? "f32";
-  const label = options.label ?? "tensor";
+  const { dtype = "f32", label = "tensor" } = options ?? {};
   checkDtype("create tensor", allocator, dtype);
+  checkLabel("create tensor", label);
   const numel = checkShape("create tensor", shape);
-  const bytes = Math.ceil((numel * BYTES[dtype]) / 4) * 4;
-  return new Tensor(allocator, allocator.alloc(bytes, { label }), shape, dtype, label);
+  const block = allocator.alloc(Math.ceil((numel * BYTES[dtype]) / 4) * 4, { label });
+  try {
+    return new Tensor(allocator, block, shape, dtype, label);
+  } catch (error) {
+    allocator.free(block);
+    throw error;
+  }
 }
 
 /**
@@ -284,11 +341,12 @@ export function empty(
  * ```
  *
  * @param allocator the allocator to take the block from
- * @param data the elements in row-major (NCHW) order
+ * @param data the elements in row-major (NCHW) order: an array or a typed array of numbers
  * @param shape sizes of each dimension, positive integers
  * @param options element type (default f32), label
  * @returns the tensor
- * @throws {RangeError} the data's length does not match the shape
+ * @throws {RangeError} the data's length does not match the shape, or a bad shape
+ * @throws {TypeError} data that is not numbers, a bad dtype or allocator
  */
 export function tensor(
   allocator: TensorAllocator,
@@ -296,16 +354,10 @@ export function tensor(
   shape: readonly number[],
   options: TensorOptions = {},
 ): Tensor {
-  const dtype = options.dtype ?? "f32";
+  const dtype = options?.dtype ?? "f32";
   checkDtype("create tensor", allocator, dtype);
   const numel = checkShape("create tensor", shape);
-  if (!data || typeof data.length !== "number" || data.length !== numel) {
-    throw new RangeError(
-      `Cannot create tensor: data has ${data?.length} elements but shape ${
-        formatShape(shape)
-      } needs ${numel}`,
-    );
-  }
+  checkValues("create tensor", "data", data, shape, numel);
   const t = empty(allocator, shape, options);
   // writeBuffer sizes must be multiples of 4 bytes: an odd f16 count gets a pad element.
   const values = dtype === "f32"
@@ -342,16 +394,18 @@ export function tensor(
  *
  * @param tensors the tensors to read (from any allocators)
  * @returns their elements, in order
- * @throws {Error} a tensor was disposed
+ * @throws {AllocatorError} a tensor was disposed
  */
 export async function readAll(tensors: readonly Tensor[]): Promise<TensorData[]> {
   if (!Array.isArray(tensors)) {
-    throw new TypeError(`Cannot read tensors: expected an array of tensors, got ${tensors}`);
+    throw new TypeError(`Cannot read tensors: expected an array of tensors, got ${show(tensors)}`);
   }
   for (const t of tensors) {
-    if (!(t instanceof Tensor)) throw new TypeError(`Cannot read tensors: ${t} is not a Tensor`);
+    if (!(t instanceof Tensor)) {
+      throw new TypeError(`Cannot read tensors: expected Tensors, got ${describe(t)}`);
+    }
     if (t.disposed) {
-      throw new Error(`Cannot read tensor ${formatShape(t.shape)}: it was disposed`);
+      throw new AllocatorError(`Cannot read tensor ${formatShape(t.shape)}: it was disposed`);
     }
   }
   const staging: { allocator: TensorAllocator; block: TensorBlock; bytes: number }[] = [];

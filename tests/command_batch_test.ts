@@ -8,10 +8,12 @@ import {
   commandBatchOf,
   conv2d,
   conv2dRef,
+  maxPool2d,
   pipeline,
   pipelineRef,
   readAll,
   relu,
+  scope,
   tensor,
   type TensorAllocator,
 } from "../kernels/mod.ts";
@@ -71,7 +73,7 @@ Deno.test("CommandBatch reads parameters from storage when uniform blocks share 
   });
 });
 
-Deno.test("CommandBatch submits itself after AUTO_SUBMIT_DISPATCHES, mid-op included, and stays correct", async () => {
+Deno.test("CommandBatch submits itself after AUTO_SUBMIT_DISPATCHES, never inside an op, and stays correct", async () => {
   await withAllocator(async (allocator) => {
     const random = rng(13);
     const xr = randomRef(random, [1, 4, 6, 6]);
@@ -81,11 +83,14 @@ Deno.test("CommandBatch submits itself after AUTO_SUBMIT_DISPATCHES, mid-op incl
     const batch = commandBatchOf(allocator);
     batch.submit();
     const submits = batch.submits;
-    // Two dispatches per tiled conv (weight packing, then the conv): an odd
-    // threshold crossing lands between the two.
+    // One relu first, then two dispatches per tiled conv (weight packing,
+    // then the conv): the threshold is reached in the middle of a conv,
+    // whose dispatches must still go out together.
+    relu(x).dispose();
     const outputs = [];
     for (let i = 0; i < AUTO_SUBMIT_DISPATCHES + 1; i++) {
       const y = conv2d(x, w, null, { padding: 1, algorithm: "tiled" });
+      assert.notEqual(batch.dispatches, 1, `conv ${i} was split across two submits`);
       if (i % 16 === 0) outputs.push(y);
       else y.dispose();
     }
@@ -93,4 +98,56 @@ Deno.test("CommandBatch submits itself after AUTO_SUBMIT_DISPATCHES, mid-op incl
     const ref = conv2dRef(xr, wr, null, { padding: 1 });
     for (const out of await readAll(outputs)) assertClose(out, ref.data, 1e-5, "conv");
   });
+});
+
+Deno.test("CommandBatch.atomic() records what its function recorded, or nothing if it throws", async () => {
+  await withAllocator(async (allocator) => {
+    const batch = commandBatchOf(allocator);
+    batch.submit();
+    const x = tensor(allocator, [1, -2, 3, -4], [1, 1, 2, 2]);
+    const blocks = allocator.memoryStats().blocks;
+    assert.throws(
+      () =>
+        scope(() =>
+          batch.atomic(() => {
+            const y = relu(x);
+            assert.equal(batch.dispatches, 0, "held back, not recorded yet");
+            return maxPool2d(y, { kernelSize: 3 });
+          })
+        ),
+      RangeError,
+    );
+    assert.equal(batch.dispatches, 0);
+    assert.equal(allocator.memoryStats().blocks, blocks);
+    const y = batch.atomic(() => batch.atomic(() => maxPool2d(relu(x), { kernelSize: 2 })));
+    assert.equal(batch.dispatches, 2);
+    assert.deepEqual([...await y.read()], [3]);
+  });
+});
+
+Deno.test("CommandBatch.atomic() keeps blocks disposed inside it from reuse until its dispatches are recorded", async () => {
+  await withAllocator(async (allocator) => {
+    const batch = commandBatchOf(allocator);
+    const xr = randomValues(rng(14), 1024);
+    const x = tensor(allocator, xr, [1024]);
+    // A batch at the length where it submits itself: recording the held-back
+    // dispatches must not submit first, or the intermediate disposed inside
+    // would be reusable before the dispatch that reads it is recorded.
+    batch.submit();
+    while (batch.dispatches < AUTO_SUBMIT_DISPATCHES) relu(x).dispose();
+    let id = -1;
+    const y = batch.atomic(() => {
+      const a = relu(x);
+      id = (a.block as Block).id;
+      const b = relu(a);
+      a.dispose();
+      return b;
+    });
+    const state = (blockId: number) =>
+      allocator.snapshot().heaps.flatMap((h) => h.blocks).find((b) => b.id === blockId)?.state;
+    assert.equal(state(id), "pending");
+    assert.deepEqual([...await y.read()], [...xr].map((v) => Math.max(v, 0)));
+    // Not poisoned: a block whose buffer nothing read is reusable at once
+    // when freed, so the held dispatch must have read it already.
+  }, { poison: false });
 });

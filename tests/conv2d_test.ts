@@ -318,3 +318,28 @@ f16Test(
     });
   },
 );
+
+Deno.test("conv2d() checks every parameter before recording the first dispatch", async () => {
+  await withAllocator((allocator) => {
+    const x = filled(allocator, [1, 4, 6, 6]);
+    const w = filled(allocator, [8, 4, 3, 3]);
+    // The tiled kernel records two dispatches (weight packing, then the
+    // convolution); a stride too large for the kernel's i32 parameters
+    // must stop it before the first.
+    for (const algorithm of ["tiled", "naive", "auto"] as const) {
+      assertRejected(
+        allocator,
+        RangeError,
+        () => conv2d(x, w, null, { stride: 2 ** 40, algorithm }),
+        "Cannot conv2d: parameter strideH = 1099511627776 does not fit an i32",
+      );
+      assertRejected(
+        allocator,
+        RangeError,
+        () => conv2d(x, w, null, { padding: [0, 2 ** 31], algorithm }),
+        // The output grows with the padding: its size overflows first.
+        /^Cannot conv2d: parameter \w+ = \d+ does not fit an i32$/,
+      );
+    }
+  });
+});

@@ -8,6 +8,7 @@ import {
   pipelineRef,
   readAll,
   shaderCompilations,
+  type Tensor,
   tensor,
 } from "../kernels/mod.ts";
 import {
@@ -138,6 +139,25 @@ Deno.test("pipeline() checks every stage before recording any", async () => {
       RangeError,
       () => pipeline(x, [a]),
       /expected 3 convolutions' weights, got 1/,
+    );
+    assertRejected(
+      allocator,
+      TypeError,
+      () => pipeline(null as unknown as Tensor, [a, b, c]),
+      "Cannot run pipeline: input must be a Tensor, got null",
+    );
+    // With one input channel, algorithm "auto" runs stage 1 naive and the
+    // next tiled: bad tiles fail in stage 2, and stage 1 must not be recorded.
+    const one = filled(allocator, [1, 1, 8, 8]);
+    const first = conv(1, 4);
+    assertRejected(
+      allocator,
+      RangeError,
+      () =>
+        pipeline(one, [first, b, c], {
+          tiles: { tileM: 64, tileN: 16, tileK: 4, threadM: 3, threadN: 4 },
+        }),
+      "Cannot conv2dRelu: bad tiles: threadM and threadN must be multiples of 4, got 3 and 4",
     );
   });
 });

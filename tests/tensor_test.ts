@@ -1,8 +1,8 @@
 // Tensors: uploads, readbacks, lifetimes (dispose, `using`, the leak report
 // of debug mode), and bad arguments rejected with typed errors.
 import assert from "node:assert/strict";
-import { FakeDevice, HeapAllocator } from "../mod.ts";
-import { commandBatchOf, empty, readAll, relu, type Tensor, tensor } from "../kernels/mod.ts";
+import { AllocatorError, FakeDevice, HeapAllocator } from "../mod.ts";
+import { commandBatchOf, empty, readAll, relu, Tensor, tensor } from "../kernels/mod.ts";
 import { assertRejected, f16Test, randomValues, rng, withAllocator } from "./_kernels_util.ts";
 
 Deno.test("tensor() uploads and read() reads back the same values", async () => {
@@ -133,7 +133,7 @@ Deno.test("tensor() and empty() reject bad data, shapes and dtypes, keeping noth
       allocator,
       RangeError,
       () => tensor(allocator, [1, 2, 3], [2, 2]),
-      "Cannot create tensor: data has 3 elements but shape [2,2] needs 4",
+      "Cannot create tensor: data has 3 values but shape [2,2] needs 4",
     );
     assertRejected(
       allocator,
@@ -161,5 +161,109 @@ Deno.test("tensor() and empty() reject bad data, shapes and dtypes, keeping noth
         "Cannot create tensor: dtype f16 needs the device feature shader-f16, which this device lacks",
       );
     }
+  });
+});
+
+Deno.test("tensor() rejects data that is not numbers: strings, objects, mixed arrays", async () => {
+  await withAllocator((allocator) => {
+    for (
+      const [data, message] of [
+        [
+          "1234",
+          "Cannot create tensor: data must be an array or typed array of numbers, got a string",
+        ],
+        [
+          { length: 4 },
+          "Cannot create tensor: data must be an array or typed array of numbers, got Object",
+        ],
+        [null, "Cannot create tensor: data must be an array or typed array of numbers, got null"],
+        [
+          new BigInt64Array(4),
+          "Cannot create tensor: data must be an array or typed array of numbers, got a BigInt64Array",
+        ],
+        [[1, "2", 3, 4], 'Cannot create tensor: data[1] must be a number, got "2"'],
+        [[1, 2, undefined, 4], "Cannot create tensor: data[2] must be a number, got undefined"],
+      ] as const
+    ) {
+      assertRejected(
+        allocator,
+        TypeError,
+        () => tensor(allocator, data as unknown as number[], [4]),
+        message,
+      );
+    }
+    // NaN and infinities are numbers: max pooling, for one, gives them meaning.
+    tensor(allocator, [NaN, Infinity, -Infinity, 0], [4]).dispose();
+  });
+});
+
+Deno.test("new Tensor() rejects a block too small for the shape, bad shapes, dtypes, allocators, f16 without the feature", () => {
+  const allocator = new HeapAllocator(new FakeDevice());
+  const block = allocator.alloc(16);
+  const make = (...args: unknown[]) => () =>
+    new (Tensor as unknown as new (...a: unknown[]) => Tensor)(...args);
+  assert.throws(
+    make(allocator, block, [1, 1, 64, 64], "f32"),
+    RangeError,
+    "Cannot create tensor: a block of 16 bytes cannot hold shape [1,1,64,64] of f32 (16384 bytes)",
+  );
+  assert.throws(
+    make(allocator, block, [5], "f32"),
+    RangeError,
+    "Cannot create tensor: a block of 16 bytes cannot hold shape [5] of f32 (20 bytes)",
+  );
+  assert.throws(
+    make(allocator, block, [2, -1], "f32"),
+    RangeError,
+    "Cannot create tensor: shape must have positive integer sizes, got [2,-1]",
+  );
+  assert.throws(
+    make(allocator, block, [4], "i8"),
+    TypeError,
+    'Cannot create tensor: dtype must be "f32" or "f16", got "i8"',
+  );
+  assert.throws(
+    make(allocator, { size: 64 }, [4], "f32"),
+    TypeError,
+    "Cannot create tensor: block must be an allocator block (buffer, offset, requestedSize), got Object",
+  );
+  assert.throws(
+    make({}, block, [4], "f32"),
+    TypeError,
+    "Cannot create tensor: allocator must have alloc, free, submit and beforeSubmit, got Object",
+  );
+  // f16 shaders do not compile without the device feature (a fake device has none).
+  assert.throws(
+    make(allocator, block, [8], "f16"),
+    TypeError,
+    "Cannot create tensor: dtype f16 needs the device feature shader-f16, which this device lacks",
+  );
+  // What fits is accepted: 4 f32 values in 16 bytes.
+  assert.deepEqual(new Tensor(allocator, block, [2, 2], "f32").shape, [2, 2]);
+  allocator.destroy();
+});
+
+Deno.test("readAll() rejects what is not a live tensor, reading nothing", async () => {
+  await withAllocator(async (allocator) => {
+    const live = tensor(allocator, [1, 2], [2]);
+    const gone = tensor(allocator, [3, 4], [2]);
+    gone.dispose();
+    const submits = commandBatchOf(allocator).submits;
+    await assert.rejects(
+      () => readAll([live, gone]),
+      AllocatorError,
+      "Cannot read tensor [2]: it was disposed",
+    );
+    await assert.rejects(
+      () => readAll([live, [1, 2] as unknown as Tensor]),
+      TypeError,
+      "Cannot read tensors: expected Tensors, got an array of 2",
+    );
+    await assert.rejects(
+      () => readAll(live as unknown as Tensor[]),
+      TypeError,
+      "Cannot read tensors: expected an array of tensors, got Tensor",
+    );
+    assert.equal(commandBatchOf(allocator).submits, submits);
   });
 });
