@@ -7,9 +7,11 @@
  */
 
 import { describe, formatShape } from "./_geometry.ts";
-import { commandBatchOf, type KernelDispatch } from "./command_batch.ts";
+import type { CommandBatch, KernelDispatch } from "./command_batch.ts";
 import { Tensor } from "./tensor.ts";
 import { AllocatorError } from "../allocator/errors.ts";
+
+const BIAS = ["bias"] as const;
 
 /**
  * Checks that each named tensor is a live Tensor, and that all share the
@@ -22,7 +24,7 @@ import { AllocatorError } from "../allocator/errors.ts";
 export function checkTensors(
   op: string,
   named: Record<string, Tensor | null | undefined>,
-  optional: readonly string[] = ["bias"],
+  optional: readonly string[] = BIAS,
 ): void {
   let first: [string, Tensor] | null = null;
   for (const [name, t] of Object.entries(named)) {
@@ -78,12 +80,16 @@ export function i32Params(
 }
 
 /**
- * Records `dispatches` into the batch of `out`'s allocator, disposing `out`
- * if that fails, so a failed op leaks nothing.
+ * Records `dispatches` into `batch`, disposing `out` if that fails, so a
+ * failed op leaks nothing.
  */
-export function recordInto(out: Tensor, dispatches: readonly KernelDispatch[]): Tensor {
+export function recordInto(
+  batch: CommandBatch,
+  out: Tensor,
+  dispatches: readonly KernelDispatch[],
+): Tensor {
   try {
-    commandBatchOf(out.allocator).record(dispatches);
+    batch.record(dispatches);
   } catch (error) {
     out.dispose();
     throw error;

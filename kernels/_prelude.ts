@@ -50,7 +50,7 @@ export interface ShaderProgram {
  * import { shaderKey } from "./_prelude.ts";
  * import assert from "node:assert/strict";
  *
- * assert.equal(shaderKey("relu", { width: 4, dtype: "f32" }), 'relu:{"dtype":"f32","width":4}');
+ * assert.equal(shaderKey("relu", { width: 4, dtype: "f32" }), 'relu,dtype="f32",width=4');
  * assert.equal(shaderKey("relu", { dtype: "f32", width: 4 }), shaderKey("relu", { width: 4, dtype: "f32" }));
  * ```
  *
@@ -59,10 +59,15 @@ export interface ShaderProgram {
  * @returns the key
  */
 export function shaderKey(name: string, description: object): string {
-  const fields = Object.entries(description)
-    .filter(([, v]) => v !== undefined)
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return `${name}:${JSON.stringify(Object.fromEntries(fields))}`;
+  // Made at every op call: string building, no intermediate objects.
+  const fields = description as Record<string, unknown>;
+  let key = name;
+  for (const k of Object.keys(fields).sort()) {
+    const v = fields[k];
+    if (v === undefined) continue;
+    key += `,${k}=${typeof v === "number" || typeof v === "boolean" ? v : JSON.stringify(v)}`;
+  }
+  return key;
 }
 
 /**
@@ -77,7 +82,7 @@ export function shaderKey(name: string, description: object): string {
  *
  * const double = shaderProgram("double", (p: { size: number }) => `// ${p.size}`);
  * const program = double({ size: 8 });
- * assert.equal(program.shaderKey, 'double:{"size":8}');
+ * assert.equal(program.shaderKey, "double,size=8");
  * assert.equal(program.wgsl(), "// 8");
  * ```
  *
@@ -89,10 +94,18 @@ export function shaderProgram<P extends object>(
   name: string,
   build: (description: P) => string,
 ): (description: P) => ShaderProgram {
-  return (description) => ({
-    shaderKey: shaderKey(name, description),
-    wgsl: () => build(description),
-  });
+  // Ops make a description at every call: remember each one's key by its
+  // plain JSON (field order as written), which is cheaper to make.
+  const keys = new Map<string, string>();
+  return (description) => {
+    const json = JSON.stringify(description);
+    let key = keys.get(json);
+    if (key === undefined) {
+      key = shaderKey(name, description);
+      keys.set(json, key);
+    }
+    return { shaderKey: key, wgsl: () => build(description) };
+  };
 }
 
 /** A storage binding after the parameters: a name, and its element type if not the dtype. */

@@ -69,5 +69,5 @@ export function avgPool2d(x: Tensor, options: AvgPool2dOptions): Tensor {
   const params = i32Params(op, AVG_POOL2D_PARAMS, { ...g, total, includePad, divisor });
   const grid = grid2d(Math.ceil(total / WORKGROUP));
   const y = empty(x.allocator, [g.n, g.c, g.hOut, g.wOut], { dtype: x.dtype, label: op });
-  return recordInto(y, [{ shader, params, storage: [x.block, y.block], grid }]);
+  return recordInto(batch, y, [{ shader, params, storage: [x.block, y.block], grid }]);
 }

@@ -309,13 +309,16 @@ export class CommandBatch {
       // once if nothing read its buffer, and fn may free these before they
       // are recorded.
       for (const d of dispatches) {
-        const storage = d.storage.map(({ buffer, offset, size, requestedSize }) => ({
-          buffer,
-          offset,
-          size,
-          requestedSize,
-        }));
-        this.#held.push({ ...d, storage });
+        const storage: TensorBlock[] = [];
+        for (const b of d.storage) {
+          storage.push({
+            buffer: b.buffer,
+            offset: b.offset,
+            size: b.size,
+            requestedSize: b.requestedSize,
+          });
+        }
+        this.#held.push({ shader: d.shader, params: d.params, storage, grid: d.grid });
       }
       return;
     }
@@ -325,8 +328,12 @@ export class CommandBatch {
 
   /** Records dispatches, their parameters first, without submitting. */
   #recordAll(dispatches: readonly KernelDispatch[]): void {
-    const params = dispatches.map((d) => this.#place(d.params));
-    dispatches.forEach((d, i) => this.dispatch(d.shader, params[i], d.storage, d.grid));
+    const params: GPUBufferBinding[] = [];
+    for (const d of dispatches) params.push(this.#place(d.params));
+    for (let i = 0; i < dispatches.length; i++) {
+      const d = dispatches[i];
+      this.dispatch(d.shader, params[i], d.storage, d.grid);
+    }
   }
 
   /**

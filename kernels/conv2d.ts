@@ -202,7 +202,7 @@ function recordNaive(
   const storage = bias
     ? [x.block, weight.block, bias.block, y.block]
     : [x.block, weight.block, y.block];
-  return recordInto(y, [{ shader, params, storage, grid }]);
+  return recordInto(batch, y, [{ shader, params, storage, grid }]);
 }
 
 function recordTiled(
@@ -289,7 +289,7 @@ function recordTiled(
     const storage = bias
       ? [x.block, packedWeight.block, bias.block, y.block]
       : [x.block, packedWeight.block, y.block];
-    return recordInto(y, [
+    return recordInto(batch, y, [
       {
         shader: pack,
         params: packParams,

@@ -65,5 +65,5 @@ export function maxPool2d(x: Tensor, options: MaxPool2dOptions): Tensor {
   const params = i32Params(op, MAX_POOL2D_PARAMS, { ...g, total }, [-Infinity]);
   const grid = grid2d(Math.ceil(total / WORKGROUP));
   const y = empty(x.allocator, [g.n, g.c, g.hOut, g.wOut], { dtype: x.dtype, label: op });
-  return recordInto(y, [{ shader, params, storage: [x.block, y.block], grid }]);
+  return recordInto(batch, y, [{ shader, params, storage: [x.block, y.block], grid }]);
 }

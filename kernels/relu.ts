@@ -51,5 +51,5 @@ export function relu(x: Tensor): Tensor {
   const params = i32Params("relu", RELU_PARAMS, { total: count });
   const grid = grid2d(Math.ceil(count / WORKGROUP));
   const y = empty(x.allocator, x.shape, { dtype: x.dtype, label: "relu" });
-  return recordInto(y, [{ shader, params, storage: [x.block, y.block], grid }]);
+  return recordInto(batch, y, [{ shader, params, storage: [x.block, y.block], grid }]);
 }

@@ -42,6 +42,9 @@ interface LeakInfo {
   bytes: number;
 }
 
+// Set by empty() around a constructor call whose arguments it checked.
+let checked = false;
+
 // Tensors are watched only while leak reports are on: registering costs
 // about as much as the rest of making a tensor.
 let leakReport: ((line: string) => void) | null = debugFromEnv() ? (l) => console.error(l) : null;
@@ -155,19 +158,14 @@ export class Tensor implements Disposable {
     label = "tensor",
   ) {
     const op = "create tensor";
-    checkDtype(op, allocator, dtype);
-    this.numel = checkShape(op, shape);
-    checkLabel(op, label);
-    const b = block as Partial<TensorBlock> | null;
-    if (
-      typeof b !== "object" || b === null || !("buffer" in b) ||
-      !Number.isSafeInteger(b.offset) || !Number.isSafeInteger(b.requestedSize)
-    ) {
-      throw new TypeError(
-        `Cannot ${op}: block must be an allocator block (buffer, offset, requestedSize), got ${
-          describe(block)
-        }`,
-      );
+    if (checked) {
+      checked = false;
+      this.numel = numelOf(shape);
+    } else {
+      checkDtype(op, allocator, dtype);
+      this.numel = checkShape(op, shape);
+      checkLabel(op, label);
+      checkBlock(op, block);
     }
     this.allocator = allocator;
     this.#block = block;
@@ -254,6 +252,26 @@ function checkAllocator(op: string, allocator: TensorAllocator): void {
   }
 }
 
+function numelOf(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+function checkBlock(op: string, block: TensorBlock): void {
+  const b = block as Partial<TensorBlock> | null;
+  if (
+    typeof b !== "object" || b === null || !("buffer" in b) ||
+    !Number.isSafeInteger(b.offset) || !Number.isSafeInteger(b.requestedSize)
+  ) {
+    throw new TypeError(
+      `Cannot ${op}: block must be an allocator block (buffer, offset, requestedSize), got ${
+        describe(block)
+      }`,
+    );
+  }
+}
+
 function checkLabel(op: string, label: string): void {
   if (typeof label !== "string") {
     throw new TypeError(`Cannot ${op}: label must be a string, got ${show(label)}`);
@@ -313,8 +331,10 @@ export function empty(
   const numel = checkShape("create tensor", shape);
   const block = allocator.alloc(Math.ceil((numel * BYTES[dtype]) / 4) * 4, { label });
   try {
+    checked = true;
     return new Tensor(allocator, block, shape, dtype, label);
   } catch (error) {
+    checked = false;
     allocator.free(block);
     throw error;
   }
