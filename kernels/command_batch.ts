@@ -398,7 +398,7 @@ export class CommandBatch {
    * storage blocks in order.
    */
   dispatch(
-    pipeline: GPUComputePipeline,
+    shader: GPUComputePipeline,
     params: GPUBufferBinding,
     storage: readonly TensorBlock[],
     workgroups: readonly [number, number, number],
@@ -413,13 +413,13 @@ export class CommandBatch {
     }
     // A loop hands out the same blocks each iteration, so the same bind
     // groups recur; making one costs more than the rest of a dispatch.
-    let key = String(idOf(pipeline));
+    let key = String(idOf(shader));
     for (const b of bindings) key += `|${idOf(b.buffer)}:${b.offset}:${b.size}`;
     let bindGroup = this.#bindGroups.get(key);
     if (bindGroup === undefined) {
       if (this.#bindGroups.size >= BIND_GROUP_CACHE) this.#bindGroups.clear();
       bindGroup = this.device.createBindGroup({
-        layout: pipeline.getBindGroupLayout(0),
+        layout: shader.getBindGroupLayout(0),
         entries: bindings.map((resource, binding) => ({ binding, resource })),
       });
       this.#bindGroups.set(key, bindGroup);
@@ -427,7 +427,7 @@ export class CommandBatch {
     if (!this.#pass) {
       this.#pass = this.encoder().beginComputePass({ label: "gpuheap kernels" });
     }
-    this.#pass.setPipeline(pipeline);
+    this.#pass.setPipeline(shader);
     this.#pass.setBindGroup(0, bindGroup);
     this.#pass.dispatchWorkgroups(workgroups[0], workgroups[1], workgroups[2]);
     this.#dispatches++;

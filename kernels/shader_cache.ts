@@ -9,7 +9,7 @@
 import type { ShaderProgram } from "./_prelude.ts";
 
 interface DeviceCache {
-  pipelines: Map<string, GPUComputePipeline>;
+  shaders: Map<string, GPUComputePipeline>;
   compilations: number;
   hits: number;
 }
@@ -20,19 +20,19 @@ let totalCompilations = 0;
 function cacheOf(device: GPUDevice): DeviceCache {
   let cache = caches.get(device);
   if (!cache) {
-    cache = { pipelines: new Map(), compilations: 0, hits: 0 };
+    cache = { shaders: new Map(), compilations: 0, hits: 0 };
     caches.set(device, cache);
   }
   return cache;
 }
 
-/** Counters of a device's pipeline cache. */
+/** Counters of a device's shader cache. */
 export interface ShaderCacheStats {
-  /** Pipelines compiled (shader module + compute pipeline created). */
+  /** Shaders compiled (shader module + compute pipeline created). */
   compilations: number;
   /** Lookups answered from the cache. */
   hits: number;
-  /** Pipelines held. */
+  /** Shaders held. */
   size: number;
 }
 
@@ -58,30 +58,30 @@ export interface ShaderCacheStats {
  *
  * @param device the device to compile for
  * @param program the shader's key and WGSL
- * @returns the cached or new pipeline
+ * @returns the cached or new shader (a compute pipeline)
  */
 export function getShader(device: GPUDevice, program: ShaderProgram): GPUComputePipeline {
   const cache = cacheOf(device);
   const key = program.shaderKey;
-  let pipeline = cache.pipelines.get(key);
-  if (pipeline) {
+  let shader = cache.shaders.get(key);
+  if (shader) {
     cache.hits++;
-    return pipeline;
+    return shader;
   }
   const module = device.createShaderModule({ code: program.wgsl(), label: key });
-  pipeline = device.createComputePipeline({
+  shader = device.createComputePipeline({
     layout: "auto",
     compute: { module, entryPoint: "main" },
     label: key,
   });
   cache.compilations++;
   totalCompilations++;
-  cache.pipelines.set(key, pipeline);
-  return pipeline;
+  cache.shaders.set(key, shader);
+  return shader;
 }
 
 /**
- * Counters of `device`'s pipeline cache; without a device, the compilations
+ * Counters of `device`'s shader cache; without a device, the compilations
  * of every device in this process.
  *
  * @example
@@ -98,12 +98,12 @@ export function shaderCacheStats(device?: GPUDevice): ShaderCacheStats {
   if (!device) return { compilations: totalCompilations, hits: 0, size: 0 };
   const cache = caches.get(device);
   return cache
-    ? { compilations: cache.compilations, hits: cache.hits, size: cache.pipelines.size }
+    ? { compilations: cache.compilations, hits: cache.hits, size: cache.shaders.size }
     : { compilations: 0, hits: 0, size: 0 };
 }
 
 /**
- * Number of pipelines compiled for `device` (for every device without one).
+ * Number of shaders compiled for `device` (for every device without one).
  * A loop running the same ops on the same shapes leaves it unchanged after
  * its first iteration.
  *
