@@ -24,6 +24,7 @@ import {
   type TensorAllocator,
 } from "../kernels/mod.ts";
 import { UncachedAllocator } from "../kernels/workers/pipeline_job.ts";
+import { mulberry32, randomValues } from "../kernels/_random.ts";
 
 const SYNC_EVERY = 16;
 
@@ -34,29 +35,19 @@ const allocators: [string, TensorAllocator][] = [
   ["createBuffer per output", new UncachedAllocator(device)],
 ];
 
-function random(n: number, seed: number): Float32Array<ArrayBuffer> {
-  const out = new Float32Array(n);
-  let s = seed;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1103515245) + 12345) >>> 0;
-    out[i] = (s / 2 ** 32) * 2 - 1 || 0.5;
-  }
-  return out;
-}
-
-function upload(heap: TensorAllocator, shape: number[], seed: number, scale = 1): Tensor {
+function upload(allocator: TensorAllocator, shape: number[], seed: number, scale = 1): Tensor {
   const n = shape.reduce((a, b) => a * b, 1);
-  return tensor(heap, random(n, seed).map((v) => v * scale), shape);
+  return tensor(allocator, randomValues(mulberry32(seed), n, scale), shape);
 }
 
 /** Registers one group: the same op through each allocator, gpuheap the baseline. */
 function benchGroup(
   group: string,
-  setup: (heap: TensorAllocator) => () => Tensor,
+  setup: (allocator: TensorAllocator) => () => Tensor,
   mode: "record" | "throughput" = "record",
 ): void {
   const title = `${group}, ${mode}`;
-  for (const [name, heap] of allocators) {
+  for (const [name, allocator] of allocators) {
     let run: (() => Tensor) | null = null;
     let i = 0;
     Deno.bench({
@@ -64,14 +55,14 @@ function benchGroup(
       group: title,
       baseline: name === "gpuheap",
       async fn(b) {
-        run ??= setup(heap);
+        run ??= setup(allocator);
         if (mode === "record" && i % SYNC_EVERY === 0) {
           await device.queue.onSubmittedWorkDone();
         }
         if (mode === "record") b.start();
         run().dispose();
         if (mode === "record") b.end();
-        commandBatchOf(heap).submit();
+        commandBatchOf(allocator).submit();
         if (mode === "throughput" && (i + 1) % SYNC_EVERY === 0) {
           await device.queue.onSubmittedWorkDone();
         }
@@ -84,34 +75,34 @@ function benchGroup(
 console.log(`adapter: ${adapter.description || adapter.vendor} (${adapter.vendor})`);
 
 for (const [n, c, hw, cout] of [[1, 8, 16, 16], [1, 16, 32, 32]]) {
-  benchGroup(`conv2d [${n},${c},${hw},${hw}] -> ${cout}, 3x3 pad 1, tiled`, (heap) => {
-    const x = upload(heap, [n, c, hw, hw], 1);
-    const w = upload(heap, [cout, c, 3, 3], 2, 1 / Math.sqrt(c * 9));
-    const b = upload(heap, [cout], 3);
+  benchGroup(`conv2d [${n},${c},${hw},${hw}] -> ${cout}, 3x3 pad 1, tiled`, (allocator) => {
+    const x = upload(allocator, [n, c, hw, hw], 1);
+    const w = upload(allocator, [cout, c, 3, 3], 2, 1 / Math.sqrt(c * 9));
+    const b = upload(allocator, [cout], 3);
     return () => conv2d(x, w, b, { padding: 1, algorithm: "tiled" });
   });
 }
 
-benchGroup("conv2d [1,16,32,32] -> 32, 3x3 pad 1, naive", (heap) => {
-  const x = upload(heap, [1, 16, 32, 32], 1);
-  const w = upload(heap, [32, 16, 3, 3], 2, 1 / 12);
+benchGroup("conv2d [1,16,32,32] -> 32, 3x3 pad 1, naive", (allocator) => {
+  const x = upload(allocator, [1, 16, 32, 32], 1);
+  const w = upload(allocator, [32, 16, 3, 3], 2, 1 / 12);
   return () => conv2d(x, w, null, { padding: 1, algorithm: "naive" });
 });
 
 for (const shape of [[1, 1, 16, 16], [1, 16, 64, 64]]) {
-  const setup = (heap: TensorAllocator) => {
-    const x = upload(heap, shape, 4);
+  const setup = (allocator: TensorAllocator) => {
+    const x = upload(allocator, shape, 4);
     return () => relu(x);
   };
   benchGroup(`relu [${shape}]`, setup);
   benchGroup(`relu [${shape}]`, setup, "throughput");
 }
 
-function pipelineSetup(heap: TensorAllocator): () => Tensor {
-  const x = upload(heap, [1, 16, 32, 32], 5);
+function pipelineSetup(allocator: TensorAllocator): () => Tensor {
+  const x = upload(allocator, [1, 16, 32, 32], 5);
   const weights: ConvWeights[] = [16, 32, 32].map((cin, i) => ({
-    weight: upload(heap, [32, cin, 3, 3], 10 + i, 1 / Math.sqrt(cin * 9)),
-    bias: upload(heap, [32], 20 + i),
+    weight: upload(allocator, [32, cin, 3, 3], 10 + i, 1 / Math.sqrt(cin * 9)),
+    bias: upload(allocator, [32], 20 + i),
   }));
   return () => pipeline(x, weights);
 }

@@ -71,13 +71,75 @@ export interface PoolGeometryOptions {
 
 /** Formats a shape the way error messages show it: `[1,3,8,8]`. */
 export function formatShape(shape: readonly number[]): string {
-  return `[${shape.join(",")}]`;
+  return `[${shape.map((d) => (typeof d === "number" ? String(d) : show(d))).join(",")}]`;
+}
+
+/** Names the kind of a value that is not what was expected: `a Float32Array`, `Object`, `null`. */
+export function describe(v: unknown): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return `an array of ${v.length}`;
+  if (ArrayBuffer.isView(v)) return `a ${v.constructor.name}`;
+  if (typeof v === "object") {
+    return String((v as { constructor?: { name?: string } }).constructor?.name ?? "an object");
+  }
+  if (typeof v === "string") return "a string";
+  return typeof v === "bigint" || typeof v === "symbol" ? `a ${typeof v}` : String(v);
+}
+
+/** Shows a bad value in a message: strings quoted, objects by kind. */
+export function show(v: unknown): string {
+  return typeof v === "string" ? JSON.stringify(v) : describe(v);
+}
+
+/** Checks an optional boolean option and returns it, `fallback` when absent. */
+export function flag(op: string, name: string, value: unknown, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== "boolean") {
+    throw new TypeError(`Cannot ${op}: ${name} must be true or false, got ${show(value)}`);
+  }
+  return value;
+}
+
+/**
+ * Checks the values given for a tensor of `shape`: an array of numbers or a
+ * typed array of numbers (not BigInt), `count` of them.
+ */
+export function checkValues(
+  op: string,
+  what: string,
+  data: unknown,
+  shape: readonly number[],
+  count: number,
+): void {
+  const typed = ArrayBuffer.isView(data) && !(data instanceof DataView) &&
+    !(data instanceof BigInt64Array) && !(data instanceof BigUint64Array);
+  if (!typed && !Array.isArray(data)) {
+    throw new TypeError(
+      `Cannot ${op}: ${what} must be an array or typed array of numbers, got ${describe(data)}`,
+    );
+  }
+  const values = data as ArrayLike<unknown>;
+  if (values.length !== count) {
+    throw new RangeError(
+      `Cannot ${op}: ${what} has ${values.length} values but shape ${
+        formatShape(shape)
+      } needs ${count}`,
+    );
+  }
+  if (typed) return;
+  for (let i = 0; i < count; i++) {
+    if (typeof values[i] !== "number") {
+      throw new TypeError(`Cannot ${op}: ${what}[${i}] must be a number, got ${show(values[i])}`);
+    }
+  }
 }
 
 /** Checks a shape given by the caller and returns its element count. */
 export function checkShape(op: string, shape: readonly number[], what = "shape"): number {
   if (!Array.isArray(shape) || shape.length === 0) {
-    throw new TypeError(`Cannot ${op}: ${what} must be a non-empty array of sizes, got ${shape}`);
+    throw new TypeError(
+      `Cannot ${op}: ${what} must be a non-empty array of sizes, got ${show(shape)}`,
+    );
   }
   let count = 1;
   for (const d of shape) {
@@ -108,7 +170,7 @@ function pair(op: string, name: string, value: Pair | undefined, fallback: Pair,
   const hw = typeof v === "number" ? [v, v] : Array.isArray(v) && v.length === 2 ? v : null;
   const minWord = min === 0 ? "non-negative" : "positive";
   if (hw === null || !hw.every((x) => Number.isSafeInteger(x) && x >= min)) {
-    const shown = Array.isArray(v) ? formatShape(v) : String(v);
+    const shown = Array.isArray(v) ? formatShape(v) : show(v);
     throw new RangeError(
       `Cannot ${op}: ${name} must be a ${minWord} integer or a pair of them, got ${shown}`,
     );
@@ -134,7 +196,7 @@ export function convGeometry(
   const both = `(input ${formatShape(input)}, weight ${formatShape(weight)})`;
   const groups = options.groups ?? 1;
   if (!Number.isSafeInteger(groups) || groups <= 0) {
-    throw new RangeError(`Cannot ${op}: groups must be a positive integer, got ${groups}`);
+    throw new RangeError(`Cannot ${op}: groups must be a positive integer, got ${show(groups)}`);
   }
   const [n, cIn, h, w] = input;
   const [cOut, cInG, kH, kW] = weight;
@@ -249,7 +311,7 @@ export function poolGeometry(
     );
   }
   const [n, c, h, w] = input;
-  const ceil = options.ceilMode ?? false;
+  const ceil = flag(op, "ceilMode", options.ceilMode, false);
   const hOut = poolOutputSize(h, kH, padH, strideH, dilH, ceil);
   const wOut = poolOutputSize(w, kW, padW, strideW, dilW, ceil);
   if (hOut < 1 || wOut < 1) {

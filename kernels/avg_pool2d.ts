@@ -4,10 +4,10 @@
  * @module
  */
 
-import { poolGeometry } from "./_geometry.ts";
+import { flag, poolGeometry } from "./_geometry.ts";
 import { checkTensors, i32Params, recordInto } from "./_op.ts";
 import { grid2d } from "./_prelude.ts";
-import { AVG_POOL2D_PARAMS, avgPool2dWgsl } from "./avg_pool2d.wgsl.ts";
+import { AVG_POOL2D_PARAMS, avgPool2dShader } from "./avg_pool2d.wgsl.ts";
 import { commandBatchOf } from "./command_batch.ts";
 import { getShader } from "./shader_cache.ts";
 import { checkDivisor } from "./reference.ts";
@@ -43,11 +43,11 @@ export interface AvgPool2dOptions {
  * import assert from "node:assert/strict";
  *
  * const device = await requestDevice();
- * const heap = new HeapAllocator(device);
- * const x = tensor(heap, [1, 3, 5, 7], [1, 1, 2, 2]);
+ * const allocator = new HeapAllocator(device);
+ * const x = tensor(allocator, [1, 3, 5, 7], [1, 1, 2, 2]);
  * const y = avgPool2d(x, { kernelSize: 2 });
  * assert.deepEqual([...await y.read()], [4]);
- * heap.destroy();
+ * allocator.destroy();
  * device.destroy();
  * ```
  *
@@ -61,16 +61,13 @@ export function avgPool2d(x: Tensor, options: AvgPool2dOptions): Tensor {
   checkTensors(op, { input: x });
   const g = poolGeometry(op, x.shape, { ...options, dilation: 1 });
   const divisor = checkDivisor(op, options.divisorOverride) ?? 0;
-  const batch = commandBatchOf(x.heap);
+  const batch = commandBatchOf(x.allocator);
   const program = { dtype: x.dtype, params: batch.paramsSpace, workgroupSize: WORKGROUP } as const;
-  const pipeline = getShader(batch.device, "avg_pool2d", program, avgPool2dWgsl);
+  const shader = getShader(batch.device, avgPool2dShader(program));
   const total = g.n * g.c * g.hOut * g.wOut;
-  const includePad = (options.countIncludePad ?? true) ? 1 : 0;
-  const y = empty(x.heap, [g.n, g.c, g.hOut, g.wOut], { dtype: x.dtype });
-  return recordInto(y, () => {
-    const params = batch.params(
-      i32Params(AVG_POOL2D_PARAMS, { ...g, total, includePad, divisor }),
-    );
-    batch.dispatch(pipeline, params, [x.block, y.block], grid2d(Math.ceil(total / WORKGROUP)));
-  });
+  const includePad = flag(op, "countIncludePad", options.countIncludePad, true) ? 1 : 0;
+  const params = i32Params(op, AVG_POOL2D_PARAMS, { ...g, total, includePad, divisor });
+  const grid = grid2d(Math.ceil(total / WORKGROUP));
+  const y = empty(x.allocator, [g.n, g.c, g.hOut, g.wOut], { dtype: x.dtype, label: op });
+  return recordInto(batch, y, [{ shader, params, storage: [x.block, y.block], grid }]);
 }

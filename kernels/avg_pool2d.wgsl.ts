@@ -5,12 +5,11 @@
  */
 
 import {
-  checkWorkgroupSize,
   type DType,
-  enableLine,
-  paramsDeclaration,
+  makeShader,
   type ParamsSpace,
-  TENSOR_ACCESS,
+  type ShaderProgram,
+  shaderProgram,
 } from "./_prelude.ts";
 
 /** What one compiled average-pooling shader is specialised for. */
@@ -24,7 +23,7 @@ export interface AvgPool2dProgram {
 }
 
 /**
- * Field order of the average-pooling uniform (i32 each). `divisor` is 0
+ * Field order of the average-pooling parameters (i32 each). `divisor` is 0
  * unless `divisorOverride` was given; `includePad` is 0 or 1.
  */
 export const AVG_POOL2D_PARAMS = [
@@ -46,7 +45,7 @@ export const AVG_POOL2D_PARAMS = [
 /**
  * Builds the average-pooling shader: one thread per output element, summing
  * in f32, with PyTorch's divisor (the window clipped to the padded input
- * when padding counts, else clipped to the input). Bindings: 0 uniform,
+ * when padding counts, else clipped to the input). Bindings: 0 parameters,
  * 1 input, 2 output.
  *
  * @example
@@ -61,23 +60,16 @@ export const AVG_POOL2D_PARAMS = [
  * @returns the WGSL source
  */
 export function avgPool2dWgsl(program: AvgPool2dProgram): string {
-  checkWorkgroupSize("avgPool2d", program.workgroupSize);
-  const t = program.dtype;
-  return `${enableLine(t)}
-struct Params {
-${AVG_POOL2D_PARAMS.map((f) => `  ${f}: i32,`).join("\n")}
-}
-
-${paramsDeclaration(program.params)}
-@group(0) @binding(1) var<storage, ${TENSOR_ACCESS}> x: array<${t}>;
-@group(0) @binding(2) var<storage, ${TENSOR_ACCESS}> y: array<${t}>;
-
-@compute @workgroup_size(${program.workgroupSize})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>,
-        @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = i32(gid.y * nwg.x * ${program.workgroupSize}u + gid.x);
-  if (i >= p.total) { return; }
-  let ow = i % p.wOut;
+  return makeShader({
+    kernel: "avgPool2d",
+    dtype: program.dtype,
+    params: program.params,
+    fields: AVG_POOL2D_PARAMS,
+    tensors: ["x", "y"],
+    workgroupSize: program.workgroupSize,
+    index: "thread",
+    bound: "p.total",
+    body: `  let ow = i % p.wOut;
   let rest = i / p.wOut;
   let oh = rest % p.hOut;
   let nc = rest / p.hOut;
@@ -99,7 +91,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>,
   }
   var count = select((h1 - h0) * (w1 - w0), padded, p.includePad != 0);
   if (p.divisor != 0) { count = p.divisor; }
-  y[i] = ${t}(select(0.0, sum / f32(count), count != 0));
+  y[i] = ${program.dtype}(select(0.0, sum / f32(count), count != 0));`,
+  });
 }
-`;
-}
+
+/** The average-pooling program of a description: its shader key and WGSL. */
+export const avgPool2dShader: (program: AvgPool2dProgram) => ShaderProgram = shaderProgram(
+  "avg_pool2d",
+  avgPool2dWgsl,
+);

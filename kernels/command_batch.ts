@@ -23,6 +23,18 @@ export interface TensorBlock {
   readonly pool?: string;
 }
 
+/** One dispatch of an op, ready to record (see {@linkcode CommandBatch.record}). */
+export interface KernelDispatch {
+  /** The compiled shader. */
+  readonly shader: GPUComputePipeline;
+  /** Its parameters, packed in the order its `Params` struct declares them. */
+  readonly params: ArrayBuffer;
+  /** The blocks bound at 1, 2, … in order. */
+  readonly storage: readonly TensorBlock[];
+  /** Workgroups along x, y and z. */
+  readonly grid: readonly [number, number, number];
+}
+
 /** Options of {@linkcode TensorAllocator.alloc}. */
 export interface TensorAllocOptions {
   /** What the block is for (default `"storage"`). */
@@ -46,11 +58,13 @@ export interface TensorAllocator {
   submit(commandBuffers?: GPUCommandBuffer[]): void;
   /** Registers work to put on the queue ahead of every `submit`. */
   beforeSubmit(hook: () => GPUCommandBuffer[]): () => void;
+  /** True once the allocator released all its memory (then tensors' `dispose` does nothing). */
+  readonly destroyed?: boolean;
 }
 
 /** Returns the allocator's device, checked to be a real `GPUDevice`. */
-export function gpuDeviceOf(heap: TensorAllocator): GPUDevice {
-  const device = heap?.device as GPUDevice | undefined;
+export function gpuDeviceOf(allocator: TensorAllocator): GPUDevice {
+  const device = allocator?.device as GPUDevice | undefined;
   if (!device || typeof device.createComputePipeline !== "function") {
     throw new TypeError(
       "Cannot run kernels: the allocator's device is not a GPUDevice (a fake device cannot run shaders)",
@@ -88,7 +102,7 @@ function idOf(o: object): number {
 const PARAMS_CHUNK = 16384;
 
 /**
- * The batch ops on tensors of `heap` record into: one per allocator, made on
+ * The batch ops on tensors of `allocator` record into: one per allocator, made on
  * first use.
  *
  * @example
@@ -99,26 +113,26 @@ const PARAMS_CHUNK = 16384;
  * import assert from "node:assert/strict";
  *
  * const device = await requestDevice();
- * const heap = new HeapAllocator(device);
- * assert.equal(commandBatchOf(heap), commandBatchOf(heap));
- * heap.destroy();
+ * const allocator = new HeapAllocator(device);
+ * assert.equal(commandBatchOf(allocator), commandBatchOf(allocator));
+ * allocator.destroy();
  * device.destroy();
  * ```
  *
- * @param heap the allocator
+ * @param allocator the allocator
  * @returns its batch
  */
-export function commandBatchOf(heap: TensorAllocator): CommandBatch {
-  let batch = batches.get(heap);
+export function commandBatchOf(allocator: TensorAllocator): CommandBatch {
+  let batch = batches.get(allocator);
   if (!batch) {
-    batch = new CommandBatch(heap);
-    batches.set(heap, batch);
+    batch = new CommandBatch(allocator);
+    batches.set(allocator, batch);
   }
   return batch;
 }
 
 /**
- * Submits the work recorded on `heap`'s tensors (see {@linkcode CommandBatch.submit}).
+ * Submits the work recorded on `allocator`'s tensors (see {@linkcode CommandBatch.submit}).
  *
  * @example
  * ```ts
@@ -127,16 +141,16 @@ export function commandBatchOf(heap: TensorAllocator): CommandBatch {
  * import { requestDevice } from "../allocator/request_device.ts";
  *
  * const device = await requestDevice();
- * const heap = new HeapAllocator(device);
- * submit(heap); // nothing recorded: only makes freed blocks reusable
- * heap.destroy();
+ * const allocator = new HeapAllocator(device);
+ * submit(allocator); // nothing recorded: only makes freed blocks reusable
+ * allocator.destroy();
  * device.destroy();
  * ```
  *
- * @param heap the allocator whose batch to submit
+ * @param allocator the allocator whose batch to submit
  */
-export function submit(heap: TensorAllocator): void {
-  commandBatchOf(heap).submit();
+export function submit(allocator: TensorAllocator): void {
+  commandBatchOf(allocator).submit();
 }
 
 /**
@@ -164,18 +178,18 @@ export function submit(heap: TensorAllocator): void {
  * import assert from "node:assert/strict";
  *
  * const device = await requestDevice();
- * const heap = new HeapAllocator(device);
- * const y = relu(tensor(heap, [-1, 2, -3, 4], [4]));
- * assert.equal(commandBatchOf(heap).dispatches, 1);
- * commandBatchOf(heap).submit();
+ * const allocator = new HeapAllocator(device);
+ * const y = relu(tensor(allocator, [-1, 2, -3, 4], [4]));
+ * assert.equal(commandBatchOf(allocator).dispatches, 1);
+ * commandBatchOf(allocator).submit();
  * assert.deepEqual([...await y.read()], [0, 2, 0, 4]);
- * heap.destroy();
+ * allocator.destroy();
  * device.destroy();
  * ```
  */
 export class CommandBatch {
   /** The allocator whose blocks the batch's dispatches use. */
-  readonly heap: TensorAllocator;
+  readonly allocator: TensorAllocator;
   /** The allocator's device. */
   readonly device: GPUDevice;
   /** Where kernels of this batch read their parameters (see {@linkcode ParamsSpace}). */
@@ -192,24 +206,26 @@ export class CommandBatch {
   #dispatches = 0;
   #submits = 0;
   #bindGroups = new Map<string, GPUBindGroup>();
+  /** Dispatches held back by {@linkcode CommandBatch.atomic}, or null. */
+  #held: KernelDispatch[] | null = null;
 
   /**
-   * Makes a batch for `heap`. Ops use the one {@linkcode commandBatchOf} returns;
+   * Makes a batch for `allocator`. Ops use the one {@linkcode commandBatchOf} returns;
    * make your own only to record separately from them.
    *
-   * @param heap the allocator whose blocks the dispatches use
+   * @param allocator the allocator whose blocks the dispatches use
    */
-  constructor(heap: TensorAllocator) {
-    this.heap = heap;
-    this.device = gpuDeviceOf(heap);
+  constructor(allocator: TensorAllocator) {
+    this.allocator = allocator;
+    this.device = gpuDeviceOf(allocator);
     // A uniform block placed in the heaps tensors live in cannot be bound as
     // a uniform next to a writable tensor of the same GPUBuffer: read such
     // parameters as storage instead.
-    const probe = heap.alloc(16, { usage: "uniform" });
+    const probe = allocator.alloc(16, { usage: "uniform" });
     this.paramsSpace = probe.pool === "small" || probe.pool === "large" ? "storage" : "uniform";
-    heap.free(probe);
+    allocator.free(probe);
     // Any submit of the allocator, ours or the caller's, sends this batch first.
-    heap.beforeSubmit(() => this.#take());
+    allocator.beforeSubmit(() => this.#take());
     const limits = this.device.limits;
     this.#paramsAlign = Math.max(
       limits.minUniformBufferOffsetAlignment,
@@ -245,10 +261,22 @@ export class CommandBatch {
    * dispatch; the blocks are freed at submit.
    */
   params(data: ArrayBuffer): GPUBufferBinding {
-    // Every binding of the dispatches so far is in use by recorded work, and
-    // none of the next: a safe point to send a long batch on its way, so the
-    // blocks its ops disposed become reusable.
+    this.#submitIfLong();
+    return this.#place(data);
+  }
+
+  /**
+   * Sends a long batch on its way, so the blocks its ops disposed become
+   * reusable. Called only before an op's first dispatch: then every binding
+   * of the dispatches so far is in use by recorded work, and none of the
+   * next has been freed.
+   */
+  #submitIfLong(): void {
     if (this.#dispatches >= AUTO_SUBMIT_DISPATCHES) this.submit();
+  }
+
+  /** Places parameters in the current parameter block. */
+  #place(data: ArrayBuffer): GPUBufferBinding {
     const size = Math.max(16, Math.ceil(data.byteLength / 16) * 16);
     if (size > PARAMS_CHUNK) {
       throw new RangeError(
@@ -257,7 +285,10 @@ export class CommandBatch {
     }
     if (this.#chunk === null || this.#chunkUsed + size > PARAMS_CHUNK) {
       this.#flushParams();
-      this.#chunk = this.heap.alloc(PARAMS_CHUNK, { usage: "uniform", label: "kernel params" });
+      this.#chunk = this.allocator.alloc(PARAMS_CHUNK, {
+        usage: "uniform",
+        label: "kernel params",
+      });
       this.#params.push(this.#chunk);
       this.#chunkBytes.fill(0);
       this.#chunkUsed = 0;
@@ -266,6 +297,91 @@ export class CommandBatch {
     this.#chunkBytes.set(new Uint8Array(data), offset);
     this.#chunkUsed = Math.ceil((offset + size) / this.#paramsAlign) * this.#paramsAlign;
     return { buffer: this.#chunk.buffer, offset: this.#chunk.offset + offset, size };
+  }
+
+  /**
+   * Records the dispatches of one op, all together: a long batch submits
+   * itself before them, never between two of them.
+   */
+  record(dispatches: readonly KernelDispatch[]): void {
+    if (this.#held !== null) {
+      // Read each block's buffer now: the allocator reuses a freed block at
+      // once if nothing read its buffer, and fn may free these before they
+      // are recorded.
+      for (const d of dispatches) {
+        const storage: TensorBlock[] = [];
+        for (const b of d.storage) {
+          storage.push({
+            buffer: b.buffer,
+            offset: b.offset,
+            size: b.size,
+            requestedSize: b.requestedSize,
+          });
+        }
+        this.#held.push({ shader: d.shader, params: d.params, storage, grid: d.grid });
+      }
+      return;
+    }
+    this.#submitIfLong();
+    this.#recordAll(dispatches);
+  }
+
+  /** Records dispatches, their parameters first, without submitting. */
+  #recordAll(dispatches: readonly KernelDispatch[]): void {
+    const params: GPUBufferBinding[] = [];
+    for (const d of dispatches) params.push(this.#place(d.params));
+    for (let i = 0; i < dispatches.length; i++) {
+      const d = dispatches[i];
+      this.dispatch(d.shader, params[i], d.storage, d.grid);
+    }
+  }
+
+  /**
+   * Runs `fn`, holding back what its ops record until it returns: then all
+   * of it is recorded at once, and if `fn` throws, none of it. A chain of
+   * ops whose later step fails records nothing, and submits nothing. Until
+   * its dispatches are recorded, nothing of this batch is submitted, so the
+   * blocks `fn` disposes are not reused before.
+   *
+   * @example
+   * ```ts
+   * import { commandBatchOf } from "./command_batch.ts";
+   * import { relu } from "./relu.ts";
+   * import { maxPool2d } from "./max_pool2d.ts";
+   * import { tensor } from "./tensor.ts";
+   * import { HeapAllocator } from "../allocator/allocator.ts";
+   * import { requestDevice } from "../allocator/request_device.ts";
+   * import assert from "node:assert/strict";
+   *
+   * const device = await requestDevice();
+   * const allocator = new HeapAllocator(device);
+   * const x = tensor(allocator, [1, -2, 3, -4], [1, 1, 2, 2]);
+   * const batch = commandBatchOf(allocator);
+   * assert.throws(() => batch.atomic(() => maxPool2d(relu(x), { kernelSize: 3 })), RangeError);
+   * assert.equal(batch.dispatches, 0); // the relu was not recorded either
+   * allocator.destroy();
+   * device.destroy();
+   * ```
+   *
+   * @param fn the ops to record together
+   * @returns what `fn` returns
+   */
+  atomic<T>(fn: () => T): T {
+    // Nested: the outermost records.
+    if (this.#held !== null) return fn();
+    const held: KernelDispatch[] = [];
+    this.#held = held;
+    let result: T;
+    try {
+      result = fn();
+    } finally {
+      this.#held = null;
+    }
+    // No self-submit before these: blocks fn disposed would become reusable
+    // while the dispatches reading them were still held back. The next op
+    // submits a batch this made long.
+    this.#recordAll(held);
+    return result;
   }
 
   /** Writes the filled part of the current parameter block. */
@@ -282,7 +398,7 @@ export class CommandBatch {
    * storage blocks in order.
    */
   dispatch(
-    pipeline: GPUComputePipeline,
+    shader: GPUComputePipeline,
     params: GPUBufferBinding,
     storage: readonly TensorBlock[],
     workgroups: readonly [number, number, number],
@@ -297,13 +413,13 @@ export class CommandBatch {
     }
     // A loop hands out the same blocks each iteration, so the same bind
     // groups recur; making one costs more than the rest of a dispatch.
-    let key = String(idOf(pipeline));
+    let key = String(idOf(shader));
     for (const b of bindings) key += `|${idOf(b.buffer)}:${b.offset}:${b.size}`;
     let bindGroup = this.#bindGroups.get(key);
     if (bindGroup === undefined) {
       if (this.#bindGroups.size >= BIND_GROUP_CACHE) this.#bindGroups.clear();
       bindGroup = this.device.createBindGroup({
-        layout: pipeline.getBindGroupLayout(0),
+        layout: shader.getBindGroupLayout(0),
         entries: bindings.map((resource, binding) => ({ binding, resource })),
       });
       this.#bindGroups.set(key, bindGroup);
@@ -311,7 +427,7 @@ export class CommandBatch {
     if (!this.#pass) {
       this.#pass = this.encoder().beginComputePass({ label: "gpuheap kernels" });
     }
-    this.#pass.setPipeline(pipeline);
+    this.#pass.setPipeline(shader);
     this.#pass.setBindGroup(0, bindGroup);
     this.#pass.dispatchWorkgroups(workgroups[0], workgroups[1], workgroups[2]);
     this.#dispatches++;
@@ -324,7 +440,7 @@ export class CommandBatch {
    * recorded it still calls `submit` for the latter.
    */
   submit(): void {
-    this.heap.submit();
+    this.allocator.submit();
   }
 
   /** Ends the recording and returns it for the allocator's submit (the hook). */
@@ -337,7 +453,7 @@ export class CommandBatch {
     this.#flushParams();
     // Freed before the submit, so they are reusable right after it: this
     // batch's dispatches are then on the queue ahead of any later write.
-    for (const block of this.#params) this.heap.free(block);
+    for (const block of this.#params) this.allocator.free(block);
     this.#params = [];
     this.#dispatches = 0;
     this.#submits++;

@@ -5,18 +5,18 @@
  * @module
  */
 
-import { type ConvGeometry, convGeometry, type Pair } from "./_geometry.ts";
+import { type ConvGeometry, convGeometry, flag, type Pair, show } from "./_geometry.ts";
 import { checkTensors, i32Params, recordInto } from "./_op.ts";
 import { grid2d, MAX_WORKGROUPS_PER_DIMENSION } from "./_prelude.ts";
 import { type CommandBatch, commandBatchOf } from "./command_batch.ts";
-import { CONV2D_NAIVE_PARAMS, conv2dNaiveWgsl } from "./conv2d_naive.wgsl.ts";
-import { CONV2D_PACK_WEIGHTS_PARAMS, conv2dPackWeightsWgsl } from "./conv2d_pack_weights.wgsl.ts";
+import { CONV2D_NAIVE_PARAMS, conv2dNaiveShader } from "./conv2d_naive.wgsl.ts";
+import { CONV2D_PACK_WEIGHTS_PARAMS, conv2dPackWeightsShader } from "./conv2d_pack_weights.wgsl.ts";
 import {
   CONV2D_TILED_PARAMS,
   conv2dTiledProblem,
   type Conv2dTiledProgram,
+  conv2dTiledShader,
   conv2dTiledThreads,
-  conv2dTiledWgsl,
   conv2dTiledWorkgroupBytes,
 } from "./conv2d_tiled.wgsl.ts";
 import { getShader } from "./shader_cache.ts";
@@ -97,14 +97,14 @@ export function conv2dDefaultTiles(cInG: number, cOutG: number): Conv2dTiles {
  * import assert from "node:assert/strict";
  *
  * const device = await requestDevice();
- * const heap = new HeapAllocator(device);
- * const x = tensor(heap, [1, 2, 3, 4, 5, 6, 7, 8, 9], [1, 1, 3, 3]);
- * const w = tensor(heap, [1, 1, 1, 1], [1, 1, 2, 2]);
- * const b = tensor(heap, [0.5], [1]);
+ * const allocator = new HeapAllocator(device);
+ * const x = tensor(allocator, [1, 2, 3, 4, 5, 6, 7, 8, 9], [1, 1, 3, 3]);
+ * const w = tensor(allocator, [1, 1, 1, 1], [1, 1, 2, 2]);
+ * const b = tensor(allocator, [0.5], [1]);
  * const y = conv2d(x, w, b);
  * assert.deepEqual(y.shape, [1, 1, 2, 2]);
  * assert.deepEqual([...await y.read()], [12.5, 16.5, 24.5, 28.5]);
- * heap.destroy();
+ * allocator.destroy();
  * device.destroy();
  * ```
  *
@@ -123,23 +123,22 @@ export function conv2d(
   bias: Tensor | null = null,
   options: Conv2dOptions = {},
 ): Tensor {
-  const op = options.relu ? "conv2dRelu" : "conv2d";
+  options ??= {};
+  const op = options.relu === true ? "conv2dRelu" : "conv2d";
   checkTensors(op, { input: x, weight, bias });
   const g = convGeometry(op, x.shape, weight.shape, bias ? bias.shape : null, options);
   const algorithm = options.algorithm ?? "auto";
   if (algorithm !== "auto" && algorithm !== "naive" && algorithm !== "tiled") {
     throw new RangeError(
-      `Cannot ${op}: algorithm must be "auto", "naive" or "tiled", got ${
-        JSON.stringify(algorithm)
-      }`,
+      `Cannot ${op}: algorithm must be "auto", "naive" or "tiled", got ${show(algorithm)}`,
     );
   }
-  const batch = commandBatchOf(x.heap);
+  const batch = commandBatchOf(x.allocator);
   const tiled = algorithm === "tiled" || (algorithm === "auto" && g.cInG > 1);
-  const relu = options.relu ?? false;
+  const relu = flag(op, "relu", options.relu, false);
   return tiled
     ? recordTiled(op, batch, g, x, weight, bias, relu, options.tiles)
-    : recordNaive(batch, g, x, weight, bias, relu);
+    : recordNaive(op, batch, g, x, weight, bias, relu);
 }
 
 /**
@@ -155,12 +154,12 @@ export function conv2d(
  * import assert from "node:assert/strict";
  *
  * const device = await requestDevice();
- * const heap = new HeapAllocator(device);
- * const x = tensor(heap, [1, -2, 3, -4], [1, 1, 2, 2]);
- * const w = tensor(heap, [1, -1], [2, 1, 1, 1]);
+ * const allocator = new HeapAllocator(device);
+ * const x = tensor(allocator, [1, -2, 3, -4], [1, 1, 2, 2]);
+ * const w = tensor(allocator, [1, -1], [2, 1, 1, 1]);
  * const y = conv2dRelu(x, w, null);
  * assert.deepEqual([...await y.read()], [1, 0, 3, 0, 0, 2, 0, 4]);
- * heap.destroy();
+ * allocator.destroy();
  * device.destroy();
  * ```
  *
@@ -180,6 +179,7 @@ export function conv2dRelu(
 }
 
 function recordNaive(
+  op: string,
   batch: CommandBatch,
   g: ConvGeometry,
   x: Tensor,
@@ -194,16 +194,15 @@ function recordNaive(
     bias: bias !== null,
     relu,
   } as const;
-  const pipeline = getShader(batch.device, "conv2d_naive", program, conv2dNaiveWgsl);
+  const shader = getShader(batch.device, conv2dNaiveShader(program));
   const total = g.n * g.cOut * g.hOut * g.wOut;
-  const y = empty(x.heap, [g.n, g.cOut, g.hOut, g.wOut], { dtype: x.dtype });
-  return recordInto(y, () => {
-    const params = batch.params(i32Params(CONV2D_NAIVE_PARAMS, { ...g, total }));
-    const blocks = bias
-      ? [x.block, weight.block, bias.block, y.block]
-      : [x.block, weight.block, y.block];
-    batch.dispatch(pipeline, params, blocks, grid2d(Math.ceil(total / NAIVE_WORKGROUP)));
-  });
+  const params = i32Params(op, CONV2D_NAIVE_PARAMS, { ...g, total });
+  const grid = grid2d(Math.ceil(total / NAIVE_WORKGROUP));
+  const y = empty(x.allocator, [g.n, g.cOut, g.hOut, g.wOut], { dtype: x.dtype, label: "conv2d" });
+  const storage = bias
+    ? [x.block, weight.block, bias.block, y.block]
+    : [x.block, weight.block, y.block];
+  return recordInto(batch, y, [{ shader, params, storage, grid }]);
 }
 
 function recordTiled(
@@ -258,13 +257,13 @@ function recordTiled(
       `Cannot ${op}: the tiled kernel takes at most ${MAX_WORKGROUPS_PER_DIMENSION} groups, got ${g.groups} (use algorithm "naive")`,
     );
   }
-  const pipeline = getShader(batch.device, "conv2d_tiled", ordered, conv2dTiledWgsl);
+  const pipeline = getShader(batch.device, conv2dTiledShader(ordered));
   const packProgram = {
     dtype: x.dtype,
     params: batch.paramsSpace,
     workgroupSize: PACK_WORKGROUP,
   } as const;
-  const pack = getShader(batch.device, "conv2d_pack_weights", packProgram, conv2dPackWeightsWgsl);
+  const pack = getShader(batch.device, conv2dPackWeightsShader(packProgram));
 
   const m = g.n * hwOut;
   const mTiles = Math.ceil(m / ordered.tileM);
@@ -272,27 +271,33 @@ function recordTiled(
   const kHW = g.kH * g.kW;
   const numK = kHW * Math.ceil(g.cInG / ordered.tileK);
   const values = { ...g, m, kHW, numK, mTiles, nTiles };
-  const packedWeight = empty(x.heap, [weight.numel], { dtype: x.dtype });
+  // Every parameter and grid is checked before anything is allocated or recorded.
+  const total = weight.numel;
+  const packParams = i32Params(op, CONV2D_PACK_WEIGHTS_PARAMS, { total, ...values });
+  const packGrid = grid2d(Math.ceil(total / PACK_WORKGROUP));
+  const params = i32Params(op, CONV2D_TILED_PARAMS, values);
+  const grid = grid2d(mTiles * nTiles, g.groups);
+  const packedWeight = empty(x.allocator, [weight.numel], {
+    dtype: x.dtype,
+    label: "conv2d packed weight",
+  });
   try {
-    const y = empty(x.heap, [g.n, g.cOut, g.hOut, g.wOut], { dtype: x.dtype });
-    return recordInto(y, () => {
-      const total = weight.numel;
-      batch.dispatch(
-        pack,
-        batch.params(i32Params(CONV2D_PACK_WEIGHTS_PARAMS, { total, ...values })),
-        [weight.block, packedWeight.block],
-        grid2d(Math.ceil(total / PACK_WORKGROUP)),
-      );
-      const blocks = bias
-        ? [x.block, packedWeight.block, bias.block, y.block]
-        : [x.block, packedWeight.block, y.block];
-      batch.dispatch(
-        pipeline,
-        batch.params(i32Params(CONV2D_TILED_PARAMS, values)),
-        blocks,
-        grid2d(mTiles * nTiles, g.groups),
-      );
+    const y = empty(x.allocator, [g.n, g.cOut, g.hOut, g.wOut], {
+      dtype: x.dtype,
+      label: "conv2d",
     });
+    const storage = bias
+      ? [x.block, packedWeight.block, bias.block, y.block]
+      : [x.block, packedWeight.block, y.block];
+    return recordInto(batch, y, [
+      {
+        shader: pack,
+        params: packParams,
+        storage: [weight.block, packedWeight.block],
+        grid: packGrid,
+      },
+      { shader: pipeline, params, storage, grid },
+    ]);
   } finally {
     // Recorded work still reads it: the allocator reuses it after the submit.
     packedWeight.dispose();

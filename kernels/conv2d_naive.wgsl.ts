@@ -6,12 +6,11 @@
  */
 
 import {
-  checkWorkgroupSize,
   type DType,
-  enableLine,
-  paramsDeclaration,
+  makeShader,
   type ParamsSpace,
-  TENSOR_ACCESS,
+  type ShaderProgram,
+  shaderProgram,
 } from "./_prelude.ts";
 
 /** What one compiled direct conv2d shader is specialised for. */
@@ -28,7 +27,7 @@ export interface Conv2dNaiveProgram {
   relu: boolean;
 }
 
-/** Field order of the direct conv2d uniform (i32 each). */
+/** Field order of the direct conv2d parameters (i32 each). */
 export const CONV2D_NAIVE_PARAMS = [
   "total",
   "cIn",
@@ -50,7 +49,7 @@ export const CONV2D_NAIVE_PARAMS = [
 ] as const;
 
 /**
- * Builds the direct conv2d shader. Bindings: 0 uniform, 1 input
+ * Builds the direct conv2d shader. Bindings: 0 parameters, 1 input
  * `[N, Cin, H, W]`, 2 weight `[Cout, Cin/groups, kH, kW]`, then bias `[Cout]`
  * if `bias`, then output `[N, Cout, Hout, Wout]`. Accumulates in f32.
  *
@@ -67,26 +66,17 @@ export const CONV2D_NAIVE_PARAMS = [
  * @returns the WGSL source
  */
 export function conv2dNaiveWgsl(program: Conv2dNaiveProgram): string {
-  checkWorkgroupSize("conv2d", program.workgroupSize);
   const t = program.dtype;
-  const out = program.bias ? 4 : 3;
-  return `${enableLine(t)}
-struct Params {
-${CONV2D_NAIVE_PARAMS.map((f) => `  ${f}: i32,`).join("\n")}
-}
-
-${paramsDeclaration(program.params)}
-@group(0) @binding(1) var<storage, ${TENSOR_ACCESS}> x: array<${t}>;
-@group(0) @binding(2) var<storage, ${TENSOR_ACCESS}> wt: array<${t}>;
-${program.bias ? `@group(0) @binding(3) var<storage, ${TENSOR_ACCESS}> bias: array<${t}>;` : ""}
-@group(0) @binding(${out}) var<storage, ${TENSOR_ACCESS}> y: array<${t}>;
-
-@compute @workgroup_size(${program.workgroupSize})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>,
-        @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = i32(gid.y * nwg.x * ${program.workgroupSize}u + gid.x);
-  if (i >= p.total) { return; }
-  let ow = i % p.wOut;
+  return makeShader({
+    kernel: "conv2d",
+    dtype: t,
+    params: program.params,
+    fields: CONV2D_NAIVE_PARAMS,
+    tensors: program.bias ? ["x", "wt", "bias", "y"] : ["x", "wt", "y"],
+    workgroupSize: program.workgroupSize,
+    index: "thread",
+    bound: "p.total",
+    body: `  let ow = i % p.wOut;
   var rest = i / p.wOut;
   let oh = rest % p.hOut;
   rest = rest / p.hOut;
@@ -112,8 +102,13 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>,
     }
   }
 ${program.bias ? "  acc += f32(bias[co]);\n" : ""}${
-    program.relu ? "  acc = max(acc, 0.0);\n" : ""
-  }  y[i] = ${t}(acc);
+      program.relu ? "  acc = max(acc, 0.0);\n" : ""
+    }  y[i] = ${t}(acc);`,
+  });
 }
-`;
-}
+
+/** The direct conv2d program of a description: its shader key and WGSL. */
+export const conv2dNaiveShader: (program: Conv2dNaiveProgram) => ShaderProgram = shaderProgram(
+  "conv2d_naive",
+  conv2dNaiveWgsl,
+);

@@ -5,12 +5,11 @@
  */
 
 import {
-  checkWorkgroupSize,
   type DType,
-  enableLine,
-  paramsDeclaration,
+  makeShader,
   type ParamsSpace,
-  TENSOR_ACCESS,
+  type ShaderProgram,
+  shaderProgram,
 } from "./_prelude.ts";
 
 /** What one compiled weight-packing shader is specialised for. */
@@ -23,14 +22,14 @@ export interface Conv2dPackWeightsProgram {
   workgroupSize: number;
 }
 
-/** Field order of the weight-packing uniform (i32 each). */
+/** Field order of the weight-packing parameters (i32 each). */
 export const CONV2D_PACK_WEIGHTS_PARAMS = ["total", "cInG", "cOutG", "kHW"] as const;
 
 /**
  * Builds the weight-packing shader. It rewrites `[Cout, Cin/g, kH, kW]` as
  * `[groups, kH*kW, Cin/g, Cout/g]`, the tiled kernel's K-by-N operand:
  * a tile row (one tap, one input channel) is then contiguous across output
- * channels, so the tile loads coalesce. Bindings: 0 uniform, 1 weight,
+ * channels, so the tile loads coalesce. Bindings: 0 parameters, 1 weight,
  * 2 packed output.
  *
  * @example
@@ -45,29 +44,28 @@ export const CONV2D_PACK_WEIGHTS_PARAMS = ["total", "cInG", "cOutG", "kHW"] as c
  * @returns the WGSL source
  */
 export function conv2dPackWeightsWgsl(program: Conv2dPackWeightsProgram): string {
-  checkWorkgroupSize("conv2d weight packing", program.workgroupSize);
-  const t = program.dtype;
-  return `${enableLine(t)}
-struct Params {
-${CONV2D_PACK_WEIGHTS_PARAMS.map((f) => `  ${f}: i32,`).join("\n")}
-}
-
-${paramsDeclaration(program.params)}
-@group(0) @binding(1) var<storage, ${TENSOR_ACCESS}> wt: array<${t}>;
-@group(0) @binding(2) var<storage, ${TENSOR_ACCESS}> packed: array<${t}>;
-
-@compute @workgroup_size(${program.workgroupSize})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>,
-        @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = i32(gid.y * nwg.x * ${program.workgroupSize}u + gid.x);
-  if (i >= p.total) { return; }
-  let tap = i % p.kHW;
+  return makeShader({
+    kernel: "conv2d weight packing",
+    dtype: program.dtype,
+    params: program.params,
+    fields: CONV2D_PACK_WEIGHTS_PARAMS,
+    tensors: ["wt", "packed"],
+    workgroupSize: program.workgroupSize,
+    index: "thread",
+    bound: "p.total",
+    body: `  let tap = i % p.kHW;
   var rest = i / p.kHW;
   let ci = rest % p.cInG;
   let co = rest / p.cInG;
   let g = co / p.cOutG;
   let col = co - g * p.cOutG;
-  packed[((g * p.kHW + tap) * p.cInG + ci) * p.cOutG + col] = wt[i];
+  packed[((g * p.kHW + tap) * p.cInG + ci) * p.cOutG + col] = wt[i];`,
+  });
 }
-`;
-}
+
+/** The weight-packing program of a description: its shader key and WGSL. */
+export const conv2dPackWeightsShader: (program: Conv2dPackWeightsProgram) => ShaderProgram =
+  shaderProgram(
+    "conv2d_pack_weights",
+    conv2dPackWeightsWgsl,
+  );

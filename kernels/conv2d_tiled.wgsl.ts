@@ -17,12 +17,13 @@
  * @module
  */
 
+import { formatShape } from "./_geometry.ts";
 import {
   type DType,
-  enableLine,
-  paramsDeclaration,
+  makeShader,
   type ParamsSpace,
-  TENSOR_ACCESS,
+  type ShaderProgram,
+  shaderProgram,
 } from "./_prelude.ts";
 
 /** What one compiled tiled conv2d shader is specialised for. */
@@ -54,7 +55,7 @@ export interface Conv2dTiledProgram {
   unroll?: boolean;
 }
 
-/** Field order of the tiled conv2d uniform (i32 each). */
+/** Field order of the tiled conv2d parameters (i32 each). */
 export const CONV2D_TILED_PARAMS = [
   "m",
   "cIn",
@@ -95,7 +96,7 @@ export function conv2dTiledWorkgroupBytes(program: Conv2dTiledProgram): number {
 export function conv2dTiledProblem(p: Conv2dTiledProgram): string | null {
   const sizes = [p.tileM, p.tileN, p.tileK, p.threadM, p.threadN];
   if (!sizes.every((v) => Number.isInteger(v) && v > 0)) {
-    return `tile sizes must be positive integers, got ${JSON.stringify(sizes)}`;
+    return `tile sizes must be positive integers, got ${formatShape(sizes)}`;
   }
   if (p.threadM % 4 !== 0 || p.threadN % 4 !== 0) {
     return `threadM and threadN must be multiples of 4, got ${p.threadM} and ${p.threadN}`;
@@ -120,7 +121,7 @@ function range(n: number): number[] {
 }
 
 /**
- * Builds the tiled conv2d shader. Bindings: 0 uniform, 1 input
+ * Builds the tiled conv2d shader. Bindings: 0 parameters, 1 input
  * `[N, Cin, H, W]`, 2 packed weight, then bias `[Cout]` if `bias`, then output
  * `[N, Cout, Hout, Wout]` (as `vec4`s with `vectorStore`). Dispatch
  * `mTiles * nTiles` workgroups over x and y (see `grid2d`) and `groups`
@@ -154,7 +155,6 @@ export function conv2dTiledWgsl(program: Conv2dTiledProgram): string {
   const loadsB = (TK * TN) / threads;
   const stepA = threads / TM;
   const stepB = threads / TN;
-  const out = program.bias ? 4 : 3;
   const yType = program.vectorStore ? `vec4<${t}>` : t;
   // acc_qm_j holds 4 pixels (vec4 along M) of column j of this thread.
   const accs = range(rm).flatMap((qm) => range(program.threadN).map((j) => `acc_${qm}_${j}`));
@@ -241,30 +241,20 @@ ${
     }`;
   }).join("\n  ");
 
-  return `${enableLine(t)}
-struct Params {
-${CONV2D_TILED_PARAMS.map((f) => `  ${f}: i32,`).join("\n")}
-}
-
-${paramsDeclaration(program.params)}
-@group(0) @binding(1) var<storage, ${TENSOR_ACCESS}> x: array<${t}>;
-@group(0) @binding(2) var<storage, ${TENSOR_ACCESS}> wt: array<${t}>;
-${program.bias ? `@group(0) @binding(3) var<storage, ${TENSOR_ACCESS}> bias: array<${t}>;` : ""}
-@group(0) @binding(${out}) var<storage, ${TENSOR_ACCESS}> y: array<${yType}>;
-
-// tileA[k][m] and tileB[k][n] as vec4 rows: a thread reads its 4 pixels or
+  return makeShader({
+    kernel: "conv2d tiled kernel",
+    dtype: t,
+    params: program.params,
+    fields: CONV2D_TILED_PARAMS,
+    tensors: ["x", "wt", ...(program.bias ? ["bias"] : []), { name: "y", type: yType }],
+    workgroupSize: threads,
+    index: "workgroup",
+    bound: "p.mTiles * p.nTiles",
+    declarations: `// tileA[k][m] and tileB[k][n] as vec4 rows: a thread reads its 4 pixels or
 // 4 channels in one load, and neighbouring threads read neighbouring vectors.
 var<workgroup> tileA: array<vec4<f32>, ${(TK * TM) / 4}>;
-var<workgroup> tileB: array<vec4<f32>, ${(TK * TN) / 4}>;
-
-@compute @workgroup_size(${threads})
-fn main(@builtin(local_invocation_index) lidx: u32,
-        @builtin(workgroup_id) wid: vec3<u32>,
-        @builtin(num_workgroups) nwg: vec3<u32>) {
-  let tile = i32(wid.y * nwg.x + wid.x);
-  if (tile >= p.mTiles * p.nTiles) { return; }
-  let tid = i32(lidx);
-  let g = i32(wid.z);
+var<workgroup> tileB: array<vec4<f32>, ${(TK * TN) / 4}>;`,
+    body: `  let g = i32(wid.z);
   // Neighbouring workgroups share the input tile (same m0) when nTiles > 1.
   let m0 = (tile / p.nTiles) * ${TM};
   let n0 = (tile % p.nTiles) * ${TN};
@@ -342,7 +332,12 @@ ${accs.map((a) => `  var ${a} = vec4<f32>(0.0);`).join("\n")}
   }
 
   ${biasLoad}
-  ${epilogue}
+  ${epilogue}`,
+  });
 }
-`;
-}
+
+/** The tiled conv2d program of a description: its shader key and WGSL. */
+export const conv2dTiledShader: (program: Conv2dTiledProgram) => ShaderProgram = shaderProgram(
+  "conv2d_tiled",
+  conv2dTiledWgsl,
+);

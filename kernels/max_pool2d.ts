@@ -8,7 +8,7 @@ import { poolGeometry } from "./_geometry.ts";
 import { checkTensors, i32Params, recordInto } from "./_op.ts";
 import { grid2d } from "./_prelude.ts";
 import { commandBatchOf } from "./command_batch.ts";
-import { MAX_POOL2D_PARAMS, maxPool2dWgsl } from "./max_pool2d.wgsl.ts";
+import { MAX_POOL2D_PARAMS, maxPool2dShader } from "./max_pool2d.wgsl.ts";
 import { getShader } from "./shader_cache.ts";
 import { empty, type Tensor } from "./tensor.ts";
 
@@ -40,12 +40,12 @@ export interface MaxPool2dOptions {
  * import assert from "node:assert/strict";
  *
  * const device = await requestDevice();
- * const heap = new HeapAllocator(device);
- * const x = tensor(heap, [1, 2, 5, 3, 4, 0, 9, 8, 7, 6, 2, 1, 0, 3, 4, 5], [1, 1, 4, 4]);
+ * const allocator = new HeapAllocator(device);
+ * const x = tensor(allocator, [1, 2, 5, 3, 4, 0, 9, 8, 7, 6, 2, 1, 0, 3, 4, 5], [1, 1, 4, 4]);
  * const y = maxPool2d(x, { kernelSize: 2 });
  * assert.deepEqual(y.shape, [1, 1, 2, 2]);
  * assert.deepEqual([...await y.read()], [4, 9, 7, 5]);
- * heap.destroy();
+ * allocator.destroy();
  * device.destroy();
  * ```
  *
@@ -58,13 +58,12 @@ export function maxPool2d(x: Tensor, options: MaxPool2dOptions): Tensor {
   const op = "maxPool2d";
   checkTensors(op, { input: x });
   const g = poolGeometry(op, x.shape, options);
-  const batch = commandBatchOf(x.heap);
+  const batch = commandBatchOf(x.allocator);
   const program = { dtype: x.dtype, params: batch.paramsSpace, workgroupSize: WORKGROUP } as const;
-  const pipeline = getShader(batch.device, "max_pool2d", program, maxPool2dWgsl);
+  const shader = getShader(batch.device, maxPool2dShader(program));
   const total = g.n * g.c * g.hOut * g.wOut;
-  const y = empty(x.heap, [g.n, g.c, g.hOut, g.wOut], { dtype: x.dtype });
-  return recordInto(y, () => {
-    const params = batch.params(i32Params(MAX_POOL2D_PARAMS, { ...g, total }, [-Infinity]));
-    batch.dispatch(pipeline, params, [x.block, y.block], grid2d(Math.ceil(total / WORKGROUP)));
-  });
+  const params = i32Params(op, MAX_POOL2D_PARAMS, { ...g, total }, [-Infinity]);
+  const grid = grid2d(Math.ceil(total / WORKGROUP));
+  const y = empty(x.allocator, [g.n, g.c, g.hOut, g.wOut], { dtype: x.dtype, label: op });
+  return recordInto(batch, y, [{ shader, params, storage: [x.block, y.block], grid }]);
 }

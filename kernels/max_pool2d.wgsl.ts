@@ -5,12 +5,11 @@
  */
 
 import {
-  checkWorkgroupSize,
   type DType,
-  enableLine,
-  paramsDeclaration,
+  makeShader,
   type ParamsSpace,
-  TENSOR_ACCESS,
+  type ShaderProgram,
+  shaderProgram,
 } from "./_prelude.ts";
 
 /** What one compiled max-pooling shader is specialised for. */
@@ -23,7 +22,7 @@ export interface MaxPool2dProgram {
   workgroupSize: number;
 }
 
-/** Field order of the max-pooling uniform (i32 each, then `negInf` as f32). */
+/** Field order of the max-pooling parameters (i32 each, then `negInf` as f32). */
 export const MAX_POOL2D_PARAMS = [
   "total",
   "h",
@@ -42,8 +41,9 @@ export const MAX_POOL2D_PARAMS = [
 
 /**
  * Builds the max-pooling shader: one thread per output element, padding
- * counts as minus infinity (passed in the uniform, since WGSL has no infinite
- * literal), NaN wins as in PyTorch. Bindings: 0 uniform, 1 input, 2 output.
+ * counts as minus infinity (passed as a parameter, since WGSL has no
+ * infinite literal), NaN wins as in PyTorch. Bindings: 0 parameters,
+ * 1 input, 2 output.
  *
  * @example
  * ```ts
@@ -57,24 +57,17 @@ export const MAX_POOL2D_PARAMS = [
  * @returns the WGSL source
  */
 export function maxPool2dWgsl(program: MaxPool2dProgram): string {
-  checkWorkgroupSize("maxPool2d", program.workgroupSize);
-  const t = program.dtype;
-  return `${enableLine(t)}
-struct Params {
-${MAX_POOL2D_PARAMS.map((f) => `  ${f}: i32,`).join("\n")}
-  negInf: f32,
-}
-
-${paramsDeclaration(program.params)}
-@group(0) @binding(1) var<storage, ${TENSOR_ACCESS}> x: array<${t}>;
-@group(0) @binding(2) var<storage, ${TENSOR_ACCESS}> y: array<${t}>;
-
-@compute @workgroup_size(${program.workgroupSize})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>,
-        @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = i32(gid.y * nwg.x * ${program.workgroupSize}u + gid.x);
-  if (i >= p.total) { return; }
-  let ow = i % p.wOut;
+  return makeShader({
+    kernel: "maxPool2d",
+    dtype: program.dtype,
+    params: program.params,
+    fields: MAX_POOL2D_PARAMS,
+    f32Fields: ["negInf"],
+    tensors: ["x", "y"],
+    workgroupSize: program.workgroupSize,
+    index: "thread",
+    bound: "p.total",
+    body: `  let ow = i % p.wOut;
   let rest = i / p.wOut;
   let oh = rest % p.hOut;
   let nc = rest / p.hOut;
@@ -92,7 +85,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>,
       if (v > best || v != v) { best = v; }
     }
   }
-  y[i] = ${t}(best);
+  y[i] = ${program.dtype}(best);`,
+  });
 }
-`;
-}
+
+/** The max-pooling program of a description: its shader key and WGSL. */
+export const maxPool2dShader: (program: MaxPool2dProgram) => ShaderProgram = shaderProgram(
+  "max_pool2d",
+  maxPool2dWgsl,
+);

@@ -10,27 +10,46 @@
  * import { requestDevice } from "../allocator/request_device.ts";
  *
  * const device = await requestDevice();
- * const heap = new HeapAllocator(device);
- * const x = tensor(heap, new Float32Array(1 * 3 * 8 * 8).fill(1), [1, 3, 8, 8]);
- * const w = tensor(heap, new Float32Array(4 * 3 * 3 * 3).fill(0.1), [4, 3, 3, 3]);
+ * const allocator = new HeapAllocator(device);
+ * const x = tensor(allocator, new Float32Array(1 * 3 * 8 * 8).fill(1), [1, 3, 8, 8]);
+ * const w = tensor(allocator, new Float32Array(4 * 3 * 3 * 3).fill(0.1), [4, 3, 3, 3]);
  * const y = conv2dRelu(x, w, null, { padding: 1 });
  * const z = maxPool2d(y, { kernelSize: 2 });
  * const [a, b] = await readAll([y, z]);
  * console.log(a.length, b.length); // 256 64
- * heap.destroy();
+ * allocator.destroy();
  * device.destroy();
  * ```
  *
  * @module
  */
 
-export { empty, readAll, Tensor, tensor, type TensorData, type TensorOptions } from "./tensor.ts";
-export type { DType, ParamsSpace } from "./_prelude.ts";
+export {
+  empty,
+  readAll,
+  reportTensorLeaks,
+  Tensor,
+  tensor,
+  type TensorData,
+  type TensorOptions,
+} from "./tensor.ts";
+export { keep, type Owned, scope } from "./scope.ts";
+export {
+  type DType,
+  type KernelShader,
+  makeShader,
+  type ParamsSpace,
+  shaderKey,
+  type ShaderProgram,
+  shaderProgram,
+  type TensorBinding,
+} from "./_prelude.ts";
 export type { Pair } from "./_geometry.ts";
 export {
   AUTO_SUBMIT_DISPATCHES,
   CommandBatch,
   commandBatchOf,
+  type KernelDispatch,
   submit,
   type TensorAllocator,
   type TensorAllocOptions,
@@ -53,7 +72,6 @@ export {
   type ShaderCacheStats,
   shaderCacheStats,
   shaderCompilations,
-  shaderKey,
 } from "./shader_cache.ts";
 export {
   avgPool2dRef,
@@ -67,14 +85,24 @@ export {
   type RefMaxPool2dOptions,
   type RefResult,
   type RefTensor,
+  relativeError,
   reluRef,
 } from "./reference.ts";
-export { type Conv2dTiledProgram, conv2dTiledWgsl } from "./conv2d_tiled.wgsl.ts";
-export { type Conv2dNaiveProgram, conv2dNaiveWgsl } from "./conv2d_naive.wgsl.ts";
+export {
+  type Conv2dTiledProgram,
+  conv2dTiledShader,
+  conv2dTiledWgsl,
+} from "./conv2d_tiled.wgsl.ts";
+export {
+  type Conv2dNaiveProgram,
+  conv2dNaiveShader,
+  conv2dNaiveWgsl,
+} from "./conv2d_naive.wgsl.ts";
 export {
   type Conv2dPackWeightsProgram,
+  conv2dPackWeightsShader,
   conv2dPackWeightsWgsl,
 } from "./conv2d_pack_weights.wgsl.ts";
-export { type ReluProgram, reluWgsl } from "./relu.wgsl.ts";
-export { type MaxPool2dProgram, maxPool2dWgsl } from "./max_pool2d.wgsl.ts";
-export { type AvgPool2dProgram, avgPool2dWgsl } from "./avg_pool2d.wgsl.ts";
+export { type ReluProgram, reluShader, reluWgsl } from "./relu.wgsl.ts";
+export { type MaxPool2dProgram, maxPool2dShader, maxPool2dWgsl } from "./max_pool2d.wgsl.ts";
+export { type AvgPool2dProgram, avgPool2dShader, avgPool2dWgsl } from "./avg_pool2d.wgsl.ts";

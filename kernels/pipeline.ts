@@ -5,8 +5,10 @@
  * @module
  */
 
-import { convGeometry, formatShape, poolGeometry } from "./_geometry.ts";
+import { convGeometry, formatShape, poolGeometry, show } from "./_geometry.ts";
 import { checkTensors } from "./_op.ts";
+import { commandBatchOf } from "./command_batch.ts";
+import { scope } from "./scope.ts";
 import { avgPool2d } from "./avg_pool2d.ts";
 import { type Conv2dAlgorithm, conv2dRelu, type Conv2dTiles } from "./conv2d.ts";
 import { maxPool2d } from "./max_pool2d.ts";
@@ -46,16 +48,16 @@ export interface PipelineOptions {
  * import assert from "node:assert/strict";
  *
  * const device = await requestDevice();
- * const heap = new HeapAllocator(device);
+ * const allocator = new HeapAllocator(device);
  * const conv = (cin: number, cout: number) => ({
- *   weight: tensor(heap, new Float32Array(cout * cin * 9).fill(0.1), [cout, cin, 3, 3]),
- *   bias: tensor(heap, new Float32Array(cout).fill(0.5), [cout]),
+ *   weight: tensor(allocator, new Float32Array(cout * cin * 9).fill(0.1), [cout, cin, 3, 3]),
+ *   bias: tensor(allocator, new Float32Array(cout).fill(0.5), [cout]),
  * });
- * const x = tensor(heap, new Float32Array(2 * 8 * 8).fill(1), [1, 2, 8, 8]);
+ * const x = tensor(allocator, new Float32Array(2 * 8 * 8).fill(1), [1, 2, 8, 8]);
  * const y = pipeline(x, [conv(2, 4), conv(4, 4), conv(4, 4)]);
  * assert.deepEqual(y.shape, [1, 4, 1, 1]);
  * console.log(await y.read());
- * heap.destroy();
+ * allocator.destroy();
  * device.destroy();
  * ```
  *
@@ -73,20 +75,21 @@ export function pipeline(
   if (!Array.isArray(weights) || weights.length !== PIPELINE_STAGES.length) {
     throw new RangeError(
       `Cannot ${op}: expected ${PIPELINE_STAGES.length} convolutions' weights, got ${
-        Array.isArray(weights) ? weights.length : weights
+        Array.isArray(weights) ? weights.length : show(weights)
       }`,
     );
   }
-  // Check every stage's shapes first, so a bad later stage records nothing.
+  options ??= {};
+  // Check every stage's shapes first, for messages that name the stage.
   let shape: readonly number[] = x?.shape;
   weights.forEach((w, i) => {
     const stage = PIPELINE_STAGES[i];
+    const bias = `weights[${i}].bias`;
     checkTensors(op, {
       input: x,
       [`weights[${i}].weight`]: w?.weight,
-      [`weights[${i}].bias`]: w?.bias,
-    });
-    if (!w?.weight) throw new TypeError(`Cannot ${op}: weights[${i}].weight is missing`);
+      [bias]: w?.bias,
+    }, [bias]);
     try {
       const g = convGeometry(
         "conv2d",
@@ -105,17 +108,24 @@ export function pipeline(
       );
     }
   });
-  let t = x;
-  PIPELINE_STAGES.forEach((stage, i) => {
-    const y = conv2dRelu(t, weights[i].weight, weights[i].bias ?? null, {
-      ...stage.conv,
-      algorithm: options.algorithm,
-      tiles: options.tiles,
-    });
-    if (t !== x) t.dispose();
-    const pool = { kernelSize: stage.kernelSize, stride: stage.stride };
-    t = stage.pool === "max" ? maxPool2d(y, pool) : avgPool2d(y, pool);
-    y.dispose();
-  });
-  return t;
+  // What the shapes do not show (a bad algorithm or tiles) fails inside a
+  // stage: the stages record together or not at all, and a failure
+  // disposes what they made.
+  return scope(() =>
+    commandBatchOf(x.allocator).atomic(() => {
+      let t = x;
+      PIPELINE_STAGES.forEach((stage, i) => {
+        const y = conv2dRelu(t, weights[i].weight, weights[i].bias ?? null, {
+          ...stage.conv,
+          algorithm: options.algorithm,
+          tiles: options.tiles,
+        });
+        if (t !== x) t.dispose();
+        const pool = { kernelSize: stage.kernelSize, stride: stage.stride };
+        t = stage.pool === "max" ? maxPool2d(y, pool) : avgPool2d(y, pool);
+        y.dispose();
+      });
+      return t;
+    })
+  );
 }

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { checkShape, convGeometry, formatShape, poolGeometry } from "./_geometry.ts";
+import { checkShape, checkValues, convGeometry, flag, poolGeometry, show } from "./_geometry.ts";
 
 /** A tensor on the CPU: values in NCHW order and a shape. */
 export interface RefTensor {
@@ -60,14 +60,10 @@ export interface RefConvWeights {
 }
 
 function checkData(op: string, t: RefTensor, what: string): void {
-  const count = checkShape(op, t.shape, `${what} shape`);
-  if (t.data.length !== count) {
-    throw new RangeError(
-      `Cannot ${op}: ${what} has ${t.data.length} values but shape ${
-        formatShape(t.shape)
-      } needs ${count}`,
-    );
+  if (typeof t !== "object" || t === null) {
+    throw new TypeError(`Cannot ${op}: ${what} must be { data, shape }, got ${show(t)}`);
   }
+  checkValues(op, what, t.data, t.shape, checkShape(op, t.shape, `${what} shape`));
 }
 
 /**
@@ -99,6 +95,8 @@ export function conv2dRef(
   options: RefConv2dOptions = {},
 ): RefResult {
   const op = "conv2d";
+  options ??= {};
+  const relu = flag(op, "relu", options.relu, false);
   checkData(op, x, "input");
   checkData(op, weight, "weight");
   if (bias) checkData(op, bias, "bias");
@@ -125,7 +123,7 @@ export function conv2dRef(
               }
             }
           }
-          out[o++] = options.relu && sum < 0 ? 0 : sum;
+          out[o++] = relu && sum < 0 ? 0 : sum;
         }
       }
     }
@@ -238,7 +236,7 @@ export function avgPool2dRef(x: RefTensor, options: RefAvgPool2dOptions): RefRes
   checkData(op, x, "input");
   const g = poolGeometry(op, x.shape, { ...options, dilation: 1 });
   const divisor = checkDivisor(op, options.divisorOverride);
-  const include = options.countIncludePad ?? true;
+  const include = flag(op, "countIncludePad", options.countIncludePad, true);
   const out = new Float64Array(g.n * g.c * g.hOut * g.wOut);
   let o = 0;
   for (let nc = 0; nc < g.n * g.c; nc++) {
@@ -270,7 +268,9 @@ export function avgPool2dRef(x: RefTensor, options: RefAvgPool2dOptions): RefRes
 export function checkDivisor(op: string, d: number | undefined): number | undefined {
   if (d === undefined) return undefined;
   if (!Number.isSafeInteger(d) || d === 0) {
-    throw new RangeError(`Cannot ${op}: divisorOverride must be a non-zero integer, got ${d}`);
+    throw new RangeError(
+      `Cannot ${op}: divisorOverride must be a non-zero integer, got ${show(d)}`,
+    );
   }
   return d;
 }
@@ -314,7 +314,7 @@ export function pipelineRef(x: RefTensor, weights: readonly RefConvWeights[]): R
   if (!Array.isArray(weights) || weights.length !== PIPELINE_STAGES.length) {
     throw new RangeError(
       `Cannot run pipeline: expected ${PIPELINE_STAGES.length} convolutions' weights, got ${
-        Array.isArray(weights) ? weights.length : weights
+        Array.isArray(weights) ? weights.length : show(weights)
       }`,
     );
   }
@@ -328,4 +328,35 @@ export function pipelineRef(x: RefTensor, weights: readonly RefConvWeights[]): R
     t = stage.pool === "max" ? maxPool2dRef(y, pool) : avgPool2dRef(y, pool);
   });
   return t as RefResult;
+}
+
+/**
+ * The relative L2 error `||out - ref|| / ||ref||` (the absolute one when
+ * `ref` is all zeros): how GPU results are compared with the float64
+ * references. NaN when any output is NaN or the lengths differ.
+ *
+ * @example
+ * ```ts
+ * import { relativeError } from "./reference.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(relativeError([3, 4], [3, 4]), 0);
+ * assert.equal(relativeError([0, 0], [3, 4]), 1);
+ * assert.ok(Number.isNaN(relativeError([NaN, 4], [3, 4])));
+ * ```
+ *
+ * @param out the values to check
+ * @param ref the reference values
+ * @returns the error
+ */
+export function relativeError(out: ArrayLike<number>, ref: ArrayLike<number>): number {
+  if (out.length !== ref.length) return NaN;
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < ref.length; i++) {
+    const d = out[i] - ref[i];
+    num += d * d;
+    den += ref[i] * ref[i];
+  }
+  return den === 0 ? Math.sqrt(num) : Math.sqrt(num / den);
 }

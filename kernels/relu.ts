@@ -8,7 +8,7 @@ import { checkTensors, i32Params, recordInto } from "./_op.ts";
 import { grid2d } from "./_prelude.ts";
 import { commandBatchOf } from "./command_batch.ts";
 import { getShader } from "./shader_cache.ts";
-import { reluWgsl } from "./relu.wgsl.ts";
+import { RELU_PARAMS, reluShader } from "./relu.wgsl.ts";
 import { empty, type Tensor } from "./tensor.ts";
 
 const WORKGROUP = 256;
@@ -26,10 +26,10 @@ const WORKGROUP = 256;
  * import assert from "node:assert/strict";
  *
  * const device = await requestDevice();
- * const heap = new HeapAllocator(device);
- * const y = relu(tensor(heap, [-2, -1, 0, 1, 2], [5]));
+ * const allocator = new HeapAllocator(device);
+ * const y = relu(tensor(allocator, [-2, -1, 0, 1, 2], [5]));
  * assert.deepEqual([...await y.read()], [0, 0, 0, 1, 2]);
- * heap.destroy();
+ * allocator.destroy();
  * device.destroy();
  * ```
  *
@@ -38,7 +38,7 @@ const WORKGROUP = 256;
  */
 export function relu(x: Tensor): Tensor {
   checkTensors("relu", { input: x });
-  const batch = commandBatchOf(x.heap);
+  const batch = commandBatchOf(x.allocator);
   const width = x.numel % 4 === 0 ? 4 : 1;
   const count = x.numel / width;
   const program = {
@@ -47,10 +47,9 @@ export function relu(x: Tensor): Tensor {
     width,
     workgroupSize: WORKGROUP,
   } as const;
-  const pipeline = getShader(batch.device, "relu", program, reluWgsl);
-  const y = empty(x.heap, x.shape, { dtype: x.dtype });
-  return recordInto(y, () => {
-    const params = batch.params(i32Params(["count"], { count }));
-    batch.dispatch(pipeline, params, [x.block, y.block], grid2d(Math.ceil(count / WORKGROUP)));
-  });
+  const shader = getShader(batch.device, reluShader(program));
+  const params = i32Params("relu", RELU_PARAMS, { total: count });
+  const grid = grid2d(Math.ceil(count / WORKGROUP));
+  const y = empty(x.allocator, x.shape, { dtype: x.dtype, label: "relu" });
+  return recordInto(batch, y, [{ shader, params, storage: [x.block, y.block], grid }]);
 }

@@ -5,12 +5,11 @@
  */
 
 import {
-  checkWorkgroupSize,
   type DType,
-  enableLine,
-  paramsDeclaration,
+  makeShader,
   type ParamsSpace,
-  TENSOR_ACCESS,
+  type ShaderProgram,
+  shaderProgram,
 } from "./_prelude.ts";
 
 /** What one compiled ReLU shader is specialised for. */
@@ -25,10 +24,12 @@ export interface ReluProgram {
   workgroupSize: number;
 }
 
+/** Field order of the ReLU parameters (i32 each): `total` in units of `width` elements. */
+export const RELU_PARAMS = ["total"] as const;
+
 /**
- * Builds the ReLU shader. Bindings: 0 uniform `{ count }` (in units of
- * `width` elements), 1 input, 2 output. One thread per unit; the grid is 2-D
- * (see `grid2d`).
+ * Builds the ReLU shader. Bindings: 0 parameters, 1 input, 2 output. One
+ * thread per unit of `width` elements.
  *
  * @example
  * ```ts
@@ -43,21 +44,19 @@ export interface ReluProgram {
  * @returns the WGSL source
  */
 export function reluWgsl(program: ReluProgram): string {
-  checkWorkgroupSize("relu", program.workgroupSize);
   const t = program.width === 4 ? `vec4<${program.dtype}>` : program.dtype;
-  return `${enableLine(program.dtype)}
-struct Params { count: u32 }
-
-${paramsDeclaration(program.params)}
-@group(0) @binding(1) var<storage, ${TENSOR_ACCESS}> x: array<${t}>;
-@group(0) @binding(2) var<storage, ${TENSOR_ACCESS}> y: array<${t}>;
-
-@compute @workgroup_size(${program.workgroupSize})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>,
-        @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.y * nwg.x * ${program.workgroupSize}u + gid.x;
-  if (i >= p.count) { return; }
-  y[i] = max(x[i], ${t}(0));
+  return makeShader({
+    kernel: "relu",
+    dtype: program.dtype,
+    params: program.params,
+    fields: RELU_PARAMS,
+    tensors: [{ name: "x", type: t }, { name: "y", type: t }],
+    workgroupSize: program.workgroupSize,
+    index: "thread",
+    bound: "p.total",
+    body: `  y[i] = max(x[i], ${t}(0));`,
+  });
 }
-`;
-}
+
+/** The ReLU program of a description: its shader key and WGSL. */
+export const reluShader: (program: ReluProgram) => ShaderProgram = shaderProgram("relu", reluWgsl);

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { checkShape, formatShape } from "./_geometry.ts";
+import { checkShape, checkValues, describe, formatShape, show } from "./_geometry.ts";
 import type { DType } from "./_prelude.ts";
 import {
   commandBatchOf,
@@ -14,6 +14,10 @@ import {
   type TensorAllocator,
   type TensorBlock,
 } from "./command_batch.ts";
+import { track } from "./scope.ts";
+import { readEnv } from "../allocator/config.ts";
+import { AllocatorError } from "../allocator/errors.ts";
+import { formatBytes } from "../allocator/format.ts";
 
 export type { DType } from "./_prelude.ts";
 
@@ -24,14 +28,75 @@ export type TensorData = Float32Array | Float16Array;
 export interface TensorOptions {
   /** Element type (default `"f32"`; `"f16"` needs the device feature `shader-f16`). */
   dtype?: DType;
+  /** A name for snapshots, debug output and leak reports (default `"tensor"`). */
+  label?: string;
 }
 
 const BYTES: Record<DType, number> = { f32: 4, f16: 2 };
 
+/** What a leak report says of a tensor (nothing that keeps it alive). */
+interface LeakInfo {
+  label: string;
+  shape: readonly number[];
+  dtype: DType;
+  bytes: number;
+}
+
+// Set by empty() around a constructor call whose arguments it checked.
+let checked = false;
+
+// Tensors are watched only while leak reports are on: registering costs
+// about as much as the rest of making a tensor.
+let leakReport: ((line: string) => void) | null = debugFromEnv() ? (l) => console.error(l) : null;
+const leaks = new FinalizationRegistry<LeakInfo>((info) => {
+  leakReport?.(
+    `gpuheap: tensor "${info.label}" ${formatShape(info.shape)} ${info.dtype} (${
+      formatBytes(info.bytes)
+    }) was garbage-collected without dispose(): its block stays allocated until the allocator is destroyed`,
+  );
+});
+
+function debugFromEnv(): boolean {
+  const value = readEnv("GPUHEAP_DEBUG")?.trim().toLowerCase();
+  return value !== undefined && value !== "" && value !== "0" && value !== "false";
+}
+
+/**
+ * Turns the report of leaked tensors on or off: with it on, each tensor made
+ * afterwards that is garbage-collected without `dispose()` is reported once,
+ * with its label, shape, dtype and size. It starts on when the environment
+ * variable `GPUHEAP_DEBUG` is set (to anything but `0` or `false`), and
+ * reports to `console.error`.
+ *
+ * @example
+ * ```ts
+ * import { empty, reportTensorLeaks } from "./tensor.ts";
+ * import { FakeDevice, HeapAllocator } from "../mod.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const lines: string[] = [];
+ * reportTensorLeaks((line) => lines.push(line));
+ * const allocator = new HeapAllocator(new FakeDevice());
+ * empty(allocator, [4], { label: "scratch" }).dispose(); // disposed: never reported
+ * reportTensorLeaks(false);
+ * assert.deepEqual(lines, []);
+ * ```
+ *
+ * @param report `true` for `console.error`, a function to receive each line, or `false`
+ */
+export function reportTensorLeaks(report: boolean | ((line: string) => void)): void {
+  leakReport = typeof report === "function"
+    ? report
+    : report
+    ? (line) => console.error(line)
+    : null;
+}
+
 /**
  * A tensor on the GPU: a shape (NCHW for images), an element type and a
  * block of its allocator. Ops take tensors and return new ones; nothing
- * writes into an existing tensor. Free its memory with `dispose()`.
+ * writes into an existing tensor. Free its memory with `dispose()`, with
+ * `using`, or by making it inside a {@linkcode scope}.
  *
  * | operation | cost                                               |
  * | --------- | -------------------------------------------------- |
@@ -41,51 +106,95 @@ const BYTES: Record<DType, number> = { f32: 4, f16: 2 };
  * @example
  * ```ts
  * import { tensor } from "./tensor.ts";
+ * import { relu } from "./relu.ts";
  * import { HeapAllocator } from "../allocator/allocator.ts";
  * import { requestDevice } from "../allocator/request_device.ts";
  * import assert from "node:assert/strict";
  *
  * const device = await requestDevice();
- * const heap = new HeapAllocator(device);
- * const t = tensor(heap, [1, 2, 3, 4, 5, 6], [1, 1, 2, 3]);
- * assert.deepEqual(t.shape, [1, 1, 2, 3]);
- * assert.deepEqual([...await t.read()], [1, 2, 3, 4, 5, 6]);
- * t.dispose();
- * heap.destroy();
+ * const allocator = new HeapAllocator(device);
+ * {
+ *   using t = tensor(allocator, [1, -2, 3, -4, 5, -6], [1, 1, 2, 3]);
+ *   using y = relu(t);
+ *   assert.deepEqual(y.shape, [1, 1, 2, 3]);
+ *   assert.deepEqual([...await y.read()], [1, 0, 3, 0, 5, 0]);
+ * } // both disposed here
+ * assert.equal(allocator.currentAllocatedMemory(), 0);
+ * allocator.destroy();
  * device.destroy();
  * ```
  */
-export class Tensor {
+export class Tensor implements Disposable {
   /** The allocator the block came from. */
-  readonly heap: TensorAllocator;
+  readonly allocator: TensorAllocator;
   /** Sizes of each dimension. */
   readonly shape: readonly number[];
   /** Element type. */
   readonly dtype: DType;
   /** Number of elements. */
   readonly numel: number;
+  /** The name snapshots, debug output and leak reports show. */
+  readonly label: string;
   #block: TensorBlock | null;
+  #watched = false;
 
   /**
    * Wraps a block holding `shape` elements of `dtype`. Use {@linkcode tensor}
    * or {@linkcode empty} rather than this.
+   *
+   * @param allocator the allocator the block came from, which frees it
+   * @param block the block
+   * @param shape sizes of each dimension
+   * @param dtype element type
+   * @param label a name for leak reports (default `"tensor"`)
+   * @throws {TypeError} not an allocator or a block, a bad dtype or label
+   * @throws {RangeError} a bad shape, or a block too small for it
    */
-  constructor(heap: TensorAllocator, block: TensorBlock, shape: readonly number[], dtype: DType) {
-    this.heap = heap;
+  constructor(
+    allocator: TensorAllocator,
+    block: TensorBlock,
+    shape: readonly number[],
+    dtype: DType,
+    label = "tensor",
+  ) {
+    const op = "create tensor";
+    if (checked) {
+      checked = false;
+      this.numel = numelOf(shape);
+    } else {
+      checkDtype(op, allocator, dtype);
+      this.numel = checkShape(op, shape);
+      checkLabel(op, label);
+      checkBlock(op, block);
+    }
+    this.allocator = allocator;
     this.#block = block;
     this.shape = Object.freeze([...shape]);
     this.dtype = dtype;
-    this.numel = shape.reduce((a, b) => a * b, 1);
+    this.label = label;
+    if (block.requestedSize < this.byteLength) {
+      throw new RangeError(
+        `Cannot ${op}: a block of ${block.requestedSize} bytes cannot hold shape ${
+          formatShape(shape)
+        } of ${dtype} (${this.byteLength} bytes)`,
+      );
+    }
+    track(this);
+    if (leakReport !== null) {
+      const info = { label, shape: this.shape, dtype, bytes: this.byteLength };
+      leaks.register(this, info, this);
+      this.#watched = true;
+    }
   }
 
   /**
    * The block holding the elements.
    *
-   * @throws {Error} the tensor was disposed
+   * @throws {AllocatorError} the tensor was disposed
    */
   get block(): TensorBlock {
     if (this.#block === null) {
-      throw new Error(`Cannot use tensor ${formatShape(this.shape)}: it was disposed`);
+      throw new AllocatorError(`Cannot use tensor ${formatShape(this.shape)}: it was disposed`);
     }
     return this.#block;
   }
@@ -111,21 +220,76 @@ export class Tensor {
   /**
    * Frees the block. Work already recorded on it still sees its data: the
    * allocator reuses the memory only after the next submit. Disposing twice
-   * does nothing.
+   * does nothing, and so does disposing a tensor of a destroyed allocator
+   * (its memory went with it).
    */
   dispose(): void {
     const block = this.#block;
     if (block === null) return;
     this.#block = null;
-    this.heap.free(block);
+    if (this.#watched) leaks.unregister(this);
+    if (this.allocator.destroyed !== true) this.allocator.free(block);
+  }
+
+  /** Disposes the tensor at the end of a `using` declaration's scope. */
+  [Symbol.dispose](): void {
+    this.dispose();
   }
 }
 
-function checkDtype(op: string, heap: TensorAllocator, dtype: DType): void {
-  if (dtype !== "f32" && dtype !== "f16") {
-    throw new TypeError(`Cannot ${op}: dtype must be "f32" or "f16", got ${JSON.stringify(dtype)}`);
+function checkAllocator(op: string, allocator: TensorAllocator): void {
+  const a = allocator as Partial<TensorAllocator> | null;
+  if (
+    typeof a !== "object" || a === null || typeof a.alloc !== "function" ||
+    typeof a.free !== "function" || typeof a.submit !== "function" ||
+    typeof a.beforeSubmit !== "function"
+  ) {
+    throw new TypeError(
+      `Cannot ${op}: allocator must have alloc, free, submit and beforeSubmit, got ${
+        describe(allocator)
+      }`,
+    );
   }
-  if (dtype === "f16" && !gpuDeviceOf(heap).features.has("shader-f16")) {
+}
+
+function numelOf(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+function checkBlock(op: string, block: TensorBlock): void {
+  const b = block as Partial<TensorBlock> | null;
+  if (
+    typeof b !== "object" || b === null || !("buffer" in b) ||
+    !Number.isSafeInteger(b.offset) || !Number.isSafeInteger(b.requestedSize)
+  ) {
+    throw new TypeError(
+      `Cannot ${op}: block must be an allocator block (buffer, offset, requestedSize), got ${
+        describe(block)
+      }`,
+    );
+  }
+}
+
+function checkLabel(op: string, label: string): void {
+  if (typeof label !== "string") {
+    throw new TypeError(`Cannot ${op}: label must be a string, got ${show(label)}`);
+  }
+}
+
+function checkDtypeName(op: string, dtype: DType): void {
+  if (dtype !== "f32" && dtype !== "f16") {
+    throw new TypeError(`Cannot ${op}: dtype must be "f32" or "f16", got ${show(dtype)}`);
+  }
+}
+
+function checkDtype(op: string, allocator: TensorAllocator, dtype: DType): void {
+  checkAllocator(op, allocator);
+  checkDtypeName(op, dtype);
+  // An f16 shader fails to compile on a device without the feature.
+  const features = (allocator.device as { features?: GPUSupportedFeatures }).features;
+  if (dtype === "f16" && features?.has("shader-f16") !== true) {
     throw new TypeError(
       `Cannot ${op}: dtype f16 needs the device feature shader-f16, which this device lacks`,
     );
@@ -143,29 +307,37 @@ function checkDtype(op: string, heap: TensorAllocator, dtype: DType): void {
  * import assert from "node:assert/strict";
  *
  * const device = await requestDevice();
- * const heap = new HeapAllocator(device);
- * const t = empty(heap, [2, 3, 4, 4]);
+ * const allocator = new HeapAllocator(device);
+ * const t = empty(allocator, [2, 3, 4, 4]);
  * assert.equal(t.byteLength, 2 * 3 * 4 * 4 * 4);
  * t.dispose();
- * heap.destroy();
+ * allocator.destroy();
  * device.destroy();
  * ```
  *
- * @param heap the allocator to take the block from
+ * @param allocator the allocator to take the block from
  * @param shape sizes of each dimension, positive integers
- * @param options element type
+ * @param options element type, label
  * @returns the tensor
  */
 export function empty(
-  heap: TensorAllocator,
+  allocator: TensorAllocator,
   shape: readonly number[],
   options: TensorOptions = {},
 ): Tensor {
-  const dtype = options.dtype ?? "f32";
-  checkDtype("create tensor", heap, dtype);
+  const { dtype = "f32", label = "tensor" } = options ?? {};
+  checkDtype("create tensor", allocator, dtype);
+  checkLabel("create tensor", label);
   const numel = checkShape("create tensor", shape);
-  const bytes = Math.ceil((numel * BYTES[dtype]) / 4) * 4;
-  return new Tensor(heap, heap.alloc(bytes, { label: "tensor" }), shape, dtype);
+  const block = allocator.alloc(Math.ceil((numel * BYTES[dtype]) / 4) * 4, { label });
+  try {
+    checked = true;
+    return new Tensor(allocator, block, shape, dtype, label);
+  } catch (error) {
+    checked = false;
+    allocator.free(block);
+    throw error;
+  }
 }
 
 /**
@@ -180,45 +352,40 @@ export function empty(
  * import assert from "node:assert/strict";
  *
  * const device = await requestDevice();
- * const heap = new HeapAllocator(device);
- * const x = tensor(heap, new Float32Array(16).fill(1), [1, 1, 4, 4]);
+ * const allocator = new HeapAllocator(device);
+ * const x = tensor(allocator, new Float32Array(16).fill(1), [1, 1, 4, 4]);
  * assert.equal(x.numel, 16);
  * x.dispose();
- * heap.destroy();
+ * allocator.destroy();
  * device.destroy();
  * ```
  *
- * @param heap the allocator to take the block from
- * @param data the elements in row-major (NCHW) order
+ * @param allocator the allocator to take the block from
+ * @param data the elements in row-major (NCHW) order: an array or a typed array of numbers
  * @param shape sizes of each dimension, positive integers
- * @param options element type (default f32)
+ * @param options element type (default f32), label
  * @returns the tensor
- * @throws {RangeError} the data's length does not match the shape
+ * @throws {RangeError} the data's length does not match the shape, or a bad shape
+ * @throws {TypeError} data that is not numbers, a bad dtype or allocator
  */
 export function tensor(
-  heap: TensorAllocator,
+  allocator: TensorAllocator,
   data: ArrayLike<number>,
   shape: readonly number[],
   options: TensorOptions = {},
 ): Tensor {
-  const dtype = options.dtype ?? "f32";
-  checkDtype("create tensor", heap, dtype);
+  const dtype = options?.dtype ?? "f32";
+  checkDtype("create tensor", allocator, dtype);
   const numel = checkShape("create tensor", shape);
-  if (!data || typeof data.length !== "number" || data.length !== numel) {
-    throw new RangeError(
-      `Cannot create tensor: data has ${data?.length} elements but shape ${
-        formatShape(shape)
-      } needs ${numel}`,
-    );
-  }
-  const t = empty(heap, shape, { dtype });
+  checkValues("create tensor", "data", data, shape, numel);
+  const t = empty(allocator, shape, options);
   // writeBuffer sizes must be multiples of 4 bytes: an odd f16 count gets a pad element.
   const values = dtype === "f32"
     ? (data instanceof Float32Array && data.buffer instanceof ArrayBuffer
       ? data as Float32Array<ArrayBuffer>
       : Float32Array.from(data))
     : Float16Array.from({ length: numel + (numel % 2) }, (_, i) => (i < numel ? data[i] : 0));
-  gpuDeviceOf(heap).queue.writeBuffer(t.block.buffer, t.block.offset, values);
+  gpuDeviceOf(allocator).queue.writeBuffer(t.block.buffer, t.block.offset, values);
   return t;
 }
 
@@ -236,50 +403,52 @@ export function tensor(
  * import assert from "node:assert/strict";
  *
  * const device = await requestDevice();
- * const heap = new HeapAllocator(device);
- * const x = tensor(heap, [-1, 1], [2]);
+ * const allocator = new HeapAllocator(device);
+ * const x = tensor(allocator, [-1, 1], [2]);
  * const [a, b] = await readAll([x, relu(x)]);
  * assert.deepEqual([...a], [-1, 1]);
  * assert.deepEqual([...b], [0, 1]);
- * heap.destroy();
+ * allocator.destroy();
  * device.destroy();
  * ```
  *
  * @param tensors the tensors to read (from any allocators)
  * @returns their elements, in order
- * @throws {Error} a tensor was disposed
+ * @throws {AllocatorError} a tensor was disposed
  */
 export async function readAll(tensors: readonly Tensor[]): Promise<TensorData[]> {
   if (!Array.isArray(tensors)) {
-    throw new TypeError(`Cannot read tensors: expected an array of tensors, got ${tensors}`);
+    throw new TypeError(`Cannot read tensors: expected an array of tensors, got ${show(tensors)}`);
   }
   for (const t of tensors) {
-    if (!(t instanceof Tensor)) throw new TypeError(`Cannot read tensors: ${t} is not a Tensor`);
+    if (!(t instanceof Tensor)) {
+      throw new TypeError(`Cannot read tensors: expected Tensors, got ${describe(t)}`);
+    }
     if (t.disposed) {
-      throw new Error(`Cannot read tensor ${formatShape(t.shape)}: it was disposed`);
+      throw new AllocatorError(`Cannot read tensor ${formatShape(t.shape)}: it was disposed`);
     }
   }
-  const staging: { heap: TensorAllocator; block: TensorBlock; bytes: number }[] = [];
-  const heaps = new Set<TensorAllocator>();
+  const staging: { allocator: TensorAllocator; block: TensorBlock; bytes: number }[] = [];
+  const allocators = new Set<TensorAllocator>();
   try {
     for (const t of tensors) {
       const bytes = t.byteLength;
-      const block = t.heap.alloc(bytes, { usage: "readback", label: "readback" });
-      staging.push({ heap: t.heap, block, bytes });
-      commandBatchOf(t.heap).encoder().copyBufferToBuffer(
+      const block = t.allocator.alloc(bytes, { usage: "readback", label: "readback" });
+      staging.push({ allocator: t.allocator, block, bytes });
+      commandBatchOf(t.allocator).encoder().copyBufferToBuffer(
         t.block.buffer,
         t.block.offset,
         block.buffer,
         block.offset,
         bytes,
       );
-      heaps.add(t.heap);
+      allocators.add(t.allocator);
     }
   } catch (error) {
-    for (const s of staging) s.heap.free(s.block);
+    for (const s of staging) s.allocator.free(s.block);
     throw error;
   }
-  for (const heap of heaps) commandBatchOf(heap).submit();
+  for (const allocator of allocators) commandBatchOf(allocator).submit();
   try {
     await Promise.all(
       staging.map((s) => s.block.buffer.mapAsync(GPUMapMode.READ, s.block.offset, s.bytes)),
@@ -294,7 +463,7 @@ export async function readAll(tensors: readonly Tensor[]): Promise<TensorData[]>
   } finally {
     for (const s of staging) {
       if (s.block.buffer.mapState === "mapped") s.block.buffer.unmap();
-      s.heap.free(s.block);
+      s.allocator.free(s.block);
     }
   }
 }

@@ -1,38 +1,49 @@
-// Helpers of the kernel tests: a seeded PRNG, the real device, poisoned
-// outputs, and the relative-error comparison against float64 references.
+// Helpers of the kernel tests: the shared seeded PRNG, the real device,
+// poisoned outputs, and the comparison against float64 references.
 import assert from "node:assert/strict";
 import { HeapAllocator, type HeapAllocatorOptions } from "../allocator/allocator.ts";
 import { requestDevice } from "../allocator/request_device.ts";
-import type { RefTensor } from "../kernels/mod.ts";
+import { type RefConvWeights, type RefTensor, relativeError } from "../kernels/reference.ts";
+import type { ConvWeights } from "../kernels/pipeline.ts";
+import { commandBatchOf, type TensorAllocator } from "../kernels/command_batch.ts";
+import { type Tensor, tensor } from "../kernels/tensor.ts";
+import { randomValues } from "../kernels/_random.ts";
 
-/** A seeded PRNG (mulberry32): floats in [0, 1). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
-
-/** `count` values in [-1, 1), none of them zero, from the PRNG. */
-export function randomValues(random: () => number, count: number): Float32Array<ArrayBuffer> {
-  const out = new Float32Array(count);
-  for (let i = 0; i < count; i++) {
-    let v = 0;
-    while (v === 0) v = random() * 2 - 1;
-    out[i] = v;
-  }
-  return out;
-}
+/** The shared seeded PRNG (mulberry32) and its non-zero values in [-1, 1). */
+export { mulberry32 as rng, randomValues } from "../kernels/_random.ts";
 
 /** A random CPU tensor of `shape`. */
 export function randomRef(random: () => number, shape: number[]): RefTensor & {
   data: Float32Array<ArrayBuffer>;
 } {
   return { data: randomValues(random, shape.reduce((a, b) => a * b, 1)), shape };
+}
+
+/** Random 3x3 weights and biases for convolutions cin -> channels[0] -> channels[1] -> …. */
+export function randomWeights(
+  random: () => number,
+  cin: number,
+  channels: number[],
+): RefConvWeights[] {
+  return channels.map((cout, i) => {
+    const prev = i === 0 ? cin : channels[i - 1];
+    // Scaled like PyTorch's default init so activations stay O(1) across stages.
+    const scale = 1 / Math.sqrt(prev * 9);
+    const w = randomRef(random, [cout, prev, 3, 3]);
+    w.data.forEach((v, j) => (w.data[j] = v * scale));
+    return { weight: w, bias: randomRef(random, [cout]) };
+  });
+}
+
+/** Uploads CPU weights as tensors. */
+export function uploadWeights(
+  allocator: TensorAllocator,
+  weights: RefConvWeights[],
+): ConvWeights[] {
+  return weights.map((w) => ({
+    weight: tensor(allocator, w.weight.data, w.weight.shape),
+    bias: w.bias ? tensor(allocator, w.bias.data, w.bias.shape) : null,
+  }));
 }
 
 let device: Promise<GPUDevice> | undefined;
@@ -56,23 +67,64 @@ export function gpu(): Promise<GPUDevice> {
 }
 
 /** Whether the adapter has shader-f16, asked before tests are registered. */
-export async function adapterHasF16(): Promise<boolean> {
-  const adapter = await navigator.gpu?.requestAdapter();
-  return adapter?.features.has("shader-f16") ?? false;
+export const hasF16: boolean =
+  (await navigator.gpu?.requestAdapter())?.features.has("shader-f16") ?? false;
+
+/**
+ * Registers a test of f16 tensors (storage in f16, accumulation in f32); on
+ * an adapter without shader-f16 it is registered as ignored, with the reason
+ * in its name.
+ */
+export function f16Test(name: string, fn: () => Promise<void>): void {
+  Deno.test({ name: `${name} (f16, needs shader-f16)`, ignore: !hasF16, fn });
+}
+
+/** The tensor's values rounded to f16, as the GPU sees them. */
+export function half(t: RefTensor & { data: Float32Array }): RefTensor & { data: Float32Array } {
+  return { data: Float32Array.from(Float16Array.from(t.data)), shape: t.shape };
+}
+
+/** A tensor of `shape` filled with 0.5. */
+export function filled(allocator: TensorAllocator, shape: number[]): Tensor {
+  return tensor(allocator, new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(0.5), shape);
+}
+
+/**
+ * Asserts `fn` throws an error of class `type` whose message is `pattern`
+ * (or matches it), and that it left the batch and the allocator as they
+ * were: no dispatch recorded, no block kept.
+ */
+export function assertRejected(
+  allocator: HeapAllocator,
+  type: new (...args: never[]) => Error,
+  fn: () => unknown,
+  pattern: RegExp | string,
+): void {
+  const batch = commandBatchOf(allocator);
+  const dispatches = batch.dispatches;
+  const blocks = allocator.memoryStats().blocks;
+  assert.throws(fn, (e: Error) => {
+    assert.ok(e instanceof type, `expected a ${type.name}, got ${e?.name}: ${e?.message}`);
+    if (typeof pattern === "string") assert.equal(e.message, pattern);
+    else assert.match(e.message, pattern);
+    return true;
+  });
+  assert.equal(batch.dispatches, dispatches, "a rejected call recorded a dispatch");
+  assert.equal(allocator.memoryStats().blocks, blocks, "a rejected call kept a block");
 }
 
 // NaN in both halves, so the poison is NaN read as f32 or as two f16s.
 const POISON = 0x7fc07fc0;
 
 /**
- * Makes every storage block `heap` hands out start as NaN (written with
+ * Makes every storage block `allocator` hands out start as NaN (written with
  * `writeBuffer`, so it lands before any later submit), so an element an op
  * fails to write shows up as NaN in the comparison.
  */
-export function poisonAllocations(heap: HeapAllocator): void {
-  const alloc = heap.alloc.bind(heap);
-  const dev = heap.device as GPUDevice;
-  heap.alloc = (size, options) => {
+export function poisonAllocations(allocator: HeapAllocator): void {
+  const alloc = allocator.alloc.bind(allocator);
+  const dev = allocator.device as GPUDevice;
+  allocator.alloc = (size, options) => {
     const block = alloc(size, options);
     if ((options?.usage ?? "storage") === "storage") {
       const words = Math.ceil(block.requestedSize / 4);
@@ -86,35 +138,23 @@ export function poisonAllocations(heap: HeapAllocator): void {
  * Runs `fn` with a fresh allocator on the shared device (outputs poisoned
  * unless `poison` is false), and fails on any WebGPU validation error.
  */
-export async function withHeap(
-  fn: (heap: HeapAllocator, device: GPUDevice) => Promise<void> | void,
+export async function withAllocator(
+  fn: (allocator: HeapAllocator, device: GPUDevice) => Promise<void> | void,
   options: HeapAllocatorOptions & { poison?: boolean } = {},
 ): Promise<void> {
   const dev = await gpu();
-  const { poison = true, ...heapOptions } = options;
+  const { poison = true, ...allocatorOptions } = options;
   dev.pushErrorScope("validation");
-  const heap = new HeapAllocator(dev, heapOptions);
-  if (poison) poisonAllocations(heap);
+  const allocator = new HeapAllocator(dev, allocatorOptions);
+  if (poison) poisonAllocations(allocator);
   try {
-    await fn(heap, dev);
+    await fn(allocator, dev);
   } finally {
     const error = await dev.popErrorScope();
-    heap.destroy();
+    allocator.destroy();
     assert.equal(error?.message ?? null, null, "WebGPU validation error");
     assert.deepEqual(errors.splice(0), [], "uncaptured WebGPU errors");
   }
-}
-
-/** ||out - ref|| / ||ref||; NaN if any output is NaN. */
-export function relativeError(out: ArrayLike<number>, ref: ArrayLike<number>): number {
-  assert.equal(out.length, ref.length, "output length");
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < ref.length; i++) {
-    num += (out[i] - ref[i]) ** 2;
-    den += ref[i] ** 2;
-  }
-  return den === 0 ? Math.sqrt(num) : Math.sqrt(num / den);
 }
 
 /** Asserts ||out - ref|| / ||ref|| <= tol, and that nothing is NaN. */
@@ -124,6 +164,7 @@ export function assertClose(
   tol: number,
   what: string,
 ): void {
+  assert.equal(out.length, ref.length, `${what}: output length`);
   const bad = Array.prototype.findIndex.call(out, (v: number) => Number.isNaN(v));
   assert.equal(bad, -1, `${what}: element ${bad} is NaN (not written?)`);
   const err = relativeError(out, ref);

@@ -7,12 +7,13 @@ import {
   maxPool2dRef,
   PIPELINE_STAGES,
   pipelineRef,
+  relativeError,
   reluRef,
 } from "../kernels/mod.ts";
 
 const seq = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
 
-Deno.test("conv2dRef: hand-computed sums, padding, stride, bias, relu", () => {
+Deno.test("conv2dRef() computes hand-checked sums with padding, stride, bias, relu", () => {
   // x = [[1,2,3],[4,5,6],[7,8,9]], 2x2 ones
   const x = { data: seq(9), shape: [1, 1, 3, 3] };
   const ones = { data: [1, 1, 1, 1], shape: [1, 1, 2, 2] };
@@ -27,7 +28,7 @@ Deno.test("conv2dRef: hand-computed sums, padding, stride, bias, relu", () => {
   assert.deepEqual([...conv2dRef(x, ones, null, { dilation: 2 }).data], [20]);
 });
 
-Deno.test("conv2dRef: groups keep channels apart", () => {
+Deno.test("conv2dRef() keeps groups' channels apart", () => {
   // two channels, groups 2, 1x1 kernels scaling each channel
   const x = { data: [1, 2, 3, 4, 10, 20, 30, 40], shape: [1, 2, 2, 2] };
   const w = { data: [2, -1], shape: [2, 1, 1, 1] };
@@ -43,7 +44,7 @@ Deno.test("conv2dRef: groups keep channels apart", () => {
   ]);
 });
 
-Deno.test('conv2dRef: padding "same" pads extra at the bottom and right for even kernels', () => {
+Deno.test('conv2dRef() with padding "same" pads extra at the bottom and right for even kernels', () => {
   const x = { data: seq(9), shape: [1, 1, 3, 3] };
   const ones = { data: [1, 1, 1, 1], shape: [1, 1, 2, 2] };
   const y = conv2dRef(x, ones, null, { padding: "same" });
@@ -53,7 +54,7 @@ Deno.test('conv2dRef: padding "same" pads extra at the bottom and right for even
   assert.deepEqual(conv2dRef(x, ones, null, { padding: "valid" }).shape, [1, 1, 2, 2]);
 });
 
-Deno.test("pool references: PyTorch's output sizes with ceil mode", () => {
+Deno.test("maxPool2dRef() gives PyTorch's output sizes, ceil mode included", () => {
   const shape = (h: number, options: Parameters<typeof maxPool2dRef>[1]) =>
     maxPool2dRef({ data: new Array(h * h).fill(1), shape: [1, 1, h, h] }, options).shape[2];
   assert.equal(shape(5, { kernelSize: 2 }), 2);
@@ -65,7 +66,7 @@ Deno.test("pool references: PyTorch's output sizes with ceil mode", () => {
   assert.equal(shape(10, { kernelSize: 3, stride: 1, dilation: 2 }), 6);
 });
 
-Deno.test("maxPool2dRef and avgPool2dRef: hand-computed windows", () => {
+Deno.test("maxPool2dRef() and avgPool2dRef() compute hand-checked windows", () => {
   const x = { data: seq(16), shape: [1, 1, 4, 4] };
   assert.deepEqual([...maxPool2dRef(x, { kernelSize: 2 }).data], [6, 8, 14, 16]);
   assert.deepEqual([...avgPool2dRef(x, { kernelSize: 2 }).data], [3.5, 5.5, 11.5, 13.5]);
@@ -78,7 +79,7 @@ Deno.test("maxPool2dRef and avgPool2dRef: hand-computed windows", () => {
   assert.equal(avgPool2dRef(y, { kernelSize: 2, divisorOverride: 1 }).data[0], 1 + 2 + 6 + 7);
 });
 
-Deno.test("reluRef and pipelineRef", () => {
+Deno.test("reluRef() and pipelineRef() compute known values", () => {
   assert.deepEqual([...reluRef({ data: [-1, 0, 2], shape: [3] }).data], [0, 0, 2]);
   assert.equal(PIPELINE_STAGES.length, 3);
   const conv = (cin: number, cout: number) => ({
@@ -93,4 +94,33 @@ Deno.test("reluRef and pipelineRef", () => {
   ]);
   assert.deepEqual(y.shape, [1, 3, 2, 2]);
   for (const v of y.data) assert.ok(v > 0.5 && v <= 1, `${v}`);
+});
+
+Deno.test("conv2dRef(), maxPool2dRef(), avgPool2dRef() reject what the ops reject", () => {
+  const x = { data: new Float64Array(1 * 3 * 8 * 8), shape: [1, 3, 8, 8] };
+  assert.throws(
+    () => conv2dRef(x, { data: new Float64Array(4 * 4 * 9), shape: [4, 4, 3, 3] }),
+    {
+      message:
+        "Cannot conv2d: input has 3 channels but weight expects 4 (input [1,3,8,8], weight [4,4,3,3])",
+    },
+  );
+  assert.throws(
+    () => maxPool2dRef(x, { kernelSize: 2, padding: 2 }),
+    /at most half the kernel size/,
+  );
+  assert.throws(() => avgPool2dRef(x, { kernelSize: 9 }), /output would be 0x0/);
+  assert.throws(
+    () => conv2dRef({ data: [1, 2], shape: [1, 1, 2, 2] }, x),
+    /has 2 values but shape \[1,1,2,2\] needs 4/,
+  );
+});
+
+Deno.test("relativeError() is the relative L2 error, absolute for a zero reference", () => {
+  assert.equal(relativeError([1, 2, 2], [1, 2, 2]), 0);
+  assert.equal(relativeError([1, 2, 4], [1, 2, 2]), 2 / 3);
+  assert.equal(relativeError([0, 0], [3, 4]), 1);
+  assert.equal(relativeError([3, 4], [0, 0]), 5);
+  assert.ok(Number.isNaN(relativeError([1, NaN], [1, 2])));
+  assert.ok(Number.isNaN(relativeError([1, 2], [1, 2, 3])));
 });

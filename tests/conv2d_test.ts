@@ -1,0 +1,345 @@
+// conv2d on the real adapter, both kernels, against the float64 reference:
+// strides, paddings, dilation, groups, depthwise, odd sizes, batches, f16;
+// and every bad call rejected before anything is recorded.
+import assert from "node:assert/strict";
+import {
+  conv2d,
+  type Conv2dAlgorithm,
+  type Conv2dOptions,
+  conv2dRef,
+  conv2dRelu,
+  tensor,
+} from "../kernels/mod.ts";
+import {
+  assertClose,
+  assertRejected,
+  f16Test,
+  filled,
+  half,
+  randomRef,
+  rng,
+  withAllocator,
+} from "./_kernels_util.ts";
+
+interface Case {
+  name: string;
+  x: number[];
+  w: number[];
+  bias?: boolean;
+  relu?: boolean;
+  options?: Conv2dOptions;
+}
+
+const CASES: Case[] = [
+  {
+    name: "3x3 pad 1 stride 1, batch 2",
+    x: [2, 4, 8, 8],
+    w: [8, 4, 3, 3],
+    options: { padding: 1 },
+  },
+  { name: "3x3 stride 2 pad 0", x: [1, 3, 9, 9], w: [4, 3, 3, 3], options: { stride: 2 } },
+  {
+    name: "odd 7x5, stride 2 pad 2, no bias",
+    x: [1, 5, 7, 5],
+    w: [6, 5, 3, 3],
+    bias: false,
+    options: { stride: 2, padding: 2 },
+  },
+  {
+    name: "dilation 2 pad 2 + relu",
+    x: [1, 4, 11, 10],
+    w: [5, 4, 3, 3],
+    relu: true,
+    options: { dilation: 2, padding: 2 },
+  },
+  {
+    name: "groups 2, odd 7x5, batch 2",
+    x: [2, 6, 7, 5],
+    w: [4, 3, 3, 3],
+    options: { groups: 2, padding: 1 },
+  },
+  {
+    name: "depthwise",
+    x: [1, 8, 9, 9],
+    w: [8, 1, 3, 3],
+    relu: true,
+    options: { groups: 8, padding: 1 },
+  },
+  {
+    name: "depthwise with channel multiplier 2, stride 2",
+    x: [2, 4, 7, 7],
+    w: [8, 1, 3, 3],
+    options: { groups: 4, padding: 1, stride: 2 },
+  },
+  { name: "1x1 kernel", x: [1, 16, 5, 7], w: [12, 16, 1, 1] },
+  { name: "1 channel in and out", x: [3, 1, 6, 6], w: [1, 1, 3, 3], options: { padding: 1 } },
+  { name: "1x1 image", x: [2, 6, 1, 1], w: [5, 6, 1, 1] },
+  {
+    name: "2x5 kernel, stride [1,2], padding [1,2]",
+    x: [1, 3, 6, 9],
+    w: [4, 3, 2, 5],
+    options: { stride: [1, 2], padding: [1, 2] },
+  },
+  {
+    name: 'even kernel, padding "same"',
+    x: [1, 2, 6, 5],
+    w: [3, 2, 4, 4],
+    options: { padding: "same" },
+  },
+  {
+    name: "many pixel tiles, 20 channels, batch 3",
+    x: [3, 8, 13, 11],
+    w: [20, 8, 3, 3],
+    relu: true,
+    options: { padding: 1 },
+  },
+  {
+    name: "two channel tiles (72 outputs), 16 inputs",
+    x: [1, 16, 8, 8],
+    w: [72, 16, 3, 3],
+    options: { padding: 1 },
+  },
+  {
+    name: "target layer shape at small size: 32 -> 64, 3x3 pad 1",
+    x: [2, 32, 12, 12],
+    w: [64, 32, 3, 3],
+    relu: true,
+    options: { padding: 1 },
+  },
+  {
+    name: "groups 3 with channel tiles, stride 2, dilation 2",
+    x: [1, 12, 11, 9],
+    w: [24, 4, 3, 3],
+    options: { groups: 3, stride: 2, dilation: 2, padding: 2 },
+  },
+];
+
+const ALGORITHMS: Conv2dAlgorithm[] = ["naive", "tiled"];
+
+for (const [i, c] of CASES.entries()) {
+  Deno.test(`conv2d() matches the float64 reference: ${c.name}`, async () => {
+    await withAllocator(async (allocator) => {
+      const random = rng(1000 + i);
+      const xr = randomRef(random, c.x);
+      const wr = randomRef(random, c.w);
+      const br = c.bias === false ? null : randomRef(random, [c.w[0]]);
+      const ref = conv2dRef(xr, wr, br, { ...c.options, relu: c.relu });
+      const x = tensor(allocator, xr.data, c.x);
+      const w = tensor(allocator, wr.data, c.w);
+      const b = br ? tensor(allocator, br.data, br.shape) : null;
+      for (const algorithm of ALGORITHMS) {
+        const y = c.relu
+          ? conv2dRelu(x, w, b, { ...c.options, algorithm })
+          : conv2d(x, w, b, { ...c.options, algorithm });
+        assert.deepEqual(y.shape, ref.shape);
+        assertClose(await y.read(), ref.data, 1e-5, `${algorithm} ${c.name}`);
+        y.dispose();
+      }
+    });
+  });
+}
+
+Deno.test("conv2d() with non-default tiles matches the reference", async () => {
+  await withAllocator(async (allocator) => {
+    const random = rng(77);
+    const xr = randomRef(random, [2, 10, 9, 7]);
+    const wr = randomRef(random, [40, 10, 3, 3]);
+    const br = randomRef(random, [40]);
+    const ref = conv2dRef(xr, wr, br, { padding: 1, relu: true });
+    const x = tensor(allocator, xr.data, xr.shape);
+    const w = tensor(allocator, wr.data, wr.shape);
+    const b = tensor(allocator, br.data, br.shape);
+    for (
+      const tiles of [
+        { tileM: 64, tileN: 64, tileK: 4, threadM: 4, threadN: 4 },
+        { tileM: 32, tileN: 32, tileK: 8, threadM: 4, threadN: 8 },
+      ]
+    ) {
+      const y = conv2dRelu(x, w, b, { padding: 1, algorithm: "tiled", tiles });
+      assertClose(await y.read(), ref.data, 1e-5, JSON.stringify(tiles));
+    }
+  });
+});
+
+Deno.test('conv2d() with algorithm "auto" matches the reference, depthwise and dense', async () => {
+  await withAllocator(async (allocator) => {
+    const random = rng(5);
+    for (
+      const [xs, ws, groups] of [[[1, 4, 6, 6], [4, 1, 3, 3], 4], [[1, 4, 6, 6], [8, 4, 3, 3], 1]]
+    ) {
+      const xr = randomRef(random, xs as number[]);
+      const wr = randomRef(random, ws as number[]);
+      const ref = conv2dRef(xr, wr, null, { groups: groups as number, padding: 1 });
+      const y = conv2d(
+        tensor(allocator, xr.data, xr.shape),
+        tensor(allocator, wr.data, wr.shape),
+        null,
+        {
+          groups: groups as number,
+          padding: 1,
+        },
+      );
+      assertClose(await y.read(), ref.data, 1e-5, `groups ${groups}`);
+    }
+  });
+});
+
+Deno.test("conv2d() rejects mismatched shapes and bad options, naming them, recording nothing", async () => {
+  await withAllocator((allocator) => {
+    const x = filled(allocator, [1, 3, 8, 8]);
+    const w = filled(allocator, [4, 4, 3, 3]);
+    assertRejected(
+      allocator,
+      RangeError,
+      () => conv2d(x, w),
+      "Cannot conv2d: input has 3 channels but weight expects 4 (input [1,3,8,8], weight [4,4,3,3])",
+    );
+    const w3 = filled(allocator, [4, 3, 3, 3]);
+    const b3 = filled(allocator, [3]);
+    const x3d = filled(allocator, [3, 8, 8]);
+    const w3d = filled(allocator, [4, 3, 3]);
+    const w9 = filled(allocator, [4, 3, 9, 9]);
+    const x6 = filled(allocator, [1, 6, 8, 8]);
+    const w42 = filled(allocator, [4, 2, 3, 3]);
+    assertRejected(
+      allocator,
+      RangeError,
+      () => conv2d(x, w3, b3),
+      "Cannot conv2d: bias must be [4] for weight [4,3,3,3], got [3]",
+    );
+    assertRejected(allocator, RangeError, () => conv2d(x3d, w3), /input must be 4-D.*\[3,8,8\]/);
+    assertRejected(allocator, RangeError, () => conv2d(x, w3d), /weight must be 4-D/);
+    assertRejected(
+      allocator,
+      RangeError,
+      () => conv2d(x, w9),
+      "Cannot conv2d: padded input 8x8 is smaller than the dilated kernel 9x9 (input [1,3,8,8], weight [4,3,9,9])",
+    );
+    assertRejected(
+      allocator,
+      RangeError,
+      () => conv2d(x, w3, null, { dilation: 4 }),
+      /padded input 8x8 is smaller than the dilated kernel 9x9/,
+    );
+    assertRejected(
+      allocator,
+      RangeError,
+      () => conv2d(x6, w42, null, { groups: 3 }),
+      /weight has 4 output channels, not divisible by groups 3/,
+    );
+    assertRejected(
+      allocator,
+      RangeError,
+      () => conv2d(x6, w42, null, { groups: 2 }),
+      "Cannot conv2d: input has 6 channels but weight expects 4 (2 per group, groups 2) (input [1,6,8,8], weight [4,2,3,3])",
+    );
+    assertRejected(
+      allocator,
+      RangeError,
+      () => conv2d(x, w3, null, { groups: 0 }),
+      /groups must be a positive integer, got 0/,
+    );
+    assertRejected(
+      allocator,
+      RangeError,
+      () => conv2d(x, w3, null, { stride: 1.5 }),
+      /stride must be a positive integer.*1\.5/,
+    );
+    assertRejected(
+      allocator,
+      RangeError,
+      () => conv2d(x, w3, null, { stride: 0 }),
+      /stride must be a positive integer/,
+    );
+    assertRejected(
+      allocator,
+      RangeError,
+      () => conv2d(x, w3, null, { padding: -1 }),
+      /padding must be a non-negative integer/,
+    );
+    assertRejected(
+      allocator,
+      RangeError,
+      () => conv2d(x, w3, null, { padding: [1] as unknown as [number, number] }),
+      /padding must be .* a pair/,
+    );
+    assertRejected(
+      allocator,
+      RangeError,
+      () => conv2d(x, w3, null, { padding: "same", stride: 2 }),
+      /padding "same" needs stride 1/,
+    );
+    assertRejected(
+      allocator,
+      RangeError,
+      () => conv2d(x, w3, null, { algorithm: "fast" as "naive" }),
+      /algorithm must be "auto", "naive" or "tiled", got "fast"/,
+    );
+    assertRejected(
+      allocator,
+      RangeError,
+      () =>
+        conv2d(x, w3, null, {
+          algorithm: "tiled",
+          tiles: { tileM: 64, tileN: 64, tileK: 8, threadM: 3, threadN: 4 },
+        }),
+      /bad tiles: threadM and threadN must be multiples of 4/,
+    );
+  });
+});
+
+f16Test(
+  "conv2d() matches the reference, both kernels, bias and relu, odd sizes and groups",
+  async () => {
+    await withAllocator(async (allocator) => {
+      const random = rng(601);
+      const cases: [number[], number[], object][] = [
+        [[2, 8, 9, 7], [16, 8, 3, 3], { padding: 1 }],
+        [[1, 6, 7, 5], [4, 3, 3, 3], { groups: 2, stride: 2, padding: 2 }],
+        [[1, 32, 8, 8], [64, 32, 3, 3], { padding: 1, relu: true }],
+        [[1, 4, 9, 9], [4, 1, 3, 3], { groups: 4, dilation: 2, padding: 2 }],
+      ];
+      for (const [xs, ws, options] of cases) {
+        const xr = half(randomRef(random, xs));
+        const wr = half(randomRef(random, ws));
+        const br = half(randomRef(random, [ws[0]]));
+        const ref = conv2dRef(xr, wr, br, options);
+        const x = tensor(allocator, xr.data, xs, { dtype: "f16" });
+        const w = tensor(allocator, wr.data, ws, { dtype: "f16" });
+        const b = tensor(allocator, br.data, br.shape, { dtype: "f16" });
+        for (const algorithm of ["naive", "tiled"] as const) {
+          const y = conv2d(x, w, b, { ...options, algorithm });
+          assert.equal(y.dtype, "f16");
+          const out = await y.read();
+          assert.ok(out instanceof Float16Array);
+          assertClose(out, ref.data, 1e-2, `f16 conv2d ${algorithm} ${xs} ${ws}`);
+        }
+      }
+    });
+  },
+);
+
+Deno.test("conv2d() checks every parameter before recording the first dispatch", async () => {
+  await withAllocator((allocator) => {
+    const x = filled(allocator, [1, 4, 6, 6]);
+    const w = filled(allocator, [8, 4, 3, 3]);
+    // The tiled kernel records two dispatches (weight packing, then the
+    // convolution); a stride too large for the kernel's i32 parameters
+    // must stop it before the first.
+    for (const algorithm of ["tiled", "naive", "auto"] as const) {
+      assertRejected(
+        allocator,
+        RangeError,
+        () => conv2d(x, w, null, { stride: 2 ** 40, algorithm }),
+        "Cannot conv2d: parameter strideH = 1099511627776 does not fit an i32",
+      );
+      assertRejected(
+        allocator,
+        RangeError,
+        () => conv2d(x, w, null, { padding: [0, 2 ** 31], algorithm }),
+        // The output grows with the padding: its size overflows first.
+        /^Cannot conv2d: parameter \w+ = \d+ does not fit an i32$/,
+      );
+    }
+  });
+});
