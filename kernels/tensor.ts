@@ -15,7 +15,7 @@ import {
   type TensorBlock,
 } from "./command_batch.ts";
 import { track } from "./scope.ts";
-import { readEnv } from "../allocator/config.ts";
+import { parseDebug, readEnv } from "../allocator/config.ts";
 import { AllocatorError } from "../allocator/errors.ts";
 import { formatBytes } from "../allocator/format.ts";
 
@@ -56,16 +56,20 @@ const leaks = new FinalizationRegistry<LeakInfo>((info) => {
   );
 });
 
+/** The allocator's `leak` debug flag (`GPUHEAP_DEBUG=leak`, `1` or `all`) covers tensors too. */
 function debugFromEnv(): boolean {
-  const value = readEnv("GPUHEAP_DEBUG")?.trim().toLowerCase();
-  return value !== undefined && value !== "" && value !== "0" && value !== "false";
+  try {
+    return parseDebug(readEnv("GPUHEAP_DEBUG")).leaks;
+  } catch {
+    return false; // malformed flags: the allocator that reads them says so
+  }
 }
 
 /**
  * Turns the report of leaked tensors on or off: with it on, each tensor made
  * afterwards that is garbage-collected without `dispose()` is reported once,
  * with its label, shape, dtype and size. It starts on when the environment
- * variable `GPUHEAP_DEBUG` is set (to anything but `0` or `false`), and
+ * variable `GPUHEAP_DEBUG` holds the flag `leak` (or `1`, `all`), and
  * reports to `console.error`.
  *
  * @example

@@ -122,9 +122,16 @@ Deno.test("reportTensorLeaks() sends reports to a function, or turns them off", 
   assert.deepEqual(sent.err, []);
   const off = await runLeakFixture("off", { GPUHEAP_DEBUG: "1" });
   assert.deepEqual(off.err, []);
-  // Outside debug mode nothing is watched, and nothing said.
+  // Outside debug mode nothing is watched, and nothing said; nor with flags other than leak.
   const quiet = await runLeakFixture("env");
   assert.deepEqual(quiet.err, []);
+  const allocOnly = await runLeakFixture("env", { GPUHEAP_DEBUG: "alloc" });
+  assert.ok(
+    allocOnly.err.every((line) => !line.includes("garbage-collected")),
+    allocOnly.err.join("\n"),
+  );
+  const leakOnly = await runLeakFixture("env", { GPUHEAP_DEBUG: "leak" });
+  assert.ok(leakOnly.err.includes(LEAK_LINE), leakOnly.err.join("\n"));
 });
 
 Deno.test("tensor() and empty() reject bad data, shapes and dtypes, keeping nothing", async () => {
