@@ -3,43 +3,58 @@
  * staging buffers, a scalar pool, watermarks, garbage collection and exact
  * statistics — PyTorch's MPS allocator translated to WebGPU.
  *
+ * This file is the policy for blocks: where a request is placed, when freed
+ * memory may be handed out again, and the allocator's API. The layers below
+ * it, each in a file of its own: `size_classes.ts` (pools, rounding and heap
+ * sizes, on plain numbers), `tlsf.ts` (placement in a heap), `block.ts` (the
+ * block, heap and pool records), `gpu_memory.ts` (the one place GPUBuffers
+ * are made and destroyed) and `heaps.ts` (which heaps exist: made within the
+ * watermarks and the budget, released when idle).
+ *
  * @module
  */
 
-import {
-  DEDICATED_REUSE_SLACK,
-  MAX_SCALAR_SIZE,
-  MAX_SMALL_ALLOC,
-  MIN_LARGE_ALLOC,
-  MIN_STAGING,
-  ROUND_LARGE,
-  SCALAR_HEAP,
-  STAGING_DIVISIONS,
-  STAGING_REUSE_SLACK,
-  UNIFORM_HEAP,
-  XLARGE_HEAP,
-  XLARGE_HEAP_UNIFIED,
-} from "./constants.ts";
+import { DEDICATED_REUSE_SLACK, ROUND_LARGE, STAGING_REUSE_SLACK } from "./constants.ts";
 import {
   type AllocatorSettings,
   type AllocConf,
   type DebugFlags,
   formatAllocConf,
-  parseAllocConf,
-  parseBytes,
-  parseDebug,
-  readEnv,
+  type HeapAllocatorOptions,
+  readOptions,
 } from "./config.ts";
-import type { AllocatorDevice, AllocatorLimits } from "./device.ts";
-import { AllocatorError, OutOfMemoryError } from "./errors.ts";
+import {
+  Block,
+  type BlockOwner,
+  type BlockRecord,
+  blockRecord,
+  firstAtLeast,
+  type Heap,
+  insertBySize,
+  newPool,
+  newRecord,
+  type Pool,
+} from "./block.ts";
+import type { AllocatorDevice } from "./device.ts";
+import { AllocatorError } from "./errors.ts";
 import { formatBytes } from "./format.ts";
-import { type Range, type Region, Tlsf } from "./tlsf.ts";
+import { Heaps } from "./heaps.ts";
+import {
+  POOL_NAMES,
+  poolFor,
+  type PoolName,
+  SizeClasses,
+  type Usage,
+  USAGES,
+} from "./size_classes.ts";
+import type { Range } from "./tlsf.ts";
 import {
   addStat,
   emptyPoolCounters,
   type MemoryStats,
   type PoolCounters,
   type PoolStats,
+  poolStats,
   resetPeak,
 } from "./stats.ts";
 import type { MemoryBudget } from "./budget.ts";
@@ -47,43 +62,13 @@ import { type Snapshot, walkHeaps } from "./snapshot.ts";
 import type { Trace } from "./trace.ts";
 import { TraceRecorder } from "./trace_recorder.ts";
 
-/** What a block is for: it decides the pool, the GPUBuffer usage and the alignment. */
-export type Usage = "storage" | "uniform" | "readback" | "upload";
-/** The allocator's pools. */
-export type PoolName = "small" | "large" | "uniform" | "scalar" | "readback" | "upload";
+export { Block } from "./block.ts";
+export type { HeapAllocatorOptions } from "./config.ts";
+export { POOL_NAMES, type PoolName, type Usage } from "./size_classes.ts";
+
 /** Element types a scalar can hold. */
 export type ScalarType = "f32" | "i32" | "u32";
-
-/** Every pool, in the order stats list them. */
-export const POOL_NAMES: readonly PoolName[] = [
-  "small",
-  "large",
-  "uniform",
-  "scalar",
-  "readback",
-  "upload",
-];
-const USAGES: readonly Usage[] = ["storage", "uniform", "readback", "upload"];
 const SCALAR_TYPES: readonly ScalarType[] = ["f32", "i32", "u32"];
-
-/** Options of a {@linkcode HeapAllocator}; each falls back to its environment variable. */
-export interface HeapAllocatorOptions {
-  /** Hard limit on reserved bytes, as a number or `"512MiB"` (0: none). `GPUHEAP_HIGH_WATERMARK`. */
-  highWatermark?: number | string;
-  /**
-   * Soft limit on reserved bytes (0: none): above it, cached memory is released
-   * oldest first and no extra-large heaps are made. `GPUHEAP_LOW_WATERMARK`.
-   */
-  lowWatermark?: number | string;
-  /** Alloc conf, e.g. `"roundup_power2_divisions:4"`. `GPUHEAP_ALLOC_CONF`. */
-  allocConf?: string;
-  /** Debug output: `true`, or flags `"alloc,reuse,release"`. `GPUHEAP_DEBUG`. */
-  debug?: boolean | string;
-  /** Where debug lines go (default: `console.error`). */
-  log?: (line: string) => void;
-  /** A budget shared with other allocators (e.g. across Workers). */
-  budget?: MemoryBudget;
-}
 
 /** Options of {@linkcode HeapAllocator.alloc}. */
 export interface AllocOptions {
@@ -91,140 +76,6 @@ export interface AllocOptions {
   usage?: Usage;
   /** A name shown in debug output and snapshots. */
   label?: string;
-}
-
-/** @internal a heap: one GPUBuffer, split among many blocks or holding one. */
-interface Heap {
-  id: number;
-  pool: PoolName;
-  size: number;
-  buffer: GPUBuffer;
-  isSplit: boolean;
-  region: Region | null;
-  /** The one block of an unsplit heap. */
-  block: Block | null;
-  /** Blocks placed in the heap: live, or freed and waiting for a submit. */
-  live: number;
-  lost: boolean;
-  createdAt: number;
-}
-
-/** @internal per-block state the allocator keeps out of the public surface. */
-interface BlockState {
-  owner: HeapAllocator;
-  heap: Heap;
-  range: Range | null;
-  state: "live" | "pending" | "free";
-  touched: boolean;
-  id: number;
-  /** The allocator's operation count when the block was handed out (a clock cheaper than performance.now()). */
-  bornAtOp: number;
-}
-
-let stateOf: (block: Block) => BlockState;
-let touchless: (block: Block) => GPUBuffer;
-
-/**
- * A range of a GPUBuffer handed out by a {@linkcode HeapAllocator}. Bind it
- * as `{ buffer, offset, size }` or with {@linkcode Block.binding}.
- */
-export class Block {
-  /** Byte offset of the block inside {@linkcode Block.buffer}. */
-  readonly offset: number;
-  /** Usable bytes (the request rounded up). */
-  readonly size: number;
-  /** Bytes the caller asked for. */
-  readonly requestedSize: number;
-  /** What the block is for. */
-  readonly usage: Usage;
-  /** The pool it came from. */
-  readonly pool: PoolName;
-  /** The caller's label, if any. */
-  readonly label: string | undefined;
-  #buffer: GPUBuffer;
-  #state: BlockState;
-
-  static {
-    stateOf = (block) => block.#state;
-    touchless = (block) => block.#buffer;
-  }
-
-  /** @internal blocks are made by {@linkcode HeapAllocator.alloc}. */
-  constructor(
-    buffer: GPUBuffer,
-    offset: number,
-    size: number,
-    requestedSize: number,
-    usage: Usage,
-    pool: PoolName,
-    label: string | undefined,
-    state: BlockState,
-  ) {
-    this.#buffer = buffer;
-    this.offset = offset;
-    this.size = size;
-    this.requestedSize = requestedSize;
-    this.usage = usage;
-    this.pool = pool;
-    this.label = label;
-    this.#state = state;
-  }
-
-  /**
-   * The GPUBuffer the block lies in. Reading it marks the block as possibly
-   * used by recorded GPU work, so once freed it is reused only after the next
-   * {@linkcode HeapAllocator.submit}.
-   */
-  get buffer(): GPUBuffer {
-    this.#state.touched = true;
-    return this.#buffer;
-  }
-
-  /** Identifier of the heap (GPUBuffer) the block lies in, as snapshots and debug output name it. */
-  get heapId(): number {
-    return this.#state.heap.id;
-  }
-
-  /** Identifier of the block, unique within its allocator. */
-  get id(): number {
-    return this.#state.id;
-  }
-
-  /** True until the block is freed. */
-  get isLive(): boolean {
-    return this.#state.state === "live";
-  }
-
-  /** A bind group entry resource: the requested bytes, rounded up to 4 as WebGPU requires. */
-  binding(): GPUBufferBinding {
-    return {
-      buffer: this.buffer,
-      offset: this.offset,
-      size: Math.ceil(this.requestedSize / 4) * 4,
-    };
-  }
-}
-
-// A buffer bound as read-write storage in a dispatch may not be bound there in
-// any other way (WebGPU usage scopes are per GPUBuffer), so uniforms and
-// scalars live in heaps of their own, apart from storage heaps.
-const BUFFER_USAGE: Record<PoolName, number> = {
-  small: 0x80 | 0x08 | 0x04, // STORAGE | COPY_DST | COPY_SRC
-  large: 0x80 | 0x08 | 0x04,
-  uniform: 0x40 | 0x08 | 0x04, // UNIFORM | COPY_DST | COPY_SRC
-  scalar: 0x40 | 0x08, // UNIFORM | COPY_DST
-  readback: 0x01 | 0x08, // MAP_READ | COPY_DST
-  upload: 0x02 | 0x04, // MAP_WRITE | COPY_SRC
-};
-
-interface Pool {
-  name: PoolName;
-  /** Placement over the pool's split heaps (none for staging pools). */
-  tlsf: Tlsf | null;
-  heaps: Set<Heap>;
-  /** Freed blocks of unsplit heaps, ascending by size, ready for reuse. */
-  cached: Block[];
-  counters: PoolCounters;
 }
 
 /**
@@ -262,36 +113,28 @@ interface Pool {
  * heap.destroy();
  * ```
  */
-export class HeapAllocator {
+export class HeapAllocator implements BlockOwner {
   #device: AllocatorDevice;
-  /** The device's limits, read once: a GPUDevice's limits object is slow to read per call. */
-  #limits: AllocatorLimits;
-  #granule: number;
+  #heaps: Heaps;
+  #sizes: SizeClasses;
   #conf: AllocConf;
   #debug: DebugFlags;
   #log: (line: string) => void;
-  #high: number;
-  #low: number;
   #budget: MemoryBudget | undefined;
-  #xlarge: number;
+  /** The pools and their counters (the same objects as the heaps'). */
   #pools: Record<PoolName, Pool>;
   #totals: PoolCounters = emptyPoolCounters();
-  /** Heaps with nothing placed in them, oldest first: what GC releases. */
-  #idle = new Set<Heap>();
   /** Blocks freed since the last submit that recorded work may still read. */
-  #pending: Block[] = [];
-  #retries = 0;
-  #ooms = 0;
-  #nextHeapId = 1;
+  #pending: BlockRecord[] = [];
   #nextBlockId = 1;
   /** Allocations and frees so far: the clock block ages are measured in. */
   #ops = 0;
   #destroyed = false;
-  #deviceError: OutOfMemoryError | null = null;
-  #scopes = new Set<Promise<void>>();
   #submitHooks = new Set<() => GPUCommandBuffer[]>();
   /** The trace being recorded, or null: every hook is one null check when off. */
   #recorder: TraceRecorder | null = null;
+  /** Reports blocks garbage-collected while live (debug flag `leak`), or null. */
+  #leaks: FinalizationRegistry<BlockRecord> | null = null;
 
   /**
    * Creates an allocator over a device; it makes no GPUBuffer until the first allocation.
@@ -304,56 +147,44 @@ export class HeapAllocator {
       throw new TypeError(`Cannot create HeapAllocator: expected a GPUDevice, got ${device}`);
     }
     this.#device = device;
-    const limits = {
-      maxBufferSize: device.limits.maxBufferSize,
-      maxStorageBufferBindingSize: device.limits.maxStorageBufferBindingSize,
-      maxUniformBufferBindingSize: device.limits.maxUniformBufferBindingSize,
-      minStorageBufferOffsetAlignment: device.limits.minStorageBufferOffsetAlignment,
-      minUniformBufferOffsetAlignment: device.limits.minUniformBufferOffsetAlignment,
-    };
-    this.#limits = limits;
-    this.#granule = Math.max(
+    // Read once: a GPUDevice's limits object is slow to read per call.
+    const limits = device.limits;
+    const alignment = Math.max(
       limits.minStorageBufferOffsetAlignment,
       limits.minUniformBufferOffsetAlignment,
       4,
     );
-    this.#high = parseBytes(
-      options.highWatermark ?? readEnv("GPUHEAP_HIGH_WATERMARK") ?? 0,
-      "highWatermark",
-    );
-    this.#low = parseBytes(
-      options.lowWatermark ?? readEnv("GPUHEAP_LOW_WATERMARK") ?? 0,
-      "lowWatermark",
-    );
-    if (this.#high > 0 && this.#low > this.#high) {
-      throw new RangeError(
-        `Invalid watermarks: lowWatermark ${this.#low} is above highWatermark ${this.#high}`,
-      );
+    const read = readOptions(options);
+    this.#conf = read.allocConf;
+    this.#sizes = new SizeClasses(this.#conf, {
+      maxBufferSize: limits.maxBufferSize,
+      maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize,
+      maxUniformBufferBindingSize: limits.maxUniformBufferBindingSize,
+      alignment,
+    }, device.adapterInfo?.isFallbackAdapter === true);
+    this.#debug = read.debug;
+    this.#log = read.log;
+    if (this.#debug.leaks) {
+      this.#leaks = new FinalizationRegistry((record) => this.#reportLeak(record));
     }
-    this.#conf = parseAllocConf(options.allocConf ?? readEnv("GPUHEAP_ALLOC_CONF") ?? "");
-    this.#debug = parseDebug(options.debug ?? readEnv("GPUHEAP_DEBUG"));
-    this.#log = options.log ?? ((line) => console.error(line));
     this.#budget = options.budget;
-    const unified = device.adapterInfo?.isFallbackAdapter === true;
-    this.#xlarge = Math.min(
-      this.#conf.xlargeHeap || (unified ? XLARGE_HEAP_UNIFIED : XLARGE_HEAP),
-      this.#floorGranule(limits.maxBufferSize),
-    );
-    const pool = (name: PoolName, split: boolean): Pool => ({
-      name,
-      tlsf: split ? new Tlsf(this.#granule) : null,
-      heaps: new Set(),
-      cached: [],
-      counters: emptyPoolCounters(),
-    });
     this.#pools = {
-      small: pool("small", true),
-      large: pool("large", true),
-      uniform: pool("uniform", true),
-      scalar: pool("scalar", true),
-      readback: pool("readback", false),
-      upload: pool("upload", false),
+      small: newPool("small", alignment, true),
+      large: newPool("large", alignment, true),
+      uniform: newPool("uniform", alignment, true),
+      scalar: newPool("scalar", alignment, true),
+      readback: newPool("readback", alignment, false),
+      upload: newPool("upload", alignment, false),
     };
+    this.#heaps = new Heaps(this.#pools, this.#totals, {
+      device,
+      budget: this.#budget,
+      conf: this.#conf,
+      highWatermark: read.highWatermark,
+      lowWatermark: read.lowWatermark,
+      debug: this.#debug,
+      say: (line) => this.#say(line),
+    });
   }
 
   /** The device this allocator allocates from. */
@@ -363,17 +194,17 @@ export class HeapAllocator {
 
   /** Alignment of every block's offset and size: the device's larger offset alignment. */
   get alignment(): number {
-    return this.#granule;
+    return this.#sizes.alignment;
   }
 
   /** The hard limit on reserved bytes (0: none). */
   get highWatermark(): number {
-    return this.#high;
+    return this.#heaps.high;
   }
 
   /** The soft limit on reserved bytes (0: none). */
   get lowWatermark(): number {
-    return this.#low;
+    return this.#heaps.low;
   }
 
   /**
@@ -392,11 +223,19 @@ export class HeapAllocator {
         `Cannot allocate: unknown usage ${JSON.stringify(usage)} (expected ${USAGES.join(", ")})`,
       );
     }
-    this.#checkSize(size, usage);
+    this.#sizes.check(size, usage);
     this.#throwDeviceError();
     this.#ops++;
-    const pool = usage !== "storage" ? usage : size <= MAX_SMALL_ALLOC ? "small" : "large";
-    return this.#place(this.#pools[pool], size, usage, options.label);
+    const pool = this.#pools[poolFor(usage, size)];
+    const r = newRecord(
+      this,
+      pool.name,
+      size,
+      this.#sizes.round(pool.name, size),
+      usage,
+      options.label,
+    );
+    return this.#place(pool, r);
   }
 
   /**
@@ -427,13 +266,21 @@ export class HeapAllocator {
     }
     this.#throwDeviceError();
     this.#ops++;
-    const block = this.#place(this.#pools.scalar, 4, "uniform", `scalar ${type}`);
+    const r = newRecord(
+      this,
+      "scalar",
+      4,
+      this.#sizes.round("scalar", 4),
+      "uniform",
+      `scalar ${type}`,
+    );
+    const block = this.#place(this.#pools.scalar, r);
     const data = type === "f32"
       ? new Float32Array([value])
       : type === "i32"
       ? new Int32Array([value])
       : new Uint32Array([value]);
-    this.#device.queue.writeBuffer(touchless(block), block.offset, data);
+    this.#device.queue.writeBuffer(r.heap.buffer, r.offset, data);
     return block;
   }
 
@@ -447,32 +294,31 @@ export class HeapAllocator {
    */
   free(block: Block): void {
     this.#checkAlive("free");
-    const s = this.#own(block, "free");
-    if (s.state !== "live") {
+    const r = this.#own(block, "free");
+    if (r.state !== "live") {
       throw new AllocatorError(
-        `Cannot free block #${s.id} (${
-          formatBytes(block.size)
-        }, ${block.pool} pool): already freed`,
+        `Cannot free block #${r.id} (${formatBytes(r.size)}, ${r.pool} pool): already freed`,
       );
     }
     this.#ops++;
-    this.#recorder?.free(s.id, s.touched);
-    const pool = this.#pools[block.pool];
-    addStat(pool.counters.allocated, this.#totals.allocated, -block.size);
-    addStat(pool.counters.requested, this.#totals.requested, -block.requestedSize);
+    this.#leaks?.unregister(r);
+    this.#recorder?.free(r.id, r.touched);
+    const pool = this.#pools[r.pool];
+    addStat(pool.counters.allocated, this.#totals.allocated, -r.size);
+    addStat(pool.counters.requested, this.#totals.requested, -r.requestedSize);
     pool.counters.blocks--;
     this.#totals.blocks--;
     if (pool.tlsf === null) {
-      const buffer = touchless(block);
+      const buffer = r.heap.buffer;
       if (buffer.mapState !== "unmapped") buffer.unmap();
     }
-    if (s.touched) {
-      s.state = "pending";
-      pool.counters.pendingFree += block.size;
-      this.#totals.pendingFree += block.size;
-      this.#pending.push(block);
+    if (r.touched) {
+      r.state = "pending";
+      pool.counters.pendingFree += r.size;
+      this.#totals.pendingFree += r.size;
+      this.#pending.push(r);
     } else {
-      this.#recycle(block);
+      this.#recycle(r);
     }
     this.#budget?.publish(this.#totals);
   }
@@ -499,11 +345,11 @@ export class HeapAllocator {
     this.#recorder?.submit();
     const pending = this.#pending;
     this.#pending = [];
-    for (const block of pending) {
-      const pool = this.#pools[block.pool];
-      pool.counters.pendingFree -= block.size;
-      this.#totals.pendingFree -= block.size;
-      this.#recycle(block);
+    for (const r of pending) {
+      const pool = this.#pools[r.pool];
+      pool.counters.pendingFree -= r.size;
+      this.#totals.pendingFree -= r.size;
+      this.#recycle(r);
     }
   }
 
@@ -533,7 +379,7 @@ export class HeapAllocator {
   emptyCache(): number {
     this.#checkAlive("empty the cache");
     this.#recorder?.emptyCache();
-    return this.#releaseIdle(null, 0);
+    return this.#heaps.releaseIdle(null, 0);
   }
 
   /** Bytes in live blocks (each block's rounded size). */
@@ -555,16 +401,16 @@ export class HeapAllocator {
     let largest = 0;
     for (const name of POOL_NAMES) {
       const pool = this.#pools[name];
-      pools[name] = this.#poolStats(pool.counters, this.#largestFree(pool));
+      pools[name] = poolStats(pool.counters, this.#largestFree(pool));
       largest = Math.max(largest, pools[name].largestFreeRange);
     }
     return {
-      ...this.#poolStats(this.#totals, largest),
+      ...poolStats(this.#totals, largest),
       pools,
-      numAllocRetries: this.#retries,
-      numOoms: this.#ooms,
-      highWatermark: this.#high,
-      lowWatermark: this.#low,
+      numAllocRetries: this.#heaps.retries,
+      numOoms: this.#heaps.ooms,
+      highWatermark: this.#heaps.high,
+      lowWatermark: this.#heaps.low,
     };
   }
 
@@ -603,7 +449,6 @@ export class HeapAllocator {
     return walkHeaps({
       heaps: POOL_NAMES.flatMap((name) => [...this.#pools[name].heaps]),
       ranges: (heap) => this.#pools[heap.pool as PoolName].tlsf!.ranges(heap.region!),
-      blockState: (block) => stateOf(block as Block),
       ops: this.#ops,
       stats: this.memoryStats(),
       settings: this.settings(),
@@ -615,9 +460,9 @@ export class HeapAllocator {
     const l = this.#device.limits;
     return {
       allocConf: formatAllocConf(this.#conf),
-      highWatermark: this.#high,
-      lowWatermark: this.#low,
-      alignment: this.#granule,
+      highWatermark: this.#heaps.high,
+      lowWatermark: this.#heaps.low,
+      alignment: this.#sizes.alignment,
       // Copied field by field: a GPUSupportedLimits does not serialize to JSON.
       limits: {
         maxBufferSize: l.maxBufferSize,
@@ -656,7 +501,7 @@ export class HeapAllocator {
     this.#checkAlive("start recording");
     const recorder = new TraceRecorder(this.settings());
     if (this.#totals.heaps > 0) recorder.begin(this.snapshot());
-    this.#recorder = recorder;
+    this.#recorder = this.#heaps.recorder = recorder;
   }
 
   /**
@@ -669,7 +514,7 @@ export class HeapAllocator {
     if (!recorder) {
       throw new AllocatorError("Cannot stop recording: no recording was started");
     }
-    this.#recorder = null;
+    this.#recorder = this.#heaps.recorder = null;
     return recorder.finish();
   }
 
@@ -687,7 +532,7 @@ export class HeapAllocator {
    * @throws {OutOfMemoryError} the device refused a heap
    */
   async checkDeviceErrors(): Promise<void> {
-    while (this.#scopes.size > 0) await Promise.all([...this.#scopes]);
+    await this.#heaps.settle();
     this.#throwDeviceError();
   }
 
@@ -698,9 +543,7 @@ export class HeapAllocator {
    */
   destroy(): void {
     if (this.#destroyed) return;
-    for (const name of POOL_NAMES) {
-      for (const heap of [...this.#pools[name].heaps]) this.#releaseHeap(heap);
-    }
+    this.#heaps.destroy();
     this.#pending = [];
     this.#destroyed = true;
   }
@@ -712,142 +555,94 @@ export class HeapAllocator {
 
   // ---- placement ----
 
-  #place(pool: Pool, requested: number, usage: Usage, label: string | undefined): Block {
-    if (this.#budget?.pressured()) this.#releaseIdle(null, 0);
-    if (pool.tlsf === null) return this.#placeUnsplit(pool, requested, usage, label);
-    const size = this.#round(pool, requested);
-    const dedicated = pool.name === "large" && size >= this.#xlarge / 2;
-    if (!dedicated) {
-      const range = pool.tlsf.alloc(size);
-      if (range) return this.#blockInRange(pool, range, requested, usage, label, true);
+  /** Places a block for the request `r` in `pool`: a free range, a cached heap, or a new heap. */
+  #place(pool: Pool, r: BlockRecord): Block {
+    if (this.#budget?.pressured()) this.#heaps.releaseIdle(null, 0);
+    if (pool.tlsf === null) return this.#placeUnsplit(pool, r);
+    if (!this.#sizes.isDedicated(pool.name, r.size)) {
+      const range = pool.tlsf.alloc(r.size);
+      if (range) return this.#blockInRange(pool, r, range, true);
     }
-    if (pool.name !== "large") {
-      const heapSize = pool.name === "small"
-        ? this.#conf.smallHeap
-        : pool.name === "uniform"
-        ? UNIFORM_HEAP
-        : SCALAR_HEAP;
-      return this.#fromNewHeap(pool, size, Math.max(heapSize, size), requested, usage, label);
-    }
-    const pressure = this.#low > 0 && this.#totals.reserved.current + this.#xlarge > this.#low;
-    if (!dedicated && size < MIN_LARGE_ALLOC) {
-      return this.#fromNewHeap(pool, size, this.#conf.largeHeap, requested, usage, label);
-    }
-    if (!dedicated && !pressure) {
-      return this.#fromNewHeap(pool, size, this.#xlarge, requested, usage, label);
-    }
-    return this.#placeUnsplit(pool, requested, usage, label);
+    const low = this.#heaps.low;
+    const pressure = low > 0 && this.#totals.reserved.current + this.#sizes.xlargeHeap > low;
+    const heapSize = this.#sizes.splitHeapSize(pool.name, r.size, pressure);
+    return heapSize > 0 ? this.#fromNewHeap(pool, r, heapSize) : this.#placeUnsplit(pool, r);
   }
 
   /** A block in a heap of its own: dedicated large blocks and staging buffers. */
-  #placeUnsplit(pool: Pool, requested: number, usage: Usage, label: string | undefined): Block {
-    const size = this.#round(pool, requested);
+  #placeUnsplit(pool: Pool, r: BlockRecord): Block {
     const staging = pool.tlsf === null;
-    const cached = this.#takeCached(pool, size, staging);
-    if (cached) return this.#reuseUnsplit(pool, cached, requested, usage, label);
+    const cached = this.#takeCached(pool, r.size, staging);
+    if (cached) {
+      const heap = cached.heap;
+      this.#heaps.busy(heap);
+      heap.live = 1;
+      return this.#newBlock(pool, r, heap, null, cached.size, true);
+    }
     // A free range of a split heap costs no new memory: better than a new dedicated heap.
     if (!staging) {
-      const range = pool.tlsf!.alloc(size);
-      if (range) return this.#blockInRange(pool, range, requested, usage, label, true);
+      const range = pool.tlsf!.alloc(r.size);
+      if (range) return this.#blockInRange(pool, r, range, true);
     }
-    const heapSize = staging ? size : Math.min(
-      Math.ceil(size / ROUND_LARGE) * ROUND_LARGE,
-      this.#floorGranule(this.#limits.maxBufferSize),
-    );
-    const heap = this.#obtainHeap(pool, heapSize, false, size, requested);
-    const usable = staging
-      ? heap.size
-      : Math.min(heap.size, this.#floorGranule(this.#limits.maxStorageBufferBindingSize));
+    const heap = this.#heaps.obtain(r, this.#sizes.dedicatedHeapSize(r.size, pool.name), false);
     heap.live = 1;
-    const block = this.#newBlock(pool, heap, null, 0, usable, requested, usage, label, false);
-    heap.block = block;
-    return block;
+    return this.#newBlock(pool, r, heap, null, this.#sizes.usableSize(heap.size, pool.name), false);
   }
 
-  #fromNewHeap(
-    pool: Pool,
-    size: number,
-    heapSize: number,
-    requested: number,
-    usage: Usage,
-    label: string | undefined,
-  ): Block {
+  /** A block in a new split heap of `heapSize` bytes (or a cached unsplit one, split). */
+  #fromNewHeap(pool: Pool, r: BlockRecord, heapSize: number): Block {
     // A cached dedicated heap serves as a split heap sooner than a new GPUBuffer.
-    if (pool.cached.length > 0 && this.#convertCached(pool, size)) {
-      const range = pool.tlsf!.alloc(size)!;
-      return this.#blockInRange(pool, range, requested, usage, label, true);
+    if (pool.cached.length > 0 && this.#convertCached(pool, r.size)) {
+      return this.#blockInRange(pool, r, pool.tlsf!.alloc(r.size)!, true);
     }
-    this.#obtainHeap(pool, heapSize, true, size, requested);
+    this.#heaps.obtain(r, heapSize, true);
     // The new heap is the only place with room: nothing else fit a moment ago.
-    const range = pool.tlsf!.alloc(size);
-    if (!range) throw new Error(`gpuheap internal error: a new heap cannot place ${size} bytes`);
-    return this.#blockInRange(pool, range, requested, usage, label, false);
+    const range = pool.tlsf!.alloc(r.size);
+    if (!range) throw new Error(`gpuheap internal error: a new heap cannot place ${r.size} bytes`);
+    return this.#blockInRange(pool, r, range, false);
   }
 
-  #blockInRange(
-    pool: Pool,
-    range: Range,
-    requested: number,
-    usage: Usage,
-    label: string | undefined,
-    reused: boolean,
-  ): Block {
+  #blockInRange(pool: Pool, r: BlockRecord, range: Range, reused: boolean): Block {
     const heap = range.region.owner as Heap;
-    if (heap.live++ === 0) this.#idle.delete(heap);
-    return this.#newBlock(
-      pool,
-      heap,
-      range,
-      range.offset,
-      range.size,
-      requested,
-      usage,
-      label,
-      reused,
-    );
+    if (heap.live++ === 0) this.#heaps.busy(heap);
+    return this.#newBlock(pool, r, heap, range, range.size, reused);
   }
 
-  #reuseUnsplit(
-    pool: Pool,
-    old: Block,
-    requested: number,
-    usage: Usage,
-    label: string | undefined,
-  ): Block {
-    const heap = stateOf(old).heap;
-    this.#idle.delete(heap);
-    heap.live = 1;
-    const block = this.#newBlock(pool, heap, null, 0, old.size, requested, usage, label, true);
-    heap.block = block;
-    return block;
-  }
-
+  /** Completes the record of a block placed in `heap` (in `range`, or all of it) and hands it out. */
   #newBlock(
     pool: Pool,
+    r: BlockRecord,
     heap: Heap,
     range: Range | null,
-    offset: number,
     size: number,
-    requested: number,
-    usage: Usage,
-    label: string | undefined,
     reused: boolean,
   ): Block {
-    const state: BlockState = {
-      owner: this,
-      heap,
-      range,
-      state: "live",
-      touched: false,
-      id: this.#nextBlockId++,
-      bornAtOp: this.#ops,
-    };
-    const block = new Block(heap.buffer, offset, size, requested, usage, pool.name, label, state);
-    // The range names its block, so a snapshot can walk a heap's ranges.
-    if (range) range.tag = block;
-    this.#recorder?.placed(state.id, requested, usage, pool.name, heap.id, offset, size, label);
+    r.id = this.#nextBlockId++;
+    r.heap = heap;
+    r.range = range;
+    r.size = size;
+    r.bornAtOp = this.#ops;
+    // The heap names its blocks, so a snapshot can walk them.
+    if (range) {
+      r.offset = range.offset;
+      range.tag = r;
+    } else {
+      heap.block = r;
+    }
+    const block = new Block(r, heap.buffer);
+    this.#leaks?.register(block, r, r);
+    this.#recorder?.placed(
+      r.id,
+      r.requestedSize,
+      r.usage,
+      pool.name,
+      heap.id,
+      r.offset,
+      size,
+      r.label,
+    );
     addStat(pool.counters.allocated, this.#totals.allocated, size);
-    addStat(pool.counters.requested, this.#totals.requested, requested);
+    addStat(pool.counters.requested, this.#totals.requested, r.requestedSize);
     pool.counters.blocks++;
     this.#totals.blocks++;
     pool.counters.allocations++;
@@ -859,11 +654,11 @@ export class HeapAllocator {
     this.#budget?.publish(this.#totals);
     if (reused ? this.#debug.reuses : this.#debug.allocations) {
       this.#say(
-        `${reused ? "reused" : "allocated"} block #${state.id} of ${
+        `${reused ? "reused" : "allocated"} block #${r.id} of ${
           formatBytes(size)
-        } (size ${size} B, requested ${requested} B${
-          label ? `, ${label}` : ""
-        }) from heap #${heap.id} at offset ${offset} on ${pool.name} pool`,
+        } (size ${size} B, requested ${r.requestedSize} B${
+          r.label ? `, ${r.label}` : ""
+        }) from heap #${heap.id} at offset ${r.offset} on ${pool.name} pool`,
       );
     }
     return block;
@@ -871,17 +666,10 @@ export class HeapAllocator {
 
   /** Turns the smallest cached unsplit heap that holds `size` into a split heap. */
   #convertCached(pool: Pool, size: number): boolean {
-    const cached = pool.cached;
-    let lo = 0;
-    let hi = cached.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (cached[mid].size < size) lo = mid + 1;
-      else hi = mid;
-    }
-    if (lo >= cached.length) return false;
-    const block = cached.splice(lo, 1)[0];
-    const heap = stateOf(block).heap;
+    const i = firstAtLeast(pool.cached, size);
+    if (i >= pool.cached.length) return false;
+    const record = pool.cached.splice(i, 1)[0];
+    const heap = record.heap;
     heap.block = null;
     heap.isSplit = true;
     heap.region = pool.tlsf!.addRegion(heap.size, heap);
@@ -889,317 +677,68 @@ export class HeapAllocator {
     if (this.#debug.allocations) {
       this.#say(
         `split heap #${heap.id} of ${formatBytes(heap.size)} on ${pool.name} pool` +
-          ` (size ${heap.size} B): its cached block #${
-            stateOf(block).id
-          } is gone, blocks share it now`,
+          ` (size ${heap.size} B): its cached block #${record.id} is gone, blocks share it now`,
       );
     }
     return true;
   }
 
   /** A cached unsplit block that fits `size` without wasting much, removed from the cache. */
-  #takeCached(pool: Pool, size: number, staging: boolean): Block | null {
+  #takeCached(pool: Pool, size: number, staging: boolean): BlockRecord | null {
     const cached = pool.cached;
-    let lo = 0;
-    let hi = cached.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (cached[mid].size < size) lo = mid + 1;
-      else hi = mid;
-    }
     const slack = staging
       ? size * STAGING_REUSE_SLACK
       : Math.max(ROUND_LARGE, size * DEDICATED_REUSE_SLACK);
-    for (let i = lo; i < cached.length && cached[i].size <= size + slack; i++) {
+    for (let i = firstAtLeast(cached, size); i < cached.length; i++) {
+      if (cached[i].size > size + slack) break;
       // A staging buffer still mapped (or map-pending) cannot be reused yet.
-      if (staging && touchless(cached[i]).mapState !== "unmapped") continue;
+      if (staging && cached[i].heap.buffer.mapState !== "unmapped") continue;
       return cached.splice(i, 1)[0];
     }
     return null;
   }
 
-  // ---- heaps ----
-
-  /** Makes a heap, releasing cached memory and retrying before giving up. */
-  #obtainHeap(
-    pool: Pool,
-    heapSize: number,
-    isSplit: boolean,
-    size: number,
-    requested: number,
-  ): Heap {
-    if (this.#low > 0 && this.#totals.reserved.current + heapSize > this.#low) {
-      this.#releaseIdle(null, Math.max(0, this.#low - heapSize));
-    }
-    const ratio = this.#conf.maxReservedRatio;
-    if (ratio > 0) {
-      // Bound the cache: release idle heaps, oldest first, so that reserved bytes stay
-      // within `ratio` times the peak of live bytes (or what is in use now, if more).
-      const t = this.#totals;
-      const inUse = Math.max(t.allocated.peak, t.allocated.current + t.pendingFree + size);
-      const target = inUse * ratio - heapSize;
-      if (t.reserved.current > target) this.#releaseIdle(null, Math.max(0, target));
-    }
-    let heap = this.#createHeap(pool, heapSize, isSplit);
-    if (heap) return heap;
-    if (this.#releaseIdle(pool, 0) > 0) {
-      this.#retries++;
-      heap = this.#createHeap(pool, heapSize, isSplit);
-      if (heap) return heap;
-    }
-    if (this.#releaseIdle(null, 0) > 0) {
-      this.#retries++;
-      heap = this.#createHeap(pool, heapSize, isSplit);
-      if (heap) return heap;
-    }
-    // The budget waits (bounded) for other sharers to release, and says when to stop retrying.
-    while (this.#budget?.relieve(heapSize)) {
-      this.#retries++;
-      heap = this.#createHeap(pool, heapSize, isSplit);
-      if (heap) return heap;
-    }
-    // A heap just large enough may still fit where a standard one does not.
-    if (heapSize > size) {
-      heap = this.#createHeap(pool, size, isSplit);
-      if (heap) return heap;
-    }
-    this.#ooms++;
-    this.#recorder?.oom(requested, pool.name);
-    throw new OutOfMemoryError({
-      allocated: this.#totals.allocated.current,
-      cached: this.#totals.reserved.current - this.#totals.allocated.current,
-      limit: this.#budget?.limit || this.#high,
-      requested,
-      pool: pool.name,
-      detail: this.#budget?.describe(),
-    });
-  }
-
-  /** A new heap, or null if the watermark or the shared budget has no room for it. */
-  #createHeap(pool: Pool, size: number, isSplit: boolean): Heap | null {
-    if (this.#high > 0 && this.#totals.reserved.current + size > this.#high) return null;
-    if (this.#budget && !this.#budget.reserve(size)) return null;
-    const id = this.#nextHeapId++;
-    this.#device.pushErrorScope("out-of-memory");
-    let buffer: GPUBuffer;
-    try {
-      buffer = this.#device.createBuffer({
-        size,
-        usage: BUFFER_USAGE[pool.name],
-        label: `gpuheap ${pool.name} heap #${id}`,
-      });
-    } catch (error) {
-      this.#device.popErrorScope().catch(() => {});
-      this.#budget?.release(size);
-      throw error;
-    }
-    const heap: Heap = {
-      id,
-      pool: pool.name,
-      size,
-      buffer,
-      isSplit,
-      region: null,
-      block: null,
-      live: 0,
-      lost: false,
-      createdAt: performance.now(),
-    };
-    const scope = this.#device.popErrorScope().then(
-      (error) => {
-        if (error) this.#onDeviceRefused(heap, error.message);
-      },
-      () => {},
-    ).finally(() => this.#scopes.delete(scope));
-    this.#scopes.add(scope);
-    if (isSplit) heap.region = pool.tlsf!.addRegion(size, heap);
-    pool.heaps.add(heap);
-    addStat(pool.counters.reserved, this.#totals.reserved, size);
-    pool.counters.heaps++;
-    this.#totals.heaps++;
-    pool.counters.createBufferCalls++;
-    this.#totals.createBufferCalls++;
-    this.#recorder?.heap(id, size, pool.name, isSplit);
-    if (this.#debug.allocations) {
-      this.#say(
-        `new ${isSplit ? "" : "unsplit "}heap #${id} of ${formatBytes(size)} on ${pool.name} pool` +
-          ` (size ${size} B, reserved: ${formatBytes(this.#totals.reserved.current)})`,
-      );
-    }
-    return heap;
-  }
-
-  /** The device reported a heap as out of memory: stop using it and report it. */
-  #onDeviceRefused(heap: Heap, message: string): void {
-    if (this.#destroyed || heap.lost) return;
-    heap.lost = true;
-    this.#ooms++;
-    const pool = this.#pools[heap.pool];
-    this.#deviceError = new OutOfMemoryError({
-      allocated: this.#totals.allocated.current,
-      cached: this.#totals.reserved.current - this.#totals.allocated.current,
-      limit: this.#high,
-      requested: heap.size,
-      pool: heap.pool,
-      device: true,
-      detail: `Heap #${heap.id} is unusable: ${message}`,
-    });
-    if (heap.region) pool.tlsf!.retireRegion(heap.region);
-    if (heap.live === 0) {
-      this.#idle.delete(heap);
-      this.#releaseHeap(heap);
-    }
-  }
-
   /** Puts a freed block's memory back: into its heap's free ranges, or the unsplit cache. */
-  #recycle(block: Block): void {
-    const s = stateOf(block);
-    s.state = "free";
-    const heap = s.heap;
+  #recycle(r: BlockRecord): void {
+    r.state = "free";
+    const heap = r.heap;
     const pool = this.#pools[heap.pool];
-    if (s.range) pool.tlsf!.free(s.range);
-    else if (!heap.lost) insertSorted(pool.cached, block);
-    if (--heap.live > 0) return;
-    if (heap.lost || !this.#conf.caching) {
-      this.#releaseHeap(heap);
-      return;
-    }
-    this.#idle.add(heap);
-    if (this.#low > 0 && this.#totals.reserved.current > this.#low) {
-      this.#releaseIdle(null, this.#low);
-    }
+    if (r.range) pool.tlsf!.free(r.range);
+    else if (!heap.lost) insertBySize(pool.cached, r);
+    if (--heap.live === 0) this.#heaps.emptied(heap);
   }
 
-  /**
-   * Releases idle heaps, oldest first, of one pool (or all) until reserved
-   * bytes are at most `target`. Returns the bytes released.
-   */
-  #releaseIdle(only: Pool | null, target: number): number {
-    let released = 0;
-    for (const heap of [...this.#idle]) {
-      if (this.#totals.reserved.current <= target) break;
-      if (only && heap.pool !== only.name) continue;
-      // A map-pending staging buffer is still in use by its mapping.
-      if (!heap.isSplit && touchless(heap.block!).mapState === "pending") continue;
-      released += heap.size;
-      this.#releaseHeap(heap);
-    }
-    return released;
-  }
-
-  #releaseHeap(heap: Heap): void {
-    const pool = this.#pools[heap.pool];
-    this.#idle.delete(heap);
-    if (heap.region && heap.region.usedBytes === 0) pool.tlsf!.removeRegion(heap.region);
-    if (heap.block && !heap.isSplit) {
-      const i = pool.cached.indexOf(heap.block);
-      if (i >= 0) pool.cached.splice(i, 1);
-    }
-    pool.heaps.delete(heap);
-    heap.buffer.destroy();
-    this.#budget?.release(heap.size);
-    addStat(pool.counters.reserved, this.#totals.reserved, -heap.size);
-    pool.counters.heaps--;
-    this.#totals.heaps--;
-    this.#recorder?.release(heap.id);
-    if (this.#debug.releases) {
-      this.#say(
-        `released heap #${heap.id} of ${formatBytes(heap.size)} on ${heap.pool} pool` +
-          ` (size ${heap.size} B, reserved: ${formatBytes(this.#totals.reserved.current)})`,
-      );
-    }
+  /** A live block was garbage-collected: its caller lost it without freeing it. */
+  #reportLeak(r: BlockRecord): void {
+    if (this.#destroyed || r.state !== "live") return;
+    this.#say(
+      `block #${r.id} of ${formatBytes(r.size)} (${
+        r.label === undefined ? "no label" : JSON.stringify(r.label)
+      }, ${r.pool} pool, heap #${r.heap.id}) was garbage-collected without being freed:` +
+        ` its memory stays allocated until destroy()`,
+    );
   }
 
   // ---- helpers ----
-
-  #round(pool: Pool, size: number): number {
-    if (pool.name === "scalar") return this.#alignUp(MAX_SCALAR_SIZE);
-    let s = size;
-    if (pool.tlsf === null) {
-      s = roundPower2Divisions(
-        Math.max(s, MIN_STAGING),
-        this.#conf.roundupPower2Divisions || STAGING_DIVISIONS,
-      );
-    } else if (this.#conf.roundupPower2Divisions > 0 && s > MAX_SMALL_ALLOC) {
-      s = roundPower2Divisions(s, this.#conf.roundupPower2Divisions);
-    }
-    s = this.#alignUp(s);
-    if (pool.tlsf !== null) {
-      s = Math.max(
-        size,
-        Math.min(s, this.#floorGranule(this.#limits.maxStorageBufferBindingSize)),
-      );
-      s = this.#alignUp(s);
-    }
-    return s;
-  }
-
-  #alignUp(n: number): number {
-    return Math.ceil(n / this.#granule) * this.#granule;
-  }
-
-  #floorGranule(n: number): number {
-    return Math.floor(n / this.#granule) * this.#granule;
-  }
 
   #largestFree(pool: Pool): number {
     if (pool.tlsf) return pool.tlsf.largestFree();
     return pool.cached.length > 0 ? pool.cached[pool.cached.length - 1].size : 0;
   }
 
-  #poolStats(c: PoolCounters, largestFreeRange: number): PoolStats {
-    return {
-      allocatedBytes: { ...c.allocated },
-      reservedBytes: { ...c.reserved },
-      requestedBytes: { ...c.requested },
-      cachedBytes: c.reserved.current - c.allocated.current - c.pendingFree,
-      pendingFreeBytes: c.pendingFree,
-      largestFreeRange,
-      heaps: c.heaps,
-      blocks: c.blocks,
-      allocations: c.allocations,
-      cacheHits: c.cacheHits,
-      createBufferCalls: c.createBufferCalls,
-    };
-  }
-
-  #checkSize(size: number, usage: Usage): void {
-    if (typeof size !== "number") {
-      throw new TypeError(`Cannot allocate: size must be a number of bytes, got ${typeof size}`);
-    }
-    if (!Number.isInteger(size) || size <= 0) {
-      throw new RangeError(`Cannot allocate: size must be a positive integer, got ${size}`);
-    }
-    let name: keyof AllocatorLimits = usage === "storage"
-      ? "maxStorageBufferBindingSize"
-      : usage === "uniform"
-      ? "maxUniformBufferBindingSize"
-      : "maxBufferSize";
-    // A block lies in one GPUBuffer: past maxBufferSize it would be cut short.
-    if (this.#limits.maxBufferSize < this.#limits[name]) name = "maxBufferSize";
-    const limit = this.#limits[name];
-    if (size > limit) {
-      throw new RangeError(
-        `Cannot allocate ${size} bytes (${
-          formatBytes(size)
-        }) of ${usage}: larger than the device's ${name} ${limit}`,
-      );
-    }
-  }
-
-  #own(block: Block, what: string): BlockState {
-    let s: BlockState;
+  #own(block: Block, what: string): BlockRecord {
+    let r: BlockRecord;
     try {
-      s = stateOf(block);
+      r = blockRecord(block);
     } catch {
       throw new TypeError(`Cannot ${what}: expected a Block, got ${block}`);
     }
-    if (s.owner !== this) {
+    if (r.owner !== this) {
       throw new AllocatorError(
-        `Cannot ${what} block #${s.id}: it belongs to another allocator`,
+        `Cannot ${what} block #${r.id}: it belongs to another allocator`,
       );
     }
-    return s;
+    return r;
   }
 
   #checkAlive(what: string): void {
@@ -1207,35 +746,10 @@ export class HeapAllocator {
   }
 
   #throwDeviceError(): void {
-    const error = this.#deviceError;
-    if (error) {
-      this.#deviceError = null;
-      throw error;
-    }
+    if (this.#heaps.deviceError !== null) throw this.#heaps.takeDeviceError();
   }
 
   #say(line: string): void {
     this.#log(`gpuheap: ${line}`);
   }
-}
-
-/** Rounds up to one of `divisions` equal steps between consecutive powers of two. */
-export function roundPower2Divisions(size: number, divisions: number): number {
-  if (size <= 4) return 4;
-  const floor = 2 ** Math.floor(Math.log2(size));
-  if (floor === size) return size;
-  if (divisions <= 1) return floor * 2;
-  const step = Math.max(1, floor / divisions);
-  return Math.ceil(size / step) * step;
-}
-
-function insertSorted(list: Block[], block: Block): void {
-  let lo = 0;
-  let hi = list.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (list[mid].size <= block.size) lo = mid + 1;
-    else hi = mid;
-  }
-  list.splice(lo, 0, block);
 }

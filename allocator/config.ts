@@ -7,6 +7,7 @@
  */
 
 import { GiB, KiB, LARGE_HEAP, MAX_RESERVED_RATIO, MiB, SMALL_HEAP } from "./constants.ts";
+import type { MemoryBudget } from "./budget.ts";
 import type { AllocatorLimits } from "./device.ts";
 
 /** Settings of the alloc conf string, e.g. `"roundup_power2_divisions:4,caching:0"`. */
@@ -36,6 +37,8 @@ export interface DebugFlags {
   reuses: boolean;
   /** Print each heap released to the device. */
   releases: boolean;
+  /** Report each block garbage-collected without being freed, with its label and size. */
+  leaks: boolean;
 }
 
 const UNITS: Record<string, number> = {
@@ -172,13 +175,13 @@ export interface AllocatorSettings {
 
 /**
  * Reads debug flags: `true`/`"1"`/`"all"` for everything, or a comma-separated
- * subset of `alloc`, `reuse`, `release`; `false`, `""` or `"0"` for silence.
+ * subset of `alloc`, `reuse`, `release`, `leak`; `false`, `""` or `"0"` for silence.
  */
 export function parseDebug(value: boolean | string | undefined): DebugFlags {
   if (value === undefined || value === false) {
-    return { allocations: false, reuses: false, releases: false };
+    return { allocations: false, reuses: false, releases: false, leaks: false };
   }
-  if (value === true) return { allocations: true, reuses: true, releases: true };
+  if (value === true) return { allocations: true, reuses: true, releases: true, leaks: true };
   const words = value.split(",").map((s) => s.trim().toLowerCase()).filter((s) =>
     s !== "" && s !== "0"
   );
@@ -187,11 +190,12 @@ export function parseDebug(value: boolean | string | undefined): DebugFlags {
     allocations: all || words.includes("alloc"),
     reuses: all || words.includes("reuse"),
     releases: all || words.includes("release"),
+    leaks: all || words.includes("leak"),
   };
   for (const w of words) {
-    if (!["1", "all", "true", "alloc", "reuse", "release"].includes(w)) {
+    if (!["1", "all", "true", "alloc", "reuse", "release", "leak"].includes(w)) {
       throw new RangeError(
-        `Invalid debug flags "${value}": unknown flag "${w}" (use alloc, reuse, release or all)`,
+        `Invalid debug flags "${value}": unknown flag "${w}" (use alloc, reuse, release, leak or all)`,
       );
     }
   }
@@ -208,5 +212,68 @@ export function readEnv(name: string): string | undefined {
     return state === "granted" ? Deno.env.get(name) : undefined;
   } catch {
     return undefined;
+  }
+}
+
+/** Options of a {@linkcode HeapAllocator}; each falls back to its environment variable. */
+export interface HeapAllocatorOptions {
+  /** Hard limit on reserved bytes, as a number or `"512MiB"` (0: none). `GPUHEAP_HIGH_WATERMARK`. */
+  highWatermark?: number | string;
+  /**
+   * Soft limit on reserved bytes (0: none): above it, cached memory is released
+   * oldest first and no extra-large heaps are made. `GPUHEAP_LOW_WATERMARK`.
+   */
+  lowWatermark?: number | string;
+  /** Alloc conf, e.g. `"roundup_power2_divisions:4"`. `GPUHEAP_ALLOC_CONF`. */
+  allocConf?: string;
+  /** Debug output: `true`, or flags `"alloc,reuse,release,leak"`. `GPUHEAP_DEBUG`. */
+  debug?: boolean | string;
+  /** Where debug lines go (default: `console.error`). */
+  log?: (line: string) => void;
+  /** A budget shared with other allocators (e.g. across Workers). */
+  budget?: MemoryBudget;
+}
+
+/** @internal the options of an allocator once read: checked, the environment applied. */
+export interface ReadOptions {
+  highWatermark: number;
+  lowWatermark: number;
+  allocConf: AllocConf;
+  debug: DebugFlags;
+  log: (line: string) => void;
+}
+
+/**
+ * @internal reads an allocator's options, each unset one from its environment variable.
+ *
+ * @throws {RangeError} a malformed value, or a low watermark above the high one
+ */
+export function readOptions(options: HeapAllocatorOptions): ReadOptions {
+  const highWatermark = parseBytes(
+    options.highWatermark ?? readEnv("GPUHEAP_HIGH_WATERMARK") ?? 0,
+    "highWatermark",
+  );
+  const lowWatermark = parseBytes(
+    options.lowWatermark ?? readEnv("GPUHEAP_LOW_WATERMARK") ?? 0,
+    "lowWatermark",
+  );
+  checkWatermarks(highWatermark, lowWatermark);
+  return {
+    highWatermark,
+    lowWatermark,
+    allocConf: parseAllocConf(options.allocConf ?? readEnv("GPUHEAP_ALLOC_CONF") ?? ""),
+    debug: parseDebug(options.debug ?? readEnv("GPUHEAP_DEBUG")),
+    log: options.log ?? ((line) => console.error(line)),
+  };
+}
+
+/**
+ * @internal checks that the low watermark is not above the high one.
+ *
+ * @throws {RangeError} it is
+ */
+export function checkWatermarks(high: number, low: number): void {
+  if (high > 0 && low > high) {
+    throw new RangeError(`Invalid watermarks: lowWatermark ${low} is above highWatermark ${high}`);
   }
 }

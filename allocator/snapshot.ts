@@ -101,6 +101,9 @@ export interface Snapshot {
 
 /** @internal the part of a block the walk reads. */
 export interface WalkBlock {
+  readonly id: number;
+  readonly state: "live" | "pending" | "free";
+  readonly bornAtOp: number;
   readonly offset: number;
   readonly size: number;
   readonly requestedSize: number;
@@ -126,10 +129,6 @@ export interface WalkSource {
   heaps: Iterable<WalkHeap>;
   /** The ranges of a split heap's region, in address order (each allocated one tagged with its block). */
   ranges(heap: WalkHeap): Iterable<Range>;
-  /** A block's id, state and creation time. */
-  blockState(
-    block: WalkBlock,
-  ): { id: number; state: "live" | "pending" | "free"; bornAtOp: number };
   /** The allocator's operation count now. */
   ops: number;
   stats: MemoryStats;
@@ -182,17 +181,16 @@ function blockEntry(
   size: number,
   unsplit: boolean,
 ): SnapshotBlock {
-  const s = source.blockState(block);
   return {
-    id: s.id,
+    id: block.id,
     offset: block.offset,
     size,
     requestedSize: block.requestedSize,
     // A freed block still named by an unsplit heap is that heap's cached block.
-    state: s.state === "free" ? (unsplit ? "cached" : "free") : s.state,
+    state: block.state === "free" ? (unsplit ? "cached" : "free") : block.state,
     usage: block.usage,
     label: block.label ?? null,
-    ageOps: source.ops - s.bornAtOp,
+    ageOps: source.ops - block.bornAtOp,
   };
 }
 

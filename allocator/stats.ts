@@ -105,6 +105,23 @@ function add(s: Stat, delta: number): void {
   }
 }
 
+/** @internal the figures of one pool (or of all) from its counters. */
+export function poolStats(c: PoolCounters, largestFreeRange: number): PoolStats {
+  return {
+    allocatedBytes: { ...c.allocated },
+    reservedBytes: { ...c.reserved },
+    requestedBytes: { ...c.requested },
+    cachedBytes: c.reserved.current - c.allocated.current - c.pendingFree,
+    pendingFreeBytes: c.pendingFree,
+    largestFreeRange,
+    heaps: c.heaps,
+    blocks: c.blocks,
+    allocations: c.allocations,
+    cacheHits: c.cacheHits,
+    createBufferCalls: c.createBufferCalls,
+  };
+}
+
 /** @internal sets each peak to its current value. */
 export function resetPeak(c: PoolCounters): void {
   for (const s of [c.allocated, c.reserved, c.requested]) s.peak = s.current;

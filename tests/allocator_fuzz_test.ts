@@ -181,7 +181,7 @@ function fuzz(c: FuzzCase): { ooms: number; reuses: number } {
   return { ooms, reuses };
 }
 
-Deno.test("fuzz: software-adapter limits, no watermark, sizes 1 B to 128 MiB", () => {
+Deno.test("alloc() and free() in random sequences keep stats exact: software-adapter limits, sizes 1 B to 128 MiB", () => {
   const r = fuzz({
     seed: 1,
     ops: Math.round(TOTAL_OPS * 0.4),
@@ -193,7 +193,7 @@ Deno.test("fuzz: software-adapter limits, no watermark, sizes 1 B to 128 MiB", (
   assert.ok(r.reuses > 0);
 });
 
-Deno.test("fuzz: GPU limits (4 GiB buffers, 256 B alignment), sizes up to 512 MiB", () => {
+Deno.test("alloc() and free() in random sequences keep stats exact: GPU limits (4 GiB buffers, 256 B alignment), sizes up to 512 MiB", () => {
   const r = fuzz({
     seed: 2,
     ops: Math.round(TOTAL_OPS * 0.3),
@@ -212,7 +212,7 @@ Deno.test("fuzz: GPU limits (4 GiB buffers, 256 B alignment), sizes up to 512 Mi
   assert.ok(r.reuses > 0);
 });
 
-Deno.test("fuzz: tight high watermark exercises release-and-retry and OOM", () => {
+Deno.test("alloc() and free() in random sequences keep stats exact: a tight high watermark, release-and-retry and OOM", () => {
   const r = fuzz({
     seed: 3,
     ops: Math.round(TOTAL_OPS * 0.3),

@@ -66,7 +66,7 @@ function randomFloats(n: number, seed: number): Float32Array<ArrayBuffer> {
   return a;
 }
 
-Deno.test("gpu: requestDevice raises the limits to the adapter's", async () => {
+Deno.test("requestDevice() raises the limits to the adapter's", async () => {
   const device = await gpu();
   const adapter = (await navigator.gpu.requestAdapter())!;
   assert.equal(device.limits.maxBufferSize, adapter.limits.maxBufferSize);
@@ -76,7 +76,7 @@ Deno.test("gpu: requestDevice raises the limits to the adapter's", async () => {
   );
 });
 
-Deno.test("gpu: storage, uniform, scalar, upload and readback blocks bind and compute", async () => {
+Deno.test("alloc() gives storage, uniform, upload and readback blocks that bind and compute", async () => {
   const device = await gpu();
   const heap = new HeapAllocator(device);
   const n = 1000;
@@ -110,7 +110,7 @@ Deno.test("gpu: storage, uniform, scalar, upload and readback blocks bind and co
   heap.destroy();
 });
 
-Deno.test("gpu: scalars of each type are readable by a shader", async () => {
+Deno.test("scalar() values of each type are readable by a shader", async () => {
   const device = await gpu();
   const heap = new HeapAllocator(device);
   const module = device.createShaderModule({
@@ -140,7 +140,7 @@ Deno.test("gpu: scalars of each type are readable by a shader", async () => {
   heap.destroy();
 });
 
-Deno.test("gpu: a block freed before its pass is submitted is not handed out again (trap 1)", async () => {
+Deno.test("free() before submit() keeps the block from the next alloc() (freed before submit)", async () => {
   const device = await gpu();
   const heap = new HeapAllocator(device);
   const n = 256;
@@ -165,7 +165,7 @@ Deno.test("gpu: a block freed before its pass is submitted is not handed out aga
   heap.destroy();
 });
 
-Deno.test("gpu: an alloc/free loop without GPU work reuses memory", async () => {
+Deno.test("alloc() and free() in a loop without GPU work reuse memory", async () => {
   const device = await gpu();
   const heap = new HeapAllocator(device);
   for (let i = 0; i < 1000; i++) {
@@ -178,7 +178,7 @@ Deno.test("gpu: an alloc/free loop without GPU work reuses memory", async () => 
   heap.destroy();
 });
 
-Deno.test("gpu: a small high watermark ends in OutOfMemoryError with the facts", async () => {
+Deno.test("alloc() past a small high watermark throws OutOfMemoryError with the facts", async () => {
   const device = await gpu();
   const heap = new HeapAllocator(device, {
     highWatermark: "20MiB",
@@ -209,7 +209,7 @@ Deno.test("gpu: a small high watermark ends in OutOfMemoryError with the facts",
   heap.destroy();
 });
 
-Deno.test("gpu: heap.submit sends a pending kernel batch first (beforeSubmit)", async () => {
+Deno.test("submit() sends a pending kernel batch first (beforeSubmit())", async () => {
   const { relu, tensor } = await import("../kernels/mod.ts");
   const device = await gpu();
   const heap = new HeapAllocator(device);

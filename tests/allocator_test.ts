@@ -8,10 +8,7 @@ import {
   FakeDevice,
   HeapAllocator,
   OutOfMemoryError,
-  parseBytes,
 } from "../mod.ts";
-import { parseAllocConf, parseDebug } from "../allocator/config.ts";
-import { roundPower2Divisions } from "../allocator/allocator.ts";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -20,7 +17,7 @@ function bufferOf(device: FakeDevice, block: Block): FakeBuffer {
   return [...device.liveBuffers].find((b) => b.label.endsWith(`#${block.heapId}`))!;
 }
 
-Deno.test("heap sizes follow the MPS table", () => {
+Deno.test("alloc() takes heaps of the sizes of the MPS table", () => {
   // Each request on a fresh allocator: later requests would share earlier heaps.
   const first = (size: number) => {
     const device = new FakeDevice();
@@ -44,7 +41,7 @@ Deno.test("heap sizes follow the MPS table", () => {
   assert.equal(unified.memoryStats().reservedBytes.current, 1024 * MiB, "1 GiB xlarge heap");
 });
 
-Deno.test("heaps never exceed maxBufferSize, blocks never exceed the binding limit", () => {
+Deno.test("alloc() keeps heaps within maxBufferSize and blocks within the binding limit", () => {
   const device = new FakeDevice({
     limits: { maxBufferSize: 20 * MiB, maxStorageBufferBindingSize: 19 * MiB },
   });
@@ -59,7 +56,7 @@ Deno.test("heaps never exceed maxBufferSize, blocks never exceed the binding lim
   );
 });
 
-Deno.test("bad input throws and leaves the allocator unchanged", () => {
+Deno.test("alloc(), scalar() and free() reject bad input and leave the stats unchanged", () => {
   const device = new FakeDevice();
   const heap = new HeapAllocator(device);
   const keep = heap.alloc(100);
@@ -107,7 +104,7 @@ Deno.test("bad input throws and leaves the allocator unchanged", () => {
   assert.equal(device.liveBytes, 0, "destroy released every buffer");
 });
 
-Deno.test("freed blocks wait for a submit only if their buffer was read", () => {
+Deno.test("free() makes a block reusable at once, or after submit() if its buffer was read", () => {
   const heap = new HeapAllocator(new FakeDevice());
   const a = heap.alloc(4096);
   heap.free(a);
@@ -123,7 +120,7 @@ Deno.test("freed blocks wait for a submit only if their buffer was read", () => 
   assert.equal(heap.alloc(4096).offset, b.offset, "after the submit it is reused");
 });
 
-Deno.test("low watermark: releases cached heaps oldest first, no extra-large heaps", () => {
+Deno.test("alloc() above the low watermark releases cached heaps oldest first, makes no extra-large heap", () => {
   const device = new FakeDevice();
   // max_reserved_ratio:0 keeps every cached heap, so the watermark alone decides.
   const heap = new HeapAllocator(device, {
@@ -144,7 +141,7 @@ Deno.test("low watermark: releases cached heaps oldest first, no extra-large hea
   assert.equal(stats.reservedBytes.current, 72 * MiB);
 });
 
-Deno.test("high watermark: releases the pool's cache, then all, then OOM", () => {
+Deno.test("alloc() at the high watermark releases the pool's cache, then all, then throws OutOfMemoryError", () => {
   const heap = new HeapAllocator(new FakeDevice(), {
     highWatermark: 40 * MiB,
     allocConf: "max_reserved_ratio:0", // the watermark alone decides
@@ -171,7 +168,7 @@ Deno.test("high watermark: releases the pool's cache, then all, then OOM", () =>
   heap.free(t);
 });
 
-Deno.test("emptyCache releases everything not live; caching:0 keeps nothing", () => {
+Deno.test("emptyCache() releases everything not live; caching:0 keeps nothing", () => {
   const device = new FakeDevice();
   const heap = new HeapAllocator(device);
   const blocks = [heap.alloc(100), heap.alloc(5 * MiB), heap.alloc(70 * MiB), heap.scalar(1)];
@@ -187,7 +184,7 @@ Deno.test("emptyCache releases everything not live; caching:0 keeps nothing", ()
   assert.equal(nocache.driverAllocatedMemory(), 0);
 });
 
-Deno.test("staging buffers are reused only once unmapped", async () => {
+Deno.test("alloc() reuses a staging buffer only once it is unmapped", async () => {
   const device = new FakeDevice();
   const heap = new HeapAllocator(device);
   const r = heap.alloc(10_000, { usage: "readback" });
@@ -203,7 +200,7 @@ Deno.test("staging buffers are reused only once unmapped", async () => {
   assert.equal(heap.alloc(9_000, { usage: "upload" }).pool, "upload");
 });
 
-Deno.test("a heap the device refuses is reported as OutOfMemoryError", async () => {
+Deno.test("checkDeviceErrors() reports a heap the device refused as OutOfMemoryError", async () => {
   const device = new FakeDevice({ memory: 12 * MiB });
   const heap = new HeapAllocator(device);
   const a = heap.alloc(1 * MiB); // 8 MiB: fine
@@ -226,7 +223,7 @@ Deno.test("a heap the device refuses is reported as OutOfMemoryError", async () 
   heap.free(c);
 });
 
-Deno.test("device errors surface on the next alloc when not awaited", async () => {
+Deno.test("alloc() throws a device refusal once, when nobody awaited it", async () => {
   const device = new FakeDevice({ memory: 4 * MiB });
   const heap = new HeapAllocator(device);
   heap.alloc(64); // 8 MiB small heap: refused
@@ -236,35 +233,20 @@ Deno.test("device errors surface on the next alloc when not awaited", async () =
   heap.alloc(64); // reported once
 });
 
-Deno.test("config: bytes, alloc conf, debug flags, watermarks", () => {
-  assert.equal(parseBytes("512MiB", "x"), 512 * MiB);
-  assert.equal(parseBytes("1.5 GiB", "x"), 1.5 * 1024 * MiB);
-  assert.equal(parseBytes("1000", "x"), 1000);
-  assert.equal(parseBytes("2GB", "x"), 2e9);
-  assert.throws(() => parseBytes("lots", "highWatermark"), /highWatermark: cannot read "lots"/);
-  assert.throws(() => parseBytes(-5, "x"), /got -5/);
-  assert.equal(parseAllocConf("roundup_power2_divisions:4").roundupPower2Divisions, 4);
-  assert.equal(parseAllocConf("caching:0, small_heap:16MiB").smallHeap, 16 * MiB);
-  assert.throws(() => parseAllocConf("roundup_power2_divisions:3"), /power of two <= 64, got 3/);
-  assert.throws(() => parseAllocConf("max_split:4"), /cannot read "max_split:4"/);
-  assert.deepEqual(parseDebug("alloc,release"), {
-    allocations: true,
-    reuses: false,
-    releases: true,
-  });
-  assert.deepEqual(parseDebug("0"), { allocations: false, reuses: false, releases: false });
-  assert.throws(() => parseDebug("loud"), /unknown flag "loud"/);
+Deno.test("new HeapAllocator() rejects a low watermark above the high one", () => {
   assert.throws(
     () => new HeapAllocator(new FakeDevice(), { highWatermark: "1MiB", lowWatermark: "2MiB" }),
     /lowWatermark 2097152 is above highWatermark 1048576/,
   );
-  assert.equal(roundPower2Divisions(1200 * KiB, 4), 1280 * KiB);
-  assert.equal(roundPower2Divisions(5 * MiB, 1), 8 * MiB);
-  const heap = new HeapAllocator(new FakeDevice(), { allocConf: "roundup_power2_divisions:4" });
-  assert.equal(heap.alloc(1200 * KiB).size, 1280 * KiB);
 });
 
-Deno.test("environment variables configure the allocator; without permission they are ignored", async () => {
+Deno.test("alloc() rounds large requests by roundup_power2_divisions", () => {
+  const heap = new HeapAllocator(new FakeDevice(), { allocConf: "roundup_power2_divisions:4" });
+  assert.equal(heap.alloc(1200 * KiB).size, 1280 * KiB);
+  assert.equal(heap.alloc(1000).size, 1024, "small requests are only aligned");
+});
+
+Deno.test("new HeapAllocator() reads GPUHEAP_* variables, and ignores them without env permission", async () => {
   const script = `
     import { HeapAllocator, FakeDevice } from "${new URL("../mod.ts", import.meta.url)}";
     const lines = [];
@@ -295,7 +277,7 @@ Deno.test("environment variables configure the allocator; without permission the
   assert.deepEqual(await run([]), [0, 0, 0]);
 });
 
-Deno.test("debug output is silent by default and names heaps and blocks", () => {
+Deno.test("new HeapAllocator({ debug }) logs heaps and blocks by name; silent by default", () => {
   const lines: string[] = [];
   const quiet = new HeapAllocator(new FakeDevice(), { log: (l) => lines.push(l) });
   quiet.free(quiet.alloc(100));

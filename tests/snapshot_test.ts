@@ -9,7 +9,7 @@ import { rng } from "./_util.ts";
 const KiB = 1024;
 const MiB = 1024 * KiB;
 
-Deno.test("snapshot: format, heaps and blocks in every state", () => {
+Deno.test("snapshot() lists the format, heaps and blocks in every state", () => {
   const heap = new HeapAllocator(new FakeDevice());
   const a = heap.alloc(4000, { label: "a" });
   const b = heap.alloc(8192);
@@ -66,7 +66,7 @@ Deno.test("snapshot: format, heaps and blocks in every state", () => {
   heap.destroy();
 });
 
-Deno.test("snapshot: a dedicated heap past the binding limit shows its free tail", () => {
+Deno.test("snapshot() shows the free tail of a dedicated heap past the binding limit", () => {
   const device = new FakeDevice({ limits: { maxStorageBufferBindingSize: 100 * MiB - 32 } });
   const heap = new HeapAllocator(device);
   const x = heap.alloc(100 * MiB - 64);
@@ -136,7 +136,7 @@ for (
     ["caching:0, rounding", "caching:0,roundup_power2_divisions:4"],
   ]
 ) {
-  Deno.test(`snapshot: agrees with stats and blocks at every step (${name})`, () => {
+  Deno.test(`snapshot() agrees with the stats and the blocks at every step (${name})`, () => {
     const random = rng(11);
     const heap = new HeapAllocator(new FakeDevice(), { allocConf, lowWatermark: "1GiB" });
     const live = new Set<Block>();
@@ -173,7 +173,7 @@ for (
   });
 }
 
-Deno.test("snapshot: agrees with the debug lines on heaps and blocks", () => {
+Deno.test("snapshot() agrees with the debug lines on heaps and blocks", () => {
   const lines: string[] = [];
   const heap = new HeapAllocator(new FakeDevice(), { debug: true, log: (l) => lines.push(l) });
   const random = rng(5);

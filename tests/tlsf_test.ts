@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { Tlsf } from "../allocator/tlsf.ts";
 import { rng } from "./_util.ts";
 
-Deno.test("tlsf: places, splits and coalesces within one region", () => {
+Deno.test("Tlsf.alloc() places, splits, and free() coalesces within one region", () => {
   const t = new Tlsf(32);
   const r = t.addRegion(1024);
   const a = t.alloc(64)!;
@@ -18,7 +18,7 @@ Deno.test("tlsf: places, splits and coalesces within one region", () => {
   assert.throws(() => t.removeRegion(r), /still allocated/);
 });
 
-Deno.test("tlsf: ranges never cross or merge across regions", () => {
+Deno.test("Tlsf.alloc() ranges never cross or merge across regions", () => {
   const t = new Tlsf(32);
   const r1 = t.addRegion(256);
   const r2 = t.addRegion(256);
@@ -35,7 +35,7 @@ Deno.test("tlsf: ranges never cross or merge across regions", () => {
   assert.equal(t.alloc(32), null);
 });
 
-Deno.test("tlsf: retired regions hand out nothing", () => {
+Deno.test("Tlsf.retireRegion() stops a region from handing out ranges", () => {
   const t = new Tlsf(32);
   const r = t.addRegion(1024);
   const a = t.alloc(64)!;
@@ -46,7 +46,7 @@ Deno.test("tlsf: retired regions hand out nothing", () => {
   t.removeRegion(r);
 });
 
-Deno.test("tlsf: rejects bad sizes and foreign ranges", () => {
+Deno.test("Tlsf.alloc() and free() reject bad sizes and foreign ranges", () => {
   const t = new Tlsf(32);
   assert.throws(() => new Tlsf(24), /power of two, got 24/);
   assert.throws(() => t.alloc(33), /positive multiple of 32, got 33/);
@@ -59,7 +59,7 @@ Deno.test("tlsf: rejects bad sizes and foreign ranges", () => {
   assert.throws(() => other.free(x), /already free/);
 });
 
-Deno.test("tlsf: random alloc/free keeps ranges disjoint and bytes exact", () => {
+Deno.test("Tlsf.alloc() and free() in random order keep ranges disjoint and bytes exact", () => {
   const random = rng(7);
   const t = new Tlsf(256);
   const regions = [t.addRegion(8 << 20), t.addRegion(32 << 20), t.addRegion(1 << 20)];

@@ -1,0 +1,253 @@
+/**
+ * Size classes: which pool a request goes to, the size it rounds to, and the
+ * size of the heap made for it — PyTorch's MPS heap table on plain numbers,
+ * with no GPU types, so every rule can be tested without a device.
+ *
+ * | request (storage)                   | pool  | heap made when nothing cached fits      |
+ * | ----------------------------------- | ----- | --------------------------------------- |
+ * | ≤ 1 MiB                             | small | `small_heap` (8 MiB), shared            |
+ * | ≤ 10 MiB                            | large | `large_heap` (32 MiB), shared           |
+ * | < xlarge / 2, no memory pressure    | large | extra-large (128 MiB, 1 GiB on a CPU), shared |
+ * | otherwise                           | large | its own, rounded up to 2 MiB            |
+ *
+ * Uniforms and scalars have heaps of their own (1 MiB and 64 KiB); readback
+ * and upload blocks are one GPUBuffer each, rounded to 4 steps per power of two.
+ *
+ * @module
+ */
+
+import type { AllocConf } from "./config.ts";
+import {
+  MAX_SCALAR_SIZE,
+  MAX_SMALL_ALLOC,
+  MIN_LARGE_ALLOC,
+  MIN_STAGING,
+  ROUND_LARGE,
+  SCALAR_HEAP,
+  STAGING_DIVISIONS,
+  UNIFORM_HEAP,
+  XLARGE_HEAP,
+  XLARGE_HEAP_UNIFIED,
+} from "./constants.ts";
+import { formatBytes } from "./format.ts";
+
+/** What a block is for: it decides the pool, the GPUBuffer usage and the alignment. */
+export type Usage = "storage" | "uniform" | "readback" | "upload";
+/** The allocator's pools. */
+export type PoolName = "small" | "large" | "uniform" | "scalar" | "readback" | "upload";
+
+/** Every pool, in the order stats list them. */
+export const POOL_NAMES: readonly PoolName[] = [
+  "small",
+  "large",
+  "uniform",
+  "scalar",
+  "readback",
+  "upload",
+];
+/** Every usage. */
+export const USAGES: readonly Usage[] = ["storage", "uniform", "readback", "upload"];
+
+/** The device limits the size classes obey, as numbers. */
+export interface SizeLimits {
+  /** Largest GPUBuffer. */
+  maxBufferSize: number;
+  /** Largest storage binding: no block may be larger. */
+  maxStorageBufferBindingSize: number;
+  /** Largest uniform binding. */
+  maxUniformBufferBindingSize: number;
+  /** Alignment of every block's offset and size (a power of two). */
+  alignment: number;
+}
+
+/** Rounds `n` up to a multiple of `alignment`. */
+export function alignUp(n: number, alignment: number): number {
+  return Math.ceil(n / alignment) * alignment;
+}
+
+/** Rounds `n` down to a multiple of `alignment`. */
+export function alignDown(n: number, alignment: number): number {
+  return Math.floor(n / alignment) * alignment;
+}
+
+/**
+ * Rounds up to one of `divisions` equal steps between consecutive powers of
+ * two (PyTorch's `roundup_power2_divisions`); 1 or 0 divisions round to the
+ * next power of two.
+ *
+ * @example
+ * ```ts
+ * import { roundPower2Divisions } from "./size_classes.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(roundPower2Divisions(1200 << 10, 4), 1280 << 10); // 1 MiB + 1/4 MiB
+ * assert.equal(roundPower2Divisions(5 << 20, 1), 8 << 20);
+ * ```
+ */
+export function roundPower2Divisions(size: number, divisions: number): number {
+  if (size <= 4) return 4;
+  const floor = 2 ** Math.floor(Math.log2(size));
+  if (floor === size) return size;
+  if (divisions <= 1) return floor * 2;
+  const step = Math.max(1, floor / divisions);
+  return Math.ceil(size / step) * step;
+}
+
+/** The pool a request of `size` bytes for `usage` goes to. */
+export function poolFor(usage: Usage, size: number): PoolName {
+  return usage !== "storage" ? usage : size <= MAX_SMALL_ALLOC ? "small" : "large";
+}
+
+/** True for pools whose blocks are each one GPUBuffer (mappable staging buffers). */
+export function isStaging(pool: PoolName): boolean {
+  return pool === "readback" || pool === "upload";
+}
+
+/**
+ * The size classes of one allocator: its alloc conf checked against the
+ * device's limits, and the rounding and heap-size rules over them.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_ALLOC_CONF } from "./config.ts";
+ * import { SizeClasses } from "./size_classes.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const MiB = 1 << 20;
+ * const sizes = new SizeClasses(DEFAULT_ALLOC_CONF, {
+ *   maxBufferSize: 2048 * MiB,
+ *   maxStorageBufferBindingSize: 128 * MiB,
+ *   maxUniformBufferBindingSize: 64 << 10,
+ *   alignment: 256,
+ * }, false);
+ * assert.equal(sizes.round("small", 1000), 1024);
+ * assert.equal(sizes.splitHeapSize("small", 1024, false), 8 * MiB);
+ * assert.equal(sizes.splitHeapSize("large", 20 * MiB, false), 128 * MiB); // extra-large
+ * assert.equal(sizes.splitHeapSize("large", 70 * MiB, false), 0); // a heap of its own
+ * assert.equal(sizes.dedicatedHeapSize(70 * MiB + 1), 72 * MiB);
+ * ```
+ */
+export class SizeClasses {
+  /** Alignment of every block's offset and size. */
+  readonly alignment: number;
+  /** Size of a small heap: the conf's `small_heap`. */
+  readonly smallHeap: number;
+  /** Size of a large heap: the conf's `large_heap`. */
+  readonly largeHeap: number;
+  /** Size of an extra-large heap: the conf's, or the adapter's default, within maxBufferSize. */
+  readonly xlargeHeap: number;
+  readonly #conf: Readonly<AllocConf>;
+  readonly #limits: SizeLimits;
+  /** Largest heap: maxBufferSize rounded down to the alignment. */
+  readonly #maxHeap: number;
+  /** Largest block: maxStorageBufferBindingSize rounded down to the alignment. */
+  readonly #maxBlock: number;
+
+  /**
+   * Prepares the rules for an alloc conf and a device's limits.
+   *
+   * @param conf the alloc conf
+   * @param limits the device's limits and the alignment
+   * @param unified the adapter is the CPU (memory is the host's): larger extra-large heaps
+   */
+  constructor(conf: Readonly<AllocConf>, limits: SizeLimits, unified: boolean) {
+    const a = limits.alignment;
+    if (!Number.isInteger(a) || a < 4 || (a & (a - 1)) !== 0) {
+      throw new RangeError(`Invalid alignment: expected a power of two >= 4, got ${a}`);
+    }
+    this.alignment = a;
+    this.#conf = conf;
+    this.#limits = limits;
+    this.#maxHeap = alignDown(limits.maxBufferSize, a);
+    this.#maxBlock = alignDown(limits.maxStorageBufferBindingSize, a);
+    this.smallHeap = conf.smallHeap;
+    this.largeHeap = conf.largeHeap;
+    this.xlargeHeap = Math.min(
+      conf.xlargeHeap || (unified ? XLARGE_HEAP_UNIFIED : XLARGE_HEAP),
+      this.#maxHeap,
+    );
+  }
+
+  /**
+   * Checks that `size` bytes of `usage` can be one block.
+   *
+   * @throws {TypeError} size is not a number
+   * @throws {RangeError} size is not a positive integer, or exceeds the binding (or buffer) limit
+   */
+  check(size: number, usage: Usage): void {
+    if (typeof size !== "number") {
+      throw new TypeError(`Cannot allocate: size must be a number of bytes, got ${typeof size}`);
+    }
+    if (!Number.isInteger(size) || size <= 0) {
+      throw new RangeError(`Cannot allocate: size must be a positive integer, got ${size}`);
+    }
+    let name: "maxStorageBufferBindingSize" | "maxUniformBufferBindingSize" | "maxBufferSize" =
+      usage === "storage"
+        ? "maxStorageBufferBindingSize"
+        : usage === "uniform"
+        ? "maxUniformBufferBindingSize"
+        : "maxBufferSize";
+    // A block lies in one GPUBuffer: past maxBufferSize it would be cut short.
+    if (this.#limits.maxBufferSize < this.#limits[name]) name = "maxBufferSize";
+    const limit = this.#limits[name];
+    if (size > limit) {
+      throw new RangeError(
+        `Cannot allocate ${size} bytes (${
+          formatBytes(size)
+        }) of ${usage}: larger than the device's ${name} ${limit}`,
+      );
+    }
+  }
+
+  /** The size a request of `size` bytes in `pool` occupies: rounded and aligned. */
+  round(pool: PoolName, size: number): number {
+    const a = this.alignment;
+    if (pool === "scalar") return alignUp(MAX_SCALAR_SIZE, a);
+    const divisions = this.#conf.roundupPower2Divisions;
+    if (isStaging(pool)) {
+      return alignUp(
+        roundPower2Divisions(Math.max(size, MIN_STAGING), divisions || STAGING_DIVISIONS),
+        a,
+      );
+    }
+    let s = divisions > 0 && size > MAX_SMALL_ALLOC ? roundPower2Divisions(size, divisions) : size;
+    // Rounding never takes a block past the binding limit, unless the request itself is.
+    s = Math.max(size, Math.min(alignUp(s, a), this.#maxBlock));
+    return alignUp(s, a);
+  }
+
+  /** True if a block of `size` (rounded) bytes in `pool` gets a heap of its own. */
+  isDedicated(pool: PoolName, size: number): boolean {
+    return pool === "large" && size >= this.xlargeHeap / 2;
+  }
+
+  /**
+   * The size of a new shared heap for a block of `size` (rounded) bytes in a
+   * split pool, or 0 when the block gets a heap of its own instead: a
+   * dedicated size, or an extra-large one under memory pressure.
+   *
+   * @param pressure reserved memory is near the low watermark: no extra-large heaps
+   */
+  splitHeapSize(pool: PoolName, size: number, pressure: boolean): number {
+    let heap: number;
+    if (pool === "small") heap = this.smallHeap;
+    else if (pool === "uniform") heap = UNIFORM_HEAP;
+    else if (pool === "scalar") heap = SCALAR_HEAP;
+    else if (this.isDedicated(pool, size)) return 0;
+    else if (size < MIN_LARGE_ALLOC) return this.largeHeap;
+    else if (!pressure) return this.xlargeHeap;
+    else return 0;
+    return Math.max(heap, size);
+  }
+
+  /** The GPUBuffer size of a heap of its own for `size` (rounded) bytes. */
+  dedicatedHeapSize(size: number, pool: PoolName = "large"): number {
+    if (isStaging(pool)) return size;
+    return Math.min(alignUp(size, ROUND_LARGE), this.#maxHeap);
+  }
+
+  /** Bytes a block gets of a heap of its own of `heapSize`: all of it, within the binding limit. */
+  usableSize(heapSize: number, pool: PoolName = "large"): number {
+    return isStaging(pool) ? heapSize : Math.min(heapSize, this.#maxBlock);
+  }
+}

@@ -1,0 +1,126 @@
+// Blocks as a caller holds them: their fields, disposal with `using`, and the
+// report of a block garbage-collected without being freed.
+import assert from "node:assert/strict";
+import { AllocatorError, type Block, FakeDevice, HeapAllocator } from "../mod.ts";
+import { type BlockRecord, blockRecord, firstAtLeast, insertBySize } from "../allocator/block.ts";
+
+Deno.test("Block fields describe the placement and the request", () => {
+  const heap = new HeapAllocator(new FakeDevice());
+  const a = heap.alloc(1000, { label: "a" });
+  const b = heap.alloc(100, { usage: "uniform" });
+  assert.deepEqual(
+    [a.offset, a.size, a.requestedSize, a.usage, a.pool, a.label, a.isLive],
+    [0, 1024, 1000, "storage", "small", "a", true],
+  );
+  assert.deepEqual([b.pool, b.usage, b.label, b.size], ["uniform", "uniform", undefined, 128]);
+  assert.notEqual(a.heapId, b.heapId, "uniforms live in heaps of their own");
+  assert.notEqual(a.id, b.id);
+  heap.free(a);
+  assert.equal(a.isLive, false);
+  heap.destroy();
+});
+
+Deno.test("Block.binding() rounds the requested size up to 4 and marks the block used", () => {
+  const heap = new HeapAllocator(new FakeDevice());
+  const a = heap.alloc(4000);
+  heap.alloc(10); // a neighbour, so a's range is not merged back at once
+  const b = heap.alloc(10);
+  const binding = b.binding();
+  assert.equal(binding.offset, b.offset);
+  assert.equal(binding.size, 12);
+  assert.equal(binding.buffer, b.buffer);
+  heap.free(b);
+  assert.equal(heap.memoryStats().pendingFreeBytes, b.size, "bound: waits for a submit");
+  heap.free(a);
+  assert.equal(heap.memoryStats().pendingFreeBytes, b.size, "never bound: free at once");
+  heap.destroy();
+});
+
+Deno.test("Block[Symbol.dispose]() frees the block at the end of a using scope", () => {
+  const heap = new HeapAllocator(new FakeDevice());
+  const keep = heap.alloc(64);
+  const before = heap.currentAllocatedMemory();
+  let inner: Block | undefined;
+  {
+    using a = heap.alloc(4096);
+    using _b = heap.alloc(3 << 20, { usage: "readback" });
+    inner = a;
+    assert.equal(heap.currentAllocatedMemory(), before + a.size + (3 << 20));
+  }
+  assert.equal(heap.currentAllocatedMemory(), before);
+  assert.equal(inner.isLive, false);
+  assert.equal(heap.memoryStats().blocks, 1);
+  heap.free(keep);
+  heap.destroy();
+});
+
+Deno.test("Block[Symbol.dispose]() does nothing once freed or destroyed", () => {
+  const heap = new HeapAllocator(new FakeDevice());
+  {
+    using a = heap.alloc(100);
+    heap.free(a); // freed by hand: the scope's end must not free it again
+  }
+  assert.equal(heap.memoryStats().allocations, 1);
+  const b = heap.alloc(100);
+  heap.destroy();
+  b[Symbol.dispose](); // the allocator is gone, and its memory with it
+  assert.throws(() => heap.free(b), AllocatorError);
+});
+
+Deno.test("Block[Symbol.dispose]() frees when the scope ends by an exception", () => {
+  const heap = new HeapAllocator(new FakeDevice());
+  assert.throws(() => {
+    using _a = heap.alloc(100);
+    throw new Error("boom");
+  }, /boom/);
+  assert.equal(heap.currentAllocatedMemory(), 0);
+  heap.destroy();
+});
+
+Deno.test("blockRecord() rejects what is not a Block", () => {
+  assert.throws(() => blockRecord({} as Block), TypeError);
+});
+
+Deno.test("insertBySize() keeps records ascending, after equal sizes; firstAtLeast() finds", () => {
+  const list: BlockRecord[] = [];
+  const rec = (size: number, id: number) => ({ size, id }) as unknown as BlockRecord;
+  for (const [size, id] of [[30, 1], [10, 2], [20, 3], [20, 4], [40, 5]]) {
+    insertBySize(list, rec(size, id));
+  }
+  assert.deepEqual(list.map((r) => r.id), [2, 3, 4, 1, 5]);
+  assert.deepEqual([5, 10, 11, 20, 21, 40, 41].map((s) => firstAtLeast(list, s)), [
+    0,
+    0,
+    1,
+    1,
+    3,
+    4,
+    5,
+  ]);
+});
+
+Deno.test('new HeapAllocator({ debug: "leak" }) reports a block garbage-collected while live, once', async () => {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--v8-flags=--expose-gc",
+      "--allow-read",
+      new URL("./testdata/block_leak.ts", import.meta.url).pathname,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).output();
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  const result = JSON.parse(new TextDecoder().decode(out.stdout));
+  assert.equal(result.lines.length, 2, result.lines.join("\n"));
+  const [weights, staging] = [...result.lines].sort();
+  assert.match(
+    weights,
+    /^gpuheap: block #1 of 4\.00 KiB \("lost weights", small pool, heap #1\) was garbage-collected without being freed/,
+  );
+  assert.match(staging, /^gpuheap: block #2 of 112\.00 KiB \(no label, readback pool, heap #2\)/);
+  assert.deepEqual(result.quiet, [], "debug off: nothing reported");
+  assert.equal(result.kept, true);
+  assert.equal(result.allocated, 4096 + 112 * 1024 + 512, "a leaked block stays allocated");
+});
