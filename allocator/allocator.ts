@@ -28,9 +28,7 @@ import {
   type BlockOwner,
   type BlockRecord,
   blockRecord,
-  firstAtLeast,
   type Heap,
-  insertBySize,
   newPool,
   newRecord,
   type Pool,
@@ -40,6 +38,7 @@ import { AllocatorError } from "./errors.ts";
 import { formatBytes } from "./format.ts";
 import { Heaps } from "./heaps.ts";
 import {
+  type HeapDemand,
   POOL_NAMES,
   poolFor,
   type PoolName,
@@ -559,14 +558,24 @@ export class HeapAllocator implements BlockOwner {
   #place(pool: Pool, r: BlockRecord): Block {
     if (this.#budget?.pressured()) this.#heaps.releaseIdle(null, 0);
     if (pool.tlsf === null) return this.#placeUnsplit(pool, r);
-    if (!this.#sizes.isDedicated(pool.name, r.size)) {
+    const reserved = this.#totals.reserved.current;
+    if (!this.#sizes.isDedicated(pool.name, r.size, reserved)) {
       const range = pool.tlsf.alloc(r.size);
       if (range) return this.#blockInRange(pool, r, range, true);
     }
-    const low = this.#heaps.low;
-    const pressure = low > 0 && this.#totals.reserved.current + this.#sizes.xlargeHeap > low;
-    const heapSize = this.#sizes.splitHeapSize(pool.name, r.size, pressure);
+    const heapSize = this.#sizes.splitHeapSize(pool.name, r.size, this.#demand());
     return heapSize > 0 ? this.#fromNewHeap(pool, r, heapSize) : this.#placeUnsplit(pool, r);
+  }
+
+  /** What a new heap's size follows now (Note [heaps follow demand] in size_classes.ts). */
+  #demand(): HeapDemand {
+    const reserved = this.#totals.reserved.current;
+    const low = this.#heaps.low;
+    return {
+      reserved,
+      pressure: low > 0 && reserved + this.#sizes.xlargeHeapSize(reserved) > low,
+      limit: Infinity,
+    };
   }
 
   /** A block in a heap of its own: dedicated large blocks and staging buffers. */
@@ -592,7 +601,7 @@ export class HeapAllocator implements BlockOwner {
   /** A block in a new split heap of `heapSize` bytes (or a cached unsplit one, split). */
   #fromNewHeap(pool: Pool, r: BlockRecord, heapSize: number): Block {
     // A cached dedicated heap serves as a split heap sooner than a new GPUBuffer.
-    if (pool.cached.length > 0 && this.#convertCached(pool, r.size)) {
+    if (pool.cached.size > 0 && this.#convertCached(pool, r.size)) {
       return this.#blockInRange(pool, r, pool.tlsf!.alloc(r.size)!, true);
     }
     this.#heaps.obtain(r, heapSize, true);
@@ -666,9 +675,8 @@ export class HeapAllocator implements BlockOwner {
 
   /** Turns the smallest cached unsplit heap that holds `size` into a split heap. */
   #convertCached(pool: Pool, size: number): boolean {
-    const i = firstAtLeast(pool.cached, size);
-    if (i >= pool.cached.length) return false;
-    const record = pool.cached.splice(i, 1)[0];
+    const record = pool.cached.take(size, Infinity);
+    if (!record) return false;
     const heap = record.heap;
     heap.block = null;
     heap.isSplit = true;
@@ -685,17 +693,11 @@ export class HeapAllocator implements BlockOwner {
 
   /** A cached unsplit block that fits `size` without wasting much, removed from the cache. */
   #takeCached(pool: Pool, size: number, staging: boolean): BlockRecord | null {
-    const cached = pool.cached;
     const slack = staging
       ? size * STAGING_REUSE_SLACK
       : Math.max(ROUND_LARGE, size * DEDICATED_REUSE_SLACK);
-    for (let i = firstAtLeast(cached, size); i < cached.length; i++) {
-      if (cached[i].size > size + slack) break;
-      // A staging buffer still mapped (or map-pending) cannot be reused yet.
-      if (staging && cached[i].heap.buffer.mapState !== "unmapped") continue;
-      return cached.splice(i, 1)[0];
-    }
-    return null;
+    // A staging buffer still mapped (or map-pending) cannot be reused yet.
+    return pool.cached.take(size, size + slack, staging ? unmapped : undefined);
   }
 
   /** Puts a freed block's memory back: into its heap's free ranges, or the unsplit cache. */
@@ -704,7 +706,7 @@ export class HeapAllocator implements BlockOwner {
     const heap = r.heap;
     const pool = this.#pools[heap.pool];
     if (r.range) pool.tlsf!.free(r.range);
-    else if (!heap.lost) insertBySize(pool.cached, r);
+    else if (!heap.lost) pool.cached.add(r);
     if (--heap.live === 0) this.#heaps.emptied(heap);
   }
 
@@ -723,7 +725,7 @@ export class HeapAllocator implements BlockOwner {
 
   #largestFree(pool: Pool): number {
     if (pool.tlsf) return pool.tlsf.largestFree();
-    return pool.cached.length > 0 ? pool.cached[pool.cached.length - 1].size : 0;
+    return pool.cached.largest();
   }
 
   #own(block: Block, what: string): BlockRecord {
@@ -752,4 +754,9 @@ export class HeapAllocator implements BlockOwner {
   #say(line: string): void {
     this.#log(`gpuheap: ${line}`);
   }
+}
+
+/** True for a block whose GPUBuffer is neither mapped nor being mapped. */
+function unmapped(record: BlockRecord): boolean {
+  return record.heap.buffer.mapState === "unmapped";
 }

@@ -11,6 +11,7 @@
  * @module
  */
 
+import { CachedBlocks } from "./cached_blocks.ts";
 import type { PoolName, Usage } from "./size_classes.ts";
 import type { PoolCounters } from "./stats.ts";
 import { emptyPoolCounters } from "./stats.ts";
@@ -125,8 +126,8 @@ export interface Pool {
   readonly tlsf: Tlsf | null;
   /** Every heap of the pool, oldest first. */
   readonly heaps: Set<Heap>;
-  /** Freed blocks of unsplit heaps, ascending by size, ready for reuse. */
-  readonly cached: BlockRecord[];
+  /** Freed blocks of unsplit heaps, by size, ready for reuse. */
+  readonly cached: CachedBlocks;
   /** The pool's running statistics. */
   readonly counters: PoolCounters;
 }
@@ -147,7 +148,7 @@ export function newPool(name: PoolName, alignment: number, split: boolean): Pool
     name,
     tlsf: split ? new Tlsf(alignment) : null,
     heaps: new Set(),
-    cached: [],
+    cached: new CachedBlocks(),
     counters: emptyPoolCounters(),
   };
 }
@@ -325,21 +326,4 @@ export class Block {
  */
 export function blockRecord(block: Block): BlockRecord {
   return recordOf(block);
-}
-
-/** @internal index of the first record in `list` (ascending by size) of at least `size` bytes. */
-export function firstAtLeast(list: readonly BlockRecord[], size: number): number {
-  let lo = 0;
-  let hi = list.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (list[mid].size < size) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
-
-/** @internal inserts a record into `list`, keeping it ascending by size (after equal sizes). */
-export function insertBySize(list: BlockRecord[], record: BlockRecord): void {
-  list.splice(firstAtLeast(list, record.size + 1), 0, record);
 }

@@ -181,10 +181,7 @@ export class Heaps {
     const pool = this.pools[heap.pool];
     if (heap.idle) this.#unlinkIdle(heap);
     if (heap.region && heap.region.usedBytes === 0) pool.tlsf!.removeRegion(heap.region);
-    if (heap.block && !heap.isSplit) {
-      const i = pool.cached.indexOf(heap.block);
-      if (i >= 0) pool.cached.splice(i, 1);
-    }
+    if (heap.block && !heap.isSplit) pool.cached.delete(heap.block);
     pool.heaps.delete(heap);
     this.#memory.destroyHeap(heap);
     addStat(pool.counters.reserved, this.totals.reserved, -heap.size);

@@ -17,28 +17,42 @@ function bufferOf(device: FakeDevice, block: Block): FakeBuffer {
   return [...device.liveBuffers].find((b) => b.label.endsWith(`#${block.heapId}`))!;
 }
 
-Deno.test("alloc() takes heaps of the sizes of the MPS table", () => {
+Deno.test("alloc() takes heaps of the sizes of the MPS table, grown with reserved bytes", () => {
   // Each request on a fresh allocator: later requests would share earlier heaps.
   const first = (size: number) => {
     const device = new FakeDevice();
     const b = new HeapAllocator(device).alloc(size);
     return [b.pool, bufferOf(device, b).size, b.size];
   };
-  assert.deepEqual(first(1 * MiB), ["small", 8 * MiB, 1 * MiB]);
+  // A first small heap is 256 KiB, or its request.
+  assert.deepEqual(first(100 * KiB), ["small", 256 * KiB, 100 * KiB]);
+  assert.deepEqual(first(1 * MiB), ["small", 1 * MiB, 1 * MiB]);
   assert.deepEqual(first(1 * MiB + 1), ["large", 32 * MiB, 1 * MiB + 32]);
-  // 10 MiB to xlarge/2: an extra-large heap (1 GiB on a fallback adapter, 128 MiB here)
-  assert.deepEqual(first(10 * MiB), ["large", 128 * MiB, 10 * MiB]);
+  // 10 MiB to xlarge/2: an extra-large heap, 64 MiB at first
+  assert.deepEqual(first(10 * MiB), ["large", 64 * MiB, 10 * MiB]);
   // from xlarge/2 on: a dedicated heap rounded to 2 MiB, the whole of it usable
-  assert.deepEqual(first(100 * MiB + 1), ["large", 102 * MiB, 102 * MiB]);
+  assert.deepEqual(first(32 * MiB + 1), ["large", 34 * MiB, 34 * MiB]);
   const device = new FakeDevice();
   const heap = new HeapAllocator(device);
   const blocks = [1 * MiB, 1 * MiB + 1, 10 * MiB, 100 * MiB].map((n) => heap.alloc(n));
   assert.equal(heap.memoryStats().heaps, 3, "the 10 MiB block fits the 32 MiB heap's free range");
   assert.equal(blocks[2].heapId, blocks[1].heapId);
-  const unified = new HeapAllocator(new FakeDevice({ fallback: true }));
-  const u = unified.alloc(100 * MiB);
-  assert.equal(u.pool, "large");
-  assert.equal(unified.memoryStats().reservedBytes.current, 1024 * MiB, "1 GiB xlarge heap");
+  for (const b of blocks) heap.free(b);
+});
+
+Deno.test("alloc() makes heaps that grow with the bytes the allocator holds", () => {
+  const device = new FakeDevice();
+  const heap = new HeapAllocator(device);
+  const blocks = [heap.alloc(1 * MiB), heap.alloc(5 * MiB)]; // 1 MiB and 32 MiB heaps
+  // Holding 33 MiB, the next small heap is an eighth of it, in whole KiB.
+  blocks.push(heap.alloc(512 * KiB));
+  assert.equal(bufferOf(device, blocks[2]).size, 4224 * KiB);
+  // Holding 1.5 GiB, an extra-large heap is a sixteenth of it, and 40 MiB is under half of one.
+  for (let i = 0; i < 15; i++) blocks.push(heap.alloc(100 * MiB));
+  const x = heap.alloc(40 * MiB);
+  assert.equal(bufferOf(device, x).size, 98 * MiB);
+  assert.equal(heap.memoryStats().pools.large.heaps, 17);
+  for (const b of [...blocks, x]) heap.free(b);
 });
 
 Deno.test("alloc() keeps heaps within maxBufferSize and blocks within the binding limit", () => {
@@ -124,21 +138,21 @@ Deno.test("alloc() above the low watermark releases cached heaps oldest first, m
   const device = new FakeDevice();
   // max_reserved_ratio:0 keeps every cached heap, so the watermark alone decides.
   const heap = new HeapAllocator(device, {
-    lowWatermark: 72 * MiB,
-    allocConf: "max_reserved_ratio:0",
+    lowWatermark: 28 * MiB,
+    allocConf: "max_reserved_ratio:0,large_heap:8MiB",
   });
-  const small = heap.alloc(1 * MiB); // 8 MiB heap
-  const large = heap.alloc(2 * MiB); // 32 MiB heap
+  const small = heap.alloc(1 * MiB); // 1 MiB heap
+  const large = heap.alloc(2 * MiB); // 8 MiB heap
   heap.free(small);
   heap.free(large);
-  assert.equal(heap.driverAllocatedMemory(), 40 * MiB, "below the low watermark, both cached");
-  const x = heap.alloc(40 * MiB); // would be a 128 MiB xlarge heap: pressure makes it dedicated
-  assert.equal(bufferOf(device, x).size, 40 * MiB);
-  // 40 + 40 = 80 > 72: the oldest cached heap (the small one) went, and only it.
+  assert.equal(heap.driverAllocatedMemory(), 9 * MiB, "below the low watermark, both cached");
+  const x = heap.alloc(20 * MiB); // would be a 64 MiB xlarge heap: pressure makes it dedicated
+  assert.equal(bufferOf(device, x).size, 20 * MiB);
+  // 9 + 20 = 29 > 28: the oldest cached heap (the small one) went, and only it.
   const stats = heap.memoryStats();
   assert.equal(stats.pools.small.heaps, 0);
   assert.equal(stats.pools.large.heaps, 2);
-  assert.equal(stats.reservedBytes.current, 72 * MiB);
+  assert.equal(stats.reservedBytes.current, 28 * MiB);
 });
 
 Deno.test("alloc() at the high watermark releases the pool's cache, then all, then throws OutOfMemoryError", () => {
@@ -147,9 +161,9 @@ Deno.test("alloc() at the high watermark releases the pool's cache, then all, th
     allocConf: "max_reserved_ratio:0", // the watermark alone decides
   });
   const s = heap.alloc(64 * KiB);
-  heap.free(s); // 8 MiB small heap cached
+  heap.free(s); // 256 KiB small heap cached
   const l = heap.alloc(2 * MiB);
-  heap.free(l); // 32 MiB large heap cached: 40 MiB reserved
+  heap.free(l); // 32 MiB large heap cached
   const big = heap.alloc(30 * MiB); // needs the cache: 32 MiB heap reused by TLSF
   assert.equal(heap.memoryStats().numAllocRetries, 0, "served by the cached large heap");
   const t = heap.alloc(6 * MiB); // no room: releases the small heap, then fits 6 MiB
@@ -175,7 +189,7 @@ Deno.test("emptyCache() releases everything not live; caching:0 keeps nothing", 
   blocks.push(heap.alloc(1000, { usage: "readback" }), heap.alloc(100, { usage: "uniform" }));
   for (const b of blocks.slice(1)) heap.free(b);
   assert.ok(heap.emptyCache() > 0);
-  assert.equal(heap.driverAllocatedMemory(), 8 * MiB, "only the small heap with a live block");
+  assert.equal(heap.driverAllocatedMemory(), 256 * KiB, "only the small heap with a live block");
   heap.free(blocks[0]);
   heap.emptyCache();
   assert.equal(heap.driverAllocatedMemory(), 0);
@@ -203,7 +217,7 @@ Deno.test("alloc() reuses a staging buffer only once it is unmapped", async () =
 Deno.test("checkDeviceErrors() reports a heap the device refused as OutOfMemoryError", async () => {
   const device = new FakeDevice({ memory: 12 * MiB });
   const heap = new HeapAllocator(device);
-  const a = heap.alloc(1 * MiB); // 8 MiB: fine
+  const a = heap.alloc(1 * MiB); // 1 MiB: fine
   const b = heap.alloc(2 * MiB); // 32 MiB: the device refuses it asynchronously
   await assert.rejects(() => heap.checkDeviceErrors(), (e: unknown) => {
     assert.ok(e instanceof OutOfMemoryError);
@@ -224,9 +238,9 @@ Deno.test("checkDeviceErrors() reports a heap the device refused as OutOfMemoryE
 });
 
 Deno.test("alloc() throws a device refusal once, when nobody awaited it", async () => {
-  const device = new FakeDevice({ memory: 4 * MiB });
+  const device = new FakeDevice({ memory: 128 * KiB });
   const heap = new HeapAllocator(device);
-  heap.alloc(64); // 8 MiB small heap: refused
+  heap.alloc(64); // 256 KiB small heap: refused
   await Promise.resolve();
   await new Promise((r) => setTimeout(r, 0));
   assert.throws(() => heap.alloc(64), OutOfMemoryError);
@@ -287,8 +301,8 @@ Deno.test("new HeapAllocator({ debug }) logs heaps and blocks by name; silent by
   heap.free(a);
   heap.free(heap.alloc(100));
   heap.emptyCache();
-  assert.match(lines[0], /^gpuheap: new heap #1 of 8\.00 MiB on small pool/);
+  assert.match(lines[0], /^gpuheap: new heap #1 of 256\.00 KiB on small pool/);
   assert.match(lines[1], /^gpuheap: allocated block #1 .*weights.* from heap #1 at offset 0/);
   assert.match(lines[2], /^gpuheap: reused block #2 .* from heap #1/);
-  assert.match(lines[3], /^gpuheap: released heap #1 of 8\.00 MiB on small pool/);
+  assert.match(lines[3], /^gpuheap: released heap #1 of 256\.00 KiB on small pool/);
 });

@@ -2,7 +2,7 @@
 // report of a block garbage-collected without being freed.
 import assert from "node:assert/strict";
 import { AllocatorError, type Block, FakeDevice, HeapAllocator } from "../mod.ts";
-import { type BlockRecord, blockRecord, firstAtLeast, insertBySize } from "../allocator/block.ts";
+import { blockRecord } from "../allocator/block.ts";
 
 Deno.test("Block fields describe the placement and the request", () => {
   const heap = new HeapAllocator(new FakeDevice());
@@ -79,24 +79,6 @@ Deno.test("Block[Symbol.dispose]() frees when the scope ends by an exception", (
 
 Deno.test("blockRecord() rejects what is not a Block", () => {
   assert.throws(() => blockRecord({} as Block), TypeError);
-});
-
-Deno.test("insertBySize() keeps records ascending, after equal sizes; firstAtLeast() finds", () => {
-  const list: BlockRecord[] = [];
-  const rec = (size: number, id: number) => ({ size, id }) as unknown as BlockRecord;
-  for (const [size, id] of [[30, 1], [10, 2], [20, 3], [20, 4], [40, 5]]) {
-    insertBySize(list, rec(size, id));
-  }
-  assert.deepEqual(list.map((r) => r.id), [2, 3, 4, 1, 5]);
-  assert.deepEqual([5, 10, 11, 20, 21, 40, 41].map((s) => firstAtLeast(list, s)), [
-    0,
-    0,
-    1,
-    1,
-    3,
-    4,
-    5,
-  ]);
 });
 
 Deno.test('new HeapAllocator({ debug: "leak" }) reports a block garbage-collected while live, once', async () => {
