@@ -14,7 +14,12 @@
  * @module
  */
 
-import { DEDICATED_REUSE_SLACK, ROUND_LARGE, STAGING_REUSE_SLACK } from "./constants.ts";
+import {
+  DEDICATED_REUSE_SLACK,
+  FRONT_CACHE_MAX_BLOCK,
+  ROUND_LARGE,
+  STAGING_REUSE_SLACK,
+} from "./constants.ts";
 import {
   type AllocatorSettings,
   type AllocConf,
@@ -55,6 +60,7 @@ import {
   type PoolStats,
   poolStats,
   resetPeak,
+  subStat,
 } from "./stats.ts";
 import type { MemoryBudget } from "./budget.ts";
 import { type Snapshot, walkHeaps } from "./snapshot.ts";
@@ -68,6 +74,8 @@ export { POOL_NAMES, type PoolName, type Usage } from "./size_classes.ts";
 /** Element types a scalar can hold. */
 export type ScalarType = "f32" | "i32" | "u32";
 const SCALAR_TYPES: readonly ScalarType[] = ["f32", "i32", "u32"];
+/** The pools with a front cache. */
+const FRONT_POOLS: readonly PoolName[] = ["small", "uniform"];
 
 /** Options of {@linkcode HeapAllocator.alloc}. */
 export interface AllocOptions {
@@ -134,6 +142,8 @@ export class HeapAllocator implements BlockOwner {
   #recorder: TraceRecorder | null = null;
   /** Reports blocks garbage-collected while live (debug flag `leak`), or null. */
   #leaks: FinalizationRegistry<BlockRecord> | null = null;
+  /** Anything to tell of each block (leaks, a recording, a budget, debug lines): see #watchedNow. */
+  #watched = false;
 
   /**
    * Creates an allocator over a device; it makes no GPUBuffer until the first allocation.
@@ -167,10 +177,18 @@ export class HeapAllocator implements BlockOwner {
       this.#leaks = new FinalizationRegistry((record) => this.#reportLeak(record));
     }
     this.#budget = options.budget;
+    const caching = this.#conf.caching;
     this.#pools = {
-      small: newPool("small", alignment, true),
+      // Front caches for the pools of many small blocks (Note [front cache]); none
+      // without caching, where a heap is released as soon as it is empty.
+      small: newPool("small", alignment, true, caching ? FRONT_CACHE_MAX_BLOCK : 0),
       large: newPool("large", alignment, true),
-      uniform: newPool("uniform", alignment, true),
+      uniform: newPool(
+        "uniform",
+        alignment,
+        true,
+        caching ? limits.maxUniformBufferBindingSize : 0,
+      ),
       scalar: newPool("scalar", alignment, true),
       readback: newPool("readback", alignment, false),
       upload: newPool("upload", alignment, false),
@@ -184,6 +202,7 @@ export class HeapAllocator implements BlockOwner {
       debug: this.#debug,
       say: (line) => this.#say(line),
     });
+    this.#watched = this.#watchedNow();
   }
 
   /** The device this allocator allocates from. */
@@ -214,9 +233,9 @@ export class HeapAllocator implements BlockOwner {
    * @throws {OutOfMemoryError} the high watermark (or the device) cannot fit it
    * @throws {AllocatorError} the allocator was destroyed
    */
-  alloc(size: number, options: AllocOptions = {}): Block {
+  alloc(size: number, options?: AllocOptions): Block {
     this.#checkAlive("allocate");
-    const usage = options.usage ?? "storage";
+    const usage = options?.usage ?? "storage";
     if (usage !== "storage" && !USAGES.includes(usage)) {
       throw new TypeError(
         `Cannot allocate: unknown usage ${JSON.stringify(usage)} (expected ${USAGES.join(", ")})`,
@@ -232,7 +251,7 @@ export class HeapAllocator implements BlockOwner {
       size,
       this.#sizes.round(pool.name, size),
       usage,
-      options.label,
+      options?.label,
     );
     return this.#place(pool, r);
   }
@@ -300,11 +319,13 @@ export class HeapAllocator implements BlockOwner {
       );
     }
     this.#ops++;
-    this.#leaks?.unregister(r);
-    this.#recorder?.free(r.id, r.touched);
+    if (this.#watched) {
+      this.#leaks?.unregister(r);
+      this.#recorder?.free(r.id, r.touched);
+    }
     const pool = this.#pools[r.pool];
-    addStat(pool.counters.allocated, this.#totals.allocated, -r.size);
-    addStat(pool.counters.requested, this.#totals.requested, -r.requestedSize);
+    subStat(pool.counters.allocated, this.#totals.allocated, r.size);
+    subStat(pool.counters.requested, this.#totals.requested, r.requestedSize);
     pool.counters.blocks--;
     this.#totals.blocks--;
     if (pool.tlsf === null) {
@@ -317,7 +338,7 @@ export class HeapAllocator implements BlockOwner {
       this.#totals.pendingFree += r.size;
       this.#pending.push(r);
     } else {
-      this.#recycle(r);
+      this.#recycle(r, pool);
     }
     this.#budget?.publish(this.#totals);
   }
@@ -348,7 +369,7 @@ export class HeapAllocator implements BlockOwner {
       const pool = this.#pools[r.pool];
       pool.counters.pendingFree -= r.size;
       this.#totals.pendingFree -= r.size;
-      this.#recycle(r);
+      this.#recycle(r, pool);
     }
   }
 
@@ -378,6 +399,7 @@ export class HeapAllocator implements BlockOwner {
   emptyCache(): number {
     this.#checkAlive("empty the cache");
     this.#recorder?.emptyCache();
+    this.#flushFront();
     return this.#heaps.releaseIdle(null, 0);
   }
 
@@ -501,6 +523,7 @@ export class HeapAllocator implements BlockOwner {
     const recorder = new TraceRecorder(this.settings());
     if (this.#totals.heaps > 0) recorder.begin(this.snapshot());
     this.#recorder = this.#heaps.recorder = recorder;
+    this.#watched = true;
   }
 
   /**
@@ -514,6 +537,7 @@ export class HeapAllocator implements BlockOwner {
       throw new AllocatorError("Cannot stop recording: no recording was started");
     }
     this.#recorder = this.#heaps.recorder = null;
+    this.#watched = this.#watchedNow();
     return recorder.finish();
   }
 
@@ -542,6 +566,7 @@ export class HeapAllocator implements BlockOwner {
    */
   destroy(): void {
     if (this.#destroyed) return;
+    for (const name of FRONT_POOLS) this.#pools[name].front?.flush(() => {});
     this.#heaps.destroy();
     this.#pending = [];
     this.#destroyed = true;
@@ -556,11 +581,18 @@ export class HeapAllocator implements BlockOwner {
 
   /** Places a block for the request `r` in `pool`: a free range, a cached heap, or a new heap. */
   #place(pool: Pool, r: BlockRecord): Block {
-    if (this.#budget?.pressured()) this.#heaps.releaseIdle(null, 0);
+    if (this.#budget?.pressured()) {
+      this.#flushFront();
+      this.#heaps.releaseIdle(null, 0);
+    }
+    if (pool.front !== null) {
+      const range = pool.front.take(r.size);
+      if (range !== null) return this.#fromFront(pool, r, range);
+    }
     if (pool.tlsf === null) return this.#placeUnsplit(pool, r);
     const reserved = this.#totals.reserved.current;
     if (!this.#sizes.isDedicated(pool.name, r.size, reserved)) {
-      const range = pool.tlsf.alloc(r.size);
+      const range = pool.tlsf.alloc(r.size) ?? this.#allocAfterFlush(pool, r.size);
       if (range) return this.#blockInRange(pool, r, range, true);
     }
     const heapSize = this.#sizes.splitHeapSize(pool.name, r.size, this.#demand());
@@ -590,10 +622,10 @@ export class HeapAllocator implements BlockOwner {
     }
     // A free range of a split heap costs no new memory: better than a new dedicated heap.
     if (!staging) {
-      const range = pool.tlsf!.alloc(r.size);
+      const range = pool.tlsf!.alloc(r.size) ?? this.#allocAfterFlush(pool, r.size);
       if (range) return this.#blockInRange(pool, r, range, true);
     }
-    const heap = this.#heaps.obtain(r, this.#sizes.dedicatedHeapSize(r.size, pool.name), false);
+    const heap = this.#obtain(r, this.#sizes.dedicatedHeapSize(r.size, pool.name), false);
     heap.live = 1;
     return this.#newBlock(pool, r, heap, null, this.#sizes.usableSize(heap.size, pool.name), false);
   }
@@ -604,11 +636,54 @@ export class HeapAllocator implements BlockOwner {
     if (pool.cached.size > 0 && this.#convertCached(pool, r.size)) {
       return this.#blockInRange(pool, r, pool.tlsf!.alloc(r.size)!, true);
     }
-    this.#heaps.obtain(r, heapSize, true);
+    this.#obtain(r, heapSize, true);
     // The new heap is the only place with room: nothing else fit a moment ago.
     const range = pool.tlsf!.alloc(r.size);
     if (!range) throw new Error(`gpuheap internal error: a new heap cannot place ${r.size} bytes`);
     return this.#blockInRange(pool, r, range, false);
+  }
+
+  /** A block in a range the front cache kept: its heap is busy already. */
+  #fromFront(pool: Pool, r: BlockRecord, range: Range): Block {
+    const heap = range.region.owner as Heap;
+    if (heap.lost) {
+      // The device refused the heap since: its range goes back (to a retired region).
+      this.#releaseRange(pool, range);
+      return this.#place(pool, r);
+    }
+    pool.counters.frontCacheHits++;
+    this.#totals.frontCacheHits++;
+    return this.#newBlock(pool, r, heap, range, range.size, true);
+  }
+
+  /** Makes a heap for `r`, the front cache flushed first: the heaps it holds may go idle. */
+  #obtain(r: BlockRecord, heapSize: number, isSplit: boolean): Heap {
+    this.#flushFront();
+    return this.#heaps.obtain(r, heapSize, isSplit);
+  }
+
+  /** Flushes the front cache and places `size` bytes in `pool` if that made room; else null. */
+  #allocAfterFlush(pool: Pool, size: number): Range | null {
+    return this.#flushFront() ? pool.tlsf!.alloc(size) : null;
+  }
+
+  /** Gives every block of the front caches back to TLSF; false if they were empty. */
+  #flushFront(): boolean {
+    let flushed = false;
+    for (const name of FRONT_POOLS) {
+      const pool = this.#pools[name];
+      if (pool.front === null || pool.front.bytes === 0) continue;
+      flushed = true;
+      pool.front!.flush((range) => this.#releaseRange(pool, range));
+    }
+    return flushed;
+  }
+
+  /** Frees a range in its pool's TLSF; its heap may become idle. */
+  #releaseRange(pool: Pool, range: Range): void {
+    const heap = range.region.owner as Heap;
+    pool.tlsf!.free(range);
+    if (--heap.live === 0) this.#heaps.emptied(heap);
   }
 
   #blockInRange(pool: Pool, r: BlockRecord, range: Range, reused: boolean): Block {
@@ -639,38 +714,51 @@ export class HeapAllocator implements BlockOwner {
       heap.block = r;
     }
     const block = new Block(r, heap.buffer);
+    const c = pool.counters;
+    const t = this.#totals;
+    addStat(c.allocated, t.allocated, size);
+    addStat(c.requested, t.requested, r.requestedSize);
+    c.blocks++;
+    t.blocks++;
+    c.allocations++;
+    t.allocations++;
+    if (reused) {
+      c.cacheHits++;
+      t.cacheHits++;
+    }
+    if (this.#watched) this.#watchPlaced(pool, r, block, reused);
+    return block;
+  }
+
+  /** What a placed block tells whoever watches: leak registry, trace, budget, debug output. */
+  #watchPlaced(pool: Pool, r: BlockRecord, block: Block, reused: boolean): void {
     this.#leaks?.register(block, r, r);
     this.#recorder?.placed(
       r.id,
       r.requestedSize,
       r.usage,
       pool.name,
-      heap.id,
+      r.heap.id,
       r.offset,
-      size,
+      r.size,
       r.label,
     );
-    addStat(pool.counters.allocated, this.#totals.allocated, size);
-    addStat(pool.counters.requested, this.#totals.requested, r.requestedSize);
-    pool.counters.blocks++;
-    this.#totals.blocks++;
-    pool.counters.allocations++;
-    this.#totals.allocations++;
-    if (reused) {
-      pool.counters.cacheHits++;
-      this.#totals.cacheHits++;
-    }
     this.#budget?.publish(this.#totals);
     if (reused ? this.#debug.reuses : this.#debug.allocations) {
       this.#say(
         `${reused ? "reused" : "allocated"} block #${r.id} of ${
-          formatBytes(size)
-        } (size ${size} B, requested ${r.requestedSize} B${
+          formatBytes(r.size)
+        } (size ${r.size} B, requested ${r.requestedSize} B${
           r.label ? `, ${r.label}` : ""
-        }) from heap #${heap.id} at offset ${r.offset} on ${pool.name} pool`,
+        }) from heap #${r.heap.id} at offset ${r.offset} on ${pool.name} pool`,
       );
     }
-    return block;
+  }
+
+  /** Whether anything watches blocks come and go: kept in step with what it reads. */
+  #watchedNow(): boolean {
+    return this.#leaks !== null || this.#recorder !== null || this.#budget !== undefined ||
+      this.#debug.allocations || this.#debug.reuses;
   }
 
   /** Turns the smallest cached unsplit heap that holds `size` into a split heap. */
@@ -700,13 +788,23 @@ export class HeapAllocator implements BlockOwner {
     return pool.cached.take(size, size + slack, staging ? unmapped : undefined);
   }
 
-  /** Puts a freed block's memory back: into its heap's free ranges, or the unsplit cache. */
-  #recycle(r: BlockRecord): void {
+  /**
+   * Puts a freed block's memory back: into the front cache, its heap's free
+   * ranges, or the unsplit cache.
+   */
+  #recycle(r: BlockRecord, pool: Pool): void {
     r.state = "free";
     const heap = r.heap;
-    const pool = this.#pools[heap.pool];
-    if (r.range) pool.tlsf!.free(r.range);
-    else if (!heap.lost) pool.cached.add(r);
+    if (r.range) {
+      // Above the low watermark, freed memory goes where it can be released (reserved
+      // bytes cross it only when a heap is made, and that flushes the cache).
+      const low = this.#heaps.low;
+      if (
+        pool.front !== null && !heap.lost && (low === 0 || this.#totals.reserved.current <= low) &&
+        pool.front.put(r.range, pool.tlsf!.freeBytes)
+      ) return;
+      pool.tlsf!.free(r.range);
+    } else if (!heap.lost) pool.cached.add(r);
     if (--heap.live === 0) this.#heaps.emptied(heap);
   }
 

@@ -12,6 +12,7 @@
  */
 
 import { CachedBlocks } from "./cached_blocks.ts";
+import { FrontCache } from "./front_cache.ts";
 import type { PoolName, Usage } from "./size_classes.ts";
 import type { PoolCounters } from "./stats.ts";
 import { emptyPoolCounters } from "./stats.ts";
@@ -104,7 +105,7 @@ export interface Heap {
   region: Region | null;
   /** The block of an unsplit heap (live, or freed and cached). */
   block: BlockRecord | null;
-  /** Blocks placed in it: live, or freed and waiting for a submit. */
+  /** Blocks placed in it: live, freed and waiting for a submit, or in the front cache. */
   live: number;
   /** The device refused it: nothing more is placed in it. */
   lost: boolean;
@@ -128,6 +129,8 @@ export interface Pool {
   readonly heaps: Set<Heap>;
   /** Freed blocks of unsplit heaps, by size, ready for reuse. */
   readonly cached: CachedBlocks;
+  /** Recently freed blocks of split heaps, by size (Note [front cache]); null where none is kept. */
+  readonly front: FrontCache | null;
   /** The pool's running statistics. */
   readonly counters: PoolCounters;
 }
@@ -142,13 +145,17 @@ export interface AllocRequest {
   readonly requestedSize: number;
 }
 
-/** @internal an empty pool; `split` pools place blocks in shared heaps with TLSF. */
-export function newPool(name: PoolName, alignment: number, split: boolean): Pool {
+/**
+ * @internal an empty pool; `split` pools place blocks in shared heaps with
+ * TLSF, and keep a front cache of blocks up to `frontMax` bytes (0: none).
+ */
+export function newPool(name: PoolName, alignment: number, split: boolean, frontMax = 0): Pool {
   return {
     name,
     tlsf: split ? new Tlsf(alignment) : null,
     heaps: new Set(),
     cached: new CachedBlocks(),
+    front: split && frontMax > 0 ? new FrontCache(alignment, frontMax) : null,
     counters: emptyPoolCounters(),
   };
 }

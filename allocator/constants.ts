@@ -80,6 +80,21 @@ export const MAX_RESERVED_RATIO = 1.04;
 /** Reusing a cached dedicated heap wastes at most this fraction of it (and at least 2 MiB). */
 export const DEDICATED_REUSE_SLACK = 1 / 8;
 
+/**
+ * Freed blocks of one size the front cache keeps (Note [front cache] in
+ * front_cache.ts): enough for a loop that frees a few blocks of a size and
+ * asks for them again, few enough that TLSF still sees most free memory.
+ */
+export const FRONT_CACHE_DEPTH = 8;
+/** Bytes the front cache of one pool keeps at most. */
+export const FRONT_CACHE_BYTES = 4 * MiB;
+/**
+ * Largest block the front cache of the small pool keeps: what larger blocks
+ * are used for dwarfs TLSF's cost, and merged back at once they keep large
+ * free ranges whole.
+ */
+export const FRONT_CACHE_MAX_BLOCK = 64 * KiB;
+
 /** TLSF second-level bits: 32 lists per power of two, so a list's sizes differ by < 3.2%. */
 export const TLSF_SL_BITS = 5;
 /** Ranges scanned in the exact size class when the constant-time search fails (keeps O(1)). */

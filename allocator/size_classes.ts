@@ -173,6 +173,8 @@ export class SizeClasses {
   readonly #maxHeap: number;
   /** Largest block: maxStorageBufferBindingSize rounded down to the alignment. */
   readonly #maxBlock: number;
+  /** Largest storage request: the smaller of the binding and buffer limits. */
+  readonly #maxStorage: number;
 
   /**
    * Prepares the rules for an alloc conf and a device's limits.
@@ -191,6 +193,7 @@ export class SizeClasses {
     this.#limits = limits;
     this.#maxHeap = alignDown(limits.maxBufferSize, a);
     this.#maxBlock = alignDown(limits.maxStorageBufferBindingSize, a);
+    this.#maxStorage = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
     this.smallHeap = conf.smallHeap;
     this.largeHeap = conf.largeHeap;
     this.xlargeHeap = Math.min(
@@ -206,6 +209,10 @@ export class SizeClasses {
    * @throws {RangeError} size is not a positive integer, or exceeds the binding (or buffer) limit
    */
   check(size: number, usage: Usage): void {
+    // The common case first, in one comparison: storage within both limits.
+    if (usage === "storage" && size > 0 && size <= this.#maxStorage && Number.isInteger(size)) {
+      return;
+    }
     if (typeof size !== "number") {
       throw new TypeError(`Cannot allocate: size must be a number of bytes, got ${typeof size}`);
     }
@@ -232,6 +239,10 @@ export class SizeClasses {
 
   /** The size a request of `size` bytes in `pool` occupies: rounded and aligned. */
   round(pool: PoolName, size: number): number {
+    // The common case, small storage and uniforms: aligned in integer arithmetic.
+    if (size <= MAX_SMALL_ALLOC && (pool === "small" || pool === "uniform")) {
+      return (size + this.alignment - 1) & -this.alignment;
+    }
     const a = this.alignment;
     if (pool === "scalar") return alignUp(MAX_SCALAR_SIZE, a);
     const divisions = this.#conf.roundupPower2Divisions;

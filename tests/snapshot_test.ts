@@ -62,7 +62,10 @@ Deno.test("snapshot() lists the format, heaps and blocks in every state", () => 
   // Plain JSON: survives a round trip unchanged.
   assert.deepEqual(JSON.parse(JSON.stringify(snap)), snap);
   heap.submit();
-  assert.equal(heap.snapshot().heaps[0].blocks[1].state, "free", "the submit released b");
+  const after = heap.snapshot().heaps[0].blocks[1];
+  assert.deepEqual([after.id, after.state], [b.id, "cached"], "the submit released b: front cache");
+  heap.emptyCache();
+  assert.equal(heap.snapshot().heaps[0].blocks[1].state, "free", "emptyCache() flushed it");
   heap.destroy();
 });
 
