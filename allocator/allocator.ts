@@ -15,6 +15,7 @@
  */
 
 import {
+  BUDGET_HEAP_SHARE,
   DEDICATED_REUSE_SLACK,
   FRONT_CACHE_MAX_BLOCK,
   ROUND_LARGE,
@@ -144,6 +145,8 @@ export class HeapAllocator implements BlockOwner {
   #leaks: FinalizationRegistry<BlockRecord> | null = null;
   /** Anything to tell of each block (leaks, a recording, a budget, debug lines): see #watchedNow. */
   #watched = false;
+  /** Submit to reuse blocks freed since the last submit rather than make a heap. */
+  #submitWhenShort: boolean;
 
   /**
    * Creates an allocator over a device; it makes no GPUBuffer until the first allocation.
@@ -177,6 +180,11 @@ export class HeapAllocator implements BlockOwner {
       this.#leaks = new FinalizationRegistry((record) => this.#reportLeak(record));
     }
     this.#budget = options.budget;
+    const short = options.submitWhenShort;
+    if (short !== undefined && typeof short !== "boolean") {
+      throw new TypeError(`Invalid submitWhenShort: expected true or false, got ${short}`);
+    }
+    this.#submitWhenShort = short === true;
     const caching = this.#conf.caching;
     this.#pools = {
       // Front caches for the pools of many small blocks (Note [front cache]); none
@@ -595,19 +603,36 @@ export class HeapAllocator implements BlockOwner {
       const range = pool.tlsf.alloc(r.size) ?? this.#allocAfterFlush(pool, r.size);
       if (range) return this.#blockInRange(pool, r, range, true);
     }
-    const heapSize = this.#sizes.splitHeapSize(pool.name, r.size, this.#demand());
+    const heapSize = this.#sizes.splitHeapSize(pool.name, r.size, this.#demand(pool));
     return heapSize > 0 ? this.#fromNewHeap(pool, r, heapSize) : this.#placeUnsplit(pool, r);
   }
 
   /** What a new heap's size follows now (Note [heaps follow demand] in size_classes.ts). */
-  #demand(): HeapDemand {
+  #demand(pool: Pool): HeapDemand {
     const reserved = this.#totals.reserved.current;
     const low = this.#heaps.low;
+    const budget = this.#budget;
     return {
       reserved,
+      poolReserved: pool.counters.reserved.current,
       pressure: low > 0 && reserved + this.#sizes.xlargeHeapSize(reserved) > low,
-      limit: Infinity,
+      // Under a budget, a heap takes a share of what is left, so its sharers still
+      // find room for theirs: sizes follow the budget, not just this allocator.
+      limit: budget && budget.limit > 0
+        ? Math.max(0, budget.limit - budget.reserved) * BUDGET_HEAP_SHARE
+        : Infinity,
     };
+  }
+
+  /**
+   * Submits, when the allocator may (`submitWhenShort`) and blocks of `pool`
+   * freed since the last submit could hold `size` bytes, so that they can be
+   * reused instead of a heap being made; true if it did.
+   */
+  #submitToReuse(pool: Pool, size: number): boolean {
+    if (!this.#submitWhenShort || pool.counters.pendingFree < size) return false;
+    this.submit();
+    return true;
   }
 
   /** A block in a heap of its own: dedicated large blocks and staging buffers. */
@@ -625,6 +650,7 @@ export class HeapAllocator implements BlockOwner {
       const range = pool.tlsf!.alloc(r.size) ?? this.#allocAfterFlush(pool, r.size);
       if (range) return this.#blockInRange(pool, r, range, true);
     }
+    if (this.#submitToReuse(pool, r.size)) return this.#place(pool, r);
     const heap = this.#obtain(r, this.#sizes.dedicatedHeapSize(r.size, pool.name), false);
     heap.live = 1;
     return this.#newBlock(pool, r, heap, null, this.#sizes.usableSize(heap.size, pool.name), false);
@@ -632,6 +658,7 @@ export class HeapAllocator implements BlockOwner {
 
   /** A block in a new split heap of `heapSize` bytes (or a cached unsplit one, split). */
   #fromNewHeap(pool: Pool, r: BlockRecord, heapSize: number): Block {
+    if (this.#submitToReuse(pool, r.size)) return this.#place(pool, r);
     // A cached dedicated heap serves as a split heap sooner than a new GPUBuffer.
     if (pool.cached.size > 0 && this.#convertCached(pool, r.size)) {
       return this.#blockInRange(pool, r, pool.tlsf!.alloc(r.size)!, true);

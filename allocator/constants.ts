@@ -25,11 +25,11 @@ export const SMALL_HEAP = 8 * MiB;
  * it with the allocator's reserved bytes (see {@linkcode HEAP_GROWTH}), so an
  * allocator holding little (a Worker's, under a shared budget) holds little.
  */
-export const MIN_SMALL_HEAP = 256 * KiB;
+export const MIN_SMALL_HEAP = 128 * KiB;
 /**
- * A new small, uniform or scalar heap is this fraction of the bytes the
- * allocator holds (within its pool's smallest and largest heap): while it
- * fills, its free tail is at most this fraction of reserved bytes.
+ * A new small heap is this fraction of the bytes the allocator holds (within
+ * its smallest and largest heap): while it fills, its free tail is at most
+ * this fraction of reserved bytes.
  */
 export const HEAP_GROWTH = 1 / 8;
 /** Size of a large heap: one GPUBuffer holding requests between 1 and 10 MiB. */
@@ -53,8 +53,8 @@ export const MIN_XLARGE_HEAP = 64 * MiB;
 export const XLARGE_GROWTH = 1 / 16;
 /** Largest uniform heap: uniforms may not share a GPUBuffer with storage a dispatch writes. */
 export const UNIFORM_HEAP = 1 * MiB;
-/** Smallest uniform heap: one uniform binding of the usual 64 KiB limit. */
-export const MIN_UNIFORM_HEAP = 64 * KiB;
+/** Smallest uniform heap: uniforms are few and small (parameters, constants). */
+export const MIN_UNIFORM_HEAP = 16 * KiB;
 /** Largest scalar heap: a GPUBuffer cut into uniform-aligned slots. */
 export const SCALAR_HEAP = 64 * KiB;
 /** Smallest scalar heap: 16 slots of 256 bytes. */
@@ -104,6 +104,13 @@ export const TLSF_EXACT_SCAN = 16;
 export const BUDGET_SLOTS = 64;
 /** Bytes of a sharer's label in a shared budget (UTF-8, cut at a character boundary). */
 export const BUDGET_LABEL_BYTES = 48;
+/**
+ * Under a shared budget with a limit, a new heap takes at most this share of
+ * what the budget has left (or just its request): the first sharers to grow
+ * leave room for the others' heaps, and a heap near the limit is no larger
+ * than it must be.
+ */
+export const BUDGET_HEAP_SHARE = 1 / 4;
 /**
  * Longest an allocator over a shared budget waits for other sharers to release
  * their caches before it reports out of memory: they release at their next

@@ -5,7 +5,7 @@
  *
  * | request (storage)                   | pool  | heap made when nothing cached fits      |
  * | ----------------------------------- | ----- | --------------------------------------- |
- * | ≤ 1 MiB                             | small | R / 8 within 256 KiB … `small_heap` (8 MiB), shared |
+ * | ≤ 1 MiB                             | small | R / 8 within 128 KiB … `small_heap` (8 MiB), shared |
  * | ≤ 10 MiB                            | large | `large_heap` (32 MiB), shared           |
  * | < xlarge / 2, no memory pressure    | large | extra-large: R / 16 within 64 MiB … 128 MiB (1 GiB on a CPU), shared |
  * | otherwise                           | large | its own, rounded up to 2 MiB            |
@@ -13,7 +13,8 @@
  * R is the bytes the allocator holds when the heap is made: heaps follow
  * demand, so a small allocator makes small heaps and a large one fewer large
  * ones (Note [heaps follow demand]). Uniforms and scalars have heaps of their
- * own (R / 8 within 64 KiB … 1 MiB and 4 KiB … 64 KiB); readback and upload
+ * own, each as large as its pool's heaps together (16 KiB … 1 MiB and 4 KiB … 64 KiB:
+ * they are few whatever the rest); readback and upload
  * blocks are one GPUBuffer each, rounded to 4 steps per power of two. Every
  * heap is at least its request, and at most the `limit` of its
  * {@linkcode HeapDemand} (what a shared budget has room for).
@@ -82,6 +83,8 @@ export interface SizeLimits {
 export interface HeapDemand {
   /** Bytes the allocator holds now, all pools together. */
   reserved: number;
+  /** Bytes the request's pool holds now. */
+  poolReserved: number;
   /** Reserved bytes are near the low watermark: no extra-large heaps. */
   pressure: boolean;
   /** The most bytes a new heap may take beyond its request (a shared budget's room); Infinity: no limit. */
@@ -148,9 +151,14 @@ export function isStaging(pool: PoolName): boolean {
  *   maxUniformBufferBindingSize: 64 << 10,
  *   alignment: 256,
  * }, false);
- * const holding = (reserved: number) => ({ reserved, pressure: false, limit: Infinity });
+ * const holding = (reserved: number) => ({
+ *   reserved,
+ *   poolReserved: 0,
+ *   pressure: false,
+ *   limit: Infinity,
+ * });
  * assert.equal(sizes.round("small", 1000), 1024);
- * assert.equal(sizes.splitHeapSize("small", 1024, holding(0)), 256 << 10); // the first
+ * assert.equal(sizes.splitHeapSize("small", 1024, holding(0)), 128 << 10); // the first
  * assert.equal(sizes.splitHeapSize("small", 1024, holding(1024 * MiB)), 8 * MiB);
  * assert.equal(sizes.splitHeapSize("large", 20 * MiB, holding(0)), 64 * MiB); // extra-large
  * assert.equal(sizes.splitHeapSize("large", 20 * MiB, holding(1536 * MiB)), 96 * MiB);
@@ -284,8 +292,9 @@ export class SizeClasses {
     const r = demand.reserved;
     let heap: number;
     if (pool === "small") heap = grow(r, MIN_SMALL_HEAP, this.smallHeap);
-    else if (pool === "uniform") heap = grow(r, MIN_UNIFORM_HEAP, UNIFORM_HEAP);
-    else if (pool === "scalar") heap = grow(r, MIN_SCALAR_HEAP, SCALAR_HEAP);
+    // Uniforms and scalars are few whatever the rest: their heaps double their pool.
+    else if (pool === "uniform") heap = clamp(demand.poolReserved, MIN_UNIFORM_HEAP, UNIFORM_HEAP);
+    else if (pool === "scalar") heap = clamp(demand.poolReserved, MIN_SCALAR_HEAP, SCALAR_HEAP);
     else if (this.isDedicated(pool, size, r)) return 0;
     else if (size < MIN_LARGE_ALLOC) heap = this.largeHeap;
     else if (!demand.pressure) heap = this.xlargeHeapSize(r);
@@ -307,5 +316,9 @@ export class SizeClasses {
 
 /** A heap of `reserved` × {@linkcode HEAP_GROWTH} bytes within `min` and `max`, in whole KiB. */
 function grow(reserved: number, min: number, max: number): number {
-  return Math.min(max, Math.max(min, alignUp(reserved * HEAP_GROWTH, 1024)));
+  return clamp(alignUp(reserved * HEAP_GROWTH, 1024), min, max);
+}
+
+function clamp(n: number, min: number, max: number): number {
+  return Math.min(max, Math.max(min, n));
 }

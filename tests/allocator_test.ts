@@ -9,6 +9,7 @@ import {
   HeapAllocator,
   OutOfMemoryError,
 } from "../mod.ts";
+import { CountingBudget } from "./_budget.ts";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -24,8 +25,8 @@ Deno.test("alloc() takes heaps of the sizes of the MPS table, grown with reserve
     const b = new HeapAllocator(device).alloc(size);
     return [b.pool, bufferOf(device, b).size, b.size];
   };
-  // A first small heap is 256 KiB, or its request.
-  assert.deepEqual(first(100 * KiB), ["small", 256 * KiB, 100 * KiB]);
+  // A first small heap is 128 KiB, or its request.
+  assert.deepEqual(first(100 * KiB), ["small", 128 * KiB, 100 * KiB]);
   assert.deepEqual(first(1 * MiB), ["small", 1 * MiB, 1 * MiB]);
   assert.deepEqual(first(1 * MiB + 1), ["large", 32 * MiB, 1 * MiB + 32]);
   // 10 MiB to xlarge/2: an extra-large heap, 64 MiB at first
@@ -161,7 +162,7 @@ Deno.test("alloc() at the high watermark releases the pool's cache, then all, th
     allocConf: "max_reserved_ratio:0", // the watermark alone decides
   });
   const s = heap.alloc(64 * KiB);
-  heap.free(s); // 256 KiB small heap cached
+  heap.free(s); // 128 KiB small heap cached
   const l = heap.alloc(2 * MiB);
   heap.free(l); // 32 MiB large heap cached
   const big = heap.alloc(30 * MiB); // needs the cache: 32 MiB heap reused by TLSF
@@ -189,7 +190,7 @@ Deno.test("emptyCache() releases everything not live; caching:0 keeps nothing", 
   blocks.push(heap.alloc(1000, { usage: "readback" }), heap.alloc(100, { usage: "uniform" }));
   for (const b of blocks.slice(1)) heap.free(b);
   assert.ok(heap.emptyCache() > 0);
-  assert.equal(heap.driverAllocatedMemory(), 256 * KiB, "only the small heap with a live block");
+  assert.equal(heap.driverAllocatedMemory(), 128 * KiB, "only the small heap with a live block");
   heap.free(blocks[0]);
   heap.emptyCache();
   assert.equal(heap.driverAllocatedMemory(), 0);
@@ -238,9 +239,9 @@ Deno.test("checkDeviceErrors() reports a heap the device refused as OutOfMemoryE
 });
 
 Deno.test("alloc() throws a device refusal once, when nobody awaited it", async () => {
-  const device = new FakeDevice({ memory: 128 * KiB });
+  const device = new FakeDevice({ memory: 64 * KiB });
   const heap = new HeapAllocator(device);
-  heap.alloc(64); // 256 KiB small heap: refused
+  heap.alloc(64); // 128 KiB small heap: refused
   await Promise.resolve();
   await new Promise((r) => setTimeout(r, 0));
   assert.throws(() => heap.alloc(64), OutOfMemoryError);
@@ -301,8 +302,67 @@ Deno.test("new HeapAllocator({ debug }) logs heaps and blocks by name; silent by
   heap.free(a);
   heap.free(heap.alloc(100));
   heap.emptyCache();
-  assert.match(lines[0], /^gpuheap: new heap #1 of 256\.00 KiB on small pool/);
+  assert.match(lines[0], /^gpuheap: new heap #1 of 128\.00 KiB on small pool/);
   assert.match(lines[1], /^gpuheap: allocated block #1 .*weights.* from heap #1 at offset 0/);
   assert.match(lines[2], /^gpuheap: reused block #2 .* from heap #1/);
-  assert.match(lines[3], /^gpuheap: released heap #1 of 256\.00 KiB on small pool/);
+  assert.match(lines[3], /^gpuheap: released heap #1 of 128\.00 KiB on small pool/);
+});
+
+Deno.test("alloc() with submitWhenShort submits to reuse freed blocks rather than make a heap", () => {
+  const device = new FakeDevice();
+  const heap = new HeapAllocator(device, { submitWhenShort: true });
+  const hooked: string[] = [];
+  heap.beforeSubmit(() => (hooked.push("hook"), []));
+  const blocks = [0, 1, 2, 3].map(() => heap.alloc(32 * KiB)); // a 128 KiB heap, full
+  for (const b of blocks) {
+    void b.buffer; // read by recorded work: each free waits for a submit
+    heap.free(b);
+  }
+  const c = heap.alloc(32 * KiB);
+  assert.deepEqual(hooked, ["hook"], "one submit, its hooks first");
+  assert.equal(device.submits, 1);
+  assert.equal(c.heapId, blocks[0].heapId, "the freed memory, no new heap");
+  assert.equal(device.createBufferCalls, 1);
+  // Less freed than asked for: no submit, a heap.
+  const d = heap.alloc(32 * KiB);
+  void d.buffer;
+  heap.free(d);
+  heap.alloc(100 * KiB);
+  assert.equal(device.submits, 1);
+  assert.equal(device.createBufferCalls, 2);
+  heap.destroy();
+});
+
+Deno.test("alloc() without submitWhenShort never submits on its own", () => {
+  const device = new FakeDevice();
+  const heap = new HeapAllocator(device);
+  const a = heap.alloc(128 * KiB); // the whole first heap
+  void a.buffer;
+  heap.free(a);
+  const b = heap.alloc(128 * KiB);
+  assert.equal(device.submits, 0);
+  assert.notEqual(b.heapId, a.heapId, "a new heap: a's memory waits for the caller's submit");
+  assert.throws(
+    () => new HeapAllocator(device, { submitWhenShort: "yes" as unknown as boolean }),
+    /Invalid submitWhenShort: expected true or false, got yes/,
+  );
+  heap.destroy();
+});
+
+Deno.test("alloc() under a budget makes heaps of at most a quarter of what it has left, or the request", () => {
+  const budget = new CountingBudget(16 * MiB);
+  const device = new FakeDevice();
+  const heap = new HeapAllocator(device, { budget });
+  const a = heap.alloc(2 * MiB); // a large heap would be 32 MiB: 16 MiB left, a quarter is 4 MiB
+  assert.equal(bufferOf(device, a).size, 4 * MiB);
+  const b = heap.alloc(3 * MiB); // 12 MiB left: 3 MiB, its request
+  assert.equal(bufferOf(device, b).size, 3 * MiB);
+  const c = heap.alloc(5 * MiB); // 9 MiB left: a quarter is less than the request
+  assert.equal(bufferOf(device, c).size, 5 * MiB);
+  assert.equal(budget.reserved, 12 * MiB);
+  const unlimited = new HeapAllocator(new FakeDevice(), { budget: new CountingBudget(0) });
+  assert.equal(unlimited.alloc(2 * MiB).heapId, 1);
+  assert.equal(unlimited.driverAllocatedMemory(), 32 * MiB, "no limit, no share");
+  heap.destroy();
+  unlimited.destroy();
 });

@@ -114,7 +114,7 @@ Deno.test("emptyCache() flushes the front cache and releases heaps only it kept 
   const heap = new HeapAllocator(device);
   heap.free(heap.alloc(4096));
   assert.equal(heap.snapshot().heaps[0].blocks[0].state, "cached");
-  assert.equal(heap.emptyCache(), 256 * KiB);
+  assert.equal(heap.emptyCache(), 128 * KiB);
   assert.equal(device.liveBytes, 0);
   heap.destroy();
 });
@@ -122,10 +122,10 @@ Deno.test("emptyCache() flushes the front cache and releases heaps only it kept 
 Deno.test("alloc() flushes the front cache before it makes a heap: merged, freed memory may serve", () => {
   const device = new FakeDevice();
   const heap = new HeapAllocator(device);
-  const blocks = [0, 1, 2, 3].map(() => heap.alloc(64 * KiB)); // fill the first 256 KiB heap
+  const blocks = [0, 1, 2, 3].map(() => heap.alloc(32 * KiB)); // fill the first 128 KiB heap
   for (const b of blocks) heap.free(b); // two go to TLSF, two to the front cache, alternating
-  assert.equal(heap.memoryStats().pools.small.largestFreeRange, 64 * KiB);
-  const big = heap.alloc(200 * KiB);
+  assert.equal(heap.memoryStats().pools.small.largestFreeRange, 32 * KiB);
+  const big = heap.alloc(100 * KiB);
   assert.equal(device.createBufferCalls, 1, "the flush merged the heap whole: no new heap");
   assert.equal(big.heapId, blocks[0].heapId);
   heap.destroy();
@@ -134,7 +134,7 @@ Deno.test("alloc() flushes the front cache before it makes a heap: merged, freed
 Deno.test("alloc() flushes the front cache before a heap is made in any pool: idle heaps go by max_reserved_ratio", () => {
   const heap = new HeapAllocator(new FakeDevice());
   heap.free(heap.alloc(4096)); // its heap is busy only with the front cache
-  // A staging buffer of 2 MiB: the cache may hold 4% over it, not a 256 KiB heap.
+  // A staging buffer of 2 MiB: the cache may hold 4% over it, not a 128 KiB heap.
   const r = heap.alloc(2 * MiB, { usage: "readback" });
   assert.deepEqual(heap.snapshot().heaps.map((h) => h.id), [r.heapId]);
   heap.destroy();
@@ -154,15 +154,15 @@ Deno.test("alloc() under a shared budget's pressure flushes the front cache befo
   heap.free(heap.alloc(4096)); // its heap is busy only with the front cache
   budget.press = true;
   heap.alloc(100 * KiB);
-  assert.deepEqual(budget.calls.filter((c) => c[0] !== "reserve"), [["release", 256 * KiB]]);
+  assert.deepEqual(budget.calls.filter((c) => c[0] !== "reserve"), [["release", 128 * KiB]]);
   assert.equal(heap.memoryStats().frontCacheHits, 0);
   heap.destroy();
 });
 
 Deno.test("free() above the low watermark gives memory to TLSF, where the watermark can release it", () => {
   const device = new FakeDevice();
-  const heap = new HeapAllocator(device, { lowWatermark: 128 * KiB });
-  const a = heap.alloc(4096); // a 256 KiB heap: above the low watermark
+  const heap = new HeapAllocator(device, { lowWatermark: 64 * KiB });
+  const a = heap.alloc(4096); // a 128 KiB heap: above the low watermark
   heap.free(a);
   assert.equal(device.liveBytes, 0, "released as soon as it was idle");
   heap.alloc(4096);
@@ -171,9 +171,9 @@ Deno.test("free() above the low watermark gives memory to TLSF, where the waterm
 });
 
 Deno.test("alloc() drops a front cache block of a heap the device refused, and releases the heap", async () => {
-  const device = new FakeDevice({ memory: 128 * KiB });
+  const device = new FakeDevice({ memory: 64 * KiB });
   const heap = new HeapAllocator(device);
-  const a = heap.alloc(4096); // a 256 KiB heap: refused later
+  const a = heap.alloc(4096); // a 128 KiB heap: refused later
   heap.free(a); // into the front cache
   await assert.rejects(() => heap.checkDeviceErrors(), OutOfMemoryError);
   device.memory = 0;
@@ -193,9 +193,9 @@ Deno.test("snapshot() shows front cache blocks as cached, their bytes in cachedB
     [a.id, "live", a.size],
     [b.id, "cached", b.size],
     [c.id, "live", c.size],
-    [null, "free", 256 * KiB - a.size - b.size - c.size],
+    [null, "free", 128 * KiB - a.size - b.size - c.size],
   ]);
-  assert.equal(snap.stats.cachedBytes, 256 * KiB - a.size - c.size);
-  assert.equal(snap.stats.pools.small.cachedBytes, 256 * KiB - a.size - c.size);
+  assert.equal(snap.stats.cachedBytes, 128 * KiB - a.size - c.size);
+  assert.equal(snap.stats.pools.small.cachedBytes, 128 * KiB - a.size - c.size);
   heap.destroy();
 });

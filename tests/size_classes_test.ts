@@ -77,14 +77,14 @@ Deno.test("SizeClasses.round() aligns, rounds staging and large requests, and sc
   assert.equal(bound.round("large", 100 * MiB), 100 * MiB);
 });
 
-/** What a heap's size follows when the allocator holds `reserved` bytes. */
-function holding(reserved: number, pressure = false, limit = Infinity): HeapDemand {
-  return { reserved, pressure, limit };
+/** What a heap's size follows when the allocator holds `reserved` bytes (`pool` of them in the pool). */
+function holding(reserved: number, pressure = false, limit = Infinity, pool = 0): HeapDemand {
+  return { reserved, poolReserved: pool, pressure, limit };
 }
 
 Deno.test("SizeClasses.splitHeapSize() follows the MPS heap table at its largest", () => {
   const s = sizes();
-  const big = holding(4 * GiB);
+  const big = holding(4 * GiB, false, Infinity, 4 * GiB);
   assert.equal(s.splitHeapSize("small", 1 * MiB, big), 8 * MiB);
   assert.equal(s.splitHeapSize("uniform", 256, big), 1 * MiB);
   assert.equal(s.splitHeapSize("scalar", 32, big), 64 * KiB);
@@ -112,14 +112,17 @@ Deno.test("SizeClasses.splitHeapSize() follows the MPS heap table at its largest
 
 Deno.test("SizeClasses.splitHeapSize() grows heaps with the bytes the allocator holds", () => {
   const s = sizes();
-  // Small, uniform and scalar heaps: an eighth of reserved bytes, from their smallest.
-  assert.equal(s.splitHeapSize("small", 64, holding(0)), 256 * KiB);
+  // Small heaps: an eighth of reserved bytes, from their smallest.
+  assert.equal(s.splitHeapSize("small", 64, holding(0)), 128 * KiB);
   assert.equal(s.splitHeapSize("small", 64, holding(16 * MiB)), 2 * MiB);
   assert.equal(s.splitHeapSize("small", 64, holding(16 * MiB + 1)), 2 * MiB + KiB, "whole KiB");
   assert.equal(s.splitHeapSize("small", 700 * KiB, holding(0)), 700 * KiB, "at least the request");
-  assert.equal(s.splitHeapSize("uniform", 16, holding(0)), 64 * KiB);
-  assert.equal(s.splitHeapSize("uniform", 16, holding(4 * MiB)), 512 * KiB);
-  assert.equal(s.splitHeapSize("scalar", 8, holding(0)), 4 * KiB);
+  // Uniform and scalar heaps: as large as their pool's heaps together, whatever the rest.
+  assert.equal(s.splitHeapSize("uniform", 16, holding(4 * GiB)), 16 * KiB);
+  assert.equal(s.splitHeapSize("uniform", 16, holding(0, false, Infinity, 48 * KiB)), 48 * KiB);
+  assert.equal(s.splitHeapSize("uniform", 16, holding(0, false, Infinity, 4 * MiB)), 1 * MiB);
+  assert.equal(s.splitHeapSize("scalar", 8, holding(4 * GiB)), 4 * KiB);
+  assert.equal(s.splitHeapSize("scalar", 8, holding(0, false, Infinity, 8 * KiB)), 8 * KiB);
   // Extra-large heaps: a sixteenth of reserved bytes, in 2 MiB steps, from 64 MiB.
   assert.equal(s.xlargeHeapSize(0), 64 * MiB);
   assert.equal(s.xlargeHeapSize(1536 * MiB + 1), 98 * MiB);

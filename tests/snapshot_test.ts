@@ -32,7 +32,7 @@ Deno.test("snapshot() lists the format, heaps and blocks in every state", () => 
   );
   const small = snap.heaps[0];
   assert.equal(small.id, a.heapId);
-  assert.equal(small.size, 256 * KiB);
+  assert.equal(small.size, 128 * KiB);
   assert.equal(small.lost, false);
   assert.ok(small.ageMs >= 0);
   assert.deepEqual(small.blocks.map((x) => [x.id, x.offset, x.state]), [

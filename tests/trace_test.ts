@@ -37,10 +37,10 @@ Deno.test("recording: events name blocks, heaps, pools, offsets and times", () =
   assert.deepEqual(trace.settings, heap.settings());
   const strip = trace.events.map((e) => e.filter((_, i) => !isTime(e[0], i)));
   assert.deepEqual(strip, [
-    ["heap", 1, 256 * 1024, "small", true],
+    ["heap", 1, 128 * 1024, "small", true],
     ["a", a.id, 4000, "storage", "small", 1, 0, a.size, "weights"],
     ["f", a.id, true],
-    ["heap", 2, 32 * 1024, "scalar", true], // an eighth of the 256 KiB held
+    ["heap", 2, 4 * 1024, "scalar", true],
     ["s", s.id, 2, 0, s.size],
     ["submit"],
     ["emptyCache"],
@@ -228,7 +228,7 @@ Deno.test('replay: plain lists of ["a", id, size] and ["f", id], frees immediate
   assert.equal(r.allocations, 3);
   assert.equal(r.frees, 3);
   assert.equal(r.peakRequested, 4096 + 5 * MiB);
-  assert.equal(r.peakReserved, 256 * 1024 + 32 * MiB);
+  assert.equal(r.peakReserved, 128 * 1024 + 32 * MiB);
   assert.equal(r.createBufferCalls, 2);
   assert.equal(r.cacheHits, 1, "the freed 4 KiB was reused at once");
   // Ids may be reused once freed, as addresses are in other allocators' traces.

@@ -170,7 +170,9 @@ async function init(message: Extract<ToPipelineWorker, { type: "init" }>): Promi
   device.addEventListener("uncapturederror", (e) => {
     gpuErrors.push((e as GPUUncapturedErrorEvent).error.message);
   });
-  const heap = new HeapAllocator(device, { ...message.heapOptions, budget });
+  // A Worker records only through the kernels' command batch (a beforeSubmit hook), so its
+  // allocator may submit to reuse freed blocks rather than grow into the shared budget.
+  const heap = new HeapAllocator(device, { submitWhenShort: true, ...message.heapOptions, budget });
   return {
     index: message.index,
     device,
