@@ -120,6 +120,9 @@ function checkSnapshot(snap: Snapshot, live: Set<Block>, pending: Set<Block>): v
     sums.get("total")!.reserved += h.size;
   }
   assert.equal(seen, held.size, "every block the caller holds is in the snapshot");
+  let waiting = 0;
+  for (const b of pending) waiting += b.size;
+  assert.equal(snap.stats.pendingFreeBytes, waiting, "the blocks the caller read, freed, wait");
   for (const p of [...POOL_NAMES, "total"] as const) {
     const st = p === "total" ? snap.stats : snap.stats.pools[p];
     const s = sums.get(p)!;
@@ -143,6 +146,8 @@ for (
     const random = rng(11);
     const heap = new HeapAllocator(new FakeDevice(), { allocConf, lowWatermark: "1GiB" });
     const live = new Set<Block>();
+    // What the test did decides what waits for a submit: a block whose buffer it read.
+    const touched = new Set<Block>();
     const pending = new Set<Block>();
     const usages: Usage[] = ["storage", "storage", "storage", "uniform", "readback", "upload"];
     for (let step = 0; step < 1500; step++) {
@@ -154,16 +159,18 @@ for (
           usage,
           label: random() < 0.3 ? `t${step}` : undefined,
         });
-        if (random() < 0.5) void b.buffer;
+        if (random() < 0.5) {
+          void b.buffer;
+          touched.add(b);
+        }
         live.add(b);
       } else if (r < 0.5) {
         live.add(heap.scalar(step, "u32"));
       } else if (r < 0.9 && live.size > 0) {
         const b = [...live][Math.floor(random() * live.size)];
-        const before = heap.memoryStats().pendingFreeBytes;
         heap.free(b);
         live.delete(b);
-        if (heap.memoryStats().pendingFreeBytes > before) pending.add(b);
+        if (touched.delete(b)) pending.add(b);
       } else if (r < 0.98) {
         heap.submit();
         pending.clear();
