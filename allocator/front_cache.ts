@@ -31,7 +31,7 @@ import type { Range } from "./tlsf.ts";
 /**
  * @internal freed ranges of one split pool, by exact size, at most
  * {@linkcode FRONT_CACHE_DEPTH} of each size and
- * {@linkcode FRONT_CACHE_BYTES} in all, and no more than TLSF has free; the
+ * {@linkcode FRONT_CACHE_BYTES} in all, and not past what TLSF has free; the
  * last one put is taken first.
  *
  * @example
@@ -91,15 +91,18 @@ export class FrontCache {
   }
 
   /**
-   * Keeps a freed range; false (and nothing kept) when its size is full, or
-   * the cache would hold more than {@linkcode FRONT_CACHE_BYTES} or more than
-   * `freeBytes` (what TLSF has free besides): at most half of the pool's free
-   * memory stays out of TLSF's reach, so a full heap is not flushed at every turn.
+   * Keeps a freed range; false (and nothing kept) when its size is full, the
+   * cache would hold more than {@linkcode FRONT_CACHE_BYTES}, or it holds
+   * more than `freeBytes` already (what TLSF has free besides): about half of
+   * the pool's free memory at most stays out of TLSF's reach, so a full heap
+   * is not flushed at every turn.
    */
   put(range: Range, freeBytes: number): boolean {
     const size = range.size;
     const bytes = this.#bytes + size;
-    if (size > this.#maxSize || bytes > FRONT_CACHE_BYTES || bytes > freeBytes) return false;
+    if (size > this.#maxSize || bytes > FRONT_CACHE_BYTES || this.#bytes > freeBytes) {
+      return false;
+    }
     const i = size >>> this.#shift;
     let stack = this.#stacks[i];
     if (stack === undefined) {

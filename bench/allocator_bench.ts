@@ -61,7 +61,7 @@ for (const count of [1e2, 1e4, 1e6]) {
       h = liveHeap(count);
       // Warm, as the rows above are, and long enough for the garbage collector to move
       // the new blocks out of the way.
-      for (let i = 0; i < 200_000; i++) h.free(h.alloc(64 + (i % 4032)));
+      for (let i = 0; i < 2_000_000; i++) h.free(h.alloc(64 + (i % 4032)));
     }
     b.start();
     for (let i = 0; i < REPEAT; i++) {

@@ -36,7 +36,11 @@ Deno.test("FrontCache.put() keeps within its depth, its bytes, TLSF's free bytes
   const kept = small.map((r) => cache.put(r, tlsf.freeBytes));
   assert.deepEqual(kept, [...small.map(() => true).slice(1), false], "depth");
   assert.equal(cache.put(tlsf.alloc(64 * KiB + 32)!, Infinity), false, "past its largest size");
-  assert.equal(cache.put(tlsf.alloc(1024)!, 1024 + FRONT_CACHE_DEPTH * 256 - 1), false, "TLSF's");
+  const held = cache.bytes; // FRONT_CACHE_DEPTH × 256
+  assert.equal(cache.put(tlsf.alloc(1024)!, held - 1), false, "it holds more than TLSF has free");
+  const one = tlsf.alloc(1024)!;
+  assert.equal(cache.put(one, held), true, "as much: one more");
+  assert.equal(cache.take(1024), one);
   let bytes = cache.bytes;
   let full = false;
   for (let i = 0; i < FRONT_CACHE_BYTES / (64 * KiB) + 8 && !full; i++) {
