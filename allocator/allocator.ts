@@ -14,7 +14,13 @@
  * @module
  */
 
-import { DEDICATED_REUSE_SLACK, ROUND_LARGE, STAGING_REUSE_SLACK } from "./constants.ts";
+import {
+  BUDGET_HEAP_SHARE,
+  DEDICATED_REUSE_SLACK,
+  FRONT_CACHE_MAX_BLOCK,
+  ROUND_LARGE,
+  STAGING_REUSE_SLACK,
+} from "./constants.ts";
 import {
   type AllocatorSettings,
   type AllocConf,
@@ -30,9 +36,7 @@ import {
   type BlockOwner,
   type BlockRecord,
   blockRecord,
-  firstAtLeast,
   type Heap,
-  insertBySize,
   newPool,
   newRecord,
   type Pool,
@@ -42,6 +46,7 @@ import { AllocatorError, DeviceLostError } from "./errors.ts";
 import { formatBytes } from "./format.ts";
 import { Heaps } from "./heaps.ts";
 import {
+  type HeapDemand,
   POOL_NAMES,
   poolFor,
   type PoolName,
@@ -59,6 +64,7 @@ import {
   poolStats,
   resetAccumulated,
   resetPeak,
+  subStat,
 } from "./stats.ts";
 import { formatMemorySummary } from "./memory_summary.ts";
 import type { MemoryBudget } from "./budget.ts";
@@ -73,6 +79,8 @@ export { POOL_NAMES, type PoolName, type Usage } from "./size_classes.ts";
 /** Element types a scalar can hold. */
 export type ScalarType = "f32" | "i32" | "u32";
 const SCALAR_TYPES: readonly ScalarType[] = ["f32", "i32", "u32"];
+/** The pools with a front cache. */
+const FRONT_POOLS: readonly PoolName[] = ["small", "uniform"];
 
 /** Options of {@linkcode HeapAllocator.alloc}. */
 export interface AllocOptions {
@@ -139,6 +147,10 @@ export class HeapAllocator implements BlockOwner {
   #recorder: TraceRecorder | null = null;
   /** Reports blocks garbage-collected while live (debug flag `leak`), or null. */
   #leaks: FinalizationRegistry<BlockRecord> | null = null;
+  /** Anything to tell of each block (leaks, a recording, a budget, debug lines): see #watchedNow. */
+  #watched = false;
+  /** Submit to reuse blocks freed since the last submit rather than make a heap. */
+  #submitWhenShort: boolean;
 
   /**
    * Creates an allocator over a device; it makes no GPUBuffer until the first allocation.
@@ -172,10 +184,23 @@ export class HeapAllocator implements BlockOwner {
       this.#leaks = new FinalizationRegistry((record) => this.#reportLeak(record));
     }
     this.#budget = options.budget;
+    const short = options.submitWhenShort;
+    if (short !== undefined && typeof short !== "boolean") {
+      throw new TypeError(`Invalid submitWhenShort: expected true or false, got ${short}`);
+    }
+    this.#submitWhenShort = short === true;
+    const caching = this.#conf.caching;
     this.#pools = {
-      small: newPool("small", alignment, true),
+      // Front caches for the pools of many small blocks (Note [front cache]); none
+      // without caching, where a heap is released as soon as it is empty.
+      small: newPool("small", alignment, true, caching ? FRONT_CACHE_MAX_BLOCK : 0),
       large: newPool("large", alignment, true),
-      uniform: newPool("uniform", alignment, true),
+      uniform: newPool(
+        "uniform",
+        alignment,
+        true,
+        caching ? limits.maxUniformBufferBindingSize : 0,
+      ),
       scalar: newPool("scalar", alignment, true),
       readback: newPool("readback", alignment, false),
       upload: newPool("upload", alignment, false),
@@ -189,6 +214,7 @@ export class HeapAllocator implements BlockOwner {
       debug: this.#debug,
       say: (line) => this.#say(line),
     });
+    this.#watched = this.#watchedNow();
   }
 
   /** The device this allocator allocates from. */
@@ -256,9 +282,9 @@ export class HeapAllocator implements BlockOwner {
    * @throws {AllocatorError} the allocator was destroyed
    * @throws {DeviceLostError} the device was lost
    */
-  alloc(size: number, options: AllocOptions = {}): Block {
+  alloc(size: number, options?: AllocOptions): Block {
     this.#checkUsable("allocate");
-    const usage = options.usage ?? "storage";
+    const usage = options?.usage ?? "storage";
     if (usage !== "storage" && !USAGES.includes(usage)) {
       throw new TypeError(
         `Cannot allocate: unknown usage ${JSON.stringify(usage)} (expected ${USAGES.join(", ")})`,
@@ -274,7 +300,7 @@ export class HeapAllocator implements BlockOwner {
       size,
       this.#sizes.round(pool.name, size),
       usage,
-      options.label,
+      options?.label,
     );
     return this.#place(pool, r);
   }
@@ -343,11 +369,13 @@ export class HeapAllocator implements BlockOwner {
       );
     }
     this.#ops++;
-    this.#leaks?.unregister(r);
-    this.#recorder?.free(r.id, r.touched);
+    if (this.#watched) {
+      this.#leaks?.unregister(r);
+      this.#recorder?.free(r.id, r.touched);
+    }
     const pool = this.#pools[r.pool];
-    addStat(pool.counters.allocated, this.#totals.allocated, -r.size);
-    addStat(pool.counters.requested, this.#totals.requested, -r.requestedSize);
+    subStat(pool.counters.allocated, this.#totals.allocated, r.size);
+    subStat(pool.counters.requested, this.#totals.requested, r.requestedSize);
     pool.counters.blocks--;
     this.#totals.blocks--;
     if (pool.tlsf === null) {
@@ -360,7 +388,7 @@ export class HeapAllocator implements BlockOwner {
       this.#totals.pendingFree += r.size;
       this.#pending.push(r);
     } else {
-      this.#recycle(r);
+      this.#recycle(r, pool);
     }
     this.#budget?.publish(this.#totals);
   }
@@ -392,7 +420,7 @@ export class HeapAllocator implements BlockOwner {
       const pool = this.#pools[r.pool];
       pool.counters.pendingFree -= r.size;
       this.#totals.pendingFree -= r.size;
-      this.#recycle(r);
+      this.#recycle(r, pool);
     }
   }
 
@@ -422,6 +450,7 @@ export class HeapAllocator implements BlockOwner {
   emptyCache(): number {
     this.#checkAlive("empty the cache");
     this.#recorder?.emptyCache();
+    this.#flushFront();
     return this.#heaps.releaseIdle(null, 0);
   }
 
@@ -633,6 +662,7 @@ export class HeapAllocator implements BlockOwner {
     const recorder = new TraceRecorder(this.settings(), options);
     if (this.#totals.heaps > 0) recorder.begin(this.snapshot());
     this.#recorder = this.#heaps.recorder = recorder;
+    this.#watched = true;
   }
 
   /**
@@ -646,6 +676,7 @@ export class HeapAllocator implements BlockOwner {
       throw new AllocatorError("Cannot stop recording: no recording was started");
     }
     this.#recorder = this.#heaps.recorder = null;
+    this.#watched = this.#watchedNow();
     return recorder.finish();
   }
 
@@ -677,6 +708,7 @@ export class HeapAllocator implements BlockOwner {
    */
   destroy(): void {
     if (this.#destroyed) return;
+    for (const name of FRONT_POOLS) this.#pools[name].front?.flush(() => {});
     for (const pool of Object.values(this.#pools)) {
       for (const heap of pool.heaps) {
         if (heap.block) heap.block.state = "free";
@@ -700,16 +732,50 @@ export class HeapAllocator implements BlockOwner {
 
   /** Places a block for the request `r` in `pool`: a free range, a cached heap, or a new heap. */
   #place(pool: Pool, r: BlockRecord): Block {
-    if (this.#budget?.pressured()) this.#heaps.releaseIdle(null, 0);
+    if (this.#budget?.pressured()) {
+      this.#flushFront();
+      this.#heaps.releaseIdle(null, 0);
+    }
+    if (pool.front !== null) {
+      const range = pool.front.take(r.size);
+      if (range !== null) return this.#fromFront(pool, r, range);
+    }
     if (pool.tlsf === null) return this.#placeUnsplit(pool, r);
-    if (!this.#sizes.isDedicated(pool.name, r.size)) {
-      const range = pool.tlsf.alloc(r.size);
+    const reserved = this.#totals.reserved.current;
+    if (!this.#sizes.isDedicated(pool.name, r.size, reserved)) {
+      const range = pool.tlsf.alloc(r.size) ?? this.#allocAfterFlush(pool, r.size);
       if (range) return this.#blockInRange(pool, r, range, true);
     }
-    const low = this.#heaps.low;
-    const pressure = low > 0 && this.#totals.reserved.current + this.#sizes.xlargeHeap > low;
-    const heapSize = this.#sizes.splitHeapSize(pool.name, r.size, pressure);
+    const heapSize = this.#sizes.splitHeapSize(pool.name, r.size, this.#demand(pool));
     return heapSize > 0 ? this.#fromNewHeap(pool, r, heapSize) : this.#placeUnsplit(pool, r);
+  }
+
+  /** What a new heap's size follows now (Note [heaps follow demand] in size_classes.ts). */
+  #demand(pool: Pool): HeapDemand {
+    const reserved = this.#totals.reserved.current;
+    const low = this.#heaps.low;
+    const budget = this.#budget;
+    return {
+      reserved,
+      poolReserved: pool.counters.reserved.current,
+      pressure: low > 0 && reserved + this.#sizes.xlargeHeapSize(reserved) > low,
+      // Under a budget, a heap takes a share of what is left, so its sharers still
+      // find room for theirs: sizes follow the budget, not just this allocator.
+      limit: budget && budget.limit > 0
+        ? Math.max(0, budget.limit - budget.reserved) * BUDGET_HEAP_SHARE
+        : Infinity,
+    };
+  }
+
+  /**
+   * Submits, when the allocator may (`submitWhenShort`) and blocks of `pool`
+   * freed since the last submit could hold `size` bytes, so that they can be
+   * reused instead of a heap being made; true if it did.
+   */
+  #submitToReuse(pool: Pool, size: number): boolean {
+    if (!this.#submitWhenShort || pool.counters.pendingFree < size) return false;
+    this.submit();
+    return true;
   }
 
   /** A block in a heap of its own: dedicated large blocks and staging buffers. */
@@ -724,21 +790,23 @@ export class HeapAllocator implements BlockOwner {
     }
     // A free range of a split heap costs no new memory: better than a new dedicated heap.
     if (!staging) {
-      const range = pool.tlsf!.alloc(r.size);
+      const range = pool.tlsf!.alloc(r.size) ?? this.#allocAfterFlush(pool, r.size);
       if (range) return this.#blockInRange(pool, r, range, true);
     }
-    const heap = this.#heaps.obtain(r, this.#sizes.dedicatedHeapSize(r.size, pool.name), false);
+    if (this.#submitToReuse(pool, r.size)) return this.#place(pool, r);
+    const heap = this.#obtain(r, this.#sizes.dedicatedHeapSize(r.size, pool.name), false);
     heap.live = 1;
     return this.#newBlock(pool, r, heap, null, this.#sizes.usableSize(heap.size, pool.name), false);
   }
 
   /** A block in a new split heap of `heapSize` bytes (or a cached unsplit one, split). */
   #fromNewHeap(pool: Pool, r: BlockRecord, heapSize: number): Block {
+    if (this.#submitToReuse(pool, r.size)) return this.#place(pool, r);
     // A cached dedicated heap serves as a split heap sooner than a new GPUBuffer.
-    if (pool.cached.length > 0 && this.#convertCached(pool, r.size)) {
+    if (pool.cached.size > 0 && this.#convertCached(pool, r.size)) {
       return this.#blockInRange(pool, r, pool.tlsf!.alloc(r.size)!, true);
     }
-    const heap = this.#heaps.obtain(r, heapSize, true);
+    const heap = this.#obtain(r, heapSize, true);
     // The new heap is the only place with room: nothing else fit a moment ago.
     const range = pool.tlsf!.alloc(r.size);
     if (!range) {
@@ -748,6 +816,49 @@ export class HeapAllocator implements BlockOwner {
       );
     }
     return this.#blockInRange(pool, r, range, false);
+  }
+
+  /** A block in a range the front cache kept: its heap is busy already. */
+  #fromFront(pool: Pool, r: BlockRecord, range: Range): Block {
+    const heap = range.region.owner as Heap;
+    if (heap.lost) {
+      // The device refused the heap since: its range goes back (to a retired region).
+      this.#releaseRange(pool, range);
+      return this.#place(pool, r);
+    }
+    pool.counters.frontCacheHits++;
+    this.#totals.frontCacheHits++;
+    return this.#newBlock(pool, r, heap, range, range.size, true);
+  }
+
+  /** Makes a heap for `r`, the front cache flushed first: the heaps it holds may go idle. */
+  #obtain(r: BlockRecord, heapSize: number, isSplit: boolean): Heap {
+    this.#flushFront();
+    return this.#heaps.obtain(r, heapSize, isSplit);
+  }
+
+  /** Flushes the front cache and places `size` bytes in `pool` if that made room; else null. */
+  #allocAfterFlush(pool: Pool, size: number): Range | null {
+    return this.#flushFront() ? pool.tlsf!.alloc(size) : null;
+  }
+
+  /** Gives every block of the front caches back to TLSF; false if they were empty. */
+  #flushFront(): boolean {
+    let flushed = false;
+    for (const name of FRONT_POOLS) {
+      const pool = this.#pools[name];
+      if (pool.front === null || pool.front.bytes === 0) continue;
+      flushed = true;
+      pool.front!.flush((range) => this.#releaseRange(pool, range));
+    }
+    return flushed;
+  }
+
+  /** Frees a range in its pool's TLSF; its heap may become idle. */
+  #releaseRange(pool: Pool, range: Range): void {
+    const heap = range.region.owner as Heap;
+    pool.tlsf!.free(range);
+    if (--heap.live === 0) this.#heaps.emptied(heap);
   }
 
   #blockInRange(pool: Pool, r: BlockRecord, range: Range, reused: boolean): Block {
@@ -778,45 +889,57 @@ export class HeapAllocator implements BlockOwner {
       heap.block = r;
     }
     const block = new Block(r, heap.buffer);
+    const c = pool.counters;
+    const t = this.#totals;
+    addStat(c.allocated, t.allocated, size);
+    addStat(c.requested, t.requested, r.requestedSize);
+    c.blocks++;
+    t.blocks++;
+    c.allocations++;
+    t.allocations++;
+    if (reused) {
+      c.cacheHits++;
+      t.cacheHits++;
+    }
+    if (this.#watched) this.#watchPlaced(pool, r, block, reused);
+    return block;
+  }
+
+  /** What a placed block tells whoever watches: leak registry, trace, budget, debug output. */
+  #watchPlaced(pool: Pool, r: BlockRecord, block: Block, reused: boolean): void {
     this.#leaks?.register(block, r, r);
     this.#recorder?.placed(
       r.id,
       r.requestedSize,
       r.usage,
       pool.name,
-      heap.id,
+      r.heap.id,
       r.offset,
-      size,
+      r.size,
       r.label,
     );
-    addStat(pool.counters.allocated, this.#totals.allocated, size);
-    addStat(pool.counters.requested, this.#totals.requested, r.requestedSize);
-    pool.counters.blocks++;
-    this.#totals.blocks++;
-    pool.counters.allocations++;
-    this.#totals.allocations++;
-    if (reused) {
-      pool.counters.cacheHits++;
-      this.#totals.cacheHits++;
-    }
     this.#budget?.publish(this.#totals);
     if (reused ? this.#debug.reuses : this.#debug.allocations) {
       this.#say(
         `${reused ? "reused" : "allocated"} block #${r.id} of ${
-          formatBytes(size)
-        } (size ${size} B, requested ${r.requestedSize} B${
+          formatBytes(r.size)
+        } (size ${r.size} B, requested ${r.requestedSize} B${
           r.label ? `, ${r.label}` : ""
-        }) from heap #${heap.id} at offset ${r.offset} on ${pool.name} pool`,
+        }) from heap #${r.heap.id} at offset ${r.offset} on ${pool.name} pool`,
       );
     }
-    return block;
+  }
+
+  /** Whether anything watches blocks come and go: kept in step with what it reads. */
+  #watchedNow(): boolean {
+    return this.#leaks !== null || this.#recorder !== null || this.#budget !== undefined ||
+      this.#debug.allocations || this.#debug.reuses;
   }
 
   /** Turns the smallest cached unsplit heap that holds `size` into a split heap. */
   #convertCached(pool: Pool, size: number): boolean {
-    const i = firstAtLeast(pool.cached, size);
-    if (i >= pool.cached.length) return false;
-    const record = pool.cached.splice(i, 1)[0];
+    const record = pool.cached.take(size, Infinity);
+    if (!record) return false;
     const heap = record.heap;
     heap.block = null;
     heap.isSplit = true;
@@ -833,26 +956,30 @@ export class HeapAllocator implements BlockOwner {
 
   /** A cached unsplit block that fits `size` without wasting much, removed from the cache. */
   #takeCached(pool: Pool, size: number, staging: boolean): BlockRecord | null {
-    const cached = pool.cached;
     const slack = staging
       ? size * STAGING_REUSE_SLACK
       : Math.max(ROUND_LARGE, size * DEDICATED_REUSE_SLACK);
-    for (let i = firstAtLeast(cached, size); i < cached.length; i++) {
-      if (cached[i].size > size + slack) break;
-      // A staging buffer still mapped (or map-pending) cannot be reused yet.
-      if (staging && cached[i].heap.buffer.mapState !== "unmapped") continue;
-      return cached.splice(i, 1)[0];
-    }
-    return null;
+    // A staging buffer still mapped (or map-pending) cannot be reused yet.
+    return pool.cached.take(size, size + slack, staging ? unmapped : undefined);
   }
 
-  /** Puts a freed block's memory back: into its heap's free ranges, or the unsplit cache. */
-  #recycle(r: BlockRecord): void {
+  /**
+   * Puts a freed block's memory back: into the front cache, its heap's free
+   * ranges, or the unsplit cache.
+   */
+  #recycle(r: BlockRecord, pool: Pool): void {
     r.state = "free";
     const heap = r.heap;
-    const pool = this.#pools[heap.pool];
-    if (r.range) pool.tlsf!.free(r.range);
-    else if (!heap.lost) insertBySize(pool.cached, r);
+    if (r.range) {
+      // Above the low watermark, freed memory goes where it can be released (reserved
+      // bytes cross it only when a heap is made, and that flushes the cache).
+      const low = this.#heaps.low;
+      if (
+        pool.front !== null && !heap.lost && (low === 0 || this.#totals.reserved.current <= low) &&
+        pool.front.put(r.range, pool.tlsf!.freeBytes)
+      ) return;
+      pool.tlsf!.free(r.range);
+    } else if (!heap.lost) pool.cached.add(r);
     if (--heap.live === 0) this.#heaps.emptied(heap);
   }
 
@@ -871,7 +998,7 @@ export class HeapAllocator implements BlockOwner {
 
   #largestFree(pool: Pool): number {
     if (pool.tlsf) return pool.tlsf.largestFree();
-    return pool.cached.length > 0 ? pool.cached[pool.cached.length - 1].size : 0;
+    return pool.cached.largest();
   }
 
   #own(block: Block, what: string): BlockRecord {
@@ -911,4 +1038,9 @@ export class HeapAllocator implements BlockOwner {
       // A failing logger must not leave an allocation half done.
     }
   }
+}
+
+/** True for a block whose GPUBuffer is neither mapped nor being mapped. */
+function unmapped(record: BlockRecord): boolean {
+  return record.heap.buffer.mapState === "unmapped";
 }

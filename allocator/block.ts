@@ -13,6 +13,8 @@
 
 import { AllocatorError } from "./errors.ts";
 import { formatBytes } from "./format.ts";
+import { CachedBlocks } from "./cached_blocks.ts";
+import { FrontCache } from "./front_cache.ts";
 import type { PoolName, Usage } from "./size_classes.ts";
 import type { PoolCounters } from "./stats.ts";
 import { emptyPoolCounters } from "./stats.ts";
@@ -105,7 +107,7 @@ export interface Heap {
   region: Region | null;
   /** The block of an unsplit heap (live, or freed and cached). */
   block: BlockRecord | null;
-  /** Blocks placed in it: live, or freed and waiting for a submit. */
+  /** Blocks placed in it: live, freed and waiting for a submit, or in the front cache. */
   live: number;
   /** The device refused it: nothing more is placed in it. */
   lost: boolean;
@@ -129,8 +131,10 @@ export interface Pool {
   readonly tlsf: Tlsf | null;
   /** Every heap of the pool, oldest first. */
   readonly heaps: Set<Heap>;
-  /** Freed blocks of unsplit heaps, ascending by size, ready for reuse. */
-  readonly cached: BlockRecord[];
+  /** Freed blocks of unsplit heaps, by size, ready for reuse. */
+  readonly cached: CachedBlocks;
+  /** Recently freed blocks of split heaps, by size (Note [front cache]); null where none is kept. */
+  readonly front: FrontCache | null;
   /** The pool's running statistics. */
   readonly counters: PoolCounters;
 }
@@ -145,13 +149,17 @@ export interface AllocRequest {
   readonly requestedSize: number;
 }
 
-/** @internal an empty pool; `split` pools place blocks in shared heaps with TLSF. */
-export function newPool(name: PoolName, alignment: number, split: boolean): Pool {
+/**
+ * @internal an empty pool; `split` pools place blocks in shared heaps with
+ * TLSF, and keep a front cache of blocks up to `frontMax` bytes (0: none).
+ */
+export function newPool(name: PoolName, alignment: number, split: boolean, frontMax = 0): Pool {
   return {
     name,
     tlsf: split ? new Tlsf(alignment) : null,
     heaps: new Set(),
-    cached: [],
+    cached: new CachedBlocks(),
+    front: split && frontMax > 0 ? new FrontCache(alignment, frontMax) : null,
     counters: emptyPoolCounters(),
   };
 }
@@ -347,21 +355,4 @@ function staleBlock(r: BlockRecord): AllocatorError {
  */
 export function blockRecord(block: Block): BlockRecord {
   return recordOf(block);
-}
-
-/** @internal index of the first record in `list` (ascending by size) of at least `size` bytes. */
-export function firstAtLeast(list: readonly BlockRecord[], size: number): number {
-  let lo = 0;
-  let hi = list.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (list[mid].size < size) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
-
-/** @internal inserts a record into `list`, keeping it ascending by size (after equal sizes). */
-export function insertBySize(list: BlockRecord[], record: BlockRecord): void {
-  list.splice(firstAtLeast(list, record.size + 1), 0, record);
 }

@@ -11,6 +11,8 @@ import type { PoolCounters } from "./stats.ts";
 export interface MemoryBudget {
   /** The budget's limit in bytes (0: none). */
   readonly limit: number;
+  /** Bytes reserved now, by every sharer together. */
+  readonly reserved: number;
   /** Takes `bytes` from the budget before a heap is made; false if they do not fit. */
   reserve(bytes: number): boolean;
   /** Gives back `bytes` when a heap is released. */

@@ -258,6 +258,16 @@ export interface HeapAllocatorOptions {
   log?: (line: string) => void;
   /** A budget shared with other allocators (e.g. across Workers). */
   budget?: MemoryBudget;
+  /**
+   * Submit to reuse memory rather than make a heap (default false; no
+   * environment variable): when a request finds no room and blocks freed
+   * since the last submit could hold it, the allocator calls its own
+   * `submit()` (the `beforeSubmit` hooks send their work first) and reuses
+   * them. Safe only where every encoder that reads freed blocks is a
+   * `beforeSubmit` hook, as the kernels' command batch is: work recorded
+   * elsewhere and submitted later could read a block handed out again.
+   */
+  submitWhenShort?: boolean;
 }
 
 /** @internal the options of an allocator once read: checked, the environment applied. */

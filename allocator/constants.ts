@@ -18,18 +18,47 @@ export const MAX_SMALL_ALLOC = 1 * MiB;
 export const MIN_LARGE_ALLOC = 10 * MiB;
 /** Dedicated (unsplit) heaps are rounded up to this, so a cached one fits nearby sizes. */
 export const ROUND_LARGE = 2 * MiB;
-/** Size of a small heap: one GPUBuffer holding many requests of at most 1 MiB. */
+/** Largest small heap: one GPUBuffer holding many requests of at most 1 MiB. */
 export const SMALL_HEAP = 8 * MiB;
+/**
+ * Smallest small heap: the first one an allocator makes. Small heaps grow from
+ * it with the allocator's reserved bytes (see {@linkcode HEAP_GROWTH}), so an
+ * allocator holding little (a Worker's, under a shared budget) holds little.
+ */
+export const MIN_SMALL_HEAP = 128 * KiB;
+/**
+ * A new small heap is this fraction of the bytes the allocator holds (within
+ * its smallest and largest heap): while it fills, its free tail is at most
+ * this fraction of reserved bytes.
+ */
+export const HEAP_GROWTH = 1 / 8;
 /** Size of a large heap: one GPUBuffer holding requests between 1 and 10 MiB. */
 export const LARGE_HEAP = 32 * MiB;
-/** Size of an extra-large heap on a discrete GPU, used without memory pressure. */
+/** Largest extra-large heap on a discrete GPU (made without memory pressure only). */
 export const XLARGE_HEAP = 128 * MiB;
-/** Size of an extra-large heap when the adapter is the CPU (memory is the host's). */
+/** Largest extra-large heap when the adapter is the CPU (memory is the host's). */
 export const XLARGE_HEAP_UNIFIED = 1 * GiB;
-/** Size of one uniform heap: uniforms may not share a GPUBuffer with storage a dispatch writes. */
+/**
+ * Smallest extra-large heap. Extra-large heaps grow from it with the
+ * allocator's reserved bytes (see {@linkcode XLARGE_GROWTH}): a fixed 128 MiB
+ * heap holding one 25 MiB block left a sixth of a 0.5 GiB run unused.
+ */
+export const MIN_XLARGE_HEAP = 64 * MiB;
+/**
+ * A new extra-large heap is this fraction of the bytes the allocator holds:
+ * the free tail of the one being filled stays within ~6% of reserved bytes,
+ * which with the cache's {@linkcode MAX_RESERVED_RATIO} keeps peak reserved
+ * within ~1.10 × peak live on real traces (bench/commands/fragmentation.ts).
+ */
+export const XLARGE_GROWTH = 1 / 16;
+/** Largest uniform heap: uniforms may not share a GPUBuffer with storage a dispatch writes. */
 export const UNIFORM_HEAP = 1 * MiB;
-/** Size of one scalar heap: a GPUBuffer cut into uniform-aligned slots. */
+/** Smallest uniform heap: uniforms are few and small (parameters, constants). */
+export const MIN_UNIFORM_HEAP = 16 * KiB;
+/** Largest scalar heap: a GPUBuffer cut into uniform-aligned slots. */
 export const SCALAR_HEAP = 64 * KiB;
+/** Smallest scalar heap: 16 slots of 256 bytes. */
+export const MIN_SCALAR_HEAP = 4 * KiB;
 /** Largest scalar value in bytes (an f32, i32 or u32 today; 8 leaves room for 64-bit). */
 export const MAX_SCALAR_SIZE = 8;
 /** Staging buffers (one GPUBuffer each) are at least this large, so small reads share sizes. */
@@ -41,13 +70,30 @@ export const STAGING_REUSE_SLACK = 1;
 /**
  * Default `max_reserved_ratio` (0 would keep every cached heap, as MPS does).
  * With a ratio r, cached heaps are released (oldest first) before a heap is
- * made, so that reserved bytes stay within r times the peak of live bytes:
- * 1.1 keeps peak reserved near 1.1 × peak in use on workloads whose shapes
- * change every step, for more createBuffer calls (see bench/commands/fragmentation.ts).
+ * made, so that reserved bytes stay within r times the peak of live bytes.
+ * 1.04 leaves the cache 4% over the peak in use, and heaps being filled the
+ * rest of a 10% margin (see {@linkcode XLARGE_GROWTH}); workloads whose shapes
+ * change every step make more createBuffer calls for it
+ * (see bench/commands/fragmentation.ts).
  */
-export const MAX_RESERVED_RATIO = 1.1;
+export const MAX_RESERVED_RATIO = 1.04;
 /** Reusing a cached dedicated heap wastes at most this fraction of it (and at least 2 MiB). */
 export const DEDICATED_REUSE_SLACK = 1 / 8;
+
+/**
+ * Freed blocks of one size the front cache keeps (Note [front cache] in
+ * front_cache.ts): enough for a loop that frees a few blocks of a size and
+ * asks for them again, few enough that TLSF still sees most free memory.
+ */
+export const FRONT_CACHE_DEPTH = 8;
+/** Bytes the front cache of one pool keeps at most. */
+export const FRONT_CACHE_BYTES = 4 * MiB;
+/**
+ * Largest block the front cache of the small pool keeps: what larger blocks
+ * are used for dwarfs TLSF's cost, and merged back at once they keep large
+ * free ranges whole.
+ */
+export const FRONT_CACHE_MAX_BLOCK = 64 * KiB;
 
 /** TLSF second-level bits: 32 lists per power of two, so a list's sizes differ by < 3.2%. */
 export const TLSF_SL_BITS = 5;
@@ -58,6 +104,13 @@ export const TLSF_EXACT_SCAN = 16;
 export const BUDGET_SLOTS = 64;
 /** Bytes of a sharer's label in a shared budget (UTF-8, cut at a character boundary). */
 export const BUDGET_LABEL_BYTES = 48;
+/**
+ * Under a shared budget with a limit, a new heap takes at most this share of
+ * what the budget has left (or just its request): the first sharers to grow
+ * leave room for the others' heaps, and a heap near the limit is no larger
+ * than it must be.
+ */
+export const BUDGET_HEAP_SHARE = 1 / 4;
 /**
  * Longest an allocator over a shared budget waits for other sharers to release
  * their caches before it reports out of memory: they release at their next

@@ -17,7 +17,7 @@ import { AllocatorError, OutOfMemoryError } from "./errors.ts";
 import { formatBytes } from "./format.ts";
 import { GpuMemory } from "./gpu_memory.ts";
 import type { PoolName } from "./size_classes.ts";
-import { addStat, type PoolCounters } from "./stats.ts";
+import { addStat, type PoolCounters, subStat } from "./stats.ts";
 import type { TraceRecorder } from "./trace_recorder.ts";
 
 /** @internal what {@linkcode Heaps} works with. */
@@ -115,9 +115,14 @@ export class Heaps {
     if (ratio > 0) {
       // Bound the cache: release idle heaps, oldest first, so that reserved bytes stay
       // within `ratio` times the peak of live bytes (or what is in use now, if more).
+      // The pool's own go first: the new heap takes their place, and a small heap made
+      // does not cost the cache a large one.
       const inUse = Math.max(t.allocated.peak, t.allocated.current + t.pendingFree + size);
-      const target = inUse * ratio - heapSize;
-      if (t.reserved.current > target) this.releaseIdle(null, Math.max(0, target));
+      const target = Math.max(0, inUse * ratio - heapSize);
+      if (t.reserved.current > target) {
+        this.releaseIdle(pool.name, target);
+        this.releaseIdle(null, target);
+      }
     }
     let heap = this.#create(pool, heapSize, isSplit);
     if (heap) return heap;
@@ -199,13 +204,10 @@ export class Heaps {
     const pool = this.pools[heap.pool];
     if (heap.idle) this.#unlinkIdle(heap);
     if (heap.region && heap.region.usedBytes === 0) pool.tlsf!.removeRegion(heap.region);
-    if (heap.block && !heap.isSplit) {
-      const i = pool.cached.indexOf(heap.block);
-      if (i >= 0) pool.cached.splice(i, 1);
-    }
+    if (heap.block && !heap.isSplit) pool.cached.delete(heap.block);
     pool.heaps.delete(heap);
     this.#memory.destroyHeap(heap);
-    addStat(pool.counters.reserved, this.totals.reserved, -heap.size);
+    subStat(pool.counters.reserved, this.totals.reserved, heap.size);
     pool.counters.heaps--;
     this.totals.heaps--;
     this.recorder?.release(heap.id);

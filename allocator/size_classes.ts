@@ -5,27 +5,46 @@
  *
  * | request (storage)                   | pool  | heap made when nothing cached fits      |
  * | ----------------------------------- | ----- | --------------------------------------- |
- * | ≤ 1 MiB                             | small | `small_heap` (8 MiB), shared            |
+ * | ≤ 1 MiB                             | small | R / 8 within 128 KiB … `small_heap` (8 MiB), shared |
  * | ≤ 10 MiB                            | large | `large_heap` (32 MiB), shared           |
- * | < xlarge / 2, no memory pressure    | large | extra-large (128 MiB, 1 GiB on a CPU), shared |
+ * | < xlarge / 2, no memory pressure    | large | extra-large: R / 16 within 64 MiB … 128 MiB (1 GiB on a CPU), shared |
  * | otherwise                           | large | its own, rounded up to 2 MiB            |
  *
- * Uniforms and scalars have heaps of their own (1 MiB and 64 KiB); readback
- * and upload blocks are one GPUBuffer each, rounded to 4 steps per power of two.
+ * R is the bytes the allocator holds when the heap is made: heaps follow
+ * demand, so a small allocator makes small heaps and a large one fewer large
+ * ones (Note [heaps follow demand]). Uniforms and scalars have heaps of their
+ * own, each as large as its pool's heaps together (16 KiB … 1 MiB and 4 KiB … 64 KiB:
+ * they are few whatever the rest); readback and upload
+ * blocks are one GPUBuffer each, rounded to 4 steps per power of two. Every
+ * heap is at least its request, and at most the `limit` of its
+ * {@linkcode HeapDemand} (what a shared budget has room for).
+ *
+ * Note [heaps follow demand]: the free tail of the heap being filled is waste
+ * at the peak. A fixed heap size is a large share of a small run (a 128 MiB
+ * extra-large heap holding one 25 MiB block in a 0.5 GiB run; an 8 MiB small
+ * heap for a Worker holding 0.4 MiB), and a needlessly fine one for a large run
+ * (more createBuffer calls). A heap sized as a fraction of what the allocator
+ * holds keeps the tail within that fraction of reserved bytes at every scale.
  *
  * @module
  */
 
 import { type AllocConf, DEFAULT_ALLOC_CONF } from "./config.ts";
 import {
+  HEAP_GROWTH,
   MAX_SCALAR_SIZE,
   MAX_SMALL_ALLOC,
   MIN_LARGE_ALLOC,
+  MIN_SCALAR_HEAP,
+  MIN_SMALL_HEAP,
   MIN_STAGING,
+  MIN_UNIFORM_HEAP,
+  MIN_XLARGE_HEAP,
   ROUND_LARGE,
   SCALAR_HEAP,
   STAGING_DIVISIONS,
   UNIFORM_HEAP,
+  XLARGE_GROWTH,
   XLARGE_HEAP,
   XLARGE_HEAP_UNIFIED,
 } from "./constants.ts";
@@ -58,6 +77,18 @@ export interface SizeLimits {
   maxUniformBufferBindingSize: number;
   /** Alignment of every block's offset and size (a power of two). */
   alignment: number;
+}
+
+/** What a new heap's size follows besides its request (Note [heaps follow demand]). */
+export interface HeapDemand {
+  /** Bytes the allocator holds now, all pools together. */
+  reserved: number;
+  /** Bytes the request's pool holds now. */
+  poolReserved: number;
+  /** Reserved bytes are near the low watermark: no extra-large heaps. */
+  pressure: boolean;
+  /** The most bytes a new heap may take beyond its request (a shared budget's room); Infinity: no limit. */
+  limit: number;
 }
 
 /** Rounds `n` up to a multiple of `alignment`. */
@@ -120,21 +151,29 @@ export function isStaging(pool: PoolName): boolean {
  *   maxUniformBufferBindingSize: 64 << 10,
  *   alignment: 256,
  * }, false);
+ * const holding = (reserved: number) => ({
+ *   reserved,
+ *   poolReserved: 0,
+ *   pressure: false,
+ *   limit: Infinity,
+ * });
  * assert.equal(sizes.round("small", 1000), 1024);
- * assert.equal(sizes.splitHeapSize("small", 1024, false), 8 * MiB);
- * assert.equal(sizes.splitHeapSize("large", 20 * MiB, false), 128 * MiB); // extra-large
- * assert.equal(sizes.splitHeapSize("large", 70 * MiB, false), 0); // a heap of its own
+ * assert.equal(sizes.splitHeapSize("small", 1024, holding(0)), 128 << 10); // the first
+ * assert.equal(sizes.splitHeapSize("small", 1024, holding(1024 * MiB)), 8 * MiB);
+ * assert.equal(sizes.splitHeapSize("large", 20 * MiB, holding(0)), 64 * MiB); // extra-large
+ * assert.equal(sizes.splitHeapSize("large", 20 * MiB, holding(1536 * MiB)), 96 * MiB);
+ * assert.equal(sizes.splitHeapSize("large", 40 * MiB, holding(0)), 0); // a heap of its own
  * assert.equal(sizes.dedicatedHeapSize(70 * MiB + 1), 72 * MiB);
  * ```
  */
 export class SizeClasses {
   /** Alignment of every block's offset and size. */
   readonly alignment: number;
-  /** Size of a small heap: the conf's `small_heap` (a default within maxBufferSize). */
+  /** Largest small heap: the conf's `small_heap`. */
   readonly smallHeap: number;
   /** Size of a large heap: the conf's `large_heap` (a default within maxBufferSize). */
   readonly largeHeap: number;
-  /** Size of an extra-large heap: the conf's, or the adapter's default, within maxBufferSize. */
+  /** Largest extra-large heap: the conf's, or the adapter's default, within maxBufferSize. */
   readonly xlargeHeap: number;
   readonly #conf: Readonly<AllocConf>;
   readonly #limits: SizeLimits;
@@ -142,6 +181,8 @@ export class SizeClasses {
   readonly #maxHeap: number;
   /** Largest block: maxStorageBufferBindingSize rounded down to the alignment. */
   readonly #maxBlock: number;
+  /** Largest storage request: the smaller of the binding and buffer limits. */
+  readonly #maxStorage: number;
 
   /**
    * Checks an alloc conf against a device's limits and prepares the rules.
@@ -178,6 +219,7 @@ export class SizeClasses {
         );
       }
     }
+    this.#maxStorage = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
     this.smallHeap = Math.min(conf.smallHeap, this.#maxHeap);
     this.largeHeap = Math.min(conf.largeHeap, this.#maxHeap);
     this.xlargeHeap = Math.min(
@@ -193,6 +235,10 @@ export class SizeClasses {
    * @throws {RangeError} size is not a positive integer, or exceeds the binding (or buffer) limit
    */
   check(size: number, usage: Usage): void {
+    // The common case first, in one comparison: storage within both limits.
+    if (usage === "storage" && size > 0 && size <= this.#maxStorage && Number.isInteger(size)) {
+      return;
+    }
     if (typeof size !== "number") {
       throw new TypeError(`Cannot allocate: size must be a number of bytes, got ${typeof size}`);
     }
@@ -219,6 +265,10 @@ export class SizeClasses {
 
   /** The size a request of `size` bytes in `pool` occupies: rounded and aligned. */
   round(pool: PoolName, size: number): number {
+    // The common case, small storage and uniforms: aligned in integer arithmetic.
+    if (size <= MAX_SMALL_ALLOC && (pool === "small" || pool === "uniform")) {
+      return (size + this.alignment - 1) & -this.alignment;
+    }
     const a = this.alignment;
     if (pool === "scalar") return alignUp(MAX_SCALAR_SIZE, a);
     const divisions = this.#conf.roundupPower2Divisions;
@@ -234,29 +284,40 @@ export class SizeClasses {
     return alignUp(s, a);
   }
 
-  /** True if a block of `size` (rounded) bytes in `pool` gets a heap of its own. */
-  isDedicated(pool: PoolName, size: number): boolean {
-    return pool === "large" && size >= this.xlargeHeap / 2;
+  /**
+   * The size of an extra-large heap made when the allocator holds `reserved`
+   * bytes: a sixteenth of them, within 64 MiB and {@linkcode SizeClasses.xlargeHeap}.
+   */
+  xlargeHeapSize(reserved: number): number {
+    const grown = alignUp(reserved * XLARGE_GROWTH, ROUND_LARGE);
+    return Math.min(this.xlargeHeap, Math.max(MIN_XLARGE_HEAP, grown));
+  }
+
+  /**
+   * True if a block of `size` (rounded) bytes in `pool` gets a heap of its
+   * own: half an extra-large heap or more, when the allocator holds `reserved` bytes.
+   */
+  isDedicated(pool: PoolName, size: number, reserved: number): boolean {
+    return pool === "large" && size >= this.xlargeHeapSize(reserved) / 2;
   }
 
   /**
    * The size of a new shared heap for a block of `size` (rounded) bytes in a
    * split pool, or 0 when the block gets a heap of its own instead: a
    * dedicated size, or an extra-large one under memory pressure.
-   *
-   * @param pressure reserved memory is near the low watermark: no extra-large heaps
    */
-  splitHeapSize(pool: PoolName, size: number, pressure: boolean): number {
+  splitHeapSize(pool: PoolName, size: number, demand: HeapDemand): number {
+    const r = demand.reserved;
     let heap: number;
-    if (pool === "small") heap = this.smallHeap;
-    else if (pool === "uniform") heap = UNIFORM_HEAP;
-    else if (pool === "scalar") heap = SCALAR_HEAP;
-    else if (this.isDedicated(pool, size)) return 0;
+    if (pool === "small") heap = grow(r, MIN_SMALL_HEAP, this.smallHeap);
+    // Uniforms and scalars are few whatever the rest: their heaps double their pool.
+    else if (pool === "uniform") heap = clamp(demand.poolReserved, MIN_UNIFORM_HEAP, UNIFORM_HEAP);
+    else if (pool === "scalar") heap = clamp(demand.poolReserved, MIN_SCALAR_HEAP, SCALAR_HEAP);
+    else if (this.isDedicated(pool, size, r)) return 0;
     else if (size < MIN_LARGE_ALLOC) heap = this.largeHeap;
-    else if (!pressure) heap = this.xlargeHeap;
+    else if (!demand.pressure) heap = this.xlargeHeapSize(r);
     else return 0;
-    // A conf's heap may be smaller than the request: the heap must still hold it.
-    return Math.max(heap, size);
+    return alignUp(Math.max(size, Math.min(heap, demand.limit)), this.alignment);
   }
 
   /** The GPUBuffer size of a heap of its own for `size` (rounded) bytes. */
@@ -269,4 +330,13 @@ export class SizeClasses {
   usableSize(heapSize: number, pool: PoolName = "large"): number {
     return isStaging(pool) ? heapSize : Math.min(heapSize, this.#maxBlock);
   }
+}
+
+/** A heap of `reserved` × {@linkcode HEAP_GROWTH} bytes within `min` and `max`, in whole KiB. */
+function grow(reserved: number, min: number, max: number): number {
+  return clamp(alignUp(reserved * HEAP_GROWTH, 1024), min, max);
+}
+
+function clamp(n: number, min: number, max: number): number {
+  return Math.min(max, Math.max(min, n));
 }

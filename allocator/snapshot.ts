@@ -26,7 +26,8 @@
  *
  * Block states: `live` (handed out, not freed), `pending` (freed while
  * recorded GPU work may still read it: reusable after the next submit),
- * `cached` (a freed block of an unsplit heap, kept whole for reuse) and
+ * `cached` (a freed block kept whole for reuse: an unsplit heap's, or one in
+ * the front cache of a split heap, see Note [front cache]) and
  * `free` (a free range of a split heap, or the tail of an unsplit heap past
  * its block). Sums agree with the stats: live sizes add up to
  * `stats.allocatedBytes.current`, pending sizes to `stats.pendingFreeBytes`,
@@ -147,10 +148,10 @@ export function walkHeaps(source: WalkSource): Snapshot {
     if (heap.isSplit && heap.region) {
       for (const range of source.ranges(heap)) {
         if (range.isFree) blocks.push(freeRange(range.offset, range.size));
-        else blocks.push(blockEntry(source, range.tag as WalkBlock, range.size, false));
+        else blocks.push(blockEntry(source, range.tag as WalkBlock, range.size));
       }
     } else if (heap.block) {
-      blocks.push(blockEntry(source, heap.block, heap.block.size, true));
+      blocks.push(blockEntry(source, heap.block, heap.block.size));
       // A dedicated heap rounded past the binding limit has a tail no block covers.
       if (heap.block.size < heap.size) {
         blocks.push(freeRange(heap.block.size, heap.size - heap.block.size));
@@ -179,15 +180,14 @@ function blockEntry(
   source: WalkSource,
   block: WalkBlock,
   size: number,
-  unsplit: boolean,
 ): SnapshotBlock {
   return {
     id: block.id,
     offset: block.offset,
     size,
     requestedSize: block.requestedSize,
-    // A freed block still named by an unsplit heap is that heap's cached block.
-    state: block.state === "free" ? (unsplit ? "cached" : "free") : block.state,
+    // A freed block still in its place: an unsplit heap's, or one in the front cache.
+    state: block.state === "free" ? "cached" : block.state,
     usage: block.usage,
     label: block.label ?? null,
     ageOps: source.ops - block.bornAtOp,

@@ -39,6 +39,8 @@ export interface PoolStats {
   allocations: number;
   /** Allocations served without creating a GPUBuffer, ever. */
   cacheHits: number;
+  /** Of those, allocations served by the front cache (a block of the same size freed recently), ever. */
+  frontCacheHits: number;
   /** GPUBuffers created, ever. */
   createBufferCalls: number;
 }
@@ -57,60 +59,89 @@ export interface MemoryStats extends PoolStats {
   lowWatermark: number;
 }
 
+/**
+ * @internal a running {@linkcode Stat}: what was freed is `allocated - current`,
+ * worked out when read, so a decrease is one store. `resetAccumulatedStats()`
+ * moves the bases instead of the running figures, for the same reason.
+ */
+export interface Counter {
+  current: number;
+  peak: number;
+  allocated: number;
+  /** `allocated` at the last reset of accumulated figures. */
+  allocatedBase: number;
+  /** `allocated - current` at that reset. */
+  freedBase: number;
+}
+
 /** @internal the running counters behind {@linkcode PoolStats}. */
 export interface PoolCounters {
-  allocated: Stat;
-  reserved: Stat;
-  requested: Stat;
+  allocated: Counter;
+  reserved: Counter;
+  requested: Counter;
   pendingFree: number;
   heaps: number;
   blocks: number;
   allocations: number;
   cacheHits: number;
+  frontCacheHits: number;
   createBufferCalls: number;
 }
 
-function emptyStat(): Stat {
-  return { current: 0, peak: 0, allocated: 0, freed: 0 };
+function emptyCounter(): Counter {
+  return { current: 0, peak: 0, allocated: 0, allocatedBase: 0, freedBase: 0 };
 }
 
 /** @internal fresh counters. */
 export function emptyPoolCounters(): PoolCounters {
   return {
-    allocated: emptyStat(),
-    reserved: emptyStat(),
-    requested: emptyStat(),
+    allocated: emptyCounter(),
+    reserved: emptyCounter(),
+    requested: emptyCounter(),
     pendingFree: 0,
     heaps: 0,
     blocks: 0,
     allocations: 0,
     cacheHits: 0,
+    frontCacheHits: 0,
     createBufferCalls: 0,
   };
 }
 
-/** @internal adds `delta` to a pool's stat and the matching total. */
-export function addStat(pool: Stat, total: Stat, delta: number): void {
-  add(pool, delta);
-  add(total, delta);
+/** @internal adds `n` bytes to a pool's counter and the matching total. */
+export function addStat(pool: Counter, total: Counter, n: number): void {
+  grow(pool, n);
+  grow(total, n);
 }
 
-function add(s: Stat, delta: number): void {
-  s.current += delta;
-  if (delta > 0) {
-    s.allocated += delta;
-    if (s.current > s.peak) s.peak = s.current;
-  } else {
-    s.freed -= delta;
-  }
+/** @internal takes `n` bytes from a pool's counter and the matching total. */
+export function subStat(pool: Counter, total: Counter, n: number): void {
+  pool.current -= n;
+  total.current -= n;
+}
+
+function grow(c: Counter, n: number): void {
+  c.current += n;
+  c.allocated += n;
+  if (c.current > c.peak) c.peak = c.current;
+}
+
+/** The public figures of a counter. */
+function stat(c: Counter): Stat {
+  return {
+    current: c.current,
+    peak: c.peak,
+    allocated: c.allocated - c.allocatedBase,
+    freed: c.allocated - c.current - c.freedBase,
+  };
 }
 
 /** @internal the figures of one pool (or of all) from its counters. */
 export function poolStats(c: PoolCounters, largestFreeRange: number): PoolStats {
   return {
-    allocatedBytes: { ...c.allocated },
-    reservedBytes: { ...c.reserved },
-    requestedBytes: { ...c.requested },
+    allocatedBytes: stat(c.allocated),
+    reservedBytes: stat(c.reserved),
+    requestedBytes: stat(c.requested),
     cachedBytes: c.reserved.current - c.allocated.current - c.pendingFree,
     pendingFreeBytes: c.pendingFree,
     largestFreeRange,
@@ -118,6 +149,7 @@ export function poolStats(c: PoolCounters, largestFreeRange: number): PoolStats 
     blocks: c.blocks,
     allocations: c.allocations,
     cacheHits: c.cacheHits,
+    frontCacheHits: c.frontCacheHits,
     createBufferCalls: c.createBufferCalls,
   };
 }
@@ -130,10 +162,11 @@ export function resetPeak(c: PoolCounters): void {
 /** @internal clears what was accumulated: bytes allocated and freed in total, and the counts. */
 export function resetAccumulated(c: PoolCounters): void {
   for (const s of [c.allocated, c.reserved, c.requested]) {
-    s.allocated = 0;
-    s.freed = 0;
+    s.allocatedBase = s.allocated;
+    s.freedBase = s.allocated - s.current;
   }
   c.allocations = 0;
   c.cacheHits = 0;
+  c.frontCacheHits = 0;
   c.createBufferCalls = 0;
 }

@@ -193,18 +193,18 @@ Deno.test("alloc() past a small high watermark throws OutOfMemoryError with the 
   const a = heap.alloc(6 << 20); // a 32 MiB large heap does not fit: falls back to 6 MiB
   const b = heap.alloc(6 << 20);
   heap.free(b);
-  const c = heap.alloc(1 << 20); // small heap of 8 MiB fits beside 12 MiB
+  const c = heap.alloc(1 << 20); // a small heap (an eighth of the 12 MiB held) fits beside
   const before = heap.memoryStats();
   let err: unknown;
   try {
-    heap.alloc(8 << 20);
+    heap.alloc(14 << 20); // 64 MiB extra-large, or 14 MiB beside 7.5 MiB: neither fits
   } catch (e) {
     err = e;
   }
   assert.ok(err instanceof OutOfMemoryError, `expected OutOfMemoryError, got ${err}`);
   assert.match(
     err.message,
-    /out of memory \(allocated: 7\.00 MiB, cached: \d+\.\d+ MiB, max allowed: 20\.00 MiB\)\. Tried to allocate 8\.00 MiB on large pool/,
+    /out of memory \(allocated: 7\.00 MiB, cached: \d+\.\d+ [KM]iB, max allowed: 20\.00 MiB\)\. Tried to allocate 14\.00 MiB on large pool/,
   );
   const after = heap.memoryStats();
   assert.equal(after.numOoms, 1);

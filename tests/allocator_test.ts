@@ -19,28 +19,42 @@ function bufferOf(device: FakeDevice, block: Block): FakeBuffer {
   return [...device.liveBuffers].find((b) => b.label.endsWith(`#${block.heapId}`))!;
 }
 
-Deno.test("alloc() takes heaps of the sizes of the MPS table", () => {
+Deno.test("alloc() takes heaps of the sizes of the MPS table, grown with reserved bytes", () => {
   // Each request on a fresh allocator: later requests would share earlier heaps.
   const first = (size: number) => {
     const device = new FakeDevice();
     const b = new HeapAllocator(device).alloc(size);
     return [b.pool, bufferOf(device, b).size, b.size];
   };
-  assert.deepEqual(first(1 * MiB), ["small", 8 * MiB, 1 * MiB]);
+  // A first small heap is 128 KiB, or its request.
+  assert.deepEqual(first(100 * KiB), ["small", 128 * KiB, 100 * KiB]);
+  assert.deepEqual(first(1 * MiB), ["small", 1 * MiB, 1 * MiB]);
   assert.deepEqual(first(1 * MiB + 1), ["large", 32 * MiB, 1 * MiB + 32]);
-  // 10 MiB to xlarge/2: an extra-large heap (1 GiB on a fallback adapter, 128 MiB here)
-  assert.deepEqual(first(10 * MiB), ["large", 128 * MiB, 10 * MiB]);
+  // 10 MiB to xlarge/2: an extra-large heap, 64 MiB at first
+  assert.deepEqual(first(10 * MiB), ["large", 64 * MiB, 10 * MiB]);
   // from xlarge/2 on: a dedicated heap rounded to 2 MiB, the whole of it usable
-  assert.deepEqual(first(100 * MiB + 1), ["large", 102 * MiB, 102 * MiB]);
+  assert.deepEqual(first(32 * MiB + 1), ["large", 34 * MiB, 34 * MiB]);
   const device = new FakeDevice();
   const heap = new HeapAllocator(device);
   const blocks = [1 * MiB, 1 * MiB + 1, 10 * MiB, 100 * MiB].map((n) => heap.alloc(n));
   assert.equal(heap.memoryStats().heaps, 3, "the 10 MiB block fits the 32 MiB heap's free range");
   assert.equal(blocks[2].heapId, blocks[1].heapId);
-  const unified = new HeapAllocator(new FakeDevice({ fallback: true }));
-  const u = unified.alloc(100 * MiB);
-  assert.equal(u.pool, "large");
-  assert.equal(unified.memoryStats().reservedBytes.current, 1024 * MiB, "1 GiB xlarge heap");
+  for (const b of blocks) heap.free(b);
+});
+
+Deno.test("alloc() makes heaps that grow with the bytes the allocator holds", () => {
+  const device = new FakeDevice();
+  const heap = new HeapAllocator(device);
+  const blocks = [heap.alloc(1 * MiB), heap.alloc(5 * MiB)]; // 1 MiB and 32 MiB heaps
+  // Holding 33 MiB, the next small heap is an eighth of it, in whole KiB.
+  blocks.push(heap.alloc(512 * KiB));
+  assert.equal(bufferOf(device, blocks[2]).size, 4224 * KiB);
+  // Holding 1.5 GiB, an extra-large heap is a sixteenth of it, and 40 MiB is under half of one.
+  for (let i = 0; i < 15; i++) blocks.push(heap.alloc(100 * MiB));
+  const x = heap.alloc(40 * MiB);
+  assert.equal(bufferOf(device, x).size, 98 * MiB);
+  assert.equal(heap.memoryStats().pools.large.heaps, 17);
+  for (const b of [...blocks, x]) heap.free(b);
 });
 
 Deno.test("alloc() keeps heaps within maxBufferSize and blocks within the binding limit", () => {
@@ -126,21 +140,21 @@ Deno.test("alloc() above the low watermark releases cached heaps oldest first, m
   const device = new FakeDevice();
   // max_reserved_ratio:0 keeps every cached heap, so the watermark alone decides.
   const heap = new HeapAllocator(device, {
-    lowWatermark: 72 * MiB,
-    allocConf: "max_reserved_ratio:0",
+    lowWatermark: 28 * MiB,
+    allocConf: "max_reserved_ratio:0,large_heap:8MiB",
   });
-  const small = heap.alloc(1 * MiB); // 8 MiB heap
-  const large = heap.alloc(2 * MiB); // 32 MiB heap
+  const small = heap.alloc(1 * MiB); // 1 MiB heap
+  const large = heap.alloc(2 * MiB); // 8 MiB heap
   heap.free(small);
   heap.free(large);
-  assert.equal(heap.driverAllocatedMemory(), 40 * MiB, "below the low watermark, both cached");
-  const x = heap.alloc(40 * MiB); // would be a 128 MiB xlarge heap: pressure makes it dedicated
-  assert.equal(bufferOf(device, x).size, 40 * MiB);
-  // 40 + 40 = 80 > 72: the oldest cached heap (the small one) went, and only it.
+  assert.equal(heap.driverAllocatedMemory(), 9 * MiB, "below the low watermark, both cached");
+  const x = heap.alloc(20 * MiB); // would be a 64 MiB xlarge heap: pressure makes it dedicated
+  assert.equal(bufferOf(device, x).size, 20 * MiB);
+  // 9 + 20 = 29 > 28: the oldest cached heap (the small one) went, and only it.
   const stats = heap.memoryStats();
   assert.equal(stats.pools.small.heaps, 0);
   assert.equal(stats.pools.large.heaps, 2);
-  assert.equal(stats.reservedBytes.current, 72 * MiB);
+  assert.equal(stats.reservedBytes.current, 28 * MiB);
 });
 
 Deno.test("alloc() at the high watermark releases the pool's cache, then all, then throws OutOfMemoryError", () => {
@@ -149,9 +163,9 @@ Deno.test("alloc() at the high watermark releases the pool's cache, then all, th
     allocConf: "max_reserved_ratio:0", // the watermark alone decides
   });
   const s = heap.alloc(64 * KiB);
-  heap.free(s); // 8 MiB small heap cached
+  heap.free(s); // 128 KiB small heap cached
   const l = heap.alloc(2 * MiB);
-  heap.free(l); // 32 MiB large heap cached: 40 MiB reserved
+  heap.free(l); // 32 MiB large heap cached
   const big = heap.alloc(30 * MiB); // needs the cache: 32 MiB heap reused by TLSF
   assert.equal(heap.memoryStats().numAllocRetries, 0, "served by the cached large heap");
   const t = heap.alloc(6 * MiB); // no room: releases the small heap, then fits 6 MiB
@@ -177,7 +191,7 @@ Deno.test("emptyCache() releases everything not live; caching:0 keeps nothing", 
   blocks.push(heap.alloc(1000, { usage: "readback" }), heap.alloc(100, { usage: "uniform" }));
   for (const b of blocks.slice(1)) heap.free(b);
   assert.ok(heap.emptyCache() > 0);
-  assert.equal(heap.driverAllocatedMemory(), 8 * MiB, "only the small heap with a live block");
+  assert.equal(heap.driverAllocatedMemory(), 128 * KiB, "only the small heap with a live block");
   heap.free(blocks[0]);
   heap.emptyCache();
   assert.equal(heap.driverAllocatedMemory(), 0);
@@ -205,7 +219,7 @@ Deno.test("alloc() reuses a staging buffer only once it is unmapped", async () =
 Deno.test("checkDeviceErrors() reports a heap the device refused as OutOfMemoryError", async () => {
   const device = new FakeDevice({ memory: 12 * MiB });
   const heap = new HeapAllocator(device);
-  const a = heap.alloc(1 * MiB); // 8 MiB: fine
+  const a = heap.alloc(1 * MiB); // 1 MiB: fine
   const b = heap.alloc(2 * MiB); // 32 MiB: the device refuses it asynchronously
   await assert.rejects(() => heap.checkDeviceErrors(), (e: unknown) => {
     assert.ok(e instanceof OutOfMemoryError);
@@ -226,9 +240,9 @@ Deno.test("checkDeviceErrors() reports a heap the device refused as OutOfMemoryE
 });
 
 Deno.test("alloc() throws a device refusal once, when nobody awaited it", async () => {
-  const device = new FakeDevice({ memory: 4 * MiB });
+  const device = new FakeDevice({ memory: 64 * KiB });
   const heap = new HeapAllocator(device);
-  heap.alloc(64); // 8 MiB small heap: refused
+  heap.alloc(64); // 128 KiB small heap: refused
   await Promise.resolve();
   await new Promise((r) => setTimeout(r, 0));
   assert.throws(() => heap.alloc(64), OutOfMemoryError);
@@ -289,18 +303,77 @@ Deno.test("new HeapAllocator({ debug }) logs heaps and blocks by name; silent by
   heap.free(a);
   heap.free(heap.alloc(100));
   heap.emptyCache();
-  assert.match(lines[0], /^gpuheap: new heap #1 of 8\.00 MiB on small pool/);
+  assert.match(lines[0], /^gpuheap: new heap #1 of 128\.00 KiB on small pool/);
   assert.match(lines[1], /^gpuheap: allocated block #1 .*weights.* from heap #1 at offset 0/);
   assert.match(lines[2], /^gpuheap: reused block #2 .* from heap #1/);
-  assert.match(lines[3], /^gpuheap: released heap #1 of 8\.00 MiB on small pool/);
+  assert.match(lines[3], /^gpuheap: released heap #1 of 128\.00 KiB on small pool/);
+});
+
+Deno.test("alloc() with submitWhenShort submits to reuse freed blocks rather than make a heap", () => {
+  const device = new FakeDevice();
+  const heap = new HeapAllocator(device, { submitWhenShort: true });
+  const hooked: string[] = [];
+  heap.beforeSubmit(() => (hooked.push("hook"), []));
+  const blocks = [0, 1, 2, 3].map(() => heap.alloc(32 * KiB)); // a 128 KiB heap, full
+  for (const b of blocks) {
+    void b.buffer; // read by recorded work: each free waits for a submit
+    heap.free(b);
+  }
+  const c = heap.alloc(32 * KiB);
+  assert.deepEqual(hooked, ["hook"], "one submit, its hooks first");
+  assert.equal(device.submits, 1);
+  assert.equal(c.heapId, blocks[0].heapId, "the freed memory, no new heap");
+  assert.equal(device.createBufferCalls, 1);
+  // Less freed than asked for: no submit, a heap.
+  const d = heap.alloc(32 * KiB);
+  void d.buffer;
+  heap.free(d);
+  heap.alloc(100 * KiB);
+  assert.equal(device.submits, 1);
+  assert.equal(device.createBufferCalls, 2);
+  heap.destroy();
+});
+
+Deno.test("alloc() without submitWhenShort never submits on its own", () => {
+  const device = new FakeDevice();
+  const heap = new HeapAllocator(device);
+  const a = heap.alloc(128 * KiB); // the whole first heap
+  void a.buffer;
+  heap.free(a);
+  const b = heap.alloc(128 * KiB);
+  assert.equal(device.submits, 0);
+  assert.notEqual(b.heapId, a.heapId, "a new heap: a's memory waits for the caller's submit");
+  assert.throws(
+    () => new HeapAllocator(device, { submitWhenShort: "yes" as unknown as boolean }),
+    /Invalid submitWhenShort: expected true or false, got yes/,
+  );
+  heap.destroy();
+});
+
+Deno.test("alloc() under a budget makes heaps of at most a quarter of what it has left, or the request", () => {
+  const budget = new CountingBudget(16 * MiB);
+  const device = new FakeDevice();
+  const heap = new HeapAllocator(device, { budget });
+  const a = heap.alloc(2 * MiB); // a large heap would be 32 MiB: 16 MiB left, a quarter is 4 MiB
+  assert.equal(bufferOf(device, a).size, 4 * MiB);
+  const b = heap.alloc(3 * MiB); // 12 MiB left: 3 MiB, its request
+  assert.equal(bufferOf(device, b).size, 3 * MiB);
+  const c = heap.alloc(5 * MiB); // 9 MiB left: a quarter is less than the request
+  assert.equal(bufferOf(device, c).size, 5 * MiB);
+  assert.equal(budget.reserved, 12 * MiB);
+  const unlimited = new HeapAllocator(new FakeDevice(), { budget: new CountingBudget(0) });
+  assert.equal(unlimited.alloc(2 * MiB).heapId, 1);
+  assert.equal(unlimited.driverAllocatedMemory(), 32 * MiB, "no limit, no share");
+  heap.destroy();
+  unlimited.destroy();
 });
 
 // ---- faults: each test below failed before its fix ----
 
 Deno.test("emptyCache() before a refused heap's verdict: the late verdict is harmless", async () => {
-  const device = new FakeDevice({ memory: 4 * MiB });
+  const device = new FakeDevice({ memory: 64 * 1024 });
   const heap = new HeapAllocator(device);
-  heap.free(heap.alloc(1000)); // an 8 MiB heap the device refuses, answered later
+  heap.free(heap.alloc(1000)); // a small heap (128 KiB at least) the device refuses, answered later
   heap.emptyCache(); // released before the verdict came
   await new Promise((r) => setTimeout(r, 20));
   assert.throws(() => heap.alloc(64), (e: unknown) => e instanceof OutOfMemoryError && e.device);
@@ -448,16 +521,19 @@ Deno.test("alloc() refused by its own high watermark does not wait on the shared
 // ---- the memory API a PyTorch user reaches for ----
 
 Deno.test("maxMemoryAllocated() and maxMemoryReserved() are the peaks, reset by resetPeakStats()", () => {
-  const heap = new HeapAllocator(new FakeDevice());
+  const device = new FakeDevice();
+  const heap = new HeapAllocator(device);
   const a = heap.alloc(3 * MiB);
   const b = heap.alloc(1 * MiB);
+  const peak = device.liveBytes; // what the device holds: a large heap and a small one
   heap.free(a);
   assert.equal(heap.maxMemoryAllocated(), 4 * MiB);
-  assert.equal(heap.maxMemoryReserved(), 40 * MiB);
+  assert.equal(heap.maxMemoryReserved(), peak);
   heap.emptyCache();
   heap.resetPeakStats();
   assert.equal(heap.maxMemoryAllocated(), b.size);
-  assert.equal(heap.maxMemoryReserved(), 8 * MiB);
+  assert.equal(heap.maxMemoryReserved(), device.liveBytes);
+  assert.ok(device.liveBytes < peak, "the large heap went");
   heap.destroy();
   assert.throws(() => heap.maxMemoryAllocated(), /destroyed/);
 });
@@ -469,7 +545,7 @@ Deno.test("resetAccumulatedStats() clears totals and counts, keeps current value
   });
   heap.free(heap.alloc(2 * MiB)); // a 32 MiB heap does not fit: 2 MiB
   const kept = heap.alloc(4096);
-  assert.throws(() => heap.alloc(10 * MiB), OutOfMemoryError);
+  assert.throws(() => heap.alloc(16 * MiB), OutOfMemoryError);
   const before = heap.memoryStats();
   assert.ok(before.numOoms > 0 && before.numAllocRetries > 0 && before.allocations > 0);
   heap.resetAccumulatedStats();
@@ -497,18 +573,20 @@ Deno.test("setHighWatermark() changes the limit at run time; lowered, it release
   const device = new FakeDevice();
   const heap = new HeapAllocator(device, { allocConf: "max_reserved_ratio:0" });
   const cachedLarge = heap.alloc(2 * MiB); // 32 MiB heap
-  const liveSmall = heap.alloc(4096); // 8 MiB heap
+  const liveSmall = heap.alloc(4096); // a small heap: 1/8 of what the allocator held then
+  const small = device.liveBytes - 32 * MiB;
+  assert.ok(small > 0 && small <= 8 * MiB, `${small}`);
   heap.free(cachedLarge);
-  assert.equal(heap.driverAllocatedMemory(), 40 * MiB);
+  assert.equal(heap.driverAllocatedMemory(), 32 * MiB + small);
   heap.setHighWatermark("16MiB");
   assert.equal(heap.highWatermark, 16 * MiB);
   assert.equal(heap.memoryStats().highWatermark, 16 * MiB);
-  assert.equal(heap.driverAllocatedMemory(), 8 * MiB, "the cached heap went, the live one stayed");
-  assert.throws(() => heap.alloc(10 * MiB), (e: unknown) => {
+  assert.equal(heap.driverAllocatedMemory(), small, "the cached heap went, the live one stayed");
+  assert.throws(() => heap.alloc(16 * MiB - small + 1024), (e: unknown) => {
     return e instanceof OutOfMemoryError && e.limit === 16 * MiB;
   });
-  heap.setHighWatermark(6 * MiB); // below what live blocks hold: nothing more to release
-  assert.equal(heap.driverAllocatedMemory(), 8 * MiB);
+  heap.setHighWatermark(small + 1 * MiB); // little above what live blocks hold
+  assert.equal(heap.driverAllocatedMemory(), small);
   assert.throws(() => heap.alloc(2 * MiB), OutOfMemoryError);
   heap.setHighWatermark(0);
   assert.equal(heap.alloc(10 * MiB).size, 10 * MiB, "0: no limit");

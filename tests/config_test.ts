@@ -49,7 +49,7 @@ Deno.test("formatAllocConf() writes what parseAllocConf() reads back", () => {
   assert.equal(
     formatAllocConf(DEFAULT_ALLOC_CONF),
     "roundup_power2_divisions:0,caching:1,small_heap:8388608,large_heap:33554432," +
-      "xlarge_heap:0,max_reserved_ratio:1.1",
+      "xlarge_heap:0,max_reserved_ratio:1.04",
   );
 });
 

@@ -106,6 +106,23 @@ Deno.test("Heaps.obtain() and emptied() above the low watermark release idle hea
   assert.equal(heaps.totals.reserved.current, 32 * MiB);
 });
 
+Deno.test("Heaps.obtain() bounds the cache by max_reserved_ratio, releasing the pool's own idle heaps first", () => {
+  const { heaps, request, pools } = setup({ conf: "max_reserved_ratio:1.04" });
+  const large = heaps.obtain(request("large", 2 * MiB), 32 * MiB, true); // the older
+  const small = heaps.obtain(request("small", 64), 8 * MiB, true);
+  heaps.emptied(large);
+  heaps.emptied(small);
+  heaps.totals.allocated.peak = 40 * MiB;
+  // Made: 8 MiB; allowed: 1.04 × 40 MiB. The small idle heap makes room; the large stays.
+  const next = heaps.obtain(request("small", 64), 8 * MiB, true);
+  assert.deepEqual([...pools.small.heaps], [next]);
+  assert.deepEqual([...pools.large.heaps], [large]);
+  // A large one made next goes past the bound: the other pool's idle heap goes too.
+  heaps.obtain(request("large", 2 * MiB), 32 * MiB, true);
+  assert.equal(pools.large.heaps.size, 1, "the idle large heap made room");
+  assert.equal(heaps.totals.reserved.current, 40 * MiB);
+});
+
 Deno.test("Heaps.releaseIdle() skips a staging buffer whose map is pending, and stops at the target", () => {
   const { heaps, request } = setup();
   const staging = heaps.obtain(request("readback", 4096), 4096, false);

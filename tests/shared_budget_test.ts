@@ -312,7 +312,7 @@ Deno.test("SharedBudget.publish() shows an allocator's live figures in its slot"
 });
 
 Deno.test("SharedBudget.describe() names each sharer in an allocator's OOM, and pressure empties the other's cache", () => {
-  const budget = new SharedBudget({ limit: 12 * MiB });
+  const budget = new SharedBudget({ limit: 4 * MiB });
   const keep = "max_reserved_ratio:0"; // keep every cached heap, as MPS does
   const a = new HeapAllocator(new FakeDevice(), {
     budget: budget.claim("worker a"),
@@ -322,24 +322,24 @@ Deno.test("SharedBudget.describe() names each sharer in an allocator's OOM, and 
     budget: budget.claim("worker b"),
     allocConf: keep,
   });
-  a.free(a.alloc(4096)); // a keeps an idle 8 MiB small heap
-  assert.equal(budget.reserved, 8 * MiB);
-  // b needs 5 MiB: no heap fits beside a's cache, and a (on this thread) cannot release meanwhile.
+  a.free(a.alloc(1 * MiB)); // a keeps an idle 1 MiB small heap
+  assert.equal(budget.reserved, 1 * MiB);
+  // b needs 3.5 MiB: no heap fits beside a's cache, and a (on this thread) cannot release meanwhile.
   let message = "";
   try {
-    b.alloc(5 * MiB);
+    b.alloc(3.5 * MiB);
   } catch (error) {
     assert.ok(error instanceof OutOfMemoryError);
     message = error.message;
   }
-  assert.match(message, /max allowed: 12\.00 MiB/);
-  assert.match(message, /worker a 8\.00 MiB reserved, 0 B allocated/);
+  assert.match(message, /max allowed: 4\.00 MiB/);
+  assert.match(message, /worker a 1\.00 MiB reserved, 0 B allocated/);
   assert.match(message, /worker b \(this one\) 0 B reserved/);
   // a's next allocation sees the flag b raised and releases its cache first.
   const s = a.scalar(1);
   assert.equal(a.memoryStats().pools.small.reservedBytes.current, 0);
-  const big = b.alloc(5 * MiB);
-  assert.ok(budget.reserved <= 12 * MiB);
+  const big = b.alloc(3.5 * MiB);
+  assert.ok(budget.reserved <= 4 * MiB);
   a.free(s);
   b.free(big);
   a.destroy();

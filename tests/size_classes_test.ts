@@ -4,6 +4,7 @@ import { DEFAULT_ALLOC_CONF, parseAllocConf } from "../allocator/config.ts";
 import {
   alignDown,
   alignUp,
+  type HeapDemand,
   isStaging,
   poolFor,
   roundPower2Divisions,
@@ -76,21 +77,73 @@ Deno.test("SizeClasses.round() aligns, rounds staging and large requests, and sc
   assert.equal(bound.round("large", 100 * MiB), 100 * MiB);
 });
 
-Deno.test("SizeClasses.splitHeapSize() follows the MPS heap table", () => {
+/** What a heap's size follows when the allocator holds `reserved` bytes (`pool` of them in the pool). */
+function holding(reserved: number, pressure = false, limit = Infinity, pool = 0): HeapDemand {
+  return { reserved, poolReserved: pool, pressure, limit };
+}
+
+Deno.test("SizeClasses.splitHeapSize() follows the MPS heap table at its largest", () => {
   const s = sizes();
-  assert.equal(s.splitHeapSize("small", 1 * MiB, false), 8 * MiB);
-  assert.equal(s.splitHeapSize("uniform", 256, false), 1 * MiB);
-  assert.equal(s.splitHeapSize("scalar", 32, false), 64 * KiB);
-  assert.equal(s.splitHeapSize("large", 2 * MiB, false), 32 * MiB);
-  assert.equal(s.splitHeapSize("large", 10 * MiB, false), 128 * MiB, "extra-large");
-  assert.equal(s.splitHeapSize("large", 10 * MiB, true), 0, "no extra-large under pressure");
-  assert.equal(s.splitHeapSize("large", 2 * MiB, true), 32 * MiB, "pressure spares large heaps");
-  assert.equal(s.splitHeapSize("large", 64 * MiB, false), 0, "xlarge/2 and up: its own heap");
-  assert.ok(s.isDedicated("large", 64 * MiB) && !s.isDedicated("large", 64 * MiB - 32));
-  assert.ok(!s.isDedicated("small", 1 * MiB));
-  assert.equal(sizes("small_heap:16MiB").splitHeapSize("small", 1024, false), 16 * MiB);
-  const big = sizes("", { maxUniformBufferBindingSize: 4 * MiB });
-  assert.equal(big.splitHeapSize("uniform", 2 * MiB, false), 2 * MiB, "a heap holds its request");
+  const big = holding(4 * GiB, false, Infinity, 4 * GiB);
+  assert.equal(s.splitHeapSize("small", 1 * MiB, big), 8 * MiB);
+  assert.equal(s.splitHeapSize("uniform", 256, big), 1 * MiB);
+  assert.equal(s.splitHeapSize("scalar", 32, big), 64 * KiB);
+  assert.equal(s.splitHeapSize("large", 2 * MiB, big), 32 * MiB);
+  assert.equal(s.splitHeapSize("large", 10 * MiB, big), 128 * MiB, "extra-large");
+  assert.equal(
+    s.splitHeapSize("large", 10 * MiB, holding(4 * GiB, true)),
+    0,
+    "none under pressure",
+  );
+  assert.equal(
+    s.splitHeapSize("large", 2 * MiB, holding(0, true)),
+    32 * MiB,
+    "large ones are made",
+  );
+  assert.equal(s.splitHeapSize("large", 64 * MiB, big), 0, "xlarge/2 and up: its own heap");
+  assert.ok(
+    s.isDedicated("large", 64 * MiB, 4 * GiB) && !s.isDedicated("large", 64 * MiB - 32, 4 * GiB),
+  );
+  assert.ok(!s.isDedicated("small", 1 * MiB, 0));
+  assert.equal(sizes("small_heap:16MiB").splitHeapSize("small", 1024, big), 16 * MiB);
+  const wide = sizes("", { maxUniformBufferBindingSize: 4 * MiB });
+  assert.equal(wide.splitHeapSize("uniform", 2 * MiB, big), 2 * MiB, "a heap holds its request");
+});
+
+Deno.test("SizeClasses.splitHeapSize() grows heaps with the bytes the allocator holds", () => {
+  const s = sizes();
+  // Small heaps: an eighth of reserved bytes, from their smallest.
+  assert.equal(s.splitHeapSize("small", 64, holding(0)), 128 * KiB);
+  assert.equal(s.splitHeapSize("small", 64, holding(16 * MiB)), 2 * MiB);
+  assert.equal(s.splitHeapSize("small", 64, holding(16 * MiB + 1)), 2 * MiB + KiB, "whole KiB");
+  assert.equal(s.splitHeapSize("small", 700 * KiB, holding(0)), 700 * KiB, "at least the request");
+  // Uniform and scalar heaps: as large as their pool's heaps together, whatever the rest.
+  assert.equal(s.splitHeapSize("uniform", 16, holding(4 * GiB)), 16 * KiB);
+  assert.equal(s.splitHeapSize("uniform", 16, holding(0, false, Infinity, 48 * KiB)), 48 * KiB);
+  assert.equal(s.splitHeapSize("uniform", 16, holding(0, false, Infinity, 4 * MiB)), 1 * MiB);
+  assert.equal(s.splitHeapSize("scalar", 8, holding(4 * GiB)), 4 * KiB);
+  assert.equal(s.splitHeapSize("scalar", 8, holding(0, false, Infinity, 8 * KiB)), 8 * KiB);
+  // Extra-large heaps: a sixteenth of reserved bytes, in 2 MiB steps, from 64 MiB.
+  assert.equal(s.xlargeHeapSize(0), 64 * MiB);
+  assert.equal(s.xlargeHeapSize(1536 * MiB + 1), 98 * MiB);
+  assert.equal(s.splitHeapSize("large", 10 * MiB, holding(1536 * MiB)), 96 * MiB);
+  // Blocks of half an extra-large heap get their own, so the line moves with it.
+  assert.equal(s.splitHeapSize("large", 40 * MiB, holding(0)), 0);
+  assert.equal(s.splitHeapSize("large", 40 * MiB, holding(1536 * MiB)), 96 * MiB);
+  assert.ok(s.isDedicated("large", 32 * MiB, 0) && !s.isDedicated("large", 32 * MiB - 32, 0));
+  // The large heap stays at large_heap: it holds 1–10 MiB blocks at every scale.
+  assert.equal(s.splitHeapSize("large", 2 * MiB, holding(0)), 32 * MiB);
+  // A conf's extra-large size is the largest one; below 64 MiB it is the only one.
+  assert.equal(sizes("xlarge_heap:256MiB").xlargeHeapSize(8 * GiB), 256 * MiB);
+  assert.equal(sizes("xlarge_heap:32MiB").xlargeHeapSize(0), 32 * MiB);
+});
+
+Deno.test("SizeClasses.splitHeapSize() keeps within the demand's limit, down to the request", () => {
+  const s = sizes();
+  assert.equal(s.splitHeapSize("small", 64, holding(16 * MiB, false, 300 * KiB)), 300 * KiB);
+  assert.equal(s.splitHeapSize("small", 64, holding(16 * MiB, false, 100)), 128, "aligned");
+  assert.equal(s.splitHeapSize("small", 64 * KiB, holding(0, false, 0)), 64 * KiB);
+  assert.equal(s.splitHeapSize("large", 2 * MiB, holding(0, false, 5 * MiB)), 5 * MiB);
 });
 
 Deno.test("SizeClasses.xlargeHeap is 128 MiB, 1 GiB on a CPU adapter, within maxBufferSize", () => {
@@ -98,7 +151,7 @@ Deno.test("SizeClasses.xlargeHeap is 128 MiB, 1 GiB on a CPU adapter, within max
   assert.equal(sizes("", {}, true).xlargeHeap, 1 * GiB);
   assert.equal(sizes("", { maxBufferSize: 20 * MiB + 5 }).xlargeHeap, 20 * MiB, "aligned down");
   assert.equal(sizes("xlarge_heap:256MiB").xlargeHeap, 256 * MiB);
-  assert.equal(sizes("", {}, true).splitHeapSize("large", 100 * MiB, false), 1 * GiB);
+  assert.equal(sizes("", {}, true).splitHeapSize("large", 100 * MiB, holding(16 * GiB)), 1 * GiB);
 });
 
 Deno.test("SizeClasses.dedicatedHeapSize() rounds to 2 MiB within maxBufferSize; staging is exact", () => {
@@ -157,6 +210,6 @@ Deno.test("new SizeClasses() rejects a conf's heap sizes unaligned or above maxB
 
 Deno.test("SizeClasses.splitHeapSize() gives a heap that holds the request, whatever the conf", () => {
   const s = sizes("small_heap:1MiB,large_heap:2MiB");
-  assert.equal(s.splitHeapSize("large", 5 * MiB, false), 5 * MiB);
-  assert.equal(s.splitHeapSize("large", 1 * MiB + 32, false), 2 * MiB);
+  assert.equal(s.splitHeapSize("large", 5 * MiB, holding(0)), 5 * MiB);
+  assert.equal(s.splitHeapSize("large", 1 * MiB + 32, holding(0)), 2 * MiB);
 });

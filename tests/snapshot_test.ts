@@ -16,7 +16,7 @@ Deno.test("snapshot() lists the format, heaps and blocks in every state", () => 
   const c = heap.alloc(100);
   void b.buffer; // as if recorded into a pass: its free waits for a submit
   heap.free(b);
-  const big = heap.alloc(100 * MiB, { label: "dedicated" }); // >= 64 MiB: its own heap
+  const big = heap.alloc(100 * MiB, { label: "dedicated" }); // half an xlarge heap or more: its own
   heap.free(big); // cached whole
   const r = heap.alloc(1000, { usage: "readback" });
   const s = heap.scalar(2, "u32");
@@ -32,7 +32,7 @@ Deno.test("snapshot() lists the format, heaps and blocks in every state", () => 
   );
   const small = snap.heaps[0];
   assert.equal(small.id, a.heapId);
-  assert.equal(small.size, 8 * MiB);
+  assert.equal(small.size, 128 * KiB);
   assert.equal(small.lost, false);
   assert.ok(small.ageMs >= 0);
   assert.deepEqual(small.blocks.map((x) => [x.id, x.offset, x.state]), [
@@ -62,7 +62,10 @@ Deno.test("snapshot() lists the format, heaps and blocks in every state", () => 
   // Plain JSON: survives a round trip unchanged.
   assert.deepEqual(JSON.parse(JSON.stringify(snap)), snap);
   heap.submit();
-  assert.equal(heap.snapshot().heaps[0].blocks[1].state, "free", "the submit released b");
+  const after = heap.snapshot().heaps[0].blocks[1];
+  assert.deepEqual([after.id, after.state], [b.id, "cached"], "the submit released b: front cache");
+  heap.emptyCache();
+  assert.equal(heap.snapshot().heaps[0].blocks[1].state, "free", "emptyCache() flushed it");
   heap.destroy();
 });
 
@@ -117,6 +120,9 @@ function checkSnapshot(snap: Snapshot, live: Set<Block>, pending: Set<Block>): v
     sums.get("total")!.reserved += h.size;
   }
   assert.equal(seen, held.size, "every block the caller holds is in the snapshot");
+  let waiting = 0;
+  for (const b of pending) waiting += b.size;
+  assert.equal(snap.stats.pendingFreeBytes, waiting, "the blocks the caller read, freed, wait");
   for (const p of [...POOL_NAMES, "total"] as const) {
     const st = p === "total" ? snap.stats : snap.stats.pools[p];
     const s = sums.get(p)!;
@@ -140,6 +146,8 @@ for (
     const random = rng(11);
     const heap = new HeapAllocator(new FakeDevice(), { allocConf, lowWatermark: "1GiB" });
     const live = new Set<Block>();
+    // What the test did decides what waits for a submit: a block whose buffer it read.
+    const touched = new Set<Block>();
     const pending = new Set<Block>();
     const usages: Usage[] = ["storage", "storage", "storage", "uniform", "readback", "upload"];
     for (let step = 0; step < 1500; step++) {
@@ -151,16 +159,18 @@ for (
           usage,
           label: random() < 0.3 ? `t${step}` : undefined,
         });
-        if (random() < 0.5) void b.buffer;
+        if (random() < 0.5) {
+          void b.buffer;
+          touched.add(b);
+        }
         live.add(b);
       } else if (r < 0.5) {
         live.add(heap.scalar(step, "u32"));
       } else if (r < 0.9 && live.size > 0) {
         const b = [...live][Math.floor(random() * live.size)];
-        const before = heap.memoryStats().pendingFreeBytes;
         heap.free(b);
         live.delete(b);
-        if (heap.memoryStats().pendingFreeBytes > before) pending.add(b);
+        if (touched.delete(b)) pending.add(b);
       } else if (r < 0.98) {
         heap.submit();
         pending.clear();

@@ -2,7 +2,8 @@
 // equal to a single-thread run, caches given back under pressure, an idle
 // Worker answering pressure, OOM in every Worker when nothing fits, a Worker
 // killed mid-run, every way a Worker can end (Worker faults injected by
-// tests/testdata/faulty_worker.ts), and the stress command end to end. Small shapes: the
+// tests/testdata/faulty_worker.ts), and the stress command end to end (8 Workers in 8 MiB at the
+// default shape; reserved within twice allocated). Small shapes elsewhere: the
 // software adapter runs on 2 cores. Each GPU scenario runs in a process of its
 // own (tests/testdata/workers_scenarios.ts says why).
 import assert from "node:assert/strict";
@@ -166,5 +167,44 @@ Deno.test("workers: the stress command reports every figure, and exits 2 on bad 
     const bad = await stress(...args);
     assert.equal(bad.code, 2, `${args.join(" ")}: exit ${bad.code}`);
     assert.match(bad.stderr, message);
+  }
+});
+
+Deno.test("workers: 8 Workers at the default shape fit an 8 MiB budget; pass or fail rises with the budget", async () => {
+  // Budgets in MiB, smallest first: once one passes, every larger one must.
+  const outcomes: [number, boolean][] = [];
+  for (const mib of [1, 4, 8, 16, 36]) {
+    const run = await stress(
+      "--workers",
+      "8",
+      "--iterations",
+      "16",
+      "--budget",
+      `${mib}MiB`,
+      "--json",
+    );
+    const report = JSON.parse(run.stdout); // JSON even when the warm-up fails
+    assert.equal(report.ok, run.code === 0, `${mib} MiB: ${run.stderr}`);
+    outcomes.push([mib, report.ok]);
+    if (mib === 1) assert.match(report.error, /warm-up failed on worker \d: .*out of memory/);
+    if (mib === 8) {
+      assert.equal(report.errors, 0);
+      for (const w of report.perWorker) {
+        const ratio = w.memory.peakReserved / w.memory.peakAllocated;
+        assert.ok(ratio <= 2, `worker ${w.worker}: reserved ÷ allocated ${ratio}`);
+      }
+    }
+  }
+  const first = outcomes.findIndex(([, ok]) => ok);
+  assert.ok(first >= 0 && outcomes.slice(first).every(([, ok]) => ok), JSON.stringify(outcomes));
+  assert.deepEqual(outcomes.find(([mib]) => mib === 8), [8, true]);
+});
+
+Deno.test("workers: the default stress reserves at most twice what each Worker allocates", async () => {
+  const run = await stress("--workers", "2", "--iterations", "32", "--json");
+  assert.equal(run.code, 0, run.stderr);
+  for (const w of JSON.parse(run.stdout).perWorker) {
+    const ratio = w.memory.peakReserved / w.memory.peakAllocated;
+    assert.ok(ratio <= 2, `worker ${w.worker}: reserved ÷ allocated ${ratio}`);
   }
 });

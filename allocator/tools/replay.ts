@@ -353,6 +353,10 @@ class DeviceMemory implements MemoryBudget {
     this.limit = limit;
   }
 
+  get reserved(): number {
+    return this.#used;
+  }
+
   reserve(bytes: number): boolean {
     if (this.#used + bytes > this.limit) return false;
     this.#used += bytes;

@@ -190,12 +190,31 @@ async function main(): Promise<number> {
   const started = performance.now();
   pipelineData(job); // the references, made once, before the clock starts
   const budget = new SharedBudget({ limit: options.budget });
+  // A run that stops before the clock starts still answers --json: ok false, and why.
+  const stopEarly = (message: string): number => {
+    console.error(`stress: ${message}`);
+    if (options.json) {
+      console.log(JSON.stringify({
+        name: "ConvPipeline",
+        ok: false,
+        iterations: 0,
+        expected,
+        errors: 1,
+        error: message,
+        mode: job.mode,
+        shape,
+        workers,
+        inFlight: job.inFlight,
+        budget: budget.limit,
+      }));
+    }
+    return 1;
+  };
   let pool: WorkerPool;
   try {
     pool = await WorkerPool.start({ workers, budget });
   } catch (error) {
-    console.error(`stress: ${(error as Error).message}`);
-    return 1;
+    return stopEarly((error as Error).message);
   }
   if (options.warmup > 0) {
     // Compiles every kernel and makes the heaps, so the clock measures the steady state.
@@ -203,8 +222,7 @@ async function main(): Promise<number> {
     const bad = warm.find((r) => r.error !== null || r.failed > 0);
     if (bad) {
       await pool.close();
-      console.error(`stress: warm-up failed on worker ${bad.worker + 1}: ${bad.error?.message}`);
-      return 1;
+      return stopEarly(`warm-up failed on worker ${bad.worker + 1}: ${bad.error?.message}`);
     }
   }
   const startup = (performance.now() - started) / 1000;

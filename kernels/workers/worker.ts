@@ -185,7 +185,9 @@ async function init(message: Extract<ToPipelineWorker, { type: "init" }>): Promi
     const s: State = {
       index: message.index,
       device,
-      heap: new HeapAllocator(device, { ...message.heapOptions, budget }),
+      // A Worker records only through the kernels' command batch (a beforeSubmit hook), so its
+      // allocator may submit to reuse freed blocks rather than grow into the shared budget.
+      heap: new HeapAllocator(device, { submitWhenShort: true, ...message.heapOptions, budget }),
       budget,
       progress: new Int32Array(message.progress),
       gpuErrors,

@@ -151,8 +151,8 @@ export const SCENARIOS: Record<string, () => Promise<void>> = {
 
   /** 4 Workers under a budget that fits only if caches are given back all succeed. */
   async caches() {
-    // A large-pool shape (conv outputs over 1 MiB: a 32 MiB large heap) and a small one.
-    // Each Worker runs one, then the other: the two that ran big keep a 32 MiB heap
+    // A large-pool shape (conv outputs over 1 MiB: ~2.5 MiB of large heaps) and a small one.
+    // Each Worker runs one, then the other: the two that ran big keep their large heaps
     // cached (max_reserved_ratio:0 keeps every cached heap) that the other two need.
     const big = pipelineJob({
       iterations: 3,
@@ -161,7 +161,7 @@ export const SCENARIOS: Record<string, () => Promise<void>> = {
       shape: { channels: 4, size: 192, outChannels: 8 },
     });
     const small = pipelineJob({ iterations: 8, inFlight: 2, inputs: 2, shape: SMALL });
-    const limit = 120 * 2 ** 20;
+    const limit = 6 * 2 ** 20;
     const budget = new SharedBudget({ limit });
     const pool = await WorkerPool.start({
       workers: 4,
