@@ -247,10 +247,10 @@ export class HeapAllocator implements BlockOwner {
    *
    * const heap = new HeapAllocator(new FakeDevice());
    * heap.free(heap.alloc(2 << 20)); // a 32 MiB large heap, cached
-   * heap.alloc(4096); // an 8 MiB small heap
+   * heap.alloc(4096); // a small heap: an eighth of what the allocator holds, 4 MiB
    * heap.setHighWatermark("16MiB");
-   * assert.equal(heap.driverAllocatedMemory(), 8 << 20, "the cached heap went");
-   * assert.throws(() => heap.alloc(10 << 20), OutOfMemoryError);
+   * assert.equal(heap.driverAllocatedMemory(), 4 << 20, "the cached heap went");
+   * assert.throws(() => heap.alloc(13 << 20), OutOfMemoryError);
    * heap.setHighWatermark(0); // no limit
    * heap.alloc(10 << 20);
    * heap.destroy();

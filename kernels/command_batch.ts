@@ -102,6 +102,20 @@ function idOf(o: object): number {
 const PARAMS_CHUNK = 16384;
 
 /**
+ * Frees a tensor's block, or holds the free back while
+ * {@linkcode CommandBatch.atomic} holds dispatches: an allocator that submits
+ * to reuse memory (`submitWhenShort`) would otherwise hand the block to a new
+ * owner before the held dispatches that read it are even recorded.
+ *
+ * @param allocator the tensor's allocator
+ * @param block the block to free
+ */
+export function freeTensorBlock(allocator: TensorAllocator, block: TensorBlock): void {
+  const batch = batches.get(allocator);
+  if (batch === undefined || !batch.holdFree(block)) allocator.free(block);
+}
+
+/**
  * The batch ops on tensors of `allocator` record into: one per allocator, made on
  * first use.
  *
@@ -208,6 +222,8 @@ export class CommandBatch {
   #bindGroups = new Map<string, GPUBindGroup>();
   /** Dispatches held back by {@linkcode CommandBatch.atomic}, or null. */
   #held: KernelDispatch[] | null = null;
+  /** Blocks disposed while dispatches are held: freed once those are recorded. */
+  #heldFrees: TensorBlock[] = [];
 
   /**
    * Makes a batch for `allocator`. Ops use the one {@linkcode commandBatchOf} returns;
@@ -374,14 +390,27 @@ export class CommandBatch {
     let result: T;
     try {
       result = fn();
-    } finally {
+      // No self-submit before these: blocks fn disposed would become reusable
+      // while the dispatches reading them were still held back. The next op
+      // submits a batch this made long.
       this.#held = null;
+      this.#recordAll(held);
+    } finally {
+      // Blocks fn disposed are freed only now, after the dispatches that read
+      // them are recorded (or dropped, when fn threw).
+      this.#held = null;
+      const frees = this.#heldFrees;
+      this.#heldFrees = [];
+      for (const block of frees) this.allocator.free(block);
     }
-    // No self-submit before these: blocks fn disposed would become reusable
-    // while the dispatches reading them were still held back. The next op
-    // submits a batch this made long.
-    this.#recordAll(held);
     return result;
+  }
+
+  /** @internal holds a block's free back while dispatches are held; false when none are. */
+  holdFree(block: TensorBlock): boolean {
+    if (this.#held === null) return false;
+    this.#heldFrees.push(block);
+    return true;
   }
 
   /** Writes the filled part of the current parameter block. */
@@ -452,9 +481,13 @@ export class CommandBatch {
     // Queued now, so it lands ahead of the command buffer that reads it.
     this.#flushParams();
     // Freed before the submit, so they are reusable right after it: this
-    // batch's dispatches are then on the queue ahead of any later write.
-    for (const block of this.#params) this.allocator.free(block);
-    this.#params = [];
+    // batch's dispatches are then on the queue ahead of any later write. Not
+    // while atomic() holds dispatches (an allocator may submit to reuse memory
+    // in the middle): their parameters stay until the submit that carries them.
+    if (this.#held === null) {
+      for (const block of this.#params) this.allocator.free(block);
+      this.#params = [];
+    }
     this.#dispatches = 0;
     this.#submits++;
     return commands;

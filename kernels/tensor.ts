@@ -10,6 +10,7 @@ import { checkShape, checkValues, describe, formatShape, show } from "./_geometr
 import type { DType } from "./_prelude.ts";
 import {
   commandBatchOf,
+  freeTensorBlock,
   gpuDeviceOf,
   type TensorAllocator,
   type TensorBlock,
@@ -232,7 +233,7 @@ export class Tensor implements Disposable {
     if (block === null) return;
     this.#block = null;
     if (this.#watched) leaks.unregister(this);
-    if (this.allocator.destroyed !== true) this.allocator.free(block);
+    if (this.allocator.destroyed !== true) freeTensorBlock(this.allocator, block);
   }
 
   /** Disposes the tensor at the end of a `using` declaration's scope. */

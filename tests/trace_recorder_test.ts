@@ -24,10 +24,10 @@ Deno.test("startRecording() records events naming blocks, heaps, pools, offsets 
   assert.deepEqual(trace.settings, heap.settings());
   const strip = trace.events.map((e) => e.filter((_, i) => !isTime(e[0], i)));
   assert.deepEqual(strip, [
-    ["heap", 1, 8 * MiB, "small", true],
+    ["heap", 1, 128 * 1024, "small", true],
     ["a", a.id, 4000, "storage", "small", 1, 0, a.size, "weights"],
     ["f", a.id, true],
-    ["heap", 2, 64 * 1024, "scalar", true],
+    ["heap", 2, 4 * 1024, "scalar", true],
     ["s", s.id, 2, 0, s.size],
     ["submit"],
     ["emptyCache"],

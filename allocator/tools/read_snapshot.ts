@@ -103,6 +103,11 @@ class Fields {
     return this.#check(name, "an integer or null", (v) => v === null || Number.isSafeInteger(v));
   }
 
+  /** A count that older snapshots may lack: 0 when absent. */
+  optionalCount(name: string): number {
+    return this.#v[name] === undefined ? 0 : this.count(name);
+  }
+
   countOrNull(name: string): number | null {
     return this.#check(name, "an integer >= 0 or null", (v) => v === null || isCount(v));
   }
@@ -190,6 +195,8 @@ function readPoolStats(f: Fields): PoolStats {
   const out: Record<string, unknown> = {};
   for (const k of POOL_STAT_FIELDS) out[k] = readStat(f.object(k));
   for (const k of POOL_COUNT_FIELDS) out[k] = f.count(k);
+  // Snapshots written before the front cache existed have no count of its hits.
+  out.frontCacheHits = f.optionalCount("frontCacheHits");
   return out as unknown as PoolStats;
 }
 
