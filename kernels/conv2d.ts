@@ -19,6 +19,17 @@ import {
   conv2dTiledWgsl,
   conv2dTiledWorkgroupBytes,
 } from "./conv2d_tiled.wgsl.ts";
+import {
+  CONV2D_WINOGRAD_PARAMS,
+  CONV2D_WINOGRAD_WEIGHTS_PARAMS,
+  conv2dWinogradProblem,
+  type Conv2dWinogradProgram,
+  conv2dWinogradWeightsWgsl,
+  conv2dWinogradWgsl,
+  conv2dWinogradWorkgroupBytes,
+} from "./conv2d_winograd.wgsl.ts";
+import { avgPool2d } from "./avg_pool2d.ts";
+import { maxPool2d } from "./max_pool2d.ts";
 import { getShader } from "./shader_cache.ts";
 import { empty, type Tensor } from "./tensor.ts";
 
@@ -26,7 +37,13 @@ const NAIVE_WORKGROUP = 64;
 const PACK_WORKGROUP = 256;
 
 /** Which conv2d kernel runs. */
-export type Conv2dAlgorithm = "auto" | "naive" | "tiled";
+export type Conv2dAlgorithm = "auto" | "naive" | "tiled" | "winograd";
+
+/** Tile sizes of the Winograd kernel (see {@linkcode Conv2dWinogradProgram}). */
+export type Conv2dWinogradTiles = Pick<
+  Conv2dWinogradProgram,
+  "tiles" | "tileN" | "tileK" | "threadM" | "threadN"
+>;
 
 /** Tile sizes of the tiled kernel (see {@linkcode Conv2dTiledProgram}). */
 export type Conv2dTiles = Pick<
@@ -49,15 +66,26 @@ export interface Conv2dOptions {
   groups?: number;
   /**
    * The kernel: `"naive"` one thread per output (the reference path),
-   * `"tiled"` an implicit GEMM through workgroup memory, `"auto"` (default)
-   * tiled except for depthwise-like convolutions (one input channel per
-   * group), which run naive.
+   * `"tiled"` an implicit GEMM through workgroup memory, `"winograd"`
+   * Winograd F(2x2, 3x3) (3x3 filters, stride 1, dilation 1 only), `"auto"`
+   * (default) Winograd where it applies and the group has at least 8 input
+   * channels (unless `tiles` are given), else tiled, and naive for
+   * depthwise-like convolutions (one input channel per group).
    */
   algorithm?: Conv2dAlgorithm;
   /** Applies ReLU in the kernel's epilogue (as {@linkcode conv2dRelu}). */
   relu?: boolean;
+  /**
+   * Follows the convolution (and ReLU) with a 2x2 stride-2 pool, max or
+   * average, as `maxPool2d` / `avgPool2d` with `kernelSize: 2` would: the
+   * result is `[N, Cout, floor(Hout/2), floor(Wout/2)]`. The Winograd kernel
+   * pools in its epilogue; the others run the pooling op after.
+   */
+  pool?: "max" | "avg";
   /** Tile sizes for the tiled kernel, for tuning; chosen from the shape when absent. */
   tiles?: Conv2dTiles;
+  /** Tile sizes for the Winograd kernel, for tuning; chosen from the shape when absent. */
+  winogradTiles?: Conv2dWinogradTiles;
 }
 
 /**
@@ -81,6 +109,50 @@ export function conv2dDefaultTiles(cInG: number, cOutG: number): Conv2dTiles {
   if (cOutG > 32) return { tileM: 128, tileN: 64, tileK, threadM: 8, threadN: 8 };
   if (cOutG > 16) return { tileM: 128, tileN: 32, tileK, threadM: 8, threadN: 4 };
   return { tileM: 64, tileN: 16, tileK, threadM: 4, threadN: 4 };
+}
+
+/**
+ * The tile sizes the Winograd kernel uses for a convolution with `cOutG`
+ * output channels per group, the largest reduction step whose workgroup
+ * memory fits `maxWorkgroupBytes`.
+ *
+ * @example
+ * ```ts
+ * import { conv2dWinogradDefaultTiles } from "./conv2d.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(conv2dWinogradDefaultTiles(64, 32768).tileK, 8);
+ * assert.equal(conv2dWinogradDefaultTiles(64, 16384).tileK, 4);
+ * ```
+ *
+ * @param cOutG output channels per group
+ * @param maxWorkgroupBytes the device's `maxComputeWorkgroupStorageSize`
+ * @returns tile sizes
+ */
+export function conv2dWinogradDefaultTiles(
+  cOutG: number,
+  maxWorkgroupBytes: number,
+): Conv2dWinogradTiles {
+  const shape = cOutG > 16
+    ? { tiles: 32, tileN: 32, threadM: 8, threadN: 8 }
+    : { tiles: 64, tileN: 16, threadM: 8, threadN: 8 };
+  let tiles: Conv2dWinogradTiles = { ...shape, tileK: 8 };
+  while (
+    tiles.tileK > 1 &&
+    conv2dWinogradWorkgroupBytes({ ...WINOGRAD_FIT, ...tiles }) > maxWorkgroupBytes
+  ) {
+    tiles = { ...tiles, tileK: tiles.tileK / 2 };
+  }
+  return tiles;
+}
+
+/** The program fields that do not change the workgroup memory. */
+const WINOGRAD_FIT = { dtype: "f32", bias: false, relu: false, pool: "none" } as const;
+
+/** Whether the Winograd kernel computes this convolution. */
+function winogradApplies(g: ConvGeometry): boolean {
+  return g.kH === 3 && g.kW === 3 && g.strideH === 1 && g.strideW === 1 && g.dilH === 1 &&
+    g.dilW === 1;
 }
 
 /**
@@ -127,19 +199,49 @@ export function conv2d(
   checkTensors(op, { input: x, weight, bias });
   const g = convGeometry(op, x.shape, weight.shape, bias ? bias.shape : null, options);
   const algorithm = options.algorithm ?? "auto";
-  if (algorithm !== "auto" && algorithm !== "naive" && algorithm !== "tiled") {
+  if (
+    algorithm !== "auto" && algorithm !== "naive" && algorithm !== "tiled" &&
+    algorithm !== "winograd"
+  ) {
     throw new RangeError(
-      `Cannot ${op}: algorithm must be "auto", "naive" or "tiled", got ${
+      `Cannot ${op}: algorithm must be "auto", "naive", "tiled" or "winograd", got ${
         JSON.stringify(algorithm)
       }`,
     );
   }
+  const pool = options.pool;
+  if (pool !== undefined && pool !== "max" && pool !== "avg") {
+    throw new RangeError(
+      `Cannot ${op}: pool must be "max" or "avg", got ${JSON.stringify(pool)}`,
+    );
+  }
+  if (pool !== undefined && (g.hOut < 2 || g.wOut < 2)) {
+    throw new RangeError(
+      `Cannot ${op}: a 2x2 pool needs an output of at least 2x2, got ${g.hOut}x${g.wOut}`,
+    );
+  }
+  if (algorithm === "winograd" && !winogradApplies(g)) {
+    throw new RangeError(
+      `Cannot ${op}: the Winograd kernel takes 3x3 filters with stride 1 and dilation 1, got ${g.kH}x${g.kW} stride ${g.strideH}x${g.strideW} dilation ${g.dilH}x${g.dilW}`,
+    );
+  }
   const batch = commandBatchOf(x.heap);
-  const tiled = algorithm === "tiled" || (algorithm === "auto" && g.cInG > 1);
   const relu = options.relu ?? false;
-  return tiled
+  const winograd = algorithm === "winograd" ||
+    (algorithm === "auto" && options.tiles === undefined && winogradApplies(g) && g.cInG >= 8);
+  if (winograd) {
+    return recordWinograd(op, batch, g, x, weight, bias, relu, pool, options.winogradTiles);
+  }
+  const tiled = algorithm === "tiled" || (algorithm === "auto" && g.cInG > 1);
+  const y = tiled
     ? recordTiled(op, batch, g, x, weight, bias, relu, options.tiles)
     : recordNaive(batch, g, x, weight, bias, relu);
+  if (pool === undefined) return y;
+  try {
+    return pool === "max" ? maxPool2d(y, { kernelSize: 2 }) : avgPool2d(y, { kernelSize: 2 });
+  } finally {
+    y.dispose();
+  }
 }
 
 /**
@@ -296,5 +398,102 @@ function recordTiled(
   } finally {
     // Recorded work still reads it: the allocator reuses it after the submit.
     packedWeight.dispose();
+  }
+}
+
+const WINOGRAD_WEIGHTS_WORKGROUP = 256;
+
+function recordWinograd(
+  op: string,
+  batch: CommandBatch,
+  g: ConvGeometry,
+  x: Tensor,
+  weight: Tensor,
+  bias: Tensor | null,
+  relu: boolean,
+  pool: "max" | "avg" | undefined,
+  tiles: Conv2dWinogradTiles | undefined,
+): Tensor {
+  const limits = batch.device.limits;
+  const t = tiles ?? conv2dWinogradDefaultTiles(g.cOutG, limits.maxComputeWorkgroupStorageSize);
+  // Key order must not depend on the caller's tiles object.
+  const program: Conv2dWinogradProgram = {
+    dtype: x.dtype,
+    params: batch.paramsSpace,
+    tiles: t.tiles,
+    tileN: t.tileN,
+    tileK: t.tileK,
+    threadM: t.threadM,
+    threadN: t.threadN,
+    bias: bias !== null,
+    relu,
+    pool: pool ?? "none",
+  };
+  const problem = conv2dWinogradProblem(program);
+  if (problem) throw new RangeError(`Cannot ${op}: bad Winograd tiles: ${problem}`);
+  const shared = conv2dWinogradWorkgroupBytes(program);
+  if (shared > limits.maxComputeWorkgroupStorageSize) {
+    throw new RangeError(
+      `Cannot ${op}: Winograd tiles need ${shared} bytes of workgroup memory, the device allows ${limits.maxComputeWorkgroupStorageSize}`,
+    );
+  }
+  if (g.groups > MAX_WORKGROUPS_PER_DIMENSION) {
+    throw new RangeError(
+      `Cannot ${op}: the Winograd kernel takes at most ${MAX_WORKGROUPS_PER_DIMENSION} groups, got ${g.groups}`,
+    );
+  }
+  const conv = getShader(batch.device, "conv2d_winograd", program, conv2dWinogradWgsl);
+  const weightsProgram = {
+    dtype: x.dtype,
+    params: batch.paramsSpace,
+    workgroupSize: WINOGRAD_WEIGHTS_WORKGROUP,
+  } as const;
+  const transform = getShader(
+    batch.device,
+    "conv2d_winograd_weights",
+    weightsProgram,
+    conv2dWinogradWeightsWgsl,
+  );
+  // With a pool, only the 2x2 blocks a floor-mode pool covers are computed.
+  const tilesH = pool ? Math.floor(g.hOut / 2) : Math.ceil(g.hOut / 2);
+  const tilesW = pool ? Math.floor(g.wOut / 2) : Math.ceil(g.wOut / 2);
+  const tileCount = g.n * tilesH * tilesW;
+  const mTiles = Math.ceil(tileCount / program.tiles);
+  const nTiles = Math.ceil(g.cOutG / program.tileN);
+  const values = {
+    ...g,
+    tilesH,
+    tilesW,
+    tiles: tileCount,
+    mTiles,
+    nTiles,
+    steps: Math.ceil(g.cInG / program.tileK),
+  };
+  const outShape = pool ? [g.n, g.cOut, tilesH, tilesW] : [g.n, g.cOut, g.hOut, g.wOut];
+  // The transformed weights are f32 whatever the dtype: 16 per 3x3 filter.
+  const transformed = empty(x.heap, [g.groups * 16 * g.cInG * g.cOutG], { dtype: "f32" });
+  try {
+    const y = empty(x.heap, outShape, { dtype: x.dtype });
+    return recordInto(y, () => {
+      const total = g.groups * g.cInG * g.cOutG;
+      batch.dispatch(
+        transform,
+        batch.params(i32Params(CONV2D_WINOGRAD_WEIGHTS_PARAMS, { total, ...g })),
+        [weight.block, transformed.block],
+        grid2d(Math.ceil(total / WINOGRAD_WEIGHTS_WORKGROUP)),
+      );
+      const blocks = bias
+        ? [x.block, transformed.block, bias.block, y.block]
+        : [x.block, transformed.block, y.block];
+      batch.dispatch(
+        conv,
+        batch.params(i32Params(CONV2D_WINOGRAD_PARAMS, values)),
+        blocks,
+        grid2d(mTiles * nTiles, g.groups),
+      );
+    });
+  } finally {
+    // Recorded work still reads it: the allocator reuses it after the submit.
+    transformed.dispose();
   }
 }
