@@ -69,8 +69,9 @@ export interface Conv2dOptions {
    * `"tiled"` an implicit GEMM through workgroup memory, `"winograd"`
    * Winograd F(2x2, 3x3) (3x3 filters, stride 1, dilation 1 only), `"auto"`
    * (default) Winograd where it applies and the group has at least 8 input
-   * channels (unless `tiles` are given), else tiled, and naive for
-   * depthwise-like convolutions (one input channel per group).
+   * channels, unless `tiles` are given or the adapter is a software one;
+   * else tiled, and naive for depthwise-like convolutions (one input
+   * channel per group).
    */
   algorithm?: Conv2dAlgorithm;
   /** Applies ReLU in the kernel's epilogue (as {@linkcode conv2dRelu}). */
@@ -113,8 +114,9 @@ export function conv2dDefaultTiles(cInG: number, cOutG: number): Conv2dTiles {
 
 /**
  * The tile sizes the Winograd kernel uses for a convolution with `cOutG`
- * output channels per group, the largest reduction step whose workgroup
- * memory fits `maxWorkgroupBytes`.
+ * output channels per group: the largest reduction step whose workgroup
+ * memory fits `maxWorkgroupBytes`. On a software adapter, small tiles: its
+ * compiler takes minutes over shaders with tens of KiB of workgroup memory.
  *
  * @example
  * ```ts
@@ -123,20 +125,25 @@ export function conv2dDefaultTiles(cInG: number, cOutG: number): Conv2dTiles {
  *
  * assert.equal(conv2dWinogradDefaultTiles(64, 32768).tileK, 8);
  * assert.equal(conv2dWinogradDefaultTiles(64, 16384).tileK, 4);
+ * assert.equal(conv2dWinogradDefaultTiles(64, 32768, true).tiles, 16);
  * ```
  *
  * @param cOutG output channels per group
  * @param maxWorkgroupBytes the device's `maxComputeWorkgroupStorageSize`
+ * @param software whether the adapter is a software (fallback) one
  * @returns tile sizes
  */
 export function conv2dWinogradDefaultTiles(
   cOutG: number,
   maxWorkgroupBytes: number,
+  software = false,
 ): Conv2dWinogradTiles {
-  const shape = cOutG > 16
+  const shape = software
+    ? { tiles: 16, tileN: 16, threadM: 4, threadN: 4 }
+    : cOutG > 16
     ? { tiles: 32, tileN: 32, threadM: 8, threadN: 8 }
     : { tiles: 64, tileN: 16, threadM: 8, threadN: 8 };
-  let tiles: Conv2dWinogradTiles = { ...shape, tileK: 8 };
+  let tiles: Conv2dWinogradTiles = { ...shape, tileK: software ? 4 : 8 };
   while (
     tiles.tileK > 1 &&
     conv2dWinogradWorkgroupBytes({ ...WINOGRAD_FIT, ...tiles }) > maxWorkgroupBytes
@@ -227,8 +234,10 @@ export function conv2d(
   }
   const batch = commandBatchOf(x.heap);
   const relu = options.relu ?? false;
+  // Software adapters run the Winograd kernel's small tiles slower than the tiled kernel.
   const winograd = algorithm === "winograd" ||
-    (algorithm === "auto" && options.tiles === undefined && winogradApplies(g) && g.cInG >= 8);
+    (algorithm === "auto" && options.tiles === undefined && winogradApplies(g) && g.cInG >= 8 &&
+      !(batch.device.adapterInfo?.isFallbackAdapter ?? false));
   if (winograd) {
     return recordWinograd(op, batch, g, x, weight, bias, relu, pool, options.winogradTiles);
   }
@@ -415,7 +424,11 @@ function recordWinograd(
   tiles: Conv2dWinogradTiles | undefined,
 ): Tensor {
   const limits = batch.device.limits;
-  const t = tiles ?? conv2dWinogradDefaultTiles(g.cOutG, limits.maxComputeWorkgroupStorageSize);
+  const t = tiles ?? conv2dWinogradDefaultTiles(
+    g.cOutG,
+    limits.maxComputeWorkgroupStorageSize,
+    batch.device.adapterInfo?.isFallbackAdapter ?? false,
+  );
   // Key order must not depend on the caller's tiles object.
   const program: Conv2dWinogradProgram = {
     dtype: x.dtype,

@@ -57,6 +57,11 @@ export interface Conv2dWinogradProgram {
   relu: boolean;
   /** Stores each 2x2 block, or its max or average (a fused 2x2 stride-2 pool). */
   pool: WinogradPool;
+  /**
+   * Unrolls the multiply over `tileK` in the WGSL (default true). A loop
+   * compiles much faster on software adapters.
+   */
+  unroll?: boolean;
 }
 
 /** Threads per workgroup of every Winograd program: 16 per transformed position. */
@@ -85,16 +90,30 @@ export const CONV2D_WINOGRAD_PARAMS = [
 /** Field order of the weight-transform uniform (i32 each). */
 export const CONV2D_WINOGRAD_WEIGHTS_PARAMS = ["total", "cInG", "cOutG"] as const;
 
-/** Floats of workgroup memory a program uses. */
-function sharedFloats(p: Conv2dWinogradProgram): number {
-  const step = 16 * p.tileK * (p.tiles + p.tileN);
-  const exchange = 16 * p.tiles * 4 * (p.tileN / p.threadN);
-  return Math.max(step, exchange);
+/**
+ * Floats of the scalar workgroup array: one step's V, and one epilogue
+ * pass's M, of at least 4 channels.
+ */
+function scalarFloats(p: Conv2dWinogradProgram): number {
+  return 16 * Math.max(p.tileK, 4) * p.tiles;
+}
+
+/**
+ * Output channels per epilogue pass: as many as the scalar array holds, a
+ * multiple of 4 (a thread's channels come 4 at a time) dividing the 4*wgN
+ * channels of one column block.
+ */
+function passChannels(p: Conv2dWinogradProgram): number {
+  const column = 4 * (p.tileN / p.threadN);
+  for (let c = column; c > 4; c -= 4) {
+    if (column % c === 0 && 16 * p.tiles * c <= scalarFloats(p)) return c;
+  }
+  return 4;
 }
 
 /** Bytes of workgroup memory a Winograd program uses. */
 export function conv2dWinogradWorkgroupBytes(program: Conv2dWinogradProgram): number {
-  return sharedFloats(program) * 4;
+  return (scalarFloats(program) + 16 * program.tileK * program.tileN) * 4;
 }
 
 /**
@@ -106,9 +125,7 @@ export function conv2dWinogradProblem(p: Conv2dWinogradProgram): string | null {
   if (!sizes.every((v) => Number.isInteger(v) && v > 0)) {
     return `tile sizes must be positive integers, got ${JSON.stringify(sizes)}`;
   }
-  if (p.threadM % 4 !== 0 || p.threadN % 4 !== 0) {
-    return `threadM and threadN must be multiples of 4, got ${p.threadM} and ${p.threadN}`;
-  }
+  if (p.threadN % 4 !== 0) return `threadN must be a multiple of 4, got ${p.threadN}`;
   if (p.tiles % p.threadM !== 0 || p.tileN % p.threadN !== 0) {
     return `tiles, tileN must be multiples of threadM, threadN, got ${p.tiles}x${p.tileN} and ${p.threadM}x${p.threadN}`;
   }
@@ -117,16 +134,8 @@ export function conv2dWinogradProblem(p: Conv2dWinogradProgram): string | null {
       (p.tiles / p.threadM) * (p.tileN / p.threadN)
     }`;
   }
-  const T = WINOGRAD_THREADS;
-  if ((p.tiles * p.tileK) % T !== 0 && T % (p.tiles * p.tileK) !== 0) {
-    return `tiles*tileK (${p.tiles * p.tileK}) must divide or be a multiple of ${T}`;
-  }
-  if ((16 * p.tileK * p.tileN) % T !== 0 || T % p.tileN !== 0) {
-    return `tileN ${p.tileN} must divide ${T}, and 16*tileK*tileN be a multiple of it`;
-  }
-  const pairs = p.tiles * 4 * (p.tileN / p.threadN);
-  if (pairs % T !== 0 && T % pairs !== 0) {
-    return `tiles*4*(tileN/threadN) (${pairs}) must divide or be a multiple of ${T}`;
+  if (WINOGRAD_THREADS % (p.tileN / 4) !== 0) {
+    return `tileN/4 (${p.tileN / 4}) must divide ${WINOGRAD_THREADS}`;
   }
   if (p.pool !== "none" && p.pool !== "max" && p.pool !== "avg") {
     return `pool must be "none", "max" or "avg", got ${JSON.stringify(p.pool)}`;
@@ -190,7 +199,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>,
   let ci = rest % p.cInG;
   let g = rest / p.cInG;
   let src = ((g * p.cOutG + col) * p.cInG + ci) * 9;
-${range(3).map((k) => `  let g${k} = vec3<f32>(${range(3).map((c) => `f32(wt[src + ${k * 3 + c}])`).join(", ")});`).join("\n")}
+${
+    range(3).map((k) =>
+      `  let g${k} = vec3<f32>(${range(3).map((c) => `f32(wt[src + ${k * 3 + c}])`).join(", ")});`
+    ).join("\n")
+  }
 ${tmp.map((e, i) => `  let t${i} = ${e};`).join("\n")}
   let stride = p.cInG * p.cOutG;
   let dst = (g * 16 * p.cInG + ci) * p.cOutG + col;
@@ -225,105 +238,120 @@ ${u.map((e, xi) => `  u[dst + ${xi} * stride] = ${e};`).join("\n")}
 export function conv2dWinogradWgsl(program: Conv2dWinogradProgram): string {
   const problem = conv2dWinogradProblem(program);
   if (problem) throw new RangeError(`Cannot build conv2d Winograd kernel: ${problem}`);
-  const { dtype: t, tiles: TT, tileN: TN, tileK: TK } = program;
+  const { dtype: t, tiles: TT, tileN: TN, tileK: TK, threadM: TM } = program;
   const THREADS = WINOGRAD_THREADS;
-  const wgM = TT / program.threadM;
+  const wgM = TT / TM;
   const wgN = TN / program.threadN;
-  const rm = program.threadM / 4;
   const rn = program.threadN / 4;
   const out = program.bias ? 4 : 3;
-  const patches = TT * TK;
-  const patchRounds = Math.max(1, patches / THREADS);
-  const uLoads = (16 * TK * TN) / THREADS;
-  const uStep = THREADS / TN;
-  const pairs = TT * 4 * wgN;
-  const pairRounds = Math.max(1, pairs / THREADS);
-  const vBase = 0;
-  const uBase = (16 * TK * TT) / 4;
-  const columns = (qn: number) => range(4).map((e) => qn * 4 + e);
-  const accs = range(rm).flatMap((qm) => range(program.threadN).map((j) => `acc_${qm}_${j}`));
+  const cP = passChannels(program);
+  const subPasses = (4 * wgN) / cP;
+  const SV = scalarFloats(program);
+  const SU = (16 * TK * TN) / 4;
+  const rounds = (count: number) => Math.ceil(count / THREADS);
+  const guard = (count: number, round: number) =>
+    (round + 1) * THREADS > count ? `if (lid + ${round * THREADS} < ${count}) ` : "";
+  const accs = range(TM).flatMap((i) => range(rn).map((qn) => `acc_${i}_${qn}`));
 
-  // Bᵀ d B of the 4x4 block d{r}{c}, written to the 16 positions.
-  const dd = (r: number, c: number) => `d${r}${c}`;
-  const colT = (c: number) => [
-    `${dd(0, c)} - ${dd(2, c)}`,
-    `${dd(1, c)} + ${dd(2, c)}`,
-    `${dd(2, c)} - ${dd(1, c)}`,
-    `${dd(1, c)} - ${dd(3, c)}`,
-  ];
+  // Bᵀ d B of the 4x4 block d{r}{c}: first down the columns, then along the rows.
   const inputTransform = [
-    ...range(4).flatMap((c) => colT(c).map((e, r) => `let r${r}${c} = ${e};`)),
-    ...range(4).flatMap((r) => {
-      const v = [
-        `r${r}0 - r${r}2`,
-        `r${r}1 + r${r}2`,
-        `r${r}2 - r${r}1`,
-        `r${r}1 - r${r}3`,
-      ];
-      return v.map((e, c) =>
-        `shv[${vBase} + (${r * 4 + c} * ${TK} + k) * ${TT / 4} + tl / 4][tl % 4] = ${e};`
-      );
-    }),
+    ...range(4).flatMap((c) => [
+      `let r0${c} = d0${c} - d2${c};`,
+      `let r1${c} = d1${c} + d2${c};`,
+      `let r2${c} = d2${c} - d1${c};`,
+      `let r3${c} = d1${c} - d3${c};`,
+    ]),
+    ...range(4).flatMap((r) =>
+      [`r${r}0 - r${r}2`, `r${r}1 + r${r}2`, `r${r}2 - r${r}1`, `r${r}1 - r${r}3`].map((e, c) =>
+        `sv[(${r * 4 + c} * ${TK} + k) * ${TT} + tl] = ${e};`
+      )
+    ),
   ];
 
-  const patchLoad = range(patchRounds).map((round) => {
-    const guard = patches < THREADS ? `if (lid < ${patches}) ` : "";
-    return `${guard}{
+  const patchCount = TT * TK;
+  const patchSetup = range(rounds(patchCount)).map((round) =>
+    `  let tile${round} = m0 + (lid + ${round * THREADS}) % ${TT};
+  let img${round} = tile${round} / tilesHW;
+  let rest${round} = tile${round} - img${round} * tilesHW;
+  let tr${round} = rest${round} / p.tilesW;
+  let ih${round} = 2 * tr${round} - p.padH;
+  let iw${round} = 2 * (rest${round} - tr${round} * p.tilesW) - p.padW;
+  let ok${round} = tile${round} < p.tiles;
+  let base${round} = (img${round} * p.cIn + g * p.cInG) * hw + ih${round} * p.w + iw${round};
+${
+      range(4).map((r) =>
+        `  let row${round}_${r} = ih${round} + ${r} >= 0 && ih${round} + ${r} < p.h;
+  let col${round}_${r} = iw${round} + ${r} >= 0 && iw${round} + ${r} < p.w;`
+      ).join("\n")
+    }`
+  ).join("\n");
+
+  const patchLoad = range(rounds(patchCount)).map((round) =>
+    `${guard(patchCount, round)}{
       let pid = lid + ${round * THREADS};
       let tl = pid % ${TT};
       let k = pid / ${TT};
       let ci = ci0 + k;
-      let ok = pOk[${round}] && ci < p.cInG;
-      let base = pBase[${round}] + ci * hw;
+      let ok = ok${round} && ci < p.cInG;
+      let base = base${round} + ci * hw;
 ${
       range(4).flatMap((r) =>
         range(4).map((c) =>
-          `      let o${r}${c} = ok && pRow[${round}][${r}] && pCol[${round}][${c}];
+          `      let o${r}${c} = ok && row${round}_${r} && col${round}_${c};
       let d${r}${c} = select(0.0, f32(x[select(0, base + ${r} * p.w + ${c}, o${r}${c})]), o${r}${c});`
         )
       ).join("\n")
     }
       ${inputTransform.join("\n      ")}
-    }`;
-  }).join("\n    ");
-
-  const uLoad = range(uLoads).map((i) =>
-    `{
-      let pair = uRow + ${i * uStep};
-      let xi = pair / ${TK};
-      let k = pair % ${TK};
-      let ci = ci0 + k;
-      let ok = uOk && ci < p.cInG;
-      shv[${uBase} + pair * ${TN / 4} + uCol / 4][uCol % 4] =
-        select(0.0, u[select(0, uBase0 + (xi * p.cInG + ci) * p.cOutG, ok)], ok);
     }`
   ).join("\n    ");
 
-  const multiply = range(TK).map((k) =>
+  // U rows (ξ, k) of tileN channels, loaded 4 channels per thread as one vec4.
+  const uCount = SU;
+  const uLoad = range(rounds(uCount)).map((round) =>
+    `${guard(uCount, round)}{
+      let row = uRow + ${(round * THREADS) / (TN / 4)};
+      let xi = row / ${TK};
+      let k = row % ${TK};
+      let ci = ci0 + k;
+      let src = uBase0 + (xi * p.cInG + ci) * p.cOutG;
+${
+      range(4).map((e) =>
+        `      let ok${e} = ci < p.cInG && uCo + ${e} < p.cOutG;
+      let u${e} = select(0.0, u[select(0, src + ${e}, ok${e})], ok${e});`
+      ).join("\n")
+    }
+      su[row * ${TN / 4} + uC4] = vec4<f32>(u0, u1, u2, u3);
+    }`
+  ).join("\n    ");
+
+  const multiplyOne = (k: string, s: string) =>
     [
-      ...range(rm).map((qm) =>
-        `let a${k}_${qm} = shv[${vBase} + (xi * ${TK} + ${k}) * ${TT / 4} + ${qm * wgM} + tx];`
+      ...range(TM).map((i) =>
+        `let a${s}_${i} = sv[(xi * ${TK} + ${k}) * ${TT} + ${i * wgM} + tx];`
       ),
       ...range(rn).map((qn) =>
-        `let b${k}_${qn} = shv[${uBase} + (xi * ${TK} + ${k}) * ${TN / 4} + ${qn * wgN} + ty];`
+        `let b${s}_${qn} = su[(xi * ${TK} + ${k}) * ${TN / 4} + ${qn * wgN} + ty];`
       ),
-      ...range(rm).flatMap((qm) =>
-        range(rn).flatMap((qn) =>
-          columns(qn).map((j, e) =>
-            `acc_${qm}_${j} = fma(a${k}_${qm}, vec4<f32>(b${k}_${qn}[${e}]), acc_${qm}_${j});`
-          )
+      ...range(TM).flatMap((i) =>
+        range(rn).map((qn) =>
+          `acc_${i}_${qn} = fma(vec4<f32>(a${s}_${i}), b${s}_${qn}, acc_${i}_${qn});`
         )
       ),
-    ].join("\n      ")
-  ).join("\n      ");
+    ].join("\n      ");
+  const multiply = program.unroll === false
+    ? `for (var k = 0; k < ${TK}; k++) {
+      ${multiplyOne("k", "")}
+      }`
+    : range(TK).map((k) => multiplyOne(String(k), String(k))).join("\n      ");
 
   // Aᵀ M A of the 16 values m{r}{c}: the 2x2 block o{r}{c}.
   const outputTransform = [
     ...range(4).map((c) => `let s0${c} = m0${c} + m1${c} + m2${c};`),
     ...range(4).map((c) => `let s1${c} = m1${c} - m2${c} - m3${c};`),
     ...range(2).flatMap((r) => [
-      `var o${r}0 = s${r}0 + s${r}1 + s${r}2;`,
-      `var o${r}1 = s${r}1 - s${r}2 - s${r}3;`,
+      `let o${r}0 = s${r}0 + s${r}1 + s${r}2;`,
+      `let o${r}1 = s${r}1 - s${r}2 - s${r}3;`,
     ]),
   ];
   const finish = (v: string) => {
@@ -331,7 +359,7 @@ ${
     if (program.relu) e = `max(${e}, 0.0)`;
     return e;
   };
-  const epilogueStore = program.pool === "none"
+  const store = program.pool === "none"
     ? `let yBase = ((img * p.cOut + g * p.cOutG + co) * p.hOut + oh) * p.wOut + ow;
         let right = ow + 1 < p.wOut;
         y[yBase] = ${t}(${finish("o00")});
@@ -340,49 +368,58 @@ ${
           y[yBase + p.wOut] = ${t}(${finish("o10")});
           if (right) { y[yBase + p.wOut + 1] = ${t}(${finish("o11")}); }
         }`
-    : `let yIndex = ((img * p.cOut + g * p.cOutG + co) * p.tilesH + tr) * p.tilesW + tc;
-        y[yIndex] = ${t}(${
+    : `y[((img * p.cOut + g * p.cOutG + co) * p.tilesH + tr) * p.tilesW + tc] = ${t}(${
       program.pool === "max"
         ? `max(max(${finish("o00")}, ${finish("o01")}), max(${finish("o10")}, ${finish("o11")}))`
         : `0.25 * ((${finish("o00")} + ${finish("o01")}) + (${finish("o10")} + ${finish("o11")}))`
     });`;
 
-  const exchange = (qn: number) =>
-    range(rm).flatMap((qm) =>
-      columns(qn).map((j, e) =>
-        `shv[(xi * ${4 * wgN} + ${e} + 4 * ty) * ${TT / 4} + ${qm * wgM} + tx] = acc_${qm}_${j};`
-      )
-    ).join("\n    ");
-
-  const outputPass = (qn: number) =>
-    range(pairRounds).map((round) => {
-      const guard = pairs < THREADS ? `if (lid < ${pairs}) ` : "";
-      return `${guard}{
-      let pid = lid + ${round * THREADS};
-      let tl = pid % ${TT};
-      let cl = pid / ${TT};
-      let tile = m0 + tl;
-      let co = n0 + ${4 * qn * wgN} + cl;
-      if (tile < p.tiles && co < p.cOutG) {
+  // One epilogue pass: the products of cP output channels meet in sv as
+  // M[ξ][channel][tile], then each thread finishes (tile, channel) pairs.
+  const pass = (qn: number, sub: number) => {
+    const lo = sub * cP;
+    const exchange = `if (ty * 4 >= ${lo} && ty * 4 < ${lo + cP}) {
 ${
-        range(4).flatMap((r) =>
-          range(4).map((c) =>
-            `        let m${r}${c} = shv[(${r * 4 + c} * ${4 * wgN} + cl) * ${TT / 4} + tl / 4][tl % 4];`
-          )
+      range(TM).flatMap((i) =>
+        range(4).map((e) =>
+          `    sv[(xi * ${cP} + ty * 4 + ${e - lo}) * ${TT} + ${
+            i * wgM
+          } + tx] = acc_${i}_${qn}[${e}];`
+        )
+      ).join("\n")
+    }
+  }`;
+    const pairs = TT * cP;
+    const finishPairs = range(rounds(pairs)).map((round) =>
+      `${guard(pairs, round)}{
+    let pid = lid + ${round * THREADS};
+    let tl = pid % ${TT};
+    let cl = pid / ${TT};
+    let tile = m0 + tl;
+    let co = n0 + ${qn * 4 * wgN + lo} + cl;
+    if (tile < p.tiles && co < p.cOutG) {
+${
+        range(16).map((xi) =>
+          `      let m${Math.floor(xi / 4)}${xi % 4} = sv[(${xi * cP} + cl) * ${TT} + tl];`
         ).join("\n")
       }
-        ${outputTransform.join("\n        ")}
-        let img = tile / tilesHW;
-        let rest = tile - img * tilesHW;
-        let tr = rest / p.tilesW;
-        let tc = rest - tr * p.tilesW;
-        let oh = 2 * tr;
-        let ow = 2 * tc;
-        ${program.bias ? "let b = f32(bias[g * p.cOutG + co]);" : ""}
-        ${epilogueStore}
-      }
-    }`;
-    }).join("\n    ");
+      ${outputTransform.join("\n      ")}
+      let img = tile / tilesHW;
+      let rest = tile - img * tilesHW;
+      let tr = rest / p.tilesW;
+      let tc = rest - tr * p.tilesW;
+      let oh = 2 * tr;
+      let ow = 2 * tc;
+      ${program.bias ? "let b = f32(bias[g * p.cOutG + co]);" : ""}
+      ${store}
+    }
+  }`
+    ).join("\n  ");
+    return `  ${exchange}
+  workgroupBarrier();
+  ${finishPairs}
+  workgroupBarrier();`;
+  };
 
   return `${enableLine(t)}
 struct Params {
@@ -395,10 +432,11 @@ ${paramsDeclaration(program.params)}
 ${program.bias ? `@group(0) @binding(3) var<storage, ${TENSOR_ACCESS}> bias: array<${t}>;` : ""}
 @group(0) @binding(${out}) var<storage, ${TENSOR_ACCESS}> y: array<${t}>;
 
-// One step's transformed inputs V[ξ][k][tile] and weights U[ξ][k][n], both as
-// rows of vec4 for the multiply; at the end, the products M[ξ][n][tile] of
-// one group of output channels at a time.
-var<workgroup> shv: array<vec4<f32>, ${sharedFloats(program) / 4}>;
+// One step's transformed inputs V[ξ][k][tile]; in the epilogue, the products
+// M[ξ][channel][tile] of one pass's channels.
+var<workgroup> sv: array<f32, ${SV}>;
+// One step's transformed weights U[ξ][k][channel], 4 channels a vec4.
+var<workgroup> su: array<vec4<f32>, ${SU}>;
 
 @compute @workgroup_size(${THREADS})
 fn main(@builtin(local_invocation_index) lidx: u32,
@@ -415,32 +453,16 @@ fn main(@builtin(local_invocation_index) lidx: u32,
 
   // The 4x4 input blocks this thread transforms: where each starts, and
   // which of its rows and columns lie inside the image.
-  var pBase: array<i32, ${patchRounds}>;
-  var pOk: array<bool, ${patchRounds}>;
-  var pRow: array<array<bool, 4>, ${patchRounds}>;
-  var pCol: array<array<bool, 4>, ${patchRounds}>;
-  for (var round = 0; round < ${patchRounds}; round++) {
-    let tile = m0 + (lid + round * ${THREADS}) % ${TT};
-    let img = tile / tilesHW;
-    let rest = tile - img * tilesHW;
-    let tr = rest / p.tilesW;
-    let ih = 2 * tr - p.padH;
-    let iw = 2 * (rest - tr * p.tilesW) - p.padW;
-    pOk[round] = tile < p.tiles;
-    pBase[round] = (img * p.cIn + g * p.cInG) * hw + ih * p.w + iw;
-    for (var r = 0; r < 4; r++) {
-      pRow[round][r] = ih + r >= 0 && ih + r < p.h;
-      pCol[round][r] = iw + r >= 0 && iw + r < p.w;
-    }
-  }
+${patchSetup}
 
-  // The transformed weights this thread loads: column uCol, rows (ξ, k) from uRow.
-  let uCol = lid % ${TN};
-  let uRow = lid / ${TN};
-  let uOk = n0 + uCol < p.cOutG;
-  let uBase0 = g * 16 * p.cInG * p.cOutG + n0 + uCol;
+  // The transformed weights this thread loads: 4 channels from uCo, rows from uRow.
+  let uC4 = lid % ${TN / 4};
+  let uRow = lid / ${TN / 4};
+  let uCo = n0 + 4 * uC4;
+  let uBase0 = g * 16 * p.cInG * p.cOutG + uCo;
 
-  // This thread's product ξ and its micro-tile in it.
+  // This thread's product ξ, and its tiles (tx + i*${wgM}) and channels
+  // (4 * (ty + qn*${wgN}) + e) in it.
   let xi = lid / 16;
   let tx = (lid % 16) % ${wgM};
   let ty = (lid % 16) / ${wgM};
@@ -458,14 +480,7 @@ ${accs.map((a) => `  var ${a} = vec4<f32>(0.0);`).join("\n")}
     workgroupBarrier();
   }
 
-${
-    range(rn).map((qn) =>
-      `  ${exchange(qn)}
-  workgroupBarrier();
-  ${outputPass(qn)}
-  workgroupBarrier();`
-    ).join("\n")
-  }
+${range(rn).flatMap((qn) => range(subPasses).map((sub) => pass(qn, sub))).join("\n")}
 }
 `;
 }

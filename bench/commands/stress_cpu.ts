@@ -14,11 +14,7 @@ import { Session } from "node:inspector";
 import process from "node:process";
 import { HeapAllocator } from "../../allocator/allocator.ts";
 import { requestDevice } from "../../allocator/request_device.ts";
-import {
-  pipelineData,
-  pipelineJob,
-  runPipelineJob,
-} from "../../kernels/workers/pipeline_job.ts";
+import { pipelineData, pipelineJob, runPipelineJob } from "../../kernels/workers/pipeline_job.ts";
 
 const args = Deno.args;
 const flag = (name: string, fallback: number) => {
@@ -156,7 +152,9 @@ if (args.includes("--json")) {
   if (profile.length > 0) {
     console.log("| function (self time) | where | us / iteration |");
     console.log("| --- | --- | --- |");
-    for (const f of profile) console.log(`| ${f.name} | ${f.where} | ${per(f.ms * 1000).toFixed(1)} |`);
+    for (const f of profile) {
+      console.log(`| ${f.name} | ${f.where} | ${per(f.ms * 1000).toFixed(1)} |`);
+    }
   }
 }
 
@@ -166,7 +164,10 @@ interface ProfileNode {
 }
 
 /** The functions with the most self time in a V8 CPU profile. */
-function topFunctions(result: unknown, count: number): { name: string; where: string; ms: number }[] {
+function topFunctions(
+  result: unknown,
+  count: number,
+): { name: string; where: string; ms: number }[] {
   const p = (result as {
     profile: { nodes: ProfileNode[]; samples: number[]; timeDeltas: number[] };
   }).profile;
