@@ -9,8 +9,10 @@
  * input channels is a matrix product `M_ξ[tile, co] = Σ_ci V_ξ[tile, ci] ·
  * U_ξ[ci, co]`: the kernel computes the 16 products of a block of `tiles`
  * 2x2 tiles by `tileN` output channels together, 16 threads per product,
- * each a register micro-tile as in the tiled kernel. Input blocks are
- * transformed on their way into workgroup memory; `U` is transformed once
+ * each a register micro-tile as in the tiled kernel. The next step's input
+ * blocks and weights are loaded into registers while the current step
+ * multiplies; input blocks are transformed on their way into workgroup
+ * memory; `U` is transformed once
  * per call by the weight-transform kernel, in f32 whatever the dtype. At the
  * end the 16 products meet in workgroup memory, and each thread turns one
  * tile's 16 values into its 2x2 outputs, adds the bias, applies ReLU, and
@@ -286,44 +288,63 @@ ${
     }`
   ).join("\n");
 
-  const patchLoad = range(rounds(patchCount)).map((round) =>
+  // The next step's input blocks and weights are loaded into registers
+  // while the current step multiplies, then transformed into workgroup memory.
+  const patchRounds = range(rounds(patchCount));
+  const patchLoad = patchRounds.map((round) =>
     `${guard(patchCount, round)}{
-      let pid = lid + ${round * THREADS};
-      let tl = pid % ${TT};
-      let k = pid / ${TT};
-      let ci = ci0 + k;
-      let ok = ok${round} && ci < p.cInG;
-      let base = base${round} + ci * hw;
+      let k = (lid + ${round * THREADS}) / ${TT};
+      let ok = ok${round} && ci0 + k < p.cInG;
+      let base = base${round} + (ci0 + k) * hw;
 ${
       range(4).flatMap((r) =>
         range(4).map((c) =>
           `      let o${r}${c} = ok && row${round}_${r} && col${round}_${c};
-      let d${r}${c} = select(0.0, f32(x[select(0, base + ${r} * p.w + ${c}, o${r}${c})]), o${r}${c});`
+      pd${round}_${r}${c} = select(0.0, f32(x[select(0, base + ${r} * p.w + ${c}, o${r}${c})]), o${r}${c});`
         )
       ).join("\n")
+    }
+    }`
+  ).join("\n    ");
+  const patchStore = patchRounds.map((round) =>
+    `${guard(patchCount, round)}{
+      let pid = lid + ${round * THREADS};
+      let tl = pid % ${TT};
+      let k = pid / ${TT};
+${
+      range(4).flatMap((r) => range(4).map((c) => `      let d${r}${c} = pd${round}_${r}${c};`))
+        .join("\n")
     }
       ${inputTransform.join("\n      ")}
     }`
   ).join("\n    ");
+  const patchRegisters = patchRounds.flatMap((round) =>
+    range(16).map((i) => `  var pd${round}_${Math.floor(i / 4)}${i % 4} = 0.0;`)
+  ).join("\n");
 
   // U rows (ξ, k) of tileN channels, loaded 4 channels per thread as one vec4.
   const uCount = SU;
-  const uLoad = range(rounds(uCount)).map((round) =>
+  const uRounds = range(rounds(uCount));
+  const uLoad = uRounds.map((round) =>
     `${guard(uCount, round)}{
       let row = uRow + ${(round * THREADS) / (TN / 4)};
-      let xi = row / ${TK};
-      let k = row % ${TK};
-      let ci = ci0 + k;
-      let src = uBase0 + (xi * p.cInG + ci) * p.cOutG;
+      let ci = ci0 + row % ${TK};
+      let src = uBase0 + ((row / ${TK}) * p.cInG + ci) * p.cOutG;
 ${
       range(4).map((e) =>
         `      let ok${e} = ci < p.cInG && uCo + ${e} < p.cOutG;
       let u${e} = select(0.0, u[select(0, src + ${e}, ok${e})], ok${e});`
       ).join("\n")
     }
-      su[row * ${TN / 4} + uC4] = vec4<f32>(u0, u1, u2, u3);
+      pu${round} = vec4<f32>(u0, u1, u2, u3);
     }`
   ).join("\n    ");
+  const uStore = uRounds.map((round) =>
+    `${guard(uCount, round)}{
+      su[(uRow + ${(round * THREADS) / (TN / 4)}) * ${TN / 4} + uC4] = pu${round};
+    }`
+  ).join("\n    ");
+  const uRegisters = uRounds.map((round) => `  var pu${round} = vec4<f32>(0.0);`).join("\n");
 
   const multiplyOne = (k: string, s: string) =>
     [
@@ -468,14 +489,31 @@ ${patchSetup}
   let ty = (lid % 16) / ${wgM};
 
 ${accs.map((a) => `  var ${a} = vec4<f32>(0.0);`).join("\n")}
+${patchRegisters}
+${uRegisters}
 
-  for (var step = 0; step < p.steps; step++) {
-    let ci0 = step * ${TK};
+  {
+    let ci0 = 0;
     ${patchLoad}
     ${uLoad}
-    workgroupBarrier();
+  }
+  ${patchStore}
+  ${uStore}
+  workgroupBarrier();
+  for (var step = 1; step <= p.steps; step++) {
+    let more = step < p.steps;
+    if (more) {
+      let ci0 = step * ${TK};
+      ${patchLoad}
+      ${uLoad}
+    }
     {
       ${multiply}
+    }
+    workgroupBarrier();
+    if (more) {
+      ${patchStore}
+      ${uStore}
     }
     workgroupBarrier();
   }

@@ -12,8 +12,8 @@
 // Every row is timed twice, the second time with the rows in reverse order,
 // and the script exits 1 if the two disagree by more than 5%: a figure that
 // depends on what ran before it is not a figure of the kernel. What made
-// rows after the first pipeline row read 3-5x slow in an earlier version is
-// written below, at gpuTime.
+// rows after the first pipeline row read 3-5x slow in an earlier version
+// (the GPU's clock) is written below, at gpuTime.
 //
 // Times come from timestamp queries around the recorded work; without the
 // "timestamp-query" feature, from the wall clock (onSubmittedWorkDone), taken
@@ -80,8 +80,10 @@ const TARGET_F32_MS = 1.2;
 const TARGET_F16_MS = 0.8;
 /** Largest disagreement between a row's two timings. */
 const AGREE = 0.05;
-/** Wall time of warm-up before each timing: long enough for the GPU's clocks to rise. */
-const WARM_MS = quick ? 0 : 150;
+/** Wall time of busy warm-up before each timing, so the GPU's clock is up (see gpuTime). */
+const WARM_MS = quick ? 0 : 300;
+/** Busy time before the first row: an idle GPU takes over a second to reach its top clock. */
+const SPIN_UP_MS = quick ? 0 : 3000;
 
 const device = await requestDevice();
 const info = device.adapterInfo;
@@ -138,24 +140,41 @@ function footprint(): [number, number] {
 }
 
 /**
+ * Keeps the GPU busy with `record` for `ms` of wall time: rounds of `reps`
+ * submitted back to back, up to 16 in flight, so that even a row of 1 ms a
+ * round keeps the GPU fed across Deno's 10 ms waits.
+ */
+async function busy(record: () => void, reps: number, ms: number): Promise<void> {
+  const start = performance.now();
+  const inFlight: Promise<void>[] = [];
+  do {
+    for (let i = 0; i < reps; i++) record();
+    batch.submit();
+    inFlight.push(device.queue.onSubmittedWorkDone());
+    if (inFlight.length >= 16) await inFlight.shift();
+  } while (performance.now() - start < ms);
+  await Promise.all(inFlight);
+}
+
+/**
  * Milliseconds of GPU time per repetition of `record`, and where the figure
  * comes from. `record` records into the allocator's batch.
  *
- * An earlier version warmed up with one round of `reps` and timed the next,
- * on an allocator with the default cache limit (`max_reserved_ratio` 1.1),
- * with the correctness checks (large readbacks) run between timings. Two
- * things then made later rows slow: readbacks and other rows made heaps,
- * so the cache limit released idle heaps that the next row needed again,
- * and a row could make them inside its timed region, where wgpu zero-fills
- * a new buffer on first use; and a row run after seconds of CPU work (the
- * checks) started with the GPU's clocks down, and one warm-up round of a few
- * milliseconds did not bring them up. Here the allocator keeps every heap,
- * the checks run before any timing, warm-up lasts WARM_MS of wall time, and
- * a timed region that makes a heap or compiles a shader is an error.
+ * What made rows after the first pipeline row read 3-5x slow in an earlier
+ * version: the GPU's clock. An H200 left with little work for a few seconds
+ * (while the CPU computes a float64 reference, copies a 128 MiB readback
+ * into JavaScript, sums its error, compiles shaders) lowers its SM clock
+ * from 1980 MHz to as little as 345 MHz, and raises it again only after a
+ * second or more of steady load; the old warm-up (one round of `reps`, a
+ * few milliseconds, then an 11 ms wait) never gave it that, so rows after
+ * such pauses ran at 345-1110 MHz (a clock log beside the run showed it).
+ * Heaps made inside the timed region, readbacks and idle seconds alone
+ * changed nothing there. So here: the checks run before all timing, a
+ * WARM_MS spin-up keeps the GPU busy before every timed region, and a
+ * timed region that makes a heap or compiles a shader is an error.
  */
 async function gpuTime(what: string, record: () => void, reps: number): Promise<[number, string]> {
-  const start = performance.now();
-  do await run(record, reps); while (performance.now() - start < WARM_MS);
+  await busy(record, reps, WARM_MS);
   if (timestamps) {
     const before = footprint();
     mark(0);
@@ -523,6 +542,7 @@ for (const spec of specs) {
 await device.queue.onSubmittedWorkDone();
 
 const rows: Row[] = runnable.map((s) => ({ ...s, times: [], source: "" }));
+await busy(() => pipeline(f32.x, f32.weights).dispose(), REPS, SPIN_UP_MS);
 for (const pass of [0, 1]) {
   const order = pass === 0 ? rows : [...rows].reverse();
   for (const row of order) {
