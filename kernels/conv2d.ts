@@ -42,7 +42,7 @@ export type Conv2dAlgorithm = "auto" | "naive" | "tiled" | "winograd";
 /** Tile sizes of the Winograd kernel (see {@linkcode Conv2dWinogradProgram}). */
 export type Conv2dWinogradTiles = Pick<
   Conv2dWinogradProgram,
-  "tiles" | "tileN" | "tileK" | "threadM" | "threadN"
+  "tiles" | "tileN" | "tileK" | "threadM" | "threadN" | "half"
 >;
 
 /** Tile sizes of the tiled kernel (see {@linkcode Conv2dTiledProgram}). */
@@ -441,6 +441,7 @@ function recordWinograd(
     bias: bias !== null,
     relu,
     pool: pool ?? "none",
+    ...(t.half ? { half: true } : {}),
   };
   const problem = conv2dWinogradProblem(program);
   if (problem) throw new RangeError(`Cannot ${op}: bad Winograd tiles: ${problem}`);

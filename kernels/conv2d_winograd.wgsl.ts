@@ -60,6 +60,12 @@ export interface Conv2dWinogradProgram {
   /** Stores each 2x2 block, or its max or average (a fused 2x2 stride-2 pool). */
   pool: WinogradPool;
   /**
+   * f16 products (f16 tensors only): the transformed inputs and weights are
+   * kept as f16 and each step's `tileK` products summed in f16, then added
+   * to f32 accumulators. Twice the multiply rate for a few f16 roundings.
+   */
+  half?: boolean;
+  /**
    * Unrolls the multiply over `tileK` in the WGSL (default true). A loop
    * compiles much faster on software adapters.
    */
@@ -94,10 +100,11 @@ export const CONV2D_WINOGRAD_WEIGHTS_PARAMS = ["total", "cInG", "cOutG"] as cons
 
 /**
  * Floats of the scalar workgroup array: one step's V, and one epilogue
- * pass's M, of at least 4 channels.
+ * pass's M, of at least 4 channels. With f16 products V is kept apart, as
+ * f16, and this array holds M alone.
  */
 function scalarFloats(p: Conv2dWinogradProgram): number {
-  return 16 * Math.max(p.tileK, 4) * p.tiles;
+  return 16 * (p.half ? 4 : Math.max(p.tileK, 4)) * p.tiles;
 }
 
 /**
@@ -115,7 +122,8 @@ function passChannels(p: Conv2dWinogradProgram): number {
 
 /** Bytes of workgroup memory a Winograd program uses. */
 export function conv2dWinogradWorkgroupBytes(program: Conv2dWinogradProgram): number {
-  return (scalarFloats(program) + 16 * program.tileK * program.tileN) * 4;
+  const step = 16 * program.tileK * (program.tileN + (program.half ? program.tiles : 0));
+  return scalarFloats(program) * 4 + step * (program.half ? 2 : 4);
 }
 
 /**
@@ -139,6 +147,7 @@ export function conv2dWinogradProblem(p: Conv2dWinogradProgram): string | null {
   if (WINOGRAD_THREADS % (p.tileN / 4) !== 0) {
     return `tileN/4 (${p.tileN / 4}) must divide ${WINOGRAD_THREADS}`;
   }
+  if (p.half && p.dtype !== "f16") return `f16 products need dtype f16, got ${p.dtype}`;
   if (p.pool !== "none" && p.pool !== "max" && p.pool !== "avg") {
     return `pool must be "none", "max" or "avg", got ${JSON.stringify(p.pool)}`;
   }
@@ -254,6 +263,10 @@ export function conv2dWinogradWgsl(program: Conv2dWinogradProgram): string {
   const guard = (count: number, round: number) =>
     (round + 1) * THREADS > count ? `if (lid + ${round * THREADS} < ${count}) ` : "";
   const accs = range(TM).flatMap((i) => range(rn).map((qn) => `acc_${i}_${qn}`));
+  // The products' element type, and where V lives.
+  const half = program.half === true;
+  const pt = half ? "f16" : "f32";
+  const vArray = half ? "sh" : "sv";
 
   // Bᵀ d B of the 4x4 block d{r}{c}: first down the columns, then along the rows.
   const inputTransform = [
@@ -265,7 +278,7 @@ export function conv2dWinogradWgsl(program: Conv2dWinogradProgram): string {
     ]),
     ...range(4).flatMap((r) =>
       [`r${r}0 - r${r}2`, `r${r}1 + r${r}2`, `r${r}2 - r${r}1`, `r${r}1 - r${r}3`].map((e, c) =>
-        `sv[(${r * 4 + c} * ${TK} + k) * ${TT} + tl] = ${e};`
+        `${vArray}[(${r * 4 + c} * ${TK} + k) * ${TT} + tl] = ${pt}(${e});`
       )
     ),
   ];
@@ -341,7 +354,7 @@ ${
   ).join("\n    ");
   const uStore = uRounds.map((round) =>
     `${guard(uCount, round)}{
-      su[(uRow + ${(round * THREADS) / (TN / 4)}) * ${TN / 4} + uC4] = pu${round};
+      su[(uRow + ${(round * THREADS) / (TN / 4)}) * ${TN / 4} + uC4] = vec4<${pt}>(pu${round});
     }`
   ).join("\n    ");
   const uRegisters = uRounds.map((round) => `  var pu${round} = vec4<f32>(0.0);`).join("\n");
@@ -349,14 +362,16 @@ ${
   const multiplyOne = (k: string, s: string) =>
     [
       ...range(TM).map((i) =>
-        `let a${s}_${i} = sv[(xi * ${TK} + ${k}) * ${TT} + ${i * wgM} + tx];`
+        `let a${s}_${i} = ${vArray}[(xi * ${TK} + ${k}) * ${TT} + ${i * wgM} + tx];`
       ),
       ...range(rn).map((qn) =>
         `let b${s}_${qn} = su[(xi * ${TK} + ${k}) * ${TN / 4} + ${qn * wgN} + ty];`
       ),
       ...range(TM).flatMap((i) =>
         range(rn).map((qn) =>
-          `acc_${i}_${qn} = fma(vec4<f32>(a${s}_${i}), b${s}_${qn}, acc_${i}_${qn});`
+          `${half ? "h" : ""}acc_${i}_${qn} = fma(vec4<${pt}>(a${s}_${i}), b${s}_${qn}, ${
+            half ? "h" : ""
+          }acc_${i}_${qn});`
         )
       ),
     ].join("\n      ");
@@ -365,6 +380,12 @@ ${
       ${multiplyOne("k", "")}
       }`
     : range(TK).map((k) => multiplyOne(String(k), String(k))).join("\n      ");
+  // With f16 products, each step's sums join the f32 accumulators.
+  const flush = half
+    ? accs.map((a) => `${a} += vec4<f32>(h${a});\n      h${a} = vec4<f16>(0.0);`).join(
+      "\n      ",
+    )
+    : "";
 
   // Aᵀ M A of the 16 values m{r}{c}: the 2x2 block o{r}{c}.
   const outputTransform = [
@@ -456,8 +477,14 @@ ${program.bias ? `@group(0) @binding(3) var<storage, ${TENSOR_ACCESS}> bias: arr
 // One step's transformed inputs V[ξ][k][tile]; in the epilogue, the products
 // M[ξ][channel][tile] of one pass's channels.
 var<workgroup> sv: array<f32, ${SV}>;
-// One step's transformed weights U[ξ][k][channel], 4 channels a vec4.
-var<workgroup> su: array<vec4<f32>, ${SU}>;
+${
+    half
+      ? `// With f16 products, one step's V[ξ][k][tile] as f16.
+var<workgroup> sh: array<f16, ${16 * TK * TT}>;
+`
+      : ""
+  }// One step's transformed weights U[ξ][k][channel], 4 channels a vec4.
+var<workgroup> su: array<vec4<${pt}>, ${SU}>;
 
 @compute @workgroup_size(${THREADS})
 fn main(@builtin(local_invocation_index) lidx: u32,
@@ -489,6 +516,7 @@ ${patchSetup}
   let ty = (lid % 16) / ${wgM};
 
 ${accs.map((a) => `  var ${a} = vec4<f32>(0.0);`).join("\n")}
+${half ? accs.map((a) => `  var h${a} = vec4<f16>(0.0);`).join("\n") : ""}
 ${patchRegisters}
 ${uRegisters}
 
@@ -509,6 +537,7 @@ ${uRegisters}
     }
     {
       ${multiply}
+      ${flush}
     }
     workgroupBarrier();
     if (more) {

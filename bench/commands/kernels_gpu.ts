@@ -376,6 +376,8 @@ if (check) {
 // ---- rows ----
 
 const specs: RowSpec[] = [];
+/** Sweep configurations whose output failed its check. */
+const wrong: string[] = [];
 {
   const x = f32.convs[1].x;
   const bytes = x.byteLength;
@@ -466,9 +468,7 @@ if (sweep) {
   const tiledSweep: Conv2dTiles[] = [
     { tileM: 128, tileN: 64, tileK: 8, threadM: 8, threadN: 8 },
     { tileM: 128, tileN: 64, tileK: 16, threadM: 8, threadN: 8 },
-    { tileM: 128, tileN: 64, tileK: 32, threadM: 8, threadN: 8 },
     { tileM: 128, tileN: 64, tileK: 16, threadM: 8, threadN: 4 },
-    { tileM: 256, tileN: 64, tileK: 16, threadM: 8, threadN: 8 },
     { tileM: 64, tileN: 64, tileK: 16, threadM: 4, threadN: 4 },
   ];
   const extraTiles = jsonArg<Conv2dTiles>("--tiles");
@@ -476,29 +476,43 @@ if (sweep) {
   const winogradSweep: Conv2dWinogradTiles[] = [
     { tiles: 32, tileN: 32, tileK: 8, threadM: 8, threadN: 8 },
     { tiles: 32, tileN: 32, tileK: 4, threadM: 8, threadN: 8 },
+    { tiles: 64, tileN: 32, tileK: 4, threadM: 16, threadN: 8 },
+    { tiles: 64, tileN: 32, tileK: 8, threadM: 16, threadN: 8 },
     { tiles: 64, tileN: 16, tileK: 8, threadM: 8, threadN: 8 },
-    { tiles: 16, tileN: 64, tileK: 8, threadM: 4, threadN: 16 },
     { tiles: 32, tileN: 64, tileK: 4, threadM: 8, threadN: 16 },
+    { tiles: 16, tileN: 64, tileK: 8, threadM: 4, threadN: 16 },
+  ];
+  const halfSweep: Conv2dWinogradTiles[] = [
+    { tiles: 32, tileN: 32, tileK: 8, threadM: 8, threadN: 8, half: true },
+    { tiles: 32, tileN: 32, tileK: 16, threadM: 8, threadN: 8, half: true },
+    { tiles: 64, tileN: 32, tileK: 8, threadM: 16, threadN: 8, half: true },
     { tiles: 64, tileN: 32, tileK: 4, threadM: 16, threadN: 8 },
   ];
   const extraWinograd = jsonArg<Conv2dWinogradTiles>("--winograd-tiles");
-  if (extraWinograd) winogradSweep.unshift(extraWinograd);
+  if (extraWinograd) (extraWinograd.half ? halfSweep : winogradSweep).unshift(extraWinograd);
   const defaults = JSON.stringify(conv2dDefaultTiles(SHAPE.c, SHAPE.channels[0]));
   const limit = device.limits.maxComputeWorkgroupStorageSize;
   const winogradDefaults = JSON.stringify(
     conv2dWinogradDefaultTiles(SHAPE.channels[0], limit, info.isFallbackAdapter),
   );
-  const sweepCheck = async (what: string, run: (x: Tensor) => Tensor) => {
+  const sweepCheck = async (
+    what: string,
+    data: ReturnType<typeof layers>,
+    run: (x: Tensor) => Tensor,
+  ) => {
     if (!check) return "";
+    const tolerance = data.x.dtype === "f16" ? 1e-2 : 1e-5;
     try {
-      return ` err ${(await checkPipeline(what, f32, run, 1e-5)).toExponential(1)}`;
+      return ` err ${(await checkPipeline(what, data, run, tolerance)).toExponential(1)}`;
     } catch (error) {
+      wrong.push(what);
       return ` ${(error as Error).message.replace(/ is wrong.*: /, ": WRONG ")}`;
     }
   };
   for (const tiles of quick ? tiledSweep.slice(0, 2) : tiledSweep) {
     const err = await sweepCheck(
       `tiled ${JSON.stringify(tiles)}`,
+      f32,
       (x) => pipeline(x, f32.weights, { tiles }),
     );
     specs.push({
@@ -511,21 +525,31 @@ if (sweep) {
       note: (JSON.stringify(tiles) === defaults ? "default" : "") + err,
     });
   }
-  for (const tiles of quick ? winogradSweep.slice(0, 2) : winogradSweep) {
-    const err = await sweepCheck(
-      `Winograd ${JSON.stringify(tiles)}`,
-      (x) => winogradPipeline(x, f32.weights, tiles),
-    );
-    specs.push({
-      what:
-        `sweep: pipeline Winograd ${tiles.tiles}x${tiles.tileN}x${tiles.tileK} thread ${tiles.threadM}x${tiles.threadN}`,
-      shape: fmt(f32.x.shape),
-      reps: REPS,
-      record: () => winogradPipeline(f32.x, f32.weights, tiles).dispose(),
-      rate: gflops(f32.flops),
-      note: (JSON.stringify(tiles) === winogradDefaults ? "default" : "") + err,
-    });
-  }
+  const winogradRows = async (data: ReturnType<typeof layers>, list: Conv2dWinogradTiles[]) => {
+    for (const tiles of quick ? list.slice(0, 2) : list) {
+      const name =
+        `${data.x.dtype} Winograd ${tiles.tiles}x${tiles.tileN}x${tiles.tileK} thread ${tiles.threadM}x${tiles.threadN}${
+          tiles.half ? " f16 products" : ""
+        }`;
+      let err: string;
+      try {
+        err = await sweepCheck(name, data, (x) => winogradPipeline(x, data.weights, tiles));
+      } catch (error) {
+        console.error(`  ${name}: skipped, ${(error as Error).message}`);
+        continue;
+      }
+      specs.push({
+        what: `sweep: pipeline ${name}`,
+        shape: fmt(data.x.shape),
+        reps: REPS,
+        record: () => winogradPipeline(data.x, data.weights, tiles).dispose(),
+        rate: gflops(data.flops),
+        note: (JSON.stringify(tiles) === winogradDefaults ? "default" : "") + err,
+      });
+    }
+  };
+  await winogradRows(f32, winogradSweep);
+  if (f16) await winogradRows(f16, halfSweep);
 }
 
 // Tile configurations the device cannot run are dropped before timing.
@@ -615,6 +639,10 @@ device.destroy();
 let failed = false;
 if (gpuErrors.length > 0) {
   console.error(`${gpuErrors.length} WebGPU errors: the figures above are not valid`);
+  failed = true;
+}
+for (const what of wrong) {
+  console.error(`${what}: its output failed the check against the float64 reference`);
   failed = true;
 }
 for (const r of disagree) {
