@@ -118,40 +118,50 @@ export function conv2dDefaultTiles(cInG: number, cOutG: number, software = false
   return { tileM: 64, tileN: 16, tileK, threadM: 4, threadN: 4 };
 }
 
+/** 2x2 tiles from which the Winograd kernel takes blocks of 64 tiles instead of 32. */
+const WINOGRAD_LARGE = 16384;
+
 /**
  * The tile sizes the Winograd kernel uses for a convolution with `cOutG`
- * output channels per group (the fastest of a sweep on an H200), with a
- * reduction step whose workgroup memory fits `maxWorkgroupBytes`. On a software adapter, small tiles: its
- * compiler takes minutes over shaders with tens of KiB of workgroup memory.
+ * output channels per group and `tileCount` 2x2 output tiles: the fastest of
+ * a sweep on an H200 (64 tiles by 32 channels for large problems, 32 by 32
+ * for small ones, which then spread over more workgroups), with a reduction
+ * step whose workgroup memory fits `maxWorkgroupBytes`. On a software
+ * adapter, small tiles: its compiler takes minutes over shaders with tens of
+ * KiB of workgroup memory.
  *
  * @example
  * ```ts
  * import { conv2dWinogradDefaultTiles } from "./conv2d.ts";
  * import assert from "node:assert/strict";
  *
- * assert.equal(conv2dWinogradDefaultTiles(64, 32768).tiles, 64);
- * assert.equal(conv2dWinogradDefaultTiles(16, 49152).tileK, 8);
- * assert.equal(conv2dWinogradDefaultTiles(16, 32768).tileK, 4);
- * assert.equal(conv2dWinogradDefaultTiles(64, 32768, true).tiles, 16);
+ * assert.equal(conv2dWinogradDefaultTiles(64, 131072, 49152).tiles, 64);
+ * assert.equal(conv2dWinogradDefaultTiles(32, 256, 49152).tiles, 32);
+ * assert.equal(conv2dWinogradDefaultTiles(16, 256, 49152).tileK, 8);
+ * assert.equal(conv2dWinogradDefaultTiles(16, 256, 32768).tileK, 4);
+ * assert.equal(conv2dWinogradDefaultTiles(64, 131072, 32768, true).tiles, 16);
  * ```
  *
  * @param cOutG output channels per group
+ * @param tileCount 2x2 output tiles of the convolution (all images and groups)
  * @param maxWorkgroupBytes the device's `maxComputeWorkgroupStorageSize`
  * @param software whether the adapter is a software (fallback) one
  * @returns tile sizes
  */
 export function conv2dWinogradDefaultTiles(
   cOutG: number,
+  tileCount: number,
   maxWorkgroupBytes: number,
   software = false,
 ): Conv2dWinogradTiles {
-  const shape = software
-    ? { tiles: 16, tileN: 16, threadM: 4, threadN: 4 }
-    : cOutG > 16
-    ? { tiles: 64, tileN: 32, threadM: 16, threadN: 8 }
-    : { tiles: 64, tileN: 16, threadM: 8, threadN: 8 };
-  // Steps of 4 channels for 64x32 (on an H200: 1.13 ms for the pipeline, 1.14 with 8).
-  let tiles: Conv2dWinogradTiles = { ...shape, tileK: software || cOutG > 16 ? 4 : 8 };
+  let tiles: Conv2dWinogradTiles = software
+    ? { tiles: 16, tileN: 16, tileK: 4, threadM: 4, threadN: 4 }
+    : cOutG <= 16
+    ? { tiles: 64, tileN: 16, tileK: 8, threadM: 8, threadN: 8 }
+    : tileCount >= WINOGRAD_LARGE
+    // Steps of 4 channels (on an H200: 1.13 ms for the pipeline, 1.14 with 8).
+    ? { tiles: 64, tileN: 32, tileK: 4, threadM: 16, threadN: 8 }
+    : { tiles: 32, tileN: 32, tileK: 8, threadM: 8, threadN: 8 };
   while (
     tiles.tileK > 1 &&
     conv2dWinogradWorkgroupBytes({ ...WINOGRAD_FIT, ...tiles }) > maxWorkgroupBytes
@@ -434,8 +444,13 @@ function recordWinograd(
   tiles: Conv2dWinogradTiles | undefined,
 ): Tensor {
   const limits = batch.device.limits;
+  // With a pool, only the 2x2 blocks a floor-mode pool covers are computed.
+  const tilesH = pool ? Math.floor(g.hOut / 2) : Math.ceil(g.hOut / 2);
+  const tilesW = pool ? Math.floor(g.wOut / 2) : Math.ceil(g.wOut / 2);
+  const tileCount = g.n * tilesH * tilesW;
   const t = tiles ?? conv2dWinogradDefaultTiles(
     g.cOutG,
+    tileCount * g.groups,
     limits.maxComputeWorkgroupStorageSize,
     batch.device.adapterInfo?.isFallbackAdapter ?? false,
   );
@@ -478,10 +493,6 @@ function recordWinograd(
     weightsProgram,
     conv2dWinogradWeightsWgsl,
   );
-  // With a pool, only the 2x2 blocks a floor-mode pool covers are computed.
-  const tilesH = pool ? Math.floor(g.hOut / 2) : Math.ceil(g.hOut / 2);
-  const tilesW = pool ? Math.floor(g.wOut / 2) : Math.ceil(g.wOut / 2);
-  const tileCount = g.n * tilesH * tilesW;
   const mTiles = Math.ceil(tileCount / program.tiles);
   const nTiles = Math.ceil(g.cOutG / program.tileN);
   const values = {

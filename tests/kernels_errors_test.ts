@@ -114,7 +114,32 @@ Deno.test("conv2d rejects mismatched shapes with a message naming them", async (
     assertRejected(
       heap,
       () => conv2d(x, w3, null, { algorithm: "fast" as "naive" }),
-      /algorithm must be "auto", "naive" or "tiled", got "fast"/,
+      /algorithm must be "auto", "naive", "tiled" or "winograd", got "fast"/,
+    );
+    assertRejected(
+      heap,
+      () => conv2d(x, w3, null, { algorithm: "winograd", stride: 2 }),
+      /the Winograd kernel takes 3x3 filters with stride 1 and dilation 1, got 3x3 stride 2x2/,
+    );
+    assertRejected(
+      heap,
+      () => conv2d(x, w3, null, { pool: "min" as "max" }),
+      /pool must be "max" or "avg", got "min"/,
+    );
+    const thin = zeros(heap, [1, 3, 3, 1]);
+    assertRejected(
+      heap,
+      () => conv2d(thin, w3, null, { padding: 1, pool: "max" }),
+      /a 2x2 pool needs an output of at least 2x2, got 3x1/,
+    );
+    assertRejected(
+      heap,
+      () =>
+        conv2d(x, w3, null, {
+          algorithm: "winograd",
+          winogradTiles: { tiles: 32, tileN: 32, tileK: 8, threadM: 8, threadN: 4 },
+        }),
+      /bad Winograd tiles: each of the 16 products takes 16 threads/,
     );
     assertRejected(
       heap,

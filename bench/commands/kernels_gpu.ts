@@ -509,7 +509,12 @@ if (sweep) {
   );
   const limit = device.limits.maxComputeWorkgroupStorageSize;
   const winogradDefaults = JSON.stringify(
-    conv2dWinogradDefaultTiles(SHAPE.channels[0], limit, info.isFallbackAdapter),
+    conv2dWinogradDefaultTiles(
+      SHAPE.channels[0],
+      SHAPE.n * (SHAPE.hw / 2) ** 2,
+      limit,
+      info.isFallbackAdapter,
+    ),
   );
   const sweepCheck = async (
     what: string,
