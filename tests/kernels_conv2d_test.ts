@@ -1,12 +1,16 @@
-// conv2d on the real adapter, both kernels, against the float64 reference:
-// strides, paddings, dilation, groups, depthwise, odd sizes, batches.
+// conv2d on the real adapter, every kernel, against the float64 reference:
+// strides, paddings, dilation, groups, depthwise, odd sizes, batches, the
+// fused 2x2 pool.
 import assert from "node:assert/strict";
 import {
+  avgPool2dRef,
   conv2d,
   type Conv2dAlgorithm,
   type Conv2dOptions,
   conv2dRef,
   conv2dRelu,
+  type Conv2dWinogradTiles,
+  maxPool2dRef,
   tensor,
 } from "../kernels/mod.ts";
 import { assertClose, randomRef, rng, withHeap } from "./_kernels_util.ts";
@@ -106,6 +110,12 @@ const CASES: Case[] = [
 
 const ALGORITHMS: Conv2dAlgorithm[] = ["naive", "tiled"];
 
+/** Whether the Winograd kernel takes the case: 3x3 filters, stride 1, dilation 1. */
+function winograd(c: Case): boolean {
+  const o = c.options ?? {};
+  return c.w[2] === 3 && c.w[3] === 3 && (o.stride ?? 1) === 1 && (o.dilation ?? 1) === 1;
+}
+
 for (const [i, c] of CASES.entries()) {
   Deno.test(`conv2d matches the float64 reference: ${c.name}`, async () => {
     await withHeap(async (heap) => {
@@ -117,7 +127,7 @@ for (const [i, c] of CASES.entries()) {
       const x = tensor(heap, xr.data, c.x);
       const w = tensor(heap, wr.data, c.w);
       const b = br ? tensor(heap, br.data, br.shape) : null;
-      for (const algorithm of ALGORITHMS) {
+      for (const algorithm of [...ALGORITHMS, ...(winograd(c) ? ["winograd" as const] : [])]) {
         const y = c.relu
           ? conv2dRelu(x, w, b, { ...c.options, algorithm })
           : conv2d(x, w, b, { ...c.options, algorithm });
@@ -165,6 +175,66 @@ Deno.test("conv2d with algorithm auto matches the reference, depthwise and dense
         padding: 1,
       });
       assertClose(await y.read(), ref.data, 1e-5, `groups ${groups}`);
+    }
+  });
+});
+
+Deno.test("conv2d with pool matches conv, ReLU, then a 2x2 pool, every kernel", async () => {
+  await withHeap(async (heap) => {
+    const random = rng(91);
+    // Odd sizes: the pool drops the last row and column, and the Winograd
+    // kernel computes only the tiles the pool covers.
+    for (
+      const [xs, ws, padding] of [[[2, 12, 9, 11], [20, 12, 3, 3], 1], [
+        [1, 8, 8, 8],
+        [4, 8, 3, 3],
+        0,
+      ]]
+    ) {
+      const xr = randomRef(random, xs as number[]);
+      const wr = randomRef(random, ws as number[]);
+      const br = randomRef(random, [(ws as number[])[0]]);
+      const conv = conv2dRef(xr, wr, br, { padding: padding as number, relu: true });
+      const x = tensor(heap, xr.data, xr.shape);
+      const w = tensor(heap, wr.data, wr.shape);
+      const b = tensor(heap, br.data, br.shape);
+      for (const pool of ["max", "avg"] as const) {
+        const ref = pool === "max"
+          ? maxPool2dRef(conv, { kernelSize: 2 })
+          : avgPool2dRef(conv, { kernelSize: 2 });
+        for (const algorithm of ["naive", "tiled", "winograd"] as const) {
+          const y = conv2dRelu(x, w, b, { padding: padding as number, pool, algorithm });
+          assert.deepEqual(y.shape, ref.shape);
+          assertClose(await y.read(), ref.data, 1e-5, `${pool} pool, ${algorithm}, ${xs}`);
+          y.dispose();
+        }
+      }
+    }
+  });
+});
+
+Deno.test("conv2d Winograd kernel with other tiles matches the reference", async () => {
+  await withHeap(async (heap) => {
+    const random = rng(92);
+    // 21 input channels: steps of 2 and 4 leave a partial last step; 40
+    // outputs leave a partial channel block; 7x9 leaves partial tiles.
+    const xr = randomRef(random, [2, 21, 7, 9]);
+    const wr = randomRef(random, [40, 21, 3, 3]);
+    const br = randomRef(random, [40]);
+    const ref = conv2dRef(xr, wr, br, { padding: 1, relu: true });
+    const x = tensor(heap, xr.data, xr.shape);
+    const w = tensor(heap, wr.data, wr.shape);
+    const b = tensor(heap, br.data, br.shape);
+    const configs: Conv2dWinogradTiles[] = [
+      // Several epilogue passes of 4 channels each.
+      { tiles: 8, tileN: 32, tileK: 4, threadM: 2, threadN: 8 },
+      { tiles: 16, tileN: 16, tileK: 4, threadM: 2, threadN: 8 },
+      { tiles: 16, tileN: 16, tileK: 2, threadM: 4, threadN: 4 },
+    ];
+    for (const winogradTiles of configs) {
+      const y = conv2dRelu(x, w, b, { padding: 1, algorithm: "winograd", winogradTiles });
+      assertClose(await y.read(), ref.data, 1e-5, JSON.stringify(winogradTiles));
+      y.dispose();
     }
   });
 });

@@ -47,7 +47,10 @@ f16Test("conv2d, both kernels, bias and relu, odd sizes and groups", async () =>
       const x = tensor(heap, xr.data, xs, { dtype: "f16" });
       const w = tensor(heap, wr.data, ws, { dtype: "f16" });
       const b = tensor(heap, br.data, br.shape, { dtype: "f16" });
-      for (const algorithm of ["naive", "tiled"] as const) {
+      const algorithms = ws[2] === 3 && !("stride" in options) && !("dilation" in options)
+        ? ["naive", "tiled", "winograd"] as const
+        : ["naive", "tiled"] as const;
+      for (const algorithm of algorithms) {
         const y = conv2d(x, w, b, { ...options, algorithm });
         assert.equal(y.dtype, "f16");
         const out = await y.read();
@@ -102,5 +105,54 @@ f16Test("pipeline [1,16,32,32] -> 32 channels", async () => {
     }));
     const y = pipeline(tensor(heap, xr.data, xr.shape, { dtype: "f16" }), weights);
     assertClose(await y.read(), ref.data, TOL, "f16 pipeline");
+  });
+});
+
+f16Test("conv2d with f16 products, tiled and Winograd, pool fused", async () => {
+  await withHeap(async (heap) => {
+    const random = rng(604);
+    // 40 input channels: partial steps of 16 and 8; 9x11: partial tiles.
+    const xr = half(randomRef(random, [2, 40, 9, 11]));
+    const wr = half({
+      data: randomRef(random, [24, 40, 3, 3]).data.map((v) => v / Math.sqrt(360)),
+      shape: [24, 40, 3, 3],
+    });
+    const br = half(randomRef(random, [24]));
+    const conv = conv2dRef(xr, wr, br, { padding: 1, relu: true });
+    const x = tensor(heap, xr.data, xr.shape, { dtype: "f16" });
+    const w = tensor(heap, wr.data, wr.shape, { dtype: "f16" });
+    const b = tensor(heap, br.data, br.shape, { dtype: "f16" });
+    const tiles = { tileM: 64, tileN: 16, tileK: 16, threadM: 4, threadN: 4, half: true };
+    assertClose(
+      await conv2d(x, w, b, { padding: 1, relu: true, algorithm: "tiled", tiles }).read(),
+      conv.data,
+      TOL,
+      "tiled, f16 products",
+    );
+    for (const pool of ["max", "avg"] as const) {
+      const ref = pool === "max"
+        ? maxPool2dRef(conv, { kernelSize: 2 })
+        : avgPool2dRef(conv, { kernelSize: 2 });
+      for (
+        const winogradTiles of [
+          { tiles: 32, tileN: 32, tileK: 8, threadM: 8, threadN: 8, half: true },
+          { tiles: 32, tileN: 32, tileK: 8, threadM: 8, threadN: 8 },
+        ]
+      ) {
+        const y = conv2d(x, w, b, {
+          padding: 1,
+          relu: true,
+          pool,
+          algorithm: "winograd",
+          winogradTiles,
+        });
+        assertClose(
+          await y.read(),
+          ref.data,
+          TOL,
+          `Winograd ${pool} ${JSON.stringify(winogradTiles)}`,
+        );
+      }
+    }
   });
 });

@@ -39,7 +39,7 @@ function upload(heap: TensorAllocator, weights: RefConvWeights[]): ConvWeights[]
   }));
 }
 
-for (const algorithm of ["naive", "tiled"] as const) {
+for (const algorithm of ["naive", "tiled", "winograd"] as const) {
   Deno.test(`pipeline [1,16,32,32] -> 32 channels matches the reference (${algorithm})`, async () => {
     await withHeap(async (heap) => {
       const random = rng(42);
