@@ -62,14 +62,11 @@ export interface Conv2dWinogradProgram {
   /**
    * f16 products (f16 tensors only): the transformed inputs and weights are
    * kept as f16 and each step's `tileK` products summed in f16, then added
-   * to f32 accumulators. Twice the multiply rate for a few f16 roundings.
+   * to f32 accumulators. Off by default: on an H200 it ran the pipeline
+   * slower (1.27-1.60 ms against 1.12), the kernel not being bound by its
+   * multiplies, for 2-3x the error (6e-4 against 2.4e-4).
    */
   half?: boolean;
-  /**
-   * Unrolls the multiply over `tileK` in the WGSL (default true). A loop
-   * compiles much faster on software adapters.
-   */
-  unroll?: boolean;
 }
 
 /** Threads per workgroup of every Winograd program: 16 per transformed position. */
@@ -375,11 +372,7 @@ ${
         )
       ),
     ].join("\n      ");
-  const multiply = program.unroll === false
-    ? `for (var k = 0; k < ${TK}; k++) {
-      ${multiplyOne("k", "")}
-      }`
-    : range(TK).map((k) => multiplyOne(String(k), String(k))).join("\n      ");
+  const multiply = range(TK).map((k) => multiplyOne(String(k), String(k))).join("\n      ");
   // With f16 products, each step's sums join the f32 accumulators.
   const flush = half
     ? accs.map((a) => `${a} += vec4<f32>(h${a});\n      h${a} = vec4<f16>(0.0);`).join(
