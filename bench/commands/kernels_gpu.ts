@@ -6,7 +6,7 @@
 //     Winograd kernel (the default) and the tiled one (targets on an H100 at
 //     batch 32, 32 channels, 128x128: <= 1.20 ms f32, <= 0.80 ms f16),
 //   - the stress command's pipeline (batch 1, 16 channels, 32x32): GPU time
-//     per iteration with 64 iterations in one command buffer,
+//     per iteration with 40 iterations in one command buffer,
 //   - with --sweep, the pipeline with other tile sizes of either kernel.
 //
 // Every row is timed twice, the second time with the rows in reverse order,
