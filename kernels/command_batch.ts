@@ -277,7 +277,7 @@ export class CommandBatch {
     const key = String.fromCharCode.apply(null, new Uint16Array(data) as unknown as number[]);
     const known = this.#paramSlots.get(key);
     if (known !== undefined) return known;
-    if (this.#paramSlots.size >= PARAMS_CACHE) this.#dropParams();
+    if (this.#paramSlots.size >= PARAMS_CACHE) this.releaseParams();
     if (this.#chunkUsed + size > PARAMS_CHUNK) {
       this.#paramBlocks.push(
         this.heap.alloc(PARAMS_CHUNK, { usage: "uniform", label: "kernel params" }),
@@ -297,8 +297,14 @@ export class CommandBatch {
     return slot;
   }
 
-  /** Forgets every parameter slot; the allocator reuses their blocks after the next submit. */
-  #dropParams(): void {
+  /**
+   * Frees every parameter slot: the allocator reuses their blocks after the
+   * next submit, and later ops write their parameters anew. Slots otherwise
+   * stay allocated (16 KiB per 64 distinct parameter sets) so that a loop
+   * writes nothing; call this when a piece of work is done, before
+   * `emptyCache` if the uniform heap should go too.
+   */
+  releaseParams(): void {
     for (const block of this.#paramBlocks) this.heap.free(block);
     this.#paramBlocks = [];
     this.#paramSlots.clear();

@@ -48,6 +48,23 @@ Deno.test("CommandBatch.params() keeps one slot per content, written once", asyn
   });
 });
 
+Deno.test("CommandBatch.releaseParams() frees the slots, so emptyCache() releases their heap", async () => {
+  await withHeap((heap) => {
+    const batch = commandBatchOf(heap);
+    batch.params(new Int32Array([7, 8, 9]).buffer);
+    assert.equal(heap.memoryStats().pools.uniform.blocks, 1);
+    batch.releaseParams();
+    batch.submit();
+    assert.equal(heap.memoryStats().pools.uniform.blocks, 0);
+    heap.emptyCache();
+    assert.equal(heap.memoryStats().pools.uniform.reservedBytes.current, 0);
+    // Parameters written after the release get a fresh slot.
+    const again = batch.params(new Int32Array([7, 8, 9]).buffer);
+    assert.equal(heap.memoryStats().pools.uniform.blocks, 1);
+    assert.ok((again.size ?? 0) >= 12);
+  });
+});
+
 Deno.test("dispatches of different parameters in one batch each read their own", async () => {
   await withHeap(async (heap) => {
     const random = rng(31);

@@ -40,6 +40,8 @@ Deno.test("runPipelineJob() reads each group of outputs with one map, every outp
     assert.ok(report.maxError > 0 && report.maxError <= job.tolerance, `error ${report.maxError}`);
     // Groups of inFlight/2 = 4: five full groups and one of 2.
     assert.equal(maps, 6);
+    // Nothing of the job stays allocated: outputs, staging, weights, parameter slots.
+    assert.equal(heap.memoryStats().allocatedBytes.current, 0);
   }, { poison: false });
 });
 

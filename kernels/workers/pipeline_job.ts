@@ -315,6 +315,8 @@ export async function runPipelineJob(
       w.bias?.dispose();
     }
     try {
+      // The job leaves nothing allocated: its parameter slots go with the weights.
+      batch?.releaseParams();
       batch?.submit();
     } catch (error) {
       check.stop(error);
