@@ -83,7 +83,10 @@ const batches = new WeakMap<TensorAllocator, CommandBatch>();
 export const AUTO_SUBMIT_DISPATCHES = 256;
 
 /** Bind groups a batch keeps for reuse; past this it starts over. */
-const BIND_GROUP_CACHE = 1024;
+const BIND_GROUP_CACHE = 4096;
+
+/** Distinct parameter blocks a batch keeps written on the GPU; past this it starts over. */
+const PARAMS_CACHE = 4096;
 
 // Identities of GPU objects for bind group keys; a destroyed buffer's id is
 // never reused, so a stale cached group is never hit.
@@ -98,7 +101,18 @@ function idOf(o: object): number {
   return id;
 }
 
-/** Bytes of one parameter block: 64 dispatches at a 256-byte offset alignment. */
+// Bind group layouts by shader: getBindGroupLayout makes a new JS object each call.
+const layouts = new WeakMap<GPUComputePipeline, GPUBindGroupLayout>();
+function layoutOf(pipeline: GPUComputePipeline): GPUBindGroupLayout {
+  let layout = layouts.get(pipeline);
+  if (layout === undefined) {
+    layout = pipeline.getBindGroupLayout(0);
+    layouts.set(pipeline, layout);
+  }
+  return layout;
+}
+
+/** Bytes of one block of parameter slots. */
 const PARAMS_CHUNK = 16384;
 
 /**
@@ -174,13 +188,17 @@ export function submit(allocator: TensorAllocator): void {
  * `beforeSubmit` hook of its allocator, so the allocator's own `submit` sends
  * it too, ahead of the caller's command buffers: no submit can make blocks
  * disposed mid-batch reusable before the work reading them is on the queue.
- * Parameters of the dispatches share blocks of the allocator's uniform pool,
- * written once and freed when the batch is submitted.
+ * Parameters live in slots of blocks of the allocator's uniform pool, one
+ * slot per distinct content, written once when first seen and kept: a loop
+ * that repeats its ops on the same shapes writes no parameters and binds the
+ * same slots, so its bind groups (cached by shader, buffers and offsets) are
+ * made once too.
  *
- * | method   | cost                                            |
- * | -------- | ----------------------------------------------- |
- * | dispatch | O(1): a params slot, a bind group, a dispatch   |
- * | submit   | one `queue.submit` (about 65 µs in Deno)        |
+ * | method   | cost                                                       |
+ * | -------- | ---------------------------------------------------------- |
+ * | params   | O(1): a lookup; the first time, one `writeBuffer`          |
+ * | dispatch | O(1): a bind group lookup (made on a miss), three calls    |
+ * | submit   | one `queue.submit` (about 65 µs in Deno)                   |
  *
  * @example
  * ```ts
@@ -210,12 +228,12 @@ export class CommandBatch {
   readonly paramsSpace: ParamsSpace;
   #encoder: GPUCommandEncoder | null = null;
   #pass: GPUComputePassEncoder | null = null;
-  /** Parameter blocks of this batch, freed at submit. */
-  #params: TensorBlock[] = [];
-  /** The parameter block being filled, and its bytes on the CPU. */
-  #chunk: TensorBlock | null = null;
-  #chunkBytes = new Uint8Array(PARAMS_CHUNK);
-  #chunkUsed = 0;
+  /** Blocks holding parameter slots, kept until the slot cache starts over. */
+  #paramBlocks: TensorBlock[] = [];
+  /** Parameter slots by content. */
+  #paramSlots = new Map<string, GPUBufferBinding>();
+  /** Bytes used of the last parameter block. */
+  #chunkUsed = PARAMS_CHUNK;
   #paramsAlign: number;
   #dispatches = 0;
   #submits = 0;
@@ -271,10 +289,10 @@ export class CommandBatch {
   }
 
   /**
-   * Places a kernel's parameters in this batch's parameter block (from the
-   * allocator's uniform pool) and returns their binding. The bytes are
-   * written with one `writeBuffer` per block at submit, not one per
-   * dispatch; the blocks are freed at submit.
+   * Returns the binding of a slot holding `data`, a kernel's parameters: the
+   * slot already holding these bytes, or a new one (from the allocator's
+   * uniform pool), written now. Slots are never rewritten: work recorded
+   * before may still read them.
    */
   params(data: ArrayBuffer): GPUBufferBinding {
     this.#submitIfLong();
@@ -299,20 +317,28 @@ export class CommandBatch {
         `Cannot record kernel: ${size} bytes of parameters exceed ${PARAMS_CHUNK}`,
       );
     }
-    if (this.#chunk === null || this.#chunkUsed + size > PARAMS_CHUNK) {
-      this.#flushParams();
-      this.#chunk = this.allocator.alloc(PARAMS_CHUNK, {
-        usage: "uniform",
-        label: "kernel params",
-      });
-      this.#params.push(this.#chunk);
-      this.#chunkBytes.fill(0);
+    // The bytes as a string (two per character): an exact key, cheap to make.
+    const key = String.fromCharCode.apply(null, new Uint16Array(data) as unknown as number[]);
+    const known = this.#paramSlots.get(key);
+    if (known !== undefined) return known;
+    if (this.#paramSlots.size >= PARAMS_CACHE) this.releaseParams();
+    if (this.#chunkUsed + size > PARAMS_CHUNK) {
+      this.#paramBlocks.push(
+        this.allocator.alloc(PARAMS_CHUNK, { usage: "uniform", label: "kernel params" }),
+      );
       this.#chunkUsed = 0;
     }
-    const offset = this.#chunkUsed;
-    this.#chunkBytes.set(new Uint8Array(data), offset);
-    this.#chunkUsed = Math.ceil((offset + size) / this.#paramsAlign) * this.#paramsAlign;
-    return { buffer: this.#chunk.buffer, offset: this.#chunk.offset + offset, size };
+    const block = this.#paramBlocks[this.#paramBlocks.length - 1];
+    const offset = block.offset + this.#chunkUsed;
+    this.#chunkUsed = Math.ceil((this.#chunkUsed + size) / this.#paramsAlign) * this.#paramsAlign;
+    // The slot is new, so no recorded work reads it: writing now is safe, and
+    // lands ahead of the submit that sends the work reading it.
+    const bytes = new Uint8Array(size);
+    bytes.set(new Uint8Array(data));
+    this.device.queue.writeBuffer(block.buffer, offset, bytes);
+    const slot = { buffer: block.buffer, offset, size };
+    this.#paramSlots.set(key, slot);
+    return slot;
   }
 
   /**
@@ -413,13 +439,18 @@ export class CommandBatch {
     return true;
   }
 
-  /** Writes the filled part of the current parameter block. */
-  #flushParams(): void {
-    const chunk = this.#chunk;
-    if (chunk === null || this.#chunkUsed === 0) return;
-    const bytes = Math.min(this.#chunkUsed, PARAMS_CHUNK);
-    this.device.queue.writeBuffer(chunk.buffer, chunk.offset, this.#chunkBytes, 0, bytes);
-    this.#chunk = null;
+  /**
+   * Frees every parameter slot: the allocator reuses their blocks after the
+   * next submit, and later ops write their parameters anew. Slots otherwise
+   * stay allocated (16 KiB per 64 distinct parameter sets) so that a loop
+   * writes nothing; call this when a piece of work is done, before
+   * `emptyCache` if the uniform heap should go too.
+   */
+  releaseParams(): void {
+    for (const block of this.#paramBlocks) this.allocator.free(block);
+    this.#paramBlocks = [];
+    this.#paramSlots.clear();
+    this.#chunkUsed = PARAMS_CHUNK;
   }
 
   /**
@@ -448,7 +479,7 @@ export class CommandBatch {
     if (bindGroup === undefined) {
       if (this.#bindGroups.size >= BIND_GROUP_CACHE) this.#bindGroups.clear();
       bindGroup = this.device.createBindGroup({
-        layout: shader.getBindGroupLayout(0),
+        layout: layoutOf(shader),
         entries: bindings.map((resource, binding) => ({ binding, resource })),
       });
       this.#bindGroups.set(key, bindGroup);
@@ -465,8 +496,8 @@ export class CommandBatch {
   /**
    * Finishes the encoder and submits it through the allocator's `submit`,
    * which also makes blocks freed since the last submit (intermediates
-   * disposed mid-batch, this batch's parameter blocks) reusable. With nothing
-   * recorded it still calls `submit` for the latter.
+   * disposed mid-batch) reusable. With nothing recorded it still calls
+   * `submit` for the latter.
    */
   submit(): void {
     this.allocator.submit();
@@ -478,16 +509,6 @@ export class CommandBatch {
     this.#pass = null;
     const commands = this.#encoder ? [this.#encoder.finish()] : [];
     this.#encoder = null;
-    // Queued now, so it lands ahead of the command buffer that reads it.
-    this.#flushParams();
-    // Freed before the submit, so they are reusable right after it: this
-    // batch's dispatches are then on the queue ahead of any later write. Not
-    // while atomic() holds dispatches (an allocator may submit to reuse memory
-    // in the middle): their parameters stay until the submit that carries them.
-    if (this.#held === null) {
-      for (const block of this.#params) this.allocator.free(block);
-      this.#params = [];
-    }
     this.#dispatches = 0;
     this.#submits++;
     return commands;

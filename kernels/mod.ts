@@ -1,5 +1,5 @@
 /**
- * Tensors over allocator blocks, WGSL kernels (conv2d naive and tiled,
+ * Tensors over allocator blocks, WGSL kernels (conv2d naive, tiled and Winograd,
  * ReLU, max and average pooling) recorded into a per-allocator command
  * batch, the three-stage pipeline, and float64 CPU references of each.
  *
@@ -62,6 +62,8 @@ export {
   type Conv2dOptions,
   conv2dRelu,
   type Conv2dTiles,
+  conv2dWinogradDefaultTiles,
+  type Conv2dWinogradTiles,
 } from "./conv2d.ts";
 export { relu } from "./relu.ts";
 export { maxPool2d, type MaxPool2dOptions } from "./max_pool2d.ts";
@@ -103,6 +105,14 @@ export {
   conv2dPackWeightsShader,
   conv2dPackWeightsWgsl,
 } from "./conv2d_pack_weights.wgsl.ts";
+export {
+  type Conv2dWinogradProgram,
+  conv2dWinogradShader,
+  conv2dWinogradWeightsShader,
+  conv2dWinogradWeightsWgsl,
+  conv2dWinogradWgsl,
+  type WinogradPool,
+} from "./conv2d_winograd.wgsl.ts";
 export { type ReluProgram, reluShader, reluWgsl } from "./relu.wgsl.ts";
 export { type MaxPool2dProgram, maxPool2dShader, maxPool2dWgsl } from "./max_pool2d.wgsl.ts";
 export { type AvgPool2dProgram, avgPool2dShader, avgPool2dWgsl } from "./avg_pool2d.wgsl.ts";

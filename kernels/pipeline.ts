@@ -9,9 +9,7 @@ import { convGeometry, formatShape, poolGeometry, show } from "./_geometry.ts";
 import { checkTensors } from "./_op.ts";
 import { commandBatchOf } from "./command_batch.ts";
 import { scope } from "./scope.ts";
-import { avgPool2d } from "./avg_pool2d.ts";
 import { type Conv2dAlgorithm, conv2dRelu, type Conv2dTiles } from "./conv2d.ts";
-import { maxPool2d } from "./max_pool2d.ts";
 import { PIPELINE_STAGES } from "./reference.ts";
 import type { Tensor } from "./tensor.ts";
 
@@ -115,15 +113,16 @@ export function pipeline(
     commandBatchOf(x.allocator).atomic(() => {
       let t = x;
       PIPELINE_STAGES.forEach((stage, i) => {
+        // Every stage pools 2x2 with stride 2: conv2d's own pool option, which
+        // the Winograd kernel fuses into its epilogue.
         const y = conv2dRelu(t, weights[i].weight, weights[i].bias ?? null, {
           ...stage.conv,
           algorithm: options.algorithm,
           tiles: options.tiles,
+          pool: stage.pool,
         });
         if (t !== x) t.dispose();
-        const pool = { kernelSize: stage.kernelSize, stride: stage.stride };
-        t = stage.pool === "max" ? maxPool2d(y, pool) : avgPool2d(y, pool);
-        y.dispose();
+        t = y;
       });
       return t;
     })

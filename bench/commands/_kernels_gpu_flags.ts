@@ -1,22 +1,27 @@
 // The flags of kernels_gpu.ts, apart from the script so that tests can read
 // them without requesting a device.
-import type { Conv2dTiles } from "../../kernels/mod.ts";
+import type { Conv2dTiles, Conv2dWinogradTiles } from "../../kernels/mod.ts";
 import {
   type Command,
   type Flag,
   integer,
+  type ManyFlag,
   toggle,
   type ValueFlag,
 } from "../../allocator/tools/flags.ts";
 
 const TILE_KEYS = ["tileM", "tileN", "tileK", "threadM", "threadN"] as const;
+const WINOGRAD_TILE_KEYS = ["tiles", "tileN", "tileK", "threadM", "threadN"] as const;
 
-/** A tile configuration as JSON: the five sizes, each an integer from 1 to 1024. */
-function tiles(help: string): ValueFlag<Conv2dTiles> {
+/**
+ * A tile configuration as JSON: the sizes `keys`, each an integer from 1 to
+ * 1024, and optionally `"half": true` (f16 products).
+ */
+function tiles<T>(help: string, keys: readonly string[], example: string): ValueFlag<T> {
   return {
     help,
     arg: "JSON",
-    expects: `JSON such as {"tileM":128,"tileN":64,"tileK":8,"threadM":8,"threadN":8}`,
+    expects: `JSON such as ${example}`,
     read(text) {
       let value: unknown;
       try {
@@ -25,15 +30,34 @@ function tiles(help: string): ValueFlag<Conv2dTiles> {
         throw new RangeError();
       }
       if (!value || typeof value !== "object" || Array.isArray(value)) throw new RangeError();
-      const keys = Object.keys(value);
       const sizes = value as Record<string, unknown>;
-      const ok = keys.length === TILE_KEYS.length &&
-        TILE_KEYS.every((k) =>
+      const given = Object.keys(sizes).filter((k) => k !== "half");
+      const ok = given.length === keys.length && (sizes.half ?? true) === true &&
+        keys.every((k) =>
           Object.hasOwn(sizes, k) && Number.isInteger(sizes[k]) && (sizes[k] as number) >= 1 &&
           (sizes[k] as number) <= 1024
         );
-      if (!ok) throw new RangeError(`${TILE_KEYS.join(", ")}, each an integer from 1 to 1024`);
-      return value as Conv2dTiles;
+      if (!ok) {
+        throw new RangeError(
+          `${keys.join(", ")}, each an integer from 1 to 1024 (and "half": true if wanted)`,
+        );
+      }
+      return value as T;
+    },
+  };
+}
+
+/** A peer's pipeline time to print beside ours: `NAME=MS`. */
+function peer(help: string): ManyFlag<{ name: string; ms: number }> {
+  return {
+    help,
+    arg: "NAME=MS",
+    expects: 'a name and milliseconds such as "cuDNN fp32=1.18"',
+    many: true,
+    read(text) {
+      const m = /^(.+)=(\d+(?:\.\d+)?)$/.exec(text);
+      if (!m) throw new RangeError();
+      return { name: m[1], ms: Number(m[2]) };
     },
   };
 }
@@ -53,7 +77,17 @@ export const KERNELS_GPU_COMMAND = {
       min: 1,
       max: 100_000,
     }),
-    tiles: tiles("one more tile configuration for the sweep, tried first"),
+    tiles: tiles<Conv2dTiles>(
+      "one more tiled-kernel configuration for the sweep, tried first",
+      TILE_KEYS,
+      `{"tileM":128,"tileN":64,"tileK":8,"threadM":8,"threadN":8}`,
+    ),
+    winogradTiles: tiles<Conv2dWinogradTiles>(
+      "one more Winograd configuration for the sweep, tried first",
+      WINOGRAD_TILE_KEYS,
+      `{"tiles":64,"tileN":32,"tileK":4,"threadM":16,"threadN":8}`,
+    ),
+    peer: peer("a peer's figure for the pipeline row, NAME=MS; repeat for more"),
   },
   notes: "Exit status: 0 on success, 1 on an error, 2 for bad flags.",
 } satisfies Command<Record<string, Flag<unknown>>>;

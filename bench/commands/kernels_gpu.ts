@@ -1,24 +1,34 @@
 // GPU-time figures of the kernels, printed as a table:
 //   - relu GB/s against a plain copyBufferToBuffer of the same bytes,
-//   - conv2d GFLOP/s of each layer of the target pipeline, tiled and naive,
-//   - the three-stage pipeline in ms and GFLOP/s (target: <= 2.5 ms on an
-//     H100 at batch 32, 32 channels, 128x128; PyTorch cuDNN fp32: 1.2 ms),
-//   - with --sweep, a sweep of the tiled kernel's tile sizes, checked against the
-//     naive kernel. Its times are not yet trustworthy: on an H100 its row for
-//     the default tiles read 4-8 ms where the pipeline row above (and a
-//     standalone timing of the same tiles) read 1.55 ms; the f16 row read
-//     3.9 ms where a standalone timing read 1.28 ms. Rows measured after the
-//     first pipeline row run slower here, for a reason not yet found.
+//   - conv2d GFLOP/s of each layer of the target pipeline, Winograd, tiled
+//     and (first layer) naive,
+//   - the three-stage pipeline in ms and GFLOP/s, f32 and f16, with the
+//     Winograd kernel (the default) and the tiled one (targets on an H100 at
+//     batch 32, 32 channels, 128x128: <= 1.20 ms f32, <= 0.80 ms f16),
+//   - the stress command's pipeline (batch 1, 16 channels, 32x32): GPU time
+//     per iteration with 40 iterations in one command buffer,
+//   - with --sweep, the pipeline with other tile sizes of either kernel.
+//
+// Every row is timed twice, the second time with the rows in reverse order,
+// and the script exits 1 if the two disagree by more than 5%: a figure that
+// depends on what ran before it is not a figure of the kernel. What made
+// rows after the first pipeline row read 3-5x slow in an earlier version
+// (the GPU's clock) is written below, at gpuTime.
+//
 // Times come from timestamp queries around the recorded work; without the
 // "timestamp-query" feature, from the wall clock (onSubmittedWorkDone), taken
 // as the slope between two repetition counts so the fixed wait cancels out.
+// Correctness is checked first (image 0 against the float64 reference),
+// never between timings.
 //
 //   deno run --allow-env --allow-read bench/commands/kernels_gpu.ts [--quick] [--sweep]
-//     [--no-check] [--naive] [--reps N] [--tiles '{"tileM":128,"tileN":64,"tileK":8,
-//     "threadM":8,"threadN":8}']
+//     [--no-check] [--naive] [--reps N] [--tiles JSON] [--winograd-tiles JSON]
+//     [--peer "name=ms"]...
 //
 // --naive times the naive kernel on every layer (default: the first only);
-// --tiles adds a tile configuration to the sweep.
+// --tiles and --winograd-tiles add a tile configuration to the sweep;
+// --peer adds a figure measured elsewhere (say, PyTorch in the same lease)
+// to the table as its own row.
 //
 // --quick runs small shapes (for the software adapter); the default is the
 // target shape and needs a few GiB of GPU memory.
@@ -29,12 +39,15 @@ import {
   conv2dDefaultTiles,
   conv2dRelu,
   type Conv2dTiles,
+  conv2dWinogradDefaultTiles,
+  type Conv2dWinogradTiles,
   type ConvWeights,
   type DType,
   pipeline,
   pipelineRef,
   readAll,
   relu,
+  shaderCompilations,
   type Tensor,
   tensor,
 } from "../../kernels/mod.ts";
@@ -46,14 +59,26 @@ const quick = flags.quick;
 const sweep = flags.sweep;
 const check = !flags.noCheck;
 const REPS = flags.reps ?? (quick ? 3 : 10);
+const peers = flags.peer;
 
 // The target: batch 32, 32 channels, 128x128, three 3x3 pad-1 convs to 64
 // channels with 2x2 pools in between.
 const SHAPE = quick
   ? { n: 1, c: 8, hw: 32, channels: [16, 16, 16] }
   : { n: 32, c: 32, hw: 128, channels: [64, 64, 64] };
-const TARGET_MS = 2.5;
-const CUDNN_MS = 1.2;
+// The stress command's default shape.
+const STRESS = { n: 1, c: 16, hw: 32, channels: [32, 32, 32] };
+// Six dispatches an iteration: 40 stay under the batch's automatic submit, which
+// would split the timed region in two command buffers, the CPU's recording time between.
+const STRESS_REPS = quick ? 8 : 40;
+const TARGET_F32_MS = 1.2;
+const TARGET_F16_MS = 0.8;
+/** Largest disagreement between a row's two timings. */
+const AGREE = 0.05;
+/** Wall time of busy warm-up before each timing, so the GPU's clock is up (see gpuTime). */
+const WARM_MS = quick ? 0 : 300;
+/** Busy time before the first row: an idle GPU takes over a second to reach its top clock. */
+const SPIN_UP_MS = quick ? 0 : 3000;
 
 const device = await requestDevice();
 const info = device.adapterInfo;
@@ -66,30 +91,23 @@ device.addEventListener("uncapturederror", (e) => {
   gpuErrors.push(message);
   console.error(`WebGPU error: ${message}`);
 });
-const heap = new HeapAllocator(device);
+// No cache limit: a row's heaps stay cached through every other row, so no
+// timed region makes (and clears) heaps because another row's released them.
+const heap = new HeapAllocator(device, { allocConf: "max_reserved_ratio:0" });
 const batch = commandBatchOf(heap);
 const timestamps = device.features.has("timestamp-query");
-
-interface Row {
-  what: string;
-  shape: string;
-  ms: number;
-  rate: string;
-  note: string;
-  source: string;
-}
-const rows: Row[] = [];
+const hasF16 = device.features.has("shader-f16");
 
 // ---- timing ----
 
 const querySet = timestamps ? device.createQuerySet({ type: "timestamp", count: 4 }) : null;
 // Query results can only be resolved into a QUERY_RESOLVE buffer, which the
-// allocator does not hand out: the one createBuffer outside it, for timing.
+// allocator does not hand out; the readback buffer is made once beside it.
 const resolveBuffer = timestamps
-  ? device.createBuffer({
-    size: 32,
-    usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
-  })
+  ? device.createBuffer({ size: 32, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC })
+  : null;
+const readBuffer = timestamps
+  ? device.createBuffer({ size: 32, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST })
   : null;
 
 /** Empty compute passes that only write timestamps mark the start and end. */
@@ -103,7 +121,7 @@ function mark(begin: number): void {
   }).end();
 }
 
-async function wallRun(record: () => void, reps: number): Promise<number> {
+async function run(record: () => void, reps: number): Promise<number> {
   const t0 = performance.now();
   for (let i = 0; i < reps; i++) record();
   batch.submit();
@@ -111,44 +129,96 @@ async function wallRun(record: () => void, reps: number): Promise<number> {
   return performance.now() - t0;
 }
 
+/** Heaps made and shaders compiled so far: a timed region must change neither. */
+function footprint(): [number, number] {
+  return [heap.memoryStats().createBufferCalls, shaderCompilations(device)];
+}
+
+/**
+ * Keeps the GPU busy with `record` for `ms` of wall time: rounds of `reps`
+ * submitted back to back, up to 16 in flight, so that even a row of 1 ms a
+ * round keeps the GPU fed across Deno's 10 ms waits.
+ */
+async function busy(record: () => void, reps: number, ms: number): Promise<void> {
+  const start = performance.now();
+  const inFlight: Promise<void>[] = [];
+  do {
+    for (let i = 0; i < reps; i++) record();
+    batch.submit();
+    inFlight.push(device.queue.onSubmittedWorkDone());
+    if (inFlight.length >= 16) await inFlight.shift();
+  } while (performance.now() - start < ms);
+  await Promise.all(inFlight);
+}
+
 /**
  * Milliseconds of GPU time per repetition of `record`, and where the figure
  * comes from. `record` records into the allocator's batch.
+ *
+ * What made rows after the first pipeline row read 3-5x slow in an earlier
+ * version: the GPU's clock. An H200 left with little work for a few seconds
+ * (while the CPU computes a float64 reference, copies a 128 MiB readback
+ * into JavaScript, sums its error, compiles shaders) lowers its SM clock
+ * from 1980 MHz to as little as 345 MHz, and raises it again only after a
+ * second or more of steady load; the old warm-up (one round of `reps`, a
+ * few milliseconds, then an 11 ms wait) never gave it that, so rows after
+ * such pauses ran at 345-1110 MHz (a clock log beside the run showed it).
+ * Heaps made inside the timed region, readbacks and idle seconds alone
+ * changed nothing there. So here: the checks run before all timing, a
+ * WARM_MS spin-up keeps the GPU busy before every timed region, and a
+ * timed region that makes a heap or compiles a shader is an error.
  */
-async function gpuTime(record: () => void, reps = REPS): Promise<[number, string]> {
-  // Warm up with as many repetitions as are timed: the timed loop holds every
-  // repetition's intermediates until its submit, so heaps for all of them must
-  // exist (and pipelines be compiled) before the clock starts.
-  for (let i = 0; i < reps; i++) record();
-  batch.submit();
-  await device.queue.onSubmittedWorkDone();
+async function gpuTime(what: string, record: () => void, reps: number): Promise<[number, string]> {
+  await busy(record, reps, WARM_MS);
   if (timestamps) {
+    const before = footprint();
+    const submits = batch.submits;
     mark(0);
     for (let i = 0; i < reps; i++) record();
     mark(2);
-    const staging = heap.alloc(32, { usage: "readback" });
+    const after = footprint();
+    if (after[0] !== before[0] || after[1] !== before[1]) {
+      throw new Error(
+        `${what}: the timed region made ${after[0] - before[0]} heaps and compiled ${
+          after[1] - before[1]
+        } shaders after warm-up`,
+      );
+    }
+    if (batch.submits !== submits) {
+      // The GPU would idle between the parts while the CPU records.
+      throw new Error(`${what}: the timed region was submitted in parts; use fewer repetitions`);
+    }
     const enc = batch.encoder();
     enc.resolveQuerySet(querySet!, 0, 4, resolveBuffer!, 0);
-    enc.copyBufferToBuffer(resolveBuffer!, 0, staging.buffer, staging.offset, 32);
+    enc.copyBufferToBuffer(resolveBuffer!, 0, readBuffer!, 0, 32);
     batch.submit();
-    await staging.buffer.mapAsync(GPUMapMode.READ, staging.offset, 32);
-    const t = new BigUint64Array(staging.buffer.getMappedRange(staging.offset, 32).slice(0));
-    heap.free(staging);
+    await readBuffer!.mapAsync(GPUMapMode.READ);
+    const t = new BigUint64Array(readBuffer!.getMappedRange().slice(0));
+    readBuffer!.unmap();
     // From the end of the opening mark to the end of the closing one: an
     // end-of-pass timestamp waits for the work before it, a beginning one
     // need not.
     const ns = Number(t[3] - t[1]);
     if (ns > 0) return [ns / 1e6 / reps, "timestamps"];
   }
-  const few = await wallRun(record, reps);
-  const many = await wallRun(record, 3 * reps);
+  const few = await run(record, reps);
+  const many = await run(record, 3 * reps);
   const slope = (many - few) / (2 * reps);
   return [slope, timestamps ? "wall clock (timestamps read 0)" : "wall clock (no timestamp-query)"];
 }
 
-function add(what: string, shape: string, [ms, source]: [number, string], rate: string, note = "") {
-  rows.push({ what, shape, ms, rate, note, source });
-  console.error(`  ${what} ${shape}: ${ms.toFixed(3)} ms ${rate} ${note}`);
+interface RowSpec {
+  what: string;
+  shape: string;
+  reps: number;
+  record: () => void;
+  /** The rate column from a time in ms. */
+  rate: (ms: number) => string;
+  note?: string;
+}
+interface Row extends RowSpec {
+  times: number[];
+  source: string;
 }
 
 function fmt(shape: readonly number[]): string {
@@ -179,35 +249,9 @@ function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return Math.sqrt(num / den);
 }
 
-// ---- relu against a copy ----
+const gflops = (flops: number) => (ms: number) => `${(flops / (ms * 1e6)).toPrecision(3)} GFLOP/s`;
 
-console.error(`adapter: ${ADAPTER}`);
-console.error(
-  `timing: ${timestamps ? "timestamp queries" : "wall clock (no timestamp-query feature)"}`,
-);
-{
-  const shape = [SHAPE.n, SHAPE.channels[0], SHAPE.hw, SHAPE.hw];
-  const x = upload(shape, 1);
-  const bytes = x.byteLength;
-  // A copy may not stay within one GPUBuffer, and blocks share heaps: the
-  // destination is a buffer of its own.
-  const dst = device.createBuffer({
-    size: bytes,
-    usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
-  });
-  const copy = await gpuTime(() => {
-    batch.encoder().copyBufferToBuffer(x.block.buffer, x.block.offset, dst, 0, bytes);
-  });
-  const gbs = (t: number) => `${((2 * bytes) / (t * 1e6)).toPrecision(3)} GB/s`;
-  add("copyBufferToBuffer", fmt(shape), copy, gbs(copy[0]), "read + write");
-  // Each output is disposed at once; its memory is reused after the submit.
-  const r = await gpuTime(() => relu(x).dispose());
-  add("relu", fmt(shape), r, gbs(r[0]), `${((copy[0] / r[0]) * 100).toFixed(0)}% of copy speed`);
-  dst.destroy();
-  x.dispose();
-}
-
-// ---- conv2d layers and the pipeline ----
+// ---- data ----
 
 interface Layer {
   x: Tensor;
@@ -216,138 +260,389 @@ interface Layer {
   shape: string;
 }
 
-function layers(dtype: DType = "f32"): { x: Tensor; weights: ConvWeights[]; convs: Layer[] } {
-  const x = upload([SHAPE.n, SHAPE.c, SHAPE.hw, SHAPE.hw], 2, 1, dtype);
+function layers(
+  shape: typeof SHAPE,
+  dtype: DType,
+): { x: Tensor; weights: ConvWeights[]; convs: Layer[]; flops: number } {
+  const x = upload([shape.n, shape.c, shape.hw, shape.hw], 2, 1, dtype);
   const weights: ConvWeights[] = [];
   const convs: Layer[] = [];
-  let cin = SHAPE.c;
-  let hw = SHAPE.hw;
-  SHAPE.channels.forEach((cout, i) => {
+  let cin = shape.c;
+  let hw = shape.hw;
+  shape.channels.forEach((cout, i) => {
     const w = {
       weight: upload([cout, cin, 3, 3], 10 + i, 1 / Math.sqrt(cin * 9), dtype),
       bias: upload([cout], 20 + i, 0.1, dtype),
     };
     weights.push(w);
-    const input = i === 0 ? x : upload([SHAPE.n, cin, hw, hw], 30 + i, 1, dtype);
-    const flops = 2 * SHAPE.n * hw * hw * cout * cin * 9;
+    const input = i === 0 ? x : upload([shape.n, cin, hw, hw], 30 + i, 1, dtype);
+    const flops = 2 * shape.n * hw * hw * cout * cin * 9;
     convs.push({ x: input, w, flops, shape: `${fmt(input.shape)} -> ${cout}` });
     cin = cout;
     hw /= 2;
   });
-  return { x, weights, convs };
+  return { x, weights, convs, flops: convs.reduce((a, c) => a + c.flops, 0) };
 }
 
-const { x, weights, convs } = layers();
-const pipelineFlops = convs.reduce((a, c) => a + c.flops, 0);
-const gflops = (flops: number, ms: number) => `${(flops / (ms * 1e6)).toPrecision(3)} GFLOP/s`;
-const reps = (flops: number) => Math.max(1, Math.min(REPS, Math.round(REPS * 2e10 / flops)));
+/** The pipeline's stages with chosen Winograd tiles (pipeline() picks its own). */
+function winogradPipeline(x: Tensor, weights: ConvWeights[], winogradTiles: Conv2dWinogradTiles) {
+  let t = x;
+  (["max", "max", "avg"] as const).forEach((pool, i) => {
+    const y = conv2dRelu(t, weights[i].weight, weights[i].bias, {
+      padding: 1,
+      algorithm: "winograd",
+      pool,
+      winogradTiles,
+    });
+    if (t !== x) t.dispose();
+    t = y;
+  });
+  return t;
+}
 
-for (const [i, c] of convs.entries()) {
-  for (const algorithm of ["tiled", "naive"] as const) {
-    if (algorithm === "naive" && !quick && i > 0 && !flags.naive) continue;
-    const t = await gpuTime(
-      () => conv2dRelu(c.x, c.w.weight, c.w.bias, { padding: 1, algorithm }).dispose(),
-      algorithm === "naive" ? 1 : reps(c.flops),
+console.error(`adapter: ${ADAPTER}`);
+console.error(
+  `timing: ${timestamps ? "timestamp queries" : "wall clock (no timestamp-query feature)"}`,
+);
+const f32 = layers(SHAPE, "f32");
+const f16 = hasF16 ? layers(SHAPE, "f16") : null;
+const small = layers(STRESS, "f32");
+
+// ---- correctness, before any timing ----
+
+const references = new Map<ReturnType<typeof layers>, { one: Tensor; ref: Float64Array }>();
+
+/** Image 0 of `data` as a tensor, and the float64 reference of its pipeline (made once). */
+async function imageZero(data: ReturnType<typeof layers>) {
+  let r = references.get(data);
+  if (!r) {
+    const c = SHAPE.c * SHAPE.hw * SHAPE.hw;
+    const xs = (await data.x.read()).subarray(0, c);
+    const one = tensor(heap, xs, [1, SHAPE.c, SHAPE.hw, SHAPE.hw], { dtype: data.x.dtype });
+    // The reference takes the values the GPU holds (f16 ones already rounded).
+    const refWeights = await Promise.all(data.weights.map(async (w) => {
+      const [wd, bd] = await readAll([w.weight, w.bias!]);
+      return {
+        weight: { data: wd, shape: [...w.weight.shape] },
+        bias: { data: bd, shape: [...w.bias!.shape] },
+      };
+    }));
+    const ref = pipelineRef({ data: Float32Array.from(xs), shape: [...one.shape] }, refWeights);
+    r = { one, ref: ref.data };
+    references.set(data, r);
+  }
+  return r;
+}
+
+/** Image 0's pipeline output against the float64 reference; throws past `tolerance`. */
+async function checkPipeline(
+  what: string,
+  data: ReturnType<typeof layers>,
+  run: (x: Tensor) => Tensor,
+  tolerance: number,
+): Promise<number> {
+  const { one, ref } = await imageZero(data);
+  const y = run(one);
+  const err = relErr(await y.read(), ref);
+  y.dispose();
+  console.error(
+    `  check: ${what}, image 0 vs float64 reference: relative error ${err.toExponential(2)}`,
+  );
+  if (!(err <= tolerance)) {
+    throw new Error(`${what} is wrong on this adapter: relative error ${err} > ${tolerance}`);
+  }
+  return err;
+}
+
+if (check) {
+  await checkPipeline("pipeline f32", f32, (x) => pipeline(x, f32.weights), 1e-5);
+  await checkPipeline(
+    "pipeline f32 tiled",
+    f32,
+    (x) => pipeline(x, f32.weights, { algorithm: "tiled" }),
+    1e-5,
+  );
+  if (f16) {
+    await checkPipeline("pipeline f16", f16, (x) => pipeline(x, f16.weights), 1e-2);
+    await checkPipeline(
+      "pipeline f16 tiled",
+      f16,
+      (x) => pipeline(x, f16.weights, { algorithm: "tiled" }),
+      1e-2,
     );
-    add(`conv2d+bias+relu ${algorithm}`, c.shape, t, gflops(c.flops, t[0]));
   }
 }
 
-const p = await gpuTime(() => pipeline(x, weights).dispose());
-add(
-  "pipeline (3 stages)",
-  fmt(x.shape),
-  p,
-  gflops(pipelineFlops, p[0]),
-  quick ? "" : `target <= ${TARGET_MS} ms, cuDNN ${CUDNN_MS} ms`,
-);
+// ---- rows ----
 
-if (device.features.has("shader-f16")) {
-  const half = layers("f16");
-  const t = await gpuTime(() => pipeline(half.x, half.weights).dispose());
-  add("pipeline (3 stages) f16", fmt(half.x.shape), t, gflops(pipelineFlops, t[0]));
+const specs: RowSpec[] = [];
+/** Sweep configurations whose output failed its check. */
+const wrong: string[] = [];
+{
+  const x = f32.convs[1].x;
+  const bytes = x.byteLength;
+  // A copy may not stay within one GPUBuffer, and blocks share heaps: the
+  // destination is a buffer of its own.
+  const dst = device.createBuffer({
+    size: bytes,
+    usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
+  });
+  const gbs = (ms: number) => `${((2 * bytes) / (ms * 1e6)).toPrecision(3)} GB/s`;
+  specs.push({
+    what: "copyBufferToBuffer",
+    shape: fmt(x.shape),
+    reps: REPS,
+    record: () => batch.encoder().copyBufferToBuffer(x.block.buffer, x.block.offset, dst, 0, bytes),
+    rate: gbs,
+    note: "read + write",
+  });
+  // Each output is disposed at once; its memory is reused after the submit.
+  specs.push({
+    what: "relu",
+    shape: fmt(x.shape),
+    reps: REPS,
+    record: () => relu(x).dispose(),
+    rate: gbs,
+  });
+}
+
+const reps = (flops: number) => Math.max(1, Math.min(REPS, Math.round(REPS * 2e10 / flops)));
+for (const [i, c] of f32.convs.entries()) {
+  for (const algorithm of ["winograd", "tiled", "naive"] as const) {
+    if (algorithm === "naive" && !quick && i > 0 && !flags.naive) continue;
+    specs.push({
+      what: `conv2d+bias+relu ${algorithm}`,
+      shape: c.shape,
+      reps: algorithm === "naive" ? 1 : reps(c.flops),
+      record: () => conv2dRelu(c.x, c.w.weight, c.w.bias, { padding: 1, algorithm }).dispose(),
+      rate: gflops(c.flops),
+    });
+  }
+}
+
+const pipelineNote = (target: number) => quick ? "" : `target <= ${target} ms`;
+specs.push({
+  what: "pipeline (3 stages) f32, Winograd",
+  shape: fmt(f32.x.shape),
+  reps: REPS,
+  record: () => pipeline(f32.x, f32.weights).dispose(),
+  rate: gflops(f32.flops),
+  note: pipelineNote(TARGET_F32_MS),
+});
+specs.push({
+  what: "pipeline (3 stages) f32, tiled",
+  shape: fmt(f32.x.shape),
+  reps: REPS,
+  record: () => pipeline(f32.x, f32.weights, { algorithm: "tiled" }).dispose(),
+  rate: gflops(f32.flops),
+});
+if (f16) {
+  specs.push({
+    what: "pipeline (3 stages) f16, Winograd",
+    shape: fmt(f16.x.shape),
+    reps: REPS,
+    record: () => pipeline(f16.x, f16.weights).dispose(),
+    rate: gflops(f16.flops),
+    note: pipelineNote(TARGET_F16_MS),
+  });
+  specs.push({
+    what: "pipeline (3 stages) f16, tiled",
+    shape: fmt(f16.x.shape),
+    reps: REPS,
+    record: () => pipeline(f16.x, f16.weights, { algorithm: "tiled" }).dispose(),
+    rate: gflops(f16.flops),
+  });
 } else {
   console.error("  pipeline f16: skipped, the device has no shader-f16");
 }
-
-// ---- correctness at this shape ----
-
-if (check) {
-  // The first image against the float64 reference (the CPU runs one image).
-  const one = tensor(
-    heap,
-    (await x.read()).subarray(0, SHAPE.c * SHAPE.hw * SHAPE.hw),
-    [1, SHAPE.c, SHAPE.hw, SHAPE.hw],
-  );
-  const refWeights = await Promise.all(weights.map(async (w) => {
-    const [wd, bd] = await readAll([w.weight, w.bias!]);
-    return {
-      weight: { data: wd, shape: [...w.weight.shape] },
-      bias: { data: bd, shape: [...w.bias!.shape] },
-    };
-  }));
-  const ref = pipelineRef({ data: await one.read(), shape: [...one.shape] }, refWeights);
-  const err = relErr(await pipeline(one, weights).read(), ref.data);
-  console.error(
-    `  check: pipeline of image 0 vs float64 reference: relative error ${err.toExponential(2)}`,
-  );
-  if (!(err <= 1e-5)) throw new Error(`pipeline is wrong on this adapter: relative error ${err}`);
-}
-
-// ---- tile sweep ----
-
-const SWEEP: Conv2dTiles[] = [
-  { tileM: 128, tileN: 64, tileK: 8, threadM: 8, threadN: 8 },
-  { tileM: 128, tileN: 64, tileK: 16, threadM: 8, threadN: 8 },
-  { tileM: 128, tileN: 64, tileK: 16, threadM: 8, threadN: 4 },
-  { tileM: 128, tileN: 64, tileK: 8, threadM: 8, threadN: 4 },
-  { tileM: 256, tileN: 64, tileK: 8, threadM: 8, threadN: 8 },
-  { tileM: 256, tileN: 64, tileK: 16, threadM: 16, threadN: 8 },
-  { tileM: 64, tileN: 64, tileK: 8, threadM: 4, threadN: 4 },
-  { tileM: 64, tileN: 64, tileK: 16, threadM: 8, threadN: 8 },
-  { tileM: 128, tileN: 32, tileK: 8, threadM: 8, threadN: 4 },
-];
-
-if (flags.tiles) SWEEP.unshift(flags.tiles);
+specs.push({
+  what: `stress pipeline, ${STRESS_REPS} in one command buffer`,
+  shape: fmt(small.x.shape),
+  reps: STRESS_REPS,
+  record: () => pipeline(small.x, small.weights).dispose(),
+  rate: (ms) => `${(1000 / ms).toFixed(0)} it/s`,
+  note: "GPU time per iteration",
+});
 
 if (sweep) {
-  const defaults = conv2dDefaultTiles(SHAPE.c, SHAPE.channels[0]);
-  const configs = quick ? SWEEP.slice(0, flags.tiles ? 4 : 3) : SWEEP;
-  const first = convs[0];
-  const naive = check
-    ? await conv2dRelu(first.x, first.w.weight, first.w.bias, { padding: 1, algorithm: "naive" })
-      .read()
-    : null;
-  for (const tiles of configs) {
-    const name =
-      `${tiles.tileM}x${tiles.tileN}x${tiles.tileK} thread ${tiles.threadM}x${tiles.threadN}`;
+  const tiledSweep: Conv2dTiles[] = [
+    { tileM: 128, tileN: 64, tileK: 8, threadM: 8, threadN: 8 },
+    { tileM: 128, tileN: 64, tileK: 16, threadM: 8, threadN: 8 },
+    { tileM: 128, tileN: 64, tileK: 16, threadM: 8, threadN: 4 },
+    { tileM: 64, tileN: 64, tileK: 16, threadM: 4, threadN: 4 },
+  ];
+  const extraTiles = flags.tiles ?? null;
+  if (extraTiles) tiledSweep.unshift(extraTiles);
+  const winogradSweep: Conv2dWinogradTiles[] = [
+    { tiles: 32, tileN: 32, tileK: 8, threadM: 8, threadN: 8 },
+    { tiles: 32, tileN: 32, tileK: 4, threadM: 8, threadN: 8 },
+    { tiles: 64, tileN: 32, tileK: 4, threadM: 16, threadN: 8 },
+    { tiles: 64, tileN: 32, tileK: 8, threadM: 16, threadN: 8 },
+    { tiles: 64, tileN: 16, tileK: 8, threadM: 8, threadN: 8 },
+    { tiles: 32, tileN: 64, tileK: 4, threadM: 8, threadN: 16 },
+    { tiles: 16, tileN: 64, tileK: 8, threadM: 4, threadN: 16 },
+  ];
+  const halfTiledSweep: Conv2dTiles[] = [
+    { tileM: 128, tileN: 64, tileK: 16, threadM: 8, threadN: 8 },
+    { tileM: 128, tileN: 64, tileK: 16, threadM: 8, threadN: 8, half: true },
+    { tileM: 128, tileN: 64, tileK: 32, threadM: 8, threadN: 8, half: true },
+    { tileM: 128, tileN: 64, tileK: 8, threadM: 8, threadN: 8, half: true },
+    { tileM: 128, tileN: 64, tileK: 16, threadM: 8, threadN: 4, half: true },
+  ];
+  const halfSweep: Conv2dWinogradTiles[] = [
+    { tiles: 32, tileN: 32, tileK: 8, threadM: 8, threadN: 8, half: true },
+    { tiles: 32, tileN: 32, tileK: 16, threadM: 8, threadN: 8, half: true },
+    { tiles: 64, tileN: 32, tileK: 8, threadM: 16, threadN: 8, half: true },
+    { tiles: 64, tileN: 32, tileK: 4, threadM: 16, threadN: 8 },
+  ];
+  const extraWinograd = flags.winogradTiles ?? null;
+  if (extraWinograd) (extraWinograd.half ? halfSweep : winogradSweep).unshift(extraWinograd);
+  const defaults = JSON.stringify(
+    conv2dDefaultTiles(SHAPE.c, SHAPE.channels[0], info.isFallbackAdapter),
+  );
+  const limit = device.limits.maxComputeWorkgroupStorageSize;
+  const winogradDefaults = JSON.stringify(
+    conv2dWinogradDefaultTiles(
+      SHAPE.channels[0],
+      SHAPE.n * (SHAPE.hw / 2) ** 2,
+      limit,
+      info.isFallbackAdapter,
+    ),
+  );
+  const sweepCheck = async (
+    what: string,
+    data: ReturnType<typeof layers>,
+    run: (x: Tensor) => Tensor,
+  ) => {
+    if (!check) return "";
+    const tolerance = data.x.dtype === "f16" ? 1e-2 : 1e-5;
     try {
-      let note = JSON.stringify(tiles) === JSON.stringify(defaults) ? "default" : "";
-      if (naive) {
-        const out = conv2dRelu(first.x, first.w.weight, first.w.bias, {
-          padding: 1,
-          algorithm: "tiled",
-          tiles,
-        });
-        const err = relErr(await out.read(), naive);
-        out.dispose();
-        note += ` err vs naive ${err.toExponential(1)}`;
-        if (!(err <= 1e-5)) note += " WRONG";
-      }
-      const t = await gpuTime(() => pipeline(x, weights, { tiles }).dispose());
-      add(`sweep: pipeline, tiles ${name}`, fmt(x.shape), t, gflops(pipelineFlops, t[0]), note);
+      return ` err ${(await checkPipeline(what, data, run, tolerance)).toExponential(1)}`;
     } catch (error) {
-      console.error(`  sweep ${name}: skipped, ${(error as Error).message}`);
+      wrong.push(what);
+      return ` ${(error as Error).message.replace(/ is wrong.*: /, ": WRONG ")}`;
     }
+  };
+  const tiledRows = async (data: ReturnType<typeof layers>, list: Conv2dTiles[]) => {
+    for (const tiles of quick ? list.slice(0, 2) : list) {
+      const name =
+        `${data.x.dtype} tiled ${tiles.tileM}x${tiles.tileN}x${tiles.tileK} thread ${tiles.threadM}x${tiles.threadN}${
+          tiles.half ? " f16 products" : ""
+        }`;
+      let err: string;
+      try {
+        err = await sweepCheck(name, data, (x) => pipeline(x, data.weights, { tiles }));
+      } catch (error) {
+        console.error(`  ${name}: skipped, ${(error as Error).message}`);
+        continue;
+      }
+      specs.push({
+        what: `sweep: pipeline ${name}`,
+        shape: fmt(data.x.shape),
+        reps: REPS,
+        record: () => pipeline(data.x, data.weights, { tiles }).dispose(),
+        rate: gflops(data.flops),
+        note: (JSON.stringify(tiles) === defaults ? "default" : "") + err,
+      });
+    }
+  };
+  await tiledRows(f32, tiledSweep);
+  if (f16) await tiledRows(f16, halfTiledSweep);
+  const winogradRows = async (data: ReturnType<typeof layers>, list: Conv2dWinogradTiles[]) => {
+    for (const tiles of quick ? list.slice(0, 2) : list) {
+      const name =
+        `${data.x.dtype} Winograd ${tiles.tiles}x${tiles.tileN}x${tiles.tileK} thread ${tiles.threadM}x${tiles.threadN}${
+          tiles.half ? " f16 products" : ""
+        }`;
+      let err: string;
+      try {
+        err = await sweepCheck(name, data, (x) => winogradPipeline(x, data.weights, tiles));
+      } catch (error) {
+        console.error(`  ${name}: skipped, ${(error as Error).message}`);
+        continue;
+      }
+      specs.push({
+        what: `sweep: pipeline ${name}`,
+        shape: fmt(data.x.shape),
+        reps: REPS,
+        record: () => winogradPipeline(data.x, data.weights, tiles).dispose(),
+        rate: gflops(data.flops),
+        note: (JSON.stringify(tiles) === winogradDefaults ? "default" : "") + err,
+      });
+    }
+  };
+  await winogradRows(f32, winogradSweep);
+  if (f16) await winogradRows(f16, halfSweep);
+}
+
+// Tile configurations the device cannot run are dropped before timing.
+const runnable: RowSpec[] = [];
+for (const spec of specs) {
+  try {
+    spec.record();
+    batch.submit();
+    runnable.push(spec);
+  } catch (error) {
+    console.error(`  ${spec.what}: skipped, ${(error as Error).message}`);
+  }
+}
+await device.queue.onSubmittedWorkDone();
+
+const rows: Row[] = runnable.map((s) => ({ ...s, times: [], source: "" }));
+await busy(() => pipeline(f32.x, f32.weights).dispose(), REPS, SPIN_UP_MS);
+for (const pass of [0, 1]) {
+  const order = pass === 0 ? rows : [...rows].reverse();
+  for (const row of order) {
+    const [ms, source] = await gpuTime(row.what, row.record, row.reps);
+    row.times[pass] = ms;
+    row.source = source;
+    console.error(`  pass ${pass + 1}: ${row.what} ${row.shape}: ${ms.toFixed(3)} ms`);
   }
 }
 
 // ---- table ----
 
-const header = ["measurement", "shape", "GPU ms / iter", "rate", "note", "timing", "adapter"];
-const table = rows.map((
-  r,
-) => [r.what, r.shape, r.ms.toFixed(3), r.rate, r.note, r.source, ADAPTER]);
+const disagree = rows.filter((r) =>
+  Math.abs(r.times[0] - r.times[1]) > AGREE * Math.min(...r.times)
+);
+const header = [
+  "measurement",
+  "shape",
+  "GPU ms / iter",
+  "pass 1",
+  "pass 2",
+  "rate",
+  "note",
+  "timing",
+  "adapter",
+];
+const table = rows.map((r) => {
+  const ms = (r.times[0] + r.times[1]) / 2;
+  return [
+    r.what,
+    r.shape,
+    ms.toFixed(3),
+    r.times[0].toFixed(3),
+    r.times[1].toFixed(3),
+    r.rate(ms),
+    r.note ?? "",
+    r.source,
+    ADAPTER,
+  ];
+});
+for (const p of peers) {
+  table.push([
+    p.name,
+    fmt(f32.x.shape),
+    p.ms.toFixed(3),
+    "",
+    "",
+    gflops(f32.flops)(p.ms),
+    "peer",
+    "given",
+    "",
+  ]);
+}
 const widths = header.map((h, i) => Math.max(h.length, ...table.map((r) => r[i].length)));
 const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i])).join(" | ")} |`;
 console.log(`adapter: ${ADAPTER}`);
@@ -356,7 +651,7 @@ console.log(
     timestamps
       ? "timestamp queries around the recorded work"
       : "wall clock (no timestamp-query): slope of onSubmittedWorkDone times"
-  }; ${quick ? "quick shapes" : "target shapes"}; ${REPS} repetitions`,
+  }; ${quick ? "quick shapes" : "target shapes"}; ${REPS} repetitions; pass 2 in reverse order`,
 );
 console.log(line(header));
 console.log(line(widths.map((w) => "-".repeat(w))));
@@ -364,7 +659,21 @@ for (const r of table) console.log(line(r));
 
 heap.destroy();
 device.destroy();
+let failed = false;
 if (gpuErrors.length > 0) {
   console.error(`${gpuErrors.length} WebGPU errors: the figures above are not valid`);
-  Deno.exit(1);
+  failed = true;
 }
+for (const what of wrong) {
+  console.error(`${what}: its output failed the check against the float64 reference`);
+  failed = true;
+}
+for (const r of disagree) {
+  console.error(
+    `${r.what}: its two timings disagree by more than ${AGREE * 100}% (${
+      r.times[0].toFixed(3)
+    } and ${r.times[1].toFixed(3)} ms)`,
+  );
+  failed = true;
+}
+if (failed) Deno.exit(1);

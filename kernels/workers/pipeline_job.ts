@@ -16,7 +16,7 @@ import {
 } from "../command_batch.ts";
 import { type ConvWeights, pipeline } from "../pipeline.ts";
 import { pipelineRef } from "../reference.ts";
-import { readAll, type Tensor, tensor } from "../tensor.ts";
+import { type Tensor, tensor } from "../tensor.ts";
 
 /** Input shape and channels of the pipeline's convolutions. */
 export interface PipelineShape {
@@ -257,10 +257,10 @@ export interface RunPipelineJobOptions {
 
 /**
  * Runs a job on one allocator. In gpuheap mode, iterations are recorded in
- * groups of half of `inFlight`, each group submitted once and read back with
- * one `mapAsync` per output, all in flight together, while the next group
- * is recorded: Deno's `mapAsync` takes about 11 ms however many are in
- * flight, so this is what throughput rests on. In naive mode, each
+ * groups of half of `inFlight`, each group submitted once with its outputs
+ * copied into one staging block, read back with one `mapAsync` while the
+ * next group is recorded: Deno's `mapAsync` takes about 11 ms, so this is
+ * what throughput rests on. In naive mode, each
  * iteration is submitted and read back alone. A verification failure is
  * counted and the job goes on; an exception (say, out of memory) stops the
  * job and is returned in the report, after every readback in flight ended.
@@ -315,6 +315,8 @@ export async function runPipelineJob(
       w.bias?.dispose();
     }
     try {
+      // The job leaves nothing allocated: its parameter slots go with the weights.
+      batch?.releaseParams();
       batch?.submit();
     } catch (error) {
       check.stop(error);
@@ -347,33 +349,13 @@ async function runPipelined(
   try {
     for (let started = 0; started < job.iterations;) {
       const count = Math.min(group, job.iterations - started);
-      const outputs: Tensor[] = [];
       const which: number[] = [];
-      try {
-        for (let i = 0; i < count; i++) {
-          const k = (started + i) % data.inputs.length;
-          const x = tensor(heap, data.inputs[k], data.inputShape);
-          try {
-            outputs.push(pipeline(x, weights));
-          } finally {
-            x.dispose();
-          }
-          which.push(k);
-        }
-      } catch (error) {
-        for (const y of outputs) y.dispose();
-        throw error;
-      }
+      for (let i = 0; i < count; i++) which.push((started + i) % data.inputs.length);
       started += count;
-      // readAll submits the group once and maps every output; the next group
-      // is recorded while these maps are pending.
-      const read = readAll(outputs).then(
-        (values) => values.forEach((v, i) => check.output(which[i], v)),
-      ).finally(() => {
-        for (const y of outputs) y.dispose();
-      });
-      read.catch(() => {}); // awaited below; handled now so a rejection is never "unhandled"
-      reading.push(read);
+      const read = readGroup(heap, batch, recordGroup(heap, which, data, weights));
+      const checked = read.then((values) => values.forEach((v, i) => check.output(which[i], v)));
+      checked.catch(() => {}); // awaited below; handled now so a rejection is never "unhandled"
+      reading.push(checked);
       if (reading.length >= 2) await reading.shift();
     }
   } finally {
@@ -381,6 +363,77 @@ async function runPipelined(
     for (const s of settled) if (s.status === "rejected") check.stop(s.reason);
   }
   batch.submit();
+}
+
+/** Records one pipeline per input index; returns the outputs. */
+function recordGroup(
+  heap: TensorAllocator,
+  which: readonly number[],
+  data: PipelineData,
+  weights: ConvWeights[],
+): Tensor[] {
+  const outputs: Tensor[] = [];
+  try {
+    for (const k of which) {
+      const x = tensor(heap, data.inputs[k], data.inputShape);
+      try {
+        outputs.push(pipeline(x, weights));
+      } finally {
+        x.dispose();
+      }
+    }
+  } catch (error) {
+    for (const y of outputs) y.dispose();
+    throw error;
+  }
+  return outputs;
+}
+
+/**
+ * Copies the outputs into one staging block, disposes them, submits, and
+ * maps the block once. The outputs are disposed before the submit, so every
+ * group leaves the allocator as it found it: the next group gets the same
+ * blocks at the same offsets, and the batch's cached bind groups fit again.
+ */
+async function readGroup(
+  heap: TensorAllocator,
+  batch: CommandBatch,
+  outputs: Tensor[],
+): Promise<Float32Array[]> {
+  const sizes = outputs.map((y) => y.byteLength);
+  const total = sizes.reduce((a, b) => a + b, 0);
+  let staging: TensorBlock;
+  try {
+    staging = heap.alloc(total, { usage: "readback", label: "pipeline outputs" });
+    const encoder = batch.encoder();
+    let offset = 0;
+    outputs.forEach((y, i) => {
+      encoder.copyBufferToBuffer(
+        y.block.buffer,
+        y.block.offset,
+        staging.buffer,
+        staging.offset + offset,
+        sizes[i],
+      );
+      offset += sizes[i];
+    });
+  } finally {
+    for (const y of outputs) y.dispose();
+  }
+  batch.submit();
+  try {
+    await staging.buffer.mapAsync(GPUMapMode.READ, staging.offset, total);
+    const all = staging.buffer.getMappedRange(staging.offset, total).slice(0);
+    let offset = 0;
+    return outputs.map((y, i) => {
+      const values = new Float32Array(all, offset, y.numel);
+      offset += sizes[i];
+      return values;
+    });
+  } finally {
+    if (staging.buffer.mapState === "mapped") staging.buffer.unmap();
+    heap.free(staging);
+  }
 }
 
 async function runNaive(
