@@ -170,3 +170,29 @@ export function assertClose(
   const err = relativeError(out, ref);
   assert.ok(err <= tol, `${what}: relative error ${err} > ${tol}`);
 }
+
+/**
+ * Runs `fn` with `target[name]` wrapped to count its calls (the method stays
+ * the same function underneath); returns what `fn` returned and the count,
+ * and restores the method even if `fn` throws.
+ */
+export async function countCalls<T>(
+  target: object,
+  name: string,
+  fn: () => Promise<T> | T,
+): Promise<[T, number]> {
+  const o = target as Record<string, unknown>;
+  const own = Object.hasOwn(o, name);
+  const original = o[name] as (...args: unknown[]) => unknown;
+  let calls = 0;
+  o[name] = function (this: unknown, ...args: unknown[]) {
+    calls++;
+    return original.apply(this, args);
+  };
+  try {
+    return [await fn(), calls];
+  } finally {
+    if (own) o[name] = original;
+    else delete o[name];
+  }
+}

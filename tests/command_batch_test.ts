@@ -1,6 +1,8 @@
 // The command batch: blocks disposed mid-batch are not reused before the
 // work reading them is submitted, parameters read as storage where uniform
-// blocks share tensor heaps, and a long batch submits itself.
+// blocks share tensor heaps, a long batch submits itself, parameter slots by
+// content (written once, never rewritten, released on request), and bind
+// groups made once for a loop.
 import assert from "node:assert/strict";
 import type { Block } from "../allocator/allocator.ts";
 import {
@@ -19,6 +21,7 @@ import {
 } from "../kernels/mod.ts";
 import {
   assertClose,
+  countCalls,
   randomRef,
   randomValues,
   randomWeights,
@@ -149,5 +152,100 @@ Deno.test("CommandBatch.atomic() keeps blocks disposed inside it from reuse unti
     assert.deepEqual([...await y.read()], [...xr].map((v) => Math.max(v, 0)));
     // Not poisoned: a block whose buffer nothing read is reusable at once
     // when freed, so the held dispatch must have read it already.
+  }, { poison: false });
+});
+
+Deno.test("CommandBatch.params() keeps one slot per content, written once", async () => {
+  await withAllocator(async (allocator, device) => {
+    const batch = commandBatchOf(allocator);
+    const a = new Int32Array([1, 2, 3, 4, 5]).buffer;
+    const b = new Int32Array([1, 2, 3, 4, 6]).buffer;
+    const [first, writes] = await countCalls(device.queue, "writeBuffer", () => {
+      const first = batch.params(a);
+      const again = batch.params(new Int32Array([1, 2, 3, 4, 5]).buffer);
+      assert.equal(again.buffer, first.buffer);
+      assert.equal(again.offset, first.offset);
+      const other = batch.params(b);
+      assert.ok(other.buffer !== first.buffer || other.offset !== first.offset);
+      return first;
+    });
+    assert.equal(writes, 2, "one write per distinct content");
+    // A submit leaves the slots in place: the same content binds the same slot after it.
+    batch.submit();
+    const after = batch.params(a);
+    assert.equal(after.buffer, first.buffer);
+    assert.equal(after.offset, first.offset);
+  });
+});
+
+Deno.test("CommandBatch.releaseParams() frees the slots, so emptyCache() releases their heap", async () => {
+  await withAllocator((allocator) => {
+    const batch = commandBatchOf(allocator);
+    batch.params(new Int32Array([7, 8, 9]).buffer);
+    assert.equal(allocator.memoryStats().pools.uniform.blocks, 1);
+    batch.releaseParams();
+    batch.submit();
+    assert.equal(allocator.memoryStats().pools.uniform.blocks, 0);
+    allocator.emptyCache();
+    assert.equal(allocator.memoryStats().pools.uniform.reservedBytes.current, 0);
+    // Parameters written after the release get a fresh slot.
+    const again = batch.params(new Int32Array([7, 8, 9]).buffer);
+    assert.equal(allocator.memoryStats().pools.uniform.blocks, 1);
+    assert.ok((again.size ?? 0) >= 12);
+  });
+});
+
+Deno.test("CommandBatch.params() gives dispatches of different parameters in one batch each their own", async () => {
+  await withAllocator(async (allocator) => {
+    const random = rng(31);
+    // Two shapes, alternating, all in one batch: a slot written again in
+    // place would give the earlier dispatches the later parameters.
+    const shapes = [[1, 3, 7, 5], [2, 3, 4, 9]];
+    const wr = randomRef(random, [4, 3, 3, 3]);
+    const w = tensor(allocator, wr.data, wr.shape);
+    const inputs = shapes.map((s) => randomRef(random, s));
+    const refs = inputs.map((xr) => conv2dRef(xr, wr, null, { padding: 1 }));
+    const batch = commandBatchOf(allocator);
+    batch.submit();
+    const submits = batch.submits;
+    const outputs = [];
+    for (let i = 0; i < 6; i++) {
+      const xr = inputs[i % 2];
+      outputs.push(conv2d(tensor(allocator, xr.data, xr.shape), w, null, { padding: 1 }));
+    }
+    assert.equal(batch.submits, submits, "all six in one batch");
+    const values = await readAll(outputs);
+    values.forEach((v, i) => assertClose(v, refs[i % 2].data, 1e-5, `dispatch ${i}`));
+  });
+});
+
+Deno.test("CommandBatch makes a loop's bind groups and parameter writes once", async () => {
+  await withAllocator(async (allocator, device) => {
+    const random = rng(32);
+    const xr = randomRef(random, [1, 8, 16, 16]);
+    const wr = randomWeights(random, 8, [8, 8, 8]);
+    const weights = uploadWeights(allocator, wr);
+    const ref = pipelineRef(xr, wr);
+    const iteration = () => {
+      const x = tensor(allocator, xr.data, xr.shape);
+      const y = pipeline(x, weights);
+      x.dispose();
+      commandBatchOf(allocator).submit();
+      return y;
+    };
+    for (let i = 0; i < 3; i++) iteration().dispose();
+    await device.queue.onSubmittedWorkDone();
+    const [groups, writes] = await countCalls(device.queue, "writeBuffer", async () => {
+      const [, groups] = await countCalls(device, "createBindGroup", async () => {
+        for (let i = 0; i < 10; i++) iteration().dispose();
+        await device.queue.onSubmittedWorkDone();
+      });
+      return groups;
+    });
+    assert.equal(groups, 0, "bind groups made after warm-up");
+    assert.equal(writes, 10, "writes after warm-up: the input uploads only");
+    // The loop still computes the pipeline.
+    const y = iteration();
+    assertClose(await y.read(), ref.data, 1e-5, "after the loop");
   }, { poison: false });
 });

@@ -1,13 +1,18 @@
-// conv2d on the real adapter, both kernels, against the float64 reference:
-// strides, paddings, dilation, groups, depthwise, odd sizes, batches, f16;
-// and every bad call rejected before anything is recorded.
+// conv2d on the real adapter, every kernel, against the float64 reference:
+// strides, paddings, dilation, groups, depthwise, odd sizes, batches, the
+// fused 2x2 pool, f16 (storage and products); and every bad call rejected
+// before anything is recorded.
 import assert from "node:assert/strict";
 import {
+  avgPool2dRef,
   conv2d,
   type Conv2dAlgorithm,
   type Conv2dOptions,
   conv2dRef,
   conv2dRelu,
+  type Conv2dWinogradTiles,
+  maxPool2dRef,
+  type RefTensor,
   tensor,
 } from "../kernels/mod.ts";
 import {
@@ -116,6 +121,21 @@ const CASES: Case[] = [
 
 const ALGORITHMS: Conv2dAlgorithm[] = ["naive", "tiled"];
 
+/** Whether the Winograd kernel takes a weight shape and options: 3x3, stride 1, dilation 1. */
+function winograd(w: number[], o: Conv2dOptions = {}): boolean {
+  return w[2] === 3 && w[3] === 3 && (o.stride ?? 1) === 1 && (o.dilation ?? 1) === 1;
+}
+
+/** The kernels that take a weight shape and options. */
+function algorithmsFor(w: number[], o?: Conv2dOptions): Conv2dAlgorithm[] {
+  return winograd(w, o) ? [...ALGORITHMS, "winograd"] : ALGORITHMS;
+}
+
+/** The reference 2x2 stride-2 pool, max or average, of `x`. */
+function pool2x2Ref(x: RefTensor, pool: "max" | "avg"): RefTensor {
+  return pool === "max" ? maxPool2dRef(x, { kernelSize: 2 }) : avgPool2dRef(x, { kernelSize: 2 });
+}
+
 for (const [i, c] of CASES.entries()) {
   Deno.test(`conv2d() matches the float64 reference: ${c.name}`, async () => {
     await withAllocator(async (allocator) => {
@@ -127,7 +147,7 @@ for (const [i, c] of CASES.entries()) {
       const x = tensor(allocator, xr.data, c.x);
       const w = tensor(allocator, wr.data, c.w);
       const b = br ? tensor(allocator, br.data, br.shape) : null;
-      for (const algorithm of ALGORITHMS) {
+      for (const algorithm of algorithmsFor(c.w, c.options)) {
         const y = c.relu
           ? conv2dRelu(x, w, b, { ...c.options, algorithm })
           : conv2d(x, w, b, { ...c.options, algorithm });
@@ -157,6 +177,87 @@ Deno.test("conv2d() with non-default tiles matches the reference", async () => {
     ) {
       const y = conv2dRelu(x, w, b, { padding: 1, algorithm: "tiled", tiles });
       assertClose(await y.read(), ref.data, 1e-5, JSON.stringify(tiles));
+    }
+  });
+});
+
+Deno.test("conv2d() with pool matches conv, ReLU, then a 2x2 pool, every kernel", async () => {
+  await withAllocator(async (allocator) => {
+    const random = rng(91);
+    // Odd sizes: the pool drops the last row and column, and the Winograd
+    // kernel computes only the tiles the pool covers.
+    const cases: [number[], number[], number][] = [
+      [[2, 12, 9, 11], [20, 12, 3, 3], 1],
+      [[1, 8, 8, 8], [4, 8, 3, 3], 0],
+    ];
+    for (const [xs, ws, padding] of cases) {
+      const xr = randomRef(random, xs);
+      const wr = randomRef(random, ws);
+      const br = randomRef(random, [ws[0]]);
+      const conv = conv2dRef(xr, wr, br, { padding, relu: true });
+      const x = tensor(allocator, xr.data, xr.shape);
+      const w = tensor(allocator, wr.data, wr.shape);
+      const b = tensor(allocator, br.data, br.shape);
+      for (const pool of ["max", "avg"] as const) {
+        const ref = pool2x2Ref(conv, pool);
+        for (const algorithm of ["naive", "tiled", "winograd", "auto"] as const) {
+          const y = conv2dRelu(x, w, b, { padding, pool, algorithm });
+          assert.deepEqual(y.shape, ref.shape);
+          assertClose(await y.read(), ref.data, 1e-5, `${pool} pool, ${algorithm}, ${xs}`);
+          y.dispose();
+        }
+      }
+    }
+  });
+});
+
+Deno.test("conv2d() with pool and no ReLU pools the raw convolution", async () => {
+  await withAllocator(async (allocator) => {
+    const random = rng(93);
+    // Without ReLU, negative outputs reach the pool: a kernel applying ReLU
+    // anyway, or pooling before the bias, shows here.
+    const xr = randomRef(random, [1, 6, 7, 6]);
+    const wr = randomRef(random, [8, 6, 3, 3]);
+    const br = randomRef(random, [8]);
+    const conv = conv2dRef(xr, wr, br, { padding: 1 });
+    const x = tensor(allocator, xr.data, xr.shape);
+    const w = tensor(allocator, wr.data, wr.shape);
+    const b = tensor(allocator, br.data, br.shape);
+    for (const pool of ["max", "avg"] as const) {
+      const ref = pool2x2Ref(conv, pool);
+      assert.ok(Array.from(ref.data).some((v) => v < 0), "the reference has negative outputs");
+      for (const algorithm of ["naive", "tiled", "winograd"] as const) {
+        const y = conv2d(x, w, b, { padding: 1, pool, algorithm });
+        assert.deepEqual(y.shape, ref.shape);
+        assertClose(await y.read(), ref.data, 1e-5, `${pool} pool, ${algorithm}, no ReLU`);
+        y.dispose();
+      }
+    }
+  });
+});
+
+Deno.test("conv2d() Winograd kernel with other tiles matches the reference", async () => {
+  await withAllocator(async (allocator) => {
+    const random = rng(92);
+    // 21 input channels: steps of 2 and 4 leave a partial last step; 40
+    // outputs leave a partial channel block; 7x9 leaves partial tiles.
+    const xr = randomRef(random, [2, 21, 7, 9]);
+    const wr = randomRef(random, [40, 21, 3, 3]);
+    const br = randomRef(random, [40]);
+    const ref = conv2dRef(xr, wr, br, { padding: 1, relu: true });
+    const x = tensor(allocator, xr.data, xr.shape);
+    const w = tensor(allocator, wr.data, wr.shape);
+    const b = tensor(allocator, br.data, br.shape);
+    const configs: Conv2dWinogradTiles[] = [
+      // Several epilogue passes of 4 channels each.
+      { tiles: 8, tileN: 32, tileK: 4, threadM: 2, threadN: 8 },
+      { tiles: 16, tileN: 16, tileK: 4, threadM: 2, threadN: 8 },
+      { tiles: 16, tileN: 16, tileK: 2, threadM: 4, threadN: 4 },
+    ];
+    for (const winogradTiles of configs) {
+      const y = conv2dRelu(x, w, b, { padding: 1, algorithm: "winograd", winogradTiles });
+      assertClose(await y.read(), ref.data, 1e-5, JSON.stringify(winogradTiles));
+      y.dispose();
     }
   });
 });
@@ -273,7 +374,56 @@ Deno.test("conv2d() rejects mismatched shapes and bad options, naming them, reco
       allocator,
       RangeError,
       () => conv2d(x, w3, null, { algorithm: "fast" as "naive" }),
-      /algorithm must be "auto", "naive" or "tiled", got "fast"/,
+      /algorithm must be "auto", "naive", "tiled" or "winograd", got "fast"/,
+    );
+    assertRejected(
+      allocator,
+      RangeError,
+      () => conv2d(x, w3, null, { algorithm: "winograd", stride: 2 }),
+      /the Winograd kernel takes 3x3 filters with stride 1 and dilation 1, got 3x3 stride 2x2/,
+    );
+    assertRejected(
+      allocator,
+      RangeError,
+      () => conv2d(x, w3, null, { pool: "min" as "max" }),
+      /pool must be "max" or "avg", got "min"/,
+    );
+    const thin = filled(allocator, [1, 3, 3, 1]);
+    assertRejected(
+      allocator,
+      RangeError,
+      () => conv2d(thin, w3, null, { padding: 1, pool: "max" }),
+      /a 2x2 pool needs an output of at least 2x2, got 3x1/,
+    );
+    assertRejected(
+      allocator,
+      RangeError,
+      () =>
+        conv2d(x, w3, null, {
+          algorithm: "winograd",
+          winogradTiles: { tiles: 32, tileN: 32, tileK: 8, threadM: 8, threadN: 4 },
+        }),
+      /bad Winograd tiles: each of the 16 products takes 16 threads/,
+    );
+    assertRejected(
+      allocator,
+      RangeError,
+      () =>
+        conv2d(x, w3, null, {
+          algorithm: "winograd",
+          winogradTiles: { tiles: 32, tileN: 32, tileK: 8, threadM: 8, threadN: 8, half: true },
+        }),
+      /bad Winograd tiles: f16 products need dtype f16, got f32/,
+    );
+    assertRejected(
+      allocator,
+      RangeError,
+      () =>
+        conv2d(x, w3, null, {
+          algorithm: "tiled",
+          tiles: { tileM: 64, tileN: 16, tileK: 16, threadM: 4, threadN: 4, half: true },
+        }),
+      /bad tiles: f16 products need dtype f16, got f32/,
     );
     assertRejected(
       allocator,
@@ -289,11 +439,11 @@ Deno.test("conv2d() rejects mismatched shapes and bad options, naming them, reco
 });
 
 f16Test(
-  "conv2d() matches the reference, both kernels, bias and relu, odd sizes and groups",
+  "conv2d() matches the reference, every kernel, bias and relu, odd sizes and groups",
   async () => {
     await withAllocator(async (allocator) => {
       const random = rng(601);
-      const cases: [number[], number[], object][] = [
+      const cases: [number[], number[], Conv2dOptions][] = [
         [[2, 8, 9, 7], [16, 8, 3, 3], { padding: 1 }],
         [[1, 6, 7, 5], [4, 3, 3, 3], { groups: 2, stride: 2, padding: 2 }],
         [[1, 32, 8, 8], [64, 32, 3, 3], { padding: 1, relu: true }],
@@ -307,12 +457,61 @@ f16Test(
         const x = tensor(allocator, xr.data, xs, { dtype: "f16" });
         const w = tensor(allocator, wr.data, ws, { dtype: "f16" });
         const b = tensor(allocator, br.data, br.shape, { dtype: "f16" });
-        for (const algorithm of ["naive", "tiled"] as const) {
+        for (const algorithm of algorithmsFor(ws, options)) {
           const y = conv2d(x, w, b, { ...options, algorithm });
           assert.equal(y.dtype, "f16");
           const out = await y.read();
           assert.ok(out instanceof Float16Array);
           assertClose(out, ref.data, 1e-2, `f16 conv2d ${algorithm} ${xs} ${ws}`);
+        }
+      }
+    });
+  },
+);
+
+f16Test(
+  "conv2d() with f16 products matches the reference, tiled and Winograd, pool fused",
+  async () => {
+    await withAllocator(async (allocator) => {
+      const random = rng(604);
+      // 40 input channels: partial steps of 16 and 8; 9x11: partial tiles.
+      const xr = half(randomRef(random, [2, 40, 9, 11]));
+      const wr = half({
+        data: randomRef(random, [24, 40, 3, 3]).data.map((v) => v / Math.sqrt(360)),
+        shape: [24, 40, 3, 3],
+      });
+      const br = half(randomRef(random, [24]));
+      const conv = conv2dRef(xr, wr, br, { padding: 1, relu: true });
+      const x = tensor(allocator, xr.data, xr.shape, { dtype: "f16" });
+      const w = tensor(allocator, wr.data, wr.shape, { dtype: "f16" });
+      const b = tensor(allocator, br.data, br.shape, { dtype: "f16" });
+      const tiles = { tileM: 64, tileN: 16, tileK: 16, threadM: 4, threadN: 4, half: true };
+      const y = conv2d(x, w, b, { padding: 1, relu: true, algorithm: "tiled", tiles });
+      assertClose(await y.read(), conv.data, 1e-2, "tiled, f16 products");
+      y.dispose();
+      for (const pool of ["max", "avg"] as const) {
+        const ref = pool2x2Ref(conv, pool);
+        for (
+          const winogradTiles of [
+            { tiles: 32, tileN: 32, tileK: 8, threadM: 8, threadN: 8, half: true },
+            { tiles: 32, tileN: 32, tileK: 8, threadM: 8, threadN: 8 },
+          ]
+        ) {
+          const y = conv2d(x, w, b, {
+            padding: 1,
+            relu: true,
+            pool,
+            algorithm: "winograd",
+            winogradTiles,
+          });
+          assert.equal(y.dtype, "f16");
+          assertClose(
+            await y.read(),
+            ref.data,
+            1e-2,
+            `Winograd ${pool} ${JSON.stringify(winogradTiles)}`,
+          );
+          y.dispose();
         }
       }
     });

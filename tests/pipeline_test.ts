@@ -25,7 +25,7 @@ import {
   withAllocator,
 } from "./_kernels_util.ts";
 
-for (const algorithm of ["naive", "tiled"] as const) {
+for (const algorithm of ["naive", "tiled", "winograd"] as const) {
   Deno.test(`pipeline() [1,16,32,32] -> 32 channels matches the reference (${algorithm})`, async () => {
     await withAllocator(async (allocator) => {
       const random = rng(42);
@@ -162,7 +162,7 @@ Deno.test("pipeline() checks every stage before recording any", async () => {
   });
 });
 
-f16Test("pipeline() [1,16,32,32] -> 32 channels matches the reference", async () => {
+f16Test("pipeline() [1,16,32,32] -> 32 channels matches the reference, every kernel", async () => {
   await withAllocator(async (allocator) => {
     const random = rng(603);
     const xr = half(randomRef(random, [1, 16, 32, 32]));
@@ -178,7 +178,12 @@ f16Test("pipeline() [1,16,32,32] -> 32 channels matches the reference", async ()
       weight: tensor(allocator, w.weight.data, w.weight.shape, { dtype: "f16" }),
       bias: tensor(allocator, w.bias.data, w.bias.shape, { dtype: "f16" }),
     }));
-    const y = pipeline(tensor(allocator, xr.data, xr.shape, { dtype: "f16" }), weights);
-    assertClose(await y.read(), ref.data, 1e-2, "f16 pipeline");
+    const x = tensor(allocator, xr.data, xr.shape, { dtype: "f16" });
+    for (const algorithm of ["naive", "tiled", "winograd"] as const) {
+      const y = pipeline(x, weights, { algorithm });
+      assert.equal(y.dtype, "f16");
+      assertClose(await y.read(), ref.data, 1e-2, `f16 pipeline ${algorithm}`);
+      y.dispose();
+    }
   });
 });

@@ -3,7 +3,6 @@
 import assert from "node:assert/strict";
 import { AllocatorError, type Block, FakeDevice, HeapAllocator } from "../mod.ts";
 
-
 Deno.test("startRecording() records events naming blocks, heaps, pools, offsets and times", () => {
   const heap = new HeapAllocator(new FakeDevice());
   assert.throws(() => heap.stopRecording(), AllocatorError);
