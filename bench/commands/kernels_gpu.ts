@@ -46,6 +46,7 @@ import {
   pipeline,
   pipelineRef,
   readAll,
+  relativeError,
   relu,
   shaderCompilations,
   type Tensor,
@@ -239,16 +240,6 @@ function upload(shape: number[], seed: number, scale = 1, dtype: DType = "f32"):
   return tensor(heap, random(shape.reduce((a, b) => a * b, 1), seed, scale), shape, { dtype });
 }
 
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < b.length; i++) {
-    num += (a[i] - b[i]) ** 2;
-    den += b[i] ** 2;
-  }
-  return Math.sqrt(num / den);
-}
-
 const gflops = (flops: number) => (ms: number) => `${(flops / (ms * 1e6)).toPrecision(3)} GFLOP/s`;
 
 // ---- data ----
@@ -343,7 +334,7 @@ async function checkPipeline(
 ): Promise<number> {
   const { one, ref } = await imageZero(data);
   const y = run(one);
-  const err = relErr(await y.read(), ref);
+  const err = relativeError(await y.read(), ref);
   y.dispose();
   console.error(
     `  check: ${what}, image 0 vs float64 reference: relative error ${err.toExponential(2)}`,

@@ -19,6 +19,7 @@ import {
   runCommand,
   text,
 } from "../../allocator/tools/flags.ts";
+import { mulberry32 } from "../../kernels/_random.ts";
 
 /** Limits of the device generated traces are replayed on: an H100's, as Deno reports them. */
 export const BIG_GPU_LIMITS = {
@@ -41,18 +42,6 @@ export interface GenOptions {
 export const KINDS = ["transformer", "training", "random"] as const;
 /** One of {@linkcode KINDS}. */
 export type Kind = typeof KINDS[number];
-
-/** A seeded PRNG (mulberry32): floats in [0, 1). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
 
 /** Collects events: blocks get fresh ids; frees of blocks used by GPU work wait for a submit. */
 class Recorder {
@@ -79,7 +68,7 @@ class Recorder {
  * same shapes come and go. Weights, gradients and Adam state live throughout.
  */
 export function transformer(options: GenOptions = {}): TraceEvent[] {
-  const random = rng(options.seed ?? 1);
+  const random = mulberry32(options.seed ?? 1);
   const steps = options.steps ?? 40;
   const hidden = 1024;
   const layers = 12;
@@ -146,7 +135,7 @@ export function transformer(options: GenOptions = {}): TraceEvent[] {
  * transformer.
  */
 export function training(options: GenOptions = {}): TraceEvent[] {
-  const random = rng(options.seed ?? 2);
+  const random = mulberry32(options.seed ?? 2);
   const steps = options.steps ?? 60;
   const r = new Recorder();
   const layers = 16;
@@ -187,7 +176,7 @@ export function training(options: GenOptions = {}): TraceEvent[] {
  * live (a few GiB), a submit every 16 operations.
  */
 export function random(options: GenOptions = {}): TraceEvent[] {
-  const rand = rng(options.seed ?? 3);
+  const rand = mulberry32(options.seed ?? 3);
   const ops = (options.steps ?? 20) * 1000;
   const r = new Recorder();
   const live: number[] = [];

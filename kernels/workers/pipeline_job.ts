@@ -17,6 +17,8 @@ import {
 import { type ConvWeights, pipeline } from "../pipeline.ts";
 import { pipelineRef } from "../reference.ts";
 import { type Tensor, tensor } from "../tensor.ts";
+import { mulberry32 } from "../_random.ts";
+import { relativeError } from "../reference.ts";
 
 /** Input shape and channels of the pipeline's convolutions. */
 export interface PipelineShape {
@@ -505,37 +507,12 @@ class Checker {
   }
 }
 
-/** ||out - ref|| / ||ref||, NaN if any output is NaN or the lengths differ. */
-function relativeError(out: ArrayLike<number>, ref: ArrayLike<number>): number {
-  if (out.length !== ref.length) return NaN;
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < ref.length; i++) {
-    const d = out[i] - ref[i];
-    num += d * d;
-    den += ref[i] * ref[i];
-  }
-  return den === 0 ? Math.sqrt(num) : Math.sqrt(num / den);
-}
-
 /** FNV-1a over the float32 bits, never 0 (0 marks "not seen yet"). */
 function checksum(values: ArrayLike<number>): number {
   const bits = new Uint32Array(Float32Array.from(values).buffer);
   let h = 0x811c9dc5;
   for (const b of bits) h = Math.imul(h ^ b, 0x01000193) >>> 0;
   return h || 1;
-}
-
-/** A seeded PRNG (mulberry32): floats in [0, 1). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
 }
 
 function randomValues(random: () => number, count: number, scale: number): Float32Array {
