@@ -196,3 +196,34 @@ export async function countCalls<T>(
     else delete o[name];
   }
 }
+
+/**
+ * Runs `fn` and returns what it returned and the kernels it recorded, in
+ * order: the name of each dispatch's shader (its label up to the first
+ * comma, as the shader cache labels them), so a test sees which kernel ran
+ * and not only that the numbers came out right.
+ */
+export function kernelsOf<T>(fn: () => T): [T, string[]] {
+  const names: string[] = [];
+  const proto = GPUComputePassEncoder.prototype;
+  const setPipeline = proto.setPipeline;
+  proto.setPipeline = function (this: GPUComputePassEncoder, shader: GPUComputePipeline) {
+    names.push(shader.label.split(",")[0]);
+    return setPipeline.call(this, shader);
+  };
+  try {
+    return [fn(), names];
+  } finally {
+    proto.setPipeline = setPipeline;
+  }
+}
+
+/**
+ * Bytes of live tensors: the allocator's current allocated memory less the
+ * uniform pool's, where the command batch keeps the ops' parameter slots
+ * allocated between ops by design.
+ */
+export function tensorBytes(allocator: HeapAllocator): number {
+  return allocator.currentAllocatedMemory() -
+    allocator.memoryStats().pools.uniform.allocatedBytes.current;
+}

@@ -21,6 +21,7 @@ import {
   f16Test,
   filled,
   half,
+  kernelsOf,
   randomRef,
   rng,
   withAllocator,
@@ -131,6 +132,18 @@ function algorithmsFor(w: number[], o?: Conv2dOptions): Conv2dAlgorithm[] {
   return winograd(w, o) ? [...ALGORITHMS, "winograd"] : ALGORITHMS;
 }
 
+/**
+ * Asserts a conv2d with `pool` ran the kernel `algorithm` names, with the
+ * pool fused into the Winograd kernel's epilogue and a pooling op after the
+ * others ("auto" may pick any).
+ */
+function assertPooled(kernels: string[], algorithm: Conv2dAlgorithm, pool: "max" | "avg"): void {
+  const conv = kernels.find((k) => /^conv2d_(naive|tiled|winograd)$/.test(k));
+  if (algorithm !== "auto") assert.equal(conv, `conv2d_${algorithm}`);
+  const pools = kernels.filter((k) => k.endsWith("pool2d"));
+  assert.deepEqual(pools, conv === "conv2d_winograd" ? [] : [`${pool}_pool2d`], `${kernels}`);
+}
+
 /** The reference 2x2 stride-2 pool, max or average, of `x`. */
 function pool2x2Ref(x: RefTensor, pool: "max" | "avg"): RefTensor {
   return pool === "max" ? maxPool2dRef(x, { kernelSize: 2 }) : avgPool2dRef(x, { kernelSize: 2 });
@@ -148,9 +161,12 @@ for (const [i, c] of CASES.entries()) {
       const w = tensor(allocator, wr.data, c.w);
       const b = br ? tensor(allocator, br.data, br.shape) : null;
       for (const algorithm of algorithmsFor(c.w, c.options)) {
-        const y = c.relu
-          ? conv2dRelu(x, w, b, { ...c.options, algorithm })
-          : conv2d(x, w, b, { ...c.options, algorithm });
+        const [y, kernels] = kernelsOf(() =>
+          c.relu
+            ? conv2dRelu(x, w, b, { ...c.options, algorithm })
+            : conv2d(x, w, b, { ...c.options, algorithm })
+        );
+        assert.equal(kernels.at(-1), `conv2d_${algorithm}`);
         assert.deepEqual(y.shape, ref.shape);
         assertClose(await y.read(), ref.data, 1e-5, `${algorithm} ${c.name}`);
         y.dispose();
@@ -201,7 +217,8 @@ Deno.test("conv2d() with pool matches conv, ReLU, then a 2x2 pool, every kernel"
       for (const pool of ["max", "avg"] as const) {
         const ref = pool2x2Ref(conv, pool);
         for (const algorithm of ["naive", "tiled", "winograd", "auto"] as const) {
-          const y = conv2dRelu(x, w, b, { padding, pool, algorithm });
+          const [y, kernels] = kernelsOf(() => conv2dRelu(x, w, b, { padding, pool, algorithm }));
+          assertPooled(kernels, algorithm, pool);
           assert.deepEqual(y.shape, ref.shape);
           assertClose(await y.read(), ref.data, 1e-5, `${pool} pool, ${algorithm}, ${xs}`);
           y.dispose();
@@ -227,7 +244,8 @@ Deno.test("conv2d() with pool and no ReLU pools the raw convolution", async () =
       const ref = pool2x2Ref(conv, pool);
       assert.ok(Array.from(ref.data).some((v) => v < 0), "the reference has negative outputs");
       for (const algorithm of ["naive", "tiled", "winograd"] as const) {
-        const y = conv2d(x, w, b, { padding: 1, pool, algorithm });
+        const [y, kernels] = kernelsOf(() => conv2d(x, w, b, { padding: 1, pool, algorithm }));
+        assertPooled(kernels, algorithm, pool);
         assert.deepEqual(y.shape, ref.shape);
         assertClose(await y.read(), ref.data, 1e-5, `${pool} pool, ${algorithm}, no ReLU`);
         y.dispose();
@@ -255,7 +273,10 @@ Deno.test("conv2d() Winograd kernel with other tiles matches the reference", asy
       { tiles: 16, tileN: 16, tileK: 2, threadM: 4, threadN: 4 },
     ];
     for (const winogradTiles of configs) {
-      const y = conv2dRelu(x, w, b, { padding: 1, algorithm: "winograd", winogradTiles });
+      const [y, kernels] = kernelsOf(() =>
+        conv2dRelu(x, w, b, { padding: 1, algorithm: "winograd", winogradTiles })
+      );
+      assert.deepEqual(kernels, ["conv2d_winograd_weights", "conv2d_winograd"]);
       assertClose(await y.read(), ref.data, 1e-5, JSON.stringify(winogradTiles));
       y.dispose();
     }

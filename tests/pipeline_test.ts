@@ -18,6 +18,7 @@ import {
   filled,
   gpu,
   half,
+  kernelsOf,
   randomRef,
   randomWeights,
   rng,
@@ -33,9 +34,14 @@ for (const algorithm of ["naive", "tiled", "winograd"] as const) {
       const wr = randomWeights(random, 16, [32, 32, 32]);
       const ref = pipelineRef(xr, wr);
       assert.deepEqual(ref.shape, [1, 32, 4, 4]);
-      const y = pipeline(tensor(allocator, xr.data, xr.shape), uploadWeights(allocator, wr), {
-        algorithm,
-      });
+      const x = tensor(allocator, xr.data, xr.shape);
+      const weights = uploadWeights(allocator, wr);
+      const [y, kernels] = kernelsOf(() => pipeline(x, weights, { algorithm }));
+      // Three stages of the chosen kernel; Winograd's pools are in its epilogue.
+      const convs = kernels.filter((k) => k === `conv2d_${algorithm}`);
+      const pools = kernels.filter((k) => k === "max_pool2d" || k === "avg_pool2d");
+      assert.equal(convs.length, 3, `${kernels}`);
+      assert.equal(pools.length, algorithm === "winograd" ? 0 : 3, `${kernels}`);
       assert.deepEqual(y.shape, ref.shape);
       assertClose(await y.read(), ref.data, 1e-5, `pipeline ${algorithm}`);
     });

@@ -3,7 +3,14 @@
 import assert from "node:assert/strict";
 import { AllocatorError, FakeDevice, HeapAllocator } from "../mod.ts";
 import { commandBatchOf, empty, readAll, relu, Tensor, tensor } from "../kernels/mod.ts";
-import { assertRejected, f16Test, randomValues, rng, withAllocator } from "./_kernels_util.ts";
+import {
+  assertRejected,
+  f16Test,
+  randomValues,
+  rng,
+  tensorBytes,
+  withAllocator,
+} from "./_kernels_util.ts";
 
 Deno.test("tensor() uploads and read() reads back the same values", async () => {
   await withAllocator(async (allocator) => {
@@ -50,16 +57,16 @@ Deno.test("readAll() reads many tensors with one submit", async () => {
   });
 });
 
-Deno.test("Tensor is freed at the end of a using block: currentAllocatedMemory() back to before", async () => {
+Deno.test("Tensor is freed at the end of a using block: tensor memory back to before", async () => {
   await withAllocator(async (allocator) => {
-    const before = allocator.currentAllocatedMemory();
+    const before = tensorBytes(allocator);
     {
       using x = tensor(allocator, [-1, 2, -3, 4], [4]);
       using y = relu(x);
       assert.deepEqual([...await y.read()], [0, 2, 0, 4]);
-      assert.ok(allocator.currentAllocatedMemory() > before);
+      assert.ok(tensorBytes(allocator) > before);
     }
-    assert.equal(allocator.currentAllocatedMemory(), before);
+    assert.equal(tensorBytes(allocator), before);
     // A throw leaves the block too.
     let inner: Tensor | undefined;
     assert.throws(() => {
@@ -68,7 +75,7 @@ Deno.test("Tensor is freed at the end of a using block: currentAllocatedMemory()
       throw new RangeError("boom");
     }, /boom/);
     assert.equal(inner?.disposed, true);
-    assert.equal(allocator.currentAllocatedMemory(), before);
+    assert.equal(tensorBytes(allocator), before);
   });
 });
 

@@ -1,0 +1,82 @@
+// The stress job on the main thread, real adapter: one map per group of
+// outputs, every output checked, and groups that leave the allocator as
+// they found it.
+import assert from "node:assert/strict";
+import { pipelineData, pipelineJob, runPipelineJob } from "../kernels/workers/mod.ts";
+import { countCalls, withAllocator } from "./_kernels_util.ts";
+
+const SHAPE = { channels: 4, size: 8, outChannels: 8 };
+
+Deno.test("runPipelineJob() reads each group of outputs with one map, every output checked", async () => {
+  await withAllocator(async (allocator) => {
+    const job = pipelineJob({ iterations: 22, inFlight: 8, inputs: 3, shape: SHAPE });
+    const [report, maps] = await countCalls(
+      GPUBuffer.prototype,
+      "mapAsync",
+      () => runPipelineJob(allocator, job, pipelineData(job)),
+    );
+    assert.equal(report.error, null);
+    assert.equal(report.iterations, 22);
+    assert.equal(report.failed, 0);
+    assert.ok(report.maxError > 0 && report.maxError <= job.tolerance, `error ${report.maxError}`);
+    // Groups of inFlight/2 = 4: five full groups and one of 2.
+    assert.equal(maps, 6);
+    // Nothing of the job stays allocated: outputs, staging, weights, parameter slots.
+    assert.equal(allocator.memoryStats().allocatedBytes.current, 0);
+  }, { poison: false });
+});
+
+Deno.test("runPipelineJob() disposes a group's outputs before submitting it", async () => {
+  await withAllocator(async (allocator) => {
+    const job = pipelineJob({ iterations: 20, inFlight: 8, inputs: 3, shape: SHAPE });
+    // At each submit, the storage blocks alive: the job's own (3 weights, 3
+    // biases) and nothing of the group being submitted, so the next group
+    // gets the same blocks at the same offsets.
+    const live: number[] = [];
+    const submit = allocator.submit.bind(allocator);
+    allocator.submit = (commands) => {
+      const pools = allocator.memoryStats().pools;
+      live.push(pools.small.blocks + pools.large.blocks);
+      submit(commands);
+    };
+    const report = await runPipelineJob(allocator, job, pipelineData(job));
+    assert.equal(report.failed, 0);
+    assert.equal(report.error, null);
+    assert.ok(live.length >= 5, `${live.length} submits`);
+    assert.deepEqual(new Set(live.slice(0, 5)), new Set([6]), `live blocks at submits: ${live}`);
+  }, { poison: false });
+});
+
+Deno.test("runPipelineJob() groups leave the allocator as they found it: bind groups stop growing", async () => {
+  await withAllocator(async (allocator, device) => {
+    const job = pipelineJob({ iterations: 40, inFlight: 8, inputs: 3, shape: SHAPE });
+    // Bind groups made so far, at each submit: one per group of 4, then the
+    // job's last. Groups take the blocks and parameter slots of the groups
+    // before them, so after a warm-up of a few groups they make none.
+    const made: number[] = [];
+    const WARMUP_GROUPS = 3;
+    let count = 0;
+    const create = device.createBindGroup;
+    device.createBindGroup = function (descriptor: GPUBindGroupDescriptor) {
+      count++;
+      return create.call(this, descriptor);
+    };
+    const submit = allocator.submit.bind(allocator);
+    allocator.submit = (commands) => {
+      made.push(count);
+      submit(commands);
+    };
+    let report;
+    try {
+      report = await runPipelineJob(allocator, job, pipelineData(job));
+    } finally {
+      device.createBindGroup = create;
+    }
+    assert.equal(report.error, null);
+    assert.equal(report.failed, 0);
+    assert.equal(report.iterations, 40);
+    assert.ok(made.length >= 10, `${made.length} submits`);
+    assert.ok(made[0] > 0, "the first group makes its bind groups");
+    assert.equal(made.at(-1), made[WARMUP_GROUPS - 1], `bind groups made by each submit: ${made}`);
+  }, { poison: false });
+});
