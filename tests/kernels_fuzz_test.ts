@@ -57,6 +57,9 @@ const VALUES: unknown[] = [
   "tiled",
   "naive",
   "auto",
+  "winograd",
+  "max",
+  "avg",
   "f32",
   "f16",
   "f64",
@@ -155,13 +158,26 @@ Deno.test("kernel entry points given 12,000 seeded bad inputs throw only our typ
       threadM: pick([4, 4, 3]),
       threadN: pick([4, 4, NaN]),
     });
+    const anyWinogradTiles = () => ({
+      tiles: pick([16, 16, 16, 3, -1, 2 ** 40, "16", 10n]),
+      tileN: pick([16, 16, 16, 0, 1.5]),
+      tileK: pick([4, 4, 4, 0, 1024]),
+      threadM: pick([4, 4, 2]),
+      threadN: pick([4, 4, NaN]),
+      half: pick([undefined, undefined, false, true, "yes"]),
+    });
     /**
      * Options with some of `keys` set to any value; half the time a good
      * `base` with one key changed, so the checks after the first are reached.
      */
     const anyOptions = (keys: string[], base: Record<string, unknown> = {}): unknown => {
       if (chance(0.05)) return pick(VALUES);
-      const value = (k: string) => k === "tiles" && chance(0.5) ? anyTiles() : pick(VALUES);
+      const value = (k: string) =>
+        k === "tiles" && chance(0.5)
+          ? anyTiles()
+          : k === "winogradTiles" && chance(0.5)
+          ? anyWinogradTiles()
+          : pick(VALUES);
       if (chance(0.5)) {
         const k = pick(keys);
         return { ...base, [k]: value(k) };
@@ -170,7 +186,17 @@ Deno.test("kernel entry points given 12,000 seeded bad inputs throw only our typ
       for (const k of keys) if (chance(0.4)) o[k] = value(k);
       return o;
     };
-    const CONV = ["stride", "padding", "dilation", "groups", "algorithm", "relu", "tiles"];
+    const CONV = [
+      "stride",
+      "padding",
+      "dilation",
+      "groups",
+      "algorithm",
+      "relu",
+      "tiles",
+      "pool",
+      "winogradTiles",
+    ];
     const MAX_POOL = ["kernelSize", "stride", "padding", "dilation", "ceilMode"];
     const AVG_POOL = ["kernelSize", "stride", "padding", "ceilMode", "countIncludePad"];
     const anyData = (): unknown =>
@@ -185,12 +211,14 @@ Deno.test("kernel entry points given 12,000 seeded bad inputs throw only our typ
     const calls: [string, () => () => unknown][] = [
       ["conv2d", () => {
         const [x, w, b] = anyConv();
-        const o = anyOptions(CONV, { padding: 1 });
+        const base = pick([{ padding: 1 }, { pool: "max" }]);
+        const o = anyOptions(CONV, base);
         return () => conv2d(x as Tensor, w as Tensor, b as Tensor, o as object);
       }],
       ["conv2dRelu", () => {
         const [x, w, b] = anyConv();
-        const o = anyOptions(CONV.filter((k) => k !== "relu"), { stride: 2 });
+        const base = pick([{ stride: 2 }, { algorithm: "winograd", pool: "avg" }]);
+        const o = anyOptions(CONV.filter((k) => k !== "relu"), base);
         return () => conv2dRelu(x as Tensor, w as Tensor, b as Tensor, o as object);
       }],
       ["relu", () => {

@@ -116,6 +116,21 @@ Deno.test("conv2dRef(), maxPool2dRef(), avgPool2dRef() reject what the ops rejec
   );
 });
 
+Deno.test("conv2dRef() rejects an output too large to hold with our RangeError", () => {
+  const x = { data: [1, 2, 3, 4], shape: [1, 1, 2, 2] };
+  // The padding fits the geometry's checks; the output it makes fits no array.
+  for (const padding of [2 ** 20, 2 ** 40, [2 ** 31, 2 ** 31] as [number, number]]) {
+    assert.throws(
+      () => conv2dRef(x, x, null, { padding }),
+      (e: Error) => {
+        assert.ok(e instanceof RangeError, `padding ${padding}: ${e?.name}`);
+        assert.match(e.message, /^Cannot conv2d: /, `padding ${padding}: not our message`);
+        return true;
+      },
+    );
+  }
+});
+
 Deno.test("relativeError() is the relative L2 error, absolute for a zero reference", () => {
   assert.equal(relativeError([1, 2, 2], [1, 2, 2]), 0);
   assert.equal(relativeError([1, 2, 4], [1, 2, 2]), 2 / 3);
