@@ -101,7 +101,7 @@ export function conv2dRef(
   checkData(op, weight, "weight");
   if (bias) checkData(op, bias, "bias");
   const g = convGeometry(op, x.shape, weight.shape, bias ? bias.shape : null, options);
-  const out = new Float64Array(g.n * g.cOut * g.hOut * g.wOut);
+  const out = new Float64Array(outputLength(op, [g.n, g.cOut, g.hOut, g.wOut]));
   const xd = x.data, wd = weight.data, bd = bias?.data;
   let o = 0;
   for (let n = 0; n < g.n; n++) {
@@ -173,7 +173,7 @@ export function maxPool2dRef(x: RefTensor, options: RefMaxPool2dOptions): RefRes
   const op = "maxPool2d";
   checkData(op, x, "input");
   const g = poolGeometry(op, x.shape, options);
-  const out = new Float64Array(g.n * g.c * g.hOut * g.wOut);
+  const out = new Float64Array(outputLength(op, [g.n, g.c, g.hOut, g.wOut]));
   let o = 0;
   for (let nc = 0; nc < g.n * g.c; nc++) {
     const base = nc * g.h * g.w;
@@ -237,7 +237,7 @@ export function avgPool2dRef(x: RefTensor, options: RefAvgPool2dOptions): RefRes
   const g = poolGeometry(op, x.shape, { ...options, dilation: 1 });
   const divisor = checkDivisor(op, options.divisorOverride);
   const include = flag(op, "countIncludePad", options.countIncludePad, true);
-  const out = new Float64Array(g.n * g.c * g.hOut * g.wOut);
+  const out = new Float64Array(outputLength(op, [g.n, g.c, g.hOut, g.wOut]));
   let o = 0;
   for (let nc = 0; nc < g.n * g.c; nc++) {
     const base = nc * g.h * g.w;
@@ -360,3 +360,19 @@ export function relativeError(out: ArrayLike<number>, ref: ArrayLike<number>): n
   }
   return den === 0 ? Math.sqrt(num) : Math.sqrt(num / den);
 }
+
+/** Elements of a reference output of `shape`, refused past what one array may hold. */
+function outputLength(op: string, shape: readonly number[]): number {
+  const n = shape.reduce((a, b) => a * b, 1);
+  if (!Number.isSafeInteger(n) || n > MAX_REF_ELEMENTS) {
+    throw new RangeError(
+      `Cannot ${op}: the float64 reference output [${
+        shape.join(", ")
+      }] would hold ${n} values, more than ${MAX_REF_ELEMENTS}`,
+    );
+  }
+  return n;
+}
+
+/** The largest float64 reference output computed: 2^27 values (1 GiB). */
+const MAX_REF_ELEMENTS = 2 ** 27;

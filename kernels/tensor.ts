@@ -123,8 +123,8 @@ export function reportTensorLeaks(report: boolean | ((line: string) => void)): v
  *   using y = relu(t);
  *   assert.deepEqual(y.shape, [1, 1, 2, 3]);
  *   assert.deepEqual([...await y.read()], [1, 0, 3, 0, 5, 0]);
- * } // both disposed here
- * assert.equal(allocator.currentAllocatedMemory(), 0);
+ * } // both disposed here: no storage block is left (the op's parameter slot, a uniform, stays)
+ * assert.equal(allocator.memoryStats().pools.small.allocatedBytes.current, 0);
  * allocator.destroy();
  * device.destroy();
  * ```
