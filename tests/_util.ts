@@ -11,6 +11,11 @@ let device: Promise<GPUDevice> | undefined;
  * (requestDevice says how to get one), never a skip.
  */
 export function gpu(): Promise<GPUDevice> {
-  device ??= requestDevice();
+  device ??= requestDevice().then((d) => {
+    // Released with the test file's module: devices left for process exit to
+    // tear down have crashed the software adapter's driver.
+    globalThis.addEventListener("unload", () => d.destroy());
+    return d;
+  });
   return device;
 }
