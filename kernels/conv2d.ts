@@ -408,31 +408,11 @@ function recordTiled(
   const packGrid = grid2d(Math.ceil(total / PACK_WORKGROUP));
   const params = i32Params(op, CONV2D_TILED_PARAMS, values);
   const grid = grid2d(mTiles * nTiles, g.groups);
-  const packedWeight = empty(x.allocator, [weight.numel], {
-    dtype: x.dtype,
-    label: "conv2d packed weight",
+  return recordThroughWeights(batch, x, weight, bias, [g.n, g.cOut, g.hOut, g.wOut], {
+    scratch: { shape: [weight.numel], dtype: x.dtype, label: "conv2d packed weight" },
+    prepare: { shader: pack, params: packParams, grid: packGrid },
+    conv: { shader: pipeline, params, grid },
   });
-  try {
-    const y = empty(x.allocator, [g.n, g.cOut, g.hOut, g.wOut], {
-      dtype: x.dtype,
-      label: "conv2d",
-    });
-    const storage = bias
-      ? [x.block, packedWeight.block, bias.block, y.block]
-      : [x.block, packedWeight.block, y.block];
-    return recordInto(batch, y, [
-      {
-        shader: pack,
-        params: packParams,
-        storage: [weight.block, packedWeight.block],
-        grid: packGrid,
-      },
-      { shader: pipeline, params, storage, grid },
-    ]);
-  } finally {
-    // Recorded work still reads it: the allocator reuses it after the submit.
-    packedWeight.dispose();
-  }
 }
 
 const WINOGRAD_WEIGHTS_WORKGROUP = 256;
@@ -513,27 +493,56 @@ function recordWinograd(
   const params = i32Params(op, CONV2D_WINOGRAD_PARAMS, values);
   const grid = grid2d(mTiles * nTiles, g.groups);
   const outShape = pool ? [g.n, g.cOut, tilesH, tilesW] : [g.n, g.cOut, g.hOut, g.wOut];
-  // The transformed weights are f32 whatever the dtype: 16 per 3x3 filter.
-  const transformed = empty(x.allocator, [g.groups * 16 * g.cInG * g.cOutG], {
-    dtype: "f32",
-    label: "conv2d Winograd weights",
+  return recordThroughWeights(batch, x, weight, bias, outShape, {
+    // The transformed weights are f32 whatever the dtype: 16 per 3x3 filter.
+    scratch: {
+      shape: [g.groups * 16 * g.cInG * g.cOutG],
+      dtype: "f32",
+      label: "conv2d Winograd weights",
+    },
+    prepare: { shader: transform, params: weightParams, grid: weightGrid },
+    conv: { shader: conv, params, grid },
   });
+}
+
+/** One dispatch of {@linkcode recordThroughWeights}: its shader, parameters and grid. */
+interface Step {
+  shader: GPUComputePipeline;
+  params: ArrayBuffer;
+  grid: readonly [number, number, number];
+}
+
+/**
+ * Records a convolution in two dispatches: `prepare` turns the weights into a
+ * scratch tensor (packed or transformed), then `conv` reads the input, the
+ * scratch and the bias into a new output of `outShape`. The scratch is
+ * disposed at once: recorded work still reads it, and the allocator reuses it
+ * only after the submit.
+ */
+function recordThroughWeights(
+  batch: CommandBatch,
+  x: Tensor,
+  weight: Tensor,
+  bias: Tensor | null,
+  outShape: number[],
+  steps: {
+    scratch: { shape: number[]; dtype: Tensor["dtype"]; label: string };
+    prepare: Step;
+    conv: Step;
+  },
+): Tensor {
+  const { scratch: s, prepare, conv } = steps;
+  const scratch = empty(x.allocator, s.shape, { dtype: s.dtype, label: s.label });
   try {
     const y = empty(x.allocator, outShape, { dtype: x.dtype, label: "conv2d" });
     const storage = bias
-      ? [x.block, transformed.block, bias.block, y.block]
-      : [x.block, transformed.block, y.block];
+      ? [x.block, scratch.block, bias.block, y.block]
+      : [x.block, scratch.block, y.block];
     return recordInto(batch, y, [
-      {
-        shader: transform,
-        params: weightParams,
-        storage: [weight.block, transformed.block],
-        grid: weightGrid,
-      },
-      { shader: conv, params, storage, grid },
+      { ...prepare, storage: [weight.block, scratch.block] },
+      { ...conv, storage },
     ]);
   } finally {
-    // Recorded work still reads it: the allocator reuses it after the submit.
-    transformed.dispose();
+    scratch.dispose();
   }
 }
