@@ -194,7 +194,8 @@ function blockEntry(
   };
 }
 
-function freeRange(offset: number, size: number): SnapshotBlock {
+/** @internal the snapshot entry of a free range: no block, no owner. */
+export function freeRange(offset: number, size: number): SnapshotBlock {
   return {
     id: null,
     offset,

@@ -8,7 +8,12 @@
  */
 
 import { POOL_NAMES } from "../allocator.ts";
-import type { BlockStateName, SnapshotBlock, SnapshotHeap } from "../snapshot.ts";
+import {
+  type BlockStateName,
+  freeRange,
+  type SnapshotBlock,
+  type SnapshotHeap,
+} from "../snapshot.ts";
 import type { TraceEvent } from "../trace.ts";
 import { TraceError } from "./read_trace.ts";
 
@@ -392,17 +397,4 @@ export class HeapModel {
       };
     });
   }
-}
-
-function freeRange(offset: number, size: number): SnapshotBlock {
-  return {
-    id: null,
-    offset,
-    size,
-    requestedSize: 0,
-    state: "free",
-    usage: null,
-    label: null,
-    ageOps: null,
-  };
 }

@@ -514,15 +514,17 @@ if (sweep) {
       return ` ${(error as Error).message.replace(/ is wrong.*: /, ": WRONG ")}`;
     }
   };
-  const tiledRows = async (data: ReturnType<typeof layers>, list: Conv2dTiles[]) => {
+  /** Sweep rows of one kernel: each configuration checked, then timed. */
+  const sweepRows = async <T extends { half?: boolean }>(
+    data: ReturnType<typeof layers>,
+    list: T[],
+    kernel: { label: (t: T) => string; run: (x: Tensor, t: T) => Tensor; defaults: string },
+  ) => {
     for (const tiles of quick ? list.slice(0, 2) : list) {
-      const name =
-        `${data.x.dtype} tiled ${tiles.tileM}x${tiles.tileN}x${tiles.tileK} thread ${tiles.threadM}x${tiles.threadN}${
-          tiles.half ? " f16 products" : ""
-        }`;
+      const name = `${data.x.dtype} ${kernel.label(tiles)}${tiles.half ? " f16 products" : ""}`;
       let err: string;
       try {
-        err = await sweepCheck(name, data, (x) => pipeline(x, data.weights, { tiles }));
+        err = await sweepCheck(name, data, (x) => kernel.run(x, tiles));
       } catch (error) {
         console.error(`  ${name}: skipped, ${(error as Error).message}`);
         continue;
@@ -531,39 +533,28 @@ if (sweep) {
         what: `sweep: pipeline ${name}`,
         shape: fmt(data.x.shape),
         reps: REPS,
-        record: () => pipeline(data.x, data.weights, { tiles }).dispose(),
+        record: () => kernel.run(data.x, tiles).dispose(),
         rate: gflops(data.flops),
-        note: (JSON.stringify(tiles) === defaults ? "default" : "") + err,
+        note: (JSON.stringify(tiles) === kernel.defaults ? "default" : "") + err,
       });
     }
   };
-  await tiledRows(f32, tiledSweep);
-  if (f16) await tiledRows(f16, halfTiledSweep);
-  const winogradRows = async (data: ReturnType<typeof layers>, list: Conv2dWinogradTiles[]) => {
-    for (const tiles of quick ? list.slice(0, 2) : list) {
-      const name =
-        `${data.x.dtype} Winograd ${tiles.tiles}x${tiles.tileN}x${tiles.tileK} thread ${tiles.threadM}x${tiles.threadN}${
-          tiles.half ? " f16 products" : ""
-        }`;
-      let err: string;
-      try {
-        err = await sweepCheck(name, data, (x) => winogradPipeline(x, data.weights, tiles));
-      } catch (error) {
-        console.error(`  ${name}: skipped, ${(error as Error).message}`);
-        continue;
-      }
-      specs.push({
-        what: `sweep: pipeline ${name}`,
-        shape: fmt(data.x.shape),
-        reps: REPS,
-        record: () => winogradPipeline(data.x, data.weights, tiles).dispose(),
-        rate: gflops(data.flops),
-        note: (JSON.stringify(tiles) === winogradDefaults ? "default" : "") + err,
-      });
-    }
-  };
-  await winogradRows(f32, winogradSweep);
-  if (f16) await winogradRows(f16, halfSweep);
+  const tiled = (data: ReturnType<typeof layers>) => ({
+    label: (t: Conv2dTiles) =>
+      `tiled ${t.tileM}x${t.tileN}x${t.tileK} thread ${t.threadM}x${t.threadN}`,
+    run: (x: Tensor, tiles: Conv2dTiles) => pipeline(x, data.weights, { tiles }),
+    defaults,
+  });
+  const winograd = (data: ReturnType<typeof layers>) => ({
+    label: (t: Conv2dWinogradTiles) =>
+      `Winograd ${t.tiles}x${t.tileN}x${t.tileK} thread ${t.threadM}x${t.threadN}`,
+    run: (x: Tensor, tiles: Conv2dWinogradTiles) => winogradPipeline(x, data.weights, tiles),
+    defaults: winogradDefaults,
+  });
+  await sweepRows(f32, tiledSweep, tiled(f32));
+  if (f16) await sweepRows(f16, halfTiledSweep, tiled(f16));
+  await sweepRows(f32, winogradSweep, winograd(f32));
+  if (f16) await sweepRows(f16, halfSweep, winograd(f16));
 }
 
 // Tile configurations the device cannot run are dropped before timing.
