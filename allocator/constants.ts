@@ -112,6 +112,14 @@ export const BUDGET_LABEL_BYTES = 48;
  */
 export const BUDGET_HEAP_SHARE = 1 / 4;
 /**
+ * With `submitWhenShort`, an allocator grows rather than submits while its
+ * reserved bytes stay within this multiple of its peak of live bytes: the
+ * bytes freed between two submits need room of their own (a loop that frees
+ * ~0.1 MiB per iteration and submits every few iterations), and a submit per
+ * iteration would bound the loop's speed.
+ */
+export const SHORT_RESERVED_RATIO = 2;
+/**
  * Longest an allocator over a shared budget waits for other sharers to release
  * their caches before it reports out of memory: they release at their next
  * allocation, which a Worker waiting ~11 ms on a readback makes late.

@@ -31,7 +31,8 @@ import {
 import { avgPool2d } from "./avg_pool2d.ts";
 import { maxPool2d } from "./max_pool2d.ts";
 import { getShader } from "./shader_cache.ts";
-import { empty, type Tensor } from "./tensor.ts";
+import { derivedTensors, empty, type Tensor } from "./tensor.ts";
+import { keep } from "./scope.ts";
 
 const NAIVE_WORKGROUP = 64;
 const PACK_WORKGROUP = 256;
@@ -513,11 +514,12 @@ interface Step {
 }
 
 /**
- * Records a convolution in two dispatches: `prepare` turns the weights into a
- * scratch tensor (packed or transformed), then `conv` reads the input, the
- * scratch and the bias into a new output of `outShape`. The scratch is
- * disposed at once: recorded work still reads it, and the allocator reuses it
- * only after the submit.
+ * Records a convolution: `prepare` turns the weights into a scratch tensor
+ * (packed or transformed), then `conv` reads the input, the scratch and the
+ * bias into a new output of `outShape`. The scratch is made by the first call
+ * and kept with the weight (a tensor's contents never change), so a loop
+ * records `prepare` once and later calls one dispatch each; disposing the
+ * weight disposes it.
  */
 function recordThroughWeights(
   batch: CommandBatch,
@@ -532,17 +534,23 @@ function recordThroughWeights(
   },
 ): Tensor {
   const { scratch: s, prepare, conv } = steps;
-  const scratch = empty(x.allocator, s.shape, { dtype: s.dtype, label: s.label });
+  const kept = derivedTensors(weight);
+  const key = `${s.label}|${s.dtype}|${new Int32Array(prepare.params).join(",")}`;
+  const cached = kept.get(key);
+  // Kept past any scope: the weight owns it.
+  const scratch = cached ?? keep(empty(x.allocator, s.shape, { dtype: s.dtype, label: s.label }));
   try {
     const y = empty(x.allocator, outShape, { dtype: x.dtype, label: "conv2d" });
     const storage = bias
       ? [x.block, scratch.block, bias.block, y.block]
       : [x.block, scratch.block, y.block];
-    return recordInto(batch, y, [
-      { ...prepare, storage: [weight.block, scratch.block] },
-      { ...conv, storage },
-    ]);
-  } finally {
-    scratch.dispose();
+    const dispatches = [{ ...conv, storage }];
+    if (!cached) dispatches.unshift({ ...prepare, storage: [weight.block, scratch.block] });
+    recordInto(batch, y, dispatches);
+    if (!cached) kept.set(key, scratch);
+    return y;
+  } catch (error) {
+    if (!cached) scratch.dispose();
+    throw error;
   }
 }

@@ -46,6 +46,17 @@ interface LeakInfo {
 // Set by empty() around a constructor call whose arguments it checked.
 let checked = false;
 
+let derivedOf: (t: Tensor) => Map<string, Tensor>;
+
+/**
+ * @internal what ops computed from `t` and keep while it lives, by key: a
+ * tensor's contents never change (no op writes into one), so a weight packed
+ * for a kernel once serves every later call. Disposed with `t`.
+ */
+export function derivedTensors(t: Tensor): Map<string, Tensor> {
+  return derivedOf(t);
+}
+
 // Tensors are watched only while leak reports are on: registering costs
 // about as much as the rest of making a tensor.
 let leakReport: ((line: string) => void) | null = debugFromEnv() ? (l) => console.error(l) : null;
@@ -142,6 +153,12 @@ export class Tensor implements Disposable {
   readonly label: string;
   #block: TensorBlock | null;
   #watched = false;
+  /** Tensors ops computed from this one and keep (packed weights), by what they are. */
+  #derived: Map<string, Tensor> | null = null;
+
+  static {
+    derivedOf = (t) => (t.#derived ??= new Map());
+  }
 
   /**
    * Wraps a block holding `shape` elements of `dtype`. Use {@linkcode tensor}
@@ -233,6 +250,9 @@ export class Tensor implements Disposable {
     if (block === null) return;
     this.#block = null;
     if (this.#watched) leaks.unregister(this);
+    const derived = this.#derived;
+    this.#derived = null;
+    if (derived) { for (const t of derived.values()) t.dispose(); }
     if (this.allocator.destroyed !== true) freeTensorBlock(this.allocator, block);
   }
 

@@ -82,16 +82,16 @@ Deno.test("CommandBatch submits itself after AUTO_SUBMIT_DISPATCHES, never insid
     const xr = randomRef(random, [1, 4, 6, 6]);
     const wr = randomRef(random, [8, 4, 3, 3]);
     const x = tensor(allocator, xr.data, xr.shape);
-    const w = tensor(allocator, wr.data, wr.shape);
     const batch = commandBatchOf(allocator);
     batch.submit();
     const submits = batch.submits;
-    // One relu first, then two dispatches per tiled conv (weight packing,
-    // then the conv): the threshold is reached in the middle of a conv,
-    // whose dispatches must still go out together.
+    // One relu first, then two dispatches per tiled conv with a new weight
+    // (weight packing, then the conv): the threshold is reached in the middle
+    // of a conv, whose dispatches must still go out together.
     relu(x).dispose();
     const outputs = [];
     for (let i = 0; i < AUTO_SUBMIT_DISPATCHES + 1; i++) {
+      using w = tensor(allocator, wr.data, wr.shape);
       const y = conv2d(x, w, null, { padding: 1, algorithm: "tiled" });
       assert.notEqual(batch.dispatches, 1, `conv ${i} was split across two submits`);
       if (i % 16 === 0) outputs.push(y);

@@ -26,6 +26,7 @@ import {
   rng,
   withAllocator,
 } from "./_kernels_util.ts";
+import { scope } from "../kernels/mod.ts";
 
 interface Case {
   name: string;
@@ -272,13 +273,55 @@ Deno.test("conv2d() Winograd kernel with other tiles matches the reference", asy
       { tiles: 16, tileN: 16, tileK: 4, threadM: 2, threadN: 8 },
       { tiles: 16, tileN: 16, tileK: 2, threadM: 4, threadN: 4 },
     ];
-    for (const winogradTiles of configs) {
+    for (const [i, winogradTiles] of configs.entries()) {
       const [y, kernels] = kernelsOf(() =>
         conv2dRelu(x, w, b, { padding: 1, algorithm: "winograd", winogradTiles })
       );
-      assert.deepEqual(kernels, ["conv2d_winograd_weights", "conv2d_winograd"]);
+      // The weights are transformed once, then kept with w.
+      const expected = i === 0
+        ? ["conv2d_winograd_weights", "conv2d_winograd"]
+        : ["conv2d_winograd"];
+      assert.deepEqual(kernels, expected);
       assertClose(await y.read(), ref.data, 1e-5, JSON.stringify(winogradTiles));
       y.dispose();
+    }
+  });
+});
+
+Deno.test("conv2d() keeps packed weights with the weight: packed once, past a scope, disposed with it", async () => {
+  await withAllocator(async (allocator) => {
+    const random = rng(93);
+    const xr = randomRef(random, [1, 8, 6, 6]);
+    const wr = randomRef(random, [8, 8, 3, 3]);
+    const ref = conv2dRef(xr, wr, null, { padding: 1 });
+    const x = tensor(allocator, xr.data, xr.shape);
+    // Storage blocks (the ops' parameter slots are uniforms).
+    const live = () => {
+      const { small, large } = allocator.memoryStats().pools;
+      return small.blocks + large.blocks;
+    };
+    for (const algorithm of ["tiled", "winograd"] as const) {
+      const w = tensor(allocator, wr.data, wr.shape);
+      const before = live();
+      const prepare = algorithm === "tiled" ? "conv2d_pack_weights" : "conv2d_winograd_weights";
+      for (let i = 0; i < 3; i++) {
+        // Inside a scope: the scope disposes the output, never what w keeps.
+        const [out, kernels] = kernelsOf(() =>
+          scope(() => {
+            const y = conv2d(x, w, null, { padding: 1, algorithm });
+            return { data: y.read(), y };
+          })
+        );
+        assert.deepEqual(
+          kernels,
+          i === 0 ? [prepare, `conv2d_${algorithm}`] : [`conv2d_${algorithm}`],
+        );
+        assertClose(await out.data, ref.data, 1e-5, `${algorithm}, call ${i}`);
+        out.y.dispose();
+        assert.equal(live(), before + 1, "the packed weight stays, kept by w");
+      }
+      w.dispose();
+      assert.equal(live(), before - 1, "disposing w disposes its packed weight");
     }
   });
 });

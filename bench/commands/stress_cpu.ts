@@ -14,6 +14,7 @@ import { Session } from "node:inspector";
 import process from "node:process";
 import { HeapAllocator } from "../../allocator/allocator.ts";
 import { requestDevice } from "../../allocator/request_device.ts";
+import { SharedBudget } from "../../kernels/workers/shared_budget.ts";
 import { pipelineData, pipelineJob, runPipelineJob } from "../../kernels/workers/pipeline_job.ts";
 
 const args = Deno.args;
@@ -74,7 +75,11 @@ for (const [proto, owner, names] of WRAPPED) for (const n of names) wrap(proto, 
 const device = await requestDevice();
 const info = device.adapterInfo;
 const adapter = info.description || info.device || info.vendor || "unknown";
-const heap = new HeapAllocator(device);
+// As a stress Worker makes its allocator: submitting to reuse, publishing to a shared budget.
+const heap = new HeapAllocator(device, {
+  submitWhenShort: true,
+  budget: new SharedBudget().claim("stress_cpu"),
+});
 const job = pipelineJob({ iterations, inFlight });
 const data = pipelineData(job);
 
