@@ -762,10 +762,16 @@ export class HeapAllocator implements BlockOwner {
       pressure: low > 0 && reserved + this.#sizes.xlargeHeapSize(reserved) > low,
       // Under a budget, a heap takes a share of what is left, so its sharers still
       // find room for theirs: sizes follow the budget, not just this allocator.
-      limit: budget && budget.limit > 0
-        ? Math.max(0, budget.limit - budget.reserved) * BUDGET_HEAP_SHARE
-        : Infinity,
+      limit: this.#budgetShare(),
     };
+  }
+
+  /** The largest heap a shared budget's room allows now (its share of what is left); else Infinity. */
+  #budgetShare(): number {
+    const budget = this.#budget;
+    return budget && budget.limit > 0
+      ? Math.max(0, budget.limit - budget.reserved) * BUDGET_HEAP_SHARE
+      : Infinity;
   }
 
   /**
@@ -780,10 +786,8 @@ export class HeapAllocator implements BlockOwner {
   #submitToReuse(pool: Pool, size: number, heapSize: number): boolean {
     if (!this.#submitWhenShort || pool.counters.pendingFree < size) return false;
     const t = this.#totals;
-    const budget = this.#budget;
     const grow = t.reserved.current + heapSize <= SHORT_RESERVED_RATIO * t.allocated.peak &&
-      (!budget || budget.limit === 0 ||
-        heapSize <= (budget.limit - budget.reserved) * BUDGET_HEAP_SHARE);
+      heapSize <= this.#budgetShare();
     if (grow) return false;
     this.submit();
     return true;

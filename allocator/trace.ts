@@ -105,6 +105,20 @@ export type TraceEvent =
   | OomEvent
   | ResetPeakEvent;
 
+/** Where each kind of event keeps its optional time `t`: the index of that item. */
+export const TIME_ITEM: Readonly<Record<TraceEvent[0], number>> = {
+  a: 4,
+  f: 3,
+  s: 2,
+  submit: 1,
+  emptyCache: 1,
+  heap: 5,
+  release: 2,
+  split: 2,
+  oom: 3,
+  resetPeak: 1,
+};
+
 /** What `HeapAllocator.stopRecording()` returns: a versioned, JSON-ready list of events. */
 export interface Trace {
   /** Always `"gpuheap-trace"`. */

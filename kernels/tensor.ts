@@ -252,7 +252,7 @@ export class Tensor implements Disposable {
     if (this.#watched) leaks.unregister(this);
     const derived = this.#derived;
     this.#derived = null;
-    if (derived) { for (const t of derived.values()) t.dispose(); }
+    for (const t of derived?.values() ?? []) t.dispose();
     if (this.allocator.destroyed !== true) freeTensorBlock(this.allocator, block);
   }
 

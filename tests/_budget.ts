@@ -1,6 +1,8 @@
 // A budget for tests: counts what allocators reserve and release, refuses
 // past its limit, and records every call, so a test can check the allocator
-// against it without the thread machinery of the shared budget.
+// against it without the thread machinery of the shared budget. Also a fake
+// device whose error scopes fail, for the paths that give a budget back.
+import type { FakeDevice } from "../mod.ts";
 import type { MemoryBudget } from "../allocator/budget.ts";
 import type { PoolCounters } from "../allocator/stats.ts";
 
@@ -48,4 +50,20 @@ export class CountingBudget implements MemoryBudget {
   count(kind: string): number {
     return this.calls.filter((c) => c[0] === kind).length;
   }
+}
+
+/**
+ * A fake device whose error scopes cannot be popped: `popErrorScope` throws
+ * a TypeError with `message`, as a device failing right after `createBuffer` would.
+ */
+export function deviceWithBrokenScopes(device: FakeDevice, message: string) {
+  return {
+    limits: device.limits,
+    queue: device.queue,
+    createBuffer: (d: GPUBufferDescriptor) => device.createBuffer(d),
+    pushErrorScope: (f: GPUErrorFilter) => device.pushErrorScope(f),
+    popErrorScope: (): Promise<GPUError | null> => {
+      throw new TypeError(message);
+    },
+  };
 }

@@ -10,7 +10,7 @@ import {
   HeapAllocator,
   OutOfMemoryError,
 } from "../mod.ts";
-import { CountingBudget } from "./_budget.ts";
+import { CountingBudget, deviceWithBrokenScopes } from "./_budget.ts";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -444,15 +444,7 @@ Deno.test("alloc() with a large_heap smaller than the request makes a heap that 
 
 Deno.test("alloc() gives the GPUBuffer and the budget back when the device fails after createBuffer", () => {
   const device = new FakeDevice();
-  const failing = {
-    limits: device.limits,
-    queue: device.queue,
-    createBuffer: (d: GPUBufferDescriptor) => device.createBuffer(d),
-    pushErrorScope: (f: GPUErrorFilter) => device.pushErrorScope(f),
-    popErrorScope: (): Promise<GPUError | null> => {
-      throw new TypeError("no error scope to pop");
-    },
-  };
+  const failing = deviceWithBrokenScopes(device, "no error scope to pop");
   const budget = new CountingBudget();
   const heap = new HeapAllocator(failing, { budget });
   assert.throws(() => heap.alloc(64), (e: unknown) => e instanceof AllocatorError);

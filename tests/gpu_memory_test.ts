@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { AllocatorError, type FakeBuffer, FakeDevice } from "../mod.ts";
 import type { Heap } from "../allocator/block.ts";
 import { GpuMemory } from "../allocator/gpu_memory.ts";
-import { CountingBudget } from "./_budget.ts";
+import { CountingBudget, deviceWithBrokenScopes } from "./_budget.ts";
 import { gcProbe } from "./_gc_probe.ts";
 
 const MiB = 1 << 20;
@@ -93,15 +93,7 @@ Deno.test("GpuMemory.settle() waits for every verdict; a refusal reaches refused
 
 Deno.test("GpuMemory.createHeap() destroys the GPUBuffer and gives the budget back when the scope fails", () => {
   const device = new FakeDevice();
-  const failing = {
-    limits: device.limits,
-    queue: device.queue,
-    createBuffer: (d: GPUBufferDescriptor) => device.createBuffer(d),
-    pushErrorScope: (f: GPUErrorFilter) => device.pushErrorScope(f),
-    popErrorScope: (): Promise<GPUError | null> => {
-      throw new TypeError("the scope stack is gone");
-    },
-  };
+  const failing = deviceWithBrokenScopes(device, "the scope stack is gone");
   const budget = new CountingBudget();
   const memory = new GpuMemory(failing, budget, ignore);
   assert.throws(() => memory.createHeap("large", 32 * MiB, 3, true), /the scope stack is gone/);

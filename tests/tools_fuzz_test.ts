@@ -28,7 +28,7 @@ import { parseStressFlags, STRESS_COMMAND } from "../bench/commands/stress.ts";
 import { STRESS_REPEAT_COMMAND } from "../bench/commands/stress_repeat.ts";
 import { KERNELS_GPU_COMMAND } from "../bench/commands/_kernels_gpu_flags.ts";
 import type { Snapshot } from "../allocator/snapshot.ts";
-import type { Trace } from "../allocator/trace.ts";
+import { TIME_ITEM, type Trace } from "../allocator/trace.ts";
 import { rng } from "./_util.ts";
 
 /** Refusals each fuzzer must see at least. */
@@ -292,23 +292,9 @@ function recording(seed: number, options: { highWatermark?: string } = {}): Trac
   const trace = heap.stopRecording();
   heap.destroy();
   // Times set to the event's index, so a seed gives the same inputs on every run.
-  for (const [i, e] of trace.events.entries()) (e as unknown[])[TIME_AT[e[0]]] = i;
+  for (const [i, e] of trace.events.entries()) (e as unknown[])[TIME_ITEM[e[0]]] = i;
   return { ...trace, durationMs: trace.events.length };
 }
-
-/** Where each event kind keeps its time. */
-const TIME_AT: Record<string, number> = {
-  a: 4,
-  f: 3,
-  s: 2,
-  submit: 1,
-  emptyCache: 1,
-  heap: 5,
-  release: 2,
-  split: 2,
-  oom: 3,
-  resetPeak: 1,
-};
 
 function snapshotOf(seed: number): Snapshot {
   const random = rng(seed);

@@ -2,6 +2,7 @@
 // of wide values, labels and long recordings.
 import assert from "node:assert/strict";
 import { AllocatorError, type Block, FakeDevice, HeapAllocator } from "../mod.ts";
+import { TIME_ITEM } from "../allocator/trace.ts";
 
 Deno.test("startRecording() records events naming blocks, heaps, pools, offsets and times", () => {
   const heap = new HeapAllocator(new FakeDevice());
@@ -40,19 +41,7 @@ Deno.test("startRecording() records events naming blocks, heaps, pools, offsets 
 
 /** Whether item `i` of an event of `kind` is its time. */
 function isTime(kind: string, i: number): boolean {
-  const at: Record<string, number> = {
-    a: 4,
-    f: 3,
-    s: 2,
-    submit: 1,
-    emptyCache: 1,
-    heap: 5,
-    release: 2,
-    split: 2,
-    oom: 3,
-    resetPeak: 1,
-  };
-  return at[kind] === i;
+  return TIME_ITEM[kind as keyof typeof TIME_ITEM] === i;
 }
 
 Deno.test("stopRecording() decodes wide values, many labels and long recordings exactly", () => {

@@ -29,7 +29,7 @@ import { POOL_NAMES } from "../allocator.ts";
 import { formatBytes } from "../format.ts";
 import { replay } from "./replay.ts";
 import type { Snapshot, SnapshotBlock } from "../snapshot.ts";
-import type { Trace, TraceEvent } from "../trace.ts";
+import { TIME_ITEM, type Trace, type TraceEvent } from "../trace.ts";
 import { parseJson, readTrace } from "./read_trace.ts";
 import { readSnapshot } from "./read_snapshot.ts";
 import { pytorchFacts } from "./pytorch_snapshot.ts";
@@ -209,20 +209,6 @@ function alignReplay(input: readonly TraceEvent[], recorded: readonly TraceEvent
   while (j < recorded.length) source[j++] = Math.max(0, input.length - 1);
   return source;
 }
-
-/** Where each kind of event keeps its time. */
-const TIME_ITEM: Readonly<Record<string, number>> = {
-  a: 4,
-  f: 3,
-  s: 2,
-  submit: 1,
-  emptyCache: 1,
-  heap: 5,
-  release: 2,
-  split: 2,
-  oom: 3,
-  resetPeak: 1,
-};
 
 /**
  * The x of each event of `trace` and the axis: times (never running
