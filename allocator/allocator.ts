@@ -755,7 +755,6 @@ export class HeapAllocator implements BlockOwner {
   #demand(pool: Pool): HeapDemand {
     const reserved = this.#totals.reserved.current;
     const low = this.#heaps.low;
-    const budget = this.#budget;
     return {
       reserved,
       poolReserved: pool.counters.reserved.current,
