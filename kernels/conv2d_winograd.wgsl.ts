@@ -9,11 +9,12 @@
  * input channels is a matrix product `M_ξ[tile, co] = Σ_ci V_ξ[tile, ci] ·
  * U_ξ[ci, co]`: the kernel computes the 16 products of a block of `tiles`
  * 2x2 tiles by `tileN` output channels together, 16 threads per product,
- * each a register micro-tile as in the tiled kernel. The next step's input
- * blocks and weights are loaded into registers while the current step
- * multiplies; input blocks are transformed on their way into workgroup
- * memory; `U` is transformed once
- * per call by the weight-transform kernel, in f32 whatever the dtype. At the
+ * each a register micro-tile as in the tiled kernel (a thread's tiles are 4
+ * contiguous at a time, read as one vector). The next step's input blocks
+ * and weights are loaded into registers while the current step multiplies;
+ * input blocks are transformed on their way into workgroup memory; `U` is
+ * transformed once per weight by the weight-transform kernel, in f32
+ * whatever the dtype, rows padded to whole vec4s of channels. At the
  * end the 16 products meet in workgroup memory, and each thread turns one
  * tile's 16 values into its 2x2 outputs, adds the bias, applies ReLU, and
  * either stores the 2x2 block or pools it (max or average) to the one value
@@ -48,7 +49,7 @@ export interface Conv2dWinogradProgram {
   tileN: number;
   /** Input channels per step of the reduction. */
   tileK: number;
-  /** Tiles per thread, a multiple of 4. */
+  /** Tiles per thread, a multiple of 4 (read 4 at a time as one vector). */
   threadM: number;
   /** Output channels per thread, a multiple of 4. */
   threadN: number;
@@ -59,11 +60,14 @@ export interface Conv2dWinogradProgram {
   /** Stores each 2x2 block, or its max or average (a fused 2x2 stride-2 pool). */
   pool: WinogradPool;
   /**
-   * f16 products (f16 tensors only): the transformed inputs and weights are
-   * kept as f16 and each step's `tileK` products summed in f16, then added
-   * to f32 accumulators. Off by default: on an H200 it ran the pipeline
-   * slower (1.27-1.60 ms against 1.12), the kernel not being bound by its
-   * multiplies, for 2-3x the error (6e-4 against 2.4e-4).
+   * f16 products and sums (f16 tensors only): the transformed inputs and
+   * weights are kept as f16 and the whole reduction over input channels is
+   * summed in f16, turned to f32 for the epilogue. Half the registers and
+   * workgroup bytes of f32 sums, so larger tiles fit: on an H100 the target
+   * pipeline ran in 0.63 ms against 0.87 with f32 sums, for 1.1e-3 relative
+   * error against 2.4e-4. The rounding error grows with the channels summed;
+   * {@linkcode conv2dWinogradDefaultTiles} picks it for at most 256 input
+   * channels per group.
    */
   half?: boolean;
 }
@@ -96,11 +100,12 @@ export const CONV2D_WINOGRAD_WEIGHTS_PARAMS = ["total", "cInG", "cOutG"] as cons
 
 /**
  * Floats of the scalar workgroup array: one step's V, and one epilogue
- * pass's M, of at least 4 channels. With f16 products V is kept apart, as
- * f16, and this array holds M alone.
+ * pass's M, of at least 8 channels (each pass costs two barriers; on an H100
+ * passes of 8 channels ran the pipeline 5% faster than passes of 4). With
+ * f16 products V is kept apart, as f16, and this array holds M alone.
  */
 function scalarFloats(p: Conv2dWinogradProgram): number {
-  return 16 * (p.half ? 4 : Math.max(p.tileK, 4)) * p.tiles;
+  return 16 * (p.half ? 8 : Math.max(p.tileK, 8)) * p.tiles;
 }
 
 /**
@@ -131,7 +136,9 @@ export function conv2dWinogradProblem(p: Conv2dWinogradProgram): string | null {
   if (!sizes.every((v) => Number.isInteger(v) && v > 0)) {
     return `tile sizes must be positive integers, got ${JSON.stringify(sizes)}`;
   }
-  if (p.threadN % 4 !== 0) return `threadN must be a multiple of 4, got ${p.threadN}`;
+  if (p.threadM % 4 !== 0 || p.threadN % 4 !== 0) {
+    return `threadM and threadN must be multiples of 4, got ${p.threadM} and ${p.threadN}`;
+  }
   if (p.tiles % p.threadM !== 0 || p.tileN % p.threadN !== 0) {
     return `tiles, tileN must be multiples of threadM, threadN, got ${p.tiles}x${p.tileN} and ${p.threadM}x${p.threadN}`;
   }
@@ -156,10 +163,11 @@ function range(n: number): number[] {
 
 /**
  * Builds the weight-transform shader: `U = G g Gᵀ` of every 3x3 filter, as
- * f32 `[groups, 16, Cin/g, Cout/g]` (output channels contiguous, so the
- * conv kernel's loads coalesce). One thread per (group, input channel,
- * output channel). Bindings: 0 uniform, 1 weight `[Cout, Cin/g, 3, 3]`,
- * 2 transformed output.
+ * f32 `[groups, 16, Cin/g, C]` with `C` = Cout/g rounded up to a multiple of
+ * 4 and zeros past Cout/g (output channels contiguous, so the conv kernel
+ * loads 4 channels as one aligned vec4). One thread per (group, input
+ * channel, column), `total` = groups * Cin/g * C of them. Bindings:
+ * 0 uniform, 1 weight `[Cout, Cin/g, 3, 3]`, 2 transformed output.
  *
  * @example
  * ```ts
@@ -194,20 +202,24 @@ export function conv2dWinogradWeightsWgsl(
     workgroupSize: program.workgroupSize,
     index: "thread",
     bound: "p.total",
-    body: `  // i = (g * cInG + ci) * cOutG + col: consecutive threads write consecutive channels.
-  let col = i % p.cOutG;
-  let rest = i / p.cOutG;
+    body: `  // i = (g * cInG + ci) * cols + col: consecutive threads write consecutive channels.
+  let cols = (p.cOutG + 3) / 4 * 4;
+  let col = i % cols;
+  let rest = i / cols;
   let ci = rest % p.cInG;
   let g = rest / p.cInG;
-  let src = ((g * p.cOutG + col) * p.cInG + ci) * 9;
+  let ok = col < p.cOutG;
+  let src = select(0, ((g * p.cOutG + col) * p.cInG + ci) * 9, ok);
 ${
       range(3).map((k) =>
-        `  let g${k} = vec3<f32>(${range(3).map((c) => `f32(wt[src + ${k * 3 + c}])`).join(", ")});`
+        `  let g${k} = select(vec3<f32>(0.0), vec3<f32>(${
+          range(3).map((c) => `f32(wt[src + ${k * 3 + c}])`).join(", ")
+        }), ok);`
       ).join("\n")
     }
 ${tmp.map((e, i) => `  let t${i} = ${e};`).join("\n")}
-  let stride = p.cInG * p.cOutG;
-  let dst = (g * 16 * p.cInG + ci) * p.cOutG + col;
+  let stride = p.cInG * cols;
+  let dst = (g * 16 * p.cInG + ci) * cols + col;
 ${u.map((e, xi) => `  u[dst + ${xi} * stride] = ${e};`).join("\n")}`,
   });
 }
@@ -266,7 +278,7 @@ export function conv2dWinogradWgsl(program: Conv2dWinogradProgram): string {
     ]),
     ...range(4).flatMap((r) =>
       [`r${r}0 - r${r}2`, `r${r}1 + r${r}2`, `r${r}2 - r${r}1`, `r${r}1 - r${r}3`].map((e, c) =>
-        `${vArray}[(${r * 4 + c} * ${TK} + k) * ${TT} + tl] = ${pt}(${e});`
+        `${vArray}[(${r * 4 + c} * ${TK} + k) * ${TT / 4} + tv][tc] = ${pt}(${e});`
       )
     ),
   ];
@@ -311,6 +323,8 @@ ${
     `${guard(patchCount, round)}{
       let pid = lid + ${round * THREADS};
       let tl = pid % ${TT};
+      let tv = tl / 4;
+      let tc = tl % 4;
       let k = pid / ${TT};
 ${
       range(4).flatMap((r) => range(4).map((c) => `      let d${r}${c} = pd${round}_${r}${c};`))
@@ -330,14 +344,9 @@ ${
     `${guard(uCount, round)}{
       let row = uRow + ${(round * THREADS) / (TN / 4)};
       let ci = ci0 + row % ${TK};
-      let src = uBase0 + ((row / ${TK}) * p.cInG + ci) * p.cOutG;
-${
-      range(4).map((e) =>
-        `      let ok${e} = ci < p.cInG && uCo + ${e} < p.cOutG;
-      let u${e} = select(0.0, u[select(0, src + ${e}, ok${e})], ok${e});`
-      ).join("\n")
-    }
-      pu${round} = vec4<f32>(u0, u1, u2, u3);
+      let ok = ci < p.cInG && uCo < p.cOutG;
+      let src = uBase0 + ((row / ${TK}) * p.cInG + ci) * uRow4;
+      pu${round} = select(vec4<f32>(0.0), u[select(0, src, ok)], ok);
     }`
   ).join("\n    ");
   const uStore = uRounds.map((round) =>
@@ -349,27 +358,23 @@ ${
 
   const multiplyOne = (k: string, s: string) =>
     [
-      ...range(TM).map((i) =>
-        `let a${s}_${i} = ${vArray}[(xi * ${TK} + ${k}) * ${TT} + ${i * wgM} + tx];`
+      ...range(TM / 4).map((j) =>
+        `let a${s}_${j} = ${vArray}[(xi * ${TK} + ${k}) * ${TT / 4} + ${j * wgM} + tx];`
       ),
       ...range(rn).map((qn) =>
         `let b${s}_${qn} = su[(xi * ${TK} + ${k}) * ${TN / 4} + ${qn * wgN} + ty];`
       ),
       ...range(TM).flatMap((i) =>
         range(rn).map((qn) =>
-          `${half ? "h" : ""}acc_${i}_${qn} = fma(vec4<${pt}>(a${s}_${i}), b${s}_${qn}, ${
-            half ? "h" : ""
-          }acc_${i}_${qn});`
+          `${half ? "h" : ""}acc_${i}_${qn} = fma(vec4<${pt}>(a${s}_${i >> 2}[${
+            i & 3
+          }]), b${s}_${qn}, ${half ? "h" : ""}acc_${i}_${qn});`
         )
       ),
     ].join("\n      ");
   const multiply = range(TK).map((k) => multiplyOne(String(k), String(k))).join("\n      ");
-  // With f16 products, each step's sums join the f32 accumulators.
-  const flush = half
-    ? accs.map((a) => `${a} += vec4<f32>(h${a});\n      h${a} = vec4<f16>(0.0);`).join(
-      "\n      ",
-    )
-    : "";
+  // With f16 products the sums are f16 too, turned to f32 for the epilogue.
+  const toF32 = half ? accs.map((a) => `  let ${a} = vec4<f32>(h${a});`).join("\n") : "";
 
   // Aᵀ M A of the 16 values m{r}{c}: the 2x2 block o{r}{c}.
   const outputTransform = [
@@ -406,11 +411,11 @@ ${
     const lo = sub * cP;
     const exchange = `if (ty * 4 >= ${lo} && ty * 4 < ${lo + cP}) {
 ${
-      range(TM).flatMap((i) =>
+      range(TM / 4).flatMap((j) =>
         range(4).map((e) =>
-          `    sv[(xi * ${cP} + ty * 4 + ${e - lo}) * ${TT} + ${
-            i * wgM
-          } + tx] = acc_${i}_${qn}[${e}];`
+          `    sv[(xi * ${cP} + ty * 4 + ${e - lo}) * ${TT / 4} + ${j * wgM} + tx] = vec4<f32>(${
+            range(4).map((c) => `acc_${4 * j + c}_${qn}[${e}]`).join(", ")
+          });`
         )
       ).join("\n")
     }
@@ -420,13 +425,15 @@ ${
       `${guard(pairs, round)}{
     let pid = lid + ${round * THREADS};
     let tl = pid % ${TT};
+    let tv = tl / 4;
+    let tc = tl % 4;
     let cl = pid / ${TT};
     let tile = m0 + tl;
     let co = n0 + ${qn * 4 * wgN + lo} + cl;
     if (tile < p.tiles && co < p.cOutG) {
 ${
         range(16).map((xi) =>
-          `      let m${Math.floor(xi / 4)}${xi % 4} = sv[(${xi * cP} + cl) * ${TT} + tl];`
+          `      let m${Math.floor(xi / 4)}${xi % 4} = sv[(${xi * cP} + cl) * ${TT / 4} + tv][tc];`
         ).join("\n")
       }
       ${outputTransform.join("\n      ")}
@@ -454,7 +461,7 @@ ${
     fields: CONV2D_WINOGRAD_PARAMS,
     tensors: [
       "x",
-      { name: "u", type: "f32" },
+      { name: "u", type: "vec4<f32>" },
       ...(program.bias ? ["bias"] : []),
       "y",
     ],
@@ -463,11 +470,11 @@ ${
     bound: "p.mTiles * p.nTiles",
     declarations: `// One step's transformed inputs V[ξ][k][tile]; in the epilogue, the products
 // M[ξ][channel][tile] of one pass's channels.
-var<workgroup> sv: array<f32, ${SV}>;
+var<workgroup> sv: array<vec4<f32>, ${SV / 4}>;
 ${
       half
         ? `// With f16 products, one step's V[ξ][k][tile] as f16.
-var<workgroup> sh: array<f16, ${16 * TK * TT}>;
+var<workgroup> sh: array<vec4<f16>, ${4 * TK * TT}>;
 `
         : ""
     }// One step's transformed weights U[ξ][k][channel], 4 channels a vec4.
@@ -489,16 +496,18 @@ ${patchSetup}
   let uC4 = lid % ${TN / 4};
   let uRow = lid / ${TN / 4};
   let uCo = n0 + 4 * uC4;
-  let uBase0 = g * 16 * p.cInG * p.cOutG + uCo;
+  // U rows are padded to whole vec4s of channels.
+  let uRow4 = (p.cOutG + 3) / 4;
+  let uBase0 = g * 16 * p.cInG * uRow4 + n0 / 4 + uC4;
 
-  // This thread's product ξ, and its tiles (tx + i*${wgM}) and channels
+  // This thread's product ξ, and its tiles (4 * (tx + j*${wgM}) + c: four
+  // contiguous, read as one vector without bank conflicts) and channels
   // (4 * (ty + qn*${wgN}) + e) in it.
   let xi = lid / 16;
   let tx = (lid % 16) % ${wgM};
   let ty = (lid % 16) / ${wgM};
 
-${accs.map((a) => `  var ${a} = vec4<f32>(0.0);`).join("\n")}
-${half ? accs.map((a) => `  var h${a} = vec4<f16>(0.0);`).join("\n") : ""}
+${accs.map((a) => `  var ${half ? "h" : ""}${a} = vec4<${pt}>(0.0);`).join("\n")}
 ${patchRegisters}
 ${uRegisters}
 
@@ -519,7 +528,6 @@ ${uRegisters}
     }
     {
       ${multiply}
-      ${flush}
     }
     workgroupBarrier();
     if (more) {
@@ -529,6 +537,7 @@ ${uRegisters}
     workgroupBarrier();
   }
 
+${toF32}
 ${range(rn).flatMap((qn) => range(subPasses).map((sub) => pass(qn, sub))).join("\n")}`,
   });
 }

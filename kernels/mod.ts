@@ -64,6 +64,7 @@ export {
   type Conv2dTiles,
   conv2dWinogradDefaultTiles,
   type Conv2dWinogradTiles,
+  WINOGRAD_HALF_MAX_CHANNELS,
 } from "./conv2d.ts";
 export { relu } from "./relu.ts";
 export { maxPool2d, type MaxPool2dOptions } from "./max_pool2d.ts";

@@ -200,15 +200,16 @@ export async function countCalls<T>(
 /**
  * Runs `fn` and returns what it returned and the kernels it recorded, in
  * order: the name of each dispatch's shader (its label up to the first
- * comma, as the shader cache labels them), so a test sees which kernel ran
- * and not only that the numbers came out right.
+ * comma, as the shader cache labels them; with `whole`, the whole label with
+ * the program's fields), so a test sees which kernel ran and not only that
+ * the numbers came out right.
  */
-export function kernelsOf<T>(fn: () => T): [T, string[]] {
+export function kernelsOf<T>(fn: () => T, whole = false): [T, string[]] {
   const names: string[] = [];
   const proto = GPUComputePassEncoder.prototype;
   const setPipeline = proto.setPipeline;
   proto.setPipeline = function (this: GPUComputePassEncoder, shader: GPUComputePipeline) {
-    names.push(shader.label.split(",")[0]);
+    names.push(whole ? shader.label : shader.label.split(",")[0]);
     return setPipeline.call(this, shader);
   };
   try {

@@ -14,6 +14,7 @@ import {
   maxPool2dRef,
   type RefTensor,
   tensor,
+  WINOGRAD_HALF_MAX_CHANNELS,
 } from "../kernels/mod.ts";
 import {
   assertClose,
@@ -269,8 +270,8 @@ Deno.test("conv2d() Winograd kernel with other tiles matches the reference", asy
     const b = tensor(allocator, br.data, br.shape);
     const configs: Conv2dWinogradTiles[] = [
       // Several epilogue passes of 4 channels each.
-      { tiles: 8, tileN: 32, tileK: 4, threadM: 2, threadN: 8 },
-      { tiles: 16, tileN: 16, tileK: 4, threadM: 2, threadN: 8 },
+      { tiles: 16, tileN: 32, tileK: 4, threadM: 4, threadN: 8 },
+      { tiles: 32, tileN: 16, tileK: 4, threadM: 8, threadN: 4 },
       { tiles: 16, tileN: 16, tileK: 2, threadM: 4, threadN: 4 },
     ];
     for (const [i, winogradTiles] of configs.entries()) {
@@ -475,6 +476,16 @@ Deno.test("conv2d() rejects mismatched shapes and bad options, naming them, reco
       () =>
         conv2d(x, w3, null, {
           algorithm: "winograd",
+          winogradTiles: { tiles: 16, tileN: 32, tileK: 8, threadM: 2, threadN: 16 },
+        }),
+      /bad Winograd tiles: threadM and threadN must be multiples of 4, got 2 and 16/,
+    );
+    assertRejected(
+      allocator,
+      RangeError,
+      () =>
+        conv2d(x, w3, null, {
+          algorithm: "winograd",
           winogradTiles: { tiles: 32, tileN: 32, tileK: 8, threadM: 8, threadN: 8, half: true },
         }),
       /bad Winograd tiles: f16 products need dtype f16, got f32/,
@@ -577,6 +588,33 @@ f16Test(
           );
           y.dispose();
         }
+      }
+    });
+  },
+);
+
+f16Test(
+  `conv2d() in f16 sums Winograd products in f16 up to ${WINOGRAD_HALF_MAX_CHANNELS} input channels, within 1e-2`,
+  async () => {
+    await withAllocator(async (allocator) => {
+      const random = rng(611);
+      for (const cIn of [WINOGRAD_HALF_MAX_CHANNELS, WINOGRAD_HALF_MAX_CHANNELS + 8]) {
+        const xr = half(randomRef(random, [1, cIn, 10, 10]));
+        const wr = half({
+          data: randomRef(random, [40, cIn, 3, 3]).data.map((v) => v / Math.sqrt(cIn * 9)),
+          shape: [40, cIn, 3, 3],
+        });
+        const br = half(randomRef(random, [40]));
+        const ref = conv2dRef(xr, wr, br, { padding: 1, relu: true });
+        const x = tensor(allocator, xr.data, xr.shape, { dtype: "f16" });
+        const w = tensor(allocator, wr.data, wr.shape, { dtype: "f16" });
+        const b = tensor(allocator, br.data, br.shape, { dtype: "f16" });
+        const [y, labels] = kernelsOf(() => conv2d(x, w, b, { padding: 1, relu: true }), true);
+        const conv = labels.find((label) => label.startsWith("conv2d_winograd,"));
+        assert.ok(conv, `the Winograd kernel ran: ${labels.join(" | ")}`);
+        assert.equal(conv.includes("half=true"), cIn <= WINOGRAD_HALF_MAX_CHANNELS, conv);
+        assertClose(await y.read(), ref.data, 1e-2, `${cIn} input channels`);
+        for (const t of [x, w, b, y]) t.dispose();
       }
     });
   },
