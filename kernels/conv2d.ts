@@ -43,7 +43,7 @@ export type Conv2dAlgorithm = "auto" | "naive" | "tiled" | "winograd";
 /** Tile sizes of the Winograd kernel (see {@linkcode Conv2dWinogradProgram}). */
 export type Conv2dWinogradTiles = Pick<
   Conv2dWinogradProgram,
-  "tiles" | "tileN" | "tileK" | "threadM" | "threadN" | "half"
+  "tiles" | "tileN" | "tileK" | "threadM" | "threadN" | "half" | "passChannels"
 >;
 
 /** Tile sizes of the tiled kernel (see {@linkcode Conv2dTiledProgram}). */
@@ -150,7 +150,9 @@ export const WINOGRAD_HALF_MAX_CHANNELS = 256;
  * assert.equal(conv2dWinogradDefaultTiles(64, 131072, 49152).tiles, 64);
  * assert.equal(conv2dWinogradDefaultTiles(32, 256, 49152).tiles, 32);
  * assert.equal(conv2dWinogradDefaultTiles(16, 256, 49152).tileK, 8);
+ * assert.equal(conv2dWinogradDefaultTiles(16, 256, 49152).passChannels, 8);
  * assert.equal(conv2dWinogradDefaultTiles(16, 256, 32768).tileK, 4);
+ * assert.equal(conv2dWinogradDefaultTiles(64, 131072, 32768).passChannels, undefined);
  * assert.equal(conv2dWinogradDefaultTiles(64, 131072, 32768, true).tiles, 16);
  * assert.equal(conv2dWinogradDefaultTiles(64, 131072, 49152, false, { cInG: 64 }).half, true);
  * assert.equal(conv2dWinogradDefaultTiles(64, 131072, 49152, false, { cInG: 512 }).half, undefined);
@@ -173,18 +175,18 @@ export function conv2dWinogradDefaultTiles(
   let tiles: Conv2dWinogradTiles = software
     ? { tiles: 16, tileN: 16, tileK: 4, threadM: 4, threadN: 4 }
     : f16 && f16.cInG <= WINOGRAD_HALF_MAX_CHANNELS && cOutG > 32
-    ? { tiles: 32, tileN: 64, tileK: 8, threadM: 8, threadN: 16, half: true }
+    ? { tiles: 32, tileN: 64, tileK: 8, threadM: 8, threadN: 16, half: true, passChannels: 8 }
     : cOutG <= 16
-    ? { tiles: 64, tileN: 16, tileK: 8, threadM: 8, threadN: 8 }
+    ? { tiles: 64, tileN: 16, tileK: 8, threadM: 8, threadN: 8, passChannels: 8 }
     : tileCount >= WINOGRAD_LARGE
     // Steps of 4 channels (on an H200: 1.13 ms for the pipeline, 1.14 with 8).
-    ? { tiles: 64, tileN: 32, tileK: 4, threadM: 16, threadN: 8 }
-    : { tiles: 32, tileN: 32, tileK: 8, threadM: 8, threadN: 8 };
-  while (
-    tiles.tileK > 1 &&
-    conv2dWinogradWorkgroupBytes({ ...WINOGRAD_FIT, ...tiles }) > maxWorkgroupBytes
-  ) {
-    tiles = { ...tiles, tileK: tiles.tileK / 2 };
+    ? { tiles: 64, tileN: 32, tileK: 4, threadM: 16, threadN: 8, passChannels: 8 }
+    : { tiles: 32, tileN: 32, tileK: 8, threadM: 8, threadN: 8, passChannels: 8 };
+  // Too many bytes: narrower epilogue passes first, then shorter steps.
+  while (conv2dWinogradWorkgroupBytes({ ...WINOGRAD_FIT, ...tiles }) > maxWorkgroupBytes) {
+    if ((tiles.passChannels ?? 4) > 4) tiles = { ...tiles, passChannels: undefined };
+    else if (tiles.tileK > 1) tiles = { ...tiles, tileK: tiles.tileK / 2 };
+    else break;
   }
   return tiles;
 }
@@ -471,6 +473,9 @@ function recordWinograd(
     relu,
     pool: pool ?? "none",
     ...(t.half ? { half: true } : {}),
+    ...(t.passChannels !== undefined && t.passChannels !== 4
+      ? { passChannels: t.passChannels }
+      : {}),
   };
   const problem = conv2dWinogradProblem(program);
   if (problem) throw new RangeError(`Cannot ${op}: bad Winograd tiles: ${problem}`);

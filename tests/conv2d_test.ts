@@ -270,7 +270,7 @@ Deno.test("conv2d() Winograd kernel with other tiles matches the reference", asy
     const b = tensor(allocator, br.data, br.shape);
     const configs: Conv2dWinogradTiles[] = [
       // Several epilogue passes of 4 channels each.
-      { tiles: 16, tileN: 32, tileK: 4, threadM: 4, threadN: 8 },
+      { tiles: 16, tileN: 32, tileK: 4, threadM: 4, threadN: 8, passChannels: 8 },
       { tiles: 32, tileN: 16, tileK: 4, threadM: 8, threadN: 4 },
       { tiles: 16, tileN: 16, tileK: 2, threadM: 4, threadN: 4 },
     ];
@@ -479,6 +479,23 @@ Deno.test("conv2d() rejects mismatched shapes and bad options, naming them, reco
           winogradTiles: { tiles: 16, tileN: 32, tileK: 8, threadM: 2, threadN: 16 },
         }),
       /bad Winograd tiles: threadM and threadN must be multiples of 4, got 2 and 16/,
+    );
+    assertRejected(
+      allocator,
+      RangeError,
+      () =>
+        conv2d(x, w3, null, {
+          algorithm: "winograd",
+          winogradTiles: {
+            tiles: 16,
+            tileN: 16,
+            tileK: 4,
+            threadM: 4,
+            threadN: 4,
+            passChannels: 6,
+          },
+        }),
+      /bad Winograd tiles: passChannels must be a positive multiple of 4, got 6/,
     );
     assertRejected(
       allocator,

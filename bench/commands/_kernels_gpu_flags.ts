@@ -15,9 +15,15 @@ const WINOGRAD_TILE_KEYS = ["tiles", "tileN", "tileK", "threadM", "threadN"] as 
 
 /**
  * A tile configuration as JSON: the sizes `keys`, each an integer from 1 to
- * 1024, and optionally `"half": true` (f16 products).
+ * 1024, optionally those of `optional` too, and optionally `"half": true`
+ * (f16 products).
  */
-function tiles<T>(help: string, keys: readonly string[], example: string): ValueFlag<T> {
+function tiles<T>(
+  help: string,
+  keys: readonly string[],
+  example: string,
+  optional: readonly string[] = [],
+): ValueFlag<T> {
   return {
     help,
     arg: "JSON",
@@ -31,15 +37,17 @@ function tiles<T>(help: string, keys: readonly string[], example: string): Value
       }
       if (!value || typeof value !== "object" || Array.isArray(value)) throw new RangeError();
       const sizes = value as Record<string, unknown>;
-      const given = Object.keys(sizes).filter((k) => k !== "half");
+      const given = Object.keys(sizes).filter((k) => k !== "half" && !optional.includes(k));
+      const size = (k: string) =>
+        Number.isInteger(sizes[k]) && (sizes[k] as number) >= 1 && (sizes[k] as number) <= 1024;
       const ok = given.length === keys.length && (sizes.half ?? true) === true &&
-        keys.every((k) =>
-          Object.hasOwn(sizes, k) && Number.isInteger(sizes[k]) && (sizes[k] as number) >= 1 &&
-          (sizes[k] as number) <= 1024
-        );
+        keys.every((k) => Object.hasOwn(sizes, k) && size(k)) &&
+        optional.every((k) => !Object.hasOwn(sizes, k) || size(k));
       if (!ok) {
         throw new RangeError(
-          `${keys.join(", ")}, each an integer from 1 to 1024 (and "half": true if wanted)`,
+          `${keys.join(", ")}, each an integer from 1 to 1024 (${
+            optional.map((k) => `${k} if wanted, `).join("")
+          }and "half": true if wanted)`,
         );
       }
       return value as T;
@@ -86,6 +94,7 @@ export const KERNELS_GPU_COMMAND = {
       "one more Winograd configuration for the sweep, tried first",
       WINOGRAD_TILE_KEYS,
       `{"tiles":64,"tileN":32,"tileK":4,"threadM":16,"threadN":8}`,
+      ["passChannels"],
     ),
     peer: peer("a peer's figure for the pipeline row, NAME=MS; repeat for more"),
   },

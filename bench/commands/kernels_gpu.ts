@@ -465,8 +465,9 @@ if (sweep) {
   const extraTiles = flags.tiles ?? null;
   if (extraTiles) tiledSweep.unshift(extraTiles);
   const winogradSweep: Conv2dWinogradTiles[] = [
-    { tiles: 32, tileN: 32, tileK: 8, threadM: 8, threadN: 8 },
+    { tiles: 32, tileN: 32, tileK: 8, threadM: 8, threadN: 8, passChannels: 8 },
     { tiles: 32, tileN: 32, tileK: 4, threadM: 8, threadN: 8 },
+    { tiles: 64, tileN: 32, tileK: 4, threadM: 16, threadN: 8, passChannels: 8 },
     { tiles: 64, tileN: 32, tileK: 4, threadM: 16, threadN: 8 },
     { tiles: 64, tileN: 32, tileK: 8, threadM: 16, threadN: 8 },
     { tiles: 64, tileN: 16, tileK: 8, threadM: 8, threadN: 8 },
@@ -481,9 +482,10 @@ if (sweep) {
     { tileM: 128, tileN: 64, tileK: 16, threadM: 8, threadN: 4, half: true },
   ];
   const halfSweep: Conv2dWinogradTiles[] = [
+    { tiles: 32, tileN: 64, tileK: 8, threadM: 8, threadN: 16, half: true, passChannels: 8 },
     { tiles: 32, tileN: 64, tileK: 8, threadM: 8, threadN: 16, half: true },
-    { tiles: 32, tileN: 64, tileK: 4, threadM: 8, threadN: 16, half: true },
-    { tiles: 64, tileN: 64, tileK: 4, threadM: 16, threadN: 16, half: true },
+    { tiles: 32, tileN: 64, tileK: 4, threadM: 8, threadN: 16, half: true, passChannels: 8 },
+    { tiles: 64, tileN: 64, tileK: 4, threadM: 16, threadN: 16, half: true, passChannels: 8 },
     { tiles: 32, tileN: 32, tileK: 16, threadM: 8, threadN: 8, half: true },
     { tiles: 64, tileN: 32, tileK: 4, threadM: 16, threadN: 8, half: true },
     { tiles: 64, tileN: 32, tileK: 4, threadM: 16, threadN: 8 },
@@ -553,7 +555,9 @@ if (sweep) {
   });
   const winograd = (data: ReturnType<typeof layers>) => ({
     label: (t: Conv2dWinogradTiles) =>
-      `Winograd ${t.tiles}x${t.tileN}x${t.tileK} thread ${t.threadM}x${t.threadN}`,
+      `Winograd ${t.tiles}x${t.tileN}x${t.tileK} thread ${t.threadM}x${t.threadN}${
+        t.passChannels ? ` passes of ${t.passChannels}` : ""
+      }`,
     run: (x: Tensor, tiles: Conv2dWinogradTiles) => winogradPipeline(x, data.weights, tiles),
     defaults: winogradDefaults(data.x.dtype),
   });
