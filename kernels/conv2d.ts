@@ -27,6 +27,7 @@ import {
   conv2dWinogradShader,
   conv2dWinogradWeightsShader,
   conv2dWinogradWorkgroupBytes,
+  WINOGRAD_PASS_CHANNELS,
 } from "./conv2d_winograd.wgsl.ts";
 import { avgPool2d } from "./avg_pool2d.ts";
 import { maxPool2d } from "./max_pool2d.ts";
@@ -122,6 +123,9 @@ export function conv2dDefaultTiles(cInG: number, cOutG: number, software = false
 /** 2x2 tiles from which the Winograd kernel takes blocks of 64 tiles instead of 32. */
 const WINOGRAD_LARGE = 16384;
 
+/** Epilogue channels of the hardware defaults where they fit (on an H100, 5% faster than 4). */
+const WINOGRAD_WIDE_PASS = 8;
+
 /**
  * Most input channels per group whose Winograd sums the f16 default keeps in
  * f16: the rounding error of a sum grows with its terms (1.1e-3 relative for
@@ -172,19 +176,20 @@ export function conv2dWinogradDefaultTiles(
   software = false,
   f16?: { cInG: number },
 ): Conv2dWinogradTiles {
-  let tiles: Conv2dWinogradTiles = software
+  const sizes: Conv2dWinogradTiles = software
     ? { tiles: 16, tileN: 16, tileK: 4, threadM: 4, threadN: 4 }
     : f16 && f16.cInG <= WINOGRAD_HALF_MAX_CHANNELS && cOutG > 32
-    ? { tiles: 32, tileN: 64, tileK: 8, threadM: 8, threadN: 16, half: true, passChannels: 8 }
+    ? { tiles: 32, tileN: 64, tileK: 8, threadM: 8, threadN: 16, half: true }
     : cOutG <= 16
-    ? { tiles: 64, tileN: 16, tileK: 8, threadM: 8, threadN: 8, passChannels: 8 }
+    ? { tiles: 64, tileN: 16, tileK: 8, threadM: 8, threadN: 8 }
     : tileCount >= WINOGRAD_LARGE
     // Steps of 4 channels (on an H200: 1.13 ms for the pipeline, 1.14 with 8).
-    ? { tiles: 64, tileN: 32, tileK: 4, threadM: 16, threadN: 8, passChannels: 8 }
-    : { tiles: 32, tileN: 32, tileK: 8, threadM: 8, threadN: 8, passChannels: 8 };
-  // Too many bytes: narrower epilogue passes first, then shorter steps.
+    ? { tiles: 64, tileN: 32, tileK: 4, threadM: 16, threadN: 8 }
+    : { tiles: 32, tileN: 32, tileK: 8, threadM: 8, threadN: 8 };
+  let tiles = software ? sizes : { ...sizes, passChannels: WINOGRAD_WIDE_PASS };
+  // Too many bytes: the default epilogue passes first, then shorter steps.
   while (conv2dWinogradWorkgroupBytes({ ...WINOGRAD_FIT, ...tiles }) > maxWorkgroupBytes) {
-    if ((tiles.passChannels ?? 4) > 4) tiles = { ...tiles, passChannels: undefined };
+    if (tiles.passChannels !== undefined) tiles = sizes;
     else if (tiles.tileK > 1) tiles = { ...tiles, tileK: tiles.tileK / 2 };
     else break;
   }
@@ -473,7 +478,8 @@ function recordWinograd(
     relu,
     pool: pool ?? "none",
     ...(t.half ? { half: true } : {}),
-    ...(t.passChannels !== undefined && t.passChannels !== 4
+    // The default width named or not is one shader.
+    ...(t.passChannels !== undefined && t.passChannels !== WINOGRAD_PASS_CHANNELS
       ? { passChannels: t.passChannels }
       : {}),
   };

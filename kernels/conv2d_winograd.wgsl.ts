@@ -72,12 +72,15 @@ export interface Conv2dWinogradProgram {
   half?: boolean;
   /**
    * Output channels per epilogue pass, where the 16 products meet in
-   * workgroup memory (default 4): a multiple of 4; fewer, larger passes
+   * workgroup memory (default {@linkcode WINOGRAD_PASS_CHANNELS}): a multiple of 4; fewer, larger passes
    * mean fewer barriers for more workgroup bytes (on an H100, 8 ran the
    * pipeline 5% faster than 4).
    */
   passChannels?: number;
 }
+
+/** Output channels per epilogue pass of a program that does not name `passChannels`. */
+export const WINOGRAD_PASS_CHANNELS = 4;
 
 /** Threads per workgroup of every Winograd program: 16 per transformed position. */
 export const WINOGRAD_THREADS = 256;
@@ -111,7 +114,7 @@ export const CONV2D_WINOGRAD_WEIGHTS_PARAMS = ["total", "cInG", "cOutG"] as cons
  * f16, and this array holds M alone.
  */
 function scalarFloats(p: Conv2dWinogradProgram): number {
-  const pass = p.passChannels ?? 4;
+  const pass = p.passChannels ?? WINOGRAD_PASS_CHANNELS;
   return 16 * (p.half ? pass : Math.max(p.tileK, pass)) * p.tiles;
 }
 
@@ -158,7 +161,7 @@ export function conv2dWinogradProblem(p: Conv2dWinogradProgram): string | null {
     return `tileN/4 (${p.tileN / 4}) must divide ${WINOGRAD_THREADS}`;
   }
   if (p.half && p.dtype !== "f16") return `f16 products need dtype f16, got ${p.dtype}`;
-  const pass = p.passChannels ?? 4;
+  const pass = p.passChannels ?? WINOGRAD_PASS_CHANNELS;
   if (!Number.isInteger(pass) || pass < 4 || pass % 4 !== 0) {
     return `passChannels must be a positive multiple of 4, got ${p.passChannels}`;
   }
