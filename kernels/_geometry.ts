@@ -271,14 +271,15 @@ export function convGeometry(
   };
 }
 
-function poolOutputSize(
-  size: number,
-  k: number,
-  pad: number,
-  stride: number,
-  dil: number,
-  ceil: boolean,
-): number {
+/** One spatial axis of a pooling window: kernel, padding, stride and dilation. */
+interface PoolAxis {
+  k: number;
+  pad: number;
+  stride: number;
+  dil: number;
+}
+
+function poolOutputSize(size: number, { k, pad, stride, dil }: PoolAxis, ceil: boolean): number {
   // PyTorch's pooling_output_shape: with ceil mode the last window must
   // still start inside the input or its left padding.
   const span = size + 2 * pad - dil * (k - 1) - 1 + (ceil ? stride - 1 : 0);
@@ -312,8 +313,8 @@ export function poolGeometry(
   }
   const [n, c, h, w] = input;
   const ceil = flag(op, "ceilMode", options.ceilMode, false);
-  const hOut = poolOutputSize(h, kH, padH, strideH, dilH, ceil);
-  const wOut = poolOutputSize(w, kW, padW, strideW, dilW, ceil);
+  const hOut = poolOutputSize(h, { k: kH, pad: padH, stride: strideH, dil: dilH }, ceil);
+  const wOut = poolOutputSize(w, { k: kW, pad: padW, stride: strideW, dil: dilW }, ceil);
   if (hOut < 1 || wOut < 1) {
     throw new RangeError(
       `Cannot ${op}: output would be ${hOut}x${wOut} for input ${

@@ -34,24 +34,18 @@ import { maxPool2d } from "./max_pool2d.ts";
 import { getShader } from "./shader_cache.ts";
 import { derivedTensors, empty, type Tensor } from "./tensor.ts";
 import { keep } from "./scope.ts";
+import {
+  conv2dDefaultTiles,
+  type Conv2dTiles,
+  conv2dWinogradDefaultTiles,
+  type Conv2dWinogradTiles,
+} from "./conv2d_tiles.ts";
 
 const NAIVE_WORKGROUP = 64;
 const PACK_WORKGROUP = 256;
 
 /** Which conv2d kernel runs. */
 export type Conv2dAlgorithm = "auto" | "naive" | "tiled" | "winograd";
-
-/** Tile sizes of the Winograd kernel (see {@linkcode Conv2dWinogradProgram}). */
-export type Conv2dWinogradTiles = Pick<
-  Conv2dWinogradProgram,
-  "tiles" | "tileN" | "tileK" | "threadM" | "threadN" | "half" | "passChannels"
->;
-
-/** Tile sizes of the tiled kernel (see {@linkcode Conv2dTiledProgram}). */
-export type Conv2dTiles = Pick<
-  Conv2dTiledProgram,
-  "tileM" | "tileN" | "tileK" | "threadM" | "threadN" | "half"
->;
 
 /** Options of {@linkcode conv2d}, as `torch.nn.functional.conv2d` takes them. */
 export interface Conv2dOptions {
@@ -90,114 +84,6 @@ export interface Conv2dOptions {
   /** Tile sizes for the Winograd kernel, for tuning; chosen from the shape when absent. */
   winogradTiles?: Conv2dWinogradTiles;
 }
-
-/**
- * The tile sizes the tiled kernel uses for a convolution, given input
- * channels per group and output channels per group. Steps of 16 input
- * channels where there are as many (on an H200 the pipeline ran 1.27 ms
- * with them against 1.54 ms with 8), except on a software adapter, whose
- * compiler slows down with the size of workgroup memory.
- *
- * @example
- * ```ts
- * import { conv2dDefaultTiles } from "./conv2d.ts";
- * import assert from "node:assert/strict";
- *
- * assert.equal(conv2dDefaultTiles(32, 64).tileN, 64);
- * assert.equal(conv2dDefaultTiles(32, 64).tileK, 16);
- * assert.equal(conv2dDefaultTiles(32, 64, true).tileK, 8);
- * ```
- *
- * @param cInG input channels per group
- * @param cOutG output channels per group
- * @param software whether the adapter is a software (fallback) one
- * @returns tile sizes
- */
-export function conv2dDefaultTiles(cInG: number, cOutG: number, software = false): Conv2dTiles {
-  const tileK = cInG >= 16 && !software ? 16 : cInG >= 8 ? 8 : 4;
-  if (cOutG > 32) return { tileM: 128, tileN: 64, tileK, threadM: 8, threadN: 8 };
-  if (cOutG > 16) return { tileM: 128, tileN: 32, tileK, threadM: 8, threadN: 4 };
-  return { tileM: 64, tileN: 16, tileK, threadM: 4, threadN: 4 };
-}
-
-/** 2x2 tiles from which the Winograd kernel takes blocks of 64 tiles instead of 32. */
-const WINOGRAD_LARGE = 16384;
-
-/** Epilogue channels of the hardware defaults where they fit (on an H100, 5% faster than 4). */
-const WINOGRAD_WIDE_PASS = 8;
-
-/**
- * Most input channels per group whose Winograd sums the f16 default keeps in
- * f16: the rounding error of a sum grows with its terms (1.1e-3 relative for
- * the 32- and 64-channel target pipeline on an H100, against f16's 1e-2
- * bound).
- */
-export const WINOGRAD_HALF_MAX_CHANNELS = 256;
-
-/**
- * The tile sizes the Winograd kernel uses for a convolution with `cOutG`
- * output channels per group and `tileCount` 2x2 output tiles: the fastest of
- * a sweep on an H200 (64 tiles by 32 channels for large problems, 32 by 32
- * for small ones, which then spread over more workgroups), with a reduction
- * step whose workgroup memory fits `maxWorkgroupBytes`. On a software
- * adapter, small tiles: its compiler takes minutes over shaders with tens of
- * KiB of workgroup memory. For f16 tensors with more than 32 output and at
- * most {@linkcode WINOGRAD_HALF_MAX_CHANNELS} input channels per group, f16
- * products and sums over 32 tiles by 64 channels (on an H100: 0.63 ms for
- * the f16 pipeline, against 0.87 with f32 sums).
- *
- * @example
- * ```ts
- * import { conv2dWinogradDefaultTiles } from "./conv2d.ts";
- * import assert from "node:assert/strict";
- *
- * assert.equal(conv2dWinogradDefaultTiles(64, 131072, 49152).tiles, 64);
- * assert.equal(conv2dWinogradDefaultTiles(32, 256, 49152).tiles, 32);
- * assert.equal(conv2dWinogradDefaultTiles(16, 256, 49152).tileK, 8);
- * assert.equal(conv2dWinogradDefaultTiles(16, 256, 49152).passChannels, 8);
- * assert.equal(conv2dWinogradDefaultTiles(16, 256, 32768).tileK, 4);
- * assert.equal(conv2dWinogradDefaultTiles(64, 131072, 32768).passChannels, undefined);
- * assert.equal(conv2dWinogradDefaultTiles(64, 131072, 32768, true).tiles, 16);
- * assert.equal(conv2dWinogradDefaultTiles(64, 131072, 49152, false, { cInG: 64 }).half, true);
- * assert.equal(conv2dWinogradDefaultTiles(64, 131072, 49152, false, { cInG: 512 }).half, undefined);
- * ```
- *
- * @param cOutG output channels per group
- * @param tileCount 2x2 output tiles of the convolution (all images and groups)
- * @param maxWorkgroupBytes the device's `maxComputeWorkgroupStorageSize`
- * @param software whether the adapter is a software (fallback) one
- * @param f16 for f16 tensors: their input channels per group
- * @returns tile sizes
- */
-export function conv2dWinogradDefaultTiles(
-  cOutG: number,
-  tileCount: number,
-  maxWorkgroupBytes: number,
-  software = false,
-  f16?: { cInG: number },
-): Conv2dWinogradTiles {
-  const sizes: Conv2dWinogradTiles = software
-    ? { tiles: 16, tileN: 16, tileK: 4, threadM: 4, threadN: 4 }
-    : f16 && f16.cInG <= WINOGRAD_HALF_MAX_CHANNELS && cOutG > 32
-    ? { tiles: 32, tileN: 64, tileK: 8, threadM: 8, threadN: 16, half: true }
-    : cOutG <= 16
-    ? { tiles: 64, tileN: 16, tileK: 8, threadM: 8, threadN: 8 }
-    : tileCount >= WINOGRAD_LARGE
-    // Steps of 4 channels (on an H200: 1.13 ms for the pipeline, 1.14 with 8).
-    ? { tiles: 64, tileN: 32, tileK: 4, threadM: 16, threadN: 8 }
-    : { tiles: 32, tileN: 32, tileK: 8, threadM: 8, threadN: 8 };
-  let tiles = software ? sizes : { ...sizes, passChannels: WINOGRAD_WIDE_PASS };
-  // Too many bytes: the default epilogue passes first, then shorter steps.
-  while (conv2dWinogradWorkgroupBytes({ ...WINOGRAD_FIT, ...tiles }) > maxWorkgroupBytes) {
-    if (tiles.passChannels !== undefined) tiles = sizes;
-    else if (tiles.tileK > 1) tiles = { ...tiles, tileK: tiles.tileK / 2 };
-    else break;
-  }
-  return tiles;
-}
-
-/** The program fields that do not change the workgroup memory. */
-const WINOGRAD_FIT = { dtype: "f32", bias: false, relu: false, pool: "none" } as const;
 
 /** Whether the Winograd kernel computes this convolution. */
 function winogradApplies(g: ConvGeometry): boolean {
@@ -279,14 +165,11 @@ export function conv2d(
   // Software adapters run the Winograd kernel's small tiles slower than the tiled kernel.
   const winograd = algorithm === "winograd" ||
     (algorithm === "auto" && options.tiles === undefined && winogradApplies(g) && g.cInG >= 8 &&
-      !(batch.device.adapterInfo?.isFallbackAdapter ?? false));
-  if (winograd) {
-    return recordWinograd(op, batch, g, x, weight, bias, relu, pool, options.winogradTiles);
-  }
+      !isSoftware(batch));
+  const call: ConvCall = { op, batch, g, x, weight, bias, relu };
+  if (winograd) return recordWinograd(call, pool, options.winogradTiles);
   const tiled = algorithm === "tiled" || (algorithm === "auto" && g.cInG > 1);
-  const y = tiled
-    ? recordTiled(op, batch, g, x, weight, bias, relu, options.tiles)
-    : recordNaive(op, batch, g, x, weight, bias, relu);
+  const y = tiled ? recordTiled(call, options.tiles) : recordNaive(call);
   if (pool === undefined) return y;
   try {
     return pool === "max" ? maxPool2d(y, { kernelSize: 2 }) : avgPool2d(y, { kernelSize: 2 });
@@ -332,15 +215,53 @@ export function conv2dRelu(
   return conv2d(x, weight, bias, { ...options, relu: true });
 }
 
-function recordNaive(
-  op: string,
-  batch: CommandBatch,
-  g: ConvGeometry,
-  x: Tensor,
-  weight: Tensor,
-  bias: Tensor | null,
-  relu: boolean,
-): Tensor {
+/** One checked conv2d call, as the record helpers take it. */
+interface ConvCall {
+  /** The op's name for messages: `conv2d` or `conv2dRelu`. */
+  op: string;
+  batch: CommandBatch;
+  g: ConvGeometry;
+  x: Tensor;
+  weight: Tensor;
+  bias: Tensor | null;
+  relu: boolean;
+}
+
+/**
+ * Throws our RangeError when a kernel's workgroups need more than the device
+ * allows: threads, workgroup memory, or groups (one grid row each).
+ */
+function checkFits(
+  { op, batch, g }: ConvCall,
+  kernel: string,
+  need: { threads?: number; bytes: number; groupsHint?: string },
+): void {
+  const limits = batch.device.limits;
+  if (need.threads !== undefined && need.threads > limits.maxComputeInvocationsPerWorkgroup) {
+    throw new RangeError(
+      `Cannot ${op}: ${kernel} tiles need ${need.threads} threads per workgroup, the device allows ${limits.maxComputeInvocationsPerWorkgroup}`,
+    );
+  }
+  if (need.bytes > limits.maxComputeWorkgroupStorageSize) {
+    throw new RangeError(
+      `Cannot ${op}: ${kernel} tiles need ${need.bytes} bytes of workgroup memory, the device allows ${limits.maxComputeWorkgroupStorageSize}`,
+    );
+  }
+  if (g.groups > MAX_WORKGROUPS_PER_DIMENSION) {
+    throw new RangeError(
+      `Cannot ${op}: the ${kernel} kernel takes at most ${MAX_WORKGROUPS_PER_DIMENSION} groups, got ${g.groups}${
+        need.groupsHint ?? ""
+      }`,
+    );
+  }
+}
+
+/** Whether the adapter is a software one, whose compiler wants small tiles. */
+function isSoftware(batch: CommandBatch): boolean {
+  return batch.device.adapterInfo?.isFallbackAdapter ?? false;
+}
+
+function recordNaive({ op, batch, g, x, weight, bias, relu }: ConvCall): Tensor {
   const program = {
     dtype: x.dtype,
     params: batch.paramsSpace,
@@ -359,73 +280,46 @@ function recordNaive(
   return recordInto(batch, y, [{ shader, params, storage, grid }]);
 }
 
-function recordTiled(
-  op: string,
-  batch: CommandBatch,
-  g: ConvGeometry,
-  x: Tensor,
-  weight: Tensor,
-  bias: Tensor | null,
-  relu: boolean,
-  tiles: Conv2dTiles | undefined,
-): Tensor {
+function recordTiled(call: ConvCall, tiles: Conv2dTiles | undefined): Tensor {
+  const { op, batch, g, x, weight, bias, relu } = call;
   const hwOut = g.hOut * g.wOut;
+  const t = tiles ?? conv2dDefaultTiles(g.cInG, g.cOutG, isSoftware(batch));
+  // Only the tile fields: a caller's extra fields must not reach the shader key.
   const program: Conv2dTiledProgram = {
     dtype: x.dtype,
     params: batch.paramsSpace,
-    ...(tiles ??
-      conv2dDefaultTiles(g.cInG, g.cOutG, batch.device.adapterInfo?.isFallbackAdapter ?? false)),
+    tileM: t.tileM,
+    tileN: t.tileN,
+    tileK: t.tileK,
+    threadM: t.threadM,
+    threadN: t.threadN,
     bias: bias !== null,
     relu,
     vectorStore: hwOut % 4 === 0,
+    ...(t.half ? { half: true } : {}),
   };
-  // Key order must not depend on the caller's tiles object.
-  const ordered: Conv2dTiledProgram = {
-    dtype: program.dtype,
-    params: program.params,
-    tileM: program.tileM,
-    tileN: program.tileN,
-    tileK: program.tileK,
-    threadM: program.threadM,
-    threadN: program.threadN,
-    bias: program.bias,
-    relu: program.relu,
-    vectorStore: program.vectorStore,
-    ...(program.half ? { half: true } : {}),
-  };
-  const problem = conv2dTiledProblem(ordered);
+  const problem = conv2dTiledProblem(program);
   if (problem) throw new RangeError(`Cannot ${op}: bad tiles: ${problem}`);
-  const limits = batch.device.limits;
-  const threads = conv2dTiledThreads(ordered);
-  if (threads > limits.maxComputeInvocationsPerWorkgroup) {
-    throw new RangeError(
-      `Cannot ${op}: tiles need ${threads} threads per workgroup, the device allows ${limits.maxComputeInvocationsPerWorkgroup}`,
-    );
-  }
-  const shared = conv2dTiledWorkgroupBytes(ordered);
-  if (shared > limits.maxComputeWorkgroupStorageSize) {
-    throw new RangeError(
-      `Cannot ${op}: tiles need ${shared} bytes of workgroup memory, the device allows ${limits.maxComputeWorkgroupStorageSize}`,
-    );
-  }
-  if (g.groups > MAX_WORKGROUPS_PER_DIMENSION) {
-    throw new RangeError(
-      `Cannot ${op}: the tiled kernel takes at most ${MAX_WORKGROUPS_PER_DIMENSION} groups, got ${g.groups} (use algorithm "naive")`,
-    );
-  }
-  const pipeline = getShader(batch.device, conv2dTiledShader(ordered));
-  const packProgram = {
-    dtype: x.dtype,
-    params: batch.paramsSpace,
-    workgroupSize: PACK_WORKGROUP,
-  } as const;
-  const pack = getShader(batch.device, conv2dPackWeightsShader(packProgram));
+  checkFits(call, "tiled", {
+    threads: conv2dTiledThreads(program),
+    bytes: conv2dTiledWorkgroupBytes(program),
+    groupsHint: ' (use algorithm "naive")',
+  });
+  const conv = getShader(batch.device, conv2dTiledShader(program));
+  const pack = getShader(
+    batch.device,
+    conv2dPackWeightsShader({
+      dtype: x.dtype,
+      params: batch.paramsSpace,
+      workgroupSize: PACK_WORKGROUP,
+    }),
+  );
 
   const m = g.n * hwOut;
-  const mTiles = Math.ceil(m / ordered.tileM);
-  const nTiles = Math.ceil(g.cOutG / ordered.tileN);
+  const mTiles = Math.ceil(m / program.tileM);
+  const nTiles = Math.ceil(g.cOutG / program.tileN);
   const kHW = g.kH * g.kW;
-  const numK = kHW * Math.ceil(g.cInG / ordered.tileK);
+  const numK = kHW * Math.ceil(g.cInG / program.tileK);
   const values = { ...g, m, kHW, numK, mTiles, nTiles };
   // Every parameter and grid is checked before anything is allocated or recorded.
   const total = weight.numel;
@@ -433,27 +327,21 @@ function recordTiled(
   const packGrid = grid2d(Math.ceil(total / PACK_WORKGROUP));
   const params = i32Params(op, CONV2D_TILED_PARAMS, values);
   const grid = grid2d(mTiles * nTiles, g.groups);
-  return recordThroughWeights(batch, x, weight, bias, [g.n, g.cOut, g.hOut, g.wOut], {
+  return recordThroughWeights(call, [g.n, g.cOut, g.hOut, g.wOut], {
     scratch: { shape: [weight.numel], dtype: x.dtype, label: "conv2d packed weight" },
     prepare: { shader: pack, params: packParams, grid: packGrid },
-    conv: { shader: pipeline, params, grid },
+    conv: { shader: conv, params, grid },
   });
 }
 
 const WINOGRAD_WEIGHTS_WORKGROUP = 256;
 
 function recordWinograd(
-  op: string,
-  batch: CommandBatch,
-  g: ConvGeometry,
-  x: Tensor,
-  weight: Tensor,
-  bias: Tensor | null,
-  relu: boolean,
+  call: ConvCall,
   pool: "max" | "avg" | undefined,
   tiles: Conv2dWinogradTiles | undefined,
 ): Tensor {
-  const limits = batch.device.limits;
+  const { op, batch, g, x, bias, relu } = call;
   // With a pool, only the 2x2 blocks a floor-mode pool covers are computed.
   const tilesH = pool ? Math.floor(g.hOut / 2) : Math.ceil(g.hOut / 2);
   const tilesW = pool ? Math.floor(g.wOut / 2) : Math.ceil(g.wOut / 2);
@@ -461,11 +349,11 @@ function recordWinograd(
   const t = tiles ?? conv2dWinogradDefaultTiles(
     g.cOutG,
     tileCount * g.groups,
-    limits.maxComputeWorkgroupStorageSize,
-    batch.device.adapterInfo?.isFallbackAdapter ?? false,
+    batch.device.limits.maxComputeWorkgroupStorageSize,
+    isSoftware(batch),
     x.dtype === "f16" ? { cInG: g.cInG } : undefined,
   );
-  // Key order must not depend on the caller's tiles object.
+  // Only the tile fields: a caller's extra fields must not reach the shader key.
   const program: Conv2dWinogradProgram = {
     dtype: x.dtype,
     params: batch.paramsSpace,
@@ -485,17 +373,7 @@ function recordWinograd(
   };
   const problem = conv2dWinogradProblem(program);
   if (problem) throw new RangeError(`Cannot ${op}: bad Winograd tiles: ${problem}`);
-  const shared = conv2dWinogradWorkgroupBytes(program);
-  if (shared > limits.maxComputeWorkgroupStorageSize) {
-    throw new RangeError(
-      `Cannot ${op}: Winograd tiles need ${shared} bytes of workgroup memory, the device allows ${limits.maxComputeWorkgroupStorageSize}`,
-    );
-  }
-  if (g.groups > MAX_WORKGROUPS_PER_DIMENSION) {
-    throw new RangeError(
-      `Cannot ${op}: the Winograd kernel takes at most ${MAX_WORKGROUPS_PER_DIMENSION} groups, got ${g.groups}`,
-    );
-  }
+  checkFits(call, "Winograd", { bytes: conv2dWinogradWorkgroupBytes(program) });
   const conv = getShader(batch.device, conv2dWinogradShader(program));
   const transform = getShader(
     batch.device,
@@ -524,13 +402,9 @@ function recordWinograd(
   const params = i32Params(op, CONV2D_WINOGRAD_PARAMS, values);
   const grid = grid2d(mTiles * nTiles, g.groups);
   const outShape = pool ? [g.n, g.cOut, tilesH, tilesW] : [g.n, g.cOut, g.hOut, g.wOut];
-  return recordThroughWeights(batch, x, weight, bias, outShape, {
+  return recordThroughWeights(call, outShape, {
     // The transformed weights are f32 whatever the dtype: 16 per 3x3 filter.
-    scratch: {
-      shape: [16 * total],
-      dtype: "f32",
-      label: "conv2d Winograd weights",
-    },
+    scratch: { shape: [16 * total], dtype: "f32", label: "conv2d Winograd weights" },
     prepare: { shader: transform, params: weightParams, grid: weightGrid },
     conv: { shader: conv, params, grid },
   });
@@ -552,10 +426,7 @@ interface Step {
  * weight disposes it.
  */
 function recordThroughWeights(
-  batch: CommandBatch,
-  x: Tensor,
-  weight: Tensor,
-  bias: Tensor | null,
+  { batch, x, weight, bias }: ConvCall,
   outShape: number[],
   steps: {
     scratch: { shape: number[]; dtype: Tensor["dtype"]; label: string };

@@ -55,17 +55,14 @@ export {
   type TensorAllocOptions,
   type TensorBlock,
 } from "./command_batch.ts";
+export { conv2d, type Conv2dAlgorithm, type Conv2dOptions, conv2dRelu } from "./conv2d.ts";
 export {
-  conv2d,
-  type Conv2dAlgorithm,
   conv2dDefaultTiles,
-  type Conv2dOptions,
-  conv2dRelu,
   type Conv2dTiles,
   conv2dWinogradDefaultTiles,
   type Conv2dWinogradTiles,
   WINOGRAD_HALF_MAX_CHANNELS,
-} from "./conv2d.ts";
+} from "./conv2d_tiles.ts";
 export { relu } from "./relu.ts";
 export { maxPool2d, type MaxPool2dOptions } from "./max_pool2d.ts";
 export { avgPool2d, type AvgPool2dOptions } from "./avg_pool2d.ts";

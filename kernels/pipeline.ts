@@ -9,7 +9,8 @@ import { convGeometry, formatShape, poolGeometry, show } from "./_geometry.ts";
 import { checkTensors } from "./_op.ts";
 import { commandBatchOf } from "./command_batch.ts";
 import { scope } from "./scope.ts";
-import { type Conv2dAlgorithm, conv2dRelu, type Conv2dTiles } from "./conv2d.ts";
+import { type Conv2dAlgorithm, conv2dRelu } from "./conv2d.ts";
+import type { Conv2dTiles } from "./conv2d_tiles.ts";
 import { PIPELINE_STAGES } from "./reference.ts";
 import type { Tensor } from "./tensor.ts";
 

@@ -70,7 +70,17 @@ Deno.test("layoutBands() halves the bands drawn until their outlines fit maxStep
   assert.ok(steps(all) > 1000, `${steps(all)} steps with every band`);
   const bounded = layoutBands(blocks(list, 2 * n), { maxBands: n, maxSteps: 1000, px });
   assert.ok(steps(bounded) <= 1000, `${steps(bounded)} steps`);
-  assert.ok(bounded.bands.length < n && bounded.bands.length >= n / 16);
+  // Halving: the count drawn is n / 2^k (floored at each step), the first such that fits.
+  const halvings = [n];
+  while (halvings.at(-1)! > 1) halvings.push(Math.floor(halvings.at(-1)! / 2));
+  const k = halvings.indexOf(bounded.bands.length);
+  assert.ok(k > 0, `${bounded.bands.length} bands is not ${n} halved`);
+  const before = layoutBands(blocks(list, 2 * n), {
+    maxBands: halvings[k - 1],
+    maxSteps: Infinity,
+    px,
+  });
+  assert.ok(steps(before) > 1000, `${halvings[k - 1]} bands fit, yet ${halvings[k]} were drawn`);
   assert.equal(bounded.hidden, n - bounded.bands.length);
 });
 

@@ -47,6 +47,9 @@ interface ModelBlock {
   label: string | null;
 }
 
+/** What {@linkcode History.addBlock} keeps of a placed block. */
+export type PlacedBlock = Pick<ModelBlock, "id" | "offset" | "size" | "requestedSize" | "label">;
+
 interface ModelHeap {
   /** Its place in the {@linkcode History}, or -1 without one. */
   k: number;
@@ -129,25 +132,18 @@ export class History {
     return l < 0 ? null : this.labels[l];
   }
 
-  /** Keeps a block placed at event `i`; returns its index. */
-  addBlock(
-    heap: number,
-    offset: number,
-    size: number,
-    requested: number,
-    id: number,
-    label: string | null,
-    i: number,
-  ): number {
+  /** Keeps a block of heap `heap` placed at event `i`; returns its index. */
+  addBlock(heap: number, block: PlacedBlock, i: number): number {
     const k = this.blocks++;
     if (k === this.size.length) this.#grow();
     this.blockHeap[k] = heap;
-    this.offset[k] = offset;
-    this.size[k] = size;
-    this.requested[k] = requested;
-    this.id[k] = id;
+    this.offset[k] = block.offset;
+    this.size[k] = block.size;
+    this.requested[k] = block.requestedSize;
+    this.id[k] = block.id;
     this.placedAt[k] = i;
     this.freedAt[k] = this.recycledAt[k] = this.goneAt[k] = NEVER;
+    const label = block.label;
     let l = -1;
     if (label !== null) {
       l = this.#labelCodes.get(label) ?? -1;
@@ -299,15 +295,7 @@ export class HeapModel {
         const old = before?.blocks.get(block.id);
         if (before && old) this.#drop(before, old, i);
         if (this.history) {
-          block.k = this.history.addBlock(
-            heap.k,
-            block.offset,
-            block.size,
-            block.requestedSize,
-            block.id,
-            block.label,
-            i,
-          );
+          block.k = this.history.addBlock(heap.k, block, i);
         }
         heap.blocks.set(block.id, block);
         this.#heapOf.set(block.id, heap);

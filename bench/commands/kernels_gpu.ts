@@ -53,6 +53,7 @@ import {
   tensor,
 } from "../../kernels/mod.ts";
 import { parseOrExit } from "../../allocator/tools/flags.ts";
+import { mulberry32, randomValues } from "../../kernels/_random.ts";
 import { KERNELS_GPU_COMMAND } from "./_kernels_gpu_flags.ts";
 
 const { flags } = parseOrExit(KERNELS_GPU_COMMAND, Deno.args);
@@ -226,18 +227,9 @@ function fmt(shape: readonly number[]): string {
   return `[${shape.join(",")}]`;
 }
 
-function random(n: number, seed: number, scale = 1): Float32Array<ArrayBuffer> {
-  const out = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = ((s / 2 ** 32) * 2 - 1 || 0.5) * scale;
-  }
-  return out;
-}
-
 function upload(shape: number[], seed: number, scale = 1, dtype: DType = "f32"): Tensor {
-  return tensor(heap, random(shape.reduce((a, b) => a * b, 1), seed, scale), shape, { dtype });
+  const count = shape.reduce((a, b) => a * b, 1);
+  return tensor(heap, randomValues(mulberry32(seed), count, scale), shape, { dtype });
 }
 
 const gflops = (flops: number) => (ms: number) => `${(flops / (ms * 1e6)).toPrecision(3)} GFLOP/s`;
