@@ -6,7 +6,7 @@
  * @module
  */
 
-import { type Block, HeapAllocator, type Usage } from "../allocator.ts";
+import { type Block, HeapAllocator, type PlanInfo, type Usage } from "../allocator.ts";
 import type { MemoryBudget } from "../budget.ts";
 import { type AllocatorDevice, type AllocatorLimits, FakeDevice } from "../device.ts";
 import { OutOfMemoryError } from "../errors.ts";
@@ -34,6 +34,12 @@ export interface ReplayOptions {
   fallbackAdapter?: boolean;
   /** Record the replay itself and return its trace (with heap events, for a picture). */
   record?: boolean;
+  /**
+   * Replay `iter` marks as `beginIteration` / `endIteration`: the first run of
+   * each key is recorded, later ones are planned. A trace does not say which
+   * blocks `writeBuffer` filled, so the plans treat none as written.
+   */
+  plan?: boolean;
 }
 
 /** What {@linkcode replay} measured. */
@@ -79,6 +85,8 @@ export interface ReplayResult {
   ooms: number;
   /** Frees skipped because the replay could not allocate that block. */
   skippedFrees: number;
+  /** The plans made from `iter` marks (with {@linkcode ReplayOptions.plan}; else none). */
+  plans: PlanInfo[];
   /** The replay's own trace, when `record` was set. */
   trace?: Trace;
 }
@@ -214,6 +222,11 @@ export function replay(
           }
           break;
         }
+        case "iter":
+          if (!options.plan) break;
+          if (e[1] === null) heap.endIteration();
+          else heap.beginIteration(e[1]);
+          break;
         case "heap":
         case "release":
         case "split":
@@ -249,6 +262,7 @@ export function replay(
       retries: stats.numAllocRetries,
       ooms: stats.numOoms,
       skippedFrees,
+      plans: heap.plans(),
     };
     if (options.record) result.trace = heap.stopRecording();
     return result;
