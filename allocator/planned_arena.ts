@@ -210,7 +210,7 @@ export class PlannedMemory {
     this.#run = null;
     if (recording !== null) return this.#planRecording(recording);
     const plan = run!.plan;
-    if (!run!.departed && run!.op < plan.ops.length) {
+    if (!run!.departed && this.#skipKept(plan, run!.op) < plan.ops.length) {
       this.#depart(run!, `it ended after ${run!.op} of ${plan.ops.length} operations`);
     }
     plan.cleanEnd = !run!.departed && plan.live === 0;
@@ -224,8 +224,13 @@ export class PlannedMemory {
     const run = this.#run;
     if (run === null || run.departed) return null;
     const plan = run.plan;
-    const k = run.op;
-    const i = k < plan.ops.length ? plan.ops[k] : -1;
+    const ops = plan.ops;
+    let k = run.op;
+    let i = k < ops.length ? ops[k] : -1;
+    // Blocks the recording kept past its end (packed weights, say) may not come again.
+    while (i >= 0 && plan.offsets[i] < 0 && plan.requested[i] !== requested) {
+      i = ++k < ops.length ? ops[k] : -1;
+    }
     if (i < 0) return this.#depart(run, `an allocation of ${requested} bytes came unrecorded`);
     if (run.submit < plan.submits.length && plan.submits[run.submit] <= k) {
       return this.#depart(run, `a submit recorded before operation ${k} did not come`);
@@ -285,9 +290,10 @@ export class PlannedMemory {
     if (plan === undefined) return false;
     let i: number;
     const run = this.#run;
-    if (run !== null && run.plan === plan && !run.departed && run.op < plan.ops.length) {
-      i = ~plan.ops[run.op];
-      if (i >= 0 && plan.records[i] === r) run.op++;
+    const k = run === null ? 0 : this.#skipKept(plan, run.op);
+    if (run !== null && run.plan === plan && !run.departed && k < plan.ops.length) {
+      i = ~plan.ops[k];
+      if (i >= 0 && plan.records[i] === r) run.op = k + 1;
       else i = this.#departOnFree(run, r);
     } else {
       i = plan.records.indexOf(r);
@@ -309,7 +315,8 @@ export class PlannedMemory {
     const run = this.#run;
     if (run !== null) {
       const s = run.plan.submits;
-      while (run.submit < s.length && s[run.submit] === run.op) run.submit++;
+      const k = this.#skipKept(run.plan, run.op);
+      while (run.submit < s.length && s[run.submit] >= run.op && s[run.submit] <= k) run.submit++;
     }
     for (const plan of this.#byArena.values()) plan.freedSinceSubmit.length = 0;
   }
@@ -403,6 +410,13 @@ export class PlannedMemory {
       return;
     }
     this.#byArena.set(plan.arena.buffer, plan);
+  }
+
+  /** The first operation from `k` on that is not the allocation of a block kept past the recording. */
+  #skipKept(plan: Plan, k: number): number {
+    const ops = plan.ops;
+    while (k < ops.length && ops[k] >= 0 && plan.offsets[ops[k]] < 0) k++;
+    return k;
   }
 
   #departOnFree(run: Run, r: BlockRecord): number {
