@@ -21,7 +21,10 @@
  *   still read `i` when the write lands (trap 1);
  * - and across runs: a block freed after the run's last submit is still read
  *   by unsubmitted work when the next run starts, so it conflicts with every
- *   written block made before that run's first submit.
+ *   written block made before that run's first submit. Where a written block
+ *   is itself made before the first submit and freed after the last, no
+ *   placement helps (it meets its own previous copy): the plan says
+ *   `submitFirst`, a run then begins with a submit, and these conflicts go.
  * Blocks filled only by dispatches recorded after the free share freely: the
  * command encoder orders them after the reads. Placement is greedy (TFLite's
  * arena planner, greedy by size): blocks in a given order, each at the lowest
@@ -59,6 +62,12 @@ export interface ArenaPlan {
   ratio: number;
   /** The order that gave the smallest arena. */
   order: "size" | "area" | "start";
+  /**
+   * A run must begin with nothing freed unsubmitted: some written block is
+   * made before the first submit and freed after the last, so the previous
+   * run's copy of it, at the same offset, may still be read.
+   */
+  submitFirst: boolean;
 }
 
 /**
@@ -97,8 +106,12 @@ export function planArena(blocks: readonly PlanBlock[], submits: readonly number
   blocks.forEach(checkBlock);
   const n = blocks.length;
   const peakLive = peakOf(blocks);
-  if (n === 0) return { offsets: [], size: 0, peakLive: 0, ratio: 1, order: "size" };
-  const conflicts = conflictLists(blocks, submits);
+  const first = submits.length > 0 ? submits[0] : Infinity;
+  const last = submits.length > 0 ? submits[submits.length - 1] : -Infinity;
+  const submitFirst = blocks.some((b) => b.written && b.start < first && b.end >= last);
+  if (n === 0) return { offsets: [], size: 0, peakLive: 0, ratio: 1, order: "size", submitFirst };
+  // A run that begins with a submit leaves nothing of the previous one pending.
+  const conflicts = conflictLists(blocks, submits, submitFirst ? -1 : first);
   const life = (i: number) => blocks[i].end - blocks[i].start;
   const orders: [ArenaPlan["order"], (a: number, b: number) => number][] = [
     ["size", (a, b) => blocks[b].size - blocks[a].size || blocks[a].start - blocks[b].start],
@@ -112,7 +125,8 @@ export function planArena(blocks: readonly PlanBlock[], submits: readonly number
     let size = 0;
     for (let i = 0; i < n; i++) size = Math.max(size, offsets[i] + blocks[i].size);
     if (best === null || size < best.size) {
-      best = { offsets, size, peakLive, ratio: peakLive > 0 ? size / peakLive : 1, order };
+      const ratio = peakLive > 0 ? size / peakLive : 1;
+      best = { offsets, size, peakLive, ratio, order, submitFirst };
     }
   }
   return best!;
@@ -143,10 +157,13 @@ function pendingAt(a: PlanBlock, busy: number, t: number, firstSubmit: number): 
   return busy === Infinity && t < firstSubmit;
 }
 
-/** For each block, the blocks it conflicts with. */
-function conflictLists(blocks: readonly PlanBlock[], submits: readonly number[]): number[][] {
+/** For each block, the blocks it conflicts with; a written block made before `firstSubmit` meets the previous run. */
+function conflictLists(
+  blocks: readonly PlanBlock[],
+  submits: readonly number[],
+  firstSubmit: number,
+): number[][] {
   const busy = blocks.map((b) => firstAfter(submits, b.end));
-  const firstSubmit = submits.length > 0 ? submits[0] : Infinity;
   const lists: number[][] = blocks.map(() => []);
   for (let i = 0; i < blocks.length; i++) {
     for (let j = i + 1; j < blocks.length; j++) {

@@ -106,6 +106,8 @@ interface Plan {
   freedSinceSubmit: number[];
   /** The last run followed the plan to its end (its unsubmitted frees are the recorded ones). */
   cleanEnd: boolean;
+  /** A run begins with a submit if anything freed is unsubmitted (see `ArenaPlan.submitFirst`). */
+  submitFirst: boolean;
   info: PlanInfo;
   reported: boolean;
 }
@@ -196,7 +198,9 @@ export class PlannedMemory {
       this.#depart(run, plan.info.unplannable);
     } else if (plan.live > 0) {
       this.#depart(run, `${plan.live} blocks of its last run are still live`);
-    } else if (!plan.cleanEnd && plan.freedSinceSubmit.length > 0) this.#safetySubmit(plan);
+    } else if (plan.freedSinceSubmit.length > 0 && (!plan.cleanEnd || plan.submitFirst)) {
+      this.#safetySubmit(plan);
+    }
   }
 
   /** Ends the iteration: a recording is planned now. */
@@ -390,6 +394,7 @@ export class PlannedMemory {
       live: 0,
       freedSinceSubmit: [],
       cleanEnd: true,
+      submitFirst: placed.submitFirst,
       info,
       reported: false,
     };

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { type PlanBlock, planArena } from "../allocator/plan.ts";
+import { type ArenaPlan, planArena, type PlanBlock } from "../allocator/plan.ts";
 import { rng } from "./_util.ts";
 
 /**
@@ -34,7 +34,8 @@ function randomIteration(seed: number, n: number, writtenShare: number) {
  * byte with a block freed since the last submit (trap 1), across the
  * boundary between the runs too.
  */
-function checkPlan(blocks: PlanBlock[], submits: number[], ops: number, offsets: number[]) {
+function checkPlan(blocks: PlanBlock[], submits: number[], ops: number, plan: ArenaPlan) {
+  const offsets = plan.offsets;
   const overlap = (i: number, j: number) =>
     offsets[i] < offsets[j] + blocks[j].size && offsets[j] < offsets[i] + blocks[i].size;
   const live = new Set<number>();
@@ -44,7 +45,9 @@ function checkPlan(blocks: PlanBlock[], submits: number[], ops: number, offsets:
       if (submits.includes(op)) pending = new Set();
       const made = blocks.findIndex((b) => b.start === op);
       if (made >= 0) {
-        for (const j of live) assert.ok(!overlap(made, j), `run ${run}: ${made} overlaps live ${j}`);
+        for (const j of live) {
+          assert.ok(!overlap(made, j), `run ${run}: ${made} overlaps live ${j}`);
+        }
         if (blocks[made].written) {
           for (const j of pending) {
             assert.ok(!overlap(made, j), `run ${run}: written ${made} overlaps ${j}, unsubmitted`);
@@ -57,7 +60,7 @@ function checkPlan(blocks: PlanBlock[], submits: number[], ops: number, offsets:
         pending.add(freed);
       }
     }
-    if (submits.includes(ops)) pending = new Set();
+    if (submits.includes(ops) || plan.submitFirst) pending = new Set();
   }
 }
 
@@ -65,7 +68,7 @@ Deno.test("planArena() shares bytes only where lifetimes and trap 1 allow, on ra
   for (let seed = 1; seed <= 60; seed++) {
     const { blocks, submits, ops } = randomIteration(seed, 40, seed % 3 === 0 ? 0 : 0.3);
     const plan = planArena(blocks, submits);
-    checkPlan(blocks, submits, ops, plan.offsets);
+    checkPlan(blocks, submits, ops, plan);
     assert.ok(plan.size >= plan.peakLive, "no plan beats the peak of live bytes");
     assert.equal(plan.ratio, plan.size / plan.peakLive);
     for (const [i, b] of blocks.entries()) {
@@ -97,9 +100,13 @@ Deno.test("planArena() keeps a written block off bytes freed after the previous 
     { size: 256, start: 2, end: 3, written: false },
   ];
   const plan = planArena(blocks, [2]);
-  checkPlan(blocks, [2], 4, plan.offsets);
+  checkPlan(blocks, [2], 4, plan);
   assert.equal(plan.size, 512);
-  assert.equal(planArena(blocks, [2, 4]).size, 256, "a submit at the end frees them for the next run");
+  assert.equal(
+    planArena(blocks, [2, 4]).size,
+    256,
+    "a submit at the end frees them for the next run",
+  );
 });
 
 Deno.test("planArena() rejects bad blocks with a message naming them", () => {
@@ -118,5 +125,12 @@ Deno.test("planArena() rejects bad blocks with a message naming them", () => {
       return true;
     });
   }
-  assert.deepEqual(planArena([], []), { offsets: [], size: 0, peakLive: 0, ratio: 1, order: "size" });
+  assert.deepEqual(planArena([], []), {
+    offsets: [],
+    size: 0,
+    peakLive: 0,
+    ratio: 1,
+    order: "size",
+    submitFirst: false,
+  });
 });
