@@ -791,6 +791,10 @@ export class HeapAllocator implements BlockOwner {
       maxArena: this.#device.limits.maxBufferSize,
       queue: this.#device.queue,
       obtainArena: (size, k) => this.#obtainArena(size, k),
+      releaseArena: (arena) => {
+        arena.live = 0;
+        this.#heaps.release(arena);
+      },
       place: (arena, offset, size, requested, label) =>
         this.#placePlanned(arena, offset, size, requested, label),
       submit: () => this.submit(),

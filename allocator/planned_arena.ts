@@ -1,7 +1,7 @@
 /**
  * Planned memory: iterations named by a key are recorded once, planned once
  * ({@linkcode planArena}), and every later run with that key takes each
- * storage block at its planned offset in one arena: no search, no
+ * storage block at its planned offset in an arena: no search, no
  * `createBuffer`. A run that departs from the recording goes on with the
  * online allocator. See Note [planned memory] in `plan.ts` for the
  * placement; what this file adds is the bookkeeping of runs (Note [planned
@@ -13,23 +13,35 @@
  * allocation must ask for the recorded size, the n-th free must free the
  * recorded block, and every submit the recording saw must come at the same
  * point (an extra submit does no harm: it only makes freed memory safe
- * sooner). At the first difference the run departs: it is counted, reported
- * once per plan, and its later allocations go to the online allocator;
- * blocks already placed stay where they are until freed. A departed run
- * never hands out bytes the plan did not prove free, so it cannot give a
- * wrong result, and it loses no memory (the arena stays the plan's).
+ * sooner). Allocations of blocks the recording kept past its end (weights
+ * packed once, say) are optional: they are made online when they come. At
+ * the first difference the run departs: it is counted, reported once per
+ * plan, and its later allocations go to the online allocator; blocks already
+ * placed stay where they are until freed. A departed run never hands out
+ * bytes the plan did not prove free, so it cannot give a wrong result, and
+ * it loses no memory.
+ *
+ * Arenas are shared: a run takes its plan's last arena, or any arena with no
+ * live block that is large enough, or makes one (releasing the idle arenas
+ * it outgrows). Plans for several keys that run one after another so hold
+ * one arena, of the largest plan's size.
+ *
+ * Trap 1 across runs. Each arena keeps the ranges freed in it since the last
+ * submit. A run whose plan writes (by `writeBuffer`) a block before its first
+ * submit over such a range — left by another plan, a departed run, or a
+ * block of its own written before the first submit and freed after the last
+ * — begins with a submit. In a loop of one key that follows its plan this
+ * never happens: the plan keeps those blocks apart (Note [planned memory]).
  *
  * Writes are seen at the queue: while plans exist, the device queue's
  * `writeBuffer` tells the allocator which block it fills (recorded in the
  * first run). A later write into a block the recording did not see written
- * breaks the plan's trap-1 proof, so if it overlaps an arena block freed
- * since the last submit, the allocator submits first (the pending work goes
- * on the queue ahead of the write). A run that starts after a departed one
- * with frees still unsubmitted submits first for the same reason.
+ * breaks the plan's proof, so if it meets a range freed since the last
+ * submit, the allocator submits first (the pending work goes on the queue
+ * ahead of the write).
  *
- * Blocks still live at the end of the recording are not planned: later runs
- * allocate them online. Only storage blocks are planned; uniform, scalar and
- * staging blocks stay online.
+ * Only storage blocks are planned; uniform, scalar and staging blocks stay
+ * online.
  *
  * @module
  */
@@ -47,7 +59,7 @@ export interface PlanInfo {
   blocks: number;
   /** Blocks of the recording still live at its end: allocated online by later runs. */
   unplanned: number;
-  /** Bytes of the plan's arena. */
+  /** Bytes the plan needs in an arena. */
   size: number;
   /** The peak of bytes live at once in the recorded run (planned blocks). */
   peakLive: number;
@@ -59,7 +71,7 @@ export interface PlanInfo {
   departures: number;
   /** Writes into blocks the recording did not see written. */
   unplannedWrites: number;
-  /** Submits made to keep such a write (or a run after a departed one) from trap 1. */
+  /** Submits made to keep trap 1 (at a run's start, or before an unplanned write). */
   safetySubmits: number;
   /** No plan: why (e.g. the arena would pass `maxBufferSize`); null when planned. */
   unplannable: string | null;
@@ -73,14 +85,27 @@ export interface PlanHost {
   readonly maxArena: number;
   /** The device queue whose `writeBuffer` is watched. */
   readonly queue: { writeBuffer: GPUQueue["writeBuffer"] };
-  /** Makes the arena: a heap of `size` bytes of its own, reserved and never idle. */
+  /** Makes an arena: a heap of `size` bytes of its own, reserved and never idle. */
   obtainArena(size: number, key: string): Heap;
+  /** Releases an arena with no live block. */
+  releaseArena(arena: Heap): void;
   /** Hands out a block of `size` bytes (`requested` asked) at `offset` in `arena`. */
   place(arena: Heap, offset: number, size: number, requested: number, label?: string): Block;
   /** Submits (an empty submit: pending work of submit hooks goes on the queue). */
   submit(): void;
   /** Writes a debug line. */
   say(line: string): void;
+}
+
+/** One arena: a heap that plans take turns in. */
+interface Arena {
+  heap: Heap;
+  /** The plan whose blocks it holds (the last to run in it). */
+  plan: Plan | null;
+  /** Planned blocks live in it. */
+  live: number;
+  /** Offset and size of each block freed in it since the last submit, flat. */
+  freed: number[];
 }
 
 /** One recorded iteration and what its plan placed. */
@@ -98,16 +123,12 @@ interface Plan {
   ops: Int32Array;
   /** Operation counts at the recorded submits, ascending. */
   submits: number[];
-  arena: Heap | null;
+  /** Offset and size of each written block made before the first submit, flat. */
+  early: number[];
+  /** The arena of its current or last run. */
+  arena: Arena | null;
   /** The live record of each planned block, or null. */
   records: (BlockRecord | null)[];
-  live: number;
-  /** Planned blocks freed since the last submit. */
-  freedSinceSubmit: number[];
-  /** The last run followed the plan to its end (its unsubmitted frees are the recorded ones). */
-  cleanEnd: boolean;
-  /** A run begins with a submit if anything freed is unsubmitted (see `ArenaPlan.submitFirst`). */
-  submitFirst: boolean;
   info: PlanInfo;
   reported: boolean;
 }
@@ -139,20 +160,21 @@ interface Run {
 export class PlannedMemory {
   #host: PlanHost;
   #plans = new Map<string, Plan>();
-  #byArena = new Map<GPUBuffer, Plan>();
+  #arenas = new Map<GPUBuffer, Arena>();
   #recording: Recording | null = null;
   #run: Run | null = null;
-  #writeBuffer: GPUQueue["writeBuffer"];
+  #original: GPUQueue["writeBuffer"];
+  #watch: GPUQueue["writeBuffer"];
 
   constructor(host: PlanHost) {
     this.#host = host;
     const queue = host.queue;
-    const original = queue.writeBuffer;
-    this.#writeBuffer = original;
-    queue.writeBuffer = ((buffer: GPUBuffer, offset: number, ...rest: unknown[]) => {
+    const original = this.#original = queue.writeBuffer;
+    this.#watch = ((buffer: GPUBuffer, offset: number, ...rest: unknown[]) => {
       this.#wrote(buffer, offset);
       return (original as (...a: unknown[]) => undefined).call(queue, buffer, offset, ...rest);
     }) as GPUQueue["writeBuffer"];
+    queue.writeBuffer = this.#watch;
   }
 
   /** True while an iteration is being recorded or replayed: storage allocations come here. */
@@ -191,16 +213,12 @@ export class PlannedMemory {
     plan.info.runs++;
     const run: Run = { plan, op: 0, submit: 0, departed: false };
     this.#run = run;
-    if (plan.arena === null && plan.info.unplannable === null && plan.info.blocks > 0) {
-      this.#makeArena(plan);
-    }
-    if (plan.info.unplannable !== null) {
-      this.#depart(run, plan.info.unplannable);
-    } else if (plan.live > 0) {
-      this.#depart(run, `${plan.live} blocks of its last run are still live`);
-    } else if (plan.freedSinceSubmit.length > 0 && (!plan.cleanEnd || plan.submitFirst)) {
-      this.#safetySubmit(plan);
-    }
+    if (plan.info.blocks === 0) return;
+    const arena = plan.info.unplannable === null ? this.#arenaFor(plan) : null;
+    if (arena === null) return void this.#depart(run, plan.info.unplannable!);
+    plan.arena = arena;
+    arena.plan = plan;
+    if (overlaps(arena.freed, plan.early)) this.#safetySubmit(plan);
   }
 
   /** Ends the iteration: a recording is planned now. */
@@ -217,7 +235,6 @@ export class PlannedMemory {
     if (!run!.departed && this.#skipKept(plan, run!.op) < plan.ops.length) {
       this.#depart(run!, `it ended after ${run!.op} of ${plan.ops.length} operations`);
     }
-    plan.cleanEnd = !run!.departed && plan.live === 0;
   }
 
   /**
@@ -248,9 +265,10 @@ export class PlannedMemory {
     run.op = k + 1;
     const offset = plan.offsets[i];
     if (offset < 0) return null;
-    const block = this.#host.place(plan.arena!, offset, plan.sizes[i], requested, label);
+    const arena = plan.arena!;
+    const block = this.#host.place(arena.heap, offset, plan.sizes[i], requested, label);
     plan.records[i] = blockRecord(block);
-    plan.live++;
+    arena.live++;
     return block;
   }
 
@@ -268,14 +286,9 @@ export class PlannedMemory {
     rec.live.set(r, i);
   }
 
-  /** True if `r` lies in an arena of {@linkcode PlannedMemory.arenas} (a planned block). */
-  isPlanned(r: BlockRecord): boolean {
-    return r.range === null && r.heap.block !== r && this.#byArena.has(r.heap.buffer);
-  }
-
   /**
    * A block is being freed (its stats already taken off): true if it was a
-   * planned block, whose memory is the plan's again; false for the online
+   * planned block, whose bytes are the plan's again; false for the online
    * allocator to recycle.
    */
   free(r: BlockRecord): boolean {
@@ -289,26 +302,27 @@ export class PlannedMemory {
         return false;
       }
     }
+    // A planned block has no range and is not its heap's own block.
     if (r.range !== null || r.heap.block === r) return false;
-    const plan = this.#byArena.get(r.heap.buffer);
-    if (plan === undefined) return false;
-    let i: number;
+    const arena = this.#arenas.get(r.heap.buffer);
+    if (arena === undefined) return false;
+    const plan = arena.plan!;
     const run = this.#run;
-    const k = run === null ? 0 : this.#skipKept(plan, run.op);
-    if (run !== null && run.plan === plan && !run.departed && k < plan.ops.length) {
-      i = ~plan.ops[k];
-      if (i >= 0 && plan.records[i] === r) run.op = k + 1;
-      else i = this.#departOnFree(run, r);
-    } else {
-      i = plan.records.indexOf(r);
-      if (run !== null && run.plan === plan && !run.departed) {
-        this.#depart(run, `block ${i} was freed after the recorded operations`);
+    let i = -1;
+    if (run !== null && run.plan === plan && !run.departed) {
+      const k = this.#skipKept(plan, run.op);
+      if (k < plan.ops.length && plan.records[~plan.ops[k]] === r) {
+        i = ~plan.ops[k];
+        run.op = k + 1;
+      } else {
+        this.#depart(run, "a block was freed out of the recorded order");
       }
     }
+    if (i < 0) i = plan.records.indexOf(r);
     r.state = "free";
     plan.records[i] = null;
-    plan.live--;
-    plan.freedSinceSubmit.push(i);
+    arena.live--;
+    arena.freed.push(r.offset, r.size);
     return true;
   }
 
@@ -322,7 +336,7 @@ export class PlannedMemory {
       const k = this.#skipKept(run.plan, run.op);
       while (run.submit < s.length && s[run.submit] >= run.op && s[run.submit] <= k) run.submit++;
     }
-    for (const plan of this.#byArena.values()) plan.freedSinceSubmit.length = 0;
+    for (const arena of this.#arenas.values()) arena.freed.length = 0;
   }
 
   /** What each plan reports. */
@@ -336,13 +350,10 @@ export class PlannedMemory {
       for (const r of plan.records) if (r !== null) r.state = "free";
     }
     const queue = this.#host.queue;
-    // Only our own wrapper comes off: another one made since stays in place.
-    if (Object.hasOwn(queue, "writeBuffer")) {
-      delete (queue as { writeBuffer?: unknown }).writeBuffer;
-      if (queue.writeBuffer !== this.#writeBuffer) queue.writeBuffer = this.#writeBuffer;
-    }
+    // Only our own watch comes off: a wrapper put on since stays (and calls ours).
+    if (queue.writeBuffer === this.#watch) queue.writeBuffer = this.#original;
     this.#plans.clear();
-    this.#byArena.clear();
+    this.#arenas.clear();
     this.#recording = null;
     this.#run = null;
   }
@@ -362,7 +373,12 @@ export class PlannedMemory {
     }
     const placed = planArena(blocks, rec.submits);
     const offsets = rec.requested.map(() => -1);
-    which.forEach((i, n) => offsets[i] = placed.offsets[n]);
+    const early: number[] = [];
+    const first = rec.submits.length > 0 ? rec.submits[0] : Infinity;
+    which.forEach((i, n) => {
+      offsets[i] = placed.offsets[n];
+      if (rec.written[i] && rec.starts[i] < first) early.push(offsets[i], rec.sizes[i]);
+    });
     const info: PlanInfo = {
       key: rec.key,
       blocks: blocks.length,
@@ -381,7 +397,7 @@ export class PlannedMemory {
         formatBytes(this.#host.maxArena)
       })`;
     }
-    const plan: Plan = {
+    this.#plans.set(rec.key, {
       key: rec.key,
       requested: rec.requested,
       sizes: rec.sizes,
@@ -389,32 +405,48 @@ export class PlannedMemory {
       offsets,
       ops: Int32Array.from(rec.ops),
       submits: rec.submits,
+      early,
       arena: null,
       records: rec.requested.map(() => null),
-      live: 0,
-      freedSinceSubmit: [],
-      cleanEnd: true,
-      submitFirst: placed.submitFirst,
       info,
       reported: false,
-    };
-    this.#plans.set(rec.key, plan);
+    });
   }
 
   /**
-   * Makes a plan's arena, at its first planned run rather than at the end of
-   * the recording: by then the recording's blocks are free, and the host can
-   * release the heaps they left idle before the arena takes their place.
+   * An arena with no live block for `plan`: its last one, the smallest idle
+   * one large enough, or a new one — made at the plan's first planned run
+   * rather than at the end of its recording, when the heaps the recording
+   * left idle can go first. Null if it cannot be made.
    */
-  #makeArena(plan: Plan): void {
+  #arenaFor(plan: Plan): Arena | null {
+    const size = plan.info.size;
+    if (plan.arena !== null && plan.arena.live === 0) return plan.arena;
+    let best: Arena | null = null;
+    for (const a of this.#arenas.values()) {
+      if (a.live === 0 && a.heap.size >= size && (best === null || a.heap.size < best.heap.size)) {
+        best = a;
+      }
+    }
+    if (best !== null) return best;
+    // Idle arenas too small for this plan are outgrown: the new one serves their plans too.
+    for (const a of [...this.#arenas.values()]) {
+      if (a.live > 0 || a.freed.length > 0) continue;
+      this.#arenas.delete(a.heap.buffer);
+      for (const p of this.#plans.values()) if (p.arena === a) p.arena = null;
+      this.#host.releaseArena(a.heap);
+    }
+    let heap: Heap;
     try {
-      plan.arena = this.#host.obtainArena(plan.info.size, plan.key);
+      heap = this.#host.obtainArena(size, plan.key);
     } catch (error) {
       if (!(error instanceof OutOfMemoryError)) throw error;
       plan.info.unplannable = `its arena could not be made: ${error.message}`;
-      return;
+      return null;
     }
-    this.#byArena.set(plan.arena.buffer, plan);
+    const arena: Arena = { heap, plan, live: 0, freed: [] };
+    this.#arenas.set(heap.buffer, arena);
+    return arena;
   }
 
   /** The first operation from `k` on that is not the allocation of a block kept past the recording. */
@@ -422,12 +454,6 @@ export class PlannedMemory {
     const ops = plan.ops;
     while (k < ops.length && ops[k] >= 0 && plan.offsets[ops[k]] < 0) k++;
     return k;
-  }
-
-  #departOnFree(run: Run, r: BlockRecord): number {
-    const i = run.plan.records.indexOf(r);
-    this.#depart(run, `block ${i} was freed out of the recorded order`);
-    return i;
   }
 
   /** The run leaves the plan: counted, reported once per plan; null for the caller to go online. */
@@ -458,8 +484,9 @@ export class PlannedMemory {
       }
       return;
     }
-    const plan = this.#byArena.get(buffer);
-    if (plan === undefined) return;
+    const arena = this.#arenas.get(buffer);
+    if (arena === undefined || arena.plan === null) return;
+    const plan = arena.plan;
     const i = plan.records.findIndex((r) =>
       r !== null && offset >= r.offset && offset < r.offset + r.size
     );
@@ -469,16 +496,21 @@ export class PlannedMemory {
     if (run !== null && run.plan === plan && !run.departed) {
       this.#depart(run, `block ${i} was written by writeBuffer, unlike in the recording`);
     }
-    const lo = plan.offsets[i];
-    const hi = lo + plan.sizes[i];
-    const hit = plan.freedSinceSubmit.some((j) =>
-      plan.offsets[j] < hi && lo < plan.offsets[j] + plan.sizes[j]
-    );
-    if (hit) this.#safetySubmit(plan);
+    if (overlaps(arena.freed, [plan.offsets[i], plan.sizes[i]])) this.#safetySubmit(plan);
   }
 
   #safetySubmit(plan: Plan): void {
     plan.info.safetySubmits++;
     this.#host.submit();
   }
+}
+
+/** Whether any range of `a` meets any of `b` (both flat lists of offset, size). */
+function overlaps(a: readonly number[], b: readonly number[]): boolean {
+  for (let i = 0; i < a.length; i += 2) {
+    for (let j = 0; j < b.length; j += 2) {
+      if (a[i] < b[j] + b[j + 1] && b[j] < a[i] + a[i + 1]) return true;
+    }
+  }
+  return false;
 }

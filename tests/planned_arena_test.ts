@@ -5,6 +5,8 @@ import { rng } from "./_util.ts";
 /** Live blocks of a test, checked after every step: no two share a byte of one heap. */
 class Live {
   blocks = new Set<Block>();
+  /** Sees every free, if set. */
+  model: WriteModel | null = null;
   add(b: Block): Block {
     assert.ok(
       b.size >= b.requestedSize,
@@ -20,7 +22,8 @@ class Live {
   }
   free(heap: HeapAllocator, b: Block): void {
     this.blocks.delete(b);
-    heap.free(b);
+    if (this.model) this.model.free(heap, b);
+    else heap.free(b);
   }
 }
 
@@ -318,4 +321,33 @@ Deno.test("startRecording() writes iter events that a replay with plan replans",
   assert.equal(planned.plans.length, 1);
   assert.equal(planned.plans[0].departures, 0);
   assert.equal(planned.peakAllocated, online.peakAllocated);
+});
+
+Deno.test("beginIteration() plans of keys that take turns share one arena", () => {
+  const device = new FakeDevice();
+  const heap = new HeapAllocator(device);
+  const model = new WriteModel(device);
+  const live = new Live();
+  live.model = model;
+  const heaps = new Set<number>();
+  for (let run = 0; run < 8; run++) {
+    const key = run % 2 === 0 ? "small" : "large";
+    heap.beginIteration(key);
+    // Written before the submit and freed after it: the next key's first write may meet it.
+    const x = live.add(heap.alloc(run % 2 === 0 ? 4096 : 65536));
+    model.write(x);
+    void x.buffer;
+    heap.submit();
+    const made = program(heap, live, sizesOf(run % 2, 20), 9);
+    live.blocks.delete(x);
+    model.free(heap, x);
+    heap.endIteration();
+    if (run >= 2) { for (const b of [x, ...made]) heaps.add(b.heapId); }
+  }
+  assert.equal(heaps.size, 1, "both keys' planned runs use one arena");
+  const plans = heap.plans();
+  assert.deepEqual(plans.map((p) => p.departures), [0, 0]);
+  // Where one key's first write meets what the other freed unsubmitted, its run submits first.
+  assert.ok(plans.some((p) => p.safetySubmits > 0));
+  heap.destroy();
 });
