@@ -87,6 +87,13 @@ export interface ReplayResult {
   skippedFrees: number;
   /** The plans made from `iter` marks (with {@linkcode ReplayOptions.plan}; else none). */
   plans: PlanInfo[];
+  /**
+   * Peak of bytes in live blocks after the first run of every iteration key
+   * (the runs a plan serves); 0 without `iter` marks.
+   */
+  steadyPeakAllocated: number;
+  /** Peak of bytes in GPUBuffers held over the same events. */
+  steadyPeakReserved: number;
   /** The replay's own trace, when `record` was set. */
   trace?: Trace;
 }
@@ -157,9 +164,19 @@ export function replay(
   let pending = 0;
   let peakInUse = 0;
   const events = t.events as TraceEvent[];
+  // Steady peaks: from the end of the last first run of a key on.
+  const keys = new Set<string>();
+  let key: string | null = null;
+  let steady = false;
+  let steadyAllocated = 0;
+  let steadyReserved = 0;
   try {
     for (let i = 0; i < events.length; i++) {
       const e = events[i];
+      if (steady) {
+        steadyAllocated = Math.max(steadyAllocated, heap.currentAllocatedMemory());
+        steadyReserved = Math.max(steadyReserved, heap.driverAllocatedMemory());
+      }
       switch (e[0]) {
         case "a":
         case "s": {
@@ -223,6 +240,15 @@ export function replay(
           break;
         }
         case "iter":
+          if (e[1] !== null && !keys.has(e[1])) {
+            keys.add(e[1]);
+            key = e[1];
+          } else if (e[1] === null && key !== null) {
+            // A key's first run ended: the steady peaks start over after it.
+            key = null;
+            steady = true;
+            steadyAllocated = steadyReserved = 0;
+          }
           if (!options.plan) break;
           if (e[1] === null) heap.endIteration();
           else heap.beginIteration(e[1]);
@@ -263,6 +289,8 @@ export function replay(
       ooms: stats.numOoms,
       skippedFrees,
       plans: heap.plans(),
+      steadyPeakAllocated: steady ? Math.max(steadyAllocated, heap.currentAllocatedMemory()) : 0,
+      steadyPeakReserved: steady ? Math.max(steadyReserved, heap.driverAllocatedMemory()) : 0,
     };
     if (options.record) result.trace = heap.stopRecording();
     return result;

@@ -139,6 +139,16 @@ export function formatTable(results: readonly PolicyResult[]): string {
     String(r.retries),
     String(r.ooms),
   ]);
+  // With iteration marks: the peaks after every key's first run, the runs a plan serves.
+  if (results.some((r) => r.steadyPeakAllocated > 0)) {
+    head.push("steady reserved", "steady res/alloc");
+    results.forEach((r, i) =>
+      rows[i].push(
+        formatBytes(r.steadyPeakReserved),
+        r.steadyPeakAllocated > 0 ? (r.steadyPeakReserved / r.steadyPeakAllocated).toFixed(3) : "-",
+      )
+    );
+  }
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (cells: string[]) =>
     cells.map((c, i) => i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i])).join("  ");
