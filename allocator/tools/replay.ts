@@ -9,10 +9,10 @@
 import { type Block, HeapAllocator, type PlanInfo, type Usage } from "../allocator.ts";
 import type { MemoryBudget } from "../budget.ts";
 import { type AllocatorDevice, type AllocatorLimits, FakeDevice } from "../device.ts";
-import { OutOfMemoryError } from "../errors.ts";
+import { AllocatorError, OutOfMemoryError } from "../errors.ts";
 import { formatBytes } from "../format.ts";
 import type { Trace, TraceEvent } from "../trace.ts";
-import { readTrace, TraceError } from "./read_trace.ts";
+import { describe, readTrace, TraceError } from "./read_trace.ts";
 
 /** Options of {@linkcode replay}; each unset one takes the trace's recorded setting. */
 export interface ReplayOptions {
@@ -150,6 +150,8 @@ export function replay(
     highWatermark: options.highWatermark ?? settings?.highWatermark ?? 0,
     lowWatermark: options.lowWatermark ?? settings?.lowWatermark ?? 0,
     debug: false,
+    // Departures from plans are counted in the result's plans: no lines.
+    log: () => {},
     budget: memory > 0 ? new DeviceMemory(memory) : undefined,
   });
   if (options.record) heap.startRecording();
@@ -250,8 +252,14 @@ export function replay(
             steadyAllocated = steadyReserved = 0;
           }
           if (!options.plan) break;
-          if (e[1] === null) heap.endIteration();
-          else heap.beginIteration(e[1]);
+          try {
+            if (e[1] === null) heap.endIteration();
+            else heap.beginIteration(e[1]);
+          } catch (error) {
+            // Marks out of order (a begin inside an iteration, an end outside one), an empty key.
+            if (!(error instanceof AllocatorError || error instanceof TypeError)) throw error;
+            throw new TraceError(`cannot replay iteration mark: ${error.message}`, i);
+          }
           break;
         case "heap":
         case "release":
@@ -309,7 +317,7 @@ function allocate(
 ): Block | null {
   if (usage !== "scalar" && !USAGES.has(usage)) {
     throw new TraceError(
-      `unknown usage ${JSON.stringify(usage)} (expected storage, uniform, readback or upload)`,
+      `unknown usage ${describe(usage)} (expected storage, uniform, readback or upload)`,
       i,
     );
   }
