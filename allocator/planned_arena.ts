@@ -104,8 +104,8 @@ interface Arena {
   plan: Plan | null;
   /** Planned blocks live in it. */
   live: number;
-  /** Offset and size of each block freed in it since the last submit, flat. */
-  freed: number[];
+  /** What was freed in it since the last submit. */
+  freed: FreedRanges;
 }
 
 /** One recorded iteration and what its plan placed. */
@@ -218,7 +218,7 @@ export class PlannedMemory {
     if (arena === null) return void this.#depart(run, plan.info.unplannable!);
     plan.arena = arena;
     arena.plan = plan;
-    if (overlaps(arena.freed, plan.early)) this.#safetySubmit(plan);
+    if (arena.freed.meets(plan.early)) this.#safetySubmit(plan);
   }
 
   /** Ends the iteration: a recording is planned now. */
@@ -304,10 +304,12 @@ export class PlannedMemory {
     }
     // A planned block has no range and is not its heap's own block.
     if (r.range !== null || r.heap.block === r) return false;
-    const arena = this.#arenas.get(r.heap.buffer);
+    const run = this.#run;
+    // The running plan's arena first: a map lookup costs as much as the rest of a free.
+    const own = run === null ? null : run.plan.arena;
+    const arena = own !== null && own.heap === r.heap ? own : this.#arenas.get(r.heap.buffer);
     if (arena === undefined) return false;
     const plan = arena.plan!;
-    const run = this.#run;
     let i = -1;
     if (run !== null && run.plan === plan && !run.departed) {
       const k = this.#skipKept(plan, run.op);
@@ -322,7 +324,7 @@ export class PlannedMemory {
     r.state = "free";
     plan.records[i] = null;
     arena.live--;
-    arena.freed.push(r.offset, r.size);
+    arena.freed.add(r.offset, r.size);
     return true;
   }
 
@@ -336,7 +338,7 @@ export class PlannedMemory {
       const k = this.#skipKept(run.plan, run.op);
       while (run.submit < s.length && s[run.submit] >= run.op && s[run.submit] <= k) run.submit++;
     }
-    for (const arena of this.#arenas.values()) arena.freed.length = 0;
+    for (const arena of this.#arenas.values()) arena.freed.clear();
   }
 
   /** What each plan reports. */
@@ -431,7 +433,7 @@ export class PlannedMemory {
     if (best !== null) return best;
     // Idle arenas too small for this plan are outgrown: the new one serves their plans too.
     for (const a of [...this.#arenas.values()]) {
-      if (a.live > 0 || a.freed.length > 0) continue;
+      if (a.live > 0 || !a.freed.empty) continue;
       this.#arenas.delete(a.heap.buffer);
       for (const p of this.#plans.values()) if (p.arena === a) p.arena = null;
       this.#host.releaseArena(a.heap);
@@ -444,7 +446,7 @@ export class PlannedMemory {
       plan.info.unplannable = `its arena could not be made: ${error.message}`;
       return null;
     }
-    const arena: Arena = { heap, plan, live: 0, freed: [] };
+    const arena: Arena = { heap, plan, live: 0, freed: new FreedRanges() };
     this.#arenas.set(heap.buffer, arena);
     return arena;
   }
@@ -496,7 +498,7 @@ export class PlannedMemory {
     if (run !== null && run.plan === plan && !run.departed) {
       this.#depart(run, `block ${i} was written by writeBuffer, unlike in the recording`);
     }
-    if (overlaps(arena.freed, [plan.offsets[i], plan.sizes[i]])) this.#safetySubmit(plan);
+    if (arena.freed.meets([plan.offsets[i], plan.sizes[i]])) this.#safetySubmit(plan);
   }
 
   #safetySubmit(plan: Plan): void {
@@ -505,12 +507,54 @@ export class PlannedMemory {
   }
 }
 
-/** Whether any range of `a` meets any of `b` (both flat lists of offset, size). */
-function overlaps(a: readonly number[], b: readonly number[]): boolean {
-  for (let i = 0; i < a.length; i += 2) {
-    for (let j = 0; j < b.length; j += 2) {
-      if (a[i] < b[j] + b[j + 1] && b[j] < a[i] + a[i + 1]) return true;
-    }
+/** Ranges an arena keeps of what was freed since the last submit, before they merge into one. */
+const FREED_RANGES = 32;
+
+/**
+ * The ranges freed in an arena since the last submit. Past
+ * {@linkcode FREED_RANGES} ranges they become the one range that spans them
+ * all: a loop that never submits frees the same blocks again and again, and
+ * the list stays small (checks only err toward a submit). A fixed array: a
+ * free costs two stores.
+ */
+class FreedRanges {
+  #bounds = new Float64Array(2 * FREED_RANGES);
+  #n = 0;
+
+  get empty(): boolean {
+    return this.#n === 0;
   }
-  return false;
+
+  add(offset: number, size: number): void {
+    const b = this.#bounds;
+    if (this.#n === b.length) {
+      let lo = offset;
+      let hi = offset + size;
+      for (let i = 0; i < b.length; i += 2) {
+        lo = Math.min(lo, b[i]);
+        hi = Math.max(hi, b[i + 1]);
+      }
+      b[0] = lo;
+      b[1] = hi;
+      this.#n = 2;
+      return;
+    }
+    b[this.#n++] = offset;
+    b[this.#n++] = offset + size;
+  }
+
+  clear(): void {
+    this.#n = 0;
+  }
+
+  /** Whether any range meets one of `ranges` (a flat list of offset, size). */
+  meets(ranges: readonly number[]): boolean {
+    const b = this.#bounds;
+    for (let i = 0; i < this.#n; i += 2) {
+      for (let j = 0; j < ranges.length; j += 2) {
+        if (b[i] < ranges[j] + ranges[j + 1] && ranges[j] < b[i + 1]) return true;
+      }
+    }
+    return false;
+  }
 }
