@@ -614,13 +614,15 @@ export class HeapAllocator implements BlockOwner {
    */
   snapshot(): Snapshot {
     this.#checkAlive("take a snapshot");
-    return walkHeaps({
+    const snapshot = walkHeaps({
       heaps: POOL_NAMES.flatMap((name) => [...this.#pools[name].heaps]),
       ranges: (heap) => this.#pools[heap.pool as PoolName].tlsf!.ranges(heap.region!),
       ops: this.#ops,
       stats: this.memoryStats(),
       settings: this.settings(),
     });
+    this.#plans?.fillSnapshot(snapshot, this.#ops);
+    return snapshot;
   }
 
   /** The settings this allocator runs with, as snapshots and traces record them. */

@@ -50,6 +50,7 @@ import { type Block, type BlockRecord, blockRecord, type Heap } from "./block.ts
 import { AllocatorError, OutOfMemoryError } from "./errors.ts";
 import { formatBytes } from "./format.ts";
 import { planArena, type PlanBlock } from "./plan.ts";
+import { freeRange, type Snapshot, type SnapshotBlock } from "./snapshot.ts";
 
 /** What a plan reports ({@linkcode HeapAllocator.plans}). */
 export interface PlanInfo {
@@ -339,6 +340,38 @@ export class PlannedMemory {
       while (run.submit < s.length && s[run.submit] >= run.op && s[run.submit] <= k) run.submit++;
     }
     for (const arena of this.#arenas.values()) arena.freed.clear();
+  }
+
+  /**
+   * Shows each arena of `snapshot` as the heap its plans share: the planned
+   * blocks live in it, by offset, and the free ranges between them.
+   */
+  fillSnapshot(snapshot: Snapshot, ops: number): void {
+    for (const arena of this.#arenas.values()) {
+      const heap = snapshot.heaps.find((h) => h.id === arena.heap.id);
+      if (heap === undefined) continue;
+      const live = (arena.plan?.records ?? []).filter((r) => r !== null)
+        .sort((a, b) => a.offset - b.offset);
+      const blocks: SnapshotBlock[] = [];
+      let end = 0;
+      for (const r of live) {
+        if (r.offset > end) blocks.push(freeRange(end, r.offset - end));
+        blocks.push({
+          id: r.id,
+          offset: r.offset,
+          size: r.size,
+          requestedSize: r.requestedSize,
+          state: "live",
+          usage: r.usage,
+          label: r.label ?? null,
+          ageOps: ops - r.bornAtOp,
+        });
+        end = r.offset + r.size;
+      }
+      if (end < heap.size) blocks.push(freeRange(end, heap.size - end));
+      heap.blocks = blocks;
+      heap.isSplit = true;
+    }
   }
 
   /** What each plan reports. */

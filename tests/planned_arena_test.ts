@@ -351,3 +351,29 @@ Deno.test("beginIteration() plans of keys that take turns share one arena", () =
   assert.ok(plans.some((p) => p.safetySubmits > 0));
   heap.destroy();
 });
+
+Deno.test("snapshot() shows a plan's arena with its live blocks, and sums agree with the stats", async () => {
+  const { readSnapshot } = await import("../allocator/tools/read_snapshot.ts");
+  const { memvizHtml } = await import("../allocator/tools/memviz.ts");
+  const heap = new HeapAllocator(new FakeDevice());
+  for (let run = 0; run < 3; run++) {
+    heap.beginIteration("snap");
+    const a = heap.alloc(4096, { label: "a" });
+    const b = heap.alloc(8192, { label: "b" });
+    if (run === 2) {
+      const snapshot = readSnapshot(heap.snapshot());
+      const arena = snapshot.heaps.find((h) => h.id === a.heapId)!;
+      const live = arena.blocks.filter((x) => x.state === "live");
+      assert.deepEqual(live.map((x) => x.label).sort(), ["a", "b"]);
+      const liveBytes = snapshot.heaps.flatMap((h) => h.blocks)
+        .filter((x) => x.state === "live").reduce((n, x) => n + x.size, 0);
+      assert.equal(liveBytes, heap.currentAllocatedMemory());
+      assert.equal(arena.blocks.reduce((n, x) => n + x.size, 0), arena.size);
+      assert.match(memvizHtml(snapshot), /<svg/);
+    }
+    heap.free(a);
+    heap.free(b);
+    heap.endIteration();
+  }
+  heap.destroy();
+});
