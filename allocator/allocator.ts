@@ -465,7 +465,7 @@ export class HeapAllocator implements BlockOwner {
     this.#checkAlive("empty the cache");
     this.#recorder?.emptyCache();
     this.#flushFront();
-    return this.#heaps.releaseIdle(null, 0);
+    return this.#heaps.releaseIdle(null, 0) + (this.#plans?.releaseIdle() ?? 0);
   }
 
   /** Bytes in live blocks (each block's rounded size). */

@@ -374,6 +374,24 @@ export class PlannedMemory {
     }
   }
 
+  /**
+   * Releases every arena with no live block and nothing freed unsubmitted,
+   * but the running plan's; a later run makes its arena again.
+   *
+   * @returns the bytes released
+   */
+  releaseIdle(): number {
+    let released = 0;
+    for (const a of [...this.#arenas.values()]) {
+      if (a.live > 0 || !a.freed.empty || this.#run?.plan.arena === a) continue;
+      this.#arenas.delete(a.heap.buffer);
+      for (const p of this.#plans.values()) if (p.arena === a) p.arena = null;
+      released += a.heap.size;
+      this.#host.releaseArena(a.heap);
+    }
+    return released;
+  }
+
   /** What each plan reports. */
   infos(): PlanInfo[] {
     return [...this.#plans.values()].map((p) => ({ ...p.info }));
@@ -465,12 +483,7 @@ export class PlannedMemory {
     }
     if (best !== null) return best;
     // Idle arenas too small for this plan are outgrown: the new one serves their plans too.
-    for (const a of [...this.#arenas.values()]) {
-      if (a.live > 0 || !a.freed.empty) continue;
-      this.#arenas.delete(a.heap.buffer);
-      for (const p of this.#plans.values()) if (p.arena === a) p.arena = null;
-      this.#host.releaseArena(a.heap);
-    }
+    this.releaseIdle();
     let heap: Heap;
     try {
       heap = this.#host.obtainArena(size, plan.key);

@@ -377,3 +377,23 @@ Deno.test("snapshot() shows a plan's arena with its live blocks, and sums agree 
   }
   heap.destroy();
 });
+
+Deno.test("emptyCache() releases the arenas no run holds, and a later run makes its arena again", () => {
+  const device = new FakeDevice();
+  const heap = new HeapAllocator(device);
+  const live = new Live();
+  const run = () => {
+    heap.beginIteration("e");
+    program(heap, live, sizesOf(5, 20), 11);
+    heap.endIteration();
+  };
+  run();
+  run();
+  heap.submit();
+  heap.emptyCache();
+  assert.equal(heap.driverAllocatedMemory(), 0, "nothing live, nothing pending: nothing held");
+  run();
+  assert.equal(heap.plans()[0].departures, 0);
+  assert.ok(heap.driverAllocatedMemory() >= heap.plans()[0].size);
+  heap.destroy();
+});
