@@ -72,10 +72,12 @@ import type { MemoryBudget } from "./budget.ts";
 import { type Snapshot, walkHeaps } from "./snapshot.ts";
 import type { Trace } from "./trace.ts";
 import { TraceRecorder } from "./trace_recorder.ts";
+import { type PlanInfo, PlannedMemory } from "./planned_arena.ts";
 
 export { Block } from "./block.ts";
 export type { HeapAllocatorOptions } from "./config.ts";
 export { POOL_NAMES, type PoolName, type Usage } from "./size_classes.ts";
+export type { PlanInfo } from "./planned_arena.ts";
 
 /** Element types a scalar can hold. */
 export type ScalarType = "f32" | "i32" | "u32";
@@ -152,6 +154,8 @@ export class HeapAllocator implements BlockOwner {
   #watched = false;
   /** Submit to reuse blocks freed since the last submit rather than make a heap. */
   #submitWhenShort: boolean;
+  /** Planned iterations (Note [planned runs]), made at the first beginIteration; null before. */
+  #plans: PlannedMemory | null = null;
 
   /**
    * Creates an allocator over a device; it makes no GPUBuffer until the first allocation.
@@ -295,6 +299,9 @@ export class HeapAllocator implements BlockOwner {
     this.#throwDeviceError();
     this.#ops++;
     const pool = this.#pools[poolFor(usage, size)];
+    if (this.#plans?.active === true && usage === "storage") {
+      return this.#allocPlanned(pool, size, options?.label);
+    }
     const r = newRecord(
       this,
       pool.name,
@@ -383,6 +390,11 @@ export class HeapAllocator implements BlockOwner {
       const buffer = r.heap.buffer;
       if (buffer.mapState !== "unmapped") buffer.unmap();
     }
+    if (this.#plans !== null && this.#plans.free(r)) {
+      // A planned block: its bytes are the plan's again, safe by the plan's proof.
+      this.#budget?.publish(this.#totals);
+      return;
+    }
     if (r.touched) {
       r.state = "pending";
       pool.counters.pendingFree += r.size;
@@ -415,6 +427,7 @@ export class HeapAllocator implements BlockOwner {
     }
     this.#device.queue.submit(all);
     this.#recorder?.submit();
+    this.#plans?.submitted();
     const pending = this.#pending;
     this.#pending = [];
     for (const r of pending) {
@@ -452,7 +465,7 @@ export class HeapAllocator implements BlockOwner {
     this.#checkAlive("empty the cache");
     this.#recorder?.emptyCache();
     this.#flushFront();
-    return this.#heaps.releaseIdle(null, 0);
+    return this.#heaps.releaseIdle(null, 0) + (this.#plans?.releaseIdle() ?? 0);
   }
 
   /** Bytes in live blocks (each block's rounded size). */
@@ -601,13 +614,15 @@ export class HeapAllocator implements BlockOwner {
    */
   snapshot(): Snapshot {
     this.#checkAlive("take a snapshot");
-    return walkHeaps({
+    const snapshot = walkHeaps({
       heaps: POOL_NAMES.flatMap((name) => [...this.#pools[name].heaps]),
       ranges: (heap) => this.#pools[heap.pool as PoolName].tlsf!.ranges(heap.region!),
       ops: this.#ops,
       stats: this.memoryStats(),
       settings: this.settings(),
     });
+    this.#plans?.fillSnapshot(snapshot, this.#ops);
+    return snapshot;
   }
 
   /** The settings this allocator runs with, as snapshots and traces record them. */
@@ -719,6 +734,8 @@ export class HeapAllocator implements BlockOwner {
         }
       }
     }
+    this.#plans?.destroy();
+    this.#plans = null;
     this.#destroyed = true;
     this.#heaps.destroy();
     this.#pending = [];
@@ -729,7 +746,143 @@ export class HeapAllocator implements BlockOwner {
     return this.#destroyed;
   }
 
+  /**
+   * Begins an iteration named `key` (say, by its input shape). The first
+   * iteration with a key is recorded as it runs on the online allocator; at
+   * its end its storage blocks are planned in one arena. Each later
+   * iteration with that key takes every storage block at its planned offset,
+   * with no search and no new GPUBuffer. One that departs from the recording
+   * (another size, another order, an extra allocation) goes on with the
+   * online allocator, is counted in {@linkcode HeapAllocator.plans}, and is
+   * reported once. While plans exist the device queue's `writeBuffer` is
+   * watched, to keep trap 1 (Note [planned runs] in `planned_arena.ts`).
+   *
+   * @example
+   * ```ts
+   * import { FakeDevice, HeapAllocator } from "../mod.ts";
+   * import assert from "node:assert/strict";
+   *
+   * const heap = new HeapAllocator(new FakeDevice());
+   * const step = () => {
+   *   heap.beginIteration("batch 1");
+   *   const a = heap.alloc(4096);
+   *   const b = heap.alloc(8192);
+   *   heap.free(a);
+   *   const c = heap.alloc(4096); // a's bytes, in the plan
+   *   heap.free(b);
+   *   heap.free(c);
+   *   heap.endIteration();
+   *   return [a.offset, c.offset];
+   * };
+   * step(); // recorded
+   * const [a, c] = step(); // planned
+   * assert.equal(a, c);
+   * const [plan] = heap.plans();
+   * assert.deepEqual([plan.size, plan.peakLive, plan.departures], [12288, 12288, 0]);
+   * heap.destroy();
+   * ```
+   *
+   * @param key names the iteration: runs with the same key must repeat the same allocations
+   * @throws {TypeError} the key is not a non-empty string
+   * @throws {AllocatorError} an iteration is already running, or the allocator was destroyed
+   */
+  beginIteration(key: string): void {
+    this.#checkUsable("begin an iteration");
+    this.#plans ??= new PlannedMemory({
+      alignment: this.#sizes.alignment,
+      maxArena: this.#device.limits.maxBufferSize,
+      queue: this.#device.queue,
+      obtainArena: (size, k) => this.#obtainArena(size, k),
+      releaseArena: (arena) => {
+        arena.live = 0;
+        this.#heaps.release(arena);
+      },
+      place: (arena, offset, size, requested, label) =>
+        this.#placePlanned(arena, offset, size, requested, label),
+      submit: () => this.submit(),
+      say: (line) => this.#say(line),
+    });
+    this.#plans.begin(key);
+    this.#recorder?.iter(key);
+  }
+
+  /**
+   * Ends the iteration begun by {@linkcode HeapAllocator.beginIteration}; the
+   * first with its key is planned now.
+   *
+   * @throws {AllocatorError} no iteration was begun
+   */
+  endIteration(): void {
+    this.#checkAlive("end an iteration");
+    if (this.#plans === null) {
+      throw new AllocatorError("Cannot end iteration: no iteration was begun");
+    }
+    this.#plans.end();
+    this.#recorder?.iter(null);
+  }
+
+  /** Each plan made by {@linkcode HeapAllocator.beginIteration}: its size ÷ peak live, runs and departures. */
+  plans(): PlanInfo[] {
+    this.#checkAlive("read plans");
+    return this.#plans?.infos() ?? [];
+  }
+
   // ---- placement ----
+
+  /** A storage block while an iteration runs: at its planned offset, or online (and recorded). */
+  #allocPlanned(pool: Pool, size: number, label: string | undefined): Block {
+    const planned = this.#plans!.alloc(size, label);
+    if (planned !== null) return planned;
+    const r = newRecord(
+      this,
+      pool.name,
+      size,
+      this.#sizes.round(pool.name, size),
+      "storage",
+      label,
+    );
+    const block = this.#place(pool, r);
+    this.#plans!.placedOnline(r);
+    return block;
+  }
+
+  /**
+   * The arena of a plan: a large-pool heap of its own, never idle. The heaps
+   * the storage pools hold idle go first: the recorded run left them, and
+   * the arena takes their place.
+   */
+  #obtainArena(size: number, key: string): Heap {
+    this.#flushFront();
+    this.#heaps.releaseIdle("small", 0);
+    this.#heaps.releaseIdle("large", 0);
+    const r = newRecord(this, "large", size, size, "storage", `plan ${JSON.stringify(key)}`);
+    const heap = this.#heaps.obtain(r, size, false);
+    r.id = this.#nextBlockId++;
+    r.heap = heap;
+    r.bornAtOp = this.#ops;
+    // Reserved, not allocated: the planned blocks in it count as allocated.
+    r.state = "free";
+    heap.block = r;
+    heap.live = 1;
+    return heap;
+  }
+
+  /** A planned block at `offset` in `arena`, counted as any block of the large pool. */
+  #placePlanned(
+    arena: Heap,
+    offset: number,
+    size: number,
+    requested: number,
+    label: string | undefined,
+  ): Block {
+    const r = newRecord(this, "large", requested, size, "storage", label);
+    r.offset = offset;
+    // #newBlock names a range-less block its heap's own: the arena keeps its record.
+    const own = arena.block;
+    const block = this.#newBlock(this.#pools.large, r, arena, null, size, true);
+    arena.block = own;
+    return block;
+  }
 
   /** Places a block for the request `r` in `pool`: a free range, a cached heap, or a new heap. */
   #place(pool: Pool, r: BlockRecord): Block {

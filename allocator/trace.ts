@@ -34,6 +34,7 @@
  * | `["split", heap, t?]`                                               | a cached unsplit heap became a split heap (its cached block is gone) |
  * | `["oom", requested, pool, t?]`                                      | an allocation failed with `OutOfMemoryError` |
  * | `["resetPeak", t?]`                                                 | `resetPeakStats()` |
+| `["iter", key, t?]`                                                 | `beginIteration(key)`; with `key` null, `endIteration()` |
  *
  * An optional item may be `null` (absent) when a later one is given.
  * Block ids may be reused once freed. A recording started on a busy
@@ -92,6 +93,9 @@ export type OomEvent = [kind: "oom", requested: number, pool: string, t?: number
 /** `resetPeakStats()`. */
 export type ResetPeakEvent = [kind: "resetPeak", t?: number];
 
+/** `beginIteration(key)`, or `endIteration()` with `key` null. */
+export type IterEvent = [kind: "iter", key: string | null, t?: number];
+
 /** One event of a {@linkcode Trace}. */
 export type TraceEvent =
   | AllocEvent
@@ -103,7 +107,8 @@ export type TraceEvent =
   | ReleaseEvent
   | SplitEvent
   | OomEvent
-  | ResetPeakEvent;
+  | ResetPeakEvent
+  | IterEvent;
 
 /** Where each kind of event keeps its optional time `t`: the index of that item. */
 export const TIME_ITEM: Readonly<Record<TraceEvent[0], number>> = {
@@ -117,6 +122,7 @@ export const TIME_ITEM: Readonly<Record<TraceEvent[0], number>> = {
   split: 2,
   oom: 3,
   resetPeak: 1,
+  iter: 2,
 };
 
 /** What `HeapAllocator.stopRecording()` returns: a versioned, JSON-ready list of events. */

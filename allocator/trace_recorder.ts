@@ -20,6 +20,7 @@ const KINDS = [
   "oom",
   "resetPeak",
   "split",
+  "iter",
 ] as const;
 const POOLS = ["small", "large", "uniform", "scalar", "readback", "upload"];
 const USAGES = ["storage", "uniform", "readback", "upload"];
@@ -227,6 +228,12 @@ export class TraceRecorder {
     this.#record(9, 1, id, 0, 0, 0, 0);
   }
 
+  /** `beginIteration(key)` was called, or `endIteration()` (key null). */
+  iter(key: string | null): void {
+    this.#record(10 | (key === null ? 0 : LABELLED), 0, 0, 0, 0, 0, 0);
+    if (key !== null) this.#word(this.#labelIndex(key));
+  }
+
   /** `resetPeakStats()` was called. */
   resetPeak(): void {
     this.#record(8, 0, 0, 0, 0, 0, 0);
@@ -307,6 +314,9 @@ export class TraceRecorder {
             break;
           case "split":
             events[i] = ["split", field(), t];
+            break;
+          case "iter":
+            events[i] = ["iter", head & LABELLED ? this.#labels[chunk[o++]] : null, t];
             break;
         }
         i++;

@@ -273,6 +273,9 @@ function recording(seed: number, options: { highWatermark?: string } = {}): Trac
   const live: ReturnType<HeapAllocator["alloc"]>[] = [];
   const usages: Usage[] = ["storage", "storage", "uniform", "readback", "upload"];
   for (let i = 0; i < 24; i++) {
+    // Iteration marks: runs of one key that follow its plan or depart from it.
+    if (i % 8 === 1) heap.beginIteration(`key ${i % 16}`);
+    if (i % 8 === 7) heap.endIteration();
     const r = random();
     if (r < 0.5) {
       const usage = pick(random, usages);
@@ -381,7 +384,7 @@ Deno.test("fuzz: replay() refuses malformed traces with a TraceError only", () =
   fuzz(
     "replay",
     () => traceInput(random),
-    (input) => replay(input as Trace),
+    (input) => replay(input as Trace, { plan: random() < 0.5 }),
     (r) =>
       [r.peakAllocated, r.peakReserved, r.ratio, r.inUseRatio].every(Number.isFinite)
         ? null

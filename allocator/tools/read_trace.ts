@@ -143,6 +143,7 @@ const EVENTS: ReadonlyMap<string, readonly [required: Item[], optional: Item[]]>
   ["split", [[HEAP_ID], [TIME]]],
   ["oom", [[REQUESTED, POOL], [TIME]]],
   ["resetPeak", [[], [TIME]]],
+  ["iter", [[["key", "a string or null", (v) => v === null || typeof v === "string"]], [TIME]]],
 ]);
 
 /**

@@ -6,13 +6,13 @@
  * @module
  */
 
-import { type Block, HeapAllocator, type Usage } from "../allocator.ts";
+import { type Block, HeapAllocator, type PlanInfo, type Usage } from "../allocator.ts";
 import type { MemoryBudget } from "../budget.ts";
 import { type AllocatorDevice, type AllocatorLimits, FakeDevice } from "../device.ts";
-import { OutOfMemoryError } from "../errors.ts";
+import { AllocatorError, OutOfMemoryError } from "../errors.ts";
 import { formatBytes } from "../format.ts";
 import type { Trace, TraceEvent } from "../trace.ts";
-import { readTrace, TraceError } from "./read_trace.ts";
+import { describe, readTrace, TraceError } from "./read_trace.ts";
 
 /** Options of {@linkcode replay}; each unset one takes the trace's recorded setting. */
 export interface ReplayOptions {
@@ -34,6 +34,12 @@ export interface ReplayOptions {
   fallbackAdapter?: boolean;
   /** Record the replay itself and return its trace (with heap events, for a picture). */
   record?: boolean;
+  /**
+   * Replay `iter` marks as `beginIteration` / `endIteration`: the first run of
+   * each key is recorded, later ones are planned. A trace does not say which
+   * blocks `writeBuffer` filled, so the plans treat none as written.
+   */
+  plan?: boolean;
 }
 
 /** What {@linkcode replay} measured. */
@@ -79,6 +85,15 @@ export interface ReplayResult {
   ooms: number;
   /** Frees skipped because the replay could not allocate that block. */
   skippedFrees: number;
+  /** The plans made from `iter` marks (with {@linkcode ReplayOptions.plan}; else none). */
+  plans: PlanInfo[];
+  /**
+   * Peak of bytes in live blocks after the first run of every iteration key
+   * (the runs a plan serves); 0 without `iter` marks.
+   */
+  steadyPeakAllocated: number;
+  /** Peak of bytes in GPUBuffers held over the same events. */
+  steadyPeakReserved: number;
   /** The replay's own trace, when `record` was set. */
   trace?: Trace;
 }
@@ -135,6 +150,8 @@ export function replay(
     highWatermark: options.highWatermark ?? settings?.highWatermark ?? 0,
     lowWatermark: options.lowWatermark ?? settings?.lowWatermark ?? 0,
     debug: false,
+    // Departures from plans are counted in the result's plans: no lines.
+    log: () => {},
     budget: memory > 0 ? new DeviceMemory(memory) : undefined,
   });
   if (options.record) heap.startRecording();
@@ -149,9 +166,19 @@ export function replay(
   let pending = 0;
   let peakInUse = 0;
   const events = t.events as TraceEvent[];
+  // Steady peaks: from the end of the last first run of a key on.
+  const keys = new Set<string>();
+  let key: string | null = null;
+  let steady = false;
+  let steadyAllocated = 0;
+  let steadyReserved = 0;
   try {
     for (let i = 0; i < events.length; i++) {
       const e = events[i];
+      if (steady) {
+        steadyAllocated = Math.max(steadyAllocated, heap.currentAllocatedMemory());
+        steadyReserved = Math.max(steadyReserved, heap.driverAllocatedMemory());
+      }
       switch (e[0]) {
         case "a":
         case "s": {
@@ -214,6 +241,26 @@ export function replay(
           }
           break;
         }
+        case "iter":
+          if (e[1] !== null && !keys.has(e[1])) {
+            keys.add(e[1]);
+            key = e[1];
+          } else if (e[1] === null && key !== null) {
+            // A key's first run ended: the steady peaks start over after it.
+            key = null;
+            steady = true;
+            steadyAllocated = steadyReserved = 0;
+          }
+          if (!options.plan) break;
+          try {
+            if (e[1] === null) heap.endIteration();
+            else heap.beginIteration(e[1]);
+          } catch (error) {
+            // Marks out of order (a begin inside an iteration, an end outside one), an empty key.
+            if (!(error instanceof AllocatorError || error instanceof TypeError)) throw error;
+            throw new TraceError(`cannot replay iteration mark: ${error.message}`, i);
+          }
+          break;
         case "heap":
         case "release":
         case "split":
@@ -249,6 +296,9 @@ export function replay(
       retries: stats.numAllocRetries,
       ooms: stats.numOoms,
       skippedFrees,
+      plans: heap.plans(),
+      steadyPeakAllocated: steady ? Math.max(steadyAllocated, heap.currentAllocatedMemory()) : 0,
+      steadyPeakReserved: steady ? Math.max(steadyReserved, heap.driverAllocatedMemory()) : 0,
     };
     if (options.record) result.trace = heap.stopRecording();
     return result;
@@ -267,7 +317,7 @@ function allocate(
 ): Block | null {
   if (usage !== "scalar" && !USAGES.has(usage)) {
     throw new TraceError(
-      `unknown usage ${JSON.stringify(usage)} (expected storage, uniform, readback or upload)`,
+      `unknown usage ${describe(usage)} (expected storage, uniform, readback or upload)`,
       i,
     );
   }

@@ -6,6 +6,7 @@
 //   deno task replay trace.json --conf "" --conf roundup_power2_divisions:4 --conf caching:0
 //   deno task replay trace.json --compare            # the standard set of policies
 //   deno task replay trace.json --json               # one JSON object, for scripts
+//   deno task replay trace.json --plan               # planned iterations beside online
 //   deno task replay - < trace.json                  # the trace from stdin
 //   deno task replay snapshot.pickle.gz              # a PyTorch memory snapshot
 //   deno task replay --help                          # every flag
@@ -47,6 +48,7 @@ export type ReplayFlags = {
   maxBufferSize: ValueFlag<number>;
   maxBindingSize: ValueFlag<number>;
   memory: ValueFlag<number>;
+  plan: Flag<boolean>;
 };
 
 /** The replay command's arguments and flags. */
@@ -67,6 +69,7 @@ export const REPLAY_COMMAND: Command<ReplayFlags> = {
     maxBufferSize: bytes("the device's maxBufferSize"),
     maxBindingSize: bytes("the device's maxStorageBufferBindingSize"),
     memory: bytes("the fake device's memory: heaps past it are refused"),
+    plan: toggle("also replay each policy with its iter marks planned, row beside row"),
   },
   notes: "Sizes may be written 512MiB. With --json and one policy the object holds the\n" +
     'figures; with several, { "trace": ..., "policies": [ ... ] }. Exit status: 0 on\n' +
@@ -79,16 +82,33 @@ export interface PolicyResult extends ReplayResult {
   policy: string;
 }
 
-/** Replays `trace` once per alloc conf in `policies`, sharing the other options. */
+/**
+ * Replays `trace` once per alloc conf in `policies`, sharing the other
+ * options; with `plan`, each policy twice: online, then with its `iter` marks
+ * planned (named `"<policy> + plan"`).
+ */
 export function comparePolicies(
   trace: Trace,
   policies: readonly string[],
   options: Omit<ReplayOptions, "allocConf"> = {},
 ): PolicyResult[] {
-  return policies.map((policy) => ({
-    policy,
-    ...replay(trace, { ...options, allocConf: policy }),
-  }));
+  return policies.flatMap((policy) => {
+    const online = { policy, ...replay(trace, { ...options, plan: false, allocConf: policy }) };
+    if (!options.plan) return [online];
+    const planned = replay(trace, { ...options, allocConf: policy });
+    return [online, { ...planned, policy: `${policy || "default"} + plan` }];
+  });
+}
+
+/** What each plan of a planned replay did, one line each. */
+export function formatPlans(result: ReplayResult): string {
+  if (result.plans.length === 0) return "no iteration marks: nothing planned";
+  return result.plans.map((p) =>
+    `plan ${JSON.stringify(p.key)}: ${p.blocks} blocks in ${formatBytes(p.size)} for ${
+      formatBytes(p.peakLive)
+    } peak live (${p.ratio.toFixed(3)}), ${p.runs} runs, ${p.departures} departed` +
+    (p.unplannable ? ` (not planned: ${p.unplannable})` : "")
+  ).join("\n");
 }
 
 /** The results as an aligned text table, one row per policy. */
@@ -119,6 +139,16 @@ export function formatTable(results: readonly PolicyResult[]): string {
     String(r.retries),
     String(r.ooms),
   ]);
+  // With iteration marks: the peaks after every key's first run, the runs a plan serves.
+  if (results.some((r) => r.steadyPeakAllocated > 0)) {
+    head.push("steady reserved", "steady res/alloc");
+    results.forEach((r, i) =>
+      rows[i].push(
+        formatBytes(r.steadyPeakReserved),
+        r.steadyPeakAllocated > 0 ? (r.steadyPeakReserved / r.steadyPeakAllocated).toFixed(3) : "-",
+      )
+    );
+  }
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (cells: string[]) =>
     cells.map((c, i) => i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i])).join("  ");
@@ -134,6 +164,7 @@ async function main(
   if (flags.highWatermark !== undefined) options.highWatermark = flags.highWatermark;
   if (flags.lowWatermark !== undefined) options.lowWatermark = flags.lowWatermark;
   if (flags.memory !== undefined) options.memory = flags.memory;
+  if (flags.plan) options.plan = true;
   const limits: { -readonly [K in keyof NonNullable<ReplayOptions["limits"]>]: number } = {};
   if (flags.maxBufferSize !== undefined) limits.maxBufferSize = flags.maxBufferSize;
   if (flags.maxBindingSize !== undefined) {
@@ -164,6 +195,12 @@ async function main(
     }
     if (pytorch) console.log(formatPytorchFacts(pytorch, results[0].peakRequested));
     console.log(formatTable(results));
+    if (flags.plan) {
+      console.log(
+        "planned: writes are not in traces, so plans treat no block as filled by writeBuffer",
+      );
+      console.log(formatPlans(results[1]));
+    }
   }
 }
 
