@@ -200,7 +200,9 @@ export class HeapAllocator implements BlockOwner {
         "uniform",
         alignment,
         true,
-        caching ? limits.maxUniformBufferBindingSize : 0,
+        // Capped: the cache's table grows with its largest size, and a device may allow
+        // uniform bindings of gigabytes.
+        caching ? Math.min(limits.maxUniformBufferBindingSize, FRONT_CACHE_MAX_BLOCK) : 0,
       ),
       scalar: newPool("scalar", alignment, true),
       readback: newPool("readback", alignment, false),

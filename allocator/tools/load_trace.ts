@@ -17,7 +17,7 @@
 // bytes, and its bytes are capped:
 // - maxBytes caps the bytes read and the bytes gunzip gives (streamed in small steps, so no
 //   more than the cap is ever held); the default, 64 MiB, holds a PyTorch snapshot of 50 MB.
-// - the values a pickle builds are capped at maxBytes / 4 (see readPickle's maxValues, where
+// - the values a pickle builds are capped at maxBytes / 2 (see readPickle's maxValues, where
 //   a container counts as CONTAINER_COST values): memo references share what they fetch, and
 //   a pickle of references to references still builds no more than that. JSON is held to the
 //   same count before it is parsed (each [ and { a container, each comma a value).
@@ -82,7 +82,7 @@ export async function parseTraceBytes(
   if (bytes[0] === GZIP_MAGIC[0] && bytes[1] === GZIP_MAGIC[1]) {
     bytes = await gunzip(bytes, maxBytes);
   }
-  const maxValues = Math.max(1, Math.floor(maxBytes / 4));
+  const maxValues = Math.max(1, Math.floor(maxBytes / 2));
   if (isPickle(bytes)) {
     const value = readPickle(bytes, { maxValues, raiseWith: RAISE_WITH });
     if (!isPytorchSnapshot(value)) {

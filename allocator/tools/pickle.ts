@@ -126,11 +126,11 @@ const PROTO = 0x80;
 export const MAX_INT_BYTES = 1024;
 
 /**
- * Values a pickle may build by default: 16 Mi, room for a memory snapshot of
- * 64 MiB (PyTorch's hold one container per 55–62 bytes, each counted as
- * {@linkcode CONTAINER_COST}, and a few scalars beside it).
+ * Values a pickle may build by default: 32 Mi, room for a memory snapshot of
+ * 64 MiB (PyTorch's build 0.36–0.38 values a byte, counting each container
+ * as {@linkcode CONTAINER_COST}).
  */
-export const DEFAULT_MAX_VALUES = 16 * 2 ** 20;
+export const DEFAULT_MAX_VALUES = 32 * 2 ** 20;
 
 /**
  * What one container (dict, list, tuple, set, bytes, big int) counts against
@@ -152,6 +152,14 @@ export interface PickleOptions {
   raiseWith?: string;
 }
 const UTF8 = new TextDecoder("utf-8", { fatal: true });
+/**
+ * Kinds of stack and memo items: lists and sets take APPEND(S) and ADDITEMS, tuples and
+ * the rest do not. Kept beside the stack, not in a set of arrays: a set of millions of
+ * objects costs a microsecond an insert.
+ */
+const OTHER = 0;
+const LIST = 1;
+const SET = 2;
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
 
 /**
@@ -216,9 +224,9 @@ class Reader {
   /** Stack lengths at each MARK: items above the last one form the current frame. */
   readonly #marks: number[] = [];
   readonly #memo = new Map<number, PickleValue>();
-  /** Which arrays are lists and sets (mutable), as opposed to tuples and frozensets. */
-  readonly #lists = new WeakSet<PickleValue[]>();
-  readonly #sets = new WeakSet<PickleValue[]>();
+  /** The kind of each item on the stack (see LIST), and of memo items that are not OTHER. */
+  readonly #kinds: number[] = [];
+  readonly #memoKinds = new Map<number, number>();
   /** Values built so far (see CONTAINER_COST), and the most allowed. */
   #values = 0;
   readonly #maxValues: number;
@@ -268,14 +276,14 @@ class Reader {
         this.#marks.push(this.#stack.length);
         return;
       case 0x30: // POP: an item, or the last mark when nothing lies above it
-        if (this.#stack.length > this.#floor()) this.#stack.pop();
+        if (this.#stack.length > this.#floor()) this.#pop();
         else this.#popMark();
         return;
       case 0x31: // POP_MARK
         this.#popMark();
         return;
       case 0x32: // DUP
-        this.#push(this.#top());
+        this.#push(this.#top(), this.#kinds[this.#kinds.length - 1]);
         return;
       case 0x4e: // NONE
         return this.#push(null);
@@ -323,17 +331,17 @@ class Reader {
       case 0x96: // BYTEARRAY8
         return this.#push(this.#container(this.#take(this.#u64()).slice()));
       case 0x5d: // EMPTY_LIST
-        return this.#push(this.#list([]));
+        return this.#push(this.#container([]), LIST);
       case 0x6c: // LIST
-        return this.#push(this.#list(this.#popMark()));
+        return this.#push(this.#container(this.#popMark()), LIST);
       case 0x61: { // APPEND
         const item = this.#pop();
-        this.#target(this.#lists, "list", "APPEND").push(item);
+        this.#target(LIST, "list", "APPEND").push(item);
         return;
       }
       case 0x65: { // APPENDS
         const items = this.#popMark();
-        const list = this.#target(this.#lists, "list", "APPENDS");
+        const list = this.#target(LIST, "list", "APPENDS");
         for (const item of items) list.push(item);
         return;
       }
@@ -346,6 +354,7 @@ class Reader {
       case 0x87: { // TUPLE3
         const n = op - 0x84;
         if (this.#stack.length - this.#floor() < n) this.#underflow();
+        this.#kinds.length -= n;
         return this.#push(this.#container(this.#stack.splice(this.#stack.length - n, n)));
       }
       case 0x7d: // EMPTY_DICT
@@ -368,31 +377,26 @@ class Reader {
         return;
       }
       case 0x8f: { // EMPTY_SET
-        const set: PickleValue[] = this.#container([]);
-        this.#sets.add(set);
-        return this.#push(set);
+        return this.#push(this.#container([]), SET);
       }
       case 0x90: { // ADDITEMS
         const items = this.#popMark();
-        const set = this.#target(this.#sets, "set", "ADDITEMS");
+        const set = this.#target(SET, "set", "ADDITEMS");
         for (const item of items) set.push(item);
         return;
       }
       case 0x91: // FROZENSET
         return this.#push(this.#container(this.#popMark()));
       case 0x71: // BINPUT
-        this.#memo.set(this.#u8(), this.#top());
-        return;
+        return this.#put(this.#u8());
       case 0x72: // LONG_BINPUT
-        this.#memo.set(this.#u32(), this.#top());
-        return;
+        return this.#put(this.#u32());
       case 0x94: // MEMOIZE
-        this.#memo.set(this.#memo.size, this.#top());
-        return;
+        return this.#put(this.#memo.size);
       case 0x68: // BINGET
-        return this.#push(this.#get(this.#u8()));
+        return this.#get(this.#u8());
       case 0x6a: // LONG_BINGET
-        return this.#push(this.#get(this.#u32()));
+        return this.#get(this.#u32());
       default: {
         const name = OPCODE_NAMES[op];
         this.#fail(
@@ -497,9 +501,10 @@ class Reader {
     return this.#marks.length > 0 ? this.#marks[this.#marks.length - 1] : 0;
   }
 
-  #push(value: PickleValue): void {
+  #push(value: PickleValue, kind = OTHER): void {
     this.#count(1);
     this.#stack.push(value);
+    this.#kinds.push(kind);
   }
 
   /** Counts `n` more values against the cap. */
@@ -521,6 +526,7 @@ class Reader {
 
   #pop(): PickleValue {
     if (this.#stack.length <= this.#floor()) this.#underflow();
+    this.#kinds.pop();
     return this.#stack.pop()!;
   }
 
@@ -533,25 +539,31 @@ class Reader {
   #popMark(): PickleValue[] {
     const mark = this.#marks.pop();
     if (mark === undefined) this.#fail("no MARK to pop");
+    this.#kinds.length = mark;
     return this.#stack.splice(mark);
   }
 
-  #list(items: PickleValue[]): PickleValue[] {
-    this.#container(items);
-    this.#lists.add(items);
-    return items;
+  /** Memoizes the item on top of the stack, with its kind. */
+  #put(index: number): void {
+    this.#memo.set(index, this.#top());
+    const kind = this.#kinds[this.#kinds.length - 1];
+    if (kind !== OTHER) this.#memoKinds.set(index, kind);
+    else this.#memoKinds.delete(index);
   }
 
-  #get(index: number): PickleValue {
+  /** Pushes memo item `index`: the value itself, shared, never a copy. */
+  #get(index: number): void {
     if (!this.#memo.has(index)) this.#fail(`memo has no item ${index}`);
-    return this.#memo.get(index)!;
+    this.#push(this.#memo.get(index)!, this.#memoKinds.get(index) ?? OTHER);
   }
 
   /** The list or set an APPEND(S) or ADDITEMS adds to: the item on top of the stack. */
-  #target(kind: WeakSet<PickleValue[]>, what: string, op: string): PickleValue[] {
+  #target(kind: number, what: string, op: string): PickleValue[] {
     const top = this.#top();
-    if (!Array.isArray(top) || !kind.has(top)) this.#fail(`${op} needs a ${what} on the stack`);
-    return top;
+    if (this.#kinds[this.#kinds.length - 1] !== kind) {
+      this.#fail(`${op} needs a ${what} on the stack`);
+    }
+    return top as PickleValue[];
   }
 
   #dict(op: string): PickleDict {

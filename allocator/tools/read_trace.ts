@@ -250,17 +250,23 @@ export function confReason(error: Error): string {
   return why.length > 160 ? why.slice(0, 159) + "…" : why;
 }
 
-/** Each device limit the allocator reads: the smallest value it takes, and whether it aligns. */
-const LIMITS: ReadonlyMap<keyof AllocatorLimits, "size" | "alignment"> = new Map([
+/** Each device limit the allocator reads, and what it must be. */
+const LIMITS: ReadonlyMap<keyof AllocatorLimits, "size" | "binding" | "alignment"> = new Map([
   ["maxBufferSize", "size"],
-  ["maxStorageBufferBindingSize", "size"],
-  ["maxUniformBufferBindingSize", "size"],
+  ["maxStorageBufferBindingSize", "binding"],
+  ["maxUniformBufferBindingSize", "binding"],
   ["minStorageBufferOffsetAlignment", "alignment"],
   ["minUniformBufferOffsetAlignment", "alignment"],
 ]);
 
 /** WebGPU's bound on alignment limits: every device aligns to 256 bytes or less. */
 const MAX_ALIGNMENT = 256;
+
+/**
+ * The largest binding a device reports: WebGPU implementations (wgpu, Dawn) keep binding
+ * sizes in 32 bits, so a larger figure in a trace was written by no device.
+ */
+const MAX_BINDING = 2 ** 32 - 1;
 
 const isAlignment = (v: unknown) =>
   Number.isSafeInteger(v) && (v as number) >= 1 && (v as number) <= MAX_ALIGNMENT &&
@@ -348,10 +354,14 @@ function readLimits(
   for (const [name, kind] of LIMITS) {
     const x = v[name];
     if (x === undefined) continue;
-    const ok = kind === "alignment" ? isAlignment(x) : isSize(x);
+    const ok = kind === "alignment"
+      ? isAlignment(x)
+      : isSize(x) && (kind === "size" || (x as number) <= MAX_BINDING);
     if (!ok) {
       const expects = kind === "alignment"
         ? `a power of two <= ${MAX_ALIGNMENT}`
+        : kind === "binding"
+        ? "a positive integer of at most 2^32 - 1 (a binding size, 32 bits in WebGPU)"
         : "a positive integer (at most 2^53 - 1)";
       throw fail(`must be ${expects}, got ${describe(x)}`, `${where}.${name}`);
     }
