@@ -383,7 +383,11 @@ export class HeapAllocator implements BlockOwner {
     this.#totals.blocks--;
     if (pool.tlsf === null) {
       const buffer = r.heap.buffer;
-      if (buffer.mapState !== "unmapped") buffer.unmap();
+      try {
+        if (buffer.mapState !== "unmapped") buffer.unmap();
+      } catch {
+        // A lost device's buffers refuse to unmap; freeing must still work (DeviceLostError).
+      }
     }
     if (r.touched) {
       r.state = "pending";
