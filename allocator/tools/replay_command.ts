@@ -15,6 +15,7 @@ import {
   type Command,
   type Flag,
   type ManyFlag,
+  maxFileSize,
   type ParsedArgs,
   runCommand,
   toggle,
@@ -47,6 +48,7 @@ export type ReplayFlags = {
   maxBufferSize: ValueFlag<number>;
   maxBindingSize: ValueFlag<number>;
   memory: ValueFlag<number>;
+  maxFileSize: ValueFlag<number>;
 };
 
 /** The replay command's arguments and flags. */
@@ -67,6 +69,7 @@ export const REPLAY_COMMAND: Command<ReplayFlags> = {
     maxBufferSize: bytes("the device's maxBufferSize"),
     maxBindingSize: bytes("the device's maxStorageBufferBindingSize"),
     memory: bytes("the fake device's memory: heaps past it are refused"),
+    maxFileSize: maxFileSize(),
   },
   notes: "Sizes may be written 512MiB. With --json and one policy the object holds the\n" +
     'figures; with several, { "trace": ..., "policies": [ ... ] }. Exit status: 0 on\n' +
@@ -140,7 +143,7 @@ async function main(
     limits.maxStorageBufferBindingSize = flags.maxBindingSize;
   }
   if (Object.keys(limits).length > 0) options.limits = limits;
-  const loaded = await loadTraceFile(file);
+  const loaded = await loadTraceFile(file, { maxBytes: flags.maxFileSize });
   const trace = readTrace(loaded);
   // A PyTorch snapshot adds its own figures ("pytorch": reserved bytes and more).
   const pytorch = pytorchFacts(loaded);
