@@ -1,0 +1,106 @@
+// What a file may cost: a trace or snapshot file, raw or gunzipped, is refused past maxBytes
+// (--max-file-size on the commands) with a TraceError naming the cap and how to raise it;
+// gunzip stops as soon as it passes the cap; JSON is held to the values cap before parsing.
+import assert from "node:assert/strict";
+import {
+  DEFAULT_MAX_BYTES,
+  loadTraceFile,
+  parseTraceBytes,
+} from "../allocator/tools/load_trace.ts";
+import { TraceError } from "../allocator/tools/read_trace.ts";
+import { craftGzip, gzip } from "./_hostile_files.ts";
+
+const KiB = 1024;
+const MiB = 2 ** 20;
+const text = (s: string) => new TextEncoder().encode(s);
+
+/** A plain trace of `n` alloc events as JSON bytes. */
+function traceBytes(n: number): Uint8Array {
+  return text(JSON.stringify(Array.from({ length: n }, (_, i) => ["a", i + 1, 64])));
+}
+
+async function refused(bytes: Uint8Array, maxBytes: number, message: RegExp): Promise<void> {
+  await assert.rejects(() => parseTraceBytes(bytes, { maxBytes }), (e: unknown) => {
+    assert.ok(e instanceof TraceError, String(e));
+    assert.match(e.message, message);
+    assert.match(e.message, /raise it with --max-file-size on the commands, maxBytes in code/);
+    return true;
+  });
+}
+
+Deno.test("parseTraceBytes() refuses a file past maxBytes, raw or gunzipped, and reads it under a larger cap", async () => {
+  const raw = traceBytes(2000); // about 26 KB
+  const zipped = await gzip(raw);
+  assert.ok(zipped.length < 16 * KiB);
+  await refused(
+    raw,
+    16 * KiB,
+    /the file holds more than 16\.00 KiB, the cap on what a file may cost/,
+  );
+  await refused(zipped, 16 * KiB, /the file gunzips to more than 16\.00 KiB/);
+  for (const bytes of [raw, zipped]) {
+    const events = await parseTraceBytes(bytes, { maxBytes: 64 * KiB }) as unknown[];
+    assert.equal(events.length, 2000);
+  }
+  await assert.rejects(() => parseTraceBytes(raw, { maxBytes: 0 }), RangeError);
+  assert.equal(DEFAULT_MAX_BYTES, 64 * MiB);
+});
+
+Deno.test("parseTraceBytes() stops gunzip as soon as it passes the cap", async () => {
+  // 256 MiB of zeros in 250 KB: refused once past 1 MiB, long before the end.
+  const bomb = craftGzip([{ byte: 0, count: 256 * MiB }]);
+  const before = Deno.memoryUsage().rss;
+  await refused(bomb, MiB, /the file gunzips to more than 1\.00 MiB/);
+  const grew = Deno.memoryUsage().rss - before;
+  assert.ok(grew < 128 * MiB, `resident memory grew by ${(grew / MiB).toFixed(0)} MiB`);
+  // A corrupt stream is a TraceError too.
+  const corrupt = craftGzip([text("[]")]);
+  corrupt[12] ^= 0xff;
+  await assert.rejects(() => parseTraceBytes(corrupt), /corrupt gzip data|malformed JSON/);
+});
+
+Deno.test("parseTraceBytes() holds JSON to the values cap before parsing it", async () => {
+  // 3,000 nested lists: 3,000 containers of 8 values each under a cap of maxBytes / 2.
+  const deep = text("[".repeat(3000) + "]".repeat(3000));
+  await refused(deep, 40 * KiB, /the JSON builds about 24001 values, more than 20480/);
+  assert.equal((await parseTraceBytes(deep, { maxBytes: 64 * KiB }) as unknown[]).length, 1);
+});
+
+Deno.test("loadTraceFile() refuses a file past maxBytes", async () => {
+  const path = await Deno.makeTempFile({ suffix: ".json" });
+  try {
+    await Deno.writeFile(path, traceBytes(2000));
+    await assert.rejects(
+      () => loadTraceFile(path, { maxBytes: 4 * KiB }),
+      /holds more than 4\.00 KiB/,
+    );
+    assert.equal((await loadTraceFile(path) as unknown[]).length, 2000);
+  } finally {
+    await Deno.remove(path);
+  }
+});
+
+Deno.test("replay --max-file-size: a file past it exits 1 naming the flag; 0 exits 2", async () => {
+  const path = await Deno.makeTempFile({ suffix: ".json" });
+  try {
+    await Deno.writeFile(path, traceBytes(2000));
+    const command = new URL("../allocator/tools/replay_command.ts", import.meta.url).pathname;
+    const run = async (...args: string[]) => {
+      const { code, stderr } = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "--allow-read", "--allow-env", command, path, ...args],
+        stdout: "null",
+        stderr: "piped",
+      }).output();
+      return { code, line: new TextDecoder().decode(stderr).trim() };
+    };
+    const small = await run("--max-file-size", "4KiB");
+    assert.equal(small.code, 1, small.line);
+    assert.match(small.line, /^replay: .*holds more than 4\.00 KiB.*--max-file-size/);
+    assert.equal(small.line.split("\n").length, 1);
+    const zero = await run("--max-file-size", "0");
+    assert.equal(zero.code, 2, zero.line);
+    assert.match(zero.line, /--max-file-size needs a size of at least 1 byte/);
+  } finally {
+    await Deno.remove(path);
+  }
+});
