@@ -52,7 +52,7 @@ import { MAX_SMALL_ALLOC } from "../constants.ts";
 import type { AllocatorLimits } from "../device.ts";
 import { formatBytes } from "../format.ts";
 import type { AllocEvent, Trace, TraceEvent } from "../trace.ts";
-import { TraceError } from "./read_trace.ts";
+import { describeBigInt, TraceError } from "./read_trace.ts";
 
 /**
  * Limits a PyTorch snapshot replays under unless told otherwise: an H100's
@@ -602,7 +602,7 @@ function describe(value: unknown): string {
   if (Array.isArray(value)) return `a list of ${value.length}`;
   if (value instanceof Uint8Array) return `${value.length} bytes`;
   if (isObject(value)) return "a dict";
-  if (typeof value === "bigint") return `${value}`;
+  if (typeof value === "bigint") return describeBigInt(value);
   if (typeof value === "string") {
     return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
   }

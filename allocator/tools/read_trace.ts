@@ -76,9 +76,8 @@ export function describe(value: unknown): string {
     if (v === null) return "null";
     if (typeof v === "object") return "{…}";
     if (typeof v === "undefined") return "nothing";
-    if (typeof v === "number" || typeof v === "boolean" || typeof v === "bigint") {
-      return String(v);
-    }
+    if (typeof v === "number" || typeof v === "boolean") return String(v);
+    if (typeof v === "bigint") return describeBigInt(v);
     return typeof v;
   };
   const more = (n: number) => n > DESCRIBE_ITEMS ? `, … ${n - DESCRIBE_ITEMS} more` : "";
@@ -94,6 +93,24 @@ export function describe(value: unknown): string {
     return `{${items.join(", ")}${more(keys.length)}}`;
   }
   return shallow(value);
+}
+
+/**
+ * A big int for a message: cut to its first digits past 40 (a pickle's int
+ * may have thousands).
+ *
+ * @example
+ * ```ts
+ * import { describeBigInt } from "./read_trace.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(describeBigInt(2n ** 64n), "18446744073709551616");
+ * assert.equal(describeBigInt(10n ** 100n), `1${"0".repeat(36)}… (101 digits)`);
+ * ```
+ */
+export function describeBigInt(v: bigint): string {
+  const s = String(v);
+  return s.length > DESCRIBE_CHARS ? `${s.slice(0, DESCRIBE_CHARS - 3)}… (${s.length} digits)` : s;
 }
 
 /** One item of an event: its name, what it must be, and the check. */
