@@ -1,11 +1,11 @@
 // Fuzzers of everything the tools read from outside: readTrace, replay()
-// (through readTrace), memvizHtml (traces and snapshots) and the flags of
-// every command, and whole files as the commands read them (memo references, big
-// integers, compressed size). Each takes seeded mutations of valid inputs until it has
-// seen at least 10^4 of them refused (the file fuzzers: 200 files each), and checks that every failure is one of
-// our typed errors with our message (never an internal TypeError, a stack
-// overflow or anything else), that every page it draws is inert and finite,
-// and that no input takes long.
+// (through readTrace), memvizHtml (traces and snapshots), the flags of every
+// command, and whole files as the commands read them (memo references, big
+// integers, compressed size). Each takes seeded mutations of valid inputs until
+// it has seen at least 10^4 of them refused (the file fuzzers: 150 files each),
+// and checks that every failure is one of our typed errors with our message
+// (never an internal TypeError, a stack overflow or anything else), that every
+// page it draws is inert and finite, and that no input takes long.
 import assert from "node:assert/strict";
 import { FakeDevice, HeapAllocator, type Usage } from "../mod.ts";
 import { readTrace, TraceError } from "../allocator/tools/read_trace.ts";
@@ -507,7 +507,7 @@ Deno.test("fuzz: every command's flags are refused with a FlagError naming the f
 // Every input must end in a trace or one of our TraceErrors, none may take long.
 
 /** Inputs each file fuzzer reads. */
-const FILE_INPUTS = 200;
+const FILE_INPUTS = 150;
 /** The cap the file fuzzers read under. */
 const FUZZ_MAX_BYTES = 256 * 1024;
 
@@ -641,7 +641,10 @@ function compressedFile(random: () => number): Uint8Array {
   if (random() < 0.4) {
     // A valid trace padded with spaces: read under the cap, refused past it.
     const pad: Piece = { byte: 0x20, count: pick(random, sizes) };
-    return craftGzip([text('[["a", 1, 64]'), pad, text(', ["f", 1]]')], pad.count < 2 << 20);
+    return craftGzip(
+      [text('[["a", 1, 64]'), pad, text(', ["f", 1]]')],
+      pad.count < 2 * FUZZ_MAX_BYTES,
+    );
   }
   const starts = [
     new Uint8Array([0x80, 4, 0x5d, 0x28]), // a pickle's list
@@ -657,7 +660,7 @@ function compressedFile(random: () => number): Uint8Array {
   pieces.push(pick(random, [new Uint8Array([0x65, 0x2e]), text("]}")]));
   // A right CRC costs a pass over the output: only for the smaller ones.
   const total = pieces.reduce((n, p) => n + (p instanceof Uint8Array ? p.length : p.count), 0);
-  const bytes = craftGzip(pieces, total < 2 << 20 && random() < 0.5);
+  const bytes = craftGzip(pieces, total < 2 * FUZZ_MAX_BYTES && random() < 0.5);
   const r = random();
   if (r < 0.15) return bytes.subarray(0, int(bytes.length)); // truncated
   if (r < 0.3) bytes[10 + int(bytes.length - 10)] ^= 1 << int(8); // a bit flipped

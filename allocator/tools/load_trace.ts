@@ -136,7 +136,7 @@ export async function loadTraceFile(
 }
 
 function readMaxBytes(options: LoadOptions): number {
-  const max = options.maxBytes ?? DEFAULT_MAX_BYTES;
+  const max = options?.maxBytes ?? DEFAULT_MAX_BYTES;
   if (!Number.isSafeInteger(max) || max < 1) {
     throw new RangeError(`Cannot read the file: maxBytes must be a positive integer, got ${max}`);
   }

@@ -204,13 +204,13 @@ export function isPickle(bytes: Uint8Array): boolean {
  * ```
  */
 export function readPickle(bytes: Uint8Array, options: PickleOptions = {}): PickleValue {
-  const max = options.maxValues ?? DEFAULT_MAX_VALUES;
+  const max = options?.maxValues ?? DEFAULT_MAX_VALUES;
   if (!Number.isSafeInteger(max) || max < 1) {
     throw new RangeError(
       `Cannot read the pickle: maxValues must be a positive integer, got ${max}`,
     );
   }
-  return new Reader(bytes, max, options.raiseWith ?? "the maxValues option").read();
+  return new Reader(bytes, max, options?.raiseWith ?? "the maxValues option").read();
 }
 
 /** One pass over the bytes: a stack machine, as pickle's own unpickler. */
