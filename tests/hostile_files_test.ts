@@ -15,7 +15,7 @@ const EXPECTED: Record<string, RegExp | null> = {
   "shared frames": null,
   "long int": /LONG4 at offset 2: int of 1000000 bytes \(at most 1024/,
   "dense pickle": /builds more than \d+ values, the cap on what a file may cost.*--max-file-size/,
-  "dense JSON": /the JSON builds about \d+ values, more than \d+.*--max-file-size/,
+  "dense JSON": /the JSON holds \d+ lists and objects, more than \d+.*--max-file-size/,
   "uniform limit 2^31": null,
   "uniform limit 2^32": /settings\.limits\.maxUniformBufferBindingSize/,
 };

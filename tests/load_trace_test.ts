@@ -1,6 +1,6 @@
 // What a file may cost: a trace or snapshot file, raw or gunzipped, is refused past maxBytes
 // (--max-file-size on the commands) with a TraceError naming the cap and how to raise it;
-// gunzip stops as soon as it passes the cap; JSON is held to the values cap before parsing.
+// gunzip stops as soon as it passes the cap; JSON lists and objects are counted before parsing.
 import assert from "node:assert/strict";
 import {
   DEFAULT_MAX_BYTES,
@@ -59,11 +59,21 @@ Deno.test("parseTraceBytes() stops gunzip as soon as it passes the cap", async (
   await assert.rejects(() => parseTraceBytes(corrupt), /corrupt gzip data|malformed JSON/);
 });
 
-Deno.test("parseTraceBytes() holds JSON to the values cap before parsing it", async () => {
-  // 3,000 nested lists: 3,000 containers of 8 values each under a cap of maxBytes / 2.
+Deno.test("parseTraceBytes() counts the lists and objects of JSON before parsing it", async () => {
+  // 3,000 nested lists in 6,000 bytes: one per 2 bytes, where the cap allows one per 8.
   const deep = text("[".repeat(3000) + "]".repeat(3000));
-  await refused(deep, 40 * KiB, /the JSON builds about 24001 values, more than 20480/);
-  assert.equal((await parseTraceBytes(deep, { maxBytes: 64 * KiB }) as unknown[]).length, 1);
+  await refused(
+    deep,
+    16 * KiB,
+    /the JSON holds 3000 lists and objects, more than 2049 \(one per 8 bytes/,
+  );
+  assert.equal((await parseTraceBytes(deep, { maxBytes: 24_000 }) as unknown[]).length, 1);
+  // The densest trace, ["f", 1] after ["f", 1], is read under a cap of its own size.
+  const frees = text(JSON.stringify(Array(3000).fill(["f", 1])));
+  assert.equal(
+    (await parseTraceBytes(frees, { maxBytes: frees.length }) as unknown[]).length,
+    3000,
+  );
 });
 
 Deno.test("loadTraceFile() refuses a file past maxBytes", async () => {

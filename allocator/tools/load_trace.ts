@@ -19,14 +19,15 @@
 //   more than the cap is ever held); the default, 64 MiB, holds a PyTorch snapshot of 50 MB.
 // - the values a pickle builds are capped at maxBytes / 2 (see readPickle's maxValues, where
 //   a container counts as CONTAINER_COST values): memo references share what they fetch, and
-//   a pickle of references to references still builds no more than that. JSON is held to the
-//   same count before it is parsed (each [ and { a container, each comma a value).
+//   a pickle of references to references still builds no more than that. JSON has no
+//   references, and V8 holds a value of it in a few times its bytes, except lists and
+//   objects: those are counted before the text is parsed, one per JSON_CONTAINER_BYTES.
 // - ints in a pickle are read in linear time and refused past MAX_INT_BYTES.
 // - the snapshot reader walks each shared list once (readPytorchSnapshot).
 // With these, a crafted file of 1 MB takes well under 5 s and 1 GB to read or refuse.
 
 import { formatBytes } from "../format.ts";
-import { CONTAINER_COST, isPickle, readPickle } from "./pickle.ts";
+import { isPickle, readPickle } from "./pickle.ts";
 import { isPytorchSnapshot, readPytorchSnapshot } from "./pytorch_snapshot.ts";
 import { TraceError } from "./read_trace.ts";
 
@@ -34,6 +35,13 @@ const GZIP_MAGIC = [0x1f, 0x8b];
 
 /** Bytes a trace or snapshot file may hold, gunzipped, by default: 64 MiB. */
 export const DEFAULT_MAX_BYTES = 64 * 2 ** 20;
+
+/**
+ * Bytes of JSON per list or object allowed: 8, what the densest event of a
+ * trace takes (`["f",1],`). V8 holds an empty list in 16 bytes or more, so a
+ * file of `[]` after `[]` would cost ten times its bytes.
+ */
+const JSON_CONTAINER_BYTES = 8;
 
 /** Compressed bytes gunzip is fed at a time: a step gives at most ~1,000 times as many. */
 const GUNZIP_STEP = 16 * 1024;
@@ -99,11 +107,14 @@ export async function parseTraceBytes(
   } catch {
     throw new TraceError("neither a pickle nor UTF-8 text: expected a trace or snapshot");
   }
-  const values = jsonValues(bytes);
-  if (values > maxValues) {
+  const containers = jsonContainers(bytes);
+  // Plus one: the list or object around the rest.
+  const maxContainers = Math.floor(maxBytes / JSON_CONTAINER_BYTES) + 1;
+  if (containers > maxContainers) {
     throw new TraceError(
-      `the JSON builds about ${values} values, more than ${maxValues}, the cap on what a file ` +
-        `may cost (raise it with ${RAISE_WITH})`,
+      `the JSON holds ${containers} lists and objects, more than ${maxContainers} (one per ` +
+        `${JSON_CONTAINER_BYTES} bytes of the cap on what a file may cost: raise it with ` +
+        `${RAISE_WITH})`,
     );
   }
   let value: unknown;
@@ -202,17 +213,15 @@ async function gunzip(bytes: Uint8Array, max: number): Promise<Uint8Array> {
 }
 
 /**
- * About how many values JSON text builds (each `[` and `{` a container,
- * each `,` a value; those inside strings too, an overestimate real files
- * stay far from), counted on its bytes before it is parsed.
+ * The lists and objects JSON text builds, counted on its bytes before it is
+ * parsed: each `[` and `{` (those inside strings too, an overestimate real
+ * files stay far from).
  */
-function jsonValues(bytes: Uint8Array): number {
-  let containers = 0;
-  let commas = 0;
+function jsonContainers(bytes: Uint8Array): number {
+  let n = 0;
   for (let i = 0; i < bytes.length; i++) {
     const b = bytes[i];
-    if (b === 0x2c) commas++;
-    else if (b === 0x5b || b === 0x7b) containers++;
+    if (b === 0x5b || b === 0x7b) n++;
   }
-  return containers * CONTAINER_COST + commas + 1;
+  return n;
 }
