@@ -204,7 +204,9 @@ export class HeapAllocator implements BlockOwner {
         "uniform",
         alignment,
         true,
-        caching ? limits.maxUniformBufferBindingSize : 0,
+        // Capped: the cache's table grows with its largest size, and a device may allow
+        // uniform bindings of gigabytes.
+        caching ? Math.min(limits.maxUniformBufferBindingSize, FRONT_CACHE_MAX_BLOCK) : 0,
       ),
       scalar: newPool("scalar", alignment, true),
       readback: newPool("readback", alignment, false),
@@ -388,7 +390,11 @@ export class HeapAllocator implements BlockOwner {
     this.#totals.blocks--;
     if (pool.tlsf === null) {
       const buffer = r.heap.buffer;
-      if (buffer.mapState !== "unmapped") buffer.unmap();
+      try {
+        if (buffer.mapState !== "unmapped") buffer.unmap();
+      } catch {
+        // A lost device's buffers refuse to unmap; freeing must still work (DeviceLostError).
+      }
     }
     if (this.#plans !== null && this.#plans.free(r)) {
       // A planned block: its bytes are the plan's again, safe by the plan's proof.

@@ -9,6 +9,7 @@
 import { checkShape, checkValues, describe, formatShape, show } from "./_geometry.ts";
 import type { DType } from "./_prelude.ts";
 import {
+  checkDevice,
   commandBatchOf,
   freeTensorBlock,
   gpuDeviceOf,
@@ -352,6 +353,7 @@ export function empty(
 ): Tensor {
   const { dtype = "f32", label = "tensor" } = options ?? {};
   checkDtype("create tensor", allocator, dtype);
+  checkDevice(allocator, "create tensor");
   checkLabel("create tensor", label);
   const numel = checkShape("create tensor", shape);
   const block = allocator.alloc(Math.ceil((numel * BYTES[dtype]) / 4) * 4, { label });
@@ -440,6 +442,7 @@ export function tensor(
  * @param tensors the tensors to read (from any allocators)
  * @returns their elements, in order
  * @throws {AllocatorError} a tensor was disposed
+ * @throws {DeviceLostError} a tensor's device was lost
  */
 export async function readAll(tensors: readonly Tensor[]): Promise<TensorData[]> {
   if (!Array.isArray(tensors)) {
@@ -453,6 +456,7 @@ export async function readAll(tensors: readonly Tensor[]): Promise<TensorData[]>
       throw new AllocatorError(`Cannot read tensor ${formatShape(t.shape)}: it was disposed`);
     }
   }
+  for (const t of tensors) checkDevice(t.allocator, "read tensors");
   const staging: { allocator: TensorAllocator; block: TensorBlock; bytes: number }[] = [];
   const allocators = new Set<TensorAllocator>();
   try {
@@ -475,9 +479,17 @@ export async function readAll(tensors: readonly Tensor[]): Promise<TensorData[]>
   }
   for (const allocator of allocators) commandBatchOf(allocator).submit();
   try {
-    await Promise.all(
-      staging.map((s) => s.block.buffer.mapAsync(GPUMapMode.READ, s.block.offset, s.bytes)),
-    );
+    try {
+      await Promise.all(
+        staging.map((s) => s.block.buffer.mapAsync(GPUMapMode.READ, s.block.offset, s.bytes)),
+      );
+    } catch (error) {
+      // A device lost while the maps were pending fails them with an untyped error.
+      for (const t of tensors) checkDevice(t.allocator, "read tensors");
+      throw error;
+    }
+    // Lost while mapping: what the maps hold may predate the work read back.
+    for (const t of tensors) checkDevice(t.allocator, "read tensors");
     return tensors.map((t, i) => {
       const { block, bytes } = staging[i];
       const copy = block.buffer.getMappedRange(block.offset, bytes).slice(0);
@@ -487,7 +499,11 @@ export async function readAll(tensors: readonly Tensor[]): Promise<TensorData[]>
     });
   } finally {
     for (const s of staging) {
-      if (s.block.buffer.mapState === "mapped") s.block.buffer.unmap();
+      try {
+        if (s.block.buffer.mapState === "mapped") s.block.buffer.unmap();
+      } catch {
+        // A lost device's buffers refuse to unmap; destroying them frees them all the same.
+      }
       s.allocator.free(s.block);
     }
   }

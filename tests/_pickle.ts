@@ -68,7 +68,7 @@ export function writePickle(value: unknown): Uint8Array {
   return out;
 }
 
-/** An int: BININT1, BININT2 or BININT where they fit, else LONG1 (two's complement). */
+/** An int: BININT1, BININT2 or BININT where they fit, else LONG1 or LONG4 (two's complement). */
 function writeInt(body: number[], n: bigint): void {
   if (n >= 0n && n < 256n) body.push(0x4b, Number(n));
   else if (n >= 0n && n < 65536n) body.push(0x4d, Number(n & 0xffn), Number(n >> 8n));
@@ -83,6 +83,10 @@ function writeInt(body: number[], n: bigint): void {
       bytes.push(Number(x & 0xffn));
       x >>= 8n;
     }
-    body.push(0x8a, bytes.length, ...bytes); // LONG1
+    if (bytes.length < 256) body.push(0x8a, bytes.length, ...bytes); // LONG1
+    else {
+      const n = bytes.length;
+      body.push(0x8b, n & 0xff, (n >>> 8) & 0xff, (n >>> 16) & 0xff, n >>> 24, ...bytes); // LONG4
+    }
   }
 }

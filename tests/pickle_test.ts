@@ -16,7 +16,13 @@
 //   protocol >= 4: v["sets"] = [{1}, frozenset({2})]
 //   protocol >= 5: v["bytearray"] = bytearray(b"ab")
 import assert from "node:assert/strict";
-import { isPickle, type PickleValue, readPickle } from "../allocator/tools/pickle.ts";
+import {
+  CONTAINER_COST,
+  isPickle,
+  MAX_INT_BYTES,
+  type PickleValue,
+  readPickle,
+} from "../allocator/tools/pickle.ts";
 import { TraceError } from "../allocator/tools/read_trace.ts";
 import { writePickle } from "./_pickle.ts";
 import { rng } from "./_util.ts";
@@ -304,4 +310,49 @@ Deno.test("readPickle() fuzzed: 12,000 seeded malformed and truncated inputs giv
   }
   assert.ok(inputs >= 10_000);
   assert.ok(values > 0 && errors > 10 * values, `values ${values}, errors ${errors}`);
+});
+
+Deno.test("readPickle() reads an int of MAX_INT_BYTES bytes exactly, and refuses a longer one", () => {
+  const random = rng(77);
+  for (const negative of [false, true]) {
+    const body = Array.from({ length: MAX_INT_BYTES }, () => Math.floor(random() * 256));
+    body[MAX_INT_BYTES - 1] = negative ? 0x80 | body[MAX_INT_BYTES - 1] : 0x7f & body[0];
+    // The value by its decimal digits, the long way: each byte times its power of 256.
+    let expected = 0n;
+    body.forEach((b, i) => expected += BigInt(b) * 256n ** BigInt(i));
+    if (negative) expected -= 256n ** BigInt(MAX_INT_BYTES);
+    const value = readPickle(bytesOf(2, 0x8b, ...le(BigInt(MAX_INT_BYTES), 4), ...body, "."));
+    assert.equal(value, expected);
+  }
+  const long = bytesOf(
+    2,
+    0x8b,
+    ...le(BigInt(MAX_INT_BYTES + 1), 4),
+    ...Array(MAX_INT_BYTES + 1).fill(1),
+    ".",
+  );
+  refuses(long, /LONG4 at offset 2: int of 1025 bytes \(at most 1024/);
+});
+
+Deno.test("readPickle() shares a memo item wherever it is referenced, and caps the values built", () => {
+  // One list of 100 ints referenced 100 times: shared, 100 + 100 values, not 100 × 100.
+  const inner = Array.from({ length: 100 }, (_, i) => 1000 + i);
+  const bytes = writePickle(Array(100).fill(inner));
+  const outer = readPickle(bytes, { maxValues: 1_000 }) as PickleValue[][];
+  assert.equal(outer.length, 100);
+  assert.ok(outer.every((item) => item === outer[0]), "every reference is the one list");
+  assert.deepEqual(outer[0], inner);
+  assert.throws(() => readPickle(bytes, { maxValues: 150 }), (e: unknown) => {
+    assert.ok(e instanceof TraceError);
+    assert.match(
+      e.message,
+      /builds more than 150 values, the cap on what a file may cost \(raise it with the maxValues option\)/,
+    );
+    return true;
+  });
+  // Containers count CONTAINER_COST besides their place: 50 empty lists cost 50 × 9 values.
+  const lists = writePickle(Array.from({ length: 50 }, () => []));
+  assert.doesNotThrow(() => readPickle(lists, { maxValues: 51 * (1 + CONTAINER_COST) }));
+  assert.throws(() => readPickle(lists, { maxValues: 50 * (1 + CONTAINER_COST) }), TraceError);
+  assert.throws(() => readPickle(lists, { maxValues: 0 }), RangeError);
 });

@@ -3,7 +3,11 @@
 // devices and labels as Note [PyTorch snapshots] decides; the loader on pickles and JSON;
 // contradictions refused; and a seeded fuzzer over snapshots and their pickled bytes.
 import assert from "node:assert/strict";
-import { loadTraceFile, parseTraceBytes } from "../allocator/tools/load_trace.ts";
+import {
+  DEFAULT_MAX_BYTES,
+  loadTraceFile,
+  parseTraceBytes,
+} from "../allocator/tools/load_trace.ts";
 import { memvizFile } from "../allocator/tools/memviz_command.ts";
 import {
   BEFORE_RECORDING,
@@ -433,4 +437,68 @@ Deno.test("readPytorchSnapshot() fuzzed: 10,000 seeded snapshots and their pickl
   }
   assert.ok(inputs >= 10_000);
   assert.ok(traces > 1000 && errors > 1000, `traces ${traces}, errors ${errors}`);
+});
+
+Deno.test("readPytorchSnapshot() finds the label of a frame list shared by many blocks and events once", () => {
+  // 200 frames all inside PyTorch (a search walks them all), shared by 300 allocations and
+  // 300 blocks; a proxy counts the frames read.
+  const frame = { filename: "/site-packages/torch/nn/module.py", line: 7, name: "forward" };
+  let reads = 0;
+  const frames = new Proxy(Array(200).fill(frame), {
+    get(target, key, receiver) {
+      if (typeof key === "string" && /^\d+$/.test(key)) reads++;
+      return Reflect.get(target, key, receiver);
+    },
+  });
+  const allocs = Array.from(
+    { length: 300 },
+    (_, i) => ev("alloc", BASE + 4096 * i, 512, { frames }),
+  );
+  const segment = seg(BASE + 2 ** 30, Array(300).fill([512, "active_allocated"]));
+  for (const b of segment.blocks) (b as { frames: unknown }).frames = frames;
+  const trace = readPytorchSnapshot({ segments: [segment], device_traces: [allocs] });
+  assert.equal(trace.events.length, 600);
+  assert.ok(trace.events.every((e) => e[0] === "a" && e[9] === "module.py:7 forward"));
+  assert.ok(reads <= 2 * 200, `${reads} frames read for one list of 200`);
+});
+
+Deno.test("readPytorchSnapshot() refuses a block list that a memo reference puts in two segments", async () => {
+  const shared = seg(BASE, [[MiB, "active_allocated"]]);
+  const other = { ...seg(BASE + 4 * MiB, []), blocks: shared.blocks };
+  const cases: [unknown, RegExp][] = [
+    [
+      { segments: [shared, shared], device_traces: [] },
+      /segments\[1\]\.blocks is the list of segments\[0\] again/,
+    ],
+    [
+      { segments: [shared, other], device_traces: [] },
+      /segments\[1\]\.blocks is the list of segments\[0\] again/,
+    ],
+  ];
+  for (const [snapshot, message] of cases) {
+    assert.throws(() => readPytorchSnapshot(snapshot), message);
+    // And as a pickle, where the sharing is a memo reference.
+    await assert.rejects(() => parseTraceBytes(writePickle(snapshot)), message);
+  }
+  // Empty block lists may be shared: they place nothing.
+  const empty: unknown[] = [];
+  const two = [{ ...seg(BASE, []), blocks: empty }, { ...seg(BASE + MiB, []), blocks: empty }];
+  assert.equal(readPytorchSnapshot({ segments: two, device_traces: [] }).pytorch.segments, 2);
+});
+
+Deno.test("the real snapshots load under caps scaled to their size: a snapshot of 50 MB loads under the defaults", async () => {
+  // The defaults hold 64 MiB; scaled to each file as 50 MB is to that, each still loads, so
+  // a snapshot of 50 MB built as these are (same values a byte) loads under the defaults.
+  for (const name of Object.keys(await facts())) {
+    const gz = await Deno.readFile(new URL(`${name}.pickle.gz`, TESTDATA));
+    const stream = new Blob([gz]).stream().pipeThrough(new DecompressionStream("gzip"));
+    const size = (await new Response(stream).arrayBuffer()).byteLength;
+    const maxBytes = Math.ceil(size * DEFAULT_MAX_BYTES / 50e6);
+    const trace = await parseTraceBytes(gz, { maxBytes }) as PytorchTrace;
+    assert.ok(trace.events.length > 0, name);
+    await assert.rejects(
+      () => parseTraceBytes(gz, { maxBytes: Math.floor(size / 2) }),
+      /raise it with --max-file-size/,
+    );
+  }
 });

@@ -160,3 +160,17 @@ Deno.test("describe() shows a few items one level deep, strings cut", () => {
   assert.equal(describe("y".repeat(1000)).length, 40);
   assert.equal(describe(() => 1), "function");
 });
+
+Deno.test("readTrace() refuses binding limits past 32 bits; replay() takes the largest a device reports", () => {
+  const events = [["a", 1, 256, "uniform"], ["f", 1], ["a", 2, 256, "uniform"]];
+  for (const name of ["maxUniformBufferBindingSize", "maxStorageBufferBindingSize"]) {
+    refuses(
+      traceWith({ limits: { [name]: 2 ** 32 } }, events),
+      new RegExp(`settings\\.limits\\.${name} must be a positive integer of at most 2\\^32 - 1`),
+    );
+  }
+  // 2^32 - 1 is what some drivers report for uniform bindings: the replay's memory must not
+  // follow it (a table of the uniform pool's sizes once took 2 GB for 2^31).
+  const r = replay(traceWith({ limits: { maxUniformBufferBindingSize: 2 ** 32 - 1 } }, events));
+  assert.equal(r.allocations, 2);
+});

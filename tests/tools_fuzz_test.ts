@@ -1,10 +1,11 @@
 // Fuzzers of everything the tools read from outside: readTrace, replay()
-// (through readTrace), memvizHtml (traces and snapshots) and the flags of
-// every command. Each takes seeded mutations of valid inputs until it has
-// seen at least 10^4 of them refused, and checks that every failure is one of
-// our typed errors with our message (never an internal TypeError, a stack
-// overflow or anything else), that every page it draws is inert and finite,
-// and that no input takes long.
+// (through readTrace), memvizHtml (traces and snapshots), the flags of every
+// command, and whole files as the commands read them (memo references, big
+// integers, compressed size). Each takes seeded mutations of valid inputs until
+// it has seen at least 10^4 of them refused (the file fuzzers: 150 files each),
+// and checks that every failure is one of our typed errors with our message
+// (never an internal TypeError, a stack overflow or anything else), that every
+// page it draws is inert and finite, and that no input takes long.
 import assert from "node:assert/strict";
 import { FakeDevice, HeapAllocator, type Usage } from "../mod.ts";
 import { readTrace, TraceError } from "../allocator/tools/read_trace.ts";
@@ -30,6 +31,9 @@ import { KERNELS_GPU_COMMAND } from "../bench/commands/_kernels_gpu_flags.ts";
 import type { Snapshot } from "../allocator/snapshot.ts";
 import { TIME_ITEM, type Trace } from "../allocator/trace.ts";
 import { rng } from "./_util.ts";
+import { parseTraceBytes } from "../allocator/tools/load_trace.ts";
+import { writePickle } from "./_pickle.ts";
+import { craftGzip, gzip, type Piece } from "./_hostile_files.ts";
 
 /** Refusals each fuzzer must see at least. */
 const REFUSALS = 10_000;
@@ -497,4 +501,195 @@ Deno.test("fuzz: every command's flags are refused with a FlagError naming the f
     const [command, read] = COMMANDS[k++ % COMMANDS.length];
     return [commandLine(random, command), read, command.name];
   }, run);
+});
+
+// ---- files: memo references, big integers, compressed size ----
+//
+// What a file may cost (Note [what a file may cost] in load_trace.ts): each input is read as
+// the commands read a file, under a small cap so that a run stays short, then replayed.
+// Every input must end in a trace or one of our TraceErrors, none may take long.
+
+/** Inputs each file fuzzer reads. */
+const FILE_INPUTS = 150;
+/** The cap the file fuzzers read under. */
+const FUZZ_MAX_BYTES = 256 * 1024;
+
+async function fuzzFiles(name: string, make: () => Promise<Uint8Array> | Uint8Array) {
+  const tally: Tally = { tried: 0, refused: 0, accepted: 0, other: 0, examples: [], slowestMs: 0 };
+  const t0 = performance.now();
+  for (; tally.tried < FILE_INPUTS; tally.tried++) {
+    const bytes = await make();
+    const start = performance.now();
+    try {
+      replay(readTrace(await parseTraceBytes(bytes, { maxBytes: FUZZ_MAX_BYTES })));
+      tally.accepted++;
+    } catch (error) {
+      if (isOurs(error)) tally.refused++;
+      else {
+        tally.other++;
+        if (tally.examples.length < 5) {
+          tally.examples.push(`${(error as Error)?.name}: ${String((error as Error)?.message)}`);
+        }
+      }
+    }
+    tally.slowestMs = Math.max(tally.slowestMs, performance.now() - start);
+  }
+  const ms = performance.now() - t0;
+  console.log(
+    `${name}: ${tally.tried} files, ${tally.refused} typed errors, ${tally.accepted} read; ` +
+      `${ms.toFixed(0)} ms, slowest ${tally.slowestMs.toFixed(1)} ms`,
+  );
+  assert.equal(tally.other, 0, `${name}: not typed errors:\n${tally.examples.join("\n")}`);
+  // Both ends of the class are exercised: some files read, some refused.
+  assert.ok(tally.refused > 0 && tally.accepted > 0, `${name}: ${JSON.stringify(tally)}`);
+  assert.ok(tally.slowestMs < MAX_INPUT_MS, `${name}: a file took ${tally.slowestMs} ms`);
+  assert.ok(ms < MAX_FUZZER_MS, `${name}: ${ms} ms`);
+}
+
+/**
+ * A PyTorch snapshot whose lists and dicts are, at random, references to earlier ones (the
+ * pickle writes those as memo references): shared frames, shared blocks, block lists in
+ * two segments, one segment twice, lists that hold themselves.
+ */
+function sharedSnapshot(random: () => number): unknown {
+  const int = (n: number) => Math.floor(random() * n);
+  const pool: unknown[] = [];
+  const reuse = <T>(make: () => T, p = 0.3): T => {
+    if (pool.length > 0 && random() < p) return pick(random, pool) as T;
+    const v = make();
+    pool.push(v);
+    return v;
+  };
+  const frames = () =>
+    reuse(() => {
+      const list: unknown[] = Array.from({ length: int(40) }, () =>
+        reuse(() => ({
+          filename: pick(random, ["/a/torch/nn/m.py", "/home/u/train.py", "<eval>", "x.cpp"]),
+          line: int(500),
+          name: "f",
+        })));
+      if (random() < 0.05) list.push(list); // holds itself
+      return list;
+    });
+  const base = 2 ** 40;
+  const blocks = () =>
+    reuse(() =>
+      Array.from({ length: 1 + int(30) }, () =>
+        reuse(() => ({
+          address: base + 512 * int(64),
+          size: 512,
+          requested_size: 512,
+          state: pick(random, ["active_allocated", "inactive"]),
+          frames: frames(),
+        })))
+    );
+  const segments = Array.from(
+    { length: int(3) },
+    () =>
+      reuse(
+        () => ({ device: 0, address: base, total_size: 1 << 20, stream: 0, blocks: blocks() }),
+        0.1,
+      ),
+  );
+  // Mostly an alloc and a free at each address in turn, which a snapshot may hold.
+  const events = Array.from({ length: int(100) }, (_, i) =>
+    reuse(() => ({
+      action: random() < 0.95 ? (i % 2 ? "free_requested" : "alloc") : "free_completed",
+      addr: base + 2 ** 30 + 4096 * (i >> 1),
+      size: 512,
+      stream: 0,
+      frames: frames(),
+    }), 0.02));
+  return { segments, device_traces: random() < 0.2 ? [events, events] : [events] };
+}
+
+/** Ints from small to past MAX_INT_BYTES, as a pickle may carry them. */
+function bigInt(random: () => number): bigint {
+  const bytes = pick(random, [1, 7, 8, 9, 64, 255, 256, 1023, 1024, 1025, 4000]);
+  let hex = "";
+  for (let i = 0; i < bytes; i++) hex += Math.floor(random() * 256).toString(16).padStart(2, "0");
+  const n = BigInt(`0x${hex}`);
+  return random() < 0.3 ? -n : n;
+}
+
+/** A small valid snapshot with some of its numbers replaced by big ints. */
+function bigIntSnapshot(random: () => number): unknown {
+  const maybe = (n: number) => random() < 0.03 ? bigInt(random) : n;
+  const base = 2 ** 40;
+  const blocks = Array.from({ length: 4 }, (_, i) => ({
+    address: maybe(base + 512 * i),
+    size: maybe(512),
+    requested_size: maybe(512),
+    state: "active_allocated",
+    frames: [{ filename: "/home/u/train.py", line: maybe(7), name: "f" }],
+  }));
+  const events = Array.from({ length: 8 }, (_, i) => ({
+    action: i % 2 ? "free_requested" : "alloc",
+    addr: maybe(base + 4096 * (1 + (i >> 1))),
+    size: maybe(1024),
+    stream: maybe(0),
+    time_us: maybe(1000 + i),
+  }));
+  return {
+    segments: [{ device: maybe(0), address: base, total_size: maybe(2048), blocks }],
+    device_traces: [events],
+  };
+}
+
+/** Bytes that gunzip to anything from nothing to far past the cap, intact or damaged. */
+function compressedFile(random: () => number): Uint8Array {
+  const int = (n: number) => Math.floor(random() * n);
+  const text = (s: string) => new TextEncoder().encode(s);
+  const sizes = [1, 300, 4096, FUZZ_MAX_BYTES - 100, FUZZ_MAX_BYTES + 1, 8 << 20];
+  if (random() < 0.4) {
+    // A valid trace padded with spaces: read under the cap, refused past it.
+    const pad: Piece = { byte: 0x20, count: pick(random, sizes) };
+    return craftGzip(
+      [text('[["a", 1, 64]'), pad, text(', ["f", 1]]')],
+      pad.count < 2 * FUZZ_MAX_BYTES,
+    );
+  }
+  const starts = [
+    new Uint8Array([0x80, 4, 0x5d, 0x28]), // a pickle's list
+    text('{"format": "gpuheap-trace", "version": 1, "events": ['),
+    text("["),
+    new Uint8Array(0),
+  ];
+  const pieces: Piece[] = [pick(random, starts)];
+  for (let k = int(3); k >= 0; k--) {
+    const count = pick(random, sizes);
+    pieces.push({ byte: pick(random, [0, 0x5b, 0x5d, 0x7d, 0x2c, 0x4e, 0x20, 0x31]), count });
+  }
+  pieces.push(pick(random, [new Uint8Array([0x65, 0x2e]), text("]}")]));
+  // A right CRC costs a pass over the output: only for the smaller ones.
+  const total = pieces.reduce((n, p) => n + (p instanceof Uint8Array ? p.length : p.count), 0);
+  const bytes = craftGzip(pieces, total < 2 * FUZZ_MAX_BYTES && random() < 0.5);
+  const r = random();
+  if (r < 0.15) return bytes.subarray(0, int(bytes.length)); // truncated
+  if (r < 0.3) bytes[10 + int(bytes.length - 10)] ^= 1 << int(8); // a bit flipped
+  return bytes;
+}
+
+Deno.test("fuzz: files of memo references are read once or refused with a TraceError", async () => {
+  const random = rng(505);
+  await fuzzFiles("memo references", async () => {
+    const bytes = writePickle(sharedSnapshot(random));
+    return random() < 0.5 ? bytes : await gzip(bytes);
+  });
+});
+
+Deno.test("fuzz: files of big integers are read or refused with a TraceError", async () => {
+  const random = rng(606);
+  await fuzzFiles("big integers", () => {
+    const snapshot = bigIntSnapshot(random);
+    if (random() < 0.8) return writePickle(snapshot);
+    // JSON has no big ints: numbers of hundreds of digits become doubles or Infinity.
+    const json = JSON.stringify(snapshot, (_, v) => typeof v === "bigint" ? `#${v}#` : v);
+    return new TextEncoder().encode(json.replace(/"#(-?\d+)#"/g, "$1"));
+  });
+});
+
+Deno.test("fuzz: compressed files of any size are read under the cap or refused with a TraceError", async () => {
+  const random = rng(707);
+  await fuzzFiles("compressed size", () => compressedFile(random));
 });

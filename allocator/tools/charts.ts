@@ -18,7 +18,7 @@ import { formatBytes } from "../format.ts";
 import type { BlockStateName, SnapshotBlock, SnapshotHeap } from "../snapshot.ts";
 import type { TimelineLayout } from "./block_timeline.ts";
 import type { PoolBytes } from "./heap_model.ts";
-import { concat, type Markup, markup } from "./markup.ts";
+import { concat, cutLabel, type Markup, markup } from "./markup.ts";
 
 /**
  * Each pool's colour, the same on every chart and map.
@@ -623,7 +623,7 @@ function blockRect(
 /** A block's details, as the heap map shows them. */
 export function blockTip(b: SnapshotBlock): string {
   return `block #${b.id} ${b.state}: ${formatBytes(b.size)} at offset ${b.offset}` +
-    ` (requested ${b.requestedSize} B${b.label ? `, ${b.label}` : ""})`;
+    ` (requested ${b.requestedSize} B${b.label ? `, ${cutLabel(b.label)}` : ""})`;
 }
 
 /** A coordinate in a list of points, to one decimal; never NaN or Infinity. */

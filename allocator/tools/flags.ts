@@ -229,6 +229,36 @@ export function bytes(help: string): ValueFlag<number> {
 }
 
 /**
+ * `--max-file-size`: raises the cap on the bytes a trace or snapshot file may
+ * hold once gunzipped (and what it may build with them), for the commands
+ * that read one; at least 1 byte.
+ *
+ * @example
+ * ```ts
+ * import { maxFileSize, parseArgs } from "./flags.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const command = { name: "x", synopsis: "x", about: "", flags: { maxFileSize: maxFileSize() } };
+ * assert.equal(parseArgs(command, ["--max-file-size", "1GiB"]).help, false);
+ * assert.throws(() => parseArgs(command, ["--max-file-size", "0"]), /--max-file-size needs a size/);
+ * ```
+ */
+export function maxFileSize(): ValueFlag<number> {
+  const size = bytes(
+    "most bytes the file may hold, gunzipped (default 64MiB): raise it for larger snapshots",
+  );
+  return {
+    ...size,
+    expects: "a size of at least 1 byte such as 256MiB",
+    read(text) {
+      const n = size.read(text);
+      if (n < 1) throw new RangeError();
+      return n;
+    },
+  };
+}
+
+/**
  * One of a few words.
  *
  * @param help what it does

@@ -15,6 +15,7 @@ import {
   type SnapshotHeap,
 } from "../snapshot.ts";
 import type { TraceEvent } from "../trace.ts";
+import { cutLabel } from "./markup.ts";
 import { TraceError } from "./read_trace.ts";
 
 /** A pool's name: one of `POOL_NAMES`. */
@@ -146,6 +147,7 @@ export class History {
     const label = block.label;
     let l = -1;
     if (label !== null) {
+      label = cutLabel(label); // Labels are drawn: see MAX_LABEL_CHARS.
       l = this.#labelCodes.get(label) ?? -1;
       if (l < 0) {
         l = this.labels.push(label) - 1;

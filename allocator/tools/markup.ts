@@ -95,6 +95,37 @@ function write(value: MarkupValue): string {
   throw new TypeError(`Cannot write a ${typeof value} into markup`);
 }
 
+/**
+ * Characters of a label (a call site, a user's name for a block) a page
+ * shows, in text and tooltips alike: a label comes from the file drawn, and
+ * a browser lays out one of a megabyte for minutes.
+ */
+export const MAX_LABEL_CHARS = 240;
+
+/**
+ * A label cut to {@linkcode MAX_LABEL_CHARS}, ending in "… (N more
+ * characters)" when cut, so a page says that there was more.
+ *
+ * @example
+ * ```ts
+ * import { cutLabel, MAX_LABEL_CHARS } from "./markup.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(cutLabel("model.py:12 forward"), "model.py:12 forward");
+ * const cut = cutLabel("x".repeat(2 ** 20));
+ * assert.ok(cut.length < MAX_LABEL_CHARS + 40);
+ * assert.match(cut, /^x+… \(1048336 more characters\)$/);
+ * ```
+ */
+export function cutLabel(label: string): string {
+  if (label.length <= MAX_LABEL_CHARS) return label;
+  // Cut between UTF-16 halves of a character, the page would show a broken one.
+  let end = MAX_LABEL_CHARS;
+  const last = label.charCodeAt(end - 1);
+  if (last >= 0xd800 && last <= 0xdbff) end--;
+  return `${label.slice(0, end)}… (${label.length - end} more characters)`;
+}
+
 /** A number for a page: integers exactly, others to one decimal; never NaN or Infinity. */
 function number(v: number): string {
   if (!Number.isFinite(v)) throw new Error(`Cannot write ${v} into markup: numbers must be finite`);

@@ -58,7 +58,7 @@ import {
   type XAxis,
   xWhen,
 } from "./charts.ts";
-import { concat, type Markup, markup } from "./markup.ts";
+import { concat, cutLabel, type Markup, markup } from "./markup.ts";
 import { PAGE_SCRIPT, PAGE_STYLE } from "./memviz_script.ts";
 
 export { POOL_COLORS } from "./charts.ts";
@@ -631,7 +631,7 @@ function snapshotBody(snap: Snapshot): Markup {
     swatch(POOL_COLORS[pool] ?? "#888"),
     formatBytes(b.size),
     `#${b.id}`,
-    b.label ?? "–",
+    b.label !== null ? cutLabel(b.label) : "–",
     `${pool}, heap #${heap} at ${b.offset}`,
   ]);
   return markup`${factTable(facts)}

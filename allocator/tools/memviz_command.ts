@@ -11,13 +11,14 @@
  * @module
  */
 import { memvizHtml, type MemvizOptions } from "./memviz.ts";
-import { loadTraceFile } from "./load_trace.ts";
-import { choice, type Command, runCommand, type ValueFlag } from "./flags.ts";
+import { type LoadOptions, loadTraceFile } from "./load_trace.ts";
+import { choice, type Command, maxFileSize, runCommand, type ValueFlag } from "./flags.ts";
 
 /** The flags of the memviz commands. */
 export type MemvizFlags = {
   at: ValueFlag<"allocated" | "reserved">;
   x: ValueFlag<"time" | "events">;
+  maxFileSize: ValueFlag<number>;
 };
 
 /** The flags of the memviz commands, shared by `memviz:png`. */
@@ -30,6 +31,7 @@ export const MEMVIZ_FLAGS: MemvizFlags = {
     "time",
     "events",
   ]),
+  maxFileSize: maxFileSize(),
 };
 
 /** The memviz command's arguments and flags. */
@@ -51,20 +53,27 @@ export const MEMVIZ_COMMAND: Command<MemvizFlags> = {
  * Reads a trace or snapshot file (`"-"`: stdin) and returns its page.
  *
  * @param file the file's path
- * @param options which peak the heap map shows, the x axis (the title is the file's name)
+ * @param options which peak the heap map shows, the x axis (the title is the
+ *   file's name), the cap on the file's bytes (`maxBytes`, see `loadTraceFile`)
  * @throws {Deno.errors.NotFound} no such file
  * @throws {TraceError} the file is neither a readable trace nor a snapshot
  */
 export async function memvizFile(
   file: string,
-  options: Pick<MemvizOptions, "at" | "x"> = {},
+  options: Pick<MemvizOptions, "at" | "x"> & LoadOptions = {},
 ): Promise<string> {
   const name = file === "-" ? "stdin" : file.split("/").pop()!;
-  return memvizHtml(await loadTraceFile(file), { ...options, title: `gpuheap memory: ${name}` });
+  const { maxBytes, ...drawing } = options;
+  return memvizHtml(await loadTraceFile(file, { maxBytes }), {
+    ...drawing,
+    title: `gpuheap memory: ${name}`,
+  });
 }
 
 if (import.meta.main) {
   Deno.exitCode = await runCommand(MEMVIZ_COMMAND, Deno.args, async ({ flags, positionals }) => {
-    console.log(await memvizFile(positionals[0], { at: flags.at, x: flags.x }));
+    console.log(
+      await memvizFile(positionals[0], { at: flags.at, x: flags.x, maxBytes: flags.maxFileSize }),
+    );
   });
 }

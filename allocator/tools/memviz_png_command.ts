@@ -7,6 +7,7 @@
 // page's script writes into <html data-height>), once to take the screenshot.
 import { MEMVIZ_FLAGS, memvizFile, type MemvizFlags } from "./memviz_command.ts";
 import type { MemvizOptions } from "./memviz.ts";
+import type { LoadOptions } from "./load_trace.ts";
 import { type Command, oneLine, runCommand } from "./flags.ts";
 
 /** The memviz:png command's arguments and flags. */
@@ -64,7 +65,11 @@ function pageHeight(url: string): number {
   return Number.isFinite(height) && height > 0 ? Math.min(MAX_HEIGHT, height) : 1400;
 }
 
-async function main(input: string, output: string, options: Pick<MemvizOptions, "at" | "x">) {
+async function main(
+  input: string,
+  output: string,
+  options: Pick<MemvizOptions, "at" | "x"> & LoadOptions,
+) {
   const html = await memvizFile(input, options);
   const dir = Deno.makeTempDirSync({ prefix: "memviz-" });
   const page = `${dir}/memory.html`;
@@ -93,6 +98,7 @@ if (import.meta.main) {
   Deno.exitCode = await runCommand(
     MEMVIZ_PNG_COMMAND,
     Deno.args,
-    ({ flags, positionals: [input, output] }) => main(input, output, { at: flags.at, x: flags.x }),
+    ({ flags, positionals: [input, output] }) =>
+      main(input, output, { at: flags.at, x: flags.x, maxBytes: flags.maxFileSize }),
   );
 }

@@ -20,8 +20,20 @@
  */
 
 export { readTrace, TraceError } from "./read_trace.ts";
-export { loadTraceFile, parseTraceBytes } from "./load_trace.ts";
-export { isPickle, type PickleDict, type PickleValue, readPickle } from "./pickle.ts";
+export {
+  DEFAULT_MAX_BYTES,
+  type LoadOptions,
+  loadTraceFile,
+  parseTraceBytes,
+} from "./load_trace.ts";
+export {
+  isPickle,
+  MAX_INT_BYTES,
+  type PickleDict,
+  type PickleOptions,
+  type PickleValue,
+  readPickle,
+} from "./pickle.ts";
 export {
   BEFORE_RECORDING,
   formatPytorchFacts,

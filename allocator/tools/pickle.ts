@@ -12,7 +12,11 @@
  *
  * Everything is checked against the bytes at hand before it is read, so a
  * malformed or truncated pickle fails with a {@linkcode TraceError} that
- * names the opcode and its offset, in time and memory linear in its size.
+ * names the opcode and its offset, in time and memory linear in its size:
+ * memo references share the value they fetch (never a copy), ints longer
+ * than {@linkcode MAX_INT_BYTES} are refused, and the values a pickle may
+ * build are capped (`maxValues`), so a small pickle of references to
+ * references cannot fill memory.
  *
  * @module
  */
@@ -112,7 +116,51 @@ for (
 ) OPCODE_NAMES[code.charCodeAt(0)] = name;
 
 const PROTO = 0x80;
+
+/**
+ * Longest int read, in bytes (8,192 bits). A memory snapshot's ints are
+ * addresses and sizes of 64 bits; a longer one is read in linear time, but
+ * every later use of a huge bigint (printing it in decimal, comparing it)
+ * costs more than its bytes, so a pickle may not carry one.
+ */
+export const MAX_INT_BYTES = 1024;
+
+/**
+ * Values a pickle may build by default: 32 Mi, room for a memory snapshot of
+ * 64 MiB (PyTorch's build 0.36–0.38 values a byte, counting each container
+ * as {@linkcode CONTAINER_COST}).
+ */
+export const DEFAULT_MAX_VALUES = 32 * 2 ** 20;
+
+/**
+ * What one container (dict, list, tuple, set, bytes, big int) counts against
+ * `maxValues`: about its size in V8 in 8-byte words, beside the one word of
+ * a value on the stack or in a list, so the cap bounds memory.
+ */
+export const CONTAINER_COST = 8;
+
+/** Options of {@linkcode readPickle}. */
+export interface PickleOptions {
+  /**
+   * Most values the pickle may build, each value pushed counted once and a
+   * container {@linkcode CONTAINER_COST} times more (default
+   * {@linkcode DEFAULT_MAX_VALUES}). A memo reference counts as one value:
+   * it shares what it fetches.
+   */
+  maxValues?: number;
+  /** How a user raises the cap, for the message (default: "the maxValues option"). */
+  raiseWith?: string;
+}
 const UTF8 = new TextDecoder("utf-8", { fatal: true });
+/**
+ * Kinds of stack and memo items: lists and sets take APPEND(S) and ADDITEMS, tuples and
+ * the rest do not. Kept beside the stack, not in a set of arrays: a set of millions of
+ * objects costs a microsecond an insert.
+ */
+const OTHER = 0;
+const LIST = 1;
+const SET = 2;
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
 
 /**
  * True when `bytes` start as a pickle of protocol 2 to 5 does (PROTO and its
@@ -134,9 +182,13 @@ export function isPickle(bytes: Uint8Array): boolean {
 /**
  * Reads a pickle of plain data (protocol 2 to 5).
  *
+ * @param bytes the pickle
+ * @param options the cap on the values it may build
  * @throws {TraceError} not a pickle of protocol 2 to 5, truncated or
- *   malformed, or an opcode this reader refuses (the message names it and
- *   its offset)
+ *   malformed, an opcode this reader refuses (the message names it and
+ *   its offset), an int longer than {@linkcode MAX_INT_BYTES}, or more
+ *   values than `maxValues`
+ * @throws {RangeError} `options.maxValues` is not a positive integer
  *
  * @example
  * ```ts
@@ -151,8 +203,14 @@ export function isPickle(bytes: Uint8Array): boolean {
  * assert.deepEqual({ ...readPickle(bytes) as object }, { a: [1, 2.5, null] });
  * ```
  */
-export function readPickle(bytes: Uint8Array): PickleValue {
-  return new Reader(bytes).read();
+export function readPickle(bytes: Uint8Array, options: PickleOptions = {}): PickleValue {
+  const max = options?.maxValues ?? DEFAULT_MAX_VALUES;
+  if (!Number.isSafeInteger(max) || max < 1) {
+    throw new RangeError(
+      `Cannot read the pickle: maxValues must be a positive integer, got ${max}`,
+    );
+  }
+  return new Reader(bytes, max, options?.raiseWith ?? "the maxValues option").read();
 }
 
 /** One pass over the bytes: a stack machine, as pickle's own unpickler. */
@@ -166,12 +224,18 @@ class Reader {
   /** Stack lengths at each MARK: items above the last one form the current frame. */
   readonly #marks: number[] = [];
   readonly #memo = new Map<number, PickleValue>();
-  /** Which arrays are lists and sets (mutable), as opposed to tuples and frozensets. */
-  readonly #lists = new WeakSet<PickleValue[]>();
-  readonly #sets = new WeakSet<PickleValue[]>();
+  /** The kind of each item on the stack (see LIST), and of memo items that are not OTHER. */
+  readonly #kinds: number[] = [];
+  readonly #memoKinds = new Map<number, number>();
+  /** Values built so far (see CONTAINER_COST), and the most allowed. */
+  #values = 0;
+  readonly #maxValues: number;
+  readonly #raiseWith: string;
 
-  constructor(bytes: Uint8Array) {
+  constructor(bytes: Uint8Array, maxValues: number, raiseWith: string) {
     this.#bytes = bytes;
+    this.#maxValues = maxValues;
+    this.#raiseWith = raiseWith;
     this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
 
@@ -212,14 +276,14 @@ class Reader {
         this.#marks.push(this.#stack.length);
         return;
       case 0x30: // POP: an item, or the last mark when nothing lies above it
-        if (this.#stack.length > this.#floor()) this.#stack.pop();
+        if (this.#stack.length > this.#floor()) this.#pop();
         else this.#popMark();
         return;
       case 0x31: // POP_MARK
         this.#popMark();
         return;
       case 0x32: // DUP
-        this.#push(this.#top());
+        this.#push(this.#top(), this.#kinds[this.#kinds.length - 1]);
         return;
       case 0x4e: // NONE
         return this.#push(null);
@@ -260,43 +324,44 @@ class Reader {
       case 0x8d: // BINUNICODE8
         return this.#push(this.#text(this.#u64()));
       case 0x43: // SHORT_BINBYTES
-        return this.#push(this.#take(this.#u8()).slice());
+        return this.#push(this.#container(this.#take(this.#u8()).slice()));
       case 0x42: // BINBYTES
-        return this.#push(this.#take(this.#u32()).slice());
+        return this.#push(this.#container(this.#take(this.#u32()).slice()));
       case 0x8e: // BINBYTES8
       case 0x96: // BYTEARRAY8
-        return this.#push(this.#take(this.#u64()).slice());
+        return this.#push(this.#container(this.#take(this.#u64()).slice()));
       case 0x5d: // EMPTY_LIST
-        return this.#push(this.#list([]));
+        return this.#push(this.#container([]), LIST);
       case 0x6c: // LIST
-        return this.#push(this.#list(this.#popMark()));
+        return this.#push(this.#container(this.#popMark()), LIST);
       case 0x61: { // APPEND
         const item = this.#pop();
-        this.#target(this.#lists, "list", "APPEND").push(item);
+        this.#target(LIST, "list", "APPEND").push(item);
         return;
       }
       case 0x65: { // APPENDS
         const items = this.#popMark();
-        const list = this.#target(this.#lists, "list", "APPENDS");
+        const list = this.#target(LIST, "list", "APPENDS");
         for (const item of items) list.push(item);
         return;
       }
       case 0x29: // EMPTY_TUPLE
-        return this.#push([]);
+        return this.#push(this.#container([]));
       case 0x74: // TUPLE
-        return this.#push(this.#popMark());
+        return this.#push(this.#container(this.#popMark()));
       case 0x85: // TUPLE1
       case 0x86: // TUPLE2
       case 0x87: { // TUPLE3
         const n = op - 0x84;
         if (this.#stack.length - this.#floor() < n) this.#underflow();
-        return this.#push(this.#stack.splice(this.#stack.length - n, n));
+        this.#kinds.length -= n;
+        return this.#push(this.#container(this.#stack.splice(this.#stack.length - n, n)));
       }
       case 0x7d: // EMPTY_DICT
-        return this.#push(Object.create(null));
+        return this.#push(this.#container(Object.create(null)));
       case 0x64: { // DICT
         const items = this.#popMark();
-        const dict: PickleDict = Object.create(null);
+        const dict: PickleDict = this.#container(Object.create(null));
         this.#setItems(dict, items);
         return this.#push(dict);
       }
@@ -312,31 +377,26 @@ class Reader {
         return;
       }
       case 0x8f: { // EMPTY_SET
-        const set: PickleValue[] = [];
-        this.#sets.add(set);
-        return this.#push(set);
+        return this.#push(this.#container([]), SET);
       }
       case 0x90: { // ADDITEMS
         const items = this.#popMark();
-        const set = this.#target(this.#sets, "set", "ADDITEMS");
+        const set = this.#target(SET, "set", "ADDITEMS");
         for (const item of items) set.push(item);
         return;
       }
       case 0x91: // FROZENSET
-        return this.#push(this.#popMark());
+        return this.#push(this.#container(this.#popMark()));
       case 0x71: // BINPUT
-        this.#memo.set(this.#u8(), this.#top());
-        return;
+        return this.#put(this.#u8());
       case 0x72: // LONG_BINPUT
-        this.#memo.set(this.#u32(), this.#top());
-        return;
+        return this.#put(this.#u32());
       case 0x94: // MEMOIZE
-        this.#memo.set(this.#memo.size, this.#top());
-        return;
+        return this.#put(this.#memo.size);
       case 0x68: // BINGET
-        return this.#push(this.#get(this.#u8()));
+        return this.#get(this.#u8());
       case 0x6a: // LONG_BINGET
-        return this.#push(this.#get(this.#u32()));
+        return this.#get(this.#u32());
       default: {
         const name = OPCODE_NAMES[op];
         this.#fail(
@@ -409,21 +469,31 @@ class Reader {
     }
   }
 
-  /** A little-endian two's complement integer of `n` bytes. */
+  /**
+   * A little-endian two's complement integer of `n` bytes, in time linear in
+   * `n`: the bytes become hex digits and V8 reads those in one pass (shifting
+   * a bigint byte by byte copies it at every step: quadratic).
+   */
   #long(n: number): number | bigint {
     const bytes = this.#take(n);
+    if (n > MAX_INT_BYTES) {
+      this.#fail(`int of ${n} bytes (at most ${MAX_INT_BYTES}: no snapshot needs a longer one)`);
+    }
     if (n === 0) return 0;
     if (n <= 6) {
       let value = 0;
       for (let i = n - 1; i >= 0; i--) value = value * 256 + bytes[i];
       return bytes[n - 1] & 0x80 ? value - 2 ** (8 * n) : value;
     }
-    let value = 0n;
-    for (let i = n - 1; i >= 0; i--) value = (value << 8n) | BigInt(bytes[i]);
+    let hex = "0x";
+    for (let i = n - 1; i >= 0; i--) hex += HEX[bytes[i]];
+    let value = BigInt(hex);
     if (bytes[n - 1] & 0x80) value -= 1n << BigInt(8 * n);
-    return Number.isSafeInteger(Number(value)) && BigInt(Number(value)) === value
-      ? Number(value)
-      : value;
+    if (Number.isSafeInteger(Number(value)) && BigInt(Number(value)) === value) {
+      return Number(value);
+    }
+    this.#count(CONTAINER_COST);
+    return value;
   }
 
   /** The stack length below which the current frame (since the last MARK) may not pop. */
@@ -431,12 +501,32 @@ class Reader {
     return this.#marks.length > 0 ? this.#marks[this.#marks.length - 1] : 0;
   }
 
-  #push(value: PickleValue): void {
+  #push(value: PickleValue, kind = OTHER): void {
+    this.#count(1);
     this.#stack.push(value);
+    this.#kinds.push(kind);
+  }
+
+  /** Counts `n` more values against the cap. */
+  #count(n: number): void {
+    this.#values += n;
+    if (this.#values > this.#maxValues) {
+      this.#fail(
+        `the pickle builds more than ${this.#maxValues} values, the cap on what a file may ` +
+          `cost (raise it with ${this.#raiseWith})`,
+      );
+    }
+  }
+
+  /** A new container, counted against the cap. */
+  #container<T extends PickleValue>(value: T): T {
+    this.#count(CONTAINER_COST);
+    return value;
   }
 
   #pop(): PickleValue {
     if (this.#stack.length <= this.#floor()) this.#underflow();
+    this.#kinds.pop();
     return this.#stack.pop()!;
   }
 
@@ -449,24 +539,31 @@ class Reader {
   #popMark(): PickleValue[] {
     const mark = this.#marks.pop();
     if (mark === undefined) this.#fail("no MARK to pop");
+    this.#kinds.length = mark;
     return this.#stack.splice(mark);
   }
 
-  #list(items: PickleValue[]): PickleValue[] {
-    this.#lists.add(items);
-    return items;
+  /** Memoizes the item on top of the stack, with its kind. */
+  #put(index: number): void {
+    this.#memo.set(index, this.#top());
+    const kind = this.#kinds[this.#kinds.length - 1];
+    if (kind !== OTHER) this.#memoKinds.set(index, kind);
+    else this.#memoKinds.delete(index);
   }
 
-  #get(index: number): PickleValue {
+  /** Pushes memo item `index`: the value itself, shared, never a copy. */
+  #get(index: number): void {
     if (!this.#memo.has(index)) this.#fail(`memo has no item ${index}`);
-    return this.#memo.get(index)!;
+    this.#push(this.#memo.get(index)!, this.#memoKinds.get(index) ?? OTHER);
   }
 
   /** The list or set an APPEND(S) or ADDITEMS adds to: the item on top of the stack. */
-  #target(kind: WeakSet<PickleValue[]>, what: string, op: string): PickleValue[] {
+  #target(kind: number, what: string, op: string): PickleValue[] {
     const top = this.#top();
-    if (!Array.isArray(top) || !kind.has(top)) this.#fail(`${op} needs a ${what} on the stack`);
-    return top;
+    if (this.#kinds[this.#kinds.length - 1] !== kind) {
+      this.#fail(`${op} needs a ${what} on the stack`);
+    }
+    return top as PickleValue[];
   }
 
   #dict(op: string): PickleDict {

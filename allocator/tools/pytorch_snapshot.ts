@@ -39,6 +39,12 @@
 // - One device per trace: the lowest one with segments or events unless told otherwise.
 // - Each allocation's label is its innermost Python frame outside PyTorch's own package
 //   ("file.py:line function"), or the innermost frame; none when no frame was recorded.
+//   PyTorch pickles a stack once and refers to it from every block and event it made, so a
+//   label is found once per frame list (by identity) and shared.
+// - A pickle's memo lets a list appear in many places for the bytes of a reference. Each
+//   segment's list of blocks is walked once: one list in two segments (or one segment twice)
+//   would place the same blocks twice, and is refused, so reading costs time linear in the
+//   pickle's bytes (Note [what a file may cost] in load_trace.ts).
 // - The trace carries the WebGPU limits of an H100 (as Deno reports them): the memory came
 //   from a CUDA GPU, so requests of hundreds of MiB are usual. A replay may override them.
 
@@ -46,7 +52,7 @@ import { MAX_SMALL_ALLOC } from "../constants.ts";
 import type { AllocatorLimits } from "../device.ts";
 import { formatBytes } from "../format.ts";
 import type { AllocEvent, Trace, TraceEvent } from "../trace.ts";
-import { TraceError } from "./read_trace.ts";
+import { describeBigInt, TraceError } from "./read_trace.ts";
 
 /**
  * Limits a PyTorch snapshot replays under unless told otherwise: an H100's
@@ -170,7 +176,9 @@ export function readPytorchSnapshot(
     );
   }
   const root = snapshot as { segments: unknown[]; device_traces: unknown[] };
-  const segments = root.segments.map((s, i) => readSegment(s, `segments[${i}]`));
+  const seen = new Map<unknown[], number>();
+  const labels = new Map<unknown[], string | undefined>();
+  const segments = root.segments.map((s, i) => readSegment(s, i, seen, labels));
   const traces = root.device_traces;
   const devices = [
     ...new Set([
@@ -192,7 +200,8 @@ export function readPytorchSnapshot(
   const where = `device_traces[${device}]`;
   const raw = device < traces.length ? traces[device] : [];
   if (!Array.isArray(raw)) throw new TraceError(`${where} must be a list, got ${describe(raw)}`);
-  return new Walk(segments.filter((s) => s.device === device), raw, where).trace(device, devices);
+  return new Walk(segments.filter((s) => s.device === device), raw, where, labels)
+    .trace(device, devices);
 }
 
 /**
@@ -260,14 +269,32 @@ interface Segment {
     size: number;
     requestedSize: number;
     state: string;
-    frames: unknown;
+    label: string | undefined;
   }[];
 }
 
-function readSegment(value: unknown, where: string): Segment {
+/**
+ * Reads segment `index`; `seen` holds the block lists read so far (by
+ * identity, with their segment's index), `labels` each frame list's label.
+ */
+function readSegment(
+  value: unknown,
+  index: number,
+  seen: Map<unknown[], number>,
+  labels: Map<unknown[], string | undefined>,
+): Segment {
+  const where = `segments[${index}]`;
   const s = object(value, where);
   const address = integer(s.address, `${where}.address`);
   const blocks = list(s.blocks ?? [], `${where}.blocks`);
+  const first = seen.get(blocks);
+  if (first !== undefined) {
+    throw new TraceError(
+      `${where}.blocks is the list of segments[${first}] again (a pickle memo reference): ` +
+        "a snapshot lists each block once",
+    );
+  }
+  if (blocks.length > 0) seen.set(blocks, index);
   let next = address;
   return {
     device: integer(s.device, `${where}.device`),
@@ -291,7 +318,7 @@ function readSegment(value: unknown, where: string): Segment {
         size,
         requestedSize: requested > 0 ? requested : size,
         state: b.state,
-        frames: b.frames,
+        label: frameLabel(b.frames, labels),
       };
     }),
   };
@@ -321,10 +348,19 @@ class Walk {
   #t0: number | undefined;
   #t: number | undefined;
 
-  constructor(segments: Segment[], raw: unknown[], where: string) {
+  /** Each frame list's label, by identity (see frameLabel). */
+  readonly #labels: Map<unknown[], string | undefined>;
+
+  constructor(
+    segments: Segment[],
+    raw: unknown[],
+    where: string,
+    labels: Map<unknown[], string | undefined>,
+  ) {
     this.#segments = segments;
     this.#raw = raw;
     this.#where = where;
+    this.#labels = labels;
   }
 
   trace(device: number, devices: number[]): PytorchTrace {
@@ -400,7 +436,7 @@ class Walk {
         const id = this.#nextId++;
         this.#live.set(addr, id);
         this.#freed.delete(addr);
-        this.#events.push(allocEvent(id, size, t, frameLabel(e.frames)));
+        this.#events.push(allocEvent(id, size, t, frameLabel(e.frames, this.#labels)));
         return i;
       }
       case "free_requested":
@@ -469,7 +505,7 @@ class Walk {
       }
       if (b.size === 0) throw new TraceError(`block at ${hex(b.address)} of 0 bytes`);
       const id = this.#nextId++;
-      const label = frameLabel(b.frames) ?? BEFORE_RECORDING;
+      const label = b.label ?? BEFORE_RECORDING;
       this.#before.push({ address: b.address, event: allocEvent(id, b.requestedSize, 0, label) });
     }
   }
@@ -501,10 +537,21 @@ function trimmed<T extends unknown[]>(event: T): T {
 
 /**
  * "file.py:line function" of the innermost frame outside PyTorch's own
- * package, else of the innermost Python frame, else of the innermost frame.
+ * package, else of the innermost Python frame, else of the innermost frame;
+ * found once per frame list (`cache`, by identity): blocks and events share them.
  */
-function frameLabel(frames: unknown): string | undefined {
+function frameLabel(
+  frames: unknown,
+  cache: Map<unknown[], string | undefined>,
+): string | undefined {
   if (!Array.isArray(frames)) return undefined;
+  if (cache.has(frames)) return cache.get(frames);
+  const label = findLabel(frames);
+  cache.set(frames, label);
+  return label;
+}
+
+function findLabel(frames: unknown[]): string | undefined {
   let python: string | undefined;
   let any: string | undefined;
   for (const f of frames) {
@@ -555,7 +602,7 @@ function describe(value: unknown): string {
   if (Array.isArray(value)) return `a list of ${value.length}`;
   if (value instanceof Uint8Array) return `${value.length} bytes`;
   if (isObject(value)) return "a dict";
-  if (typeof value === "bigint") return `${value}`;
+  if (typeof value === "bigint") return describeBigInt(value);
   if (typeof value === "string") {
     return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
   }

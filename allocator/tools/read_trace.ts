@@ -76,9 +76,8 @@ export function describe(value: unknown): string {
     if (v === null) return "null";
     if (typeof v === "object") return "{…}";
     if (typeof v === "undefined") return "nothing";
-    if (typeof v === "number" || typeof v === "boolean" || typeof v === "bigint") {
-      return String(v);
-    }
+    if (typeof v === "number" || typeof v === "boolean") return String(v);
+    if (typeof v === "bigint") return describeBigInt(v);
     return typeof v;
   };
   const more = (n: number) => n > DESCRIBE_ITEMS ? `, … ${n - DESCRIBE_ITEMS} more` : "";
@@ -94,6 +93,24 @@ export function describe(value: unknown): string {
     return `{${items.join(", ")}${more(keys.length)}}`;
   }
   return shallow(value);
+}
+
+/**
+ * A big int for a message: cut to its first digits past 40 (a pickle's int
+ * may have thousands).
+ *
+ * @example
+ * ```ts
+ * import { describeBigInt } from "./read_trace.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(describeBigInt(2n ** 64n), "18446744073709551616");
+ * assert.equal(describeBigInt(10n ** 100n), `1${"0".repeat(36)}… (101 digits)`);
+ * ```
+ */
+export function describeBigInt(v: bigint): string {
+  const s = String(v);
+  return s.length > DESCRIBE_CHARS ? `${s.slice(0, DESCRIBE_CHARS - 3)}… (${s.length} digits)` : s;
 }
 
 /** One item of an event: its name, what it must be, and the check. */
@@ -251,17 +268,23 @@ export function confReason(error: Error): string {
   return why.length > 160 ? why.slice(0, 159) + "…" : why;
 }
 
-/** Each device limit the allocator reads: the smallest value it takes, and whether it aligns. */
-const LIMITS: ReadonlyMap<keyof AllocatorLimits, "size" | "alignment"> = new Map([
+/** Each device limit the allocator reads, and what it must be. */
+const LIMITS: ReadonlyMap<keyof AllocatorLimits, "size" | "binding" | "alignment"> = new Map([
   ["maxBufferSize", "size"],
-  ["maxStorageBufferBindingSize", "size"],
-  ["maxUniformBufferBindingSize", "size"],
+  ["maxStorageBufferBindingSize", "binding"],
+  ["maxUniformBufferBindingSize", "binding"],
   ["minStorageBufferOffsetAlignment", "alignment"],
   ["minUniformBufferOffsetAlignment", "alignment"],
 ]);
 
 /** WebGPU's bound on alignment limits: every device aligns to 256 bytes or less. */
 const MAX_ALIGNMENT = 256;
+
+/**
+ * The largest binding a device reports: WebGPU implementations (wgpu, Dawn) keep binding
+ * sizes in 32 bits, so a larger figure in a trace was written by no device.
+ */
+const MAX_BINDING = 2 ** 32 - 1;
 
 const isAlignment = (v: unknown) =>
   Number.isSafeInteger(v) && (v as number) >= 1 && (v as number) <= MAX_ALIGNMENT &&
@@ -349,10 +372,14 @@ function readLimits(
   for (const [name, kind] of LIMITS) {
     const x = v[name];
     if (x === undefined) continue;
-    const ok = kind === "alignment" ? isAlignment(x) : isSize(x);
+    const ok = kind === "alignment"
+      ? isAlignment(x)
+      : isSize(x) && (kind === "size" || (x as number) <= MAX_BINDING);
     if (!ok) {
       const expects = kind === "alignment"
         ? `a power of two <= ${MAX_ALIGNMENT}`
+        : kind === "binding"
+        ? "a positive integer of at most 2^32 - 1 (a binding size, 32 bits in WebGPU)"
         : "a positive integer (at most 2^53 - 1)";
       throw fail(`must be ${expects}, got ${describe(x)}`, `${where}.${name}`);
     }

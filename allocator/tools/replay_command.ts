@@ -16,6 +16,7 @@ import {
   type Command,
   type Flag,
   type ManyFlag,
+  maxFileSize,
   type ParsedArgs,
   runCommand,
   toggle,
@@ -49,6 +50,7 @@ export type ReplayFlags = {
   maxBindingSize: ValueFlag<number>;
   memory: ValueFlag<number>;
   plan: Flag<boolean>;
+  maxFileSize: ValueFlag<number>;
 };
 
 /** The replay command's arguments and flags. */
@@ -70,6 +72,7 @@ export const REPLAY_COMMAND: Command<ReplayFlags> = {
     maxBindingSize: bytes("the device's maxStorageBufferBindingSize"),
     memory: bytes("the fake device's memory: heaps past it are refused"),
     plan: toggle("also replay each policy with its iter marks planned, row beside row"),
+    maxFileSize: maxFileSize(),
   },
   notes: "Sizes may be written 512MiB. With --json and one policy the object holds the\n" +
     'figures; with several, { "trace": ..., "policies": [ ... ] }. Exit status: 0 on\n' +
@@ -171,7 +174,7 @@ async function main(
     limits.maxStorageBufferBindingSize = flags.maxBindingSize;
   }
   if (Object.keys(limits).length > 0) options.limits = limits;
-  const loaded = await loadTraceFile(file);
+  const loaded = await loadTraceFile(file, { maxBytes: flags.maxFileSize });
   const trace = readTrace(loaded);
   // A PyTorch snapshot adds its own figures ("pytorch": reserved bytes and more).
   const pytorch = pytorchFacts(loaded);
