@@ -349,3 +349,139 @@ Deno.test("SharedBudget.describe() names each sharer in an allocator's OOM, and 
   b.destroy();
   assert.equal(budget.reserved, 0);
 });
+
+// ---- shared memory as untrusted input: any sharer may write anything into the buffer ----
+
+/** The 8-byte words of the buffer that `act` changes: where its figures live, found without the layout. */
+function wordsWrittenBy(buffer: SharedArrayBuffer, act: () => void): number[] {
+  const before = new BigInt64Array(buffer).slice();
+  act();
+  const after = new BigInt64Array(buffer);
+  return [...after.keys()].filter((i) => after[i] !== before[i]);
+}
+
+function scribble(buffer: SharedArrayBuffer, words: number[], value: number | bigint): void {
+  for (const i of words) {
+    if (typeof value === "bigint") new BigInt64Array(buffer)[i] = value;
+    else new Float64Array(buffer)[i] = value;
+  }
+}
+
+Deno.test("SharedBudget.reclaim() and detach() free a slot whose published figures were overwritten with non-integers", () => {
+  for (const bad of [1.5, NaN, -Infinity, -3]) {
+    for (const end of ["reclaim", "detach"] as const) {
+      const budget = new SharedBudget({ limit: 64 * MiB, slots: 2 });
+      const owner = budget.claim("worker");
+      const heap = new HeapAllocator(new FakeDevice(), {
+        budget: SharedBudget.from(budget.buffer, owner.slot),
+      });
+      heap.alloc(MiB); // makes the heap
+      const held = budget.reserved;
+      // A second block from the same heap: only the published figures change.
+      scribble(budget.buffer, wordsWrittenBy(budget.buffer, () => heap.alloc(4096)), bad);
+      const given = end === "reclaim" ? budget.reclaim(owner.slot) : owner.detach();
+      assert.equal(given, held, `${end} after ${bad}: the slot's reservation comes back`);
+      assert.equal(budget.sharers, 0, `${end} after ${bad}: the slot is free`);
+      assert.equal(budget.reserved, 0);
+      assert.equal(budget.allocated, 0);
+      const next = budget.claim("next");
+      assert.equal(next.slot, owner.slot, "and can be claimed again");
+      assert.deepEqual(budget.shares().map((s) => [s.label, s.reserved, s.allocated]), [[
+        "next",
+        0,
+        0,
+      ]]);
+      next.detach();
+    }
+  }
+});
+
+Deno.test("SharedBudget: a Worker's allocator bound to a slot with a NaN published figure still allocates, and republishes", () => {
+  const budget = new SharedBudget({ limit: 64 * MiB });
+  const slot = budget.claim("worker").slot;
+  const first = new HeapAllocator(new FakeDevice(), {
+    budget: SharedBudget.from(budget.buffer, slot),
+  });
+  first.alloc(MiB);
+  const words = wordsWrittenBy(budget.buffer, () => first.alloc(4096));
+  first.destroy();
+  scribble(budget.buffer, words, NaN);
+  // A Worker that binds now, as a restarted one would, then allocates and frees.
+  const heap = new HeapAllocator(new FakeDevice(), {
+    budget: SharedBudget.from(budget.buffer, slot),
+  });
+  const block = heap.alloc(MiB);
+  assert.equal(budget.shares()[0].allocated, block.size);
+  assert.equal(budget.allocated, block.size);
+  heap.free(block);
+  assert.equal(budget.allocated, 0);
+  heap.destroy();
+  budget.reclaim(slot);
+  assert.equal(budget.reserved, 0);
+});
+
+Deno.test("SharedBudget.allocated comes back to 0 when a dying sharer's late publish lands in a slot claimed again", () => {
+  const budget = new SharedBudget({ slots: 2 });
+  const old = budget.claim("old worker");
+  const neighbour = budget.claim("neighbour");
+  const [dying, other] = [old, neighbour].map((v) =>
+    new HeapAllocator(new FakeDevice(), { budget: SharedBudget.from(budget.buffer, v.slot) })
+  );
+  dying.alloc(MiB);
+  other.alloc(MiB);
+  // The slot's own words: those a publish writes in it and not in the neighbour's.
+  const theirs = new Set(wordsWrittenBy(budget.buffer, () => other.alloc(4096)));
+  const words = wordsWrittenBy(budget.buffer, () => dying.alloc(5 * MiB))
+    .filter((i) => !theirs.has(i));
+  const late = new BigInt64Array(budget.buffer).slice();
+  assert.ok(old.detach() > 0, "the pool gives the slot back");
+  // The Worker was not yet stopped: its last publish lands after the slot was claimed again.
+  const slot = budget.claim("new worker").slot;
+  assert.equal(slot, old.slot);
+  for (const i of words) new BigInt64Array(budget.buffer)[i] = late[i];
+  const heap = new HeapAllocator(new FakeDevice(), {
+    budget: SharedBudget.from(budget.buffer, slot),
+  });
+  heap.free(heap.alloc(MiB));
+  heap.destroy();
+  budget.reclaim(slot);
+  other.destroy();
+  neighbour.detach();
+  assert.equal(budget.allocated, 0, "no sharer left: nothing allocated");
+  assert.equal(budget.reserved, 0);
+});
+
+Deno.test("SharedBudget: a total overwritten with -2^62 does not let a sharer past the limit", () => {
+  const limit = 64 * MiB;
+  const budget = new SharedBudget({ limit });
+  const me = budget.claim("me");
+  const words = wordsWrittenBy(budget.buffer, () => assert.ok(me.reserve(4 * MiB)));
+  scribble(budget.buffer, words, -(2n ** 62n));
+  let granted = 4 * MiB;
+  for (let i = 0; i < 40; i++) {
+    try {
+      if (me.reserve(2 * MiB)) granted += 2 * MiB;
+    } catch (error) {
+      assert.ok(error instanceof AllocatorError, `untyped: ${error}`);
+    }
+    assert.ok(granted <= limit, `granted ${granted} of a ${limit} limit`);
+  }
+});
+
+Deno.test("SharedBudget: a slot whose token was zeroed gives its bytes back when its owner detaches", () => {
+  const budget = new SharedBudget({ limit: 64 * MiB, slots: 2 });
+  let worker!: SharedBudget;
+  const words = wordsWrittenBy(budget.buffer, () => worker = budget.claim("worker"));
+  const inWorker = SharedBudget.from(budget.buffer, worker.slot);
+  assert.ok(inWorker.reserve(14 * MiB));
+  scribble(budget.buffer, words, 0n);
+  // Nobody else may take the 14 MiB while the owner still holds it.
+  const other = budget.claim("other");
+  assert.equal(other.reserve(60 * MiB), false, "the zeroed slot's bytes still count");
+  worker.detach(); // the pool, once the Worker ended
+  assert.ok(other.reserve(60 * MiB), "its bytes came back");
+  other.release(60 * MiB);
+  other.detach();
+  assert.equal(budget.reserved, 0);
+  assert.equal(budget.sharers, 0);
+});
