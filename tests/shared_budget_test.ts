@@ -434,10 +434,11 @@ Deno.test("SharedBudget.allocated comes back to 0 when a dying sharer's late pub
   const words = wordsWrittenBy(budget.buffer, () => dying.alloc(5 * MiB))
     .filter((i) => !theirs.has(i));
   const late = new BigInt64Array(budget.buffer).slice();
+  const oldSlot = old.slot;
   assert.ok(old.detach() > 0, "the pool gives the slot back");
   // The Worker was not yet stopped: its last publish lands after the slot was claimed again.
   const slot = budget.claim("new worker").slot;
-  assert.equal(slot, old.slot);
+  assert.equal(slot, oldSlot);
   for (const i of words) new BigInt64Array(budget.buffer)[i] = late[i];
   const heap = new HeapAllocator(new FakeDevice(), {
     budget: SharedBudget.from(budget.buffer, slot),
