@@ -106,6 +106,9 @@ const H_SLOTS = 2;
 const H_RESERVED_PEAK = 3;
 const H_ALLOCATED = 4; // a running sum, kept only for the peak below
 const H_ALLOCATED_PEAK = 5;
+// The limit and slot count again, bit-inverted: a Worker attaching checks the pair.
+const H_LIMIT_NOT = 6;
+const H_SLOTS_NOT = 7;
 const I_PRESSURE = 16; // Int32 index: raised (incremented) to ask every sharer to release
 const I_RELEASES = 17; // incremented on every release; waiters in relieve wait on it
 const I_NEXT_TOKEN = 18;
@@ -113,11 +116,14 @@ const I_REFUSALS = 19;
 const I_WAITERS = 20; // sharers waiting in relieve: a release wakes them only if there are any
 const HEADER_BYTES = 128;
 // Then one BigInt64 per slot of reserved bytes, one per slot of allocated bytes (dense, so a
-// sum reads few cache lines), each `tag << 48 | bytes` with the tag from the slot's token.
-const BYTES_BITS = 48n;
+// sum reads few cache lines), each `check << 44 | bytes`: the check, from the claim's token
+// and the bytes, makes a word overwritten by chance read as one with odds of 1 in 2^19.
+const BYTES_BITS = 44n;
 const BYTES_MASK = (1n << BYTES_BITS) - 1n;
-/** Most bytes a figure holds: 256 TiB. */
-const MAX_BYTES = 2 ** 48 - 1;
+/** Most bytes a figure holds: 16 TiB. */
+const MAX_BYTES = 2 ** 44 - 1;
+/** Checks run from 1 to this (19 bits), never 0: a word of 0 is a free slot's. */
+const CHECKS = 2 ** 19 - 1;
 // Then a record per slot: Int32 token (alone in its 8 bytes), spare, seqlock, label length;
 // Float64 published figures (one writer: a seqlock is enough, and plain stores are cheaper
 // than Atomics).
@@ -139,6 +145,8 @@ const SLOT_BYTES = S_LABEL + BUDGET_LABEL_BYTES;
 const MAX_SLOTS = 4096;
 /** A slot being given back: neither free nor owned. */
 const RECLAIMING = -1;
+/** A slot being claimed: its token not yet written. Tokens below it are garbage. */
+const CLAIMING = -2;
 /** A waiting sharer raises pressure again after this long: others may have freed more since. */
 const RELIEVE_SLICE_MS = 10;
 /**
@@ -154,25 +162,28 @@ const RESERVE_TRIES = 4;
 // only once checked (an integer, in range, under a token some claim gave), and no stored
 // total can drift: a total is the sum of the slots' figures, read when wanted.
 //
-// Approach. A slot's reserved and allocated bytes are each one BigInt64 word that holds a tag
-// (from the claim's token) above the bytes. Only the owner changes them, by compare-and-swap
-// against the tagged word it expects; a reclaimer swaps them to 0 first. So an owner still
-// running after its slot was given back (a Worker not yet stopped by terminate()) finds the
-// tag gone and changes nothing, and a reclaim gives back exactly what was there.
+// Approach. A slot's reserved and allocated bytes are each one BigInt64 word that holds a check
+// (from the claim's token and the bytes) above the bytes. Only the owner changes them, by
+// compare-and-swap against the word it expects; a reclaimer swaps them to 0 first. So an owner
+// still running after its slot was given back (a Worker not yet stopped by terminate()) finds
+// its word gone and changes nothing, and a reclaim gives back exactly what was there. A word
+// of a claimed slot is believed only if its check matches the slot's token.
 //   - reserve(b) announces b in its word, then sums every slot's word: over the limit, it
 //     takes b back and refuses. Of two reservations granted at once, the later sum saw both,
 //     so the sharers together never cross the limit; one sharer alone never does either, as
 //     it also checks its own bytes, which it keeps privately.
-//   - An owner finds its own word overwritten (bad tag, out of range, or below what it knows
+//   - An owner finds its own word overwritten (bad check, out of range, or below what it knows
 //     it holds) and writes back what it holds. A figure of another slot out of range is a
 //     SharedBudgetError naming the slot, raised after this sharer took its own bytes back.
 //   - A free slot holds zeros. One that holds anything else (its token overwritten) is not
 //     claimed again: its bytes still count until reclaim(), or its owner's detach(), gives
 //     them back. reclaim() frees a slot whatever its token and figures read.
+//   - The header's limit and slot count are checked against inverted copies when a Worker
+//     attaches, and written again by every claim() from the claimer's own copy.
 //
-// Limitations. A sharer that lowers another's figure to a smaller in-range value makes the
-// budget lend those bytes again until that owner's next call mends it; peaks are high-water
-// marks and are not mended.
+// Limitations. A sharer that knows a slot's token can write a smaller figure with a valid
+// check: the budget lends those bytes again until that owner's next call mends its word.
+// Peaks are high-water marks and are not mended.
 
 /** Module-private: the options that make a view of an existing buffer (see attach()). */
 const ATTACH = Symbol("attach");
@@ -252,8 +263,6 @@ export class SharedBudget implements MemoryBudget {
   /** The bound slot, or -1. */
   #slot = -1;
   #token = 0;
-  /** The claim's tag, shifted into place above the bytes. */
-  #tag = 0n;
   #tokenIdx = 0;
   #seqIdx = 0;
   #floatIdx = 0;
@@ -298,10 +307,6 @@ export class SharedBudget implements MemoryBudget {
       }
       limit = BigInt(bytes);
       this.#buffer = new SharedArrayBuffer(bufferBytes(slots));
-      const big = new BigInt64Array(this.#buffer);
-      big[H_MAGIC] = MAGIC;
-      big[H_LIMIT] = limit;
-      big[H_SLOTS] = BigInt(slots);
     }
     this.#i32 = new Int32Array(this.#buffer);
     this.#big = new BigInt64Array(this.#buffer);
@@ -312,6 +317,7 @@ export class SharedBudget implements MemoryBudget {
     this.#bound = limit > 0n ? limit : BigInt(MAX_BYTES);
     this.#words = HEADER_BYTES / 8;
     this.#seenPressure = Atomics.load(this.#i32, I_PRESSURE);
+    if (!attach) this.#writeHeader();
     if (attach && attach.slot >= 0) this.#bind(attach.slot, attach.token);
   }
 
@@ -350,7 +356,8 @@ export class SharedBudget implements MemoryBudget {
     const limit = big[H_LIMIT];
     if (
       big[H_MAGIC] !== MAGIC || !Number.isInteger(slots) || slots < 1 || slots > MAX_SLOTS ||
-      buffer.byteLength !== bufferBytes(slots) || limit < 0n || limit > BigInt(MAX_BYTES)
+      buffer.byteLength !== bufferBytes(slots) || limit < 0n || limit > BigInt(MAX_BYTES) ||
+      big[H_LIMIT_NOT] !== ~limit || big[H_SLOTS_NOT] !== ~big[H_SLOTS]
     ) {
       throw new TypeError(
         "Cannot attach to SharedBudget: the SharedArrayBuffer was not made by SharedBudget",
@@ -485,13 +492,14 @@ export class SharedBudget implements MemoryBudget {
     for (let slot = 0; slot < this.#slots; slot++) {
       const at = this.#tokenAt(slot);
       if (Atomics.load(this.#i32, at) !== 0 || this.#holds(slot)) continue;
+      if (Atomics.compareExchange(this.#i32, at, 0, CLAIMING) !== 0) continue;
       const token = (Atomics.add(this.#i32, I_NEXT_TOKEN, 1) + 1) & 0x7fffffff || 1;
-      if (Atomics.compareExchange(this.#i32, at, 0, token) !== 0) continue;
+      this.#writeHeader(); // mended here, before a Worker attaches
       this.#resetSlot(slot);
-      const tag = tagOf(token);
-      Atomics.store(this.#big, this.#words + slot, tag);
-      Atomics.store(this.#big, this.#words + this.#slots + slot, tag);
+      Atomics.store(this.#big, this.#words + slot, word(token, 0));
+      Atomics.store(this.#big, this.#words + this.#slots + slot, word(token, 0));
       this.#writeLabel(slot, label ?? `slot ${slot}`);
+      Atomics.store(this.#i32, at, token);
       return attach(this.#buffer, this.#slots, this.#limit, slot, token);
     }
     throw new AllocatorError(
@@ -509,7 +517,7 @@ export class SharedBudget implements MemoryBudget {
    * Worker ends, without knowing whether the Worker detached first. A slot
    * left half given back (its Worker stopped in the middle of detach()), or
    * whose token was overwritten while its figures still carry this claim's
-   * tag, is given back all the same.
+   * check, is given back all the same.
    *
    * @returns the bytes the slot still reserved (0 if nothing was given back)
    */
@@ -520,8 +528,8 @@ export class SharedBudget implements MemoryBudget {
     const token = this.#token;
     this.#token = 0;
     const seen = Atomics.load(this.#i32, this.#tokenIdx);
-    const ours = seen === token || seen === RECLAIMING || seen < RECLAIMING ||
-      (seen === 0 && this.#holds(slot)) || this.#tagged(slot, this.#tag);
+    const ours = seen === token || seen === RECLAIMING || seen < CLAIMING ||
+      (seen === 0 && this.#holds(slot)) || this.#carries(slot, token);
     if (!ours || Atomics.compareExchange(this.#i32, this.#tokenIdx, seen, RECLAIMING) !== seen) {
       return 0;
     }
@@ -787,8 +795,8 @@ export class SharedBudget implements MemoryBudget {
     Atomics.store(i32, this.#seqIdx, seq + 2);
     const now = counters.allocated.current;
     const last = this.#lastAllocated;
-    const word = this.#words + this.#slots + this.#slot;
-    if (now === last && Atomics.load(this.#big, word) === (this.#tag | BigInt(now))) return;
+    const own = this.#words + this.#slots + this.#slot;
+    if (now === last && Atomics.load(this.#big, own) === word(this.#token, now)) return;
     const delta = BigInt(now - last);
     if (!this.#update(this.#slots, delta, BigInt(last))) return;
     this.#lastAllocated = now;
@@ -832,14 +840,11 @@ export class SharedBudget implements MemoryBudget {
     const base = slotByte(this.#slots, slot);
     this.#slot = slot;
     this.#token = token;
-    this.#tag = tagOf(token);
     this.#tokenIdx = base / 4 + S_TOKEN;
     this.#seqIdx = base / 4 + S_SEQ;
     this.#floatIdx = (base + S_FLOAT) / 8;
     // What the slot already publishes, if it reads as this claim's: else republished in full.
-    const word = Atomics.load(this.#big, this.#words + this.#slots + slot);
-    const bytes = word & BYTES_MASK;
-    this.#lastAllocated = word - bytes === this.#tag && bytes <= this.#bound ? Number(bytes) : 0;
+    this.#lastAllocated = this.#read(this.#slots + slot, token) ?? 0;
   }
 
   #tokenAt(slot: number): number {
@@ -880,42 +885,79 @@ export class SharedBudget implements MemoryBudget {
     const at = this.#words + first + this.#slot;
     const big = this.#big;
     for (;;) {
-      const word = Atomics.load(big, at);
-      const bytes = word & BYTES_MASK;
-      const sound = word - bytes === this.#tag && bytes >= floor && bytes <= this.#bound;
-      let next = (sound ? bytes : floor) + delta;
+      const seen = Atomics.load(big, at);
+      const bytes = this.#check(seen, this.#token);
+      let next = (bytes !== null && bytes >= floor ? bytes : floor) + delta;
       if (next < 0n) next = 0n;
+      if (next > this.#bound) next = this.#bound; // never into the check's bits
       if (!this.#owns()) return false;
-      if (Atomics.compareExchange(big, at, word, this.#tag | next) === word) return true;
+      if (Atomics.compareExchange(big, at, seen, word(this.#token, Number(next))) === seen) {
+        return true;
+      }
     }
   }
 
   /**
-   * The sum of every slot's word from `first` (0: reserved, #slots: allocated); free slots
-   * hold zeros, and a slot whose token was overwritten still counts.
+   * The sum of every slot's word from `first` (0: reserved, #slots: allocated). A claimed
+   * slot's word counts only if its check matches the token; a slot free, being claimed or
+   * given back counts whatever bytes it holds (a free one holds none, unless its token was
+   * overwritten: then they still count).
    *
-   * @throws {SharedBudgetError} a word out of range
+   * @throws {SharedBudgetError} a token or a word that cannot be believed
    */
   #sum(first: number, what: string): number {
     const big = this.#big;
+    const i32 = this.#i32;
     const at = this.#words + first;
     let total = 0;
     for (let slot = 0; slot < this.#slots; slot++) {
-      const word = Atomics.load(big, at + slot);
-      if (word === 0n) continue;
-      const bytes = word & BYTES_MASK;
-      if (word < 0n || bytes > this.#bound) {
+      const tokenAt = this.#tokenAt(slot);
+      let token = Atomics.load(i32, tokenAt);
+      let seen = Atomics.load(big, at + slot);
+      // The token again: a word read while the slot changed hands is read again.
+      for (let tries = 0; tries < 3; tries++) {
+        const again = Atomics.load(i32, tokenAt);
+        if (again === token) break;
+        token = again;
+        seen = Atomics.load(big, at + slot);
+      }
+      if (seen === 0n && token <= 0 && token >= CLAIMING) continue;
+      if (token < CLAIMING) {
+        throw new SharedBudgetError(what, slot, "token", token, "a claim's (> 0), 0, -1 or -2");
+      }
+      const bytes = token > 0 ? this.#check(seen, token) : this.#raw(seen);
+      if (bytes === null) {
         throw new SharedBudgetError(
           what,
           slot,
-          first === 0 ? "reserved bytes" : "allocated bytes",
-          `${bytes} (word ${word})`,
-          `from 0 to ${this.#bound}`,
+          first === 0 ? "reserved bytes word" : "allocated bytes word",
+          seen,
+          token > 0
+            ? `one with the check of token ${token} and at most ${this.#bound} bytes`
+            : `at most ${this.#bound} bytes`,
         );
       }
       total += Number(bytes);
     }
     return total;
+  }
+
+  /** The bytes of `seen` if it is claim `token`'s word and in range, else null. */
+  #check(seen: bigint, token: number): bigint | null {
+    const bytes = seen & BYTES_MASK;
+    return bytes <= this.#bound && seen === word(token, Number(bytes)) ? bytes : null;
+  }
+
+  /** The bytes of a word whose claim is unknown, if in range, else null. */
+  #raw(seen: bigint): bigint | null {
+    const bytes = seen & BYTES_MASK;
+    return seen >= 0n && bytes <= this.#bound ? bytes : null;
+  }
+
+  /** The bytes in a word of slot index `index` (from #words), if claim `token`'s, else null. */
+  #read(index: number, token: number): number | null {
+    const bytes = this.#check(Atomics.load(this.#big, this.#words + index), token);
+    return bytes === null ? null : Number(bytes);
   }
 
   /** A header figure, checked. */
@@ -928,27 +970,33 @@ export class SharedBudget implements MemoryBudget {
     return Number(value);
   }
 
+  /** Writes the header's constants from this view's own copy. */
+  #writeHeader(): void {
+    const big = this.#big;
+    const slots = BigInt(this.#slots);
+    Atomics.store(big, H_MAGIC, MAGIC);
+    Atomics.store(big, H_LIMIT, this.#limit);
+    Atomics.store(big, H_SLOTS, slots);
+    Atomics.store(big, H_LIMIT_NOT, ~this.#limit);
+    Atomics.store(big, H_SLOTS_NOT, ~slots);
+  }
+
   /** Whether a slot holds any figure (a free one holds zeros). */
   #holds(slot: number): boolean {
     return Atomics.load(this.#big, this.#words + slot) !== 0n ||
       Atomics.load(this.#big, this.#words + this.#slots + slot) !== 0n;
   }
 
-  /** Whether a slot's words carry `tag`: the claim it was made for has not ended. */
-  #tagged(slot: number, tag: bigint): boolean {
-    const words = [this.#words + slot, this.#words + this.#slots + slot];
-    return words.some((at) => {
-      const word = Atomics.load(this.#big, at);
-      return word - (word & BYTES_MASK) === tag;
-    });
+  /** Whether a slot's words carry claim `token`'s check: that claim has not ended. */
+  #carries(slot: number, token: number): boolean {
+    return this.#read(slot, token) !== null || this.#read(this.#slots + slot, token) !== null;
   }
 
   /** Whether any other sharer holds heap bytes it might release. */
   #othersReserve(): boolean {
     for (let slot = 0; slot < this.#slots; slot++) {
-      if (slot === this.#slot || Atomics.load(this.#i32, this.#tokenAt(slot)) <= 0) continue;
-      const word = Atomics.load(this.#big, this.#words + slot);
-      if (word > 0n && (word & BYTES_MASK) > 0n) return true;
+      const token = Atomics.load(this.#i32, this.#tokenAt(slot));
+      if (slot !== this.#slot && token > 0 && (this.#read(slot, token) ?? 0) > 0) return true;
     }
     return false;
   }
@@ -958,14 +1006,13 @@ export class SharedBudget implements MemoryBudget {
     const big = this.#big;
     const reserved = Atomics.exchange(big, this.#words + slot, 0n);
     const allocated = Atomics.exchange(big, this.#words + this.#slots + slot, 0n);
-    const bytes = (word: bigint) =>
-      word >= 0n && (word & BYTES_MASK) <= this.#bound ? word & BYTES_MASK : 0n;
-    if (bytes(allocated) > 0n) Atomics.sub(big, H_ALLOCATED, bytes(allocated));
+    const live = this.#raw(allocated) ?? 0n;
+    if (live > 0n) Atomics.sub(big, H_ALLOCATED, live);
     this.#resetSlot(slot);
     Atomics.compareExchange(this.#i32, this.#tokenAt(slot), RECLAIMING, 0);
     Atomics.add(this.#i32, I_RELEASES, 1);
     Atomics.notify(this.#i32, I_RELEASES);
-    return Number(bytes(reserved));
+    return Number(this.#raw(reserved) ?? 0n);
   }
 
   /** Zeroes a slot's published figures and label; the caller holds the slot. */
@@ -1002,7 +1049,9 @@ export class SharedBudget implements MemoryBudget {
     const i32 = this.#i32;
     const what = "read the shares of the shared budget";
     const token = Atomics.load(i32, base / 4 + S_TOKEN);
-    if (token === RECLAIMING || (token === 0 && !this.#holds(slot))) return null;
+    if (token === RECLAIMING || token === CLAIMING || (token === 0 && !this.#holds(slot))) {
+      return null;
+    }
     if (token <= 0) {
       throw new SharedBudgetError(what, slot, "token", token, "0 (free) with no figures, or > 0");
     }
@@ -1030,19 +1079,13 @@ export class SharedBudget implements MemoryBudget {
         throw new SharedBudgetError(what, slot, names[i], value, "a safe non-negative integer");
       }
     });
-    const word = (first: number, figure: string) => {
-      const w = Atomics.load(this.#big, this.#words + first + slot);
-      const bytes = w & BYTES_MASK;
-      if (w < 0n || bytes > this.#bound) {
-        throw new SharedBudgetError(
-          what,
-          slot,
-          figure,
-          `${bytes} (word ${w})`,
-          `from 0 to ${this.#bound}`,
-        );
+    const figure = (first: number, name: string) => {
+      const bytes = this.#read(first + slot, token);
+      if (bytes === null) {
+        const seen = Atomics.load(this.#big, this.#words + first + slot);
+        throw new SharedBudgetError(what, slot, name, seen, `a word with token ${token}'s check`);
       }
-      return Number(bytes);
+      return bytes;
     };
     // A label's length out of range is cut: the label is a name, not a figure.
     const labelLength = Math.min(
@@ -1054,9 +1097,9 @@ export class SharedBudget implements MemoryBudget {
       label: new TextDecoder().decode(
         this.#u8.slice(base + S_LABEL, base + S_LABEL + labelLength),
       ),
-      reserved: word(0, "reserved bytes"),
+      reserved: figure(0, "reserved bytes word"),
       peakReserved: f[F_RESERVED_PEAK],
-      allocated: word(this.#slots, "allocated bytes"),
+      allocated: figure(this.#slots, "allocated bytes word"),
       peakAllocated: f[F_ALLOCATED_PEAK],
       pendingFree: f[F_PENDING_FREE],
       heaps: f[F_HEAPS],
@@ -1088,9 +1131,17 @@ function slotByte(slots: number, slot: number): number {
   return HEADER_BYTES + slots * 16 + slot * SLOT_BYTES;
 }
 
-/** A claim's tag, shifted above the bytes: from 1 to 2^15 - 1, never 0 (a free slot's). */
-function tagOf(token: number): bigint {
-  return BigInt(token % 32767 + 1) << BYTES_BITS;
+/** A slot's word: the check of claim `token` and `bytes`, above the bytes. */
+function word(token: number, bytes: number): bigint {
+  return (BigInt(checkOf(token, bytes)) << BYTES_BITS) | BigInt(bytes);
+}
+
+/** A hash of a token and a byte count, from 1 to CHECKS (a mix of multiplies and shifts). */
+function checkOf(token: number, bytes: number): number {
+  let h = Math.imul(token ^ 0x9e3779b9, 0x85ebca6b) ^ (bytes >>> 0);
+  h = Math.imul(h ^ (h >>> 15), 0xc2b2ae35) ^ Math.floor(bytes / 2 ** 32);
+  h = Math.imul(h ^ (h >>> 13), 0x27d4eb2d);
+  return ((h ^ (h >>> 16)) >>> 0) % CHECKS + 1;
 }
 
 function toBig(bytes: number, what: string): bigint {
