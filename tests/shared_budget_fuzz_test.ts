@@ -55,12 +55,17 @@ function counters(allocated: number): PoolCounters {
   return c;
 }
 
-/** One random write of 1, 4 or 8 bytes anywhere in the buffer. */
-function scribble(buffer: SharedArrayBuffer, random: () => number): string {
+/**
+ * One random write of 1, 4 or 8 bytes: half of them at a word the sharers' calls were seen
+ * to change (`hot`, found without knowing the layout), the others anywhere.
+ */
+function scribble(buffer: SharedArrayBuffer, hot: number[], random: () => number): string {
   const pick = <T>(values: T[]) => values[Math.floor(random() * values.length)];
+  const word = () =>
+    hot.length > 0 && random() < 0.5 ? pick(hot) : Math.floor(random() * (buffer.byteLength / 8));
   const kind = Math.floor(random() * 4);
   if (kind === 0) {
-    const at = Math.floor(random() * (buffer.byteLength / 8));
+    const at = word();
     const value = pick([
       0n,
       -1n,
@@ -74,18 +79,18 @@ function scribble(buffer: SharedArrayBuffer, random: () => number): string {
     return `BigInt64[${at}] = ${value}`;
   }
   if (kind === 1) {
-    const at = Math.floor(random() * (buffer.byteLength / 8));
+    const at = word();
     const value = pick([1.5, NaN, -Infinity, Infinity, -3, 2 ** 53, random() * 1e9, 0]);
     new Float64Array(buffer)[at] = value;
     return `Float64[${at}] = ${value}`;
   }
   if (kind === 2) {
-    const at = Math.floor(random() * (buffer.byteLength / 4));
+    const at = word() * 2 + Math.floor(random() * 2);
     const value = pick([0, -1, -2, -5, 2 ** 31 - 1, 1 + Math.floor(random() * 100)]);
     new Int32Array(buffer)[at] = value;
     return `Int32[${at}] = ${value}`;
   }
-  const at = Math.floor(random() * buffer.byteLength);
+  const at = word() * 8 + Math.floor(random() * 8);
   const value = Math.floor(random() * 256);
   new Uint8Array(buffer)[at] = value;
   return `Uint8[${at}] = ${value}`;
@@ -114,6 +119,8 @@ function fuzz(seed: number, steps: number): void {
   for (let i = 0; i < SHARERS; i++) start("start");
   const quiet = Math.floor(steps * 0.7); // scribbling stops here
   let last = "";
+  const words = new BigInt64Array(budget.buffer);
+  const hot = new Set<number>();
   for (let step = 0; step < steps; step++) {
     const where = `seed ${seed} step ${step} (last scribble: ${last})`;
     if (step === quiet) {
@@ -131,13 +138,14 @@ function fuzz(seed: number, steps: number): void {
     }
     const s = sharers[Math.floor(random() * sharers.length)];
     const op = random();
+    const before = words.slice();
     if (step < quiet && op < 0.25) {
-      last = scribble(budget.buffer, random);
-    } else if (op < 0.5) {
+      last = scribble(budget.buffer, [...hot], random);
+    } else if (op < 0.55) {
       const bytes = (1 + Math.floor(random() * 4096)) * 4096;
       if (typed(() => s.view.reserve(bytes), where)) s.held += bytes;
     } else if (op < 0.65) {
-      const bytes = Math.floor(random() * (s.held + 1));
+      const bytes = Math.floor(random() * (s.held + 1) * random());
       s.view.release(bytes);
       s.held -= bytes;
     } else if (op < 0.8) {
@@ -150,6 +158,7 @@ function fuzz(seed: number, steps: number): void {
     } else {
       end(s, where);
     }
+    if (op >= 0.25) { for (const [i, w] of words.entries()) if (w !== before[i]) hot.add(i); }
     let total = 0;
     for (const t of sharers) {
       assert.ok(t.held <= LIMIT, `${where}: a sharer holds ${t.held} of a ${LIMIT} limit`);

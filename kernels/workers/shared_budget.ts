@@ -516,8 +516,9 @@ export class SharedBudget implements MemoryBudget {
    * claimed a slot for a Worker can always detach its own view when the
    * Worker ends, without knowing whether the Worker detached first. A slot
    * left half given back (its Worker stopped in the middle of detach()), or
-   * whose token was overwritten while its figures still carry this claim's
-   * check, is given back all the same.
+   * whose token was overwritten (its figures still carry this claim's check,
+   * or no claim's at all), is given back all the same: after detach() the
+   * slot is free or held by a later claim.
    *
    * @returns the bytes the slot still reserved (0 if nothing was given back)
    */
@@ -528,8 +529,10 @@ export class SharedBudget implements MemoryBudget {
     const token = this.#token;
     this.#token = 0;
     const seen = Atomics.load(this.#i32, this.#tokenIdx);
-    const ours = seen === token || seen === RECLAIMING || seen < CLAIMING ||
-      (seen === 0 && this.#holds(slot)) || this.#carries(slot, token);
+    // This claim's, or no claim's that holds together: a token being given back or claimed,
+    // garbage, 0 over figures, or a claim whose words do not carry its check.
+    const ours = seen === token || seen < 0 || (seen === 0 && this.#holds(slot)) ||
+      this.#carries(slot, token) || (seen > 0 && !this.#carries(slot, seen));
     if (!ours || Atomics.compareExchange(this.#i32, this.#tokenIdx, seen, RECLAIMING) !== seen) {
       return 0;
     }
