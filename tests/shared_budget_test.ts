@@ -3,7 +3,11 @@
 // device: no GPU needed.
 import assert from "node:assert/strict";
 import { AllocatorError, FakeDevice, HeapAllocator, OutOfMemoryError } from "../mod.ts";
-import { type BudgetShare, SharedBudget } from "../kernels/workers/shared_budget.ts";
+import {
+  type BudgetShare,
+  SharedBudget,
+  SharedBudgetError,
+} from "../kernels/workers/shared_budget.ts";
 import { BUDGET_RELIEVE_MS, MiB } from "../allocator/constants.ts";
 import type { BudgetWorkerTask } from "./testdata/budget_worker.ts";
 
@@ -486,9 +490,17 @@ Deno.test("SharedBudget: a slot whose token was zeroed gives its bytes back when
   const reserving = new Set(int32sWrittenBy(budget.buffer, () => inWorker.reserve(14 * MiB)));
   // Everything the claim wrote (its token first) but the reservation's own bytes.
   for (const i of claimed) if (!reserving.has(i)) new Int32Array(budget.buffer)[i] = 0;
-  // Nobody else may take the 14 MiB while the owner still holds it.
+  // Nobody else may take the 14 MiB while the owner still holds it: refused, or an error naming
+  // the slot.
   const other = budget.claim("other");
-  assert.equal(other.reserve(60 * MiB), false, "the zeroed slot's bytes still count");
+  let granted = false;
+  try {
+    granted = other.reserve(60 * MiB);
+  } catch (error) {
+    assert.ok(error instanceof SharedBudgetError, `untyped: ${error}`);
+    assert.equal(error.slot, worker.slot);
+  }
+  assert.equal(granted, false, "the zeroed slot's bytes still count");
   worker.detach(); // the pool, once the Worker ended
   assert.ok(other.reserve(60 * MiB), "its bytes came back");
   other.release(60 * MiB);

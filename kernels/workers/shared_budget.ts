@@ -114,6 +114,10 @@ const I_RELEASES = 17; // incremented on every release; waiters in relieve wait 
 const I_NEXT_TOKEN = 18;
 const I_REFUSALS = 19;
 const I_WAITERS = 20; // sharers waiting in relieve: a release wakes them only if there are any
+// Slots below this were ever claimed: sums stop there. Kept with a 32-bit hash of it; a pair
+// that disagrees (overwritten, or two claims raising it at once) makes sums read every slot.
+const I_USED = 21;
+const I_USED_CHECK = 22;
 const HEADER_BYTES = 128;
 // Then one BigInt64 per slot of reserved bytes, one per slot of allocated bytes (dense, so a
 // sum reads few cache lines), each `check << 44 | bytes`: the check, from the claim's token
@@ -124,10 +128,13 @@ const BYTES_MASK = (1n << BYTES_BITS) - 1n;
 const MAX_BYTES = 2 ** 44 - 1;
 /** Checks run from 1 to this (19 bits), never 0: a word of 0 is a free slot's. */
 const CHECKS = 2 ** 19 - 1;
-// Then a record per slot: Int32 token (alone in its 8 bytes), spare, seqlock, label length;
-// Float64 published figures (one writer: a seqlock is enough, and plain stores are cheaper
-// than Atomics).
-const S_TOKEN = 0;
+/** Int32 indices of a word's low and high halves, as this machine orders bytes. */
+const LO = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1 ? 0 : 1;
+const HI = 1 - LO;
+// Then a record per slot: the token as a BigInt64 of the Int32 token and its bit-inverse (so a
+// token overwritten by chance reads as garbage, and both change in one compare-and-swap);
+// Int32 seqlock, label length; Float64 published figures (one writer: a seqlock is enough, and
+// plain stores are cheaper than Atomics).
 const S_SEQ = 2;
 const S_LABEL_LEN = 3;
 const S_FLOAT = 16;
@@ -147,6 +154,16 @@ const MAX_SLOTS = 4096;
 const RECLAIMING = -1;
 /** A slot being claimed: its token not yet written. Tokens below it are garbage. */
 const CLAIMING = -2;
+/** What a token word that is not a token and its inverse reads as. */
+const GARBAGE = -3;
+/** The token words of a free slot, one being claimed and one being given back. */
+const FREE_TOKEN = tokenWord(0);
+const CLAIMING_TOKEN = tokenWord(CLAIMING);
+const RECLAIMING_TOKEN = tokenWord(RECLAIMING);
+/** A free slot's word: no bytes, under token 0's check. */
+const FREE = word(0, 0);
+const FREE_HI = Number(FREE >> 32n) | 0;
+const FREE_LO = Number(BigInt.asIntN(32, FREE));
 /** A waiting sharer raises pressure again after this long: others may have freed more since. */
 const RELIEVE_SLICE_MS = 10;
 /**
@@ -175,9 +192,12 @@ const RESERVE_TRIES = 4;
 //   - An owner finds its own word overwritten (bad check, out of range, or below what it knows
 //     it holds) and writes back what it holds. A figure of another slot out of range is a
 //     SharedBudgetError naming the slot, raised after this sharer took its own bytes back.
-//   - A free slot holds zeros. One that holds anything else (its token overwritten) is not
-//     claimed again: its bytes still count until reclaim(), or its owner's detach(), gives
-//     them back. reclaim() frees a slot whatever its token and figures read.
+//   - A free slot's words are FREE (no bytes, under token 0's check), never 0: a word zeroed,
+//     or any small integer, reads as garbage wherever it lands, so a token and a word both
+//     zeroed do not make a free slot. A slot whose token reads free but whose words are not
+//     FREE (its token overwritten) is not claimed again: its bytes still count until
+//     reclaim(), or its owner's detach(), gives them back. reclaim() frees a slot whatever
+//     its token and figures read.
 //   - The header's limit and slot count are checked against inverted copies when a Worker
 //     attaches, and written again by every claim() from the claimer's own copy.
 //
@@ -263,13 +283,20 @@ export class SharedBudget implements MemoryBudget {
   /** The bound slot, or -1. */
   #slot = -1;
   #token = 0;
+  /** BigInt64 index of the bound slot's token word, and the word this claim's token makes. */
   #tokenIdx = 0;
+  #tokenWord = 0n;
   #seqIdx = 0;
   #floatIdx = 0;
   /** Bytes this view reserved: known here, whatever the shared memory says. */
   #mine = 0;
   #peakMine = 0;
   #lastAllocated = 0;
+  /** The reserved and allocated words this view last wrote, and their bytes. */
+  #wrote: [bigint, bigint] = [0n, 0n];
+  #wroteBytes: [number, number] = [0, 0];
+  /** #bound as a number. */
+  #most = 0;
   #seenPressure = 0;
   /** End of the current relieve episode (0: none); reset by the next allocation. */
   #relieveUntil = 0;
@@ -315,9 +342,15 @@ export class SharedBudget implements MemoryBudget {
     this.#slots = slots;
     this.#limit = limit;
     this.#bound = limit > 0n ? limit : BigInt(MAX_BYTES);
+    this.#most = Number(this.#bound);
     this.#words = HEADER_BYTES / 8;
     this.#seenPressure = Atomics.load(this.#i32, I_PRESSURE);
-    if (!attach) this.#writeHeader();
+    if (!attach) {
+      this.#writeHeader();
+      Atomics.store(this.#i32, I_USED_CHECK, usedCheck(0));
+      this.#big.fill(FREE, this.#words, this.#words + 2 * slots);
+      for (let slot = 0; slot < slots; slot++) this.#big[this.#tokenAt(slot)] = FREE_TOKEN;
+    }
     if (attach && attach.slot >= 0) this.#bind(attach.slot, attach.token);
   }
 
@@ -368,7 +401,9 @@ export class SharedBudget implements MemoryBudget {
         `Cannot attach to slot ${slot}: the shared budget has slots 0 to ${slots - 1}`,
       );
     }
-    const token = slot < 0 ? 0 : Atomics.load(new Int32Array(buffer), slotByte(slots, slot) / 4);
+    const token = slot < 0
+      ? 0
+      : tokenOf(Atomics.load(new BigInt64Array(buffer), slotByte(slots, slot) / 8));
     if (slot >= 0 && token <= 0) {
       throw new RangeError(`Cannot attach to slot ${slot}: it is not claimed (use claim())`);
     }
@@ -446,8 +481,8 @@ export class SharedBudget implements MemoryBudget {
   /** Slots claimed now: the sharers the limit is split among. O(s) for s slots. */
   get sharers(): number {
     let n = 0;
-    for (let slot = 0; slot < this.#slots; slot++) {
-      if (Atomics.load(this.#i32, this.#tokenAt(slot)) > 0) n++;
+    for (let slot = 0, used = this.#used(); slot < used; slot++) {
+      if (this.#readToken(slot) > 0) n++;
     }
     return n;
   }
@@ -491,15 +526,18 @@ export class SharedBudget implements MemoryBudget {
   claim(label?: string): SharedBudget {
     for (let slot = 0; slot < this.#slots; slot++) {
       const at = this.#tokenAt(slot);
-      if (Atomics.load(this.#i32, at) !== 0 || this.#holds(slot)) continue;
-      if (Atomics.compareExchange(this.#i32, at, 0, CLAIMING) !== 0) continue;
+      if (this.#readToken(slot) !== 0 || this.#holds(slot)) continue;
+      this.#raiseUsed(slot + 1); // before the slot can hold anything
+      if (Atomics.compareExchange(this.#big, at, FREE_TOKEN, CLAIMING_TOKEN) !== FREE_TOKEN) {
+        continue;
+      }
       const token = (Atomics.add(this.#i32, I_NEXT_TOKEN, 1) + 1) & 0x7fffffff || 1;
       this.#writeHeader(); // mended here, before a Worker attaches
       this.#resetSlot(slot);
       Atomics.store(this.#big, this.#words + slot, word(token, 0));
       Atomics.store(this.#big, this.#words + this.#slots + slot, word(token, 0));
       this.#writeLabel(slot, label ?? `slot ${slot}`);
-      Atomics.store(this.#i32, at, token);
+      Atomics.store(this.#big, at, tokenWord(token));
       return attach(this.#buffer, this.#slots, this.#limit, slot, token);
     }
     throw new AllocatorError(
@@ -528,12 +566,15 @@ export class SharedBudget implements MemoryBudget {
     this.#slot = -1;
     const token = this.#token;
     this.#token = 0;
-    const seen = Atomics.load(this.#i32, this.#tokenIdx);
+    const raw = Atomics.load(this.#big, this.#tokenIdx);
+    const seen = tokenOf(raw);
     // This claim's, or no claim's that holds together: a token being given back or claimed,
     // garbage, 0 over figures, or a claim whose words do not carry its check.
     const ours = seen === token || seen < 0 || (seen === 0 && this.#holds(slot)) ||
       this.#carries(slot, token) || (seen > 0 && !this.#carries(slot, seen));
-    if (!ours || Atomics.compareExchange(this.#i32, this.#tokenIdx, seen, RECLAIMING) !== seen) {
+    if (
+      !ours || Atomics.compareExchange(this.#big, this.#tokenIdx, raw, RECLAIMING_TOKEN) !== raw
+    ) {
       return 0;
     }
     return this.#giveBack(slot);
@@ -569,9 +610,9 @@ export class SharedBudget implements MemoryBudget {
     }
     const at = this.#tokenAt(slot);
     for (;;) {
-      const seen = Atomics.load(this.#i32, at);
-      if (seen === 0 && !this.#holds(slot)) return 0;
-      if (Atomics.compareExchange(this.#i32, at, seen, RECLAIMING) === seen) {
+      const raw = Atomics.load(this.#big, at);
+      if (tokenOf(raw) === 0 && !this.#holds(slot)) return 0;
+      if (Atomics.compareExchange(this.#big, at, raw, RECLAIMING_TOKEN) === raw) {
         return this.#giveBack(slot);
       }
     }
@@ -601,7 +642,7 @@ export class SharedBudget implements MemoryBudget {
    */
   shares(): BudgetShare[] {
     const out: BudgetShare[] = [];
-    for (let slot = 0; slot < this.#slots; slot++) {
+    for (let slot = 0, used = this.#used(); slot < used; slot++) {
       const share = this.#readShare(slot);
       if (share) out.push(share);
     }
@@ -621,7 +662,7 @@ export class SharedBudget implements MemoryBudget {
   reserve(bytes: number): boolean {
     const what = `reserve ${bytes} bytes`;
     this.#checkOwner(what);
-    const b = toBig(bytes, "reserve");
+    checkBytes(bytes, "reserve");
     if (this.#mine + bytes > MAX_BYTES) {
       throw new RangeError(
         `Cannot ${what}: one sharer holds at most ${formatBytes(MAX_BYTES)}, and this one holds ${
@@ -629,12 +670,12 @@ export class SharedBudget implements MemoryBudget {
         }`,
       );
     }
-    const mine = BigInt(this.#mine);
+    const mine = this.#mine;
     // Its own bytes first: whatever the shared memory says, one sharer stays under the limit.
-    if (this.#limit > 0n && mine + b > this.#limit) return this.#refuse();
+    if (this.#limit > 0n && mine + bytes > this.#most) return this.#refuse();
     for (let tries = 1;; tries++) {
       // Announce, then sum: see Note [Shared memory is untrusted].
-      if (!this.#update(0, b, mine)) {
+      if (!this.#update(0, bytes, mine)) {
         this.#checkOwner(what); // given back meanwhile: throws
         return this.#refuse();
       }
@@ -642,7 +683,7 @@ export class SharedBudget implements MemoryBudget {
       try {
         total = this.#sum(0, what);
       } catch (error) {
-        this.#update(0, -b, mine + b);
+        this.#update(0, -bytes, mine + bytes);
         throw error;
       }
       if (this.#limit === 0n || total <= Number(this.#limit)) {
@@ -655,7 +696,7 @@ export class SharedBudget implements MemoryBudget {
         this.#relieveUntil = 0;
         return true;
       }
-      this.#update(0, -b, mine + b);
+      this.#update(0, -bytes, mine + bytes);
       // Refused by others' bytes in flight rather than held? They take theirs back when refused.
       if (tries >= RESERVE_TRIES || this.#sum(0, what) + bytes > Number(this.#limit)) {
         return this.#refuse();
@@ -671,11 +712,11 @@ export class SharedBudget implements MemoryBudget {
    * @throws {RangeError} bytes is not a non-negative integer
    */
   release(bytes: number): void {
-    const b = toBig(bytes, "release");
+    checkBytes(bytes, "release");
     if (!this.#owns()) return;
-    const mine = BigInt(this.#mine);
-    const give = b < mine ? b : mine;
-    this.#mine -= Number(give);
+    const mine = this.#mine;
+    const give = Math.min(bytes, mine);
+    this.#mine -= give;
     if (!this.#update(0, -give, mine)) return;
     Atomics.add(this.#i32, I_RELEASES, 1);
     if (Atomics.load(this.#i32, I_WAITERS) > 0) Atomics.notify(this.#i32, I_RELEASES);
@@ -799,11 +840,11 @@ export class SharedBudget implements MemoryBudget {
     const now = counters.allocated.current;
     const last = this.#lastAllocated;
     const own = this.#words + this.#slots + this.#slot;
-    if (now === last && Atomics.load(this.#big, own) === word(this.#token, now)) return;
-    const delta = BigInt(now - last);
-    if (!this.#update(this.#slots, delta, BigInt(last))) return;
+    if (now === last && Atomics.load(this.#big, own) === this.#wrote[1]) return;
+    if (!this.#update(1, now - last, last)) return;
     this.#lastAllocated = now;
-    if (delta === 0n) return;
+    if (now === last) return;
+    const delta = BigInt(now - last);
     const total = Atomics.add(this.#big, H_ALLOCATED, delta) + delta;
     if (total > 0n && total <= BigInt(MAX_BYTES) * BigInt(this.#slots)) {
       raise(this.#big, H_ALLOCATED_PEAK, total);
@@ -843,19 +884,28 @@ export class SharedBudget implements MemoryBudget {
     const base = slotByte(this.#slots, slot);
     this.#slot = slot;
     this.#token = token;
-    this.#tokenIdx = base / 4 + S_TOKEN;
+    this.#tokenIdx = base / 8;
+    this.#tokenWord = tokenWord(token);
     this.#seqIdx = base / 4 + S_SEQ;
     this.#floatIdx = (base + S_FLOAT) / 8;
     // What the slot already publishes, if it reads as this claim's: else republished in full.
     this.#lastAllocated = this.#read(this.#slots + slot, token) ?? 0;
+    this.#wrote = [word(token, 0), word(token, this.#lastAllocated)];
+    this.#wroteBytes = [0, this.#lastAllocated];
   }
 
+  /** BigInt64 index of a slot's token word. */
   #tokenAt(slot: number): number {
-    return slotByte(this.#slots, slot) / 4 + S_TOKEN;
+    return slotByte(this.#slots, slot) / 8;
+  }
+
+  /** A slot's token, or GARBAGE. */
+  #readToken(slot: number): number {
+    return tokenOf(Atomics.load(this.#big, this.#tokenAt(slot)));
   }
 
   #owns(): boolean {
-    return this.#token !== 0 && Atomics.load(this.#i32, this.#tokenIdx) === this.#token;
+    return this.#token !== 0 && Atomics.load(this.#big, this.#tokenIdx) === this.#tokenWord;
   }
 
   #checkOwner(what: string): void {
@@ -877,26 +927,32 @@ export class SharedBudget implements MemoryBudget {
   }
 
   /**
-   * Adds `delta` to one of this view's slot words (`first`: 0 reserved, #slots allocated),
-   * by compare-and-swap against its tag, while the slot is this claim's. A word that does
-   * not read as this claim's, in range and at least `floor` (the bytes this view knows are
-   * there), was overwritten: it is mended to `floor + delta`.
+   * Adds `delta` to one of this view's slot words (`which`: 0 reserved, 1 allocated), by
+   * compare-and-swap against the word it last wrote there, while the slot is this claim's. A
+   * word found otherwise is read: if it does not read as this claim's, in range and at least
+   * `floor` (the bytes this view knows are there), it was overwritten, and is mended to
+   * `floor + delta`.
    *
    * @returns false once the slot is not this claim's (nothing changed)
    */
-  #update(first: number, delta: bigint, floor: bigint): boolean {
-    const at = this.#words + first + this.#slot;
-    const big = this.#big;
+  #update(which: 0 | 1, delta: number, floor: number): boolean {
+    const at = this.#words + which * this.#slots + this.#slot;
+    let seen = this.#wrote[which];
+    let bytes = this.#wroteBytes[which];
     for (;;) {
-      const seen = Atomics.load(big, at);
-      const bytes = this.#check(seen, this.#token);
-      let next = (bytes !== null && bytes >= floor ? bytes : floor) + delta;
-      if (next < 0n) next = 0n;
-      if (next > this.#bound) next = this.#bound; // never into the check's bits
+      // Never below 0, nor into the check's bits.
+      const next = Math.min(Math.max((bytes >= floor ? bytes : floor) + delta, 0), this.#most);
       if (!this.#owns()) return false;
-      if (Atomics.compareExchange(big, at, seen, word(this.#token, Number(next))) === seen) {
+      const w = word(this.#token, next);
+      const was = Atomics.compareExchange(this.#big, at, seen, w);
+      if (was === seen) {
+        this.#wrote[which] = w;
+        this.#wroteBytes[which] = next;
         return true;
       }
+      seen = was;
+      const sound = this.#check(was, this.#token);
+      bytes = sound === null ? -1 : Number(sound);
     }
   }
 
@@ -909,40 +965,66 @@ export class SharedBudget implements MemoryBudget {
    * @throws {SharedBudgetError} a token or a word that cannot be believed
    */
   #sum(first: number, what: string): number {
-    const big = this.#big;
     const i32 = this.#i32;
-    const at = this.#words + first;
+    // Each word is read as two Int32 halves (no BigInt made): a free slot's are both 0, and a
+    // claimed slot's check is tested on plain numbers. One that fails (or was torn between
+    // the halves, or read while its slot changed hands) is read again, whole, in #settle.
+    const at = (this.#words + first) * 2;
+    const bound = Number(this.#bound);
     let total = 0;
-    for (let slot = 0; slot < this.#slots; slot++) {
-      const tokenAt = this.#tokenAt(slot);
-      let token = Atomics.load(i32, tokenAt);
-      let seen = Atomics.load(big, at + slot);
-      // The token again: a word read while the slot changed hands is read again.
-      for (let tries = 0; tries < 3; tries++) {
-        const again = Atomics.load(i32, tokenAt);
-        if (again === token) break;
-        token = again;
-        seen = Atomics.load(big, at + slot);
-      }
-      if (seen === 0n && token <= 0 && token >= CLAIMING) continue;
-      if (token < CLAIMING) {
-        throw new SharedBudgetError(what, slot, "token", token, "a claim's (> 0), 0, -1 or -2");
-      }
-      const bytes = token > 0 ? this.#check(seen, token) : this.#raw(seen);
-      if (bytes === null) {
-        throw new SharedBudgetError(
-          what,
-          slot,
-          first === 0 ? "reserved bytes word" : "allocated bytes word",
-          seen,
-          token > 0
-            ? `one with the check of token ${token} and at most ${this.#bound} bytes`
-            : `at most ${this.#bound} bytes`,
-        );
-      }
-      total += Number(bytes);
+    const used = this.#used();
+    for (let slot = 0; slot < used; slot++) {
+      // The token word too as halves: torn or overwritten, it reads as GARBAGE, settled below.
+      const tokenHalves = this.#tokenAt(slot) * 2;
+      const low = Atomics.load(i32, tokenHalves + LO);
+      const token = Atomics.load(i32, tokenHalves + HI) === ~low ? low : GARBAGE;
+      const hi = Atomics.load(i32, at + slot * 2 + HI);
+      const lo = Atomics.load(i32, at + slot * 2 + LO);
+      if (hi === FREE_HI && lo === FREE_LO && token <= 0 && token >= CLAIMING) continue;
+      const bytes = (hi & 0xfff) * 2 ** 32 + (lo >>> 0);
+      // A claim's word has its check; any other's has some check (never 0) and counts.
+      const sound = token > 0
+        ? hi >>> 12 === checkOf(token, bytes)
+        : token >= CLAIMING && hi >>> 12 > 0;
+      total += sound && hi >= 0 && bytes <= bound ? bytes : this.#settle(first, slot, what);
     }
     return total;
+  }
+
+  /**
+   * A slot's word read whole, with its token before and after (read again while they
+   * differ: the slot changed hands), for #sum.
+   *
+   * @throws {SharedBudgetError} the token or the word cannot be believed
+   */
+  #settle(first: number, slot: number, what: string): number {
+    const tokenAt = this.#tokenAt(slot);
+    let raw = Atomics.load(this.#big, tokenAt);
+    let seen = Atomics.load(this.#big, this.#words + first + slot);
+    for (let tries = 0; tries < 3; tries++) {
+      const again = Atomics.load(this.#big, tokenAt);
+      if (again === raw) break;
+      raw = again;
+      seen = Atomics.load(this.#big, this.#words + first + slot);
+    }
+    const token = tokenOf(raw);
+    if (token < CLAIMING) {
+      throw new SharedBudgetError(what, slot, "token", token, "a claim's (> 0), 0, -1 or -2");
+    }
+    if (seen === FREE && token <= 0) return 0;
+    const bytes = token > 0 ? this.#check(seen, token) : this.#raw(seen);
+    if (bytes === null) {
+      throw new SharedBudgetError(
+        what,
+        slot,
+        first === 0 ? "reserved bytes word" : "allocated bytes word",
+        seen,
+        token > 0
+          ? `one with the check of token ${token} and at most ${this.#bound} bytes`
+          : `at most ${this.#bound} bytes`,
+      );
+    }
+    return Number(bytes);
   }
 
   /** The bytes of `seen` if it is claim `token`'s word and in range, else null. */
@@ -954,7 +1036,7 @@ export class SharedBudget implements MemoryBudget {
   /** The bytes of a word whose claim is unknown, if in range, else null. */
   #raw(seen: bigint): bigint | null {
     const bytes = seen & BYTES_MASK;
-    return seen >= 0n && bytes <= this.#bound ? bytes : null;
+    return seen >> BYTES_BITS > 0n && bytes <= this.#bound ? bytes : null;
   }
 
   /** The bytes in a word of slot index `index` (from #words), if claim `token`'s, else null. */
@@ -973,6 +1055,31 @@ export class SharedBudget implements MemoryBudget {
     return Number(value);
   }
 
+  /** How many slots from 0 sums read: those ever claimed, or all when that cannot be told. */
+  #used(): number {
+    const used = Atomics.load(this.#i32, I_USED);
+    return used >= 0 && used <= this.#slots &&
+        Atomics.load(this.#i32, I_USED_CHECK) === usedCheck(used)
+      ? used
+      : this.#slots;
+  }
+
+  /** Raises the slots sums read to at least `used`. */
+  #raiseUsed(used: number): void {
+    const i32 = this.#i32;
+    for (;;) {
+      const was = Atomics.load(i32, I_USED);
+      const sound = was >= 0 && was <= this.#slots &&
+        Atomics.load(i32, I_USED_CHECK) === usedCheck(was);
+      if (sound && was >= used) return;
+      const next = sound ? used : Math.max(used, this.#slots);
+      if (Atomics.compareExchange(i32, I_USED, was, next) !== was) continue;
+      // The copy of what is there now: a claim that raised it meanwhile wins.
+      Atomics.store(i32, I_USED_CHECK, usedCheck(Atomics.load(i32, I_USED)));
+      return;
+    }
+  }
+
   /** Writes the header's constants from this view's own copy. */
   #writeHeader(): void {
     const big = this.#big;
@@ -984,10 +1091,10 @@ export class SharedBudget implements MemoryBudget {
     Atomics.store(big, H_SLOTS_NOT, ~slots);
   }
 
-  /** Whether a slot holds any figure (a free one holds zeros). */
+  /** Whether a slot holds any figure (a free one holds FREE words). */
   #holds(slot: number): boolean {
-    return Atomics.load(this.#big, this.#words + slot) !== 0n ||
-      Atomics.load(this.#big, this.#words + this.#slots + slot) !== 0n;
+    return Atomics.load(this.#big, this.#words + slot) !== FREE ||
+      Atomics.load(this.#big, this.#words + this.#slots + slot) !== FREE;
   }
 
   /** Whether a slot's words carry claim `token`'s check: that claim has not ended. */
@@ -997,8 +1104,8 @@ export class SharedBudget implements MemoryBudget {
 
   /** Whether any other sharer holds heap bytes it might release. */
   #othersReserve(): boolean {
-    for (let slot = 0; slot < this.#slots; slot++) {
-      const token = Atomics.load(this.#i32, this.#tokenAt(slot));
+    for (let slot = 0, used = this.#used(); slot < used; slot++) {
+      const token = this.#readToken(slot);
       if (slot !== this.#slot && token > 0 && (this.#read(slot, token) ?? 0) > 0) return true;
     }
     return false;
@@ -1007,12 +1114,12 @@ export class SharedBudget implements MemoryBudget {
   /** Returns a slot held as RECLAIMING to the budget and frees it; bytes it cannot read count 0. */
   #giveBack(slot: number): number {
     const big = this.#big;
-    const reserved = Atomics.exchange(big, this.#words + slot, 0n);
-    const allocated = Atomics.exchange(big, this.#words + this.#slots + slot, 0n);
+    const reserved = Atomics.exchange(big, this.#words + slot, FREE);
+    const allocated = Atomics.exchange(big, this.#words + this.#slots + slot, FREE);
     const live = this.#raw(allocated) ?? 0n;
     if (live > 0n) Atomics.sub(big, H_ALLOCATED, live);
     this.#resetSlot(slot);
-    Atomics.compareExchange(this.#i32, this.#tokenAt(slot), RECLAIMING, 0);
+    Atomics.compareExchange(this.#big, this.#tokenAt(slot), RECLAIMING_TOKEN, FREE_TOKEN);
     Atomics.add(this.#i32, I_RELEASES, 1);
     Atomics.notify(this.#i32, I_RELEASES);
     return Number(this.#raw(reserved) ?? 0n);
@@ -1051,7 +1158,7 @@ export class SharedBudget implements MemoryBudget {
     const base = slotByte(this.#slots, slot);
     const i32 = this.#i32;
     const what = "read the shares of the shared budget";
-    const token = Atomics.load(i32, base / 4 + S_TOKEN);
+    const token = this.#readToken(slot);
     if (token === RECLAIMING || token === CLAIMING || (token === 0 && !this.#holds(slot))) {
       return null;
     }
@@ -1134,9 +1241,26 @@ function slotByte(slots: number, slot: number): number {
   return HEADER_BYTES + slots * 16 + slot * SLOT_BYTES;
 }
 
+/** A token word: the token in the low 32 bits, its bit-inverse in the high ones. */
+function tokenWord(token: number): bigint {
+  return BigInt.asIntN(64, (BigInt(~token) << 32n) | BigInt(token >>> 0));
+}
+
+/** The token a token word holds, or GARBAGE when its halves disagree. */
+function tokenOf(raw: bigint): number {
+  const token = Number(BigInt.asIntN(32, raw));
+  return Number(raw >> 32n) === ~token ? token : GARBAGE;
+}
+
 /** A slot's word: the check of claim `token` and `bytes`, above the bytes. */
 function word(token: number, bytes: number): bigint {
   return (BigInt(checkOf(token, bytes)) << BYTES_BITS) | BigInt(bytes);
+}
+
+/** A 32-bit hash of the count of slots sums read. */
+function usedCheck(used: number): number {
+  const h = Math.imul(used ^ 0x5bd1e995, 0x27d4eb2d);
+  return Math.imul(h ^ (h >>> 15), 0x85ebca6b) ^ 0x68e31da4;
 }
 
 /** A hash of a token and a byte count, from 1 to CHECKS (a mix of multiplies and shifts). */
@@ -1147,11 +1271,10 @@ function checkOf(token: number, bytes: number): number {
   return ((h ^ (h >>> 16)) >>> 0) % CHECKS + 1;
 }
 
-function toBig(bytes: number, what: string): bigint {
+function checkBytes(bytes: number, what: string): void {
   if (!Number.isSafeInteger(bytes) || bytes < 0) {
     throw new RangeError(`Cannot ${what}: bytes must be a non-negative integer, got ${bytes}`);
   }
-  return BigInt(bytes);
 }
 
 /** Raises a shared maximum to `value` (a compare-and-swap loop: others may raise it at once). */
