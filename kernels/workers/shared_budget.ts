@@ -126,7 +126,7 @@ const BYTES_BITS = 44n;
 const BYTES_MASK = (1n << BYTES_BITS) - 1n;
 /** Most bytes a figure holds: 16 TiB. */
 const MAX_BYTES = 2 ** 44 - 1;
-/** Checks run from 1 to this (19 bits), never 0: a word of 0 is a free slot's. */
+/** Checks run from 1 to this (19 bits), never 0: no sound word is 0 or a small integer. */
 const CHECKS = 2 ** 19 - 1;
 /** Int32 indices of a word's low and high halves, as this machine orders bytes. */
 const LO = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1 ? 0 : 1;
@@ -181,7 +181,7 @@ const RESERVE_TRIES = 4;
 //
 // Approach. A slot's reserved and allocated bytes are each one BigInt64 word that holds a check
 // (from the claim's token and the bytes) above the bytes. Only the owner changes them, by
-// compare-and-swap against the word it expects; a reclaimer swaps them to 0 first. So an owner
+// compare-and-swap against the word it expects; a reclaimer swaps them to FREE first. So an owner
 // still running after its slot was given back (a Worker not yet stopped by terminate()) finds
 // its word gone and changes nothing, and a reclaim gives back exactly what was there. A word
 // of a claimed slot is believed only if its check matches the slot's token.
@@ -198,8 +198,11 @@ const RESERVE_TRIES = 4;
 //     FREE (its token overwritten) is not claimed again: its bytes still count until
 //     reclaim(), or its owner's detach(), gives them back. reclaim() frees a slot whatever
 //     its token and figures read.
+//   - A token is kept with its bit-inverse in one word: one overwritten reads as garbage (a
+//     SharedBudgetError naming the slot) rather than as another claim or a free slot.
 //   - The header's limit and slot count are checked against inverted copies when a Worker
-//     attaches, and written again by every claim() from the claimer's own copy.
+//     attaches, and written again by every claim() from the claimer's own copy; sums read
+//     the slots ever claimed, a count kept with a hash (all slots when the two disagree).
 //
 // Limitations. A sharer that knows a slot's token can write a smaller figure with a valid
 // check: the budget lends those bytes again until that owner's next call mends its word.
@@ -239,16 +242,15 @@ interface Attach {
  * the sharers together never reserve more than the limit, and
  * {@linkcode SharedBudget.reclaim} always frees a slot.
  *
- * | method    | cost                                                         |
- * | --------- | ------------------------------------------------------------ |
- * | reserve   | O(s), s slots: a compare-and-swap on its slot, then a sum     |
- * | release   | O(1): a compare-and-swap on its slot                         |
- * | pressured | O(1): one atomic load                                        |
- * | publish   | O(1): two atomic stores, eight plain ones, a compare-and-swap |
- * | reserved, allocated, available | O(s): a sum                            |
- * | relieve   | O(s) per wait of up to 10 ms                                 |
- * | claim     | O(s)                                                         |
- * | shares    | O(s)                                                         |
+ * | method                         | cost                                          |
+ * | ------------------------------ | --------------------------------------------- |
+ * | reserve                        | O(u), u slots ever claimed: a CAS, then a sum |
+ * | release                        | O(1): a compare-and-swap on its slot          |
+ * | pressured                      | O(1): one atomic load                         |
+ * | publish                        | O(1): a few atomics, eight plain stores       |
+ * | reserved, allocated, available | O(u): a sum                                   |
+ * | relieve                        | O(u) per wait of up to 10 ms                  |
+ * | claim, shares                  | O(s), s slots                                 |
  *
  * @example
  * ```ts
