@@ -10,6 +10,7 @@ import {
 } from "../kernels/workers/shared_budget.ts";
 import { BUDGET_RELIEVE_MS, MiB } from "../allocator/constants.ts";
 import type { BudgetWorkerTask } from "./testdata/budget_worker.ts";
+import { rng } from "./_util.ts";
 
 function startWorker(task: BudgetWorkerTask): { worker: Worker; messages: AsyncIterator<unknown> } {
   const worker = new Worker(new URL("./testdata/budget_worker.ts", import.meta.url), {
@@ -507,4 +508,77 @@ Deno.test("SharedBudget: a slot whose token was zeroed gives its bytes back when
   other.detach();
   assert.equal(budget.reserved, 0);
   assert.equal(budget.sharers, 0);
+});
+
+Deno.test("SharedBudget: sharers keep the limit and get only typed errors while a Worker scribbles over the budget's memory", async () => {
+  const limit = 64 * MiB;
+  const budget = new SharedBudget({ limit, slots: 6 });
+  let sharers = [0, 1, 2].map((i) => {
+    const pool = budget.claim(`sharer ${i}`);
+    return { pool, view: SharedBudget.from(budget.buffer, pool.slot), held: 0 };
+  });
+  const control = new Int32Array(new SharedArrayBuffer(8)); // [stop, scribbles so far]
+  const { worker, messages } = startWorker({
+    mode: "scribble",
+    budget: budget.buffer,
+    seed: 11,
+    control: control.buffer,
+  });
+  try {
+    await messages.next(); // scribbling from now on, on its own thread
+    const random = rng(5);
+    let refused = 0;
+    // Until 300 scribbles have landed (or 10 s, on a starved machine).
+    for (const t0 = performance.now(); Atomics.load(control, 1) < 300;) {
+      assert.ok(performance.now() - t0 < 10_000, "the scribbling Worker did not run");
+      const s = sharers[Math.floor(random() * sharers.length)];
+      if (random() < 0.6) {
+        const bytes = (1 + Math.floor(random() * 4096)) * 4096;
+        try {
+          if (s.view.reserve(bytes)) s.held += bytes;
+        } catch (error) {
+          assert.ok(error instanceof AllocatorError, `untyped: ${error}`);
+          refused++;
+        }
+      } else {
+        const bytes = Math.floor(random() * (s.held + 1));
+        s.view.release(bytes);
+        s.held -= bytes;
+      }
+      assert.ok(s.held <= limit, `a sharer holds ${s.held} of a ${limit} limit`);
+      const total = sharers.reduce((a, t) => a + t.held, 0);
+      assert.ok(total <= limit, `the sharers hold ${total} of a ${limit} limit`);
+    }
+    Atomics.store(control, 0, 1);
+    const { scribbles } = (await messages.next()).value as { scribbles: number };
+    assert.ok(scribbles > 0 && refused > 0, `${scribbles} scribbles, ${refused} typed errors`);
+    // The scribbling over: each sharer's next call mends its slot; the rest are reclaimed, and
+    // a sharer that lost its slot ends (its pool detaches it).
+    for (const s of sharers) s.view.release(0);
+    const held = new Set(sharers.map((s) => s.pool.slot));
+    for (let slot = 0; slot < budget.slots; slot++) if (!held.has(slot)) budget.reclaim(slot);
+    sharers = sharers.filter((s) => {
+      try {
+        s.view.reserve(0);
+        return true;
+      } catch (error) {
+        assert.ok(error instanceof AllocatorError, `untyped: ${error}`);
+        s.pool.detach();
+        return false;
+      }
+    });
+    assert.equal(budget.reserved, sharers.reduce((a, s) => a + s.held, 0));
+    assert.deepEqual(
+      budget.shares().map((share) => share.reserved),
+      sharers.map((s) => s.held),
+    );
+    for (const s of sharers) {
+      s.view.release(s.held);
+      s.pool.detach();
+    }
+    assert.equal(budget.reserved, 0);
+    assert.equal(budget.sharers, 0);
+  } finally {
+    worker.terminate();
+  }
 });
