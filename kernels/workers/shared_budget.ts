@@ -299,6 +299,8 @@ export class SharedBudget implements MemoryBudget {
   #wroteBytes: [number, number] = [0, 0];
   /** #bound as a number. */
   #most = 0;
+  /** The most the allocated bytes of all slots can sum to. */
+  #peakCap = 0n;
   #seenPressure = 0;
   /** End of the current relieve episode (0: none); reset by the next allocation. */
   #relieveUntil = 0;
@@ -345,6 +347,7 @@ export class SharedBudget implements MemoryBudget {
     this.#limit = limit;
     this.#bound = limit > 0n ? limit : BigInt(MAX_BYTES);
     this.#most = Number(this.#bound);
+    this.#peakCap = this.#bound * BigInt(slots);
     this.#words = HEADER_BYTES / 8;
     this.#seenPressure = Atomics.load(this.#i32, I_PRESSURE);
     if (!attach) {
@@ -848,9 +851,8 @@ export class SharedBudget implements MemoryBudget {
     if (now === last) return;
     const delta = BigInt(now - last);
     const total = Atomics.add(this.#big, H_ALLOCATED, delta) + delta;
-    if (total > 0n && total <= BigInt(MAX_BYTES) * BigInt(this.#slots)) {
-      raise(this.#big, H_ALLOCATED_PEAK, total);
-    }
+    // Only a rise can set a peak; a running sum out of range was overwritten, and sets none.
+    if (now > last && total <= this.#peakCap) raise(this.#big, H_ALLOCATED_PEAK, total);
   }
 
   /**
@@ -907,7 +909,11 @@ export class SharedBudget implements MemoryBudget {
   }
 
   #owns(): boolean {
-    return this.#token !== 0 && Atomics.load(this.#big, this.#tokenIdx) === this.#tokenWord;
+    // The token word as two Int32 halves: no BigInt made, on the path of every allocation.
+    const half = this.#tokenIdx * 2;
+    const token = this.#token;
+    return token !== 0 && Atomics.load(this.#i32, half + LO) === token &&
+      Atomics.load(this.#i32, half + HI) === ~token;
   }
 
   #checkOwner(what: string): void {
