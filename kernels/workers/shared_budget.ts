@@ -88,8 +88,9 @@ export class SharedBudgetError extends AllocatorError {
   constructor(what: string, slot: number, figure: string, value: unknown, range: string) {
     super(
       `Cannot ${what}: ${
-        slot < 0 ? "the shared budget's" : `slot ${slot} of the shared budget:`
-      } ${figure} read ${value}, not ${range} (a sharer overwrote the budget's shared memory)`,
+        slot < 0 ? "its" : `slot ${slot}'s`
+      } ${figure} read ${value}, not ${range}` +
+        " (a sharer overwrote the shared budget's memory)",
     );
     this.name = "SharedBudgetError";
     this.slot = slot;
@@ -546,7 +547,8 @@ export class SharedBudget implements MemoryBudget {
       return attach(this.#buffer, this.#slots, this.#limit, slot, token);
     }
     throw new AllocatorError(
-      `Cannot claim a slot of the shared budget: all ${this.#slots} are taken`,
+      `Cannot claim a slot of the shared budget: all ${this.#slots} are taken` +
+        " (or hold figures overwritten in its memory: reclaim() frees them)",
     );
   }
 
@@ -1017,7 +1019,7 @@ export class SharedBudget implements MemoryBudget {
     }
     const token = tokenOf(raw);
     if (token < CLAIMING) {
-      throw new SharedBudgetError(what, slot, "token", token, "a claim's (> 0), 0, -1 or -2");
+      throw this.#badToken(what, slot);
     }
     if (seen === FREE && token <= 0) return 0;
     const bytes = token > 0 ? this.#check(seen, token) : this.#raw(seen);
@@ -1033,6 +1035,18 @@ export class SharedBudget implements MemoryBudget {
       );
     }
     return Number(bytes);
+  }
+
+  /** The error for a slot whose token word is not a token beside its bit-inverse. */
+  #badToken(what: string, slot: number): SharedBudgetError {
+    const raw = BigInt.asUintN(64, Atomics.load(this.#big, this.#tokenAt(slot)));
+    return new SharedBudgetError(
+      what,
+      slot,
+      "token word",
+      `0x${raw.toString(16).padStart(16, "0")}`,
+      "a token beside its bit-inverse",
+    );
   }
 
   /** The bytes of `seen` if it is claim `token`'s word and in range, else null. */
@@ -1058,7 +1072,13 @@ export class SharedBudget implements MemoryBudget {
     const value = Atomics.load(this.#big, at);
     const most = BigInt(Number.MAX_SAFE_INTEGER);
     if (value < 0n || value > most) {
-      throw new SharedBudgetError(`read the ${figure}`, -1, figure, value, `from 0 to ${most}`);
+      throw new SharedBudgetError(
+        `read the shared budget's ${figure}`,
+        -1,
+        figure,
+        value,
+        `from 0 to ${most}`,
+      );
     }
     return Number(value);
   }
@@ -1170,6 +1190,7 @@ export class SharedBudget implements MemoryBudget {
     if (token === RECLAIMING || token === CLAIMING || (token === 0 && !this.#holds(slot))) {
       return null;
     }
+    if (token === GARBAGE) throw this.#badToken(what, slot);
     if (token <= 0) {
       throw new SharedBudgetError(what, slot, "token", token, "0 (free) with no figures, or > 0");
     }
