@@ -3,9 +3,14 @@
 // device: no GPU needed.
 import assert from "node:assert/strict";
 import { AllocatorError, FakeDevice, HeapAllocator, OutOfMemoryError } from "../mod.ts";
-import { type BudgetShare, SharedBudget } from "../kernels/workers/shared_budget.ts";
+import {
+  type BudgetShare,
+  SharedBudget,
+  SharedBudgetError,
+} from "../kernels/workers/shared_budget.ts";
 import { BUDGET_RELIEVE_MS, MiB } from "../allocator/constants.ts";
 import type { BudgetWorkerTask } from "./testdata/budget_worker.ts";
+import { rng } from "./_util.ts";
 
 function startWorker(task: BudgetWorkerTask): { worker: Worker; messages: AsyncIterator<unknown> } {
   const worker = new Worker(new URL("./testdata/budget_worker.ts", import.meta.url), {
@@ -348,4 +353,232 @@ Deno.test("SharedBudget.describe() names each sharer in an allocator's OOM, and 
   a.destroy();
   b.destroy();
   assert.equal(budget.reserved, 0);
+});
+
+// ---- shared memory as untrusted input: any sharer may write anything into the buffer ----
+
+/** The 8-byte words of the buffer that `act` changes: where its figures live, found without the layout. */
+function wordsWrittenBy(buffer: SharedArrayBuffer, act: () => void): number[] {
+  const before = new BigInt64Array(buffer).slice();
+  act();
+  const after = new BigInt64Array(buffer);
+  return [...after.keys()].filter((i) => after[i] !== before[i]);
+}
+
+/** The same, 4 bytes at a time. */
+function int32sWrittenBy(buffer: SharedArrayBuffer, act: () => void): number[] {
+  const before = new Int32Array(buffer).slice();
+  act();
+  const after = new Int32Array(buffer);
+  return [...after.keys()].filter((i) => after[i] !== before[i]);
+}
+
+function scribble(buffer: SharedArrayBuffer, words: number[], value: number | bigint): void {
+  for (const i of words) {
+    if (typeof value === "bigint") new BigInt64Array(buffer)[i] = value;
+    else new Float64Array(buffer)[i] = value;
+  }
+}
+
+Deno.test("SharedBudget.reclaim() and detach() free a slot whose published figures were overwritten with non-integers", () => {
+  for (const bad of [1.5, NaN, -Infinity, -3]) {
+    for (const end of ["reclaim", "detach"] as const) {
+      const budget = new SharedBudget({ limit: 64 * MiB, slots: 2 });
+      const owner = budget.claim("worker");
+      const heap = new HeapAllocator(new FakeDevice(), {
+        budget: SharedBudget.from(budget.buffer, owner.slot),
+      });
+      heap.alloc(4096); // makes the heap
+      const held = budget.reserved;
+      // A second block from the same heap: only the published figures change.
+      scribble(budget.buffer, wordsWrittenBy(budget.buffer, () => heap.alloc(4096)), bad);
+      const slot = owner.slot;
+      const given = end === "reclaim" ? budget.reclaim(slot) : owner.detach();
+      assert.equal(given, held, `${end} after ${bad}: the slot's reservation comes back`);
+      assert.equal(budget.sharers, 0, `${end} after ${bad}: the slot is free`);
+      assert.equal(budget.reserved, 0);
+      assert.equal(budget.allocated, 0);
+      const next = budget.claim("next");
+      assert.equal(next.slot, slot, "and can be claimed again");
+      assert.deepEqual(budget.shares().map((s) => [s.label, s.reserved, s.allocated]), [[
+        "next",
+        0,
+        0,
+      ]]);
+      next.detach();
+    }
+  }
+});
+
+Deno.test("SharedBudget: a Worker's allocator bound to a slot with a NaN published figure still allocates, and republishes", () => {
+  const budget = new SharedBudget({ limit: 64 * MiB });
+  const slot = budget.claim("worker").slot;
+  const first = new HeapAllocator(new FakeDevice(), {
+    budget: SharedBudget.from(budget.buffer, slot),
+  });
+  first.alloc(4096);
+  const words = wordsWrittenBy(budget.buffer, () => first.alloc(4096));
+  first.destroy();
+  scribble(budget.buffer, words, NaN);
+  // A Worker that binds now, as a restarted one would, then allocates and frees.
+  const heap = new HeapAllocator(new FakeDevice(), {
+    budget: SharedBudget.from(budget.buffer, slot),
+  });
+  const block = heap.alloc(MiB);
+  assert.equal(budget.shares()[0].allocated, block.size);
+  assert.equal(budget.allocated, block.size);
+  heap.free(block);
+  assert.equal(budget.allocated, 0);
+  heap.destroy();
+  budget.reclaim(slot);
+  assert.equal(budget.reserved, 0);
+});
+
+Deno.test("SharedBudget.allocated comes back to 0 when a dying sharer's late publish lands in a slot claimed again", () => {
+  const budget = new SharedBudget({ slots: 2 });
+  const old = budget.claim("old worker");
+  const neighbour = budget.claim("neighbour");
+  const [dying, other] = [old, neighbour].map((v) =>
+    new HeapAllocator(new FakeDevice(), { budget: SharedBudget.from(budget.buffer, v.slot) })
+  );
+  dying.alloc(MiB);
+  other.alloc(MiB);
+  // The slot's own words: those a publish writes in it and not in the neighbour's.
+  const theirs = new Set(wordsWrittenBy(budget.buffer, () => other.alloc(4096)));
+  const words = wordsWrittenBy(budget.buffer, () => dying.alloc(5 * MiB))
+    .filter((i) => !theirs.has(i));
+  const late = new BigInt64Array(budget.buffer).slice();
+  const oldSlot = old.slot;
+  assert.ok(old.detach() > 0, "the pool gives the slot back");
+  // The Worker was not yet stopped: its last publish lands after the slot was claimed again.
+  const slot = budget.claim("new worker").slot;
+  assert.equal(slot, oldSlot);
+  for (const i of words) new BigInt64Array(budget.buffer)[i] = late[i];
+  const heap = new HeapAllocator(new FakeDevice(), {
+    budget: SharedBudget.from(budget.buffer, slot),
+  });
+  heap.free(heap.alloc(MiB));
+  heap.destroy();
+  budget.reclaim(slot);
+  other.destroy();
+  neighbour.detach();
+  assert.equal(budget.allocated, 0, "no sharer left: nothing allocated");
+  assert.equal(budget.reserved, 0);
+});
+
+Deno.test("SharedBudget: a total overwritten with -2^62 does not let a sharer past the limit", () => {
+  const limit = 64 * MiB;
+  const budget = new SharedBudget({ limit });
+  const me = budget.claim("me");
+  const words = wordsWrittenBy(budget.buffer, () => assert.ok(me.reserve(4 * MiB)));
+  scribble(budget.buffer, words, -(2n ** 62n));
+  let granted = 4 * MiB;
+  for (let i = 0; i < 40; i++) {
+    try {
+      if (me.reserve(2 * MiB)) granted += 2 * MiB;
+    } catch (error) {
+      assert.ok(error instanceof AllocatorError, `untyped: ${error}`);
+    }
+    assert.ok(granted <= limit, `granted ${granted} of a ${limit} limit`);
+  }
+});
+
+Deno.test("SharedBudget: a slot whose token was zeroed gives its bytes back when its owner detaches", () => {
+  const budget = new SharedBudget({ limit: 64 * MiB, slots: 2 });
+  let worker!: SharedBudget;
+  const claimed = int32sWrittenBy(budget.buffer, () => worker = budget.claim("worker"));
+  const inWorker = SharedBudget.from(budget.buffer, worker.slot);
+  const reserving = new Set(int32sWrittenBy(budget.buffer, () => inWorker.reserve(14 * MiB)));
+  // Everything the claim wrote (its token first) but the reservation's own bytes.
+  for (const i of claimed) if (!reserving.has(i)) new Int32Array(budget.buffer)[i] = 0;
+  // Nobody else may take the 14 MiB while the owner still holds it: refused, or an error naming
+  // the slot.
+  const other = budget.claim("other");
+  let granted = false;
+  try {
+    granted = other.reserve(60 * MiB);
+  } catch (error) {
+    assert.ok(error instanceof SharedBudgetError, `untyped: ${error}`);
+    assert.equal(error.slot, worker.slot);
+  }
+  assert.equal(granted, false, "the zeroed slot's bytes still count");
+  worker.detach(); // the pool, once the Worker ended
+  assert.ok(other.reserve(60 * MiB), "its bytes came back");
+  other.release(60 * MiB);
+  other.detach();
+  assert.equal(budget.reserved, 0);
+  assert.equal(budget.sharers, 0);
+});
+
+Deno.test("SharedBudget: sharers keep the limit and get only typed errors while a Worker scribbles over the budget's memory", async () => {
+  const limit = 64 * MiB;
+  const budget = new SharedBudget({ limit, slots: 6 });
+  let sharers = [0, 1, 2].map((i) => {
+    const pool = budget.claim(`sharer ${i}`);
+    return { pool, view: SharedBudget.from(budget.buffer, pool.slot), held: 0 };
+  });
+  const control = new Int32Array(new SharedArrayBuffer(8)); // [stop, scribbles so far]
+  const { worker, messages } = startWorker({
+    mode: "scribble",
+    budget: budget.buffer,
+    seed: 11,
+    control: control.buffer,
+  });
+  try {
+    await messages.next(); // scribbling from now on, on its own thread
+    const random = rng(5);
+    let refused = 0;
+    // Until 300 scribbles have landed (or 10 s, on a starved machine).
+    for (const t0 = performance.now(); Atomics.load(control, 1) < 300;) {
+      assert.ok(performance.now() - t0 < 10_000, "the scribbling Worker did not run");
+      const s = sharers[Math.floor(random() * sharers.length)];
+      if (random() < 0.6) {
+        const bytes = (1 + Math.floor(random() * 4096)) * 4096;
+        try {
+          if (s.view.reserve(bytes)) s.held += bytes;
+        } catch (error) {
+          assert.ok(error instanceof AllocatorError, `untyped: ${error}`);
+          refused++;
+        }
+      } else {
+        const bytes = Math.floor(random() * (s.held + 1));
+        s.view.release(bytes);
+        s.held -= bytes;
+      }
+      assert.ok(s.held <= limit, `a sharer holds ${s.held} of a ${limit} limit`);
+      const total = sharers.reduce((a, t) => a + t.held, 0);
+      assert.ok(total <= limit, `the sharers hold ${total} of a ${limit} limit`);
+    }
+    Atomics.store(control, 0, 1);
+    const { scribbles } = (await messages.next()).value as { scribbles: number };
+    assert.ok(scribbles > 0 && refused > 0, `${scribbles} scribbles, ${refused} typed errors`);
+    // The scribbling over: each sharer's next call mends its slot; the rest are reclaimed, and
+    // a sharer that lost its slot ends (its pool detaches it).
+    for (const s of sharers) s.view.release(0);
+    const held = new Set(sharers.map((s) => s.pool.slot));
+    for (let slot = 0; slot < budget.slots; slot++) if (!held.has(slot)) budget.reclaim(slot);
+    sharers = sharers.filter((s) => {
+      try {
+        s.view.reserve(0);
+        return true;
+      } catch (error) {
+        assert.ok(error instanceof AllocatorError, `untyped: ${error}`);
+        s.pool.detach();
+        return false;
+      }
+    });
+    assert.equal(budget.reserved, sharers.reduce((a, s) => a + s.held, 0));
+    assert.deepEqual(
+      budget.shares().map((share) => share.reserved),
+      sharers.map((s) => s.held),
+    );
+    for (const s of sharers) {
+      s.view.release(s.held);
+      s.pool.detach();
+    }
+    assert.equal(budget.reserved, 0);
+    assert.equal(budget.sharers, 0);
+  } finally {
+    worker.terminate();
+  }
 });

@@ -24,7 +24,12 @@
  * @module
  */
 
-export { type BudgetShare, SharedBudget, type SharedBudgetOptions } from "./shared_budget.ts";
+export {
+  type BudgetShare,
+  SharedBudget,
+  SharedBudgetError,
+  type SharedBudgetOptions,
+} from "./shared_budget.ts";
 export {
   type PoolProgress,
   WorkerError,
