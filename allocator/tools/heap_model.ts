@@ -144,10 +144,10 @@ export class History {
     this.id[k] = block.id;
     this.placedAt[k] = i;
     this.freedAt[k] = this.recycledAt[k] = this.goneAt[k] = NEVER;
-    const label = block.label;
+    // Labels are drawn: see MAX_LABEL_CHARS.
+    const label = block.label === null ? null : cutLabel(block.label);
     let l = -1;
     if (label !== null) {
-      label = cutLabel(label); // Labels are drawn: see MAX_LABEL_CHARS.
       l = this.#labelCodes.get(label) ?? -1;
       if (l < 0) {
         l = this.labels.push(label) - 1;
