@@ -83,6 +83,12 @@ function install(): void {
   let queue = Promise.resolve();
   self.onmessage = (event) => {
     const message = event.data;
+    if (message.type === "init") {
+      // At once, not in turn: whatever ends this Worker from now on can say so.
+      control = new WorkerControl(message.control, message.index);
+      const c = control;
+      setInterval(() => c.pulse(), HEARTBEAT_MS);
+    }
     if (message.type === "abort") {
       aborts.get(message.id)?.abort(new DOMException("The pool stopped the job", "AbortError"));
       return;
@@ -121,11 +127,8 @@ function die(how: number, reason: string): void {
 
 async function handle(message: ToWorker): Promise<void> {
   if (message.type === "init") {
-    control = new WorkerControl(message.control, message.index);
-    const c = control;
-    setInterval(() => c.pulse(), HEARTBEAT_MS);
     state = await init(message);
-    c.started();
+    control!.started();
     watchPressure(state).catch(() => {}); // it stops once the Worker closes
     const info = state.device.adapterInfo;
     post({
