@@ -37,7 +37,23 @@ export const WorkerState = {
   lost: 6,
 } as const;
 
-/** One Worker's words of the control buffer. */
+/**
+ * One Worker's words of the control buffer.
+ *
+ * @example
+ * ```ts
+ * import { WorkerControl, WorkerState } from "./_control.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const buffer = WorkerControl.buffer(2);
+ * const worker = new WorkerControl(buffer, 1); // the Worker's view
+ * const pool = new WorkerControl(buffer, 1); // the pool's
+ * worker.step(3, 1);
+ * worker.end(WorkerState.exited, 7);
+ * assert.deepEqual([pool.steps, pool.failed, pool.state, pool.exitCode], [3, 1, WorkerState.exited, 7]);
+ * assert.equal(new WorkerControl(buffer, 0).steps, 0);
+ * ```
+ */
 export class WorkerControl {
   readonly #words: Int32Array<SharedArrayBuffer>;
   readonly #at: number;
