@@ -46,7 +46,7 @@ export interface WorkerPoolOptions {
   heapOptions?: WorkerHeapOptions;
   /**
    * The job module each Worker loads: its default export is the job
-   * function ({@linkcode Job}), called for each `run()`. Resolve it from
+   * function (`Job` (job.ts)), called for each `run()`. Resolve it from
    * your own module (`new URL("./my_job.ts", import.meta.url)`) so it loads
    * wherever your code is served from. Default: the stress job
    * (`pipeline_job.ts`), whose input is a {@linkcode PipelineRun}.
@@ -126,7 +126,7 @@ interface Member {
  * Web Workers running a job module concurrently: each requests its own
  * device (a GPUDevice cannot cross threads) and makes its own
  * `HeapAllocator`, and all reserve heap memory from one
- * {@linkcode SharedBudget}. A job is a module you write ({@linkcode Job}):
+ * {@linkcode SharedBudget}. A job is a module you write (`Job` (job.ts)):
  * {@linkcode WorkerPool.run} calls its default export on every Worker and
  * collects the reports (errors included); {@linkcode WorkerPool.close}
  * makes every Worker destroy its allocator and device and close itself.
