@@ -26,7 +26,8 @@ import type { PoolName } from "./size_classes.ts";
 // A buffer bound as read-write storage in a dispatch may not be bound there in
 // any other way (WebGPU usage scopes are per GPUBuffer), so uniforms and
 // scalars live in heaps of their own, apart from storage heaps.
-const BUFFER_USAGE: Record<PoolName, number> = {
+/** The GPUBufferUsage flags of each pool's GPUBuffers. */
+export const BUFFER_USAGE: Record<PoolName, number> = {
   small: 0x80 | 0x08 | 0x04, // STORAGE | COPY_DST | COPY_SRC
   large: 0x80 | 0x08 | 0x04,
   uniform: 0x40 | 0x08 | 0x04, // UNIFORM | COPY_DST | COPY_SRC

@@ -7,7 +7,7 @@
 //
 //   deno bench --allow-env --allow-read bench/pipeline_bench.ts
 import { SharedBudget } from "../kernels/workers/shared_budget.ts";
-import { pipelineData, pipelineJob } from "../kernels/workers/pipeline_job.ts";
+import { pipelineData, pipelineJob, runPipelineOn } from "../kernels/workers/pipeline_job.ts";
 import { WorkerPool } from "../kernels/workers/worker_pool.ts";
 
 /** Iterations per Worker per measured run: long enough to cover Deno's ~11 ms readback wait many times. */
@@ -68,7 +68,7 @@ for (const workers of WORKERS) {
       warmup: 1,
       async fn() {
         const t0 = performance.now();
-        const reports = await pool.run(list);
+        const reports = await runPipelineOn(pool, list);
         const seconds = (performance.now() - t0) / 1000;
         for (const r of reports) {
           if (r.error || r.failed > 0 || r.iterations !== ITERATIONS) {

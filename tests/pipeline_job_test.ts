@@ -2,7 +2,12 @@
 // outputs, every output checked, and groups that leave the allocator as
 // they found it.
 import assert from "node:assert/strict";
-import { pipelineData, pipelineJob, runPipelineJob } from "../kernels/workers/mod.ts";
+import {
+  PIPELINE_DATA_KEPT,
+  pipelineData,
+  pipelineJob,
+  runPipelineJob,
+} from "../kernels/workers/mod.ts";
 import { countCalls, withAllocator } from "./_kernels_util.ts";
 
 const SHAPE = { channels: 4, size: 8, outChannels: 8 };
@@ -80,4 +85,40 @@ Deno.test("runPipelineJob() groups leave the allocator as they found it: bind gr
     assert.ok(made[0] > 0, "the first group makes its bind groups");
     assert.equal(made.at(-1), made[WARMUP_GROUPS - 1], `bind groups made by each submit: ${made}`);
   }, { poison: false });
+});
+
+Deno.test("pipelineData() keeps the data of the last few jobs only, however many seeds come", () => {
+  const job = (seed: number) =>
+    pipelineJob({ seed, inputs: 1, shape: { channels: 1, size: 8, outChannels: 1 } });
+  const first = pipelineData(job(0));
+  assert.equal(pipelineData(job(0)), first, "a repeated job gets the same data");
+  // Recently used stays: job 0 used again between new seeds.
+  for (let seed = 1; seed < PIPELINE_DATA_KEPT; seed++) pipelineData(job(seed));
+  assert.equal(pipelineData(job(0)), first);
+  // Past the bound, the least recently used is made again.
+  for (let seed = 100; seed < 100 + PIPELINE_DATA_KEPT; seed++) pipelineData(job(seed));
+  const again = pipelineData(job(0));
+  assert.notEqual(again, first, "seed 0's data was let go");
+  assert.deepEqual(again.references, first.references, "and is made the same");
+});
+
+Deno.test("pipelineJob() bounds every count, the tensors' size and the references' work", () => {
+  for (
+    const [options, message] of [
+      [{ shape: { size: 100_000 } }, /shape\.size must be an integer from 8 to 4096, got 100000/],
+      [{ shape: { channels: 100_000 } }, /shape\.channels must be an integer from 1 to 4096/],
+      [{ inputs: 100_000 }, /inputs must be an integer from 1 to 4096, got 100000/],
+      [{ shape: { size: 4096, channels: 64 } }, /tensor of 4294967296 bytes, over the limit/],
+      [{ inputs: 4096 }, /float64 references of .* over the limit of 1\.07e\+9/],
+    ] as const
+  ) {
+    const t0 = performance.now();
+    assert.throws(
+      () => pipelineJob(options),
+      (e: Error) => e instanceof RangeError && message.test(e.message),
+    );
+    assert.ok(performance.now() - t0 < 100, "refused before any work");
+  }
+  // The stress command's default is well inside.
+  assert.equal(pipelineJob().inputs, 8);
 });

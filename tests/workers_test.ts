@@ -7,6 +7,8 @@
 // software adapter runs on 2 cores. Each GPU scenario runs in a process of its
 // own (tests/testdata/workers_scenarios.ts says why).
 import assert from "node:assert/strict";
+import { readReply } from "../kernels/workers/_messages.ts";
+import { arbitraryMessages } from "./testdata/_arbitrary.ts";
 
 const SCENARIOS = new URL("./testdata/workers_scenarios.ts", import.meta.url).pathname;
 /** A scenario still running after this long hung: it is killed and fails. */
@@ -16,9 +18,12 @@ const SCENARIO_TIMEOUT_MS = 120_000;
  * Runs a scenario of tests/testdata/workers_scenarios.ts in a process of its
  * own, which must exit 0 in time: a Worker left running keeps it alive.
  */
-async function scenario(name: string): Promise<void> {
+async function scenario(
+  name: string,
+  flags: readonly string[] = ["--allow-read", "--allow-env"],
+): Promise<void> {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-read", "--allow-env", SCENARIOS, name],
+    args: ["run", ...flags, SCENARIOS, name],
     stdout: "piped",
     stderr: "piped",
   }).spawn();
@@ -98,6 +103,83 @@ Deno.test("WorkerPool.start() refuses bad options before any Worker starts, and 
   await scenario("badOptions");
 });
 
+Deno.test("WorkerPool: a user's job module with its own kernel runs on 4 Workers under one budget, errors 0", async () => {
+  await scenario("userJob");
+});
+
+Deno.test("WorkerPool: a Worker posting null ends with a WorkerError and the process lives on", async () => {
+  await scenario("postsNull");
+});
+
+Deno.test("WorkerPool: a malformed reply or report is a WorkerError, never a success", async () => {
+  await scenario("malformedReply");
+});
+
+Deno.test("WorkerPool: Workers posting arbitrary messages settle every run and leak no slot", async () => {
+  await scenario("fuzzMessages");
+});
+
+Deno.test("WorkerPool.run() with a timeout ends a job that never answers", async () => {
+  await scenario("runTimeout");
+});
+
+Deno.test("WorkerPool: a Worker whose event loop stays blocked is ended (heartbeat)", async () => {
+  await scenario("stalled");
+});
+
+Deno.test("WorkerPool.close() while run() is in flight settles the run", async () => {
+  await scenario("closeWhileRunning");
+});
+
+Deno.test("WorkerPool.closeSync() while run() is in flight settles the run", async () => {
+  await scenario("closeSyncWhileRunning");
+});
+
+Deno.test("WorkerPool.start() throws a WorkerError for a job module it cannot use", async () => {
+  await scenario("badJob");
+});
+
+Deno.test("WorkerPool.start() without --allow-read names the flag to add", async () => {
+  await scenario("noRead", []);
+});
+
+Deno.test("readReply() checks arbitrary Worker messages against their types", () => {
+  const next = arbitraryMessages(7);
+  const t0 = performance.now();
+  const kinds = new Map<string, number>();
+  for (let i = 0; i < 20_000; i++) {
+    const message = next();
+    const reply = readReply(message);
+    if (typeof reply === "string") {
+      kinds.set("malformed", (kinds.get("malformed") ?? 0) + 1);
+      assert.ok(reply.length < 200, `a short reason: ${reply.slice(0, 80)}`);
+      continue;
+    }
+    kinds.set(reply.type, (kinds.get(reply.type) ?? 0) + 1);
+    // What it accepts has every field of its type, of the right type.
+    if (reply.type === "ending") {
+      assert.equal(typeof reply.reason, "string");
+      continue;
+    }
+    assert.ok(Number.isSafeInteger(reply.id) && reply.id >= 0);
+    if (reply.type === "ready") {
+      assert.equal(typeof reply.adapter, "string");
+      assert.equal(typeof reply.fallback, "boolean");
+    }
+    const error = reply.type === "failed" || reply.type === "result" ? reply.error : null;
+    if (error !== null) {
+      assert.equal(typeof error.name, "string");
+      assert.equal(typeof error.message, "string");
+      assert.ok(error.message.length <= 4097);
+    }
+  }
+  assert.ok((kinds.get("malformed") ?? 0) > 10_000, JSON.stringify([...kinds]));
+  assert.ok(kinds.size >= 4, `accepted kinds: ${JSON.stringify([...kinds])}`);
+  assert.ok(performance.now() - t0 < 10_000, "within its time");
+  assert.equal(readReply(null), "not an object: null");
+  assert.equal(readReply({ type: "result", id: 1, error: null }), `"result" without a result`);
+});
+
 const STRESS = new URL("../bench/commands/stress.ts", import.meta.url).pathname;
 
 async function stress(
@@ -159,9 +241,18 @@ Deno.test("workers: the stress command reports every figure, and exits 2 on bad 
       [["--workers", "0"], /--workers needs an integer from 1 to 64, got "0"/],
       [["--bogus"], /Unknown flag "--bogus"/],
       [["--budget", "lots"], /--budget needs a size such as 512MiB, got "lots"/],
-      [["--size", "4"], /--size needs an integer >= 8, got "4"/],
+      [["--size", "4"], /--size needs an integer from 8 to 4096, got "4"/],
       [["--iterations"], /--iterations needs a value/],
       [["--in-flight", "x"], /--in-flight needs an integer, got "x"/],
+      // Bounded before any memory is allocated or any reference made.
+      [["--size", "100000"], /--size needs an integer from 8 to 4096, got "100000"/],
+      [["--channels", "100000"], /--channels needs an integer from 1 to 4096, got "100000"/],
+      [["--inputs", "100000"], /--inputs needs an integer from 1 to 4096, got "100000"/],
+      [
+        ["--size", "4096", "--channels", "64"],
+        /--batch x --channels .* over the limit of 134217728/,
+      ],
+      [["--inputs", "4096"], /--inputs x shape makes float64 references .* over the limit/],
     ] as const
   ) {
     const bad = await stress(...args);

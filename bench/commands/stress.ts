@@ -10,11 +10,14 @@ import { SharedBudget } from "../../kernels/workers/shared_budget.ts";
 import { formatBytes } from "../../allocator/format.ts";
 import {
   DEFAULT_PIPELINE_SHAPE,
+  PIPELINE_LIMITS,
   pipelineData,
   type PipelineJob,
   pipelineJob,
+  runPipelineOn,
+  type WorkerReport,
 } from "../../kernels/workers/pipeline_job.ts";
-import { WorkerPool, type WorkerReport } from "../../kernels/workers/worker_pool.ts";
+import { WorkerPool } from "../../kernels/workers/worker_pool.ts";
 import {
   bytes,
   type Command,
@@ -42,6 +45,8 @@ const DEFAULT_WORKERS = Math.min(
 /** Default iterations per Worker: enough that start and end of the run weigh little. */
 const DEFAULT_ITERATIONS = 1000;
 
+const L = PIPELINE_LIMITS;
+
 /** The stress command's flags. */
 export const STRESS_COMMAND = {
   name: "stress",
@@ -55,17 +60,29 @@ export const STRESS_COMMAND = {
       { min: 1, max: 64 },
     ),
     iterations: integer(`iterations per Worker (default ${DEFAULT_ITERATIONS})`),
-    batch: integer(`images per input (default ${DEFAULT_PIPELINE_SHAPE.batch})`, { min: 1 }),
-    channels: integer(`input channels (default ${DEFAULT_PIPELINE_SHAPE.channels})`, { min: 1 }),
-    size: integer(`input height and width (default ${DEFAULT_PIPELINE_SHAPE.size})`, { min: 8 }),
+    batch: integer(`images per input (default ${DEFAULT_PIPELINE_SHAPE.batch})`, {
+      min: 1,
+      max: L.batch,
+    }),
+    channels: integer(`input channels (default ${DEFAULT_PIPELINE_SHAPE.channels})`, {
+      min: 1,
+      max: L.channels,
+    }),
+    size: integer(`input height and width (default ${DEFAULT_PIPELINE_SHAPE.size})`, {
+      min: 8,
+      max: L.size,
+    }),
     outChannels: integer(
       `output channels of each conv (default ${DEFAULT_PIPELINE_SHAPE.outChannels})`,
-      { min: 1 },
+      { min: 1, max: L.outChannels },
     ),
-    inFlight: integer("iterations in flight per Worker (default 32)", { min: 1 }),
+    inFlight: integer("iterations in flight per Worker (default 32)", {
+      min: 1,
+      max: L.inFlight,
+    }),
     warmup: integer("untimed warm-up iterations per Worker (default: as many as in flight)"),
     budget: bytes("memory budget for all Workers together, e.g. 512MiB (default: none)"),
-    inputs: integer("distinct seeded inputs, cycled (default 8)", { min: 1 }),
+    inputs: integer("distinct seeded inputs, cycled (default 8)", { min: 1, max: L.inputs }),
     seed: integer("seed of inputs and weights (default 1)", { min: -Number.MAX_SAFE_INTEGER }),
     naive: toggle("a GPUBuffer per block and one readback per iteration, for comparison"),
     json: toggle("print one JSON object instead of the text report"),
@@ -110,10 +127,18 @@ export function parseStressFlags(args: readonly string[]): StressOptions {
       mode: flags.naive ? "naive" : "gpuheap",
     });
   } catch (error) {
-    // The job names fields as the API does; say it with the flag's name.
-    const m = /^Invalid pipeline job: (?:shape\.)?(\w+)(.*)$/s.exec((error as Error).message);
+    // The job names fields as the API does; say it with the flags' names.
+    const m = /^Invalid pipeline job: (.*)$/s.exec((error as Error).message);
     if (!m) throw error;
-    throw new FlagError(`Flag ${flagName(m[1])}${m[2]}`, flagName(m[1]));
+    const named: string[] = [];
+    const text = m[1].replace(
+      /\b(?:shape\.)?(batch|channels|size|outChannels|inputs)\b/g,
+      (_, key) => {
+        named.push(flagName(key));
+        return flagName(key);
+      },
+    );
+    throw new FlagError(`Flags ${text}`, named[0] ?? "--size");
   }
   return {
     workers: flags.workers ?? DEFAULT_WORKERS,
@@ -235,7 +260,7 @@ async function main(): Promise<number> {
   }
   if (options.warmup > 0) {
     // Compiles every kernel and makes the heaps, so the clock measures the steady state.
-    const warm = await pool.run({ ...job, iterations: options.warmup });
+    const warm = await runPipelineOn(pool, { ...job, iterations: options.warmup });
     const bad = warm.find((r) => r.error !== null || r.failed > 0);
     if (bad) {
       await pool.close();
@@ -247,7 +272,7 @@ async function main(): Promise<number> {
   const t0 = performance.now();
   const progress = () => {
     const p = pool.progress();
-    const done = p.iterations.reduce((a, b) => a + b, 0);
+    const done = p.steps.reduce((a, b) => a + b, 0);
     const failed = p.failed.reduce((a, b) => a + b, 0);
     const s = (performance.now() - t0) / 1000;
     // Read from the shared budget: every Worker's memory, without a message.
@@ -258,7 +283,7 @@ async function main(): Promise<number> {
   const timer = setInterval(() => say(progress()), terminal ? 200 : 1000);
   let reports: WorkerReport[];
   try {
-    reports = await pool.run(job);
+    reports = await runPipelineOn(pool, job);
   } finally {
     clearInterval(timer);
   }

@@ -1,8 +1,13 @@
 /**
  * The thread layer: one memory budget shared by the allocators of every Web
- * Worker of a process ({@linkcode SharedBudget}), and a pool of Workers that
- * each own a device and an allocator and run verified Conv→ReLU→MaxPool
- * pipelines ({@linkcode WorkerPool}).
+ * Worker of a process ({@linkcode SharedBudget}), and a pool of Web Workers
+ * that each own a device and an allocator and run a job module of your own
+ * ({@linkcode WorkerPool}, {@linkcode Job}) or the stress job: verified
+ * Conv→ReLU→MaxPool pipelines ({@linkcode runPipelineOn}).
+ *
+ * Permissions the pool needs: `--allow-read` for a local copy of the package
+ * and of your job module, or `--allow-import` for the host serving them;
+ * `--allow-env` (optional) for the `GPUHEAP_*` settings.
  *
  * @example
  * ```ts
@@ -32,13 +37,23 @@ export {
 } from "./shared_budget.ts";
 export {
   type PoolProgress,
+  type RunOptions,
   WorkerError,
   WorkerPool,
   type WorkerPoolOptions,
-  type WorkerReport,
 } from "./worker_pool.ts";
+export type {
+  ErrorInfo,
+  Job,
+  JobContext,
+  JobProgress,
+  JobReport,
+  WorkerHeapOptions,
+} from "./job.ts";
 export {
   DEFAULT_PIPELINE_SHAPE,
+  PIPELINE_DATA_KEPT,
+  PIPELINE_LIMITS,
   type PipelineData,
   pipelineData,
   type PipelineJob,
@@ -46,9 +61,12 @@ export {
   type PipelineJobOptions,
   type PipelineJobReport,
   type PipelineMode,
+  type PipelinePool,
+  type PipelineRun,
   type PipelineShape,
   runPipelineJob,
   type RunPipelineJobOptions,
+  runPipelineOn,
   UncachedAllocator,
+  type WorkerReport,
 } from "./pipeline_job.ts";
-export type { WorkerHeapOptions } from "./worker.ts";

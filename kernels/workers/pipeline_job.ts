@@ -17,8 +17,11 @@ import {
 import { type ConvWeights, pipeline } from "../pipeline.ts";
 import { pipelineRef } from "../reference.ts";
 import { type Tensor, tensor } from "../tensor.ts";
-import { mulberry32 } from "../_random.ts";
+import { mulberry32, randomValues } from "../_random.ts";
 import { relativeError } from "../reference.ts";
+import { BUFFER_USAGE } from "../../allocator/gpu_memory.ts";
+import type { JobContext, JobReport } from "./job.ts";
+import { WorkerError } from "./worker_error.ts";
 
 /** Input shape and channels of the pipeline's convolutions. */
 export interface PipelineShape {
@@ -114,6 +117,46 @@ export const DEFAULT_PIPELINE_SHAPE: Readonly<PipelineShape> = Object.freeze({
 });
 
 /**
+ * The largest value of each of a job's counts. Each is far past what a
+ * stress run needs, and low enough that a job within them is checked
+ * before any memory is allocated: the sizes of its tensors and the
+ * work of its references are bounded apart, below.
+ */
+export const PIPELINE_LIMITS: Readonly<{
+  batch: number;
+  channels: number;
+  outChannels: number;
+  size: number;
+  inFlight: number;
+  inputs: number;
+}> = Object.freeze({
+  batch: 1024,
+  channels: 4096,
+  outChannels: 4096,
+  size: 4096,
+  inFlight: 4096,
+  inputs: 4096,
+});
+
+/** Largest tensor of a job, in bytes: WebGPU's default largest storage binding (128 MiB). */
+const MAX_TENSOR_BYTES = 2 ** 27;
+
+/**
+ * Largest float64 reference work of a job (multiply-adds over all its
+ * inputs), made on the CPU before it starts: about 2^30 takes some seconds
+ * here; the stress command's default shape and 8 inputs take 2^26.
+ */
+const MAX_REFERENCE_WORK = 2 ** 30;
+
+/** Multiply-adds of one input's reference: three 3x3 convolutions, each on a halved image. */
+function referenceWork({ batch, channels, size, outChannels }: PipelineShape): number {
+  const convs = [channels, outChannels, outChannels].map((cin, i) =>
+    cin * outChannels * 9 * Math.floor(size / 2 ** i) ** 2
+  );
+  return batch * convs.reduce((a, b) => a + b, 0);
+}
+
+/**
  * Fills in a job's defaults and checks every field.
  *
  * @example
@@ -128,7 +171,8 @@ export const DEFAULT_PIPELINE_SHAPE: Readonly<PipelineShape> = Object.freeze({
  *
  * @param options the fields to set
  * @returns the complete job
- * @throws {RangeError} a field out of range (the message names it and its value)
+ * @throws {RangeError} a field out of range (the message names it, its value and the limit), or
+ *   a shape whose tensors or references are too large (the message names the limit)
  */
 export function pipelineJob(options: PipelineJobOptions = {}): PipelineJob {
   const d = DEFAULT_PIPELINE_SHAPE;
@@ -148,25 +192,42 @@ export function pipelineJob(options: PipelineJobOptions = {}): PipelineJob {
     mode: options.mode ?? "gpuheap",
     tolerance: options.tolerance ?? 1e-4,
   };
-  const ints: [string, number, number][] = [
-    ["shape.batch", shape.batch, 1],
-    ["shape.channels", shape.channels, 1],
-    ["shape.outChannels", shape.outChannels, 1],
-    ["iterations", job.iterations, 0],
-    ["inFlight", job.inFlight, 1],
-    ["inputs", job.inputs, 1],
+  const L = PIPELINE_LIMITS;
+  const ints: [string, number, number, number][] = [
+    ["shape.batch", shape.batch, 1, L.batch],
+    ["shape.channels", shape.channels, 1, L.channels],
+    ["shape.outChannels", shape.outChannels, 1, L.outChannels],
+    // Three 2x2 stride-2 pools: the input must survive three halvings.
+    ["shape.size", shape.size, 8, L.size],
+    // Iterations cost time, never memory: as many as asked.
+    ["iterations", job.iterations, 0, Number.MAX_SAFE_INTEGER],
+    ["inFlight", job.inFlight, 1, L.inFlight],
+    ["inputs", job.inputs, 1, L.inputs],
   ];
-  for (const [name, value, min] of ints) {
-    if (!Number.isSafeInteger(value) || value < min) {
+  for (const [name, value, min, max] of ints) {
+    if (!Number.isSafeInteger(value) || value < min || value > max) {
       throw new RangeError(
-        `Invalid pipeline job: ${name} must be an integer >= ${min}, got ${value}`,
+        `Invalid pipeline job: ${name} must be an integer from ${min} to ${max}, got ${value}`,
       );
     }
   }
-  // Three 2x2 stride-2 pools: the input must survive three halvings.
-  if (!Number.isSafeInteger(shape.size) || shape.size < 8) {
+  const { batch, channels, size, outChannels } = shape;
+  const tensorBytes = 4 * batch * Math.max(channels, outChannels) * size * size;
+  if (tensorBytes > MAX_TENSOR_BYTES) {
     throw new RangeError(
-      `Invalid pipeline job: shape.size must be an integer >= 8 (three 2x2 pools), got ${shape.size}`,
+      `Invalid pipeline job: shape.batch x shape.channels (or shape.outChannels) x shape.size^2 makes a tensor of ${tensorBytes} bytes, over the limit of ${MAX_TENSOR_BYTES} (${
+        MAX_TENSOR_BYTES / 2 ** 20
+      } MiB)`,
+    );
+  }
+  const work = job.inputs * referenceWork(shape);
+  if (work > MAX_REFERENCE_WORK) {
+    throw new RangeError(
+      `Invalid pipeline job: inputs x shape makes float64 references of ${
+        work.toExponential(2)
+      } multiply-adds, over the limit of ${
+        MAX_REFERENCE_WORK.toExponential(2)
+      } (lower inputs, shape.size, shape.channels or shape.outChannels)`,
     );
   }
   if (!Number.isSafeInteger(job.seed)) {
@@ -185,10 +246,10 @@ export function pipelineJob(options: PipelineJobOptions = {}): PipelineJob {
 
 /**
  * Makes a job's seeded inputs and weights and the float64 reference of each
- * input, once per shape, seed and input count (later calls return the same
- * data): every
- * Worker checks against the same references, so the CPU cost of checking an
- * iteration is one comparison of its output.
+ * input, once per shape, seed and input count (a later call for one of the
+ * last few returns the same data): every Worker checks against the same
+ * references, so the CPU cost of checking an iteration is one comparison of
+ * its output.
  *
  * @example
  * ```ts
@@ -207,16 +268,26 @@ export function pipelineData(job: PipelineJob): PipelineData {
   const { batch, channels, size, outChannels } = job.shape;
   const key = [batch, channels, size, outChannels, job.seed, job.inputs].join(",");
   let data = made.get(key);
-  if (!data) {
+  if (data) {
+    made.delete(key); // most recently used last
+  } else {
     data = makeData(job);
-    made.set(key, data);
+    if (made.size >= PIPELINE_DATA_KEPT) made.delete(made.keys().next().value!);
   }
+  made.set(key, data);
   return data;
 }
 
 /**
- * Data already made, by shape, seed and input count: the references take a
- * while (~50 ms per input at the default shape).
+ * How many jobs' data {@linkcode pipelineData} keeps, the most recently used:
+ * a warm-up and its run, or a few shapes a benchmark alternates, without
+ * growing with every new seed.
+ */
+export const PIPELINE_DATA_KEPT = 4;
+
+/**
+ * Data made lately, by shape, seed and input count, least recently used
+ * first: the references take a while (~50 ms per input at the default shape).
  */
 const made = new Map<string, PipelineData>();
 
@@ -255,6 +326,8 @@ function makeData(job: PipelineJob): PipelineData {
 export interface RunPipelineJobOptions {
   /** Called after each iteration is checked, with whether it passed. */
   onIteration?: (ok: boolean) => void;
+  /** Stops the job before its next group of iterations (its report's error is the abort reason). */
+  signal?: AbortSignal;
 }
 
 /**
@@ -298,17 +371,17 @@ export async function runPipelineJob(
 ): Promise<PipelineJobReport> {
   const check = new Checker(job, data, options.onIteration);
   const start = performance.now();
-  let batch: CommandBatch | null = null;
+  let commands: CommandBatch | null = null;
   let weights: ConvWeights[] = [];
   try {
     // Made on first use, from the allocator: it can run out of memory too.
-    batch = commandBatchOf(heap);
+    commands = commandBatchOf(heap);
     weights = data.weights.map((w) => ({
       weight: tensor(heap, w.weight, w.weightShape),
       bias: tensor(heap, w.bias, [w.bias.length]),
     }));
-    if (job.mode === "naive") await runNaive(heap, job, data, weights, check);
-    else await runPipelined(heap, batch, job, data, weights, check);
+    if (job.mode === "naive") await runNaive(heap, job, data, weights, check, options.signal);
+    else await runPipelined(heap, commands, job, data, weights, check, options.signal);
   } catch (error) {
     check.stop(error);
   } finally {
@@ -318,8 +391,8 @@ export async function runPipelineJob(
     }
     try {
       // The job leaves nothing allocated: its parameter slots go with the weights.
-      batch?.releaseParams();
-      batch?.submit();
+      commands?.releaseParams();
+      commands?.submit();
     } catch (error) {
       check.stop(error);
     }
@@ -340,21 +413,23 @@ export async function runPipelineJob(
 
 async function runPipelined(
   heap: TensorAllocator,
-  batch: CommandBatch,
+  commands: CommandBatch,
   job: PipelineJob,
   data: PipelineData,
   weights: ConvWeights[],
   check: Checker,
+  signal: AbortSignal | undefined,
 ): Promise<void> {
   const group = Math.max(1, Math.ceil(job.inFlight / 2));
   const reading: Promise<void>[] = [];
   try {
     for (let started = 0; started < job.iterations;) {
+      signal?.throwIfAborted();
       const count = Math.min(group, job.iterations - started);
       const which: number[] = [];
       for (let i = 0; i < count; i++) which.push((started + i) % data.inputs.length);
       started += count;
-      const read = readGroup(heap, batch, recordGroup(heap, which, data, weights));
+      const read = readGroup(heap, commands, recordGroup(heap, which, data, weights));
       const checked = read.then((values) => values.forEach((v, i) => check.output(which[i], v)));
       checked.catch(() => {}); // awaited below; handled now so a rejection is never "unhandled"
       reading.push(checked);
@@ -364,7 +439,7 @@ async function runPipelined(
     const settled = await Promise.allSettled(reading);
     for (const s of settled) if (s.status === "rejected") check.stop(s.reason);
   }
-  batch.submit();
+  commands.submit();
 }
 
 /** Records one pipeline per input index; returns the outputs. */
@@ -395,11 +470,11 @@ function recordGroup(
  * Copies the outputs into one staging block, disposes them, submits, and
  * maps the block once. The outputs are disposed before the submit, so every
  * group leaves the allocator as it found it: the next group gets the same
- * blocks at the same offsets, and the batch's cached bind groups fit again.
+ * blocks at the same offsets, and the command batch's cached bind groups fit again.
  */
 async function readGroup(
   heap: TensorAllocator,
-  batch: CommandBatch,
+  commands: CommandBatch,
   outputs: Tensor[],
 ): Promise<Float32Array[]> {
   const sizes = outputs.map((y) => y.byteLength);
@@ -407,7 +482,7 @@ async function readGroup(
   let staging: TensorBlock;
   try {
     staging = heap.alloc(total, { usage: "readback", label: "pipeline outputs" });
-    const encoder = batch.encoder();
+    const encoder = commands.encoder();
     let offset = 0;
     outputs.forEach((y, i) => {
       encoder.copyBufferToBuffer(
@@ -422,7 +497,7 @@ async function readGroup(
   } finally {
     for (const y of outputs) y.dispose();
   }
-  batch.submit();
+  commands.submit();
   try {
     await staging.buffer.mapAsync(GPUMapMode.READ, staging.offset, total);
     const all = staging.buffer.getMappedRange(staging.offset, total).slice(0);
@@ -444,8 +519,10 @@ async function runNaive(
   data: PipelineData,
   weights: ConvWeights[],
   check: Checker,
+  signal: AbortSignal | undefined,
 ): Promise<void> {
   for (let it = 0; it < job.iterations; it++) {
+    signal?.throwIfAborted();
     const k = it % data.inputs.length;
     const x = tensor(heap, data.inputs[k], data.inputShape);
     let y: Tensor;
@@ -515,17 +592,12 @@ function checksum(values: ArrayLike<number>): number {
   return h || 1;
 }
 
-function randomValues(random: () => number, count: number, scale: number): Float32Array {
-  const out = new Float32Array(count);
-  for (let i = 0; i < count; i++) out[i] = (random() * 2 - 1) * scale;
-  return out;
-}
-
+/** The allocator's GPUBuffer usage for each kind of block a tensor op asks for. */
 const USAGE_FLAGS = {
-  storage: 0x80 | 0x08 | 0x04, // STORAGE | COPY_DST | COPY_SRC
-  uniform: 0x40 | 0x08, // UNIFORM | COPY_DST
-  readback: 0x01 | 0x08, // MAP_READ | COPY_DST
-  upload: 0x02 | 0x04, // MAP_WRITE | COPY_SRC
+  storage: BUFFER_USAGE.small,
+  uniform: BUFFER_USAGE.uniform,
+  readback: BUFFER_USAGE.readback,
+  upload: BUFFER_USAGE.upload,
 };
 
 /**
@@ -592,4 +664,167 @@ export class UncachedAllocator implements TensorAllocator {
     this.#hooks.add(hook);
     return () => this.#hooks.delete(hook);
   }
+}
+
+/** The stress job's input on a Worker: the job and its data, made once on the pool's thread. */
+export interface PipelineRun {
+  /** The job. */
+  job: PipelineJob;
+  /** Its inputs, weights and references ({@linkcode pipelineData}). */
+  data: PipelineData;
+}
+
+/** How long a job that ended in an error waits for `device.lost` before it reports. */
+const LOST_WAIT_MS = 100;
+
+/**
+ * The stress job as a pool job (this module's default export): runs
+ * {@linkcode runPipelineJob} on the Worker's allocator (or an
+ * {@linkcode UncachedAllocator} in naive mode), counting each checked
+ * iteration as a step.
+ *
+ * @example
+ * ```ts
+ * import pipelineWorkerJob, { pipelineData, pipelineJob } from "./pipeline_job.ts";
+ * import { HeapAllocator } from "../../allocator/allocator.ts";
+ * import { requestDevice } from "../../allocator/request_device.ts";
+ * import assert from "node:assert/strict";
+ *
+ * // As a Worker calls it.
+ * const device = await requestDevice();
+ * const allocator = new HeapAllocator(device);
+ * const job = pipelineJob({ iterations: 2, inFlight: 2, shape: { channels: 2, size: 8, outChannels: 4 } });
+ * let steps = 0;
+ * const report = await pipelineWorkerJob({
+ *   input: { job, data: pipelineData(job) },
+ *   device,
+ *   allocator,
+ *   index: 0,
+ *   workers: 1,
+ *   signal: new AbortController().signal,
+ *   progress: { step: (n = 1) => void (steps += n), steps: 0, failed: 0 },
+ * });
+ * assert.equal(report.iterations, 2);
+ * assert.equal(steps, 2);
+ * allocator.destroy();
+ * device.destroy();
+ * ```
+ *
+ * @param context the Worker's device, allocator, signal, progress and the run
+ * @returns the job's report
+ */
+export default async function pipelineWorkerJob(
+  context: JobContext<PipelineRun>,
+): Promise<PipelineJobReport> {
+  const { input: { job, data }, device, signal, progress } = context;
+  const heap = job.mode === "naive" ? new UncachedAllocator(device) : context.allocator;
+  const report = await runPipelineJob(heap, job, data, {
+    onIteration: (ok) => progress.step(1, ok ? 0 : 1),
+    signal,
+  });
+  // A destroyed device fails the job's readbacks before `lost` resolves, and
+  // the loss, not the failed readback, is what to report.
+  if (report.error !== null) {
+    await Promise.race([device.lost, new Promise((r) => setTimeout(r, LOST_WAIT_MS))]);
+  }
+  return report;
+}
+
+/** What one Worker's stress job did, with the Worker's index. */
+export interface WorkerReport extends PipelineJobReport {
+  /** The Worker's index in the pool (0-based). */
+  worker: number;
+}
+
+/** The part of `WorkerPool` that {@linkcode runPipelineOn} uses. */
+export interface PipelinePool {
+  /** Workers in the pool. */
+  readonly size: number;
+  /** Runs an input per Worker. */
+  runEach(
+    inputs: readonly (PipelineRun | null)[],
+    options?: { timeout?: number; signal?: AbortSignal },
+  ): Promise<JobReport<unknown>[]>;
+}
+
+/**
+ * Runs the stress job on a pool started with the default job (one job for
+ * all Workers, or one per Worker, `null` to leave a Worker idle), and
+ * returns a {@linkcode WorkerReport} per Worker given a job. The inputs and
+ * references are made here by {@linkcode pipelineData}: call it first to
+ * keep that time out of a measurement. A Worker that ended, or sent a
+ * report that is not one, reports a `WorkerError` (its report's `error`)
+ * with the iterations it had checked.
+ *
+ * @example
+ * ```ts ignore
+ * import { WorkerPool } from "./worker_pool.ts";
+ * import { pipelineJob, runPipelineOn } from "./pipeline_job.ts";
+ *
+ * const pool = await WorkerPool.start({ workers: 2 });
+ * const reports = await runPipelineOn(pool, pipelineJob({ iterations: 4 }));
+ * await pool.close();
+ * ```
+ *
+ * @param pool the pool
+ * @param jobs the job, or a job per Worker
+ * @param options a timeout per Worker, an abort signal
+ * @returns a report per Worker given a job, by Worker
+ */
+export async function runPipelineOn(
+  pool: PipelinePool,
+  jobs: PipelineJob | readonly (PipelineJob | null)[],
+  options: { timeout?: number; signal?: AbortSignal } = {},
+): Promise<WorkerReport[]> {
+  const list = Array.isArray(jobs) ? jobs : new Array(pool.size).fill(jobs);
+  const inputs = list.map((job) => (job === null ? null : { job, data: pipelineData(job) }));
+  const reports = await pool.runEach(inputs, options);
+  return reports.map(workerReport);
+}
+
+/** A Worker's report, checked: a result that is not a report is the Worker's fault. */
+function workerReport(r: JobReport<unknown>): WorkerReport {
+  const bad = r.result === null ? null : reportFault(r.result);
+  if (r.result !== null && bad === null) {
+    const report = r.result as PipelineJobReport;
+    return { ...report, error: report.error ?? r.error, worker: r.worker };
+  }
+  return {
+    worker: r.worker,
+    iterations: r.steps,
+    failed: r.failed,
+    maxError: NaN,
+    seconds: NaN,
+    checksums: [],
+    error: bad === null
+      ? r.error
+      : new WorkerError(r.worker, `Worker ${r.worker + 1} sent a malformed report (${bad})`),
+    memory: null,
+    createBufferCalls: 0,
+  };
+}
+
+/** What is wrong with a report from a Worker, or null. */
+function reportFault(value: unknown): string | null {
+  if (value === null || typeof value !== "object") return "not an object";
+  const r = value as Record<string, unknown>;
+  for (const key of ["iterations", "failed", "createBufferCalls"]) {
+    const v = r[key];
+    if (!Number.isSafeInteger(v) || (v as number) < 0) return `${key} is not a count`;
+  }
+  for (const key of ["maxError", "seconds"]) {
+    if (typeof r[key] !== "number") return `${key} is not a number`;
+  }
+  if (!Array.isArray(r.checksums) || !r.checksums.every((c) => Number.isSafeInteger(c))) {
+    return "checksums is not a list of integers";
+  }
+  const e = r.error as { name?: unknown; message?: unknown } | null;
+  if (
+    e !== null &&
+    (typeof e !== "object" || typeof e.name !== "string" || typeof e.message !== "string")
+  ) {
+    return "error is neither null nor a name and a message";
+  }
+  if (r.memory !== null && typeof r.memory !== "object") return "memory is not an object";
+  return null;
 }

@@ -1,132 +1,212 @@
 /**
- * The Worker side of {@linkcode WorkerPool}: its own device and allocator
- * (a GPUDevice cannot cross threads), the shared budget rebuilt from the
- * SharedArrayBuffer it is sent, and the stress job run on request. On
- * "close" it destroys its allocator and device and closes itself, so no
- * device is left for process exit to tear down.
+ * The Worker side of {@linkcode WorkerPool}, a Web Worker module: its own
+ * device and allocator (a GPUDevice cannot cross threads), the shared
+ * budget rebuilt from the SharedArrayBuffer it is sent, and the pool's job
+ * module, whose default export it calls for each `run()`. On "close" it
+ * destroys its allocator and device and closes itself, so no device is
+ * left for process exit to tear down.
  *
- * Not for import: the pool starts it as a `node:worker_threads` Worker. A
- * Worker script of your own (`WorkerPoolOptions.script`) imports it first.
- * When its device is lost it says so ("ending") and closes itself: a Worker
- * without a device can do nothing.
+ * Not for import: the pool starts it. A Worker script of your own
+ * (`WorkerPoolOptions.script`) imports it first.
+ *
+ * However this Worker ends, it says how in its state word
+ * (kernels/workers/_control.ts), since a Web Worker's end fires no event
+ * in the pool: `self.close()` and `Deno.exit()` are wrapped to say so, an
+ * uncaught error or rejection is caught here (the Worker then ends), and a
+ * lost device ends it too. Its heartbeat shows its event loop still turns.
  *
  * @module
  */
 
-import { HeapAllocator, type HeapAllocatorOptions } from "../../allocator/allocator.ts";
+import { HeapAllocator } from "../../allocator/allocator.ts";
 import { SharedBudget } from "./shared_budget.ts";
 import { requestDevice } from "../../allocator/request_device.ts";
-import {
-  type PipelineData,
-  type PipelineJob,
-  type PipelineJobReport,
-  runPipelineJob,
-  UncachedAllocator,
-} from "./pipeline_job.ts";
+import { WorkerControl, WorkerState } from "./_control.ts";
+import { errorInfo, type FromWorker, type ToWorker } from "./_messages.ts";
+import type { Job, JobContext, JobProgress } from "./job.ts";
 
-/** Allocator options a Worker can be sent (no functions, no budget: it has its own). */
-export type WorkerHeapOptions = Omit<HeapAllocatorOptions, "log" | "budget">;
-
-/** Messages a pipeline Worker takes. */
-export type ToPipelineWorker =
-  | {
-    type: "init";
-    /** The Worker's index in its pool. */
-    index: number;
-    /** The shared budget's buffer, and the slot claimed for this Worker. */
-    budget: SharedArrayBuffer;
-    slot: number;
-    /** Int32 triples per Worker: iterations checked, iterations failed, closed. */
-    progress: SharedArrayBuffer;
-    heapOptions: WorkerHeapOptions;
-  }
-  | { type: "run"; job: PipelineJob; data: PipelineData }
-  | { type: "close" };
-
-/** Messages a pipeline Worker sends. */
-export type FromPipelineWorker =
-  | { type: "ready"; adapter: string; fallback: boolean }
-  | { type: "result"; report: PipelineJobReport }
-  | { type: "failed"; error: { name: string; message: string } }
-  | { type: "closed" }
-  /** Sent just before the Worker ends on its own, saying why ("lost its device …"). */
-  | { type: "ending"; reason: string };
+/** How often the heartbeat is bumped. */
+const HEARTBEAT_MS = 50;
+/** How often an idle Worker looks for another sharer's request to release caches. */
+const PRESSURE_POLL_MS = 1000;
 
 interface State {
   index: number;
+  workers: number;
   device: GPUDevice;
   heap: HeapAllocator;
   budget: SharedBudget;
-  progress: Int32Array<SharedArrayBuffer>;
+  job: Job;
   gpuErrors: string[];
   /** True while a job runs: then the allocator answers pressure itself. */
   running: boolean;
 }
 
-const PRESSURE_POLL_MS = 1000;
-/**
- * How long a job that ended in an error waits for `device.lost` before it
- * reports: a destroyed device fails the job's readbacks before `lost`
- * resolves, and the loss, not the failed readback, is what to report.
- */
-const LOST_WAIT_MS = 100;
-
 // Only inside a Worker: imported elsewhere (by a doc test, say), this module does nothing.
-const scope = globalThis as unknown as {
-  postMessage?: (message: FromPipelineWorker) => void;
-  close?: () => void;
-  onmessage?: ((event: MessageEvent<ToPipelineWorker>) => void) | null;
+const self = globalThis as unknown as {
+  postMessage?: (message: FromWorker) => void;
+  close: () => void;
+  onmessage: ((event: MessageEvent<ToWorker>) => void) | null;
+  addEventListener(type: string, listener: (event: Event) => void): void;
 };
 let state: State | null = null;
-/** Where this Worker says it closed, for a pool that waits without its event loop. */
-let closedFlag: { progress: Int32Array<SharedArrayBuffer>; at: number } | null = null;
+let control: WorkerControl | null = null;
+/** The running jobs' abort controllers, by run id. */
+const aborts = new Map<number, AbortController>();
+
 // A Worker's global scope has postMessage; the main thread's has none.
-if (typeof scope.postMessage === "function") {
+if (typeof self.postMessage === "function") install();
+
+function install(): void {
+  const close = self.close.bind(self);
+  self.close = () => {
+    control?.end(WorkerState.closedItself);
+    close();
+  };
+  const exit = Deno.exit;
+  (Deno as { exit: (code?: number) => never }).exit = (code?: number) => {
+    control?.end(WorkerState.exited, Number.isInteger(code) ? code : 0);
+    return exit(code);
+  };
+  // Handled here: an error that reached the pool's thread would end the process.
+  self.addEventListener("error", (event) => {
+    event.preventDefault();
+    die(WorkerState.crashed, `crashed: ${(event as ErrorEvent).message}`);
+  });
+  self.addEventListener("unhandledrejection", (event) => {
+    event.preventDefault();
+    const reason = (event as PromiseRejectionEvent).reason;
+    die(WorkerState.crashed, `crashed: unhandled rejection: ${errorInfo(reason).message}`);
+  });
   // Messages are handled one at a time, in order: a "close" waits for a running job.
+  // An "abort" is for the job running now: it cannot wait.
   let queue = Promise.resolve();
-  scope.onmessage = (event) => {
-    queue = queue.then(() => handle(event.data)).catch((error) => {
-      post({ type: "failed", error: describe(error) });
+  self.onmessage = (event) => {
+    const message = event.data;
+    if (message.type === "init") {
+      // At once, not in turn: whatever ends this Worker from now on can say so.
+      control = new WorkerControl(message.control, message.index);
+      const c = control;
+      setInterval(() => c.pulse(), HEARTBEAT_MS);
+    }
+    if (message.type === "abort") {
+      aborts.get(message.id)?.abort(new DOMException("The pool stopped the job", "AbortError"));
+      return;
+    }
+    queue = queue.then(() => handle(message)).catch((error) => {
+      post({ type: "failed", id: message.id, error: errorInfo(error) });
     });
   };
 }
 
-function post(message: FromPipelineWorker): void {
-  scope.postMessage!(message);
+function post(message: FromWorker): void {
+  self.postMessage!(message);
 }
 
-async function handle(message: ToPipelineWorker): Promise<void> {
+/** Ends this Worker on its own: says why, frees what it holds, closes. */
+function die(how: number, reason: string): void {
+  if (control !== null && control.state > WorkerState.running) return;
+  try {
+    post({ type: "ending", reason });
+  } catch {
+    // Nothing more to say.
+  }
+  control?.end(how);
+  const s = state;
+  state = null;
+  if (s !== null) {
+    try {
+      s.heap.destroy();
+      s.device.destroy();
+    } catch {
+      // A lost device took its buffers; the pool gives the budget slot back.
+    }
+  }
+  self.close();
+}
+
+async function handle(message: ToWorker): Promise<void> {
   if (message.type === "init") {
-    closedFlag = { progress: new Int32Array(message.progress), at: message.index * 3 + 2 };
     state = await init(message);
+    control!.started();
     watchPressure(state).catch(() => {}); // it stops once the Worker closes
     const info = state.device.adapterInfo;
     post({
       type: "ready",
+      id: message.id,
       adapter: info.description || info.device || info.vendor || "unknown",
       fallback: info.isFallbackAdapter,
     });
   } else if (message.type === "run") {
-    if (state === null) throw new Error("Cannot run a pipeline job: the Worker has no device");
-    const s = state;
-    const report = await run(s, message.job, message.data);
-    if (report.error !== null) {
-      await Promise.race([s.device.lost, new Promise((r) => setTimeout(r, LOST_WAIT_MS))]);
-    }
-    if (state === s) post({ type: "result", report }); // else the device was lost: it ends
+    if (state === null) throw new Error("Cannot run a job: the Worker has no device");
+    await run(state, message.id, message.input);
   } else if (message.type === "close") {
-    if (state !== null) {
-      state.heap.destroy();
-      state.device.destroy();
-      state.budget.detach();
-      state = null;
+    const s = state;
+    state = null;
+    if (s !== null) {
+      s.heap.destroy();
+      s.device.destroy();
+      s.budget.detach();
     }
-    if (closedFlag) {
-      Atomics.store(closedFlag.progress, closedFlag.at, 1);
-      Atomics.notify(closedFlag.progress, closedFlag.at);
+    control?.end(WorkerState.closed);
+    post({ type: "closed", id: message.id });
+    self.close();
+  }
+}
+
+async function run(s: State, id: number, input: unknown): Promise<void> {
+  const abort = new AbortController();
+  aborts.set(id, abort);
+  const c = control!;
+  c.resetSteps();
+  const progress: JobProgress = {
+    step: (count = 1, failed = 0) => c.step(count, failed),
+    get steps() {
+      return c.steps;
+    },
+    get failed() {
+      return c.failed;
+    },
+  };
+  const context: JobContext = {
+    input,
+    device: s.device,
+    allocator: s.heap,
+    index: s.index,
+    workers: s.workers,
+    signal: abort.signal,
+    progress,
+  };
+  s.running = true;
+  let result: unknown;
+  let error = null;
+  try {
+    result = await s.job(context);
+    // A validation error would mean a kernel or allocator bug: it fails the job.
+    if (state === s) await s.device.queue.onSubmittedWorkDone();
+    if (s.gpuErrors.length > 0) {
+      error = { name: "GPUValidationError", message: s.gpuErrors.join("; ") };
     }
-    post({ type: "closed" });
-    scope.close?.();
+  } catch (thrown) {
+    if (state === s) post({ type: "failed", id, error: errorInfo(thrown) });
+    return;
+  } finally {
+    aborts.delete(id);
+    s.running = false;
+    s.gpuErrors.length = 0;
+    // Asked during the job's last stretch, with no allocation left to notice.
+    if (state === s && s.budget.pressured()) s.heap.emptyCache();
+  }
+  if (state !== s) return; // the device was lost: the Worker ends, and says so
+  try {
+    post({ type: "result", id, result, error });
+  } catch (thrown) {
+    const why = errorInfo(thrown);
+    post({
+      type: "failed",
+      id,
+      error: { name: why.name, message: `the job's result cannot be sent: ${why.message}` },
+    });
   }
 }
 
@@ -143,40 +223,17 @@ async function watchPressure(s: State): Promise<void> {
   }
 }
 
-async function run(s: State, job: PipelineJob, data: PipelineData): Promise<PipelineJobReport> {
-  s.running = true;
-  try {
-    return await runJob(s, job, data);
-  } finally {
-    s.running = false;
-    // Asked during the job's last stretch, with no allocation left to notice.
-    if (s.budget.pressured()) s.heap.emptyCache();
-  }
-}
-
-async function runJob(s: State, job: PipelineJob, data: PipelineData): Promise<PipelineJobReport> {
-  const at = s.index * 3;
-  Atomics.store(s.progress, at, 0);
-  Atomics.store(s.progress, at + 1, 0);
-  const onIteration = (ok: boolean) => {
-    Atomics.add(s.progress, at, 1);
-    if (!ok) Atomics.add(s.progress, at + 1, 1);
-  };
-  const heap = job.mode === "naive" ? new UncachedAllocator(s.device) : s.heap;
-  const report = await runPipelineJob(heap, job, data, { onIteration });
-  // A validation error would mean a kernel or allocator bug: it fails the job.
-  await s.device.queue.onSubmittedWorkDone();
-  if (s.gpuErrors.length > 0 && report.error === null) {
-    report.error = { name: "GPUValidationError", message: s.gpuErrors.join("; ") };
-  }
-  s.gpuErrors.length = 0;
-  return report;
-}
-
-async function init(message: Extract<ToPipelineWorker, { type: "init" }>): Promise<State> {
+async function init(message: Extract<ToWorker, { type: "init" }>): Promise<State> {
   const budget = SharedBudget.from(message.budget, message.slot);
   let device: GPUDevice | null = null;
   try {
+    const module = await import(message.job);
+    const job = module.default;
+    if (typeof job !== "function") {
+      throw new TypeError(
+        `Cannot load the job: ${message.job} has no default export function (got ${typeof job})`,
+      );
+    }
     device = await requestDevice();
     const gpuErrors: string[] = [];
     device.addEventListener("uncapturederror", (e) => {
@@ -184,46 +241,26 @@ async function init(message: Extract<ToPipelineWorker, { type: "init" }>): Promi
     });
     const s: State = {
       index: message.index,
+      workers: message.workers,
       device,
       // A Worker records only through the kernels' command batch (a beforeSubmit hook), so its
       // allocator may submit to reuse freed blocks rather than grow into the shared budget.
       heap: new HeapAllocator(device, { submitWhenShort: true, ...message.heapOptions, budget }),
       budget,
-      progress: new Int32Array(message.progress),
+      job: job as Job,
       gpuErrors,
       running: false,
     };
-    device.lost.then((info) => lost(s, info));
+    device.lost.then((info) => {
+      // Destroyed by "close" (state is then null): nothing to say.
+      if (state === s) {
+        die(WorkerState.lost, `lost its device (${info.reason}): ${info.message || "no message"}`);
+      }
+    });
     return s;
   } catch (error) {
     device?.destroy();
     budget.detach();
     throw error;
   }
-}
-
-/**
- * The device was lost (not destroyed by "close"): a Worker without a device
- * can do nothing, so it says why and ends, and the pool reports the loss as
- * the Worker's end and gives its budget slot back.
- */
-function lost(s: State, info: GPUDeviceLostInfo): void {
-  if (state !== s) return; // destroyed by "close"
-  state = null;
-  post({
-    type: "ending",
-    reason: `lost its device (${info.reason}): ${info.message || "no message"}`,
-  });
-  try {
-    s.heap.destroy();
-  } catch {
-    // The heaps' GPUBuffers went with the device; the pool gives the slot back.
-  }
-  scope.close?.();
-}
-
-function describe(error: unknown): { name: string; message: string } {
-  return error instanceof Error
-    ? { name: error.name, message: error.message }
-    : { name: "Error", message: String(error) };
 }

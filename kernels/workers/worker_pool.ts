@@ -1,43 +1,40 @@
 /**
- * A pool of Workers that run the stress job concurrently, each with its own
- * device and allocator, all reserving from one shared budget.
+ * A pool of Web Workers that run a job module concurrently, each with its
+ * own device and allocator, all reserving from one shared budget.
  *
  * @module
  */
 
-import { Worker } from "node:worker_threads";
 import { FakeDevice } from "../../allocator/device.ts";
 import { HeapAllocator } from "../../allocator/allocator.ts";
 import { SharedBudget } from "./shared_budget.ts";
+import type { PipelineJobReport, PipelineRun } from "./pipeline_job.ts";
+import type { ErrorInfo, JobReport, WorkerHeapOptions } from "./job.ts";
+import { WorkerControl, WorkerState } from "./_control.ts";
+import { errorInfo, type FromWorker, readReply, type ToWorker } from "./_messages.ts";
 import {
-  type PipelineData,
-  pipelineData,
-  type PipelineJob,
-  type PipelineJobReport,
-} from "./pipeline_job.ts";
-import type { FromPipelineWorker, ToPipelineWorker, WorkerHeapOptions } from "./worker.ts";
+  newThreads,
+  THREAD_POLL_MS,
+  threadRuns,
+  type WorkerThread,
+  workerThreads,
+} from "./_threads.ts";
+import { WorkerError } from "./worker_error.ts";
 
-/**
- * A Worker's thread tears its device down after its last message, and Deno
- * gives no event when the thread has ended. Workers that tore down at once
- * have deadlocked in NVIDIA's driver (4 runs in 30), and a process that
- * exited meanwhile has crashed (heap corruption in glibc, 1 to 4 runs in
- * 100), so Workers close one at a time, each once the last one's thread has
- * ended. On Linux with access to /proc/self/task (it takes --allow-all) the
- * thread is watched; otherwise the pool waits this long per Worker (one
- * teardown took up to ~100 ms on an H100).
- */
-const EXIT_GRACE_MS = 250;
-/** The same for a CPU (fallback) adapter, whose teardown took ~10 ms here: 0 of 100 runs crashed at 100 ms. */
-const EXIT_GRACE_CPU_MS = 100;
-/** How often the threads are looked at while waiting for them to end. */
-const THREAD_POLL_MS = 5;
+export { WorkerError };
+
 /** How long a Worker may take to close before it is terminated. */
 const CLOSE_TIMEOUT_MS = 10_000;
-/** Int32s per Worker in the progress buffer: iterations checked, failed, closed (0 or 1). */
-const PROGRESS_INTS = 3;
+/** How long a Worker may take to load its modules and get its device. */
+const START_TIMEOUT_MS = 120_000;
+/** Default {@linkcode WorkerPoolOptions.stallTimeout}. */
+const STALL_TIMEOUT_MS = 60_000;
+/** How often the pool looks at its Workers' state words and heartbeats. */
+const WATCH_MS = 20;
 /** The Worker script. */
 const WORKER_SCRIPT = new URL("./worker.ts", import.meta.url);
+/** The stress job (kernels/workers/pipeline_job.ts), the default job. */
+const PIPELINE_JOB = new URL("./pipeline_job.ts", import.meta.url);
 
 /** Options of {@linkcode WorkerPool.start}. */
 export interface WorkerPoolOptions {
@@ -48,76 +45,63 @@ export interface WorkerPoolOptions {
   /** Options of each Worker's `HeapAllocator` (watermarks, alloc conf, debug): plain data, sent to each Worker. */
   heapOptions?: WorkerHeapOptions;
   /**
-   * The module each Worker runs (default: this package's `worker.ts`). A module
-   * of your own must import `worker.ts`, which answers the pool; it may add
+   * The job module each Worker loads: its default export is the job
+   * function (`Job` (job.ts)), called for each `run()`. Resolve it from
+   * your own module (`new URL("./my_job.ts", import.meta.url)`) so it loads
+   * wherever your code is served from. Default: the stress job
+   * (`pipeline_job.ts`), whose input is a {@linkcode PipelineRun}.
+   */
+  job?: string | URL;
+  /**
+   * The Worker script (default: this package's `worker.ts`). A module of
+   * your own must import `worker.ts`, which answers the pool; it may add
    * code of its own around it (instrumentation, or faults injected by a test).
    */
   script?: string | URL;
+  /**
+   * Milliseconds a Worker's event loop may stay blocked before the pool
+   * takes the Worker as hung, terminates it and reports a
+   * {@linkcode WorkerError} (default 60,000). A job that computes on the
+   * CPU for longer between awaits needs more.
+   */
+  stallTimeout?: number;
 }
 
-/** What one Worker's job did, with the Worker's index. */
-export interface WorkerReport extends PipelineJobReport {
-  /** The Worker's index in the pool (0-based). */
-  worker: number;
+/** Options of {@linkcode WorkerPool.run}. */
+export interface RunOptions {
+  /**
+   * Milliseconds each Worker's job may take; a Worker past it is
+   * terminated and its report's error is a {@linkcode WorkerError}
+   * (default: no limit).
+   */
+  timeout?: number;
+  /** Aborts the jobs' own signals (a job that honours it ends early). */
+  signal?: AbortSignal;
 }
 
-/** Iterations each Worker has checked so far in the current job, read without a message. */
+/** Steps each Worker's job has counted so far, read without a message. */
 export interface PoolProgress {
-  /** Iterations checked, per Worker. */
-  iterations: number[];
-  /** Iterations over the tolerance, per Worker. */
+  /** Steps counted, per Worker (the stress job counts iterations checked). */
+  steps: number[];
+  /** Failed steps, per Worker. */
   failed: number[];
 }
 
-/**
- * A Worker of a {@linkcode WorkerPool} ended, or could not start: it crashed,
- * closed itself or exited (`self.close()`, `Deno.exit()`), lost its device,
- * was terminated, or did not answer. The message names the Worker (counted
- * from 1) and says how it ended. {@linkcode WorkerPool.run} reports it as
- * the `error` of that Worker's report (the other Workers' jobs go on);
- * {@linkcode WorkerPool.start} throws it.
- *
- * @example
- * ```ts
- * import { WorkerError } from "./worker_pool.ts";
- * import assert from "node:assert/strict";
- *
- * const error = new WorkerError(1, "Worker 2 was terminated");
- * assert.equal(error.name, "WorkerError");
- * assert.deepEqual(JSON.parse(JSON.stringify(error)), {
- *   name: "WorkerError",
- *   message: "Worker 2 was terminated",
- *   worker: 1,
- * });
- * ```
- */
-export class WorkerError extends Error {
-  /** The Worker's index in the pool (0-based). */
-  readonly worker: number;
+type Reply = FromWorker | { type: "died"; error: WorkerError };
 
-  /**
-   * Creates the error.
-   *
-   * @param worker the Worker's index in the pool (0-based)
-   * @param message what happened, naming the Worker
-   */
-  constructor(worker: number, message: string) {
-    super(message);
-    this.name = "WorkerError";
-    this.worker = worker;
-  }
-
-  /** Name, message and Worker, for reports printed as JSON. */
-  toJSON(): { name: string; message: string; worker: number } {
-    return { name: this.name, message: this.message, worker: this.worker };
-  }
+interface Pending {
+  kind: "init" | "run" | "close";
+  resolve: (reply: Reply) => void;
+  /** When the pool stops waiting (performance.now()), and the wait in ms. */
+  deadline: number;
+  timeout: number;
 }
-
-type Reply = FromPipelineWorker | { type: "died"; error: WorkerError };
 
 interface Member {
   index: number;
+  name: string;
   worker: Worker;
+  control: WorkerControl;
   /**
    * The pool's view of the Worker's budget slot. Its detach() gives the slot
    * back unless the Worker's own view already did (they share the claim), so
@@ -127,32 +111,44 @@ interface Member {
   /** Bytes its slot still reserved when the pool gave it back (0: the Worker detached it). */
   reclaimed: number;
   alive: boolean;
-  waiting: ((reply: Reply) => void) | null;
-  /** Why the Worker is ending, as it said (its device was lost) or as its error event said. */
+  pending: Map<number, Pending>;
+  /** Why the Worker is ending, as it said (a crash, a lost device) or as its error event said. */
   cause: string | null;
-  /** The Worker's thread: its id and name (worker-N), where threads can be seen. */
-  thread: { tid: string; name: string } | null;
-  /** When the Worker closed or was terminated (0: not yet). */
-  endedAt: number;
-  /** Whether its adapter is a CPU (fallback) one: its teardown is quick. */
-  fallback: boolean;
+  thread: WorkerThread;
+  /** The last heartbeat seen, and when it was seen to change. */
+  beat: number;
+  beatAt: number;
+  /** When its state word was first seen ended (0: not yet): its last message may be on its way. */
+  endSeenAt: number;
 }
 
 /**
- * Workers running the three-stage pipeline job concurrently: each requests
- * its own device (a GPUDevice cannot cross threads) and makes its own
+ * Web Workers running a job module concurrently: each requests its own
+ * device (a GPUDevice cannot cross threads) and makes its own
  * `HeapAllocator`, and all reserve heap memory from one
- * {@linkcode SharedBudget}. {@linkcode WorkerPool.run} hands every Worker
- * a job and collects the reports (errors included); {@linkcode WorkerPool.close}
+ * {@linkcode SharedBudget}. A job is a module you write (`Job` (job.ts)):
+ * {@linkcode WorkerPool.run} calls its default export on every Worker and
+ * collects the reports (errors included); {@linkcode WorkerPool.close}
  * makes every Worker destroy its allocator and device and close itself.
  * Always close a pool before the process exits: running Workers keep it alive.
+ * The default job is the stress job (`runPipelineOn` runs it).
  *
- * The Workers are `node:worker_threads` Workers, whose `exit` event says
- * when a Worker's script ended, however it ended: an uncaught error or
- * rejection, `self.close()`, `Deno.exit()`, `terminate()`, a lost device
- * (the Worker then ends itself). Each end settles the Worker's job at once
- * with a {@linkcode WorkerError} that names the Worker and how it ended, and
- * gives its budget slot back, reservation and all, while the others go on.
+ * Every way a Worker ends settles its job at once with a
+ * {@linkcode WorkerError} that names the Worker and how it ended, and gives
+ * its budget slot back, reservation and all, while the others go on: an
+ * uncaught error or rejection, `self.close()`, `Deno.exit()`,
+ * `terminate()`, a lost device, a failed start, a malformed message, an
+ * event loop blocked past `stallTimeout`, a job past `run()`'s `timeout`.
+ * A Web Worker's end fires no event, so each Worker says how it ends in a
+ * state word of shared memory, and beats a heartbeat there; the pool
+ * watches both (see kernels/workers/_control.ts).
+ *
+ * Permissions: the Workers load `worker.ts` and the job module from where
+ * they are served, so a local copy needs `--allow-read` (for those files)
+ * and one served over http(s) needs `--allow-import` for its host (JSR's
+ * is allowed by default); `--allow-env` lets the allocators read
+ * `GPUHEAP_*` settings (optional). A missing permission is a
+ * {@linkcode WorkerError} from `start()` naming the flag to add.
  *
  * Not run by `deno test --doc`: Worker devices in the test runner's process,
  * beside the main-thread devices of other examples and tests, have crashed it
@@ -161,53 +157,55 @@ interface Member {
  * @example
  * ```ts ignore
  * import { WorkerPool } from "./worker_pool.ts";
- * import { pipelineJob } from "./pipeline_job.ts";
- * import assert from "node:assert/strict";
  *
- * const pool = await WorkerPool.start({ workers: 2 });
+ * // my_job.ts:  export default ({ index, input }: JobContext<number>) => input * index;
+ * const pool = await WorkerPool.start<number, number>({
+ *   workers: 4,
+ *   job: new URL("./my_job.ts", import.meta.url),
+ * });
  * try {
- *   const job = pipelineJob({ iterations: 4, shape: { channels: 2, size: 8, outChannels: 4 } });
- *   const reports = await pool.run(job);
- *   assert.deepEqual(reports.map((r) => [r.iterations, r.failed, r.error]), [[4, 0, null], [4, 0, null]]);
+ *   const reports = await pool.run(10);
+ *   console.log(reports.map((r) => r.result)); // [0, 10, 20, 30]
  * } finally {
  *   await pool.close();
  * }
  * ```
  */
-export class WorkerPool {
+export class WorkerPool<In = PipelineRun, Out = PipelineJobReport> {
   #members: Member[];
   #budget: SharedBudget;
-  #progress: Int32Array<SharedArrayBuffer>;
+  #stallMs: number;
   #adapters: string[] = [];
   #running = false;
   #closed = false;
+  #ids = 0;
+  #watch: ReturnType<typeof setInterval> | null = null;
 
-  private constructor(
-    members: Member[],
-    budget: SharedBudget,
-    progress: Int32Array<SharedArrayBuffer>,
-  ) {
+  private constructor(members: Member[], budget: SharedBudget, stallMs: number) {
     this.#members = members;
     this.#budget = budget;
-    this.#progress = progress;
+    this.#stallMs = stallMs;
   }
 
   /**
-   * Checks the options, then starts the Workers and waits until each has its
-   * device. Whatever fails, nothing is left behind: no Worker runs and no
-   * budget slot stays claimed once it throws.
+   * Checks the options, then starts the Workers and waits until each has
+   * loaded the job and has its device. Whatever fails, nothing is left
+   * behind: no Worker runs and no budget slot stays claimed once it throws.
    *
-   * @param options Worker count, budget, allocator options, Worker script
+   * @param options Worker count, budget, allocator options, job module, Worker script
    * @returns the pool
-   * @throws {RangeError} a bad Worker count, or allocator options the allocator refuses
+   * @throws {RangeError} a bad Worker count or stall timeout, or allocator options the allocator refuses
    * @throws {TypeError} a budget that is not a SharedBudget, allocator options
-   *   that are not plain data (a function, say), or a bad script
+   *   that are not plain data (a function, say), or a bad job or script URL
    * @throws {AllocatorError} the budget has fewer free slots than Workers
-   * @throws {WorkerError} a Worker could not start (no adapter, say); the others are closed
+   * @throws {WorkerError} a permission is missing (the message names the flag), or a
+   *   Worker could not start (no adapter, a job module that fails to load…); the others are closed
    */
-  static async start(options: WorkerPoolOptions = {}): Promise<WorkerPool> {
+  static async start<In = PipelineRun, Out = PipelineJobReport>(
+    options: WorkerPoolOptions = {},
+  ): Promise<WorkerPool<In, Out>> {
     const count = options.workers ?? 4;
-    if (!Number.isInteger(count) || count < 1) {
+    if (!Number.isSafeInteger(count) || count < 1) {
       throw new RangeError(
         `Cannot start WorkerPool: workers must be a positive integer, got ${count}`,
       );
@@ -217,54 +215,74 @@ export class WorkerPool {
         `Cannot start WorkerPool: budget must be a SharedBudget, got ${options.budget}`,
       );
     }
+    const stallMs = options.stallTimeout ?? STALL_TIMEOUT_MS;
+    if (!(typeof stallMs === "number" && stallMs > 0)) {
+      throw new RangeError(
+        `Cannot start WorkerPool: stallTimeout must be a positive number of ms, got ${stallMs}`,
+      );
+    }
     const heapOptions = checkHeapOptions(options.heapOptions);
-    const script = checkScript(options.script);
+    const script = checkUrl("script", options.script) ?? WORKER_SCRIPT;
+    const job = checkUrl("job", options.job) ?? PIPELINE_JOB;
+    for (const url of [script, job]) {
+      const flag = missingPermission(url);
+      if (flag !== null) {
+        throw new WorkerError(
+          0,
+          `Cannot start WorkerPool: its Workers load ${url.href}, which needs ${flag}: run again with it`,
+        );
+      }
+    }
     const budget = options.budget ?? new SharedBudget();
     const shares = claimAll(budget, count);
-    const members: Member[] = [];
+    const controlBuffer = WorkerControl.buffer(count);
+    const workers: Worker[] = [];
     const before = workerThreads();
     try {
-      for (const [index, share] of shares.entries()) {
-        members.push({
-          index,
-          worker: new Worker(script),
-          share,
-          reclaimed: 0,
-          alive: true,
-          waiting: null,
-          cause: null,
-          thread: null,
-          endedAt: 0,
-          fallback: false,
-        });
+      for (let i = 0; i < count; i++) {
+        workers.push(new Worker(script, { type: "module", name: `gpuheap worker ${i + 1}` }));
       }
     } catch (error) {
-      for (const m of members) m.worker.terminate().catch(() => {});
+      for (const w of workers) w.terminate();
       for (const share of shares) share.detach();
-      throw error;
+      throw new WorkerError(
+        workers.length,
+        `Cannot start WorkerPool: Worker ${workers.length + 1} failed to start: ${
+          errorInfo(error).message
+        }`,
+      );
     }
-    const progress = new Int32Array(new SharedArrayBuffer(count * PROGRESS_INTS * 4));
-    const pool = new WorkerPool(members, budget, progress);
+    const threads = newThreads(before, count);
+    const now = performance.now();
+    const members = workers.map((worker, index): Member => ({
+      index,
+      name: `Worker ${index + 1}`,
+      worker,
+      control: new WorkerControl(controlBuffer, index),
+      share: shares[index],
+      reclaimed: 0,
+      alive: true,
+      pending: new Map(),
+      cause: null,
+      thread: { id: threads[index], endedAt: 0, fallback: false },
+      beat: 0,
+      beatAt: now,
+      endSeenAt: 0,
+    }));
+    const pool = new WorkerPool<In, Out>(members, budget, stallMs);
     for (const m of members) pool.#listen(m);
-    // `new Worker` returns once the Worker's thread runs, named worker-N with N
-    // counting up and never reused: the new names, in order, are the pool's.
-    const after = workerThreads();
-    if (before && after) {
-      const fresh = [...after].filter(([tid]) => !before.has(tid));
-      fresh.sort((a, b) => Number(a[1].slice(7)) - Number(b[1].slice(7)));
-      if (fresh.length === count) {
-        members.forEach((m, i) => (m.thread = { tid: fresh[i][0], name: fresh[i][1] }));
-      }
-    }
+    pool.#startWatch();
     const replies = await Promise.all(members.map((m) =>
       pool.#request(m, {
         type: "init",
         index: m.index,
+        workers: count,
         budget: budget.buffer,
         slot: m.share.slot,
-        progress: progress.buffer,
+        control: controlBuffer,
         heapOptions,
-      })
+        job: job.href,
+      }, START_TIMEOUT_MS)
     ));
     const failed = replies.findIndex((r) => r.type !== "ready");
     if (failed >= 0) {
@@ -276,8 +294,11 @@ export class WorkerPool {
         }`,
       );
     }
-    pool.#adapters = replies.map((r) => (r.type === "ready" ? r.adapter : ""));
-    replies.forEach((r, i) => (members[i].fallback = r.type === "ready" && r.fallback));
+    replies.forEach((r, i) => {
+      if (r.type !== "ready") return;
+      pool.#adapters.push(r.adapter);
+      members[i].thread.fallback = r.fallback;
+    });
     return pool;
   }
 
@@ -298,7 +319,7 @@ export class WorkerPool {
 
   /**
    * Whether Worker `index` still runs (not ended in any way: closed, crashed,
-   * exited, terminated, or ended by a lost device).
+   * exited, terminated, hung, or ended by a lost device).
    *
    * @param index the Worker's index
    */
@@ -306,48 +327,73 @@ export class WorkerPool {
     return this.#members[index]?.alive ?? false;
   }
 
-  /** Iterations each Worker has checked in the current (or last) job. */
+  /** Steps each Worker's job has counted in the current (or last) run. */
   progress(): PoolProgress {
-    const p = this.#progress;
     return {
-      iterations: this.#members.map((_, i) => Atomics.load(p, PROGRESS_INTS * i)),
-      failed: this.#members.map((_, i) => Atomics.load(p, PROGRESS_INTS * i + 1)),
+      steps: this.#members.map((m) => m.control.steps),
+      failed: this.#members.map((m) => m.control.failed),
     };
   }
 
   /**
-   * Runs a job on every live Worker (one job for all, or one per Worker,
-   * `null` to leave a Worker idle) and waits for every report. The inputs
-   * and references are made here by {@linkcode pipelineData}, once per
-   * shape, seed and input count: call it first to keep that time out of a
-   * measurement. A Worker that ends meanwhile, or had ended, reports a
+   * Runs the job on every live Worker with the same input, and waits for
+   * every report. A Worker that ends meanwhile, or had ended, reports a
    * {@linkcode WorkerError} naming it (its report's `error`), with the
-   * iterations it had checked; the others go on.
+   * steps it had counted; the others go on.
    *
-   * @param jobs the job, or a job per Worker
-   * @returns a report per Worker that was given a job, by Worker
+   * @param input the job's input (structured-cloned to each Worker)
+   * @param options a timeout, an abort signal
+   * @returns a report per Worker, by Worker
    * @throws {Error} the pool is closed, or already running a job
+   * @throws {RangeError} a bad timeout
    */
-  async run(jobs: PipelineJob | readonly (PipelineJob | null)[]): Promise<WorkerReport[]> {
+  run(input: In, options: RunOptions = {}): Promise<JobReport<Out>[]> {
+    return this.runEach(this.#members.map(() => input), options);
+  }
+
+  /**
+   * {@linkcode WorkerPool.run} with an input per Worker (`null` leaves a
+   * Worker idle).
+   *
+   * @param inputs an input per Worker
+   * @param options a timeout, an abort signal
+   * @returns a report per Worker that was given an input, by Worker
+   * @throws {Error} the pool is closed, or already running a job
+   * @throws {RangeError} not one input per Worker, or a bad timeout
+   */
+  async runEach(
+    inputs: readonly (In | null)[],
+    options: RunOptions = {},
+  ): Promise<JobReport<Out>[]> {
     if (this.#closed) throw new Error("Cannot run a job: the pool was closed");
     if (this.#running) throw new Error("Cannot run a job: the pool is already running one");
-    const list = Array.isArray(jobs) ? jobs : this.#members.map(() => jobs as PipelineJob);
-    if (list.length !== this.#members.length) {
+    if (!Array.isArray(inputs) || inputs.length !== this.#members.length) {
       throw new RangeError(
-        `Cannot run jobs: expected one per Worker (${this.#members.length}), got ${list.length}`,
+        `Cannot run jobs: expected an input per Worker (${this.#members.length}), got ${
+          Array.isArray(inputs) ? inputs.length : typeof inputs
+        }`,
       );
     }
-    this.#running = true;
-    try {
-      this.#members.forEach((_, i) =>
-        this.#progress.fill(0, PROGRESS_INTS * i, PROGRESS_INTS * i + 2)
+    const timeout = options.timeout ?? Infinity;
+    if (!(typeof timeout === "number" && timeout > 0)) {
+      throw new RangeError(
+        `Cannot run jobs: timeout must be a positive number of ms, got ${timeout}`,
       );
-      const runs: Promise<WorkerReport>[] = [];
-      list.forEach((job, index) => {
-        if (job !== null) runs.push(this.#runOn(index, job, pipelineData(job)));
+    }
+    const abort = () => {
+      for (const m of this.#members) this.#abortRuns(m);
+    };
+    this.#running = true;
+    options.signal?.addEventListener("abort", abort);
+    try {
+      const runs: Promise<JobReport<Out>>[] = [];
+      inputs.forEach((input, index) => {
+        if (input !== null) runs.push(this.#runOn(this.#members[index], input, timeout));
       });
+      if (options.signal?.aborted) abort();
       return await Promise.all(runs);
     } finally {
+      options.signal?.removeEventListener("abort", abort);
       this.#running = false;
     }
   }
@@ -363,15 +409,16 @@ export class WorkerPool {
   terminate(index: number): number {
     const m = this.#members[index];
     if (!m || !m.alive) return 0;
-    this.#kill(m, `Worker ${index + 1} was terminated`);
+    this.#kill(m, `${m.name} was terminated`);
     return m.reclaimed;
   }
 
   /**
-   * Asks every live Worker to destroy its allocator and device and close
-   * itself, one at a time, each once the last one's thread has ended:
-   * Workers tearing their devices down at once have deadlocked in NVIDIA's
-   * driver, and a process that exits while one still tears down can crash.
+   * Asks every live Worker to stop its job (its signal aborts), destroy its
+   * allocator and device and close itself, one at a time, each once the
+   * last one's thread has ended (Note [Workers close one at a time] in
+   * kernels/workers/_threads.ts). Every pending `run()` settles: with the
+   * job's own result if it ends in time, else with a {@linkcode WorkerError}.
    * Every budget slot of the pool is given back. Calling it again does nothing.
    */
   async close(): Promise<void> {
@@ -379,175 +426,231 @@ export class WorkerPool {
     this.#closed = true;
     for (const m of this.#members) {
       if (m.alive) {
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        const timeout = new Promise<Reply>((resolve) => {
-          timer = setTimeout(
-            () => resolve({ type: "died", error: new WorkerError(m.index, "timed out") }),
-            CLOSE_TIMEOUT_MS,
-          );
-        });
-        const reply = await Promise.race([this.#request(m, { type: "close" }), timeout]);
-        clearTimeout(timer);
+        this.#abortRuns(m);
+        const reply = await this.#request(m, { type: "close" }, CLOSE_TIMEOUT_MS);
         this.#closed1(m, reply.type === "closed");
       }
-      while (this.#threadRuns(m)) {
+      while (threadRuns(m.thread)) {
         await new Promise((resolve) => setTimeout(resolve, THREAD_POLL_MS));
       }
     }
+    this.#stopWatch();
   }
 
   /**
    * {@linkcode WorkerPool.close} for where nothing can be awaited (an
    * `unload` listener): blocks this thread while the Workers close, one at
-   * a time, each until its thread has ended. Calling it again, or after
-   * `close()`, does nothing.
+   * a time, each until its thread has ended. A pending `run()` settles with
+   * a {@linkcode WorkerError} (its result cannot be received while this
+   * thread blocks). Calling it again, or after `close()`, does nothing.
    */
   closeSync(): void {
     if (this.#closed) return;
     this.#closed = true;
-    const p = this.#progress;
     const sleep = new Int32Array(new SharedArrayBuffer(4));
     for (const m of this.#members) {
       if (m.alive) {
-        m.worker.postMessage({ type: "close" });
-        const at = PROGRESS_INTS * m.index + 2;
-        const until = performance.now() + CLOSE_TIMEOUT_MS;
-        // The Worker sets its flag once its device is destroyed, then closes itself.
-        while (Atomics.load(p, at) === 0 && performance.now() < until) {
-          Atomics.wait(p, at, 0, Math.max(1, until - performance.now()));
-        }
-        this.#closed1(m, Atomics.load(p, at) === 1);
+        this.#abortRuns(m);
+        m.worker.postMessage({ type: "close", id: ++this.#ids } satisfies ToWorker);
+        // The Worker sets its state word once its device is destroyed, then closes itself.
+        const state = m.control.waitEnd(CLOSE_TIMEOUT_MS);
+        if (state === WorkerState.closed) this.#closed1(m, true);
+        else if (state > WorkerState.running) this.#kill(m, m.cause ?? endCause(m));
+        else this.#kill(m, `${m.name} did not close within ${CLOSE_TIMEOUT_MS} ms`);
       }
-      while (this.#threadRuns(m)) Atomics.wait(sleep, 0, 0, THREAD_POLL_MS);
+      while (threadRuns(m.thread)) Atomics.wait(sleep, 0, 0, THREAD_POLL_MS);
+    }
+    this.#stopWatch();
+  }
+
+  /** Asks the Worker's running job to stop (its signal aborts). */
+  #abortRuns(m: Member): void {
+    if (!m.alive) return;
+    for (const [id, p] of m.pending) {
+      if (p.kind === "run") m.worker.postMessage({ type: "abort", id } satisfies ToWorker);
     }
   }
 
-  /** Records that a Worker closed itself, or terminates it if it did not. */
+  /** Records that a Worker closed itself at the pool's request, or terminates it if it did not. */
   #closed1(m: Member, closed: boolean): void {
     if (!m.alive) return; // it ended meanwhile, and was buried then
-    if (closed) {
-      m.alive = false;
-      m.endedAt = performance.now();
-      m.share.detach(); // the Worker detached its own view: this does nothing then
-    } else {
-      this.#kill(m, `Worker ${m.index + 1} did not close`);
-    }
+    if (closed) this.#bury(m, `${m.name} was closed while its job ran`);
+    else this.#kill(m, `${m.name} did not close`);
   }
 
-  /** Terminates a Worker, and buries it with `cause` (Node's Worker may say "exit" before terminate() returns). */
+  /** Terminates a Worker, and buries it with `cause`. */
   #kill(m: Member, cause: string): void {
-    m.cause = cause;
-    m.worker.terminate().catch(() => {});
+    m.worker.terminate();
     this.#bury(m, cause);
   }
 
-  /**
-   * Whether an ended Worker's thread may still be tearing down its device:
-   * its named thread is still listed, or, where threads cannot be seen,
-   * the grace period since it ended has not passed. Gives up after
-   * {@linkcode CLOSE_TIMEOUT_MS}.
-   */
-  #threadRuns(m: Member): boolean {
-    if (m.endedAt === 0) return false;
-    const since = performance.now() - m.endedAt;
-    if (since > CLOSE_TIMEOUT_MS) return false;
-    const now = m.thread === null ? null : workerThreads();
-    if (now === null) return since < (m.fallback ? EXIT_GRACE_CPU_MS : EXIT_GRACE_MS);
-    // Threads the driver starts from the Worker's thread take its name and may
-    // outlive it (a shared pool): only the Worker's own thread counts.
-    return now.get(m.thread!.tid) === m.thread!.name;
+  /** Marks a Worker ended, gives its slot back and settles whatever waited for it. */
+  #bury(m: Member, cause: string): void {
+    if (m.alive) {
+      m.alive = false;
+      m.thread.endedAt = performance.now();
+    }
+    m.reclaimed += m.share.detach();
+    const waiting = [...m.pending.values()];
+    m.pending.clear();
+    for (const p of waiting) p.resolve({ type: "died", error: new WorkerError(m.index, cause) });
+    if (this.#members.every((x) => !x.alive)) this.#stopWatch();
   }
 
-  async #runOn(index: number, job: PipelineJob, data: PipelineData): Promise<WorkerReport> {
-    const reply = await this.#request(this.#members[index], { type: "run", job, data });
-    if (reply.type === "result") return { ...reply.report, worker: index };
-    const p = this.#progress;
+  async #runOn(m: Member, input: In, timeout: number): Promise<JobReport<Out>> {
+    if (m.alive) m.control.resetSteps();
+    const reply = await this.#request(m, { type: "run", input }, timeout);
     return {
-      worker: index,
-      iterations: Atomics.load(p, PROGRESS_INTS * index),
-      failed: Atomics.load(p, PROGRESS_INTS * index + 1),
-      maxError: NaN,
-      seconds: NaN,
-      checksums: [],
-      error: reply.type === "failed"
-        ? reply.error
-        : reply.type === "died"
-        ? reply.error
-        : new WorkerError(index, `Worker ${index + 1} ${replyMessage(reply)}`),
-      memory: null,
-      createBufferCalls: 0,
+      worker: m.index,
+      result: reply.type === "result" ? reply.result as Out : null,
+      error: replyError(m, reply),
+      steps: m.control.steps,
+      failed: m.control.failed,
     };
   }
 
-  /** Sends a message and waits for the answer, or for the Worker's end: it never waits forever on a Worker that ended. */
-  #request(m: Member, message: ToPipelineWorker): Promise<Reply> {
+  /** Sends a request and waits for its answer, or for the Worker's end: it never waits forever on a Worker that ended. */
+  #request(
+    m: Member,
+    message: DistributiveOmit<ToWorker, "id">,
+    timeout: number,
+  ): Promise<Reply> {
     if (!m.alive) {
       return Promise.resolve({
         type: "died",
-        error: new WorkerError(m.index, `Worker ${m.index + 1} is not running`),
+        error: new WorkerError(m.index, `${m.name} is not running`),
       });
     }
+    const id = ++this.#ids;
+    const kind = message.type as Pending["kind"];
     return new Promise((resolve) => {
-      m.waiting = resolve;
+      m.pending.set(id, { kind, resolve, deadline: performance.now() + timeout, timeout });
       try {
-        m.worker.postMessage(message);
+        m.worker.postMessage({ ...message, id });
       } catch (error) {
-        // Not plain data: start() checks its options, so a job the Worker cannot be sent.
-        m.waiting = null;
-        resolve({ type: "failed", error: describeError(error) });
+        // Not plain data: start() checks its options, so an input the Worker cannot be sent.
+        m.pending.delete(id);
+        resolve({ type: "failed", id, error: errorInfo(error) });
       }
     });
   }
 
   /**
-   * Listens for everything a Worker can do: answer, fail to send, crash,
-   * say why it is ending, and end. Node's Worker says when the thread's
-   * script ended however it ended (`self.close()`, `Deno.exit()`, an
-   * uncaught error, `terminate()`), where a Web Worker says nothing.
+   * Listens for what a Worker sends, checked as untrusted (a malformed
+   * message ends it), and for the error events of a Worker that failed to
+   * load. How it ends otherwise, the watch sees in its state word.
    */
   #listen(m: Member): void {
-    const name = `Worker ${m.index + 1}`;
-    m.worker.on("message", (data: FromPipelineWorker) => {
-      if (data.type === "ending") {
-        m.cause = `${name} ${data.reason}`;
+    m.worker.onmessage = (event) => {
+      if (!m.alive) return;
+      const reply = readReply(event.data);
+      if (typeof reply === "string") {
+        this.#kill(m, `${m.name} sent a malformed message (${reply})`);
         return;
       }
-      const waiting = m.waiting;
-      m.waiting = null;
-      waiting?.(data);
-    });
-    m.worker.on("messageerror", () => {
-      const waiting = m.waiting;
-      m.waiting = null;
-      waiting?.({
-        type: "died",
-        error: new WorkerError(m.index, `${name} sent a message that cannot be read`),
-      });
-    });
-    // Handled here, and always followed by "exit".
-    m.worker.on("error", (error: Error) => {
-      m.cause ??= `${name} crashed: ${error?.message ?? error}`;
-    });
-    m.worker.on("exit", (code: number) => {
-      this.#bury(
-        m,
-        m.cause ??
-          `${name} ended without a reply (exit code ${code}: self.close() or Deno.exit())`,
-      );
-    });
+      if (reply.type === "ending") {
+        m.cause = `${m.name} ${reply.reason}`;
+        return;
+      }
+      const p = m.pending.get(reply.id);
+      const fits = p !== undefined &&
+        (p.kind === "init"
+          ? reply.type === "ready" || reply.type === "failed"
+          : p.kind === "run"
+          ? reply.type === "result" || reply.type === "failed"
+          : reply.type === "closed");
+      if (!fits) {
+        this.#kill(
+          m,
+          `${m.name} sent a malformed message (a "${reply.type}" answering no ${
+            p ? `"${p.kind}"` : ""
+          } request ${reply.id})`,
+        );
+        return;
+      }
+      m.pending.delete(reply.id);
+      p!.resolve(reply);
+    };
+    m.worker.onmessageerror = () => {
+      if (m.alive) this.#kill(m, `${m.name} sent a message that cannot be read`);
+    };
+    // A module that failed to load (a runtime error is caught in the Worker, which then ends).
+    m.worker.onerror = (event) => {
+      event.preventDefault();
+      if (m.alive) this.#kill(m, m.cause ?? `${m.name} failed: ${event.message}`);
+    };
   }
 
-  /** Marks a Worker ended, gives its slot back and answers whatever waited for it. */
-  #bury(m: Member, message: string): void {
-    if (m.alive) {
-      m.alive = false;
-      m.endedAt = performance.now();
-    }
-    m.reclaimed += m.share.detach();
-    const waiting = m.waiting;
-    m.waiting = null;
-    waiting?.({ type: "died", error: new WorkerError(m.index, message) });
+  #startWatch(): void {
+    const watch = setInterval(() => this.#look(), WATCH_MS);
+    Deno.unrefTimer(watch); // the Workers keep the process alive, not the watch
+    this.#watch = watch;
   }
+
+  #stopWatch(): void {
+    if (this.#watch !== null) clearInterval(this.#watch);
+    this.#watch = null;
+  }
+
+  /** Looks at every live Worker's state word, heartbeat and deadlines. */
+  #look(): void {
+    const now = performance.now();
+    for (const m of this.#members) {
+      if (!m.alive) continue;
+      const state = m.control.state;
+      const closing = [...m.pending.values()].some((p) => p.kind === "close");
+      if (state > WorkerState.running || state < 0) {
+        if (state === WorkerState.closed && closing) continue; // its "closed" is on its way
+        // Its "ending" may be on its way: one more look before it is buried.
+        if (m.endSeenAt === 0) m.endSeenAt = now;
+        else this.#kill(m, m.cause ?? endCause(m));
+        continue;
+      }
+      const beat = m.control.beat;
+      if (beat !== m.beat) {
+        m.beat = beat;
+        m.beatAt = now;
+      } else if (beat !== 0 && now - m.beatAt > this.#stallMs) {
+        this.#kill(
+          m,
+          `${m.name} stopped answering: its event loop was blocked for ${this.#stallMs} ms`,
+        );
+        continue;
+      }
+      for (const p of m.pending.values()) {
+        if (now > p.deadline) {
+          const what = p.kind === "init" ? "start" : p.kind === "run" ? "finish its job" : "close";
+          this.#kill(m, `${m.name} did not ${what} within ${p.timeout} ms`);
+          break;
+        }
+      }
+    }
+  }
+}
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+/** How a Worker ended, from its state word, where it sent no reason. */
+function endCause(m: Member): string {
+  const state = m.control.state;
+  if (state === WorkerState.closedItself) return `${m.name} closed itself (self.close())`;
+  if (state === WorkerState.exited) return `${m.name} exited (Deno.exit(${m.control.exitCode}))`;
+  if (state === WorkerState.crashed) return `${m.name} crashed`;
+  if (state === WorkerState.lost) return `${m.name} lost its device`;
+  if (state === WorkerState.closed) return `${m.name} closed`;
+  return `${m.name} ended (its state word reads ${state})`;
+}
+
+function replyError(m: Member, reply: Reply): ErrorInfo | null {
+  if (reply.type === "result") return reply.error;
+  if (reply.type === "failed" || reply.type === "died") return reply.error;
+  return new WorkerError(m.index, `${m.name} ${replyMessage(reply)}`);
+}
+
+function replyMessage(reply: Reply): string {
+  if (reply.type === "failed") return `${reply.error.name}: ${reply.error.message}`;
+  if (reply.type === "died") return reply.error.message;
+  return `sent an unexpected reply (${reply.type})`;
 }
 
 /** Claims a slot per Worker, all or none. */
@@ -596,50 +699,37 @@ function checkHeapOptions(options: WorkerHeapOptions | undefined): WorkerHeapOpt
   return copy;
 }
 
-function checkScript(script: string | URL | undefined): string | URL {
-  if (script === undefined) return WORKER_SCRIPT;
-  if (script instanceof URL) return script;
-  if (typeof script === "string" && URL.canParse(script)) return new URL(script);
+function checkUrl(name: string, url: string | URL | undefined): URL | undefined {
+  if (url === undefined) return undefined;
+  if (url instanceof URL) return url;
+  if (typeof url === "string" && URL.canParse(url)) return new URL(url);
   throw new TypeError(
-    `Cannot start WorkerPool: script must be a URL of a module, got ${
-      typeof script === "string" ? JSON.stringify(script) : script
+    `Cannot start WorkerPool: ${name} must be the URL of a module, got ${
+      typeof url === "string" ? JSON.stringify(url) : url
     }`,
   );
 }
 
 /**
- * The live threads of this process named as Deno names Worker threads
- * (worker-N), by thread id, or null where they cannot be seen (not Linux,
- * or no access to /proc/self/task: it takes --allow-all; never prompts).
+ * The flag a Worker needs to load `url` and lacks, or null: a local module
+ * needs read access, one served over http(s) needs import access to its host.
+ * Asked without prompting.
  */
-function workerThreads(): Map<string, string> | null {
-  if (Deno.build.os !== "linux") return null;
-  try {
-    const state = Deno.permissions.querySync({ name: "read", path: "/proc/self/task" }).state;
-    if (state !== "granted") return null;
-    const names = new Map<string, string>();
-    for (const entry of Deno.readDirSync("/proc/self/task")) {
-      try {
-        const name = Deno.readTextFileSync(`/proc/self/task/${entry.name}/comm`).trim();
-        if (name.startsWith("worker-")) names.set(entry.name, name);
-      } catch {
-        // The thread ended between the listing and the read.
-      }
-    }
-    return names;
-  } catch {
+function missingPermission(url: URL): string | null {
+  let descriptor: Deno.PermissionDescriptor;
+  let flag: string;
+  if (url.protocol === "file:") {
+    descriptor = { name: "read", path: url };
+    flag = "--allow-read";
+  } else if (url.protocol === "http:" || url.protocol === "https:") {
+    descriptor = { name: "import", host: url.host } as unknown as Deno.PermissionDescriptor;
+    flag = `--allow-import (for ${url.host})`;
+  } else {
     return null;
   }
-}
-
-function replyMessage(reply: Reply): string {
-  if (reply.type === "failed") return `${reply.error.name}: ${reply.error.message}`;
-  if (reply.type === "died") return reply.error.message;
-  return `sent an unexpected reply (${reply.type})`;
-}
-
-function describeError(error: unknown): { name: string; message: string } {
-  return error instanceof Error
-    ? { name: error.name, message: error.message }
-    : { name: "Error", message: String(error) };
+  try {
+    return Deno.permissions.querySync(descriptor).state === "granted" ? null : flag;
+  } catch {
+    return null; // a permission this Deno does not know: let the Worker try
+  }
 }

@@ -11,6 +11,7 @@
 //   no-adapter  requestAdapter finds no adapter (a failed start)
 //   start-exit  Deno.exit(1) before it answers
 import "../../kernels/workers/worker.ts";
+import { WorkerControl } from "../../kernels/workers/_control.ts";
 
 const params = new URL(import.meta.url).searchParams;
 const fault = params.get("fault") ?? "";
@@ -23,7 +24,7 @@ const scope = globalThis as unknown as {
 };
 
 let index = -1;
-let progress: Int32Array | null = null;
+let control: WorkerControl | null = null;
 let device: GPUDevice | null = null;
 
 // The device the Worker requests, so that "lose" can destroy it from outside the Worker's code.
@@ -46,16 +47,16 @@ function strike(): void {
 
 // Registered after worker.ts's handler, which starts its work in a later microtask.
 scope.addEventListener("message", (event) => {
-  const message = event.data as { type: string; index?: number; progress?: SharedArrayBuffer };
+  const message = event.data as { type: string; index?: number; control?: SharedArrayBuffer };
   if (message.type === "init") {
     index = message.index!;
-    progress = new Int32Array(message.progress!);
+    control = new WorkerControl(message.control!, index);
     if (index !== target) return;
     if (fault === "start-exit") Deno.exit(1);
     if (fault === "idle-close") setTimeout(strike, after);
   } else if (message.type === "run" && index === target) {
     const timer = setInterval(() => {
-      if (Atomics.load(progress!, index * 3) < after) return;
+      if (control!.steps < after) return;
       clearInterval(timer);
       strike();
     }, 2);

@@ -12,10 +12,18 @@ import {
   pipelineData,
   pipelineJob,
   type PipelineJobReport,
+  type PipelineRun,
   runPipelineJob,
+  runPipelineOn,
 } from "../../kernels/workers/pipeline_job.ts";
 import { WorkerError, WorkerPool } from "../../kernels/workers/worker_pool.ts";
 import { AllocatorError } from "../../allocator/errors.ts";
+import type { SaxpyInput, SaxpyResult } from "./jobs/saxpy_job.ts";
+import type { HostileInput } from "./jobs/hostile_job.ts";
+import { arbitraryMessages } from "./_arbitrary.ts";
+
+const SAXPY_JOB = new URL("./jobs/saxpy_job.ts", import.meta.url);
+const HOSTILE_JOB = new URL("./jobs/hostile_job.ts", import.meta.url);
 
 const SMALL = { channels: 4, size: 16, outChannels: 8 };
 /**
@@ -50,9 +58,9 @@ async function endsMidJob(fault: string, reason: RegExp): Promise<void> {
     const short = pipelineJob({ iterations: 6, inFlight: 2, inputs: 2, shape: SMALL });
     const long = pipelineJob({ iterations: 1_000_000, inFlight: 4, inputs: 2, shape: SMALL });
     const t0 = performance.now();
-    const running = pool.run([short, long]);
+    const running = runPipelineOn(pool, [short, long]);
     if (fault === "terminate") {
-      await until("3 iterations", () => pool.progress().iterations[1] >= 3);
+      await until("3 iterations", () => pool.progress().steps[1] >= 3);
       assert.ok(pool.terminate(1) > 0, "the terminated Worker held a reservation");
     }
     const reports = await running;
@@ -70,7 +78,7 @@ async function endsMidJob(fault: string, reason: RegExp): Promise<void> {
     assert.deepEqual(budget.shares().map((s) => s.label), ["worker 1"]);
     assert.equal(budget.reserved, budget.shares()[0].reserved);
     budget.claim("after").detach();
-    const again = await pool.run([short, short]);
+    const again = await runPipelineOn(pool, [short, short]);
     assertClean([again[0]], [6]);
     assert.match(again[1].error?.message ?? "", /^Worker 2 is not running$/);
   } finally {
@@ -136,11 +144,11 @@ export const SCENARIOS: Record<string, () => Promise<void>> = {
     assertClean([single], [12]);
     const pool = await WorkerPool.start({ workers: 4 });
     try {
-      const reports = await pool.run(job);
+      const reports = await runPipelineOn(pool, job);
       assertClean(reports, [12, 12, 12, 12]);
       // Bit for bit: the same kernels on the same kind of device, whatever the thread.
       for (const r of reports) assert.deepEqual(r.checksums, single.checksums);
-      const naiveReports = await pool.run(naive);
+      const naiveReports = await runPipelineOn(pool, naive);
       assertClean(naiveReports, [3, 3, 3, 3]);
       for (const r of naiveReports) assert.deepEqual(r.checksums, single.checksums);
       assert.ok(naiveReports[0].createBufferCalls > reports[0].createBufferCalls);
@@ -169,9 +177,9 @@ export const SCENARIOS: Record<string, () => Promise<void>> = {
       heapOptions: { allocConf: "max_reserved_ratio:0" },
     });
     try {
-      const first = await pool.run([big, big, small, small]);
+      const first = await runPipelineOn(pool, [big, big, small, small]);
       assertClean(first, [3, 3, 8, 8]);
-      const second = await pool.run([small, small, big, big]);
+      const second = await runPipelineOn(pool, [small, small, big, big]);
       assertClean(second, [8, 8, 3, 3]);
       const peaks = second.map((r) => r.memory!.reservedBytes.peak);
       const kept = peaks.reduce((a, b) => a + b, 0);
@@ -196,7 +204,7 @@ export const SCENARIOS: Record<string, () => Promise<void>> = {
     const main = budget.claim("main thread");
     try {
       const job = pipelineJob({ iterations: 2, inFlight: 2, inputs: 1, shape: SMALL });
-      assertClean(await pool.run([job, null]), [2]);
+      assertClean(await runPipelineOn(pool, [job, null]), [2]);
       const cached = budget.shares()[0].reserved;
       assert.ok(cached > 0, "Worker 1 keeps its heaps cached after the job");
       const want = 64 * 2 ** 20 - cached + 1;
@@ -211,7 +219,7 @@ export const SCENARIOS: Record<string, () => Promise<void>> = {
       assert.equal(budget.shares()[0].reserved, 0);
       main.release(want);
       // And the Worker still runs jobs afterwards.
-      assertClean(await pool.run([job, job]), [2, 2]);
+      assertClean(await runPipelineOn(pool, [job, job]), [2, 2]);
     } finally {
       main.detach();
       await pool.close();
@@ -225,7 +233,10 @@ export const SCENARIOS: Record<string, () => Promise<void>> = {
     const pool = await WorkerPool.start({ workers: 4, budget });
     const t0 = performance.now();
     try {
-      const reports = await pool.run(pipelineJob({ iterations: 4, inFlight: 2, shape: SMALL }));
+      const reports = await runPipelineOn(
+        pool,
+        pipelineJob({ iterations: 4, inFlight: 2, shape: SMALL }),
+      );
       for (const r of reports) {
         assert.equal(
           r.error?.name,
@@ -251,8 +262,8 @@ export const SCENARIOS: Record<string, () => Promise<void>> = {
     const pool = await WorkerPool.start({ workers: 4, budget });
     try {
       const job = pipelineJob({ iterations: 120, inFlight: 4, inputs: 2, shape: SMALL });
-      const running = pool.run(job);
-      while (pool.progress().iterations[1] < 4) await new Promise((r) => setTimeout(r, 5));
+      const running = runPipelineOn(pool, job);
+      while (pool.progress().steps[1] < 4) await new Promise((r) => setTimeout(r, 5));
       const before = budget.reserved;
       const reclaimed = pool.terminate(1);
       assert.ok(reclaimed > 0, "the killed Worker held a reservation");
@@ -283,12 +294,12 @@ export const SCENARIOS: Record<string, () => Promise<void>> = {
 
   /** A Worker that calls self.close() mid-job: no error event, and still its run settles. */
   async closes() {
-    await endsMidJob("close", /ended without a reply \(exit code 0/);
+    await endsMidJob("close", /closed itself \(self\.close\(\)\)$/);
   },
 
   /** A Worker that calls Deno.exit(3) mid-job. */
   async exits() {
-    await endsMidJob("exit", /ended without a reply \(exit code 3/);
+    await endsMidJob("exit", /exited \(Deno\.exit\(3\)\)$/);
   },
 
   /** A Worker terminated by the pool mid-job. */
@@ -309,7 +320,7 @@ export const SCENARIOS: Record<string, () => Promise<void>> = {
       await until("Worker 2 ended", () => !pool.alive(1));
       assert.deepEqual(budget.shares().map((s) => s.label), ["worker 1"]);
       const job = pipelineJob({ iterations: 4, inFlight: 2, inputs: 1, shape: SMALL });
-      const reports = await pool.run(job);
+      const reports = await runPipelineOn(pool, job);
       assertClean([reports[0]], [4]);
       assert.ok(reports[1].error instanceof WorkerError);
       assert.match(reports[1].error.message, /^Worker 2 is not running$/);
@@ -326,7 +337,7 @@ export const SCENARIOS: Record<string, () => Promise<void>> = {
 
   /** A Worker that exits while the pool starts. */
   async exitsAtStart() {
-    await failsToStart("start-exit", /Worker 2 ended without a reply \(exit code 1/);
+    await failsToStart("start-exit", /Worker 2 exited \(Deno\.exit\(1\)\)$/);
   },
 
   /** Options the Workers could not use fail before any Worker starts, and keep no slot. */
@@ -350,6 +361,276 @@ export const SCENARIOS: Record<string, () => Promise<void>> = {
     // Had a Worker been left running, this process would not exit (the test checks it does).
   },
 };
+
+/** A pool of `workers` on the hostile job, one budget; `fn` runs with it, and every slot must come back. */
+async function hostile(
+  workers: number,
+  fn: (
+    pool: WorkerPool<HostileInput | PipelineRun, unknown>,
+    budget: SharedBudget,
+  ) => Promise<void>,
+  stallTimeout?: number,
+): Promise<void> {
+  const budget = new SharedBudget({ limit: "64MiB", slots: workers });
+  const pool = await WorkerPool.start<HostileInput | PipelineRun, unknown>({
+    workers,
+    budget,
+    job: HOSTILE_JOB,
+    stallTimeout,
+  });
+  try {
+    await fn(pool, budget);
+  } finally {
+    await pool.close();
+  }
+  assert.equal(budget.reserved, 0);
+  assert.deepEqual(budget.shares(), []);
+}
+
+/** Awaits `running`, which must settle within SETTLE_MS. */
+async function settles<T>(running: Promise<T>, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`${what} did not settle in ${SETTLE_MS} ms`)),
+      SETTLE_MS,
+    );
+  });
+  try {
+    return await Promise.race([running, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** A WorkerError of Worker `worker`, its message naming it first (a run's) or after start()'s prefix. */
+function assertWorkerError(error: unknown, worker: number, reason: RegExp): void {
+  assert.ok(error instanceof WorkerError, `a WorkerError, got ${JSON.stringify(error)}`);
+  assert.equal(error.worker, worker);
+  assert.match(error.message, new RegExp(`^(Cannot start WorkerPool: )?Worker ${worker + 1} `));
+  assert.match(error.message, reason);
+}
+
+Object.assign(SCENARIOS, {
+  /** A user's job module (its own WGSL kernel, scope and using) on 4 Workers under one budget. */
+  async userJob() {
+    const budget = new SharedBudget({ limit: "64MiB" });
+    const pool = await WorkerPool.start<SaxpyInput, SaxpyResult>({
+      workers: 4,
+      budget,
+      job: SAXPY_JOB,
+    });
+    try {
+      const reports = await pool.run({ length: 4099, rounds: 6, seed: 11 });
+      assert.equal(reports.length, 4);
+      for (const r of reports) {
+        assert.equal(
+          r.error,
+          null,
+          `worker ${r.worker + 1}: ${r.error?.name}: ${r.error?.message}`,
+        );
+        assert.equal(r.steps, 6);
+        assert.equal(r.failed, 0);
+        assert.equal(r.result!.worker, r.worker);
+        assert.equal(r.result!.rounds, 6);
+        assert.ok(
+          r.result!.maxError > 0 && r.result!.maxError <= 1e-6,
+          `error ${r.result!.maxError}`,
+        );
+        assert.equal(r.result!.allocatedAtEnd, 0, "scope and using freed every tensor");
+      }
+      assert.ok(budget.peakReserved > 0 && budget.peakReserved <= 64 * 2 ** 20);
+      // Per Worker inputs, and one left idle.
+      const some = await pool.runEach([null, { length: 8, rounds: 1, seed: 1 }, null, null]);
+      assert.deepEqual(some.map((r) => [r.worker, r.error, r.steps]), [[1, null, 1]]);
+    } finally {
+      await pool.close();
+    }
+    assert.equal(budget.reserved, 0);
+    assert.deepEqual(budget.shares(), []);
+  },
+
+  /** A job that posts null: its Worker ends with a WorkerError, the process lives on (issue 19, item 8). */
+  async postsNull() {
+    await hostile(2, async (pool, budget) => {
+      const reports = await settles(
+        pool.runEach([null, { act: "post", message: null }]),
+        "a run whose Worker posted null",
+      );
+      assertWorkerError(reports[0].error, 1, /sent a malformed message \(not an object: null\)$/);
+      assert.equal(pool.alive(1), false);
+      assert.equal(pool.alive(0), true);
+      assert.deepEqual(budget.shares().map((s) => s.label), ["worker 1"]);
+      const again = await pool.runEach([{
+        act: "post",
+        message: { type: "ending", reason: "x" },
+        wait: 1,
+      }, null]);
+      assert.equal(again[0].result, "posted");
+    });
+  },
+
+  /** A malformed reply is never a success (issue 19, item 11). */
+  async malformedReply() {
+    await hostile(2, async (pool) => {
+      // A result that is not a stress report.
+      const job = pipelineJob({ iterations: 4, inFlight: 2, inputs: 1, shape: SMALL });
+      const reports = await settles(runPipelineOn(pool, job), "a malformed report");
+      for (const r of reports) {
+        assertWorkerError(
+          r.error,
+          r.worker,
+          /sent a malformed report \(iterations is not a count\)$/,
+        );
+      }
+      // A reply without its request's id.
+      const bad = await settles(
+        pool.runEach([{ act: "post", message: { type: "result", result: 1, error: null } }, null]),
+        "a reply without an id",
+      );
+      assertWorkerError(
+        bad[0].error,
+        0,
+        /sent a malformed message \("result" with a bad id undefined\)$/,
+      );
+      assert.equal(bad[0].result, null);
+    });
+  },
+
+  /** Arbitrary messages from Workers: each run settles, with its result or a WorkerError; nothing leaks. */
+  async fuzzMessages() {
+    const next = arbitraryMessages(19);
+    const t0 = performance.now();
+    let errors = 0;
+    for (let round = 0; round < 3; round++) {
+      await hostile(4, async (pool) => {
+        const messages = [0, 1, 2, 3].map(() => next());
+        const reports = await settles(
+          pool.runEach(messages.map((message) => ({ act: "post", message, wait: 300 }))),
+          "runs of Workers posting arbitrary messages",
+        );
+        reports.forEach((r, i) => {
+          const what = `message ${
+            String(JSON.stringify(messages[i], (_, v) => typeof v === "bigint" ? `${v}n` : v))
+              .slice(0, 200)
+          }`;
+          if (r.error === null) {
+            assert.equal(r.result, "posted", what);
+          } else {
+            errors++;
+            assertWorkerError(
+              r.error,
+              i,
+              /sent a malformed message|sent a message that cannot be read/,
+            );
+            assert.equal(pool.alive(i), false, what);
+          }
+        });
+      });
+    }
+    assert.ok(errors > 0, "some messages were malformed");
+    assert.ok(performance.now() - t0 < 60_000, "the fuzzer stays within its time");
+  },
+
+  /** A job past run()'s timeout: its Worker is terminated, its slot given back. */
+  async runTimeout() {
+    await hostile(2, async (pool, budget) => {
+      const reports = await settles(
+        pool.runEach([{ act: "hang" }, null], { timeout: 500 }),
+        "a hung job",
+      );
+      assertWorkerError(reports[0].error, 0, /did not finish its job within 500 ms$/);
+      assert.deepEqual(budget.shares().map((s) => s.label), ["worker 2"]);
+    });
+  },
+
+  /** A job that blocks its Worker's event loop: the heartbeat stops, the pool ends it. */
+  async stalled() {
+    await hostile(2, async (pool) => {
+      const reports = await settles(pool.runEach([null, { act: "block" }]), "a blocked Worker");
+      assertWorkerError(
+        reports[0].error,
+        1,
+        /stopped answering: its event loop was blocked for 1000 ms$/,
+      );
+    }, 1000);
+    // Deno's terminate() cannot stop a thread that never yields: it would keep
+    // this process alive, so the process ends itself.
+    Deno.exit(0);
+  },
+
+  /** close() while run() is in flight settles the run: the job's own aborted report (issue 19, item 10). */
+  async closeWhileRunning() {
+    const pool = await WorkerPool.start({ workers: 2 });
+    const long = pipelineJob({ iterations: 1_000_000, inFlight: 4, inputs: 2, shape: SMALL });
+    const running = runPipelineOn(pool, long);
+    await until("3 iterations", () => pool.progress().steps[1] >= 3);
+    await settles(pool.close(), "close()");
+    const reports = await settles(running, "a run the pool was closed under");
+    for (const r of reports) {
+      assert.equal(r.error?.name, "AbortError", `worker ${r.worker + 1}: ${r.error?.message}`);
+      assert.ok(r.iterations >= 1 && r.iterations < 1_000_000);
+    }
+    // A job that ignores its signal: the Worker is terminated, and its run settles too.
+    await hostile(1, async (pool) => {
+      const hung = pool.run({ act: "hang" });
+      await new Promise((r) => setTimeout(r, 50));
+      await pool.close();
+      const [report] = await settles(hung, "a hung run the pool was closed under");
+      assertWorkerError(report.error, 0, /did not close within 10000 ms$/);
+    });
+  },
+
+  /** closeSync() while run() is in flight settles the run with a WorkerError (issue 19, item 10). */
+  async closeSyncWhileRunning() {
+    const budget = new SharedBudget();
+    const pool = await WorkerPool.start({ workers: 2, budget });
+    const long = pipelineJob({ iterations: 1_000_000, inFlight: 4, inputs: 2, shape: SMALL });
+    const running = runPipelineOn(pool, long);
+    await until("3 iterations", () => pool.progress().steps[0] >= 3);
+    pool.closeSync();
+    const reports = await settles(running, "a run the pool was closed under (closeSync)");
+    for (const r of reports) assertWorkerError(r.error, r.worker, /was closed while its job ran$/);
+    assert.deepEqual(budget.shares(), []);
+    assert.equal(budget.reserved, 0);
+  },
+
+  /** A job module without a default export function, or one that cannot be loaded. */
+  async badJob() {
+    const budget = new SharedBudget({ slots: 2 });
+    const noDefault = await startError({
+      workers: 2,
+      budget,
+      job: new URL("./_arbitrary.ts", import.meta.url),
+    });
+    assertWorkerError(noDefault, 0, /has no default export function \(got undefined\)$/);
+    assert.match(
+      (noDefault as Error).message,
+      /^Cannot start WorkerPool: Worker 1 failed to start: /,
+    );
+    const missing = await startError({
+      workers: 2,
+      budget,
+      job: new URL("./jobs/none.ts", import.meta.url),
+    });
+    assert.ok(missing instanceof WorkerError, `a WorkerError, got ${missing}`);
+    assert.match(missing.message, /Module not found/);
+    assert.deepEqual(budget.shares(), []);
+  },
+
+  /** Run without --allow-read: start() says which flag to add (no stack trace, no Worker). */
+  async noRead() {
+    const budget = new SharedBudget({ slots: 2 });
+    const error = await startError({ workers: 2, budget });
+    assert.ok(error instanceof WorkerError, `a WorkerError, got ${error}`);
+    assert.match(error.message, /needs --allow-read: run again with it$/);
+    assert.match(
+      (error as Error).message,
+      /^Cannot start WorkerPool: its Workers load file:.*worker\.ts/,
+    );
+    assert.deepEqual(budget.shares(), []);
+  },
+});
 
 if (import.meta.main) {
   const name = Deno.args[0];
