@@ -1,24 +1,54 @@
 /**
- * The memviz command: draws a trace or a snapshot as one self-contained HTML
- * page on stdout.
+ * The memviz command: draws a trace or a snapshot (gpuheap's, a plain list,
+ * or a PyTorch memory snapshot) as one self-contained HTML page, written to
+ * `--out FILE` or to stdout.
  *
  * ```sh
- * deno task memviz trace-or-snapshot.json > memory.html
- * deno task memviz trace.json --at reserved > memory.html   # heap map at peak reserved
- * deno task memviz trace.json --x events > memory.html      # over events, not times
+ * deno run -A jsr:@gpuheap/gpuheap/memviz trace.json --out memory.html
+ * deno task memviz trace-or-snapshot.json --out memory.html
+ * deno task memviz trace.json --at reserved --out memory.html  # heap map at peak reserved
+ * deno task memviz trace.json --x events > memory.html         # over events, not times
+ * ```
+ *
+ * Without `--out`, the page goes to stdout only when stdout is not a
+ * terminal: a megabyte of HTML is of no use there.
+ *
+ * @example
+ * ```ts
+ * import { memvizFile } from "@gpuheap/gpuheap/memviz";
+ * import assert from "node:assert/strict";
+ *
+ * const file = await Deno.makeTempFile({ suffix: ".json" });
+ * await Deno.writeTextFile(file, '[["a", 1, 4096], ["a", 2, 8192], ["f", 1], ["f", 2]]');
+ * const html = await memvizFile(file);
+ * assert.match(html, /^<!DOCTYPE html>/i);
+ * await Deno.remove(file);
  * ```
  *
  * @module
  */
 import { memvizHtml, type MemvizOptions } from "./memviz.ts";
 import { loadTraceFile } from "./load_trace.ts";
-import { choice, type Command, runCommand, type ValueFlag } from "./flags.ts";
+import {
+  choice,
+  type Command,
+  FlagError,
+  type Flag,
+  runCommand,
+  text,
+  type ValueFlag,
+} from "./flags.ts";
+
+export type { Command, Flag, MemvizOptions, ValueFlag };
 
 /** The flags of the memviz commands. */
 export type MemvizFlags = {
   at: ValueFlag<"allocated" | "reserved">;
   x: ValueFlag<"time" | "events">;
 };
+
+/** The memviz command's flags: the shared ones and where the page goes. */
+export type MemvizPageFlags = MemvizFlags & { out: ValueFlag<string> };
 
 /** The flags of the memviz commands, shared by `memviz:png`. */
 export const MEMVIZ_FLAGS: MemvizFlags = {
@@ -33,18 +63,25 @@ export const MEMVIZ_FLAGS: MemvizFlags = {
 };
 
 /** The memviz command's arguments and flags. */
-export const MEMVIZ_COMMAND: Command<MemvizFlags> = {
+export const MEMVIZ_COMMAND: Command<MemvizPageFlags> = {
   name: "memviz",
-  synopsis: "deno task memviz FILE [--at allocated|reserved] [--x time|events] > out.html",
-  about: "Draws a trace or a snapshot as one self-contained HTML page on stdout: every\n" +
-    "block as a band over time, allocated and reserved bytes by pool, the largest\n" +
-    "blocks at the peak with their call sites, and every heap's blocks.",
+  synopsis: "deno task memviz FILE [--at allocated|reserved] [--x time|events] [--out FILE]",
+  about: "Draws a trace or a snapshot as one self-contained HTML page: every block as a\n" +
+    "band over time, allocated and reserved bytes by pool, the largest blocks at the\n" +
+    "peak with their call sites, and every heap's blocks.",
   positionals: [{
     name: "FILE",
-    help: "a trace or snapshot (JSON, gzipped or not); - reads stdin",
+    help: "a trace or snapshot (JSON or a PyTorch snapshot pickle, gzipped or not); - reads stdin",
   }],
-  flags: MEMVIZ_FLAGS,
-  notes: "Exit status: 0 on success, 1 if the file cannot be read or drawn, 2 for bad flags.",
+  flags: {
+    ...MEMVIZ_FLAGS,
+    out: text("write the page there (default: stdout, when it is not a terminal)", {
+      arg: "FILE",
+      nonEmpty: true,
+    }),
+  },
+  notes: "From JSR: deno run -A jsr:@gpuheap/gpuheap/memviz FILE --out memory.html\n" +
+    "Exit status: 0 on success, 1 if the file cannot be read or drawn, 2 for bad flags.",
 };
 
 /**
@@ -65,6 +102,14 @@ export async function memvizFile(
 
 if (import.meta.main) {
   Deno.exitCode = await runCommand(MEMVIZ_COMMAND, Deno.args, async ({ flags, positionals }) => {
-    console.log(await memvizFile(positionals[0], { at: flags.at, x: flags.x }));
+    if (flags.out === undefined && Deno.stdout.isTerminal()) {
+      throw new FlagError("--out is needed when stdout is a terminal", "--out");
+    }
+    const html = await memvizFile(positionals[0], { at: flags.at, x: flags.x });
+    if (flags.out === undefined) console.log(html);
+    else {
+      await Deno.writeTextFile(flags.out, html);
+      console.error(`wrote ${flags.out}`);
+    }
   });
 }
