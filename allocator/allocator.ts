@@ -114,7 +114,7 @@ export interface AllocOptions {
  *
  * @example
  * ```ts
- * import { HeapAllocator, FakeDevice } from "../mod.ts";
+ * import { FakeDevice, HeapAllocator } from "@gpuheap/gpuheap";
  * import assert from "node:assert/strict";
  *
  * const heap = new HeapAllocator(new FakeDevice());
@@ -243,7 +243,7 @@ export class HeapAllocator implements BlockOwner {
    *
    * @example
    * ```ts
-   * import { FakeDevice, HeapAllocator, OutOfMemoryError } from "../mod.ts";
+   * import { FakeDevice, HeapAllocator, OutOfMemoryError } from "@gpuheap/gpuheap";
    * import assert from "node:assert/strict";
    *
    * const heap = new HeapAllocator(new FakeDevice());
@@ -508,7 +508,7 @@ export class HeapAllocator implements BlockOwner {
    *
    * @example
    * ```ts
-   * import { FakeDevice, HeapAllocator } from "../mod.ts";
+   * import { FakeDevice, HeapAllocator } from "@gpuheap/gpuheap";
    * import assert from "node:assert/strict";
    *
    * const heap = new HeapAllocator(new FakeDevice());
@@ -562,7 +562,7 @@ export class HeapAllocator implements BlockOwner {
    *
    * @example
    * ```ts
-   * import { FakeDevice, HeapAllocator } from "../mod.ts";
+   * import { FakeDevice, HeapAllocator } from "@gpuheap/gpuheap";
    * import assert from "node:assert/strict";
    *
    * const heap = new HeapAllocator(new FakeDevice());
@@ -585,7 +585,7 @@ export class HeapAllocator implements BlockOwner {
    *
    * @example
    * ```ts
-   * import { FakeDevice, HeapAllocator } from "../mod.ts";
+   * import { FakeDevice, HeapAllocator } from "@gpuheap/gpuheap";
    * import assert from "node:assert/strict";
    *
    * const heap = new HeapAllocator(new FakeDevice());
@@ -641,8 +641,8 @@ export class HeapAllocator implements BlockOwner {
    *
    * @example
    * ```ts
-   * import { FakeDevice, HeapAllocator } from "../mod.ts";
-   * import { replay } from "./tools/replay.ts";
+   * import { FakeDevice, HeapAllocator } from "@gpuheap/gpuheap";
+   * import { replay } from "@gpuheap/gpuheap/tools";
    * import assert from "node:assert/strict";
    *
    * const heap = new HeapAllocator(new FakeDevice());

@@ -100,7 +100,7 @@ export interface Conv2dOptions {
  *
  * @example
  * ```ts
- * import { conv2dDefaultTiles } from "./conv2d.ts";
+ * import { conv2dDefaultTiles } from "@gpuheap/gpuheap/kernels";
  * import assert from "node:assert/strict";
  *
  * assert.equal(conv2dDefaultTiles(32, 64).tileN, 64);
@@ -148,7 +148,7 @@ export const WINOGRAD_HALF_MAX_CHANNELS = 256;
  *
  * @example
  * ```ts
- * import { conv2dWinogradDefaultTiles } from "./conv2d.ts";
+ * import { conv2dWinogradDefaultTiles } from "@gpuheap/gpuheap/kernels";
  * import assert from "node:assert/strict";
  *
  * assert.equal(conv2dWinogradDefaultTiles(64, 131072, 49152).tiles, 64);
@@ -212,10 +212,7 @@ function winogradApplies(g: ConvGeometry): boolean {
  *
  * @example
  * ```ts
- * import { conv2d } from "./conv2d.ts";
- * import { tensor } from "./tensor.ts";
- * import { HeapAllocator } from "../allocator/allocator.ts";
- * import { requestDevice } from "../allocator/request_device.ts";
+ * import { conv2d, HeapAllocator, requestDevice, tensor } from "@gpuheap/gpuheap";
  * import assert from "node:assert/strict";
  *
  * const device = await requestDevice();
@@ -301,10 +298,7 @@ export function conv2d(
  *
  * @example
  * ```ts
- * import { conv2dRelu } from "./conv2d.ts";
- * import { tensor } from "./tensor.ts";
- * import { HeapAllocator } from "../allocator/allocator.ts";
- * import { requestDevice } from "../allocator/request_device.ts";
+ * import { conv2dRelu, HeapAllocator, requestDevice, tensor } from "@gpuheap/gpuheap";
  * import assert from "node:assert/strict";
  *
  * const device = await requestDevice();

@@ -5,9 +5,14 @@
  *
  * @example
  * ```ts
- * import { conv2dRelu, maxPool2d, readAll, tensor } from "./mod.ts";
- * import { HeapAllocator } from "../allocator/allocator.ts";
- * import { requestDevice } from "../allocator/request_device.ts";
+ * import {
+ *   conv2dRelu,
+ *   HeapAllocator,
+ *   maxPool2d,
+ *   readAll,
+ *   requestDevice,
+ *   tensor,
+ * } from "@gpuheap/gpuheap";
  *
  * const device = await requestDevice();
  * const allocator = new HeapAllocator(device);

@@ -24,7 +24,7 @@ const GZIP_MAGIC = [0x1f, 0x8b];
  *
  * @example
  * ```ts
- * import { parseTraceBytes } from "./load_trace.ts";
+ * import { parseTraceBytes } from "@gpuheap/gpuheap/tools";
  * import assert from "node:assert/strict";
  *
  * const bytes = new TextEncoder().encode('[["a", 1, 64]]');

@@ -125,8 +125,8 @@ let attaching: { buffer: SharedArrayBuffer; slot: number } | null = null;
  *
  * @example
  * ```ts
- * import { FakeDevice, HeapAllocator } from "../../mod.ts";
- * import { SharedBudget } from "./shared_budget.ts";
+ * import { FakeDevice, HeapAllocator } from "@gpuheap/gpuheap";
+ * import { SharedBudget } from "@gpuheap/gpuheap/workers";
  * import assert from "node:assert/strict";
  *
  * const budget = new SharedBudget({ limit: "64MiB" });
@@ -205,7 +205,7 @@ export class SharedBudget implements MemoryBudget {
    *
    * @example
    * ```ts
-   * import { SharedBudget } from "./shared_budget.ts";
+   * import { SharedBudget } from "@gpuheap/gpuheap/workers";
    * import assert from "node:assert/strict";
    *
    * const budget = new SharedBudget({ limit: 1 << 30 });
@@ -318,7 +318,7 @@ export class SharedBudget implements MemoryBudget {
    *
    * @example
    * ```ts
-   * import { SharedBudget } from "./shared_budget.ts";
+   * import { SharedBudget } from "@gpuheap/gpuheap/workers";
    * import assert from "node:assert/strict";
    *
    * const budget = new SharedBudget({ slots: 2 });
@@ -378,7 +378,7 @@ export class SharedBudget implements MemoryBudget {
    *
    * @example
    * ```ts
-   * import { SharedBudget } from "./shared_budget.ts";
+   * import { SharedBudget } from "@gpuheap/gpuheap/workers";
    * import assert from "node:assert/strict";
    *
    * const budget = new SharedBudget();
@@ -411,7 +411,7 @@ export class SharedBudget implements MemoryBudget {
    *
    * @example
    * ```ts
-   * import { SharedBudget } from "./shared_budget.ts";
+   * import { SharedBudget } from "@gpuheap/gpuheap/workers";
    * import assert from "node:assert/strict";
    *
    * const budget = new SharedBudget();
@@ -550,7 +550,7 @@ export class SharedBudget implements MemoryBudget {
    *
    * @example
    * ```ts
-   * import { SharedBudget } from "./shared_budget.ts";
+   * import { SharedBudget } from "@gpuheap/gpuheap/workers";
    * import assert from "node:assert/strict";
    *
    * const budget = new SharedBudget();

@@ -79,7 +79,7 @@ export interface PoolProgress {
  *
  * @example
  * ```ts
- * import { WorkerError } from "./worker_pool.ts";
+ * import { WorkerError } from "@gpuheap/gpuheap/workers";
  * import assert from "node:assert/strict";
  *
  * const error = new WorkerError(1, "Worker 2 was terminated");
@@ -160,8 +160,7 @@ interface Member {
  *
  * @example
  * ```ts ignore
- * import { WorkerPool } from "./worker_pool.ts";
- * import { pipelineJob } from "./pipeline_job.ts";
+ * import { pipelineJob, WorkerPool } from "@gpuheap/gpuheap/workers";
  * import assert from "node:assert/strict";
  *
  * const pool = await WorkerPool.start({ workers: 2 });
