@@ -26,6 +26,19 @@ for (const entry of entries) {
   }
 }
 
+/** The names an entry exports, as `deno doc` lists them. */
+async function exportedNames(entry: string): Promise<Set<string>> {
+  const { stdout } = await new Deno.Command(Deno.execPath(), {
+    args: ["doc", "--json", entry],
+    cwd: root,
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  const nodes = JSON.parse(new TextDecoder().decode(stdout)).nodes;
+  const symbols = nodes[new URL(entry, root).href]?.symbols ?? [];
+  return new Set(symbols.map((s: { name: string }) => s.name));
+}
+
 /** Every shipped TypeScript file: what JSR shows examples of. */
 async function* shipped(dir: URL): AsyncGenerator<URL> {
   for await (const e of Deno.readDir(dir)) {
@@ -36,16 +49,31 @@ async function* shipped(dir: URL): AsyncGenerator<URL> {
   }
 }
 
-const files = [...entries.filter((e) => e.startsWith("./bench/")).map((e) => new URL(e, root))];
+// An example may import by path only what no entry exports (an internal
+// module's own example, which JSR never shows).
+const exported = new Set<string>();
+for (const entry of entries) for (const name of await exportedNames(entry)) exported.add(name);
+const files = entries.filter((e) => e.startsWith("./bench/")).map((e) => new URL(e, root));
 for await (const url of shipped(root)) files.push(url);
 for (const url of files) {
   const source = await Deno.readTextFile(url);
-  // Doc comments only: an example is a fenced block inside `/** … */`.
   for (const comment of source.match(/\/\*\*[\s\S]*?\*\//g) ?? []) {
-    for (const line of comment.split("\n")) {
-      if (/^\s*\*\s*import\b.*\bfrom\s+["']\.\.?\//.test(line)) {
-        problems.push(`${url.pathname.slice(root.pathname.length)}: example imports by path:` +
-          ` ${line.replace(/^\s*\*\s*/, "")}`);
+    const code = comment.split("\n").map((line) => line.replace(/^\s*\*\s?/, "")).join("\n");
+    for (
+      const [statement, names] of code.matchAll(
+        /import\s+(?:type\s+)?\{([^}]*)\}\s*from\s*["']\.\.?\/[^"']*["']/g,
+      )
+    ) {
+      const public_ = names.split(",").map((n) =>
+        n.trim().replace(/^type\s+/, "").split(/\s+as\s+/)[0]
+      )
+        .filter((n) => exported.has(n));
+      if (public_.length > 0) {
+        problems.push(
+          `${url.pathname.slice(root.pathname.length)}: an example imports ${
+            public_.join(", ")
+          } by path, not by package name: ${statement.replace(/\s+/g, " ")}`,
+        );
       }
     }
   }

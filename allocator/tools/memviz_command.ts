@@ -32,14 +32,15 @@ import { loadTraceFile } from "./load_trace.ts";
 import {
   choice,
   type Command,
-  FlagError,
   type Flag,
+  FlagError,
+  type Positional,
   runCommand,
   text,
   type ValueFlag,
 } from "./flags.ts";
 
-export type { Command, Flag, MemvizOptions, ValueFlag };
+export type { Command, Flag, MemvizOptions, Positional, ValueFlag };
 
 /** The flags of the memviz commands. */
 export type MemvizFlags = {

@@ -31,9 +31,17 @@
  */
 import { MEMVIZ_FLAGS, memvizFile, type MemvizFlags } from "./memviz_command.ts";
 import type { MemvizOptions } from "./memviz.ts";
-import { type Command, type Flag, oneLine, runCommand, text, type ValueFlag } from "./flags.ts";
+import {
+  type Command,
+  type Flag,
+  oneLine,
+  type Positional,
+  runCommand,
+  text,
+  type ValueFlag,
+} from "./flags.ts";
 
-export type { Command, Flag, MemvizFlags, ValueFlag };
+export type { Command, Flag, MemvizFlags, Positional, ValueFlag };
 
 /** The environment variable naming the browser, when `--browser` is not given. */
 export const BROWSER_ENV = "GPUHEAP_BROWSER";
@@ -61,15 +69,19 @@ export const MEMVIZ_PNG_COMMAND: Command<MemvizPngFlags> = {
   positionals: [
     {
       name: "IN",
-      help: "a trace or snapshot (JSON or a PyTorch snapshot pickle, gzipped or not); - reads stdin",
+      help:
+        "a trace or snapshot (JSON or a PyTorch snapshot pickle, gzipped or not); - reads stdin",
     },
     { name: "OUT", help: "the PNG to write" },
   ],
   flags: {
     ...MEMVIZ_FLAGS,
-    browser: text(`the Chromium or Chrome to run (default: $${BROWSER_ENV}, else the first found of ${
-      BROWSERS.join(", ")
-    })`, { arg: "PATH", nonEmpty: true }),
+    browser: text(
+      `the Chromium or Chrome to run (default: $${BROWSER_ENV}, else the first found of ${
+        BROWSERS.join(", ")
+      })`,
+      { arg: "PATH", nonEmpty: true },
+    ),
   },
   notes: "From JSR: deno run -A jsr:@gpuheap/gpuheap/memviz-png IN OUT.png\n" +
     "Exit status: 0 on success, 1 if the file cannot be read or drawn or the browser\n" +
