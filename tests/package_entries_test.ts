@@ -1,0 +1,135 @@
+// What a user of the published package meets: every export entry answers
+// `--help` when it is a command, memviz writes where --out says, memviz:png
+// finds its browser by flag, variable or name, and a bad GPUHEAP_* variable
+// is named in the error it causes.
+import assert from "node:assert/strict";
+import { FakeDevice, HeapAllocator } from "../mod.ts";
+import { BROWSER_ENV, browserCandidates, BROWSERS } from "../allocator/tools/memviz_png_command.ts";
+
+const ROOT = new URL("..", import.meta.url);
+const config = JSON.parse(await Deno.readTextFile(new URL("deno.json", ROOT)));
+const EXPORTS = config.exports as Record<string, string>;
+const TRACE = '[["a", 1, 4096], ["a", 2, 8192], ["f", 1], ["f", 2]]';
+
+async function deno(args: string[], env: Record<string, string> = {}) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args,
+    cwd: ROOT,
+    env: { NO_COLOR: "1", ...env },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder();
+  return { code: out.code, stdout: text.decode(out.stdout), stderr: text.decode(out.stderr) };
+}
+
+Deno.test("package: every command entry is an export and answers --help", async () => {
+  const commands = Object.entries(EXPORTS).filter(([, path]) =>
+    /import\.meta\.main/.test(Deno.readTextFileSync(new URL(path, ROOT)))
+  );
+  const names = commands.map(([key]) => key).sort();
+  assert.deepEqual(names, [
+    "./fragmentation",
+    "./memviz",
+    "./memviz-png",
+    "./replay",
+    "./stress",
+    "./trace-gen",
+  ]);
+  for (const [key, path] of commands) {
+    // As a user runs it from JSR: every permission, the entry's module.
+    const r = await deno(["run", "-A", path, "--help"]);
+    assert.equal(r.code, 0, `${key}: ${r.stderr}`);
+    assert.match(r.stdout, /^Usage: /, key);
+  }
+});
+
+Deno.test("package: the import map names every export entry, so doc examples run", () => {
+  for (const [key, path] of Object.entries(EXPORTS)) {
+    assert.equal(config.imports[`@gpuheap/gpuheap${key.slice(1)}`], path, key);
+  }
+});
+
+Deno.test("replay command: --help says it reads PyTorch snapshots", async () => {
+  const r = await deno(["run", "-A", EXPORTS["./replay"], "--help"]);
+  assert.match(r.stdout, /PyTorch memory snapshot/);
+});
+
+Deno.test("memviz command: --out writes the page to the file, nothing to stdout", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/t.json`, TRACE);
+    const r = await deno([
+      "run",
+      "-A",
+      EXPORTS["./memviz"],
+      `${dir}/t.json`,
+      "--out",
+      `${dir}/m.html`,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, "");
+    assert.match(await Deno.readTextFile(`${dir}/m.html`), /^<!DOCTYPE html>/i);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("memviz:png: the browser is the flag's, else the variable's, else each known name", () => {
+  assert.deepEqual(browserCandidates("/x/chrome", "/y/chromium"), ["/x/chrome"]);
+  assert.deepEqual(browserCandidates(undefined, "/y/chromium"), ["/y/chromium"]);
+  const found = browserCandidates(undefined, undefined);
+  assert.deepEqual(found.slice(0, 3), ["chromium", "chromium-browser", "google-chrome"]);
+  assert.deepEqual(BROWSERS, found.slice(0, BROWSERS.length));
+});
+
+Deno.test("memviz:png: a browser that is not there is one line naming what was tried", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/t.json`, TRACE);
+    const png = `${dir}/m.png`;
+    for (
+      const [args, env] of [
+        [["--browser", `${dir}/no-such-browser`], {}],
+        [[], { [BROWSER_ENV]: `${dir}/no-such-browser` }],
+      ] as [string[], Record<string, string>][]
+    ) {
+      const r = await deno(
+        ["run", "-A", EXPORTS["./memviz-png"], `${dir}/t.json`, png, ...args],
+        env,
+      );
+      assert.equal(r.code, 1, r.stderr);
+      assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+      assert.match(r.stderr, /^memviz:png: no browser found \(tried .*no-such-browser\)/);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("HeapAllocator: a bad GPUHEAP_* variable is named in the error", () => {
+  const cases: [string, string][] = [
+    ["GPUHEAP_HIGH_WATERMARK", "8XB"],
+    ["GPUHEAP_LOW_WATERMARK", "lots"],
+    ["GPUHEAP_ALLOC_CONF", "bogus:1"],
+    ["GPUHEAP_DEBUG", "nope"],
+  ];
+  for (const [name, value] of cases) {
+    Deno.env.set(name, value);
+    try {
+      assert.throws(
+        () => new HeapAllocator(new FakeDevice()),
+        (e: unknown) => e instanceof RangeError && e.message.includes(name),
+        name,
+      );
+    } finally {
+      Deno.env.delete(name);
+    }
+  }
+  // The option given in code is named as such, not as the variable.
+  assert.throws(
+    () => new HeapAllocator(new FakeDevice(), { highWatermark: "8XB" }),
+    /highWatermark/,
+  );
+});
