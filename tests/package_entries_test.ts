@@ -133,3 +133,32 @@ Deno.test("HeapAllocator: a bad GPUHEAP_* variable is named in the error", () =>
     /highWatermark/,
   );
 });
+
+Deno.test("README: every command's every flag is listed, and every entry named", async () => {
+  const { flagName } = await import("../allocator/tools/flags.ts");
+  const commands = [
+    (await import("../bench/commands/stress.ts")).STRESS_COMMAND,
+    (await import("../allocator/tools/replay_command.ts")).REPLAY_COMMAND,
+    (await import("../allocator/tools/memviz_command.ts")).MEMVIZ_COMMAND,
+    (await import("../allocator/tools/memviz_png_command.ts")).MEMVIZ_PNG_COMMAND,
+    (await import("../bench/commands/fragmentation.ts")).FRAGMENTATION_COMMAND,
+    (await import("../bench/commands/trace_gen.ts")).TRACE_GEN_COMMAND,
+  ];
+  const readme = await Deno.readTextFile(new URL("README.md", ROOT));
+  // The flag lists: one bullet per command, "- **name** …", up to the next bullet.
+  const bullets = readme.split(/\n- /).filter((b) => b.startsWith("**"));
+  for (const command of commands) {
+    const title = command.name.replace(":", "-");
+    const bullet = bullets.find((b) => b.startsWith(`**${title}**`));
+    assert.ok(bullet, `README lists no flags for ${title}`);
+    for (const key of Object.keys(command.flags)) {
+      assert.ok(bullet.includes(flagName(key)), `README: ${title} lacks ${flagName(key)}`);
+    }
+  }
+  for (const key of Object.keys(EXPORTS).filter((k) => k !== ".")) {
+    assert.ok(
+      readme.includes(`@gpuheap/gpuheap${key.slice(1)}`) || readme.includes(`…${key.slice(1)}`),
+      key,
+    );
+  }
+});
