@@ -56,24 +56,34 @@ Deno.test("replay command: --help says it reads PyTorch snapshots", async () => 
   assert.match(r.stdout, /PyTorch memory snapshot/);
 });
 
+/**
+ * Runs `code` in `deno eval` (every permission: the test process may not
+ * write files) and returns what it printed, as JSON.
+ */
+async function inScratch(code: string): Promise<Record<string, unknown>> {
+  const r = await deno(["eval", code]);
+  assert.equal(r.code, 0, r.stderr);
+  return JSON.parse(r.stdout);
+}
+
 Deno.test("memviz command: --out writes the page to the file, nothing to stdout", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
-    await Deno.writeTextFile(`${dir}/t.json`, TRACE);
-    const r = await deno([
-      "run",
-      "-A",
-      EXPORTS["./memviz"],
-      `${dir}/t.json`,
-      "--out",
-      `${dir}/m.html`,
-    ]);
-    assert.equal(r.code, 0, r.stderr);
-    assert.equal(r.stdout, "");
-    assert.match(await Deno.readTextFile(`${dir}/m.html`), /^<!DOCTYPE html>/i);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  const path = new URL(EXPORTS["./memviz"], ROOT).pathname;
+  const r = await inScratch(`
+    const dir = Deno.makeTempDirSync();
+    Deno.writeTextFileSync(dir + "/t.json", ${JSON.stringify(TRACE)});
+    const out = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", ${JSON.stringify(path)}, dir + "/t.json", "--out", dir + "/m.html"],
+      stdout: "piped",
+      stderr: "piped",
+    }).outputSync();
+    const html = Deno.readTextFileSync(dir + "/m.html");
+    Deno.removeSync(dir, { recursive: true });
+    const text = (b) => new TextDecoder().decode(b);
+    console.log(JSON.stringify({ code: out.code, stdout: text(out.stdout), stderr: text(out.stderr), html }));
+  `);
+  assert.equal(r.code, 0, String(r.stderr));
+  assert.equal(r.stdout, "");
+  assert.match(String(r.html), /^<!DOCTYPE html>/i);
 });
 
 Deno.test("memviz:png: the browser is the flag's, else the variable's, else each known name", () => {
@@ -85,26 +95,30 @@ Deno.test("memviz:png: the browser is the flag's, else the variable's, else each
 });
 
 Deno.test("memviz:png: a browser that is not there is one line naming what was tried", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
-    await Deno.writeTextFile(`${dir}/t.json`, TRACE);
-    const png = `${dir}/m.png`;
-    for (
-      const [args, env] of [
-        [["--browser", `${dir}/no-such-browser`], {}],
-        [[], { [BROWSER_ENV]: `${dir}/no-such-browser` }],
-      ] as [string[], Record<string, string>][]
-    ) {
-      const r = await deno(
-        ["run", "-A", EXPORTS["./memviz-png"], `${dir}/t.json`, png, ...args],
-        env,
-      );
-      assert.equal(r.code, 1, r.stderr);
-      assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
-      assert.match(r.stderr, /^memviz:png: no browser found \(tried .*no-such-browser\)/);
-    }
-  } finally {
-    await Deno.remove(dir, { recursive: true });
+  const missing = "/no-such-dir/no-such-browser";
+  for (
+    const [args, env] of [
+      [["--browser", missing], {}],
+      [[], { [BROWSER_ENV]: missing }],
+    ] as [string[], Record<string, string>][]
+  ) {
+    // The trace from stdin; nothing is written, as no browser starts.
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", EXPORTS["./memviz-png"], "-", "/no-such-dir/m.png", ...args],
+      cwd: ROOT,
+      env: { NO_COLOR: "1", ...env },
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(TRACE));
+    await writer.close();
+    const out = await child.output();
+    const stderr = new TextDecoder().decode(out.stderr);
+    assert.equal(out.code, 1, stderr);
+    assert.equal(stderr.trim().split("\n").length, 1, stderr);
+    assert.match(stderr, /^memviz:png: no browser found \(tried \/no-such-dir\/no-such-browser\)/);
   }
 });
 

@@ -11,18 +11,18 @@
  * ```
  *
  * Without `--out`, the page goes to stdout only when stdout is not a
- * terminal: a megabyte of HTML is of no use there.
+ * terminal: a megabyte of HTML is of no use there. From code, the page of a
+ * trace already in memory is `memvizHtml` of `@gpuheap/gpuheap/tools`.
  *
  * @example
  * ```ts
- * import { memvizFile } from "@gpuheap/gpuheap/memviz";
+ * import { MEMVIZ_COMMAND } from "@gpuheap/gpuheap/memviz";
+ * import { memvizHtml, readTrace } from "@gpuheap/gpuheap/tools";
  * import assert from "node:assert/strict";
  *
- * const file = await Deno.makeTempFile({ suffix: ".json" });
- * await Deno.writeTextFile(file, '[["a", 1, 4096], ["a", 2, 8192], ["f", 1], ["f", 2]]');
- * const html = await memvizFile(file);
+ * assert.deepEqual(Object.keys(MEMVIZ_COMMAND.flags), ["at", "x", "out"]);
+ * const html = memvizHtml(readTrace('[["a", 1, 4096], ["a", 2, 8192], ["f", 1], ["f", 2]]'));
  * assert.match(html, /^<!DOCTYPE html>/i);
- * await Deno.remove(file);
  * ```
  *
  * @module

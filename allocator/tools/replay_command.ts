@@ -99,7 +99,8 @@ export const REPLAY_COMMAND: Command<ReplayFlags> = {
     maxBindingSize: bytes("the device's maxStorageBufferBindingSize"),
     memory: bytes("the fake device's memory: heaps past it are refused"),
   },
-  notes: "Sizes may be written 512MiB. With --json and one policy the object holds the\n" +
+  notes: "From JSR: deno run -A jsr:@gpuheap/gpuheap/replay TRACE [flags]\n" +
+    "Sizes may be written 512MiB. With --json and one policy the object holds the\n" +
     'figures; with several, { "trace": ..., "policies": [ ... ] }. Exit status: 0 on\n' +
     "success, 1 if the trace cannot be read or replayed, 2 for bad flags.",
 };

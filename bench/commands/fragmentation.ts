@@ -210,7 +210,8 @@ export const FRAGMENTATION_COMMAND: Command<FragmentationFlags> = {
     conf: allocConf(`a policy to measure; repeat for more (default: ${POLICIES.length} policies)`),
     json: toggle("the rows as JSON instead of tables"),
   },
-  notes: "Exit status: 0 on success, 1 on an error, 2 for bad flags.",
+  notes: "From JSR: deno run -A jsr:@gpuheap/gpuheap/fragmentation [flags] (the real traces\n" +
+    "replay only from a clone). Exit status: 0 on success, 1 on an error, 2 for bad flags.",
 };
 
 if (import.meta.main) {

@@ -264,7 +264,8 @@ export const TRACE_GEN_COMMAND: Command<TraceGenFlags> = {
     }),
     out: text("write the trace there (default: stdout)", { arg: "FILE", nonEmpty: true }),
   },
-  notes: "Exit status: 0 on success, 1 if the file cannot be written, 2 for bad flags.",
+  notes: "From JSR: deno run -A jsr:@gpuheap/gpuheap/trace-gen KIND [flags]\n" +
+    "Exit status: 0 on success, 1 if the file cannot be written, 2 for bad flags.",
 };
 
 if (import.meta.main) {
