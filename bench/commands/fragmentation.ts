@@ -48,6 +48,14 @@ import { loadTraceFile } from "../../allocator/tools/load_trace.ts";
 import { readTrace } from "../../allocator/tools/read_trace.ts";
 import { BIG_GPU_LIMITS, generate, KINDS } from "./trace_gen.ts";
 
+export type {
+  Command,
+  Flag,
+  ManyFlag,
+  Positional,
+  ValueFlag,
+} from "../../allocator/tools/flags.ts";
+
 /** The policies compared when no --conf is given. */
 export const POLICIES: readonly string[] = [
   "",

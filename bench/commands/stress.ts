@@ -109,6 +109,7 @@ export const STRESS_COMMAND: Command<StressFlags> = {
     "2 for bad flags.",
 };
 
+export type { Command, Flag, Positional, ValueFlag } from "../../allocator/tools/flags.ts";
 export type {
   PipelineJob,
   PipelineMode,

@@ -42,6 +42,7 @@ import {
 import { mulberry32 } from "../../kernels/_random.ts";
 
 export type * from "../../allocator/trace.ts";
+export type { Command, Flag, Positional, ValueFlag } from "../../allocator/tools/flags.ts";
 export type { AllocatorSettings } from "../../allocator/config.ts";
 export type { AllocatorLimits } from "../../allocator/device.ts";
 
