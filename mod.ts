@@ -14,14 +14,18 @@
  * @example
  * ```ts
  * import { HeapAllocator, requestDevice } from "@gpuheap/gpuheap";
+ * import assert from "node:assert/strict";
  *
  * const device = await requestDevice();
  * const heap = new HeapAllocator(device);
  * const a = heap.alloc(1 << 20);
  * const s = heap.scalar(0.5, "f32");
+ * assert.ok(heap.currentAllocatedMemory() >= 1 << 20);
  * heap.free(a);
  * heap.free(s);
- * console.log(heap.memoryStats().reservedBytes.current);
+ * // Nothing live; the heaps stay reserved, cached for the next alloc.
+ * assert.equal(heap.currentAllocatedMemory(), 0);
+ * assert.ok(heap.memoryStats().reservedBytes.current >= 1 << 20);
  * heap.destroy();
  * device.destroy();
  * ```
@@ -88,12 +92,19 @@ export {
   type Conv2dAlgorithm,
   type Conv2dOptions,
   conv2dRelu,
+  type Conv2dTiledProgram,
+  type Conv2dTiles,
+  type Conv2dWinogradProgram,
+  type Conv2dWinogradTiles,
   type ConvWeights,
   type DType,
   empty,
   keep,
   maxPool2d,
   type MaxPool2dOptions,
+  type Owned,
+  type Pair,
+  type ParamsSpace,
   pipeline,
   type PipelineOptions,
   readAll,
@@ -108,4 +119,5 @@ export {
   type TensorBlock,
   type TensorData,
   type TensorOptions,
+  type WinogradPool,
 } from "./kernels/mod.ts";

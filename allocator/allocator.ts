@@ -116,7 +116,7 @@ export interface AllocOptions {
  *
  * @example
  * ```ts
- * import { HeapAllocator, FakeDevice } from "../mod.ts";
+ * import { FakeDevice, HeapAllocator } from "@gpuheap/gpuheap";
  * import assert from "node:assert/strict";
  *
  * const heap = new HeapAllocator(new FakeDevice());
@@ -249,7 +249,7 @@ export class HeapAllocator implements BlockOwner {
    *
    * @example
    * ```ts
-   * import { FakeDevice, HeapAllocator, OutOfMemoryError } from "../mod.ts";
+   * import { FakeDevice, HeapAllocator, OutOfMemoryError } from "@gpuheap/gpuheap";
    * import assert from "node:assert/strict";
    *
    * const heap = new HeapAllocator(new FakeDevice());
@@ -527,7 +527,7 @@ export class HeapAllocator implements BlockOwner {
    *
    * @example
    * ```ts
-   * import { FakeDevice, HeapAllocator } from "../mod.ts";
+   * import { FakeDevice, HeapAllocator } from "@gpuheap/gpuheap";
    * import assert from "node:assert/strict";
    *
    * const heap = new HeapAllocator(new FakeDevice());
@@ -581,7 +581,7 @@ export class HeapAllocator implements BlockOwner {
    *
    * @example
    * ```ts
-   * import { FakeDevice, HeapAllocator } from "../mod.ts";
+   * import { FakeDevice, HeapAllocator } from "@gpuheap/gpuheap";
    * import assert from "node:assert/strict";
    *
    * const heap = new HeapAllocator(new FakeDevice());
@@ -604,7 +604,7 @@ export class HeapAllocator implements BlockOwner {
    *
    * @example
    * ```ts
-   * import { FakeDevice, HeapAllocator } from "../mod.ts";
+   * import { FakeDevice, HeapAllocator } from "@gpuheap/gpuheap";
    * import assert from "node:assert/strict";
    *
    * const heap = new HeapAllocator(new FakeDevice());
@@ -662,8 +662,8 @@ export class HeapAllocator implements BlockOwner {
    *
    * @example
    * ```ts
-   * import { FakeDevice, HeapAllocator } from "../mod.ts";
-   * import { replay } from "./tools/replay.ts";
+   * import { FakeDevice, HeapAllocator } from "@gpuheap/gpuheap";
+   * import { replay } from "@gpuheap/gpuheap/tools";
    * import assert from "node:assert/strict";
    *
    * const heap = new HeapAllocator(new FakeDevice());

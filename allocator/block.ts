@@ -200,7 +200,7 @@ let recordOf: (block: Block) => BlockRecord;
  *
  * @example
  * ```ts
- * import { FakeDevice, HeapAllocator } from "../mod.ts";
+ * import { FakeDevice, HeapAllocator } from "@gpuheap/gpuheap";
  * import assert from "node:assert/strict";
  *
  * const heap = new HeapAllocator(new FakeDevice());

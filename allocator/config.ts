@@ -287,22 +287,44 @@ export interface ReadOptions {
  * @throws {RangeError} a malformed value, or a low watermark above the high one
  */
 export function readOptions(options: HeapAllocatorOptions): ReadOptions {
-  const highWatermark = parseBytes(
-    options.highWatermark ?? readEnv("GPUHEAP_HIGH_WATERMARK") ?? 0,
+  const highWatermark = optionOrEnv(
+    options.highWatermark,
     "highWatermark",
+    "GPUHEAP_HIGH_WATERMARK",
   );
-  const lowWatermark = parseBytes(
-    options.lowWatermark ?? readEnv("GPUHEAP_LOW_WATERMARK") ?? 0,
-    "lowWatermark",
-  );
+  const lowWatermark = optionOrEnv(options.lowWatermark, "lowWatermark", "GPUHEAP_LOW_WATERMARK");
   checkWatermarks(highWatermark, lowWatermark);
   return {
     highWatermark,
     lowWatermark,
-    allocConf: parseAllocConf(options.allocConf ?? readEnv("GPUHEAP_ALLOC_CONF") ?? ""),
-    debug: parseDebug(options.debug ?? readEnv("GPUHEAP_DEBUG")),
+    allocConf: options.allocConf !== undefined
+      ? parseAllocConf(options.allocConf)
+      : naming("GPUHEAP_ALLOC_CONF", () => parseAllocConf(readEnv("GPUHEAP_ALLOC_CONF") ?? "")),
+    debug: options.debug !== undefined
+      ? parseDebug(options.debug)
+      : naming("GPUHEAP_DEBUG", () => parseDebug(readEnv("GPUHEAP_DEBUG"))),
     log: options.log ?? ((line) => console.error(line)),
   };
+}
+
+/** Runs `read`; a `RangeError` it throws names the environment variable read. */
+function naming<T>(env: string, read: () => T): T {
+  try {
+    return read();
+  } catch (error) {
+    if (error instanceof RangeError) throw new RangeError(`${env}: ${error.message}`);
+    throw error;
+  }
+}
+
+/**
+ * A byte option, else its environment variable, else 0; an error names
+ * whichever was read, so a bad variable is found where it was set.
+ */
+function optionOrEnv(value: number | string | undefined, option: string, env: string): number {
+  if (value !== undefined) return parseBytes(value, option);
+  const text = readEnv(env);
+  return text === undefined ? 0 : parseBytes(text, env);
 }
 
 /**

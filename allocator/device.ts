@@ -143,7 +143,7 @@ export class FakeBuffer {
  *
  * @example
  * ```ts
- * import { FakeDevice } from "./device.ts";
+ * import { FakeDevice } from "@gpuheap/gpuheap";
  * import assert from "node:assert/strict";
  *
  * const device = new FakeDevice();

@@ -25,8 +25,7 @@ const WIDTH = METRIC + 4 * (VALUE + 1) + 2;
  *
  * @example
  * ```ts
- * import { formatMemorySummary } from "./memory_summary.ts";
- * import { FakeDevice, HeapAllocator } from "../mod.ts";
+ * import { FakeDevice, formatMemorySummary, HeapAllocator } from "@gpuheap/gpuheap";
  * import assert from "node:assert/strict";
  *
  * const heap = new HeapAllocator(new FakeDevice());

@@ -23,7 +23,7 @@ const WANTED_FEATURES: GPUFeatureName[] = ["shader-f16", "timestamp-query"];
  *
  * @example
  * ```ts
- * import { requestDevice } from "../mod.ts";
+ * import { requestDevice } from "@gpuheap/gpuheap";
  *
  * const device = await requestDevice();
  * console.log(device.limits.maxBufferSize);

@@ -2,8 +2,10 @@
 // gpuheap (iterations in flight, readbacks batched) and through the naive
 // path (a GPUBuffer created and destroyed per block, one readback per
 // iteration), measured in the same run; then the shared budget's reserve +
-// release cost, alone and with 4 Workers reserving at once. A summary in
-// iterations per second and nanoseconds per pair is printed at the end.
+// release cost, alone and with 4 Workers reserving at once. Iterations per
+// second: Workers × ITERATIONS over a row's time; nanoseconds per pair: a
+// row's time over PAIRS. (Nothing else is printed: a line of our own would
+// land inside the bench table.)
 //
 //   deno bench --allow-env --allow-read bench/pipeline_bench.ts
 import { SharedBudget } from "../kernels/workers/shared_budget.ts";
@@ -46,15 +48,6 @@ while (Atomics.load(control, 3) < hammers.length) {
   await Atomics.waitAsync(control, 3, Atomics.load(control, 3), 1000).value;
 }
 
-/** Seconds and iterations measured per case, for the summary. */
-const measured = new Map<string, { seconds: number; count: number }>();
-function record(key: string, seconds: number, count: number): void {
-  const m = measured.get(key) ?? { seconds: 0, count: 0 };
-  m.seconds += seconds;
-  m.count += count;
-  measured.set(key, m);
-}
-
 for (const workers of WORKERS) {
   for (const mode of ["gpuheap", "naive"] as const) {
     const list = pool.adapters.map((_, i) => (i < workers ? jobs[mode] : null));
@@ -62,7 +55,9 @@ for (const workers of WORKERS) {
       name: `pipeline, ${workers} Worker${
         workers > 1 ? "s" : ""
       } x ${ITERATIONS} iterations (${mode})`,
-      group: `pipeline on ${workers} Worker${workers > 1 ? "s" : ""}`,
+      group:
+        `pipeline [${shape.batch},${shape.channels},${shape.size},${shape.size}] -> ${shape.outChannels}` +
+        ` on ${workers} Worker${workers > 1 ? "s" : ""}, ${pool.adapters[0]}`,
       baseline: mode === "gpuheap",
       n: 3,
       warmup: 1,
@@ -75,7 +70,6 @@ for (const workers of WORKERS) {
             throw new Error(`worker ${r.worker + 1}: ${r.error?.message ?? "wrong results"}`);
           }
         }
-        record(`${mode} ${workers}`, seconds, workers * ITERATIONS);
       },
     });
   }
@@ -84,8 +78,6 @@ for (const workers of WORKERS) {
 const main = budget.claim("bench main");
 Deno.bench({
   name: "budget reserve + release, main thread alone",
-  group: "shared budget",
-  baseline: true,
   fn() {
     main.reserve(8 << 20);
     main.release(8 << 20);
@@ -104,14 +96,12 @@ for (const active of [1, 4]) {
     async fn() {
       Atomics.store(control, 1, 0);
       Atomics.store(control, 2, active);
-      const t0 = performance.now();
       Atomics.add(control, 0, 1);
       Atomics.notify(control, 0);
       while (Atomics.load(control, 1) < active) {
         const seen = Atomics.load(control, 1);
         if (seen < active) await Atomics.waitAsync(control, 1, seen, 1000).value;
       }
-      record(`budget ${active}`, (performance.now() - t0) / 1000, PAIRS);
     },
   });
 }
@@ -122,32 +112,4 @@ globalThis.addEventListener("unload", () => {
   main.detach();
   pool.closeSync();
   for (const worker of hammers) worker.terminate();
-  const rate = (key: string) => {
-    const m = measured.get(key);
-    return m ? m.count / m.seconds : NaN;
-  };
-  const lines = [
-    `pipeline [${shape.batch},${shape.channels},${shape.size},${shape.size}] -> ${shape.outChannels} channels, iterations/s (${
-      pool.adapters[0]
-    }):`,
-    "  Workers   gpuheap     naive   gpuheap/naive",
-  ];
-  for (const w of WORKERS) {
-    const g = rate(`gpuheap ${w}`);
-    const n = rate(`naive ${w}`);
-    lines.push(
-      `  ${String(w).padStart(7)} ${g.toFixed(1).padStart(9)} ${n.toFixed(1).padStart(9)} ${
-        (g / n).toFixed(2).padStart(14)
-      }x`,
-    );
-  }
-  for (const active of [1, 4]) {
-    const pairsPerSecond = rate(`budget ${active}`);
-    lines.push(
-      `budget reserve + release with ${active} Worker${active > 1 ? "s" : ""} at once: ${
-        (1e9 / pairsPerSecond).toFixed(0)
-      } ns per pair in each`,
-    );
-  }
-  console.log(lines.join("\n"));
 });

@@ -47,7 +47,7 @@ export interface ShaderProgram {
  *
  * @example
  * ```ts
- * import { shaderKey } from "./_prelude.ts";
+ * import { shaderKey } from "@gpuheap/gpuheap/kernels";
  * import assert from "node:assert/strict";
  *
  * assert.equal(shaderKey("relu", { width: 4, dtype: "f32" }), 'relu,dtype="f32",width=4');
@@ -77,7 +77,7 @@ export function shaderKey(name: string, description: object): string {
  *
  * @example
  * ```ts
- * import { shaderProgram } from "./_prelude.ts";
+ * import { shaderProgram } from "@gpuheap/gpuheap/kernels";
  * import assert from "node:assert/strict";
  *
  * const double = shaderProgram("double", (p: { size: number }) => `// ${p.size}`);
@@ -151,7 +151,7 @@ export interface KernelShader {
  *
  * @example
  * ```ts
- * import { makeShader } from "./_prelude.ts";
+ * import { makeShader } from "@gpuheap/gpuheap/kernels";
  * import assert from "node:assert/strict";
  *
  * const code = makeShader({

@@ -36,10 +36,7 @@ export interface AvgPool2dOptions {
  *
  * @example
  * ```ts
- * import { avgPool2d } from "./avg_pool2d.ts";
- * import { tensor } from "./tensor.ts";
- * import { HeapAllocator } from "../allocator/allocator.ts";
- * import { requestDevice } from "../allocator/request_device.ts";
+ * import { avgPool2d, HeapAllocator, requestDevice, tensor } from "@gpuheap/gpuheap";
  * import assert from "node:assert/strict";
  *
  * const device = await requestDevice();

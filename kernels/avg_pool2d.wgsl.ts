@@ -50,7 +50,7 @@ export const AVG_POOL2D_PARAMS = [
  *
  * @example
  * ```ts
- * import { avgPool2dWgsl } from "./avg_pool2d.wgsl.ts";
+ * import { avgPool2dWgsl } from "@gpuheap/gpuheap/kernels";
  * import assert from "node:assert/strict";
  *
  * assert.match(avgPool2dWgsl({ dtype: "f32", workgroupSize: 64 }), /@workgroup_size\(64\)/);

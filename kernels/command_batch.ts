@@ -209,9 +209,8 @@ export function freeTensorBlock(allocator: TensorAllocator, block: TensorBlock):
  *
  * @example
  * ```ts
- * import { commandBatchOf } from "./command_batch.ts";
- * import { HeapAllocator } from "../allocator/allocator.ts";
- * import { requestDevice } from "../allocator/request_device.ts";
+ * import { HeapAllocator, requestDevice } from "@gpuheap/gpuheap";
+ * import { commandBatchOf } from "@gpuheap/gpuheap/kernels";
  * import assert from "node:assert/strict";
  *
  * const device = await requestDevice();
@@ -240,9 +239,7 @@ export function commandBatchOf(allocator: TensorAllocator): CommandBatch {
  *
  * @example
  * ```ts
- * import { submit } from "./command_batch.ts";
- * import { HeapAllocator } from "../allocator/allocator.ts";
- * import { requestDevice } from "../allocator/request_device.ts";
+ * import { HeapAllocator, requestDevice, submit } from "@gpuheap/gpuheap";
  *
  * const device = await requestDevice();
  * const allocator = new HeapAllocator(device);
@@ -278,11 +275,8 @@ export function submit(allocator: TensorAllocator): void {
  *
  * @example
  * ```ts
- * import { commandBatchOf } from "./command_batch.ts";
- * import { relu } from "./relu.ts";
- * import { tensor } from "./tensor.ts";
- * import { HeapAllocator } from "../allocator/allocator.ts";
- * import { requestDevice } from "../allocator/request_device.ts";
+ * import { HeapAllocator, relu, requestDevice, tensor } from "@gpuheap/gpuheap";
+ * import { commandBatchOf } from "@gpuheap/gpuheap/kernels";
  * import assert from "node:assert/strict";
  *
  * const device = await requestDevice();
@@ -463,12 +457,8 @@ export class CommandBatch {
    *
    * @example
    * ```ts
-   * import { commandBatchOf } from "./command_batch.ts";
-   * import { relu } from "./relu.ts";
-   * import { maxPool2d } from "./max_pool2d.ts";
-   * import { tensor } from "./tensor.ts";
-   * import { HeapAllocator } from "../allocator/allocator.ts";
-   * import { requestDevice } from "../allocator/request_device.ts";
+   * import { HeapAllocator, maxPool2d, relu, requestDevice, tensor } from "@gpuheap/gpuheap";
+   * import { commandBatchOf } from "@gpuheap/gpuheap/kernels";
    * import assert from "node:assert/strict";
    *
    * const device = await requestDevice();

@@ -98,10 +98,7 @@ function winogradApplies(g: ConvGeometry): boolean {
  *
  * @example
  * ```ts
- * import { conv2d } from "./conv2d.ts";
- * import { tensor } from "./tensor.ts";
- * import { HeapAllocator } from "../allocator/allocator.ts";
- * import { requestDevice } from "../allocator/request_device.ts";
+ * import { conv2d, HeapAllocator, requestDevice, tensor } from "@gpuheap/gpuheap";
  * import assert from "node:assert/strict";
  *
  * const device = await requestDevice();
@@ -184,10 +181,7 @@ export function conv2d(
  *
  * @example
  * ```ts
- * import { conv2dRelu } from "./conv2d.ts";
- * import { tensor } from "./tensor.ts";
- * import { HeapAllocator } from "../allocator/allocator.ts";
- * import { requestDevice } from "../allocator/request_device.ts";
+ * import { conv2dRelu, HeapAllocator, requestDevice, tensor } from "@gpuheap/gpuheap";
  * import assert from "node:assert/strict";
  *
  * const device = await requestDevice();

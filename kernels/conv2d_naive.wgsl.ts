@@ -55,7 +55,7 @@ export const CONV2D_NAIVE_PARAMS = [
  *
  * @example
  * ```ts
- * import { conv2dNaiveWgsl } from "./conv2d_naive.wgsl.ts";
+ * import { conv2dNaiveWgsl } from "@gpuheap/gpuheap/kernels";
  * import assert from "node:assert/strict";
  *
  * const code = conv2dNaiveWgsl({ dtype: "f32", workgroupSize: 64, bias: true, relu: true });

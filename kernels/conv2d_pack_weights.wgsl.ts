@@ -34,7 +34,7 @@ export const CONV2D_PACK_WEIGHTS_PARAMS = ["total", "cInG", "cOutG", "kHW"] as c
  *
  * @example
  * ```ts
- * import { conv2dPackWeightsWgsl } from "./conv2d_pack_weights.wgsl.ts";
+ * import { conv2dPackWeightsWgsl } from "@gpuheap/gpuheap/kernels";
  * import assert from "node:assert/strict";
  *
  * assert.match(conv2dPackWeightsWgsl({ dtype: "f32", workgroupSize: 256 }), /packed/);

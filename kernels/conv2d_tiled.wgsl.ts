@@ -137,7 +137,7 @@ function range(n: number): number[] {
  *
  * @example
  * ```ts
- * import { conv2dTiledWgsl } from "./conv2d_tiled.wgsl.ts";
+ * import { conv2dTiledWgsl } from "@gpuheap/gpuheap/kernels";
  * import assert from "node:assert/strict";
  *
  * const code = conv2dTiledWgsl({

@@ -34,7 +34,7 @@ export type Conv2dTiles = Pick<
  *
  * @example
  * ```ts
- * import { conv2dDefaultTiles } from "./conv2d_tiles.ts";
+ * import { conv2dDefaultTiles } from "@gpuheap/gpuheap/kernels";
  * import assert from "node:assert/strict";
  *
  * assert.equal(conv2dDefaultTiles(32, 64).tileN, 64);
@@ -82,7 +82,7 @@ export const WINOGRAD_HALF_MAX_CHANNELS = 256;
  *
  * @example
  * ```ts
- * import { conv2dWinogradDefaultTiles } from "./conv2d_tiles.ts";
+ * import { conv2dWinogradDefaultTiles } from "@gpuheap/gpuheap/kernels";
  * import assert from "node:assert/strict";
  *
  * assert.equal(conv2dWinogradDefaultTiles(64, 131072, 49152).tiles, 64);

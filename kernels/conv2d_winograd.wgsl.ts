@@ -185,7 +185,7 @@ function range(n: number): number[] {
  *
  * @example
  * ```ts
- * import { conv2dWinogradWeightsWgsl } from "./conv2d_winograd.wgsl.ts";
+ * import { conv2dWinogradWeightsWgsl } from "@gpuheap/gpuheap/kernels";
  * import assert from "node:assert/strict";
  *
  * assert.match(conv2dWinogradWeightsWgsl({ dtype: "f32", workgroupSize: 256 }), /array<f32>/);
@@ -248,7 +248,7 @@ ${u.map((e, xi) => `  u[dst + ${xi} * stride] = ${e};`).join("\n")}`,
  *
  * @example
  * ```ts
- * import { conv2dWinogradWgsl } from "./conv2d_winograd.wgsl.ts";
+ * import { conv2dWinogradWgsl } from "@gpuheap/gpuheap/kernels";
  * import assert from "node:assert/strict";
  *
  * const code = conv2dWinogradWgsl({

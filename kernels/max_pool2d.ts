@@ -33,10 +33,7 @@ export interface MaxPool2dOptions {
  *
  * @example
  * ```ts
- * import { maxPool2d } from "./max_pool2d.ts";
- * import { tensor } from "./tensor.ts";
- * import { HeapAllocator } from "../allocator/allocator.ts";
- * import { requestDevice } from "../allocator/request_device.ts";
+ * import { HeapAllocator, maxPool2d, requestDevice, tensor } from "@gpuheap/gpuheap";
  * import assert from "node:assert/strict";
  *
  * const device = await requestDevice();

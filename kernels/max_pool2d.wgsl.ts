@@ -47,7 +47,7 @@ export const MAX_POOL2D_PARAMS = [
  *
  * @example
  * ```ts
- * import { maxPool2dWgsl } from "./max_pool2d.wgsl.ts";
+ * import { maxPool2dWgsl } from "@gpuheap/gpuheap/kernels";
  * import assert from "node:assert/strict";
  *
  * assert.match(maxPool2dWgsl({ dtype: "f32", workgroupSize: 256 }), /@workgroup_size\(256\)/);

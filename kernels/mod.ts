@@ -5,18 +5,25 @@
  *
  * @example
  * ```ts
- * import { conv2dRelu, maxPool2d, readAll, tensor } from "./mod.ts";
- * import { HeapAllocator } from "../allocator/allocator.ts";
- * import { requestDevice } from "../allocator/request_device.ts";
+ * import { conv2dRef, relativeError } from "@gpuheap/gpuheap/kernels";
+ * import { conv2dRelu, HeapAllocator, readAll, requestDevice, tensor } from "@gpuheap/gpuheap";
+ * import assert from "node:assert/strict";
  *
  * const device = await requestDevice();
  * const allocator = new HeapAllocator(device);
- * const x = tensor(allocator, new Float32Array(1 * 3 * 8 * 8).fill(1), [1, 3, 8, 8]);
- * const w = tensor(allocator, new Float32Array(4 * 3 * 3 * 3).fill(0.1), [4, 3, 3, 3]);
- * const y = conv2dRelu(x, w, null, { padding: 1 });
- * const z = maxPool2d(y, { kernelSize: 2 });
- * const [a, b] = await readAll([y, z]);
- * console.log(a.length, b.length); // 256 64
+ * const values = (n: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i + 1));
+ * const x = { data: values(3 * 8 * 8), shape: [1, 3, 8, 8] };
+ * const w = { data: values(4 * 3 * 3 * 3), shape: [4, 3, 3, 3] };
+ * const y = conv2dRelu(
+ *   tensor(allocator, x.data, x.shape),
+ *   tensor(allocator, w.data, w.shape),
+ *   null,
+ *   { padding: 1 },
+ * );
+ * const [out] = await readAll([y]);
+ * // The GPU's result against the float64 reference of the same op.
+ * const ref = conv2dRef(x, w, null, { padding: 1, relu: true });
+ * assert.ok(relativeError(out, ref.data) < 1e-5);
  * allocator.destroy();
  * device.destroy();
  * ```

@@ -40,10 +40,7 @@ export interface PipelineOptions {
  *
  * @example
  * ```ts
- * import { pipeline } from "./pipeline.ts";
- * import { tensor } from "./tensor.ts";
- * import { HeapAllocator } from "../allocator/allocator.ts";
- * import { requestDevice } from "../allocator/request_device.ts";
+ * import { HeapAllocator, pipeline, requestDevice, tensor } from "@gpuheap/gpuheap";
  * import assert from "node:assert/strict";
  *
  * const device = await requestDevice();

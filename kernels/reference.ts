@@ -72,7 +72,7 @@ function checkData(op: string, t: RefTensor, what: string): void {
  *
  * @example
  * ```ts
- * import { conv2dRef } from "./reference.ts";
+ * import { conv2dRef } from "@gpuheap/gpuheap/kernels";
  * import assert from "node:assert/strict";
  *
  * const x = { data: [1, 2, 3, 4], shape: [1, 1, 2, 2] };
@@ -136,7 +136,7 @@ export function conv2dRef(
  *
  * @example
  * ```ts
- * import { reluRef } from "./reference.ts";
+ * import { reluRef } from "@gpuheap/gpuheap/kernels";
  * import assert from "node:assert/strict";
  *
  * assert.deepEqual([...reluRef({ data: [-1, 2], shape: [2] }).data], [0, 2]);
@@ -158,7 +158,7 @@ export function reluRef(x: RefTensor): RefResult {
  *
  * @example
  * ```ts
- * import { maxPool2dRef } from "./reference.ts";
+ * import { maxPool2dRef } from "@gpuheap/gpuheap/kernels";
  * import assert from "node:assert/strict";
  *
  * const y = maxPool2dRef({ data: [1, 5, 3, 2], shape: [1, 1, 2, 2] }, { kernelSize: 2 });
@@ -220,7 +220,7 @@ export interface RefAvgPool2dOptions {
  *
  * @example
  * ```ts
- * import { avgPool2dRef } from "./reference.ts";
+ * import { avgPool2dRef } from "@gpuheap/gpuheap/kernels";
  * import assert from "node:assert/strict";
  *
  * const y = avgPool2dRef({ data: [1, 5, 3, 3], shape: [1, 1, 2, 2] }, { kernelSize: 2 });
@@ -294,7 +294,7 @@ export const PIPELINE_STAGES: readonly {
  *
  * @example
  * ```ts
- * import { pipelineRef } from "./reference.ts";
+ * import { pipelineRef } from "@gpuheap/gpuheap/kernels";
  * import assert from "node:assert/strict";
  *
  * const conv = (cin: number, cout: number) => ({
@@ -337,7 +337,7 @@ export function pipelineRef(x: RefTensor, weights: readonly RefConvWeights[]): R
  *
  * @example
  * ```ts
- * import { relativeError } from "./reference.ts";
+ * import { relativeError } from "@gpuheap/gpuheap/kernels";
  * import assert from "node:assert/strict";
  *
  * assert.equal(relativeError([3, 4], [3, 4]), 0);

@@ -33,7 +33,7 @@ export const RELU_PARAMS = ["total"] as const;
  *
  * @example
  * ```ts
- * import { reluWgsl } from "./relu.wgsl.ts";
+ * import { reluWgsl } from "@gpuheap/gpuheap/kernels";
  * import assert from "node:assert/strict";
  *
  * const code = reluWgsl({ dtype: "f32", width: 4, workgroupSize: 256 });

@@ -38,12 +38,7 @@ export function track(made: Owned): void {
  *
  * @example
  * ```ts
- * import { scope } from "./scope.ts";
- * import { relu } from "./relu.ts";
- * import { maxPool2d } from "./max_pool2d.ts";
- * import { tensor } from "./tensor.ts";
- * import { HeapAllocator } from "../allocator/allocator.ts";
- * import { requestDevice } from "../allocator/request_device.ts";
+ * import { HeapAllocator, maxPool2d, relu, requestDevice, scope, tensor } from "@gpuheap/gpuheap";
  * import assert from "node:assert/strict";
  *
  * const device = await requestDevice();
@@ -107,10 +102,14 @@ export function scope<T>(fn: () => T): T {
  *
  * @example
  * ```ts
- * import { keep, scope } from "./scope.ts";
- * import { tensor, type Tensor } from "./tensor.ts";
- * import { HeapAllocator } from "../allocator/allocator.ts";
- * import { requestDevice } from "../allocator/request_device.ts";
+ * import {
+ *   HeapAllocator,
+ *   keep,
+ *   requestDevice,
+ *   scope,
+ *   tensor,
+ *   type Tensor,
+ * } from "@gpuheap/gpuheap";
  * import assert from "node:assert/strict";
  *
  * const device = await requestDevice();

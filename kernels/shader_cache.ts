@@ -43,9 +43,8 @@ export interface ShaderCacheStats {
  *
  * @example
  * ```ts
- * import { getShader, shaderCacheStats } from "./shader_cache.ts";
- * import { reluShader } from "./relu.wgsl.ts";
- * import { requestDevice } from "../allocator/request_device.ts";
+ * import { requestDevice } from "@gpuheap/gpuheap";
+ * import { getShader, reluShader, shaderCacheStats } from "@gpuheap/gpuheap/kernels";
  * import assert from "node:assert/strict";
  *
  * const device = await requestDevice();
@@ -86,7 +85,7 @@ export function getShader(device: GPUDevice, program: ShaderProgram): GPUCompute
  *
  * @example
  * ```ts
- * import { shaderCacheStats } from "./shader_cache.ts";
+ * import { shaderCacheStats } from "@gpuheap/gpuheap/kernels";
  *
  * console.log(shaderCacheStats().compilations);
  * ```
@@ -109,7 +108,7 @@ export function shaderCacheStats(device?: GPUDevice): ShaderCacheStats {
  *
  * @example
  * ```ts
- * import { shaderCompilations } from "./shader_cache.ts";
+ * import { shaderCompilations } from "@gpuheap/gpuheap/kernels";
  *
  * const before = shaderCompilations();
  * console.log(shaderCompilations() - before); // 0: nothing ran

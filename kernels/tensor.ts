@@ -87,8 +87,7 @@ function debugFromEnv(): boolean {
  *
  * @example
  * ```ts
- * import { empty, reportTensorLeaks } from "./tensor.ts";
- * import { FakeDevice, HeapAllocator } from "../mod.ts";
+ * import { empty, FakeDevice, HeapAllocator, reportTensorLeaks } from "@gpuheap/gpuheap";
  * import assert from "node:assert/strict";
  *
  * const lines: string[] = [];
@@ -122,10 +121,7 @@ export function reportTensorLeaks(report: boolean | ((line: string) => void)): v
  *
  * @example
  * ```ts
- * import { tensor } from "./tensor.ts";
- * import { relu } from "./relu.ts";
- * import { HeapAllocator } from "../allocator/allocator.ts";
- * import { requestDevice } from "../allocator/request_device.ts";
+ * import { HeapAllocator, relu, requestDevice, tensor } from "@gpuheap/gpuheap";
  * import assert from "node:assert/strict";
  *
  * const device = await requestDevice();
@@ -327,9 +323,7 @@ function checkDtype(op: string, allocator: TensorAllocator, dtype: DType): void 
  *
  * @example
  * ```ts
- * import { empty } from "./tensor.ts";
- * import { HeapAllocator } from "../allocator/allocator.ts";
- * import { requestDevice } from "../allocator/request_device.ts";
+ * import { empty, HeapAllocator, requestDevice } from "@gpuheap/gpuheap";
  * import assert from "node:assert/strict";
  *
  * const device = await requestDevice();
@@ -373,9 +367,7 @@ export function empty(
  *
  * @example
  * ```ts
- * import { tensor } from "./tensor.ts";
- * import { HeapAllocator } from "../allocator/allocator.ts";
- * import { requestDevice } from "../allocator/request_device.ts";
+ * import { HeapAllocator, requestDevice, tensor } from "@gpuheap/gpuheap";
  * import assert from "node:assert/strict";
  *
  * const device = await requestDevice();
@@ -423,10 +415,7 @@ export function tensor(
  *
  * @example
  * ```ts
- * import { readAll, tensor } from "./tensor.ts";
- * import { relu } from "./relu.ts";
- * import { HeapAllocator } from "../allocator/allocator.ts";
- * import { requestDevice } from "../allocator/request_device.ts";
+ * import { HeapAllocator, readAll, relu, requestDevice, tensor } from "@gpuheap/gpuheap";
  * import assert from "node:assert/strict";
  *
  * const device = await requestDevice();

@@ -48,7 +48,7 @@ const COMMANDS: Record<string, CommandCase> = {
   },
   "memviz:png": {
     path: "allocator/tools/memviz_png_command.ts",
-    permissions: ["--allow-read", "--allow-env", "--allow-write", "--allow-run=chromium"],
+    permissions: ["--allow-read", "--allow-env", "--allow-write", "--allow-run"],
     bad: [
       [["t.json", "o.png", "--bogus=1"], /^memviz:png: Unknown flag "--bogus=1"/],
       [["t.json"], /Missing OUT/],

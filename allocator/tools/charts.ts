@@ -25,7 +25,7 @@ import { concat, cutLabel, type Markup, markup } from "./markup.ts";
  *
  * @example
  * ```ts
- * import { POOL_COLORS } from "./charts.ts";
+ * import { POOL_COLORS } from "@gpuheap/gpuheap/tools";
  *
  * console.log(POOL_COLORS.small); // "#4e79a7"
  * ```

@@ -74,7 +74,7 @@ export interface LoadOptions {
  *
  * @example
  * ```ts
- * import { parseTraceBytes } from "./load_trace.ts";
+ * import { parseTraceBytes } from "@gpuheap/gpuheap/tools";
  * import assert from "node:assert/strict";
  *
  * const bytes = new TextEncoder().encode('[["a", 1, 64]]');

@@ -98,8 +98,8 @@ const TOP_SITES = 10;
  *
  * @example
  * ```ts
- * import { FakeDevice, HeapAllocator } from "../../mod.ts";
- * import { memvizHtml } from "./memviz.ts";
+ * import { FakeDevice, HeapAllocator } from "@gpuheap/gpuheap";
+ * import { memvizHtml } from "@gpuheap/gpuheap/tools";
  * import assert from "node:assert/strict";
  *
  * const heap = new HeapAllocator(new FakeDevice());

@@ -1,18 +1,47 @@
 /**
- * The memviz command: draws a trace or a snapshot as one self-contained HTML
- * page on stdout.
+ * The memviz command: draws a trace or a snapshot (gpuheap's, a plain list,
+ * or a PyTorch memory snapshot) as one self-contained HTML page, written to
+ * `--out FILE` or to stdout.
  *
  * ```sh
- * deno task memviz trace-or-snapshot.json > memory.html
- * deno task memviz trace.json --at reserved > memory.html   # heap map at peak reserved
- * deno task memviz trace.json --x events > memory.html      # over events, not times
+ * deno run -A jsr:@gpuheap/gpuheap/memviz trace.json --out memory.html
+ * deno task memviz trace-or-snapshot.json --out memory.html
+ * deno task memviz trace.json --at reserved --out memory.html  # heap map at peak reserved
+ * deno task memviz trace.json --x events > memory.html         # over events, not times
+ * ```
+ *
+ * Without `--out`, the page goes to stdout only when stdout is not a
+ * terminal: a megabyte of HTML is of no use there. From code, the page of a
+ * trace already in memory is `memvizHtml` of `@gpuheap/gpuheap/tools`.
+ *
+ * @example
+ * ```ts
+ * import { MEMVIZ_COMMAND } from "@gpuheap/gpuheap/memviz";
+ * import { memvizHtml, readTrace } from "@gpuheap/gpuheap/tools";
+ * import assert from "node:assert/strict";
+ *
+ * assert.deepEqual(Object.keys(MEMVIZ_COMMAND.flags), ["at", "x", "out"]);
+ * const html = memvizHtml(readTrace('[["a", 1, 4096], ["a", 2, 8192], ["f", 1], ["f", 2]]'));
+ * assert.match(html, /^<!DOCTYPE html>/i);
  * ```
  *
  * @module
  */
 import { memvizHtml, type MemvizOptions } from "./memviz.ts";
 import { type LoadOptions, loadTraceFile } from "./load_trace.ts";
-import { choice, type Command, maxFileSize, runCommand, type ValueFlag } from "./flags.ts";
+import {
+  choice,
+  type Command,
+  type Flag,
+  FlagError,
+  maxFileSize,
+  type Positional,
+  runCommand,
+  text,
+  type ValueFlag,
+} from "./flags.ts";
+
+export type { Command, Flag, MemvizOptions, Positional, ValueFlag };
 
 /** The flags of the memviz commands. */
 export type MemvizFlags = {
@@ -20,6 +49,9 @@ export type MemvizFlags = {
   x: ValueFlag<"time" | "events">;
   maxFileSize: ValueFlag<number>;
 };
+
+/** The memviz command's flags: the shared ones and where the page goes. */
+export type MemvizPageFlags = MemvizFlags & { out: ValueFlag<string> };
 
 /** The flags of the memviz commands, shared by `memviz:png`. */
 export const MEMVIZ_FLAGS: MemvizFlags = {
@@ -35,18 +67,25 @@ export const MEMVIZ_FLAGS: MemvizFlags = {
 };
 
 /** The memviz command's arguments and flags. */
-export const MEMVIZ_COMMAND: Command<MemvizFlags> = {
+export const MEMVIZ_COMMAND: Command<MemvizPageFlags> = {
   name: "memviz",
-  synopsis: "deno task memviz FILE [--at allocated|reserved] [--x time|events] > out.html",
-  about: "Draws a trace or a snapshot as one self-contained HTML page on stdout: every\n" +
-    "block as a band over time, allocated and reserved bytes by pool, the largest\n" +
-    "blocks at the peak with their call sites, and every heap's blocks.",
+  synopsis: "deno task memviz FILE [--at allocated|reserved] [--x time|events] [--out FILE]",
+  about: "Draws a trace or a snapshot as one self-contained HTML page: every block as a\n" +
+    "band over time, allocated and reserved bytes by pool, the largest blocks at the\n" +
+    "peak with their call sites, and every heap's blocks.",
   positionals: [{
     name: "FILE",
-    help: "a trace or snapshot (JSON, gzipped or not); - reads stdin",
+    help: "a trace or snapshot (JSON or a PyTorch snapshot pickle, gzipped or not); - reads stdin",
   }],
-  flags: MEMVIZ_FLAGS,
-  notes: "Exit status: 0 on success, 1 if the file cannot be read or drawn, 2 for bad flags.",
+  flags: {
+    ...MEMVIZ_FLAGS,
+    out: text("write the page there (default: stdout, when it is not a terminal)", {
+      arg: "FILE",
+      nonEmpty: true,
+    }),
+  },
+  notes: "From JSR: deno run -A jsr:@gpuheap/gpuheap/memviz FILE --out memory.html\n" +
+    "Exit status: 0 on success, 1 if the file cannot be read or drawn, 2 for bad flags.",
 };
 
 /**
@@ -72,8 +111,18 @@ export async function memvizFile(
 
 if (import.meta.main) {
   Deno.exitCode = await runCommand(MEMVIZ_COMMAND, Deno.args, async ({ flags, positionals }) => {
-    console.log(
-      await memvizFile(positionals[0], { at: flags.at, x: flags.x, maxBytes: flags.maxFileSize }),
-    );
+    if (flags.out === undefined && Deno.stdout.isTerminal()) {
+      throw new FlagError("--out is needed when stdout is a terminal", "--out");
+    }
+    const html = await memvizFile(positionals[0], {
+      at: flags.at,
+      x: flags.x,
+      maxBytes: flags.maxFileSize,
+    });
+    if (flags.out === undefined) console.log(html);
+    else {
+      await Deno.writeTextFile(flags.out, html);
+      console.error(`wrote ${flags.out}`);
+    }
   });
 }

@@ -48,3 +48,21 @@ export {
 export { readSnapshot, SnapshotError } from "./read_snapshot.ts";
 export { replay, type ReplayOptions, type ReplayResult } from "./replay.ts";
 export { memvizHtml, type MemvizOptions, POOL_COLORS } from "./memviz.ts";
+export type { AllocatorLimits } from "../device.ts";
+export type { AllocatorSettings } from "../config.ts";
+export type { MemoryStats, PoolStats, Stat } from "../stats.ts";
+export type { BlockStateName, Snapshot, SnapshotBlock, SnapshotHeap } from "../snapshot.ts";
+export type {
+  AllocEvent,
+  EmptyCacheEvent,
+  FreeEvent,
+  HeapEvent,
+  OomEvent,
+  ReleaseEvent,
+  ResetPeakEvent,
+  ScalarEvent,
+  SplitEvent,
+  SubmitEvent,
+  Trace,
+  TraceEvent,
+} from "../trace.ts";

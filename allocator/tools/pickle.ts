@@ -168,7 +168,7 @@ const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"
  *
  * @example
  * ```ts
- * import { isPickle } from "./pickle.ts";
+ * import { isPickle } from "@gpuheap/gpuheap/tools";
  * import assert from "node:assert/strict";
  *
  * assert.equal(isPickle(new Uint8Array([0x80, 4, 0x4e, 0x2e])), true);
@@ -192,7 +192,7 @@ export function isPickle(bytes: Uint8Array): boolean {
  *
  * @example
  * ```ts
- * import { readPickle } from "./pickle.ts";
+ * import { readPickle } from "@gpuheap/gpuheap/tools";
  * import assert from "node:assert/strict";
  *
  * // pickle.dumps({"a": [1, 2.5, None]}, protocol=2)

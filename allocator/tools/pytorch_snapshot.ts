@@ -115,7 +115,7 @@ export interface PytorchSnapshotOptions {
  *
  * @example
  * ```ts
- * import { isPytorchSnapshot } from "./pytorch_snapshot.ts";
+ * import { isPytorchSnapshot } from "@gpuheap/gpuheap/tools";
  * import assert from "node:assert/strict";
  *
  * assert.equal(isPytorchSnapshot({ segments: [], device_traces: [] }), true);
@@ -137,8 +137,7 @@ export function isPytorchSnapshot(value: unknown): boolean {
  *
  * @example
  * ```ts
- * import { readPytorchSnapshot } from "./pytorch_snapshot.ts";
- * import { replay } from "./replay.ts";
+ * import { readPytorchSnapshot, replay } from "@gpuheap/gpuheap/tools";
  * import assert from "node:assert/strict";
  *
  * const MiB = 1 << 20;
@@ -210,7 +209,7 @@ export function readPytorchSnapshot(
  *
  * @example
  * ```ts
- * import { pytorchFacts, readPytorchSnapshot } from "./pytorch_snapshot.ts";
+ * import { pytorchFacts, readPytorchSnapshot } from "@gpuheap/gpuheap/tools";
  * import assert from "node:assert/strict";
  *
  * const trace = readPytorchSnapshot({ segments: [], device_traces: [] });
@@ -230,7 +229,7 @@ export function pytorchFacts(value: unknown): PytorchFacts | undefined {
  *
  * @example
  * ```ts
- * import { formatPytorchFacts, readPytorchSnapshot } from "./pytorch_snapshot.ts";
+ * import { formatPytorchFacts, readPytorchSnapshot } from "@gpuheap/gpuheap/tools";
  * import assert from "node:assert/strict";
  *
  * const trace = readPytorchSnapshot({

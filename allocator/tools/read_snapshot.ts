@@ -19,7 +19,7 @@ import { describe, parseJson, readSettings, TraceError } from "./read_trace.ts";
  *
  * @example
  * ```ts
- * import { readSnapshot, SnapshotError } from "./read_snapshot.ts";
+ * import { readSnapshot, SnapshotError } from "@gpuheap/gpuheap/tools";
  * import assert from "node:assert/strict";
  *
  * assert.throws(() => readSnapshot({ format: "gpuheap-snapshot", version: 1 }), (e: unknown) => {
@@ -154,8 +154,8 @@ const isSize = (v: unknown) => Number.isSafeInteger(v) && (v as number) > 0;
  *
  * @example
  * ```ts
- * import { FakeDevice, HeapAllocator } from "../../mod.ts";
- * import { readSnapshot } from "./read_snapshot.ts";
+ * import { FakeDevice, HeapAllocator } from "@gpuheap/gpuheap";
+ * import { readSnapshot } from "@gpuheap/gpuheap/tools";
  * import assert from "node:assert/strict";
  *
  * const heap = new HeapAllocator(new FakeDevice());

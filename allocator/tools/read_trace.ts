@@ -21,7 +21,7 @@ import type { Trace } from "../trace.ts";
  *
  * @example
  * ```ts
- * import { readTrace, TraceError } from "./read_trace.ts";
+ * import { readTrace, TraceError } from "@gpuheap/gpuheap/tools";
  * import assert from "node:assert/strict";
  *
  * assert.throws(() => readTrace([["a", 1, 64], ["x"]]), (e: unknown) => {
@@ -173,7 +173,7 @@ const EVENTS: ReadonlyMap<string, readonly [required: Item[], optional: Item[]]>
  *
  * @example
  * ```ts
- * import { readTrace } from "./read_trace.ts";
+ * import { readTrace } from "@gpuheap/gpuheap/tools";
  * import assert from "node:assert/strict";
  *
  * const trace = readTrace('[["a", 1, 4096], ["f", 1]]');

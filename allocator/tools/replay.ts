@@ -123,7 +123,7 @@ const USAGES = new Set(["storage", "uniform", "readback", "upload"]);
  *
  * @example
  * ```ts
- * import { replay } from "./replay.ts";
+ * import { replay } from "@gpuheap/gpuheap/tools";
  * import assert from "node:assert/strict";
  *
  * const events = [["a", 1, 3 << 20], ["f", 1], ["a", 2, 3 << 20]];

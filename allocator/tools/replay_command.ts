@@ -1,15 +1,35 @@
-// Replays a trace on the fake device and prints what the allocator did: peak
-// allocated, peak reserved, their ratio, heaps made, createBuffer calls,
-// retries and OOMs — for one policy, or several side by side.
-//
-//   deno task replay trace.json
-//   deno task replay trace.json --conf "" --conf roundup_power2_divisions:4 --conf caching:0
-//   deno task replay trace.json --compare            # the standard set of policies
-//   deno task replay trace.json --json               # one JSON object, for scripts
-//   deno task replay trace.json --plan               # planned iterations beside online
-//   deno task replay - < trace.json                  # the trace from stdin
-//   deno task replay snapshot.pickle.gz              # a PyTorch memory snapshot
-//   deno task replay --help                          # every flag
+/**
+ * The replay command: replays a trace (gpuheap's, a plain list of
+ * `["a", id, size]` / `["f", id]` events, or a PyTorch memory snapshot
+ * pickle) on the fake device and prints what the allocator did: peak
+ * allocated, peak reserved, their ratio, heaps made, createBuffer calls,
+ * retries and OOMs — for one policy, or several side by side.
+ *
+ * ```sh
+ * deno run -A jsr:@gpuheap/gpuheap/replay trace.json
+ * deno task replay trace.json --conf "" --conf roundup_power2_divisions:4 --conf caching:0
+ * deno task replay trace.json --compare            # the standard set of policies
+ * deno task replay trace.json --json               # one JSON object, for scripts
+ * deno task replay trace.json --plan               # planned iterations beside online
+ * deno task replay - < trace.json                  # the trace from stdin
+ * deno task replay snapshot.pickle.gz              # a PyTorch memory snapshot
+ * deno task replay --help                          # every flag
+ * ```
+ *
+ * @example
+ * ```ts
+ * import { comparePolicies } from "@gpuheap/gpuheap/replay";
+ * import { readTrace } from "@gpuheap/gpuheap/tools";
+ * import assert from "node:assert/strict";
+ *
+ * const trace = readTrace('[["a", 1, 3000000], ["f", 1], ["a", 2, 3000000], ["f", 2]]');
+ * const [plain, uncached] = comparePolicies(trace, ["", "caching:0"]);
+ * assert.equal(plain.peakAllocated, uncached.peakAllocated);
+ * assert.ok(uncached.createBufferCalls >= plain.createBufferCalls);
+ * ```
+ *
+ * @module
+ */
 import {
   allocConf,
   bytes,
@@ -18,6 +38,7 @@ import {
   type ManyFlag,
   maxFileSize,
   type ParsedArgs,
+  type Positional,
   runCommand,
   toggle,
   type ValueFlag,
@@ -28,6 +49,11 @@ import type { Trace } from "../trace.ts";
 import { readTrace } from "./read_trace.ts";
 import { loadTraceFile } from "./load_trace.ts";
 import { formatPytorchFacts, pytorchFacts } from "./pytorch_snapshot.ts";
+
+export type { Command, Flag, ManyFlag, Positional, ReplayOptions, ReplayResult, ValueFlag };
+export type * from "../trace.ts";
+export type { AllocatorSettings } from "../config.ts";
+export type { AllocatorLimits } from "../device.ts";
 
 /** The policies `--compare` lays side by side. */
 export const STANDARD_POLICIES: readonly string[] = [
@@ -59,8 +85,13 @@ export const REPLAY_COMMAND: Command<ReplayFlags> = {
   synopsis: "deno task replay TRACE [flags]",
   about: "Replays a trace on the fake device and prints what the allocator did: peak\n" +
     "allocated, peak reserved, their ratio, heaps made, createBuffer calls, retries\n" +
-    "and OOMs, for one policy or several side by side.",
-  positionals: [{ name: "TRACE", help: "a trace file (JSON, gzipped or not); - reads stdin" }],
+    "and OOMs, for one policy or several side by side. Reads gpuheap traces, plain\n" +
+    'lists of ["a", id, size] and ["f", id] events, and PyTorch memory snapshots\n' +
+    "(torch.cuda.memory._dump_snapshot pickles, gzipped or not) without Python.",
+  positionals: [{
+    name: "TRACE",
+    help: "a trace (JSON) or a PyTorch memory snapshot (pickle), gzipped or not; - reads stdin",
+  }],
   flags: {
     conf: allocConf("alloc conf on top of the trace's; repeat for more columns"),
     compare: toggle(`the standard policies side by side (${STANDARD_POLICIES.length} columns)`),
@@ -74,7 +105,8 @@ export const REPLAY_COMMAND: Command<ReplayFlags> = {
     plan: toggle("also replay each policy with its iter marks planned, row beside row"),
     maxFileSize: maxFileSize(),
   },
-  notes: "Sizes may be written 512MiB. With --json and one policy the object holds the\n" +
+  notes: "From JSR: deno run -A jsr:@gpuheap/gpuheap/replay TRACE [flags]\n" +
+    "Sizes may be written 512MiB. With --json and one policy the object holds the\n" +
     'figures; with several, { "trace": ..., "policies": [ ... ] }. Exit status: 0 on\n' +
     "success, 1 if the trace cannot be read or replayed, 2 for bad flags.",
 };

@@ -1,33 +1,60 @@
-// Fragmentation: peak reserved bytes over peak live bytes, replayed on the
-// fake device for the workloads of trace_gen.ts (several seeds each) under
-// several policies. Three "live" figures divide peak reserved:
-//
-//   alloc    peak of bytes in live blocks, each block's rounded size
-//   req      peak of bytes live blocks asked for
-//   in use   peak of live blocks plus blocks freed but waiting for a submit
-//            (WebGPU forbids handing them out before it, so no policy can reuse them)
-//
-// Each cell is the mean over seeds, with the worst seed in brackets;
-// "createBuffer" is the mean count of GPUBuffers made.
-//
-// Beside the generated workloads, the real traces of tests/testdata/pytorch
-// (PyTorch CUDA allocator snapshots, listed in its facts.json) replay under
-// the same limits, each with PyTorch's own peak reserved ÷ peak allocated as
-// PyTorch measured them (torch.cuda.max_memory_reserved/allocated).
-//
-// Run: deno task fragmentation [--seeds N] [--conf S]... [--json]   (--help for more)
+/**
+ * The fragmentation command: peak reserved bytes over peak live bytes,
+ * replayed on the fake device for the workloads of trace:gen (several seeds
+ * each) under several policies. Three "live" figures divide peak reserved:
+ *
+ * - alloc: peak of bytes in live blocks, each block's rounded size
+ * - req: peak of bytes live blocks asked for
+ * - in use: peak of live blocks plus blocks freed but waiting for a submit
+ *   (WebGPU forbids handing them out before it, so no policy can reuse them)
+ *
+ * Each cell is the mean over seeds, with the worst seed in brackets;
+ * "createBuffer" is the mean count of GPUBuffers made.
+ *
+ * From a clone, the real traces of `tests/testdata/pytorch` (PyTorch CUDA
+ * allocator snapshots, listed in its facts.json) replay too, under the same
+ * limits, each with PyTorch's own peak reserved ÷ peak allocated
+ * (`torch.cuda.max_memory_reserved/allocated`); the package does not ship them.
+ *
+ * ```sh
+ * deno run -A jsr:@gpuheap/gpuheap/fragmentation [--seeds N] [--conf S]... [--json]
+ * deno task fragmentation --help
+ * ```
+ *
+ * @example
+ * ```ts
+ * import { formatRows, measure } from "@gpuheap/gpuheap/fragmentation";
+ * import assert from "node:assert/strict";
+ *
+ * const rows = measure([""], 1);
+ * assert.ok(rows.every((r) => r.alloc.mean >= 1));
+ * assert.match(formatRows(rows), /\| default \|/);
+ * ```
+ *
+ * @module
+ */
 import {
   allocConf,
   type Command,
   type Flag,
   integer,
+  type ManyFlag,
   runCommand,
   toggle,
+  type ValueFlag,
 } from "../../allocator/tools/flags.ts";
 import { replay, type ReplayResult } from "../../allocator/tools/replay.ts";
 import { loadTraceFile } from "../../allocator/tools/load_trace.ts";
 import { readTrace } from "../../allocator/tools/read_trace.ts";
 import { BIG_GPU_LIMITS, generate, KINDS } from "./trace_gen.ts";
+
+export type {
+  Command,
+  Flag,
+  ManyFlag,
+  Positional,
+  ValueFlag,
+} from "../../allocator/tools/flags.ts";
 
 /** The policies compared when no --conf is given. */
 export const POLICIES: readonly string[] = [
@@ -172,8 +199,15 @@ export function formatRows(rows: readonly FragmentationRow[]): string {
   return out.join("\n");
 }
 
+/** The fragmentation command's flags, by name. */
+export type FragmentationFlags = {
+  seeds: ValueFlag<number>;
+  conf: ManyFlag<string>;
+  json: Flag<boolean>;
+};
+
 /** The fragmentation command's flags. */
-export const FRAGMENTATION_COMMAND = {
+export const FRAGMENTATION_COMMAND: Command<FragmentationFlags> = {
   name: "fragmentation",
   synopsis: "deno task fragmentation [flags]",
   about: "Peak reserved bytes over peak live bytes, replayed on the fake device for the\n" +
@@ -184,15 +218,18 @@ export const FRAGMENTATION_COMMAND = {
     conf: allocConf(`a policy to measure; repeat for more (default: ${POLICIES.length} policies)`),
     json: toggle("the rows as JSON instead of tables"),
   },
-  notes: "Exit status: 0 on success, 1 on an error, 2 for bad flags.",
-} satisfies Command<Record<string, Flag<unknown>>>;
+  notes: "From JSR: deno run -A jsr:@gpuheap/gpuheap/fragmentation [flags] (the real traces\n" +
+    "replay only from a clone). Exit status: 0 on success, 1 on an error, 2 for bad flags.",
+};
 
 if (import.meta.main) {
   Deno.exitCode = await runCommand(FRAGMENTATION_COMMAND, Deno.args, async ({ flags }) => {
     const seeds = flags.seeds ?? 5;
     const policies = flags.conf.length > 0 ? flags.conf : POLICIES;
     const rows = measure(policies, seeds);
-    const real = await measureReal(policies);
+    // The real traces lie in the repository, not in the package.
+    const fromClone = REAL_TRACES_DIR.protocol === "file:";
+    const real = fromClone ? await measureReal(policies) : [];
     if (flags.json) console.log(JSON.stringify([...rows, ...real], null, 2));
     else {
       console.log(
@@ -200,10 +237,12 @@ if (import.meta.main) {
           "mean (worst)",
       );
       console.log(formatRows(rows));
-      console.log(
-        "\nReal traces (PyTorch CUDA allocator snapshots, tests/testdata/pytorch), same limits:",
-      );
-      console.log(formatRows(real));
+      if (fromClone) {
+        console.log(
+          "\nReal traces (PyTorch CUDA allocator snapshots, tests/testdata/pytorch), same limits:",
+        );
+        console.log(formatRows(real));
+      } else console.log("\n(The real PyTorch traces replay only from a clone of the repository.)");
     }
   });
 }

@@ -1,11 +1,28 @@
-// The stress command: Workers each run the three-stage pipeline (conv+ReLU+
-// max pool, conv+ReLU+max pool, conv+ReLU+avg pool) on seeded inputs, several
-// iterations in flight, every output checked against the float64 reference,
-// all under one shared memory budget. Prints progress on stderr, then the
-// result line, per-Worker throughput and the memory table; exits 1 on any
-// error, 2 on bad flags.
-//
-//   deno run --allow-read --allow-env bench/commands/stress.ts [flags]   (deno task stress)
+/**
+ * The stress command, the package's main job: Workers each run the
+ * three-stage pipeline (conv+ReLU+max pool, conv+ReLU+max pool,
+ * conv+ReLU+avg pool) on seeded inputs, several iterations in flight, every
+ * output checked against the float64 reference, all under one shared memory
+ * budget. Prints progress on stderr, then the result line, per-Worker
+ * throughput and the memory table; exits 1 on any error, 2 on bad flags.
+ *
+ * ```sh
+ * deno run -A jsr:@gpuheap/gpuheap/stress [flags]
+ * deno task stress [flags]          # from a clone
+ * ```
+ *
+ * @example
+ * ```ts
+ * import { parseStressFlags } from "@gpuheap/gpuheap/stress";
+ * import assert from "node:assert/strict";
+ *
+ * const options = parseStressFlags(["--workers", "2", "--iterations", "10"]);
+ * assert.equal(options.workers, 2);
+ * assert.equal(options.job.iterations, 10);
+ * ```
+ *
+ * @module
+ */
 import { SharedBudget } from "../../kernels/workers/shared_budget.ts";
 import { formatBytes } from "../../allocator/format.ts";
 import {
@@ -29,6 +46,7 @@ import {
   parseArgs,
   toggle,
   usage,
+  type ValueFlag,
 } from "../../allocator/tools/flags.ts";
 
 /**
@@ -38,7 +56,7 @@ import {
  * H200 (8: 13,900/s, 16: 14,600/s), and a 2-core machine with a software
  * adapter runs 2 as fast as 4.
  */
-const DEFAULT_WORKERS = Math.min(
+const DEFAULT_WORKERS: number = Math.min(
   8,
   Math.max(2, Math.floor((navigator.hardwareConcurrency ?? 4) / 2)),
 );
@@ -47,8 +65,25 @@ const DEFAULT_ITERATIONS = 1000;
 
 const L = PIPELINE_LIMITS;
 
+/** The stress command's flags, by name. */
+export type StressFlags = {
+  workers: ValueFlag<number>;
+  iterations: ValueFlag<number>;
+  batch: ValueFlag<number>;
+  channels: ValueFlag<number>;
+  size: ValueFlag<number>;
+  outChannels: ValueFlag<number>;
+  inFlight: ValueFlag<number>;
+  warmup: ValueFlag<number>;
+  budget: ValueFlag<number>;
+  inputs: ValueFlag<number>;
+  seed: ValueFlag<number>;
+  naive: Flag<boolean>;
+  json: Flag<boolean>;
+};
+
 /** The stress command's flags. */
-export const STRESS_COMMAND = {
+export const STRESS_COMMAND: Command<StressFlags> = {
   name: "stress",
   synopsis: "deno task stress [flags]",
   about: "Runs the three-stage pipeline Conv->ReLU->MaxPool, Conv->ReLU->MaxPool,\n" +
@@ -89,16 +124,28 @@ export const STRESS_COMMAND = {
   },
   notes: "Exit status: 0 when every iteration ran and matched the reference, 1 otherwise,\n" +
     "2 for bad flags.",
-} satisfies Command<Record<string, Flag<unknown>>>;
+};
+
+export type { Command, Flag, Positional, ValueFlag } from "../../allocator/tools/flags.ts";
+export type {
+  PipelineJob,
+  PipelineMode,
+  PipelineShape,
+} from "../../kernels/workers/pipeline_job.ts";
 
 /** The stress command's settings, from its flags. */
 export interface StressOptions {
+  /** Workers to start. */
   workers: number;
+  /** What each Worker runs: shape, iterations, inputs, seed. */
   job: PipelineJob;
   /** Iterations per Worker run (and checked) before the measured job. */
   warmup: number;
+  /** The shared budget's limit in bytes (0: none). */
   budget: number;
+  /** Print one JSON object instead of the text report. */
   json: boolean;
+  /** `--help` was given. */
   help: boolean;
 }
 

@@ -1,25 +1,50 @@
-// Seeded synthetic traces for fragmentation measurements, in the trace format
-// (events ["a", id, size], ["f", id, pending], ["submit"]) with the limits of
-// a large GPU (4 GiB buffers, 2 GiB bindings) so requests up to 256 MiB fit.
-//
-//   transformer  batch and sequence length change every step; activations are
-//                batch×seq×hidden floats, saved per layer for the backward pass
-//   training     a few long-lived buffers (weights, gradients, optimizer state)
-//                and many short-lived activations of a fixed network
-//   random       sizes log-uniform in 256 B–256 MiB, random lifetimes
-//
-// Run: deno task trace:gen KIND [--seed N] [--steps N] [--out FILE]   (--help for more)
-// (without --out, the trace goes to stdout).
+/**
+ * The trace:gen command: seeded synthetic traces for fragmentation
+ * measurements, in the trace format (events `["a", id, size]`,
+ * `["f", id, pending]`, `["submit"]`) with the limits of a large GPU (4 GiB
+ * buffers, 2 GiB bindings) so requests up to 256 MiB fit.
+ *
+ * - `transformer`: batch and sequence length change every step; activations
+ *   are batch×seq×hidden floats, saved per layer for the backward pass
+ * - `training`: a few long-lived buffers (weights, gradients, optimizer state)
+ *   and many short-lived activations of a fixed network
+ * - `random`: sizes log-uniform in 256 B–256 MiB, random lifetimes
+ *
+ * ```sh
+ * deno run -A jsr:@gpuheap/gpuheap/trace-gen KIND [--seed N] [--steps N] [--out FILE]
+ * deno task trace:gen transformer --out transformer.json
+ * ```
+ *
+ * Without `--out`, the trace goes to stdout.
+ *
+ * @example
+ * ```ts
+ * import { generate } from "@gpuheap/gpuheap/trace-gen";
+ * import { replay } from "@gpuheap/gpuheap/tools";
+ * import assert from "node:assert/strict";
+ *
+ * const trace = generate("training", { seed: 1, steps: 2 });
+ * assert.deepEqual(generate("training", { seed: 1, steps: 2 }), trace);
+ * assert.ok(replay(trace).peakAllocated > 0);
+ * ```
+ *
+ * @module
+ */
 import type { Trace, TraceEvent } from "../../allocator/trace.ts";
 import {
   choice,
   type Command,
-  type Flag,
   integer,
   runCommand,
   text,
+  type ValueFlag,
 } from "../../allocator/tools/flags.ts";
 import { mulberry32 } from "../../kernels/_random.ts";
+
+export type * from "../../allocator/trace.ts";
+export type { Command, Flag, Positional, ValueFlag } from "../../allocator/tools/flags.ts";
+export type { AllocatorSettings } from "../../allocator/config.ts";
+export type { AllocatorLimits } from "../../allocator/device.ts";
 
 /** Limits of the device generated traces are replayed on: an H100's, as Deno reports them. */
 export const BIG_GPU_LIMITS = {
@@ -217,8 +242,15 @@ export function generate(kind: Kind, options: GenOptions = {}): Trace {
   };
 }
 
+/** The trace:gen command's flags, by name. */
+export type TraceGenFlags = {
+  seed: ValueFlag<number>;
+  steps: ValueFlag<number>;
+  out: ValueFlag<string>;
+};
+
 /** The trace:gen command's arguments and flags. */
-export const TRACE_GEN_COMMAND = {
+export const TRACE_GEN_COMMAND: Command<TraceGenFlags> = {
   name: "trace:gen",
   synopsis: "deno task trace:gen KIND [flags]",
   about: "Writes a seeded synthetic trace, with the limits of a large GPU in its settings.",
@@ -233,8 +265,9 @@ export const TRACE_GEN_COMMAND = {
     }),
     out: text("write the trace there (default: stdout)", { arg: "FILE", nonEmpty: true }),
   },
-  notes: "Exit status: 0 on success, 1 if the file cannot be written, 2 for bad flags.",
-} satisfies Command<Record<string, Flag<unknown>>>;
+  notes: "From JSR: deno run -A jsr:@gpuheap/gpuheap/trace-gen KIND [flags]\n" +
+    "Exit status: 0 on success, 1 if the file cannot be written, 2 for bad flags.",
+};
 
 if (import.meta.main) {
   Deno.exitCode = await runCommand(TRACE_GEN_COMMAND, Deno.args, ({ flags, positionals }) => {

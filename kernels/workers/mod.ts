@@ -70,3 +70,8 @@ export {
   UncachedAllocator,
   type WorkerReport,
 } from "./pipeline_job.ts";
+export type { WorkerHeapOptions } from "./worker.ts";
+export type { HeapAllocatorOptions } from "../../allocator/allocator.ts";
+export type { MemoryBudget } from "../../allocator/budget.ts";
+export type { MemoryStats, PoolStats, Stat } from "../../allocator/stats.ts";
+export type { TensorAllocator, TensorAllocOptions, TensorBlock } from "../command_batch.ts";

@@ -161,7 +161,7 @@ function referenceWork({ batch, channels, size, outChannels }: PipelineShape): n
  *
  * @example
  * ```ts
- * import { pipelineJob } from "./pipeline_job.ts";
+ * import { pipelineJob } from "@gpuheap/gpuheap/workers";
  * import assert from "node:assert/strict";
  *
  * const job = pipelineJob({ iterations: 10, shape: { size: 16 } });
@@ -253,7 +253,7 @@ export function pipelineJob(options: PipelineJobOptions = {}): PipelineJob {
  *
  * @example
  * ```ts
- * import { pipelineData, pipelineJob } from "./pipeline_job.ts";
+ * import { pipelineData, pipelineJob } from "@gpuheap/gpuheap/workers";
  * import assert from "node:assert/strict";
  *
  * const data = pipelineData(pipelineJob({ inputs: 2, shape: { channels: 2, size: 8, outChannels: 4 } }));
@@ -342,9 +342,8 @@ export interface RunPipelineJobOptions {
  *
  * @example
  * ```ts
- * import { pipelineData, pipelineJob, runPipelineJob } from "./pipeline_job.ts";
- * import { HeapAllocator } from "../../allocator/allocator.ts";
- * import { requestDevice } from "../../allocator/request_device.ts";
+ * import { HeapAllocator, requestDevice } from "@gpuheap/gpuheap";
+ * import { pipelineData, pipelineJob, runPipelineJob } from "@gpuheap/gpuheap/workers";
  * import assert from "node:assert/strict";
  *
  * const job = pipelineJob({ iterations: 4, inFlight: 2, shape: { channels: 2, size: 8, outChannels: 4 } });
@@ -606,10 +605,8 @@ const USAGE_FLAGS = {
  *
  * @example
  * ```ts
- * import { UncachedAllocator } from "./pipeline_job.ts";
- * import { relu } from "../relu.ts";
- * import { tensor } from "../tensor.ts";
- * import { requestDevice } from "../../allocator/request_device.ts";
+ * import { relu, requestDevice, tensor } from "@gpuheap/gpuheap";
+ * import { UncachedAllocator } from "@gpuheap/gpuheap/workers";
  * import assert from "node:assert/strict";
  *
  * const device = await requestDevice();

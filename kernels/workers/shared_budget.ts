@@ -255,8 +255,8 @@ interface Attach {
  *
  * @example
  * ```ts
- * import { FakeDevice, HeapAllocator } from "../../mod.ts";
- * import { SharedBudget } from "./shared_budget.ts";
+ * import { FakeDevice, HeapAllocator } from "@gpuheap/gpuheap";
+ * import { SharedBudget } from "@gpuheap/gpuheap/workers";
  * import assert from "node:assert/strict";
  *
  * const budget = new SharedBudget({ limit: "64MiB" });
@@ -366,7 +366,7 @@ export class SharedBudget implements MemoryBudget {
    *
    * @example
    * ```ts
-   * import { SharedBudget } from "./shared_budget.ts";
+   * import { SharedBudget } from "@gpuheap/gpuheap/workers";
    * import assert from "node:assert/strict";
    *
    * const budget = new SharedBudget({ limit: 1 << 30 });
@@ -513,7 +513,7 @@ export class SharedBudget implements MemoryBudget {
    *
    * @example
    * ```ts
-   * import { SharedBudget } from "./shared_budget.ts";
+   * import { SharedBudget } from "@gpuheap/gpuheap/workers";
    * import assert from "node:assert/strict";
    *
    * const budget = new SharedBudget({ slots: 2 });
@@ -595,7 +595,7 @@ export class SharedBudget implements MemoryBudget {
    *
    * @example
    * ```ts
-   * import { SharedBudget } from "./shared_budget.ts";
+   * import { SharedBudget } from "@gpuheap/gpuheap/workers";
    * import assert from "node:assert/strict";
    *
    * const budget = new SharedBudget();
@@ -632,7 +632,7 @@ export class SharedBudget implements MemoryBudget {
    *
    * @example
    * ```ts
-   * import { SharedBudget } from "./shared_budget.ts";
+   * import { SharedBudget } from "@gpuheap/gpuheap/workers";
    * import assert from "node:assert/strict";
    *
    * const budget = new SharedBudget();
@@ -796,7 +796,7 @@ export class SharedBudget implements MemoryBudget {
    *
    * @example
    * ```ts
-   * import { SharedBudget } from "./shared_budget.ts";
+   * import { SharedBudget } from "@gpuheap/gpuheap/workers";
    * import assert from "node:assert/strict";
    *
    * const budget = new SharedBudget();

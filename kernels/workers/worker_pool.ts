@@ -156,7 +156,7 @@ interface Member {
  *
  * @example
  * ```ts ignore
- * import { WorkerPool } from "./worker_pool.ts";
+ * import { WorkerPool } from "@gpuheap/gpuheap/workers";
  *
  * // my_job.ts:  export default ({ index, input }: JobContext<number>) => input * index;
  * const pool = await WorkerPool.start<number, number>({
