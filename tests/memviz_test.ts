@@ -427,6 +427,23 @@ Deno.test("memvizHtml() counts the events of the trace, as replay does", async (
   }
 });
 
+Deno.test("memvizHtml() reads a trace once and replays it as read", () => {
+  // An event whose size counts its reads: memviz reads it as often as replay(), which reads
+  // the trace once and replays it.
+  let reads = 0;
+  const counted = () => {
+    const alloc = ["a", 1, 0];
+    Object.defineProperty(alloc, 2, { get: () => (reads++, 3 * MiB) });
+    return [alloc, ["a", 2, 64], ["f", 1]];
+  };
+  replay(counted());
+  const replayReads = reads;
+  reads = 0;
+  const html = memvizHtml(counted());
+  assert.match(html, /replayed on the fake device/);
+  assert.equal(reads, replayReads);
+});
+
 Deno.test("memvizHtml() lists the largest blocks at the peak, with their labels", () => {
   const heap = new HeapAllocator(new FakeDevice());
   heap.startRecording();

@@ -224,6 +224,45 @@ Deno.test("replay() passes labels to the allocator", () => {
   assert.deepEqual(allocs.map((e) => e[9]), ["train.py:12 main", undefined]);
 });
 
+Deno.test("replay() with record gives each recorded event the replayed event it came from", () => {
+  const events = [
+    ["a", 1, 3 * MiB],
+    ["f", 1, true],
+    ["submit"],
+    ["a", 2, 3 * MiB],
+    ["f", 2],
+    ["oom", 9 * MiB, "large"],
+    ["a", 3, 64],
+    ["emptyCache"],
+  ];
+  const cases = [
+    // Without caching, every allocation makes a heap, and what empties a heap releases it: the
+    // submit that made block 1's free count, block 2's free, the oom's own free.
+    { events, allocConf: "caching:0", heaps: [0, 3, 5, 6], releases: [2, 4, 5] },
+    // With caching, the heap stays until emptyCache releases it.
+    { events: [events[0], events[1], events[2], events[7]], heaps: [0], releases: [3] },
+  ];
+  for (const c of cases) {
+    const r = replay(c.events, { record: true, allocConf: c.allocConf });
+    const recorded = r.trace!.events;
+    assert.equal(r.source!.length, recorded.length);
+    for (let j = 0; j < recorded.length; j++) {
+      const kind = recorded[j][0];
+      const from = c.events[r.source![j]][0];
+      // The replayed oom fits now: an allocation freed at once.
+      const expected = kind === "heap" || kind === "release" ||
+        (from === "oom" ? kind === "a" || kind === "f" : kind === from);
+      assert.ok(expected, `${kind} from ${from} (event ${r.source![j]})`);
+      if (j > 0) assert.ok(r.source![j] >= r.source![j - 1], "in order");
+    }
+    const from = (kind: string) =>
+      [...recorded.keys()].filter((j) => recorded[j][0] === kind).map((j) => r.source![j]);
+    assert.deepEqual(from("heap"), c.heaps);
+    assert.deepEqual(from("release"), c.releases);
+  }
+  assert.equal(replay(events).source, undefined);
+});
+
 async function command(...args: string[]) {
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["run", "--allow-read", "--allow-env", "allocator/tools/replay_command.ts", ...args],

@@ -32,7 +32,10 @@ export interface ReplayOptions {
   memory?: number;
   /** Replay as on a fallback (CPU) adapter, which gets larger extra-large heaps. */
   fallbackAdapter?: boolean;
-  /** Record the replay itself and return its trace (with heap events, for a picture). */
+  /**
+   * Record the replay itself and return its trace (with heap events, for a
+   * picture) and, for each event of it, the replayed event it came from.
+   */
   record?: boolean;
   /**
    * Replay `iter` marks as `beginIteration` / `endIteration`: the first run of
@@ -96,6 +99,12 @@ export interface ReplayResult {
   steadyPeakReserved: number;
   /** The replay's own trace, when `record` was set. */
   trace?: Trace;
+  /**
+   * For each event of {@linkcode ReplayResult.trace}, the index of the
+   * replayed event during which the allocator recorded it (a heap made for
+   * an allocation comes from that allocation), when `record` was set.
+   */
+  source?: Int32Array;
 }
 
 const POOL_USAGE: Record<string, Usage | "scalar"> = {
@@ -138,7 +147,14 @@ export function replay(
   trace: Trace | readonly unknown[] | string,
   options: ReplayOptions = {},
 ): ReplayResult {
-  const t = readTrace(trace);
+  return replayTrace(readTrace(trace), options);
+}
+
+/**
+ * @internal {@linkcode replay} of a trace that {@linkcode readTrace} has
+ * read, for a caller that reads it once for its own use too.
+ */
+export function replayTrace(t: Trace, options: ReplayOptions = {}): ReplayResult {
   const settings = t.settings;
   const device = new ReplayDevice(
     { ...settings?.limits, ...options.limits },
@@ -166,6 +182,8 @@ export function replay(
   let pending = 0;
   let peakInUse = 0;
   const events = t.events as TraceEvent[];
+  // Events recorded after each replayed event: where the recording's events came from.
+  const recordedAfter = options.record ? new Int32Array(events.length) : null;
   // Steady peaks: from the end of the last first run of a key on.
   const keys = new Set<string>();
   let key: string | null = null;
@@ -269,6 +287,7 @@ export function replay(
         default:
           throw new TraceError(`unknown event ${JSON.stringify((e as unknown[])[0])}`, i);
       }
+      if (recordedAfter) recordedAfter[i] = heap.recordedEvents;
     }
     const stats = heap.memoryStats();
     const created = (names: string[]) =>
@@ -300,11 +319,29 @@ export function replay(
       steadyPeakAllocated: steady ? Math.max(steadyAllocated, heap.currentAllocatedMemory()) : 0,
       steadyPeakReserved: steady ? Math.max(steadyReserved, heap.driverAllocatedMemory()) : 0,
     };
-    if (options.record) result.trace = heap.stopRecording();
+    if (recordedAfter) {
+      result.trace = heap.stopRecording();
+      result.source = sources(recordedAfter, result.trace.events.length);
+    }
     return result;
   } finally {
     heap.destroy();
   }
+}
+
+/**
+ * For each of `recorded` events, the replayed event it came from, given the
+ * count of events recorded after each replayed one (events recorded after the
+ * last, if any, come from the last).
+ */
+function sources(recordedAfter: Int32Array, recorded: number): Int32Array {
+  const source = new Int32Array(recorded);
+  let j = 0;
+  for (let i = 0; i < recordedAfter.length; i++) {
+    for (; j < recordedAfter[i]; j++) source[j] = i;
+  }
+  source.fill(Math.max(0, recordedAfter.length - 1), j);
+  return source;
 }
 
 /** One allocation of a replay; null when it ran out of memory (counted by the allocator). */
