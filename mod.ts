@@ -16,13 +16,13 @@
  * import { HeapAllocator, requestDevice } from "@gpuheap/gpuheap";
  *
  * const device = await requestDevice();
- * const heap = new HeapAllocator(device);
- * const a = heap.alloc(1 << 20);
- * const s = heap.scalar(0.5, "f32");
- * heap.free(a);
- * heap.free(s);
- * console.log(heap.memoryStats().reservedBytes.current);
- * heap.destroy();
+ * const allocator = new HeapAllocator(device);
+ * const a = allocator.alloc(1 << 20);
+ * const s = allocator.scalar(0.5, "f32");
+ * allocator.free(a);
+ * allocator.free(s);
+ * console.log(allocator.memoryStats().reservedBytes.current);
+ * allocator.destroy();
  * device.destroy();
  * ```
  *

@@ -7,7 +7,7 @@
 import { FakeDevice, HeapAllocator, requestDevice } from "../mod.ts";
 
 const device = await requestDevice();
-const heap = new HeapAllocator(device);
+const allocator = new HeapAllocator(device);
 const USAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
 const info = (device as GPUDevice & { adapterInfo?: GPUAdapterInfo }).adapterInfo;
 const adapter = info?.description || info?.vendor || "unknown adapter";
@@ -22,7 +22,7 @@ const sizes: [string, number][] = [
   ["64 MiB", 64 << 20],
 ];
 for (const [name, size] of sizes) {
-  heap.free(heap.alloc(size)); // warm: the heap exists, as in a steady-state loop
+  allocator.free(allocator.alloc(size)); // warm: the heap exists, as in a steady-state loop
   Deno.bench(`${REPEAT}x createBuffer+destroy ${name} (${adapter})`, {
     group: name,
     baseline: true,
@@ -30,7 +30,7 @@ for (const [name, size] of sizes) {
     for (let i = 0; i < REPEAT; i++) device.createBuffer({ size, usage: USAGE }).destroy();
   });
   Deno.bench(`${REPEAT}x gpuheap alloc+free ${name} (${adapter})`, { group: name }, () => {
-    for (let i = 0; i < REPEAT; i++) heap.free(heap.alloc(size));
+    for (let i = 0; i < REPEAT; i++) allocator.free(allocator.alloc(size));
   });
 }
 

@@ -26,8 +26,8 @@ function recordedRun(seed: number, options: HeapAllocatorOptions, ops: number) {
   const device = new FakeDevice({
     limits: { maxBufferSize: 2 ** 32, minUniformBufferOffsetAlignment: 256 },
   });
-  const heap = new HeapAllocator(device, options);
-  heap.startRecording();
+  const allocator = new HeapAllocator(device, options);
+  allocator.startRecording();
   const live: Block[] = [];
   const usages: Usage[] = [
     "storage",
@@ -44,28 +44,28 @@ function recordedRun(seed: number, options: HeapAllocatorOptions, ops: number) {
       const usage = usages[Math.floor(random() * usages.length)];
       const size = Math.max(1, Math.floor(2 ** (random() * (usage === "uniform" ? 16 : 27))));
       try {
-        const b = heap.alloc(size, { usage });
+        const b = allocator.alloc(size, { usage });
         if (random() < 0.6) void b.buffer;
         live.push(b);
       } catch (e) {
         assert.ok(e instanceof OutOfMemoryError);
       }
     } else if (r < 0.5) {
-      live.push(heap.scalar(i));
+      live.push(allocator.scalar(i));
     } else if (r < 0.9 && live.length > 0) {
       const j = Math.floor(random() * live.length);
-      heap.free(live[j]);
+      allocator.free(live[j]);
       live[j] = live[live.length - 1];
       live.pop();
     } else if (r < 0.99) {
-      heap.submit();
+      allocator.submit();
     } else {
-      heap.emptyCache();
+      allocator.emptyCache();
     }
   }
-  const trace = heap.stopRecording();
-  const stats = heap.memoryStats();
-  heap.destroy();
+  const trace = allocator.stopRecording();
+  const stats = allocator.memoryStats();
+  allocator.destroy();
   return { trace, stats, createBufferCalls: device.createBufferCalls };
 }
 
@@ -100,26 +100,26 @@ for (
 }
 
 Deno.test("replay() of a recording started on a busy allocator begins with its state", () => {
-  const heap = new HeapAllocator(new FakeDevice());
+  const allocator = new HeapAllocator(new FakeDevice());
   // The small heap first: the replay makes heaps pool by pool, and a heap's size
   // follows the bytes held when it is made.
-  const b = heap.alloc(1000);
-  const a = heap.alloc(3 * MiB, { label: "old" });
+  const b = allocator.alloc(1000);
+  const a = allocator.alloc(3 * MiB, { label: "old" });
   void b.buffer;
-  heap.free(b); // pending when the recording starts
-  const c = heap.alloc(100 * MiB);
-  heap.free(c); // cached dedicated heap
-  heap.startRecording();
-  heap.free(a);
-  heap.submit();
-  const trace = heap.stopRecording();
+  allocator.free(b); // pending when the recording starts
+  const c = allocator.alloc(100 * MiB);
+  allocator.free(c); // cached dedicated heap
+  allocator.startRecording();
+  allocator.free(a);
+  allocator.submit();
+  const trace = allocator.stopRecording();
   assert.deepEqual(trace.events.slice(0, 3).map((e) => e[0]), ["heap", "heap", "heap"]);
   assert.ok(trace.events.some((e) => e[0] === "a" && e[1] === a.id && e[9] === "old"));
   assert.ok(trace.events.some((e) => e[0] === "f" && e[1] === b.id && e[2] === true));
   assert.ok(trace.events.some((e) => e[0] === "f" && e[1] === c.id && e[2] === false));
   const r = replay(trace);
-  assert.equal(r.peakReserved, heap.memoryStats().reservedBytes.current);
-  heap.destroy();
+  assert.equal(r.peakReserved, allocator.memoryStats().reservedBytes.current);
+  allocator.destroy();
 });
 
 Deno.test('replay() reads plain lists of ["a", id, size] and ["f", id], frees immediate', () => {

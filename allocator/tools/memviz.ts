@@ -102,16 +102,16 @@ const TOP_SITES = 10;
  * import { memvizHtml } from "./memviz.ts";
  * import assert from "node:assert/strict";
  *
- * const heap = new HeapAllocator(new FakeDevice());
- * heap.startRecording();
- * const a = heap.alloc(3 << 20, { label: "weights" });
- * heap.free(heap.alloc(1 << 20));
- * heap.free(a);
- * const html = memvizHtml(heap.stopRecording());
+ * const allocator = new HeapAllocator(new FakeDevice());
+ * allocator.startRecording();
+ * const a = allocator.alloc(3 << 20, { label: "weights" });
+ * allocator.free(allocator.alloc(1 << 20));
+ * allocator.free(a);
+ * const html = memvizHtml(allocator.stopRecording());
  * assert.equal(html.match(/<polygon class="band"/g)?.length, 2); // one band per block
  * assert.match(html, /weights/);
  * assert.doesNotMatch(html, /https?:/);
- * heap.destroy();
+ * allocator.destroy();
  * ```
  */
 export function memvizHtml(

@@ -161,7 +161,7 @@ export function replayTrace(t: Trace, options: ReplayOptions = {}): ReplayResult
     options.fallbackAdapter ?? settings?.fallbackAdapter ?? false,
   );
   const memory = options.memory ?? 0;
-  const heap = new HeapAllocator(device, {
+  const allocator = new HeapAllocator(device, {
     allocConf: [settings?.allocConf ?? "", options.allocConf ?? ""].filter((s) => s).join(","),
     highWatermark: options.highWatermark ?? settings?.highWatermark ?? 0,
     lowWatermark: options.lowWatermark ?? settings?.lowWatermark ?? 0,
@@ -170,7 +170,7 @@ export function replayTrace(t: Trace, options: ReplayOptions = {}): ReplayResult
     log: () => {},
     budget: memory > 0 ? new DeviceMemory(memory) : undefined,
   });
-  if (options.record) heap.startRecording();
+  if (options.record) allocator.startRecording();
   const live = new Map<number, Block>();
   const failed = new Set<number>();
   let allocations = 0;
@@ -194,8 +194,8 @@ export function replayTrace(t: Trace, options: ReplayOptions = {}): ReplayResult
     for (let i = 0; i < events.length; i++) {
       const e = events[i];
       if (steady) {
-        steadyAllocated = Math.max(steadyAllocated, heap.currentAllocatedMemory());
-        steadyReserved = Math.max(steadyReserved, heap.driverAllocatedMemory());
+        steadyAllocated = Math.max(steadyAllocated, allocator.currentAllocatedMemory());
+        steadyReserved = Math.max(steadyReserved, allocator.driverAllocatedMemory());
       }
       switch (e[0]) {
         case "a":
@@ -207,7 +207,7 @@ export function replayTrace(t: Trace, options: ReplayOptions = {}): ReplayResult
           failed.delete(id);
           const usage = e[0] === "s" ? "scalar" : (e[3] ?? "storage");
           const label = e[0] === "a" && typeof e[9] === "string" ? e[9] : undefined;
-          const block = allocate(heap, usage, e[0] === "s" ? 4 : e[2], i, label);
+          const block = allocate(allocator, usage, e[0] === "s" ? 4 : e[2], i, label);
           allocations++;
           if (block) {
             live.set(id, block);
@@ -235,27 +235,27 @@ export function replayTrace(t: Trace, options: ReplayOptions = {}): ReplayResult
           } else {
             inUse -= block.size;
           }
-          heap.free(block);
+          allocator.free(block);
           live.delete(id);
           frees++;
           break;
         }
         case "submit":
-          heap.submit();
+          allocator.submit();
           inUse -= pending;
           pending = 0;
           submits++;
           break;
         case "emptyCache":
-          heap.emptyCache();
+          allocator.emptyCache();
           break;
         case "oom": {
           const usage = POOL_USAGE[e[2]];
           if (!usage) throw new TraceError(`unknown pool ${JSON.stringify(e[2])}`, i);
-          const block = allocate(heap, usage, e[1], i);
+          const block = allocate(allocator, usage, e[1], i);
           if (block) {
             if (inUse + block.size > peakInUse) peakInUse = inUse + block.size;
-            heap.free(block);
+            allocator.free(block);
           }
           break;
         }
@@ -271,8 +271,8 @@ export function replayTrace(t: Trace, options: ReplayOptions = {}): ReplayResult
           }
           if (!options.plan) break;
           try {
-            if (e[1] === null) heap.endIteration();
-            else heap.beginIteration(e[1]);
+            if (e[1] === null) allocator.endIteration();
+            else allocator.beginIteration(e[1]);
           } catch (error) {
             // Marks out of order (a begin inside an iteration, an end outside one), an empty key.
             if (!(error instanceof AllocatorError || error instanceof TypeError)) throw error;
@@ -287,16 +287,16 @@ export function replayTrace(t: Trace, options: ReplayOptions = {}): ReplayResult
         default:
           throw new TraceError(`unknown event ${JSON.stringify((e as unknown[])[0])}`, i);
       }
-      if (recordedAfter) recordedAfter[i] = heap.recordedEvents;
+      if (recordedAfter) recordedAfter[i] = allocator.recordedEvents;
     }
-    const stats = heap.memoryStats();
+    const stats = allocator.memoryStats();
     const created = (names: string[]) =>
       names.reduce((n, p) => n + stats.pools[p as keyof typeof stats.pools].createBufferCalls, 0);
     const peakAllocated = stats.allocatedBytes.peak;
     const peakRequested = stats.requestedBytes.peak;
     const peakReserved = stats.reservedBytes.peak;
     const result: ReplayResult = {
-      allocConf: heap.settings().allocConf,
+      allocConf: allocator.settings().allocConf,
       events: events.length,
       allocations,
       frees,
@@ -315,17 +315,19 @@ export function replayTrace(t: Trace, options: ReplayOptions = {}): ReplayResult
       retries: stats.numAllocRetries,
       ooms: stats.numOoms,
       skippedFrees,
-      plans: heap.plans(),
-      steadyPeakAllocated: steady ? Math.max(steadyAllocated, heap.currentAllocatedMemory()) : 0,
-      steadyPeakReserved: steady ? Math.max(steadyReserved, heap.driverAllocatedMemory()) : 0,
+      plans: allocator.plans(),
+      steadyPeakAllocated: steady
+        ? Math.max(steadyAllocated, allocator.currentAllocatedMemory())
+        : 0,
+      steadyPeakReserved: steady ? Math.max(steadyReserved, allocator.driverAllocatedMemory()) : 0,
     };
     if (recordedAfter) {
-      result.trace = heap.stopRecording();
+      result.trace = allocator.stopRecording();
       result.source = sources(recordedAfter, result.trace.events.length);
     }
     return result;
   } finally {
-    heap.destroy();
+    allocator.destroy();
   }
 }
 
@@ -346,7 +348,7 @@ function sources(recordedAfter: Int32Array, recorded: number): Int32Array {
 
 /** One allocation of a replay; null when it ran out of memory (counted by the allocator). */
 function allocate(
-  heap: HeapAllocator,
+  allocator: HeapAllocator,
   usage: string,
   size: number,
   i: number,
@@ -359,7 +361,9 @@ function allocate(
     );
   }
   try {
-    return usage === "scalar" ? heap.scalar(0) : heap.alloc(size, { usage: usage as Usage, label });
+    return usage === "scalar"
+      ? allocator.scalar(0)
+      : allocator.alloc(size, { usage: usage as Usage, label });
   } catch (error) {
     if (error instanceof OutOfMemoryError) return null;
     throw new TraceError((error as Error).message, i);
