@@ -153,6 +153,18 @@ export function replay(
 /**
  * @internal {@linkcode replay} of a trace that {@linkcode readTrace} has
  * read, for a caller that reads it once for its own use too.
+ *
+ * @example
+ * ```ts
+ * import { readTrace } from "./read_trace.ts";
+ * import { replayTrace } from "./replay.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const trace = readTrace([["a", 1, 4096], ["f", 1]]);
+ * const r = replayTrace(trace, { record: true });
+ * // heap, a, f: the heap came with the allocation, event 0.
+ * assert.deepEqual([...r.source!], [0, 0, 1]);
+ * ```
  */
 export function replayTrace(t: Trace, options: ReplayOptions = {}): ReplayResult {
   const settings = t.settings;
