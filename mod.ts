@@ -17,16 +17,16 @@
  * import assert from "node:assert/strict";
  *
  * const device = await requestDevice();
- * const heap = new HeapAllocator(device);
- * const a = heap.alloc(1 << 20);
- * const s = heap.scalar(0.5, "f32");
- * assert.ok(heap.currentAllocatedMemory() >= 1 << 20);
- * heap.free(a);
- * heap.free(s);
+ * const allocator = new HeapAllocator(device);
+ * const a = allocator.alloc(1 << 20);
+ * const s = allocator.scalar(0.5, "f32");
+ * assert.ok(allocator.currentAllocatedMemory() >= 1 << 20);
+ * allocator.free(a);
+ * allocator.free(s);
  * // Nothing live; the heaps stay reserved, cached for the next alloc.
- * assert.equal(heap.currentAllocatedMemory(), 0);
- * assert.ok(heap.memoryStats().reservedBytes.current >= 1 << 20);
- * heap.destroy();
+ * assert.equal(allocator.currentAllocatedMemory(), 0);
+ * assert.ok(allocator.memoryStats().reservedBytes.current >= 1 << 20);
+ * allocator.destroy();
  * device.destroy();
  * ```
  *

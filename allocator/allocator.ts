@@ -707,6 +707,11 @@ export class HeapAllocator implements BlockOwner {
     return this.#recorder !== null;
   }
 
+  /** Events recorded so far (0 when not recording): a replay maps its recording onto its input. */
+  get recordedEvents(): number {
+    return this.#recorder?.length ?? 0;
+  }
+
   /**
    * Waits for the device's verdict on every heap made so far and throws if it
    * refused one. Heap creation is checked with an out-of-memory error scope

@@ -46,6 +46,7 @@
  */
 
 import type { AllocatorSettings } from "./config.ts";
+import type { AllocatorLimits } from "./device.ts";
 
 /** `alloc(requested, { usage })` returned block `id` of `size` bytes at `offset` in `heap`. */
 export type AllocEvent = [
@@ -137,4 +138,71 @@ export interface Trace {
   durationMs: number;
   /** The events, in order. */
   events: TraceEvent[];
+}
+
+/**
+ * A trace of `events` with the header every trace carries (format, version,
+ * settings, duration), for whatever writes one outside the recorder.
+ *
+ * @example
+ * ```ts
+ * import { makeTrace } from "./trace.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const trace = makeTrace([["a", 1, 4096], ["f", 1]]);
+ * assert.equal(trace.format, "gpuheap-trace");
+ * assert.equal(trace.settings, null); // a replay takes its own defaults
+ * ```
+ *
+ * @param events the events, in order
+ * @param header the settings the events ran under (default none) and their duration (default 0)
+ */
+export function makeTrace(
+  events: TraceEvent[],
+  header: { settings?: AllocatorSettings | null; durationMs?: number } = {},
+): Trace {
+  return {
+    format: "gpuheap-trace",
+    version: 1,
+    settings: header.settings ?? null,
+    durationMs: header.durationMs ?? 0,
+    events,
+  };
+}
+
+/**
+ * The settings of an allocator without alloc conf or watermarks on a device
+ * with `limits` (a copy is kept): what a trace made without the allocator
+ * replays under. Blocks align to the larger of the two offset alignments, as
+ * the allocator's do.
+ *
+ * @example
+ * ```ts
+ * import { defaultSettings } from "./trace.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const settings = defaultSettings({
+ *   maxBufferSize: 2 ** 31,
+ *   maxStorageBufferBindingSize: 2 ** 27,
+ *   maxUniformBufferBindingSize: 2 ** 16,
+ *   minStorageBufferOffsetAlignment: 32,
+ *   minUniformBufferOffsetAlignment: 256,
+ * });
+ * assert.equal(settings.alignment, 256);
+ * assert.equal(settings.allocConf, "");
+ * ```
+ */
+export function defaultSettings(limits: AllocatorLimits): AllocatorSettings {
+  return {
+    allocConf: "",
+    highWatermark: 0,
+    lowWatermark: 0,
+    alignment: Math.max(
+      limits.minStorageBufferOffsetAlignment,
+      limits.minUniformBufferOffsetAlignment,
+      4,
+    ),
+    limits: { ...limits },
+    fallbackAdapter: false,
+  };
 }

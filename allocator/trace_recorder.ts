@@ -239,6 +239,11 @@ export class TraceRecorder {
     this.#record(8, 0, 0, 0, 0, 0, 0);
   }
 
+  /** Events recorded so far. */
+  get length(): number {
+    return this.#count;
+  }
+
   /** The trace recorded so far, as {@linkcode TraceEvent}s. */
   finish(): Trace {
     const events: TraceEvent[] = new Array(this.#count);

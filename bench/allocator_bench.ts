@@ -7,7 +7,7 @@
 import { FakeDevice, HeapAllocator, requestDevice } from "../mod.ts";
 
 const device = await requestDevice();
-const heap = new HeapAllocator(device);
+const allocator = new HeapAllocator(device);
 const USAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
 const info = (device as GPUDevice & { adapterInfo?: GPUAdapterInfo }).adapterInfo;
 const adapter = info?.description || info?.vendor || "unknown adapter";
@@ -22,14 +22,14 @@ const sizes: [string, number][] = [
   ["64 MiB", 64 << 20],
 ];
 for (const [name, size] of sizes) {
-  heap.free(heap.alloc(size)); // warm: the heap exists, as in a steady-state loop
+  allocator.free(allocator.alloc(size)); // warm: the heap exists, as in a steady-state loop
   // The adapter names the group, not each row: a long adapter name would push rows past the table.
   const group = `${name}, ${adapter}`;
   Deno.bench(`${REPEAT}x createBuffer+destroy ${name}`, { group, baseline: true }, () => {
     for (let i = 0; i < REPEAT; i++) device.createBuffer({ size, usage: USAGE }).destroy();
   });
   Deno.bench(`${REPEAT}x gpuheap alloc+free ${name}`, { group }, () => {
-    for (let i = 0; i < REPEAT; i++) heap.free(heap.alloc(size));
+    for (let i = 0; i < REPEAT; i++) allocator.free(allocator.alloc(size));
   });
 }
 

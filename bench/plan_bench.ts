@@ -15,19 +15,19 @@ const REPEAT = 100;
 const SIZE = 4 << 10;
 
 /** One block at a time. */
-function single(heap: HeapAllocator): void {
-  for (let i = 0; i < REPEAT; i++) heap.free(heap.alloc(SIZE));
+function single(allocator: HeapAllocator): void {
+  for (let i = 0; i < REPEAT; i++) allocator.free(allocator.alloc(SIZE));
 }
 
 /** A chain: each block lives until the next is made. */
-function chain(heap: HeapAllocator): void {
-  let x = heap.alloc(SIZE);
+function chain(allocator: HeapAllocator): void {
+  let x = allocator.alloc(SIZE);
   for (let i = 1; i < REPEAT; i++) {
-    const y = heap.alloc(SIZE);
-    heap.free(x);
+    const y = allocator.alloc(SIZE);
+    allocator.free(x);
     x = y;
   }
-  heap.free(x);
+  allocator.free(x);
 }
 
 for (const [shape, body] of [["one at a time", single], ["chain", chain]] as const) {

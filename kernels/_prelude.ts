@@ -26,6 +26,24 @@ export const TENSOR_ACCESS = "read_write";
  */
 export type ParamsSpace = "uniform" | "storage";
 
+/**
+ * What every kernel's program says first: the element type of its tensors
+ * and where its parameters live. Each `*Program` extends it with what its
+ * own WGSL is built from.
+ */
+export interface KernelProgram {
+  /** Element type of the tensors the kernel reads and writes. */
+  dtype: DType;
+  /** Where the parameters live (default uniform). */
+  params?: ParamsSpace;
+}
+
+/** A {@linkcode KernelProgram} whose threads per workgroup are chosen, not derived from tiles. */
+export interface WorkgroupProgram extends KernelProgram {
+  /** Threads per workgroup. */
+  workgroupSize: number;
+}
+
 /** Most workgroups along one dimension of a dispatch (the WebGPU default limit). */
 export const MAX_WORKGROUPS_PER_DIMENSION = 65535;
 
@@ -111,14 +129,13 @@ export function shaderProgram<P extends object>(
 /** A storage binding after the parameters: a name, and its element type if not the dtype. */
 export type TensorBinding = string | { readonly name: string; readonly type: string };
 
-/** What {@linkcode makeShader} needs of a kernel besides its body. */
-export interface KernelShader {
+/**
+ * What {@linkcode makeShader} needs of a kernel besides its body: its
+ * program's head (`f16` adds `enable f16;`) and its bindings.
+ */
+export interface KernelShader extends KernelProgram {
   /** The kernel's name, for error messages. */
   kernel: string;
-  /** Element type of the tensors (`f16` adds `enable f16;`). */
-  dtype: DType;
-  /** Where `p` lives (default uniform). */
-  params?: ParamsSpace;
   /** The `i32` fields of `Params`, in order. */
   fields: readonly string[];
   /** `f32` fields after them. */

@@ -5,22 +5,14 @@
  */
 
 import {
-  type DType,
   makeShader,
-  type ParamsSpace,
   type ShaderProgram,
   shaderProgram,
+  type WorkgroupProgram,
 } from "./_prelude.ts";
 
 /** What one compiled average-pooling shader is specialised for. */
-export interface AvgPool2dProgram {
-  /** Element type of input and output. */
-  dtype: DType;
-  /** Where the parameters live (default uniform). */
-  params?: ParamsSpace;
-  /** Threads per workgroup. */
-  workgroupSize: number;
-}
+export type AvgPool2dProgram = WorkgroupProgram;
 
 /**
  * Field order of the average-pooling parameters (i32 each). `divisor` is 0

@@ -102,14 +102,14 @@ function winogradApplies(g: ConvGeometry): boolean {
  * import assert from "node:assert/strict";
  *
  * const device = await requestDevice();
- * const heap = new HeapAllocator(device);
- * const x = tensor(heap, [1, 2, 3, 4, 5, 6, 7, 8, 9], [1, 1, 3, 3]);
- * const w = tensor(heap, [1, 1, 1, 1], [1, 1, 2, 2]);
- * const b = tensor(heap, [0.5], [1]);
+ * const allocator = new HeapAllocator(device);
+ * const x = tensor(allocator, [1, 2, 3, 4, 5, 6, 7, 8, 9], [1, 1, 3, 3]);
+ * const w = tensor(allocator, [1, 1, 1, 1], [1, 1, 2, 2]);
+ * const b = tensor(allocator, [0.5], [1]);
  * const y = conv2d(x, w, b);
  * assert.deepEqual(y.shape, [1, 1, 2, 2]);
  * assert.deepEqual([...await y.read()], [12.5, 16.5, 24.5, 28.5]);
- * heap.destroy();
+ * allocator.destroy();
  * device.destroy();
  * ```
  *

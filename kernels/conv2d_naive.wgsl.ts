@@ -6,21 +6,17 @@
  */
 
 import {
-  type DType,
   makeShader,
-  type ParamsSpace,
   type ShaderProgram,
   shaderProgram,
+  type WorkgroupProgram,
 } from "./_prelude.ts";
 
-/** What one compiled direct conv2d shader is specialised for. */
-export interface Conv2dNaiveProgram {
-  /** Element type of input, weight, bias and output. */
-  dtype: DType;
-  /** Where the parameters live (default uniform). */
-  params?: ParamsSpace;
-  /** Threads per workgroup. */
-  workgroupSize: number;
+/**
+ * What one compiled direct conv2d shader is specialised for. `dtype` is that of input, weight,
+ * bias and output.
+ */
+export interface Conv2dNaiveProgram extends WorkgroupProgram {
   /** Adds a bias (binding 3, output moves to 4). */
   bias: boolean;
   /** Applies ReLU to the result. */

@@ -5,22 +5,16 @@
  */
 
 import {
-  type DType,
   makeShader,
-  type ParamsSpace,
   type ShaderProgram,
   shaderProgram,
+  type WorkgroupProgram,
 } from "./_prelude.ts";
 
-/** What one compiled weight-packing shader is specialised for. */
-export interface Conv2dPackWeightsProgram {
-  /** Element type of the weights. */
-  dtype: DType;
-  /** Where the parameters live (default uniform). */
-  params?: ParamsSpace;
-  /** Threads per workgroup. */
-  workgroupSize: number;
-}
+/**
+ * What one compiled weight-packing shader is specialised for. `dtype` is that of the weights.
+ */
+export type Conv2dPackWeightsProgram = WorkgroupProgram;
 
 /** Field order of the weight-packing parameters (i32 each). */
 export const CONV2D_PACK_WEIGHTS_PARAMS = ["total", "cInG", "cOutG", "kHW"] as const;

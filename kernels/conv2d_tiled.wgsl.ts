@@ -18,20 +18,13 @@
  */
 
 import { formatShape } from "./_geometry.ts";
-import {
-  type DType,
-  makeShader,
-  type ParamsSpace,
-  type ShaderProgram,
-  shaderProgram,
-} from "./_prelude.ts";
+import { type KernelProgram, makeShader, type ShaderProgram, shaderProgram } from "./_prelude.ts";
 
-/** What one compiled tiled conv2d shader is specialised for. */
-export interface Conv2dTiledProgram {
-  /** Element type of input, weight, bias and output (products accumulate in f32). */
-  dtype: DType;
-  /** Where the parameters live (default uniform). */
-  params?: ParamsSpace;
+/**
+ * What one compiled tiled conv2d shader is specialised for. `dtype` is that of input, weight, bias
+ * and output (products accumulate in f32).
+ */
+export interface Conv2dTiledProgram extends KernelProgram {
   /** Output pixels (rows of the GEMM) per workgroup. */
   tileM: number;
   /** Output channels (columns of the GEMM) per workgroup. */

@@ -27,22 +27,21 @@
  */
 
 import {
-  type DType,
+  type KernelProgram,
   makeShader,
-  type ParamsSpace,
   type ShaderProgram,
   shaderProgram,
+  type WorkgroupProgram,
 } from "./_prelude.ts";
 
 /** What to do with each 2x2 output block. */
 export type WinogradPool = "none" | "max" | "avg";
 
-/** What one compiled Winograd conv2d shader is specialised for. */
-export interface Conv2dWinogradProgram {
-  /** Element type of input, bias and output (all arithmetic in f32). */
-  dtype: DType;
-  /** Where the parameters live (default uniform). */
-  params?: ParamsSpace;
+/**
+ * What one compiled Winograd conv2d shader is specialised for. `dtype` is that of input, bias and
+ * output (all arithmetic in f32).
+ */
+export interface Conv2dWinogradProgram extends KernelProgram {
   /** 2x2 output tiles per workgroup (rows of each product). */
   tiles: number;
   /** Output channels per workgroup. */
@@ -195,7 +194,7 @@ function range(n: number): number[] {
  * @returns the WGSL source
  */
 export function conv2dWinogradWeightsWgsl(
-  program: { dtype: DType; params?: ParamsSpace; workgroupSize: number },
+  program: WorkgroupProgram,
 ): string {
   const t = program.dtype;
   // tmp = G g (4x3), then U = tmp Gᵀ (4x4).
@@ -562,5 +561,5 @@ export const conv2dWinogradShader: (program: Conv2dWinogradProgram) => ShaderPro
 
 /** The Winograd weight-transform program of a description: its shader key and WGSL. */
 export const conv2dWinogradWeightsShader: (
-  program: { dtype: DType; params?: ParamsSpace; workgroupSize: number },
+  program: WorkgroupProgram,
 ) => ShaderProgram = shaderProgram("conv2d_winograd_weights", conv2dWinogradWeightsWgsl);

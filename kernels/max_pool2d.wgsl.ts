@@ -5,22 +5,14 @@
  */
 
 import {
-  type DType,
   makeShader,
-  type ParamsSpace,
   type ShaderProgram,
   shaderProgram,
+  type WorkgroupProgram,
 } from "./_prelude.ts";
 
 /** What one compiled max-pooling shader is specialised for. */
-export interface MaxPool2dProgram {
-  /** Element type of input and output. */
-  dtype: DType;
-  /** Where the parameters live (default uniform). */
-  params?: ParamsSpace;
-  /** Threads per workgroup. */
-  workgroupSize: number;
-}
+export type MaxPool2dProgram = WorkgroupProgram;
 
 /** Field order of the max-pooling parameters (i32 each, then `negInf` as f32). */
 export const MAX_POOL2D_PARAMS = [

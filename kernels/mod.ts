@@ -43,6 +43,7 @@ export {
 export { keep, type Owned, scope } from "./scope.ts";
 export {
   type DType,
+  type KernelProgram,
   type KernelShader,
   makeShader,
   type ParamsSpace,
@@ -50,6 +51,7 @@ export {
   type ShaderProgram,
   shaderProgram,
   type TensorBinding,
+  type WorkgroupProgram,
 } from "./_prelude.ts";
 export type { Pair } from "./_geometry.ts";
 export {

@@ -5,23 +5,16 @@
  */
 
 import {
-  type DType,
   makeShader,
-  type ParamsSpace,
   type ShaderProgram,
   shaderProgram,
+  type WorkgroupProgram,
 } from "./_prelude.ts";
 
 /** What one compiled ReLU shader is specialised for. */
-export interface ReluProgram {
-  /** Element type of input and output. */
-  dtype: DType;
-  /** Where the parameters live (default uniform). */
-  params?: ParamsSpace;
+export interface ReluProgram extends WorkgroupProgram {
   /** Elements per thread: 4 loads and stores whole vectors (the count must be a multiple of 4). */
   width: 1 | 4;
-  /** Threads per workgroup. */
-  workgroupSize: number;
 }
 
 /** Field order of the ReLU parameters (i32 each): `total` in units of `width` elements. */

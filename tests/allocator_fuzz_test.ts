@@ -54,12 +54,12 @@ function heapIdOf(buf: FakeBuffer): number {
 
 /** Recounts every figure from the model and the fake device, and checks placement. */
 function check(
-  heap: HeapAllocator,
+  allocator: HeapAllocator,
   device: FakeDevice,
   m: Model,
   budget: CountingBudget | undefined,
 ): void {
-  const stats = heap.memoryStats();
+  const stats = allocator.memoryStats();
   // Recount per pool from the blocks the test holds, in one pass.
   const zero = () => ({ allocated: 0, requested: 0, pending: 0, blocks: 0 });
   const totals = zero();
@@ -102,7 +102,7 @@ function check(
     stats.allocatedBytes.current - m.allocatedAtReset,
   );
   // Above the high watermark (lowered while blocks were live), reserved bytes never grow.
-  const high = heap.highWatermark;
+  const high = allocator.highWatermark;
   if (high > 0 && device.liveBytes > high) {
     assert.ok(device.liveBytes <= m.lastReserved, "high watermark held");
   }
@@ -117,7 +117,7 @@ function check(
     for (const b of set) {
       const buf = buffers.get(b.heapId);
       if (!buf || buf.destroyed) assert.fail(`block #${b.id} lies in a released buffer`);
-      if (b.offset % heap.alignment !== 0) assert.fail(`block #${b.id} unaligned`);
+      if (b.offset % allocator.alignment !== 0) assert.fail(`block #${b.id} unaligned`);
       if (b.size < b.requestedSize) assert.fail(`block #${b.id} smaller than requested`);
       if (b.offset + b.size > buf.size) assert.fail(`block #${b.id} runs past its buffer`);
       let list = byBuffer.get(buf);
@@ -176,7 +176,7 @@ async function fuzz(c: FuzzCase): Promise<FuzzResult> {
     loseAtCall: c.faults && random() < 0.5 ? 1 + Math.floor(random() * c.ops / 4) : 0,
   });
   const budget = c.budget === undefined ? undefined : new CountingBudget(c.budget);
-  const heap = new HeapAllocator(device, { ...c.options, budget });
+  const allocator = new HeapAllocator(device, { ...c.options, budget });
   const m: Model = {
     live: new Set(),
     touched: new Set(),
@@ -239,42 +239,44 @@ async function fuzz(c: FuzzCase): Promise<FuzzResult> {
         ? device.limits.maxUniformBufferBindingSize
         : device.limits.maxStorageBufferBindingSize;
       const size = Math.min(limit, Math.max(1, Math.floor(2 ** (random() * c.maxLog2))));
-      place(() => heap.alloc(size, { usage }), random() < 0.5);
+      place(() => allocator.alloc(size, { usage }), random() < 0.5);
     } else if (r < 0.47) {
-      place(() => heap.scalar(random(), "f32"), random() < 0.2);
+      place(() => allocator.scalar(random(), "f32"), random() < 0.2);
     } else if (r < 0.9 && m.live.size > 0) {
       const b = pick(m.live);
-      heap.free(b);
+      allocator.free(b);
       m.live.delete(b);
       if (m.touched.delete(b)) m.pending.add(b);
       if (random() < 0.02) {
-        assert.throws(() => heap.free(b), AllocatorError);
+        assert.throws(() => allocator.free(b), AllocatorError);
         assert.throws(() => b.buffer, /Cannot use block .*: it was freed/);
       }
     } else if (r < 0.97) {
       let error: unknown;
       try {
-        heap.submit([]);
+        allocator.submit([]);
       } catch (e) {
         error = e;
       }
       outcome(error, false);
       if (error === undefined) m.pending.clear();
     } else if (r < 0.975) {
-      heap.emptyCache();
-      if (m.live.size === 0 && m.pending.size === 0) assert.equal(heap.driverAllocatedMemory(), 0);
+      allocator.emptyCache();
+      if (m.live.size === 0 && m.pending.size === 0) {
+        assert.equal(allocator.driverAllocatedMemory(), 0);
+      }
     } else if (r < 0.98) {
-      heap.resetPeakStats();
+      allocator.resetPeakStats();
       m.peaks.clear();
     } else if (r < 0.985) {
-      heap.resetAccumulatedStats();
+      allocator.resetAccumulatedStats();
       m.ooms = 0;
-      m.allocatedAtReset = heap.currentAllocatedMemory();
+      m.allocatedAtReset = allocator.currentAllocatedMemory();
       m.callsAtReset = device.createBufferCalls;
     } else if (r < 0.99 && c.faults) {
-      const low = heap.lowWatermark;
+      const low = allocator.lowWatermark;
       const limits = [0, 32 * MiB, 96 * MiB, 256 * MiB].filter((v) => v === 0 || v >= low);
-      heap.setHighWatermark(limits[Math.floor(random() * limits.length)]);
+      allocator.setHighWatermark(limits[Math.floor(random() * limits.length)]);
     }
     if (c.faults && random() < 0.05) {
       // A staging block mapped (the map may fail), and maybe freed while it is pending.
@@ -286,7 +288,7 @@ async function fuzz(c: FuzzCase): Promise<FuzzResult> {
         break;
       }
     }
-    check(heap, device, m, budget);
+    check(allocator, device, m, budget);
     return c.faults === true && random() < 0.05;
   };
   // The loop only calls and waits: a long loop inside an async function is not
@@ -303,20 +305,20 @@ async function fuzz(c: FuzzCase): Promise<FuzzResult> {
     }
     lossKnown = device.isLost;
     assert.deepEqual(rejections, [], "no unhandled rejection");
-    check(heap, device, m, budget);
+    check(allocator, device, m, budget);
   }
   // Everything freed, submitted if the device lives, emptied, destroyed: nothing left.
   await device.deliverVerdicts();
-  for (const b of m.live) heap.free(b);
+  for (const b of m.live) allocator.free(b);
   try {
-    heap.submit([]);
+    allocator.submit([]);
   } catch (error) {
     assert.ok(error instanceof AllocatorError || error instanceof OutOfMemoryError, String(error));
   }
-  heap.emptyCache();
-  const reuses = heap.memoryStats().cacheHits;
+  allocator.emptyCache();
+  const reuses = allocator.memoryStats().cacheHits;
   const blocks = [...m.live, ...m.pending];
-  heap.destroy();
+  allocator.destroy();
   assert.equal(device.liveBytes, 0);
   if (budget) assert.equal(budget.reserved, 0, "the budget ends at zero");
   for (const b of blocks) assert.equal(b.isLive, false);

@@ -50,15 +50,15 @@ function record(device: GPUDevice, src: Block, dst: Block, params: Block, bias: 
 }
 
 /** Copies a block to a readback block in `encoder`, submits, maps and returns the floats. */
-async function read(heap: HeapAllocator, block: Block, encoder?: GPUCommandEncoder) {
-  const device = heap.device as GPUDevice;
-  const staging = heap.alloc(block.requestedSize, { usage: "readback" });
+async function read(allocator: HeapAllocator, block: Block, encoder?: GPUCommandEncoder) {
+  const device = allocator.device as GPUDevice;
+  const staging = allocator.alloc(block.requestedSize, { usage: "readback" });
   const enc = encoder ?? device.createCommandEncoder();
   enc.copyBufferToBuffer(block.buffer, block.offset, staging.buffer, 0, block.requestedSize);
-  heap.submit([enc.finish()]);
+  allocator.submit([enc.finish()]);
   await staging.buffer.mapAsync(GPUMapMode.READ, 0, block.requestedSize);
   const out = new Float32Array(staging.buffer.getMappedRange(0, block.requestedSize).slice(0));
-  heap.free(staging);
+  allocator.free(staging);
   return out;
 }
 
@@ -84,41 +84,41 @@ Deno.test("requestDevice() raises the limits to the adapter's", async () => {
 
 Deno.test("alloc() gives storage, uniform, upload and readback blocks that bind and compute", async () => {
   const device = await gpu();
-  const heap = new HeapAllocator(device);
+  const allocator = new HeapAllocator(device);
   const n = 1000;
   const input = randomFloats(n, 11);
   // upload: map for writing, fill, copy into a storage block
-  const upload = heap.alloc(n * 4, { usage: "upload" });
+  const upload = allocator.alloc(n * 4, { usage: "upload" });
   await upload.buffer.mapAsync(GPUMapMode.WRITE);
   new Float32Array(upload.buffer.getMappedRange()).set(input);
   upload.buffer.unmap();
-  const src = heap.alloc(n * 4);
-  const dst = heap.alloc(n * 4);
-  const params = heap.alloc(16, { usage: "uniform" });
+  const src = allocator.alloc(n * 4);
+  const dst = allocator.alloc(n * 4);
+  const params = allocator.alloc(16, { usage: "uniform" });
   device.queue.writeBuffer(params.buffer, params.offset, new Float32Array([3, 0, 0, 0]));
   device.queue.writeBuffer(dst.buffer, dst.offset, new Float32Array(n).fill(NaN));
-  const bias = heap.scalar(0.25, "f32");
+  const bias = allocator.scalar(0.25, "f32");
   const encoder = device.createCommandEncoder();
   encoder.copyBufferToBuffer(upload.buffer, 0, src.buffer, src.offset, n * 4);
-  heap.submit([encoder.finish()]);
-  heap.free(upload);
-  const out = await read(heap, dst, record(device, src, dst, params, bias));
+  allocator.submit([encoder.finish()]);
+  allocator.free(upload);
+  const out = await read(allocator, dst, record(device, src, dst, params, bias));
   for (let i = 0; i < n; i++) {
     const want = input[i] * 3 + 0.25;
     if (Math.abs(out[i] - want) > 1e-6 * Math.abs(want)) {
       assert.fail(`dst[${i}] = ${out[i]}, want ${want}`);
     }
   }
-  for (const b of [src, dst, params, bias]) heap.free(b);
-  heap.submit();
-  heap.emptyCache();
-  assert.equal(heap.driverAllocatedMemory(), 0);
-  heap.destroy();
+  for (const b of [src, dst, params, bias]) allocator.free(b);
+  allocator.submit();
+  allocator.emptyCache();
+  assert.equal(allocator.driverAllocatedMemory(), 0);
+  allocator.destroy();
 });
 
 Deno.test("scalar() values of each type are readable by a shader", async () => {
   const device = await gpu();
-  const heap = new HeapAllocator(device);
+  const allocator = new HeapAllocator(device);
   const module = device.createShaderModule({
     code: `
 @group(0) @binding(0) var<uniform> a: f32;
@@ -128,8 +128,12 @@ Deno.test("scalar() values of each type are readable by a shader", async () => {
 @compute @workgroup_size(1) fn main() { out[0] = a; out[1] = f32(b); out[2] = f32(c); }`,
   });
   const p = device.createComputePipeline({ layout: "auto", compute: { module } });
-  const scalars = [heap.scalar(-1.5, "f32"), heap.scalar(-7, "i32"), heap.scalar(4000000, "u32")];
-  const out = heap.alloc(16);
+  const scalars = [
+    allocator.scalar(-1.5, "f32"),
+    allocator.scalar(-7, "i32"),
+    allocator.scalar(4000000, "u32"),
+  ];
+  const out = allocator.alloc(16);
   const group = device.createBindGroup({
     layout: p.getBindGroupLayout(0),
     entries: [...scalars, out].map((b, binding) => ({ binding, resource: b.binding() })),
@@ -140,64 +144,64 @@ Deno.test("scalar() values of each type are readable by a shader", async () => {
   pass.setBindGroup(0, group);
   pass.dispatchWorkgroups(1);
   pass.end();
-  const got = await read(heap, out, encoder);
+  const got = await read(allocator, out, encoder);
   assert.deepEqual([...got.slice(0, 3)], [-1.5, -7, 4000000]);
   assert.equal(new Set(scalars.map((s) => s.heapId)).size, 1, "scalars share one scalar heap");
-  heap.destroy();
+  allocator.destroy();
 });
 
 Deno.test("free() before submit() keeps the block from the next alloc() (freed before submit)", async () => {
   const device = await gpu();
-  const heap = new HeapAllocator(device);
+  const allocator = new HeapAllocator(device);
   const n = 256;
-  const a = heap.alloc(n * 4);
-  const dst = heap.alloc(n * 4);
-  const params = heap.alloc(16, { usage: "uniform" });
-  const bias = heap.scalar(0, "f32");
+  const a = allocator.alloc(n * 4);
+  const dst = allocator.alloc(n * 4);
+  const params = allocator.alloc(16, { usage: "uniform" });
+  const bias = allocator.scalar(0, "f32");
   const dataA = randomFloats(n, 5);
   device.queue.writeBuffer(a.buffer, a.offset, dataA);
   device.queue.writeBuffer(params.buffer, params.offset, new Float32Array([1, 0, 0, 0]));
   // Record a pass that reads A, free A, allocate B of the same size and write it.
   const encoder = record(device, a, dst, params, bias);
-  heap.free(a);
-  const b = heap.alloc(n * 4);
+  allocator.free(a);
+  const b = allocator.alloc(n * 4);
   assert.ok(b.heapId !== a.heapId || b.offset !== a.offset, "B must not take A's memory yet");
   device.queue.writeBuffer(b.buffer, b.offset, new Float32Array(n).fill(-1));
-  const out = await read(heap, dst, encoder);
+  const out = await read(allocator, dst, encoder);
   assert.deepEqual(out, dataA, "the pass read A's data, not B's");
   // After the submit, A's memory is reusable.
-  const c = heap.alloc(n * 4);
+  const c = allocator.alloc(n * 4);
   assert.ok(c.heapId === a.heapId && c.offset === a.offset, "A's memory is reused after submit");
-  heap.destroy();
+  allocator.destroy();
 });
 
 Deno.test("alloc() and free() in a loop without GPU work reuse memory", async () => {
   const device = await gpu();
-  const heap = new HeapAllocator(device);
+  const allocator = new HeapAllocator(device);
   for (let i = 0; i < 1000; i++) {
-    const blocks = [heap.alloc(4096), heap.alloc(3 << 20), heap.scalar(i)];
-    for (const b of blocks) heap.free(b);
+    const blocks = [allocator.alloc(4096), allocator.alloc(3 << 20), allocator.scalar(i)];
+    for (const b of blocks) allocator.free(b);
   }
-  const s = heap.memoryStats();
+  const s = allocator.memoryStats();
   assert.equal(s.createBufferCalls, 3, "one small, one large and one scalar heap");
   assert.equal(s.cacheHits, 3000 - 3);
-  heap.destroy();
+  allocator.destroy();
 });
 
 Deno.test("alloc() past a small high watermark throws OutOfMemoryError with the facts", async () => {
   const device = await gpu();
-  const heap = new HeapAllocator(device, {
+  const allocator = new HeapAllocator(device, {
     highWatermark: "20MiB",
     allocConf: "max_reserved_ratio:0", // the watermark alone decides
   });
-  const a = heap.alloc(6 << 20); // a 32 MiB large heap does not fit: falls back to 6 MiB
-  const b = heap.alloc(6 << 20);
-  heap.free(b);
-  const c = heap.alloc(1 << 20); // a small heap (an eighth of the 12 MiB held) fits beside
-  const before = heap.memoryStats();
+  const a = allocator.alloc(6 << 20); // a 32 MiB large heap does not fit: falls back to 6 MiB
+  const b = allocator.alloc(6 << 20);
+  allocator.free(b);
+  const c = allocator.alloc(1 << 20); // a small heap (an eighth of the 12 MiB held) fits beside
+  const before = allocator.memoryStats();
   let err: unknown;
   try {
-    heap.alloc(14 << 20); // 64 MiB extra-large, or 14 MiB beside 7.5 MiB: neither fits
+    allocator.alloc(14 << 20); // 64 MiB extra-large, or 14 MiB beside 7.5 MiB: neither fits
   } catch (e) {
     err = e;
   }
@@ -206,50 +210,50 @@ Deno.test("alloc() past a small high watermark throws OutOfMemoryError with the 
     err.message,
     /out of memory \(allocated: 7\.00 MiB, cached: \d+\.\d+ [KM]iB, max allowed: 20\.00 MiB\)\. Tried to allocate 14\.00 MiB on large pool/,
   );
-  const after = heap.memoryStats();
+  const after = allocator.memoryStats();
   assert.equal(after.numOoms, 1);
   assert.ok(after.numAllocRetries > before.numAllocRetries, "cached memory was released first");
   assert.ok(after.reservedBytes.current <= 20 << 20);
-  heap.free(a);
-  heap.free(c);
-  heap.destroy();
+  allocator.free(a);
+  allocator.free(c);
+  allocator.destroy();
 });
 
 Deno.test("submit() sends a pending kernel batch first (beforeSubmit())", async () => {
   const { relu, tensor } = await import("../kernels/mod.ts");
   const device = await gpu();
-  const heap = new HeapAllocator(device);
-  const x = tensor(heap, [-1, 2, -3, 4], [4]);
+  const allocator = new HeapAllocator(device);
+  const x = tensor(allocator, [-1, 2, -3, 4], [4]);
   const y = relu(x);
   const xb = x.block as Block;
   x.dispose(); // freed mid-batch: must not be reused before the relu is queued
-  const z = heap.alloc(16);
+  const z = allocator.alloc(16);
   assert.ok(z.heapId !== xb.heapId || z.offset !== xb.offset);
   const order: string[] = [];
-  heap.beforeSubmit(() => (order.push("hook"), []));
-  heap.submit(); // the caller's submit, not the batch's
+  allocator.beforeSubmit(() => (order.push("hook"), []));
+  allocator.submit(); // the caller's submit, not the batch's
   assert.deepEqual(order, ["hook"]);
   device.queue.writeBuffer(z.buffer, z.offset, new Float32Array([9, 9, 9, 9]));
   assert.deepEqual([...await y.read()], [0, 2, 0, 4]);
-  heap.destroy();
+  allocator.destroy();
 });
 
 Deno.test("alloc() after device.destroy() throws DeviceLostError; free() and destroy() still work", async () => {
   const device = await requestDevice(); // a device of its own: this test destroys it
-  const heap = new HeapAllocator(device);
-  const a = heap.alloc(4096);
+  const allocator = new HeapAllocator(device);
+  const a = allocator.alloc(4096);
   device.destroy();
   await device.lost;
   await new Promise((r) => setTimeout(r, 0));
-  assert.throws(() => heap.alloc(64), (e: unknown) => {
+  assert.throws(() => allocator.alloc(64), (e: unknown) => {
     assert.ok(e instanceof DeviceLostError);
     assert.equal(e.reason, "destroyed");
     assert.match(e.message, /^Cannot allocate: the GPU device was lost \(destroyed: /);
     return true;
   });
-  assert.throws(() => heap.scalar(1), DeviceLostError);
-  assert.throws(() => heap.submit(), DeviceLostError);
-  heap.free(a);
-  assert.equal(heap.currentAllocatedMemory(), 0);
-  heap.destroy();
+  assert.throws(() => allocator.scalar(1), DeviceLostError);
+  assert.throws(() => allocator.submit(), DeviceLostError);
+  allocator.free(a);
+  assert.equal(allocator.currentAllocatedMemory(), 0);
+  allocator.destroy();
 });

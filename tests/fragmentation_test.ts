@@ -16,31 +16,31 @@ const MiB = 1 << 20;
 
 Deno.test("a dedicated-size request takes a free range of a split heap first", () => {
   const device = new FakeDevice();
-  const heap = new HeapAllocator(device);
-  const a = heap.alloc(20 * MiB); // a 64 MiB extra-large heap
-  const b = heap.alloc(32 * MiB); // dedicated size, but 44 MiB are free beside `a`
+  const allocator = new HeapAllocator(device);
+  const a = allocator.alloc(20 * MiB); // a 64 MiB extra-large heap
+  const b = allocator.alloc(32 * MiB); // dedicated size, but 44 MiB are free beside `a`
   assert.equal(b.heapId, a.heapId);
   assert.equal(device.createBufferCalls, 1);
-  const c = heap.alloc(32 * MiB); // no room left: a heap of its own
+  const c = allocator.alloc(32 * MiB); // no room left: a heap of its own
   assert.notEqual(c.heapId, a.heapId);
-  assert.equal(heap.snapshot().heaps.find((h) => h.id === c.heapId)!.isSplit, false);
-  heap.destroy();
+  assert.equal(allocator.snapshot().heaps.find((h) => h.id === c.heapId)!.isSplit, false);
+  allocator.destroy();
 });
 
 Deno.test("a cached dedicated heap becomes a split heap instead of a new GPUBuffer", () => {
   const lines: string[] = [];
   const device = new FakeDevice();
-  const heap = new HeapAllocator(device, { debug: "alloc", log: (l) => lines.push(l) });
-  heap.startRecording();
-  const big = heap.alloc(64 * MiB + 1); // a dedicated heap, rounded to 66 MiB
-  heap.free(big); // cached whole
-  const x = heap.alloc(30 * MiB); // wants a new 64 MiB heap: the cached 66 MiB one serves
-  const y = heap.alloc(30 * MiB); // beside x
+  const allocator = new HeapAllocator(device, { debug: "alloc", log: (l) => lines.push(l) });
+  allocator.startRecording();
+  const big = allocator.alloc(64 * MiB + 1); // a dedicated heap, rounded to 66 MiB
+  allocator.free(big); // cached whole
+  const x = allocator.alloc(30 * MiB); // wants a new 64 MiB heap: the cached 66 MiB one serves
+  const y = allocator.alloc(30 * MiB); // beside x
   assert.equal(big.size, 66 * MiB);
   assert.equal(device.createBufferCalls, 1);
   assert.equal(x.heapId, big.heapId);
   assert.equal(y.heapId, big.heapId);
-  const [h] = heap.snapshot().heaps;
+  const [h] = allocator.snapshot().heaps;
   assert.equal(h.isSplit, true);
   assert.deepEqual(h.blocks.map((b) => [b.id, b.offset, b.state]), [
     [x.id, 0, "live"],
@@ -48,19 +48,19 @@ Deno.test("a cached dedicated heap becomes a split heap instead of a new GPUBuff
     [null, x.size + y.size, "free"],
   ]);
   assert.ok(lines.some((l) => /^gpuheap: split heap #1 of 66\.00 MiB on large pool/.test(l)));
-  const z = heap.alloc(70 * MiB); // a later peak of live bytes, for the picture
-  const trace = heap.stopRecording();
+  const z = allocator.alloc(70 * MiB); // a later peak of live bytes, for the picture
+  const trace = allocator.stopRecording();
   assert.ok(trace.events.some((e) => e[0] === "split" && e[1] === h.id));
   // The picture follows the heap from unsplit to split: at the peak, x and y share it.
   const html = memvizHtml(trace);
   assert.match(html, /#1 large heap 66 MiB/);
   assert.match(html, new RegExp(`block #${y.id} live: 30\\.00 MiB at offset ${x.size}`));
   assert.equal(replay(trace).createBufferCalls, 2);
-  heap.free(z);
-  heap.free(x);
-  heap.free(y);
-  assert.equal(heap.emptyCache(), 136 * MiB, "released as any idle heap");
-  heap.destroy();
+  allocator.free(z);
+  allocator.free(x);
+  allocator.free(y);
+  assert.equal(allocator.emptyCache(), 136 * MiB, "released as any idle heap");
+  allocator.destroy();
 });
 
 Deno.test("max_reserved_ratio: reads, writes back, and bounds the cache", () => {

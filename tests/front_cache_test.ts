@@ -73,75 +73,75 @@ Deno.test("FrontCache.flush() hands every range over once, after emptying itself
 });
 
 Deno.test("alloc() takes a block of the same size freed just before from the front cache", () => {
-  const heap = new HeapAllocator(new FakeDevice());
-  const keep = heap.alloc(100);
-  const a = heap.alloc(4000);
-  heap.free(a);
-  const b = heap.alloc(3990); // rounds to a's size (4000, a multiple of 32)
+  const allocator = new HeapAllocator(new FakeDevice());
+  const keep = allocator.alloc(100);
+  const a = allocator.alloc(4000);
+  allocator.free(a);
+  const b = allocator.alloc(3990); // rounds to a's size (4000, a multiple of 32)
   assert.deepEqual([b.heapId, b.offset, b.size], [a.heapId, a.offset, a.size]);
   assert.notEqual(b.id, a.id, "a new block");
   assert.equal(a.isLive, false);
-  const stats = heap.memoryStats();
+  const stats = allocator.memoryStats();
   assert.deepEqual([stats.frontCacheHits, stats.pools.small.frontCacheHits], [1, 1]);
   assert.equal(stats.cacheHits, 2, "every front cache hit is a cache hit");
-  heap.free(b);
-  heap.alloc(2048); // another size: placed by TLSF
-  assert.equal(heap.memoryStats().frontCacheHits, 1);
-  const u = heap.alloc(64, { usage: "uniform" });
-  heap.free(u);
-  assert.equal(heap.alloc(64, { usage: "uniform" }).offset, u.offset);
-  assert.equal(heap.memoryStats().pools.uniform.frontCacheHits, 1);
-  heap.free(heap.scalar(1));
-  heap.scalar(2);
-  assert.equal(heap.memoryStats().pools.scalar.frontCacheHits, 0, "scalars have none");
-  heap.free(keep);
-  heap.destroy();
+  allocator.free(b);
+  allocator.alloc(2048); // another size: placed by TLSF
+  assert.equal(allocator.memoryStats().frontCacheHits, 1);
+  const u = allocator.alloc(64, { usage: "uniform" });
+  allocator.free(u);
+  assert.equal(allocator.alloc(64, { usage: "uniform" }).offset, u.offset);
+  assert.equal(allocator.memoryStats().pools.uniform.frontCacheHits, 1);
+  allocator.free(allocator.scalar(1));
+  allocator.scalar(2);
+  assert.equal(allocator.memoryStats().pools.scalar.frontCacheHits, 0, "scalars have none");
+  allocator.free(keep);
+  allocator.destroy();
 });
 
 Deno.test("alloc() does not take a block from the front cache before the submit its free waits for", () => {
-  const heap = new HeapAllocator(new FakeDevice());
-  const a = heap.alloc(4096);
+  const allocator = new HeapAllocator(new FakeDevice());
+  const a = allocator.alloc(4096);
   void a.buffer; // as if recorded into a pass
-  heap.free(a);
-  const b = heap.alloc(4096);
+  allocator.free(a);
+  const b = allocator.alloc(4096);
   assert.notEqual(b.offset, a.offset, "a's memory waits for the submit");
-  assert.equal(heap.memoryStats().frontCacheHits, 0);
-  heap.submit();
-  const c = heap.alloc(4096);
+  assert.equal(allocator.memoryStats().frontCacheHits, 0);
+  allocator.submit();
+  const c = allocator.alloc(4096);
   assert.equal(c.offset, a.offset, "after the submit it is in the front cache");
-  assert.equal(heap.memoryStats().frontCacheHits, 1);
-  heap.destroy();
+  assert.equal(allocator.memoryStats().frontCacheHits, 1);
+  allocator.destroy();
 });
 
 Deno.test("emptyCache() flushes the front cache and releases heaps only it kept busy", () => {
   const device = new FakeDevice();
-  const heap = new HeapAllocator(device);
-  heap.free(heap.alloc(4096));
-  assert.equal(heap.snapshot().heaps[0].blocks[0].state, "cached");
-  assert.equal(heap.emptyCache(), 128 * KiB);
+  const allocator = new HeapAllocator(device);
+  allocator.free(allocator.alloc(4096));
+  assert.equal(allocator.snapshot().heaps[0].blocks[0].state, "cached");
+  assert.equal(allocator.emptyCache(), 128 * KiB);
   assert.equal(device.liveBytes, 0);
-  heap.destroy();
+  allocator.destroy();
 });
 
 Deno.test("alloc() flushes the front cache before it makes a heap: merged, freed memory may serve", () => {
   const device = new FakeDevice();
-  const heap = new HeapAllocator(device);
-  const blocks = [0, 1, 2, 3].map(() => heap.alloc(32 * KiB)); // fill the first 128 KiB heap
-  for (const b of blocks) heap.free(b); // two go to TLSF, two to the front cache, alternating
-  assert.equal(heap.memoryStats().pools.small.largestFreeRange, 32 * KiB);
-  const big = heap.alloc(100 * KiB);
+  const allocator = new HeapAllocator(device);
+  const blocks = [0, 1, 2, 3].map(() => allocator.alloc(32 * KiB)); // fill the first 128 KiB heap
+  for (const b of blocks) allocator.free(b); // two go to TLSF, two to the front cache, alternating
+  assert.equal(allocator.memoryStats().pools.small.largestFreeRange, 32 * KiB);
+  const big = allocator.alloc(100 * KiB);
   assert.equal(device.createBufferCalls, 1, "the flush merged the heap whole: no new heap");
   assert.equal(big.heapId, blocks[0].heapId);
-  heap.destroy();
+  allocator.destroy();
 });
 
 Deno.test("alloc() flushes the front cache before a heap is made in any pool: idle heaps go by max_reserved_ratio", () => {
-  const heap = new HeapAllocator(new FakeDevice());
-  heap.free(heap.alloc(4096)); // its heap is busy only with the front cache
+  const allocator = new HeapAllocator(new FakeDevice());
+  allocator.free(allocator.alloc(4096)); // its heap is busy only with the front cache
   // A staging buffer of 2 MiB: the cache may hold 4% over it, not a 128 KiB heap.
-  const r = heap.alloc(2 * MiB, { usage: "readback" });
-  assert.deepEqual(heap.snapshot().heaps.map((h) => h.id), [r.heapId]);
-  heap.destroy();
+  const r = allocator.alloc(2 * MiB, { usage: "readback" });
+  assert.deepEqual(allocator.snapshot().heaps.map((h) => h.id), [r.heapId]);
+  allocator.destroy();
 });
 
 Deno.test("alloc() under a shared budget's pressure flushes the front cache before releasing idle heaps", () => {
@@ -154,45 +154,49 @@ Deno.test("alloc() under a shared budget's pressure flushes the front cache befo
     }
   }
   const budget = new Pressing();
-  const heap = new HeapAllocator(new FakeDevice(), { budget });
-  heap.free(heap.alloc(4096)); // its heap is busy only with the front cache
+  const allocator = new HeapAllocator(new FakeDevice(), { budget });
+  allocator.free(allocator.alloc(4096)); // its heap is busy only with the front cache
   budget.press = true;
-  heap.alloc(100 * KiB);
+  allocator.alloc(100 * KiB);
   assert.deepEqual(budget.calls.filter((c) => c[0] !== "reserve"), [["release", 128 * KiB]]);
-  assert.equal(heap.memoryStats().frontCacheHits, 0);
-  heap.destroy();
+  assert.equal(allocator.memoryStats().frontCacheHits, 0);
+  allocator.destroy();
 });
 
 Deno.test("free() above the low watermark gives memory to TLSF, where the watermark can release it", () => {
   const device = new FakeDevice();
-  const heap = new HeapAllocator(device, { lowWatermark: 64 * KiB });
-  const a = heap.alloc(4096); // a 128 KiB heap: above the low watermark
-  heap.free(a);
+  const allocator = new HeapAllocator(device, { lowWatermark: 64 * KiB });
+  const a = allocator.alloc(4096); // a 128 KiB heap: above the low watermark
+  allocator.free(a);
   assert.equal(device.liveBytes, 0, "released as soon as it was idle");
-  heap.alloc(4096);
-  assert.equal(heap.memoryStats().frontCacheHits, 0);
-  heap.destroy();
+  allocator.alloc(4096);
+  assert.equal(allocator.memoryStats().frontCacheHits, 0);
+  allocator.destroy();
 });
 
 Deno.test("alloc() drops a front cache block of a heap the device refused, and releases the heap", async () => {
   const device = new FakeDevice({ memory: 64 * KiB });
-  const heap = new HeapAllocator(device);
-  const a = heap.alloc(4096); // a 128 KiB heap: refused later
-  heap.free(a); // into the front cache
-  await assert.rejects(() => heap.checkDeviceErrors(), OutOfMemoryError);
+  const allocator = new HeapAllocator(device);
+  const a = allocator.alloc(4096); // a 128 KiB heap: refused later
+  allocator.free(a); // into the front cache
+  await assert.rejects(() => allocator.checkDeviceErrors(), OutOfMemoryError);
   device.memory = 0;
-  const b = heap.alloc(4096);
+  const b = allocator.alloc(4096);
   assert.notEqual(b.heapId, a.heapId, "nothing is placed in a refused heap");
-  assert.equal(heap.memoryStats().frontCacheHits, 0);
-  assert.deepEqual(heap.snapshot().heaps.map((h) => h.id), [b.heapId], "the refused heap is gone");
-  heap.destroy();
+  assert.equal(allocator.memoryStats().frontCacheHits, 0);
+  assert.deepEqual(
+    allocator.snapshot().heaps.map((h) => h.id),
+    [b.heapId],
+    "the refused heap is gone",
+  );
+  allocator.destroy();
 });
 
 Deno.test("snapshot() shows front cache blocks as cached, their bytes in cachedBytes", () => {
-  const heap = new HeapAllocator(new FakeDevice());
-  const [a, b, c] = [heap.alloc(1000), heap.alloc(2000), heap.alloc(3000)];
-  heap.free(b);
-  const snap = heap.snapshot();
+  const allocator = new HeapAllocator(new FakeDevice());
+  const [a, b, c] = [allocator.alloc(1000), allocator.alloc(2000), allocator.alloc(3000)];
+  allocator.free(b);
+  const snap = allocator.snapshot();
   assert.deepEqual(snap.heaps[0].blocks.map((x) => [x.id, x.state, x.size]), [
     [a.id, "live", a.size],
     [b.id, "cached", b.size],
@@ -201,5 +205,5 @@ Deno.test("snapshot() shows front cache blocks as cached, their bytes in cachedB
   ]);
   assert.equal(snap.stats.cachedBytes, 128 * KiB - a.size - c.size);
   assert.equal(snap.stats.pools.small.cachedBytes, 128 * KiB - a.size - c.size);
-  heap.destroy();
+  allocator.destroy();
 });

@@ -49,22 +49,22 @@ function heapRows(html: string): Map<number, [string, number, number]> {
 }
 
 Deno.test("memvizHtml() of a trace draws both series by pool and the heaps at the peak", () => {
-  const heap = new HeapAllocator(new FakeDevice());
-  heap.startRecording();
-  const a = heap.alloc(3 * MiB, { label: "w" });
-  const b = heap.alloc(100 * MiB);
-  const c = heap.alloc(4096);
-  heap.alloc(256, { usage: "uniform" });
-  const p = heap.alloc(8 * MiB);
+  const allocator = new HeapAllocator(new FakeDevice());
+  allocator.startRecording();
+  const a = allocator.alloc(3 * MiB, { label: "w" });
+  const b = allocator.alloc(100 * MiB);
+  const c = allocator.alloc(4096);
+  allocator.alloc(256, { usage: "uniform" });
+  const p = allocator.alloc(8 * MiB);
   void p.buffer;
-  heap.free(p); // pending at the peak
-  const q = heap.alloc(9 * MiB);
-  const peak = heap.snapshot();
-  heap.free(b);
-  heap.free(c);
-  heap.free(q);
-  heap.submit();
-  const html = memvizHtml(heap.stopRecording());
+  allocator.free(p); // pending at the peak
+  const q = allocator.alloc(9 * MiB);
+  const peak = allocator.snapshot();
+  allocator.free(b);
+  allocator.free(c);
+  allocator.free(q);
+  allocator.submit();
+  const html = memvizHtml(allocator.stopRecording());
   assertSelfContained(html);
   assert.match(html, /^<!DOCTYPE html>/);
   for (const chart of ["reserved", "allocated"]) {
@@ -94,24 +94,24 @@ Deno.test("memvizHtml() of a trace draws both series by pool and the heaps at th
       `data-tip="block #${a.id} live: 3\\.00 MiB at offset 0 \\(requested ${3 * MiB} B, w\\)"`,
     ),
   );
-  heap.destroy();
+  allocator.destroy();
 });
 
 Deno.test("memvizHtml() of a snapshot draws bytes by pool and every heap", () => {
   // Keep every cached heap, so the picture has a cached block to show.
-  const heap = new HeapAllocator(new FakeDevice(), { allocConf: "max_reserved_ratio:0" });
-  heap.alloc(1000);
-  heap.alloc(5 * MiB);
-  heap.free(heap.alloc(70 * MiB));
-  heap.alloc(100, { usage: "readback" });
-  const snap = heap.snapshot();
+  const allocator = new HeapAllocator(new FakeDevice(), { allocConf: "max_reserved_ratio:0" });
+  allocator.alloc(1000);
+  allocator.alloc(5 * MiB);
+  allocator.free(allocator.alloc(70 * MiB));
+  allocator.alloc(100, { usage: "readback" });
+  const snap = allocator.snapshot();
   const html = memvizHtml(JSON.stringify(snap));
   assertSelfContained(html);
   assert.match(html, /data-series="reserved:large"/);
   assert.match(html, /data-series="allocated:readback"/);
   assert.deepEqual([...heapRows(html).keys()], snap.heaps.map((h) => h.id));
   assert.match(html, /class="block cached"/);
-  heap.destroy();
+  allocator.destroy();
 });
 
 Deno.test("memvizHtml() replays a plain list first; many blocks stay a small page", () => {
@@ -159,12 +159,12 @@ function assertInert(html: string): void {
 }
 
 Deno.test("memvizHtml() escapes every string that comes from its input", () => {
-  const heap = new HeapAllocator(new FakeDevice());
-  heap.startRecording();
-  for (const label of HOSTILE) heap.alloc(1 << 20, { label }); // wide enough to carry a title
-  const snapshot = heap.snapshot();
-  const trace = heap.stopRecording();
-  heap.destroy();
+  const allocator = new HeapAllocator(new FakeDevice());
+  allocator.startRecording();
+  for (const label of HOSTILE) allocator.alloc(1 << 20, { label }); // wide enough to carry a title
+  const snapshot = allocator.snapshot();
+  const trace = allocator.stopRecording();
+  allocator.destroy();
   for (const title of HOSTILE) {
     const fromTrace = memvizHtml(JSON.stringify(trace), { title });
     const fromSnapshot = memvizHtml(JSON.stringify(snapshot), { title });
@@ -186,10 +186,10 @@ Deno.test("memvizHtml() refuses markup where a trace or snapshot has an id, pool
     [["heap", 1, 8 << 20, "small", true], ["a", 1, 64, "storage", 0, img, 1, 0, 64]],
   ];
   for (const t of traces) assert.throws(() => memvizHtml(t), TraceError);
-  const heap = new HeapAllocator(new FakeDevice());
-  heap.alloc(1000);
-  const good = heap.snapshot();
-  heap.destroy();
+  const allocator = new HeapAllocator(new FakeDevice());
+  allocator.alloc(1000);
+  const good = allocator.snapshot();
+  allocator.destroy();
   const edits: ((s: Snapshot) => void)[] = [
     (s) => (s.heaps[0] as { id: unknown }).id = img,
     (s) => s.heaps[0].pool = img,
@@ -238,12 +238,12 @@ Deno.test("memvizHtml() keeps its axes to a few ticks, however large the bytes",
 });
 
 Deno.test("memvizHtml() gives typed errors, never an internal TypeError", () => {
-  const heap = new HeapAllocator(new FakeDevice());
-  heap.startRecording();
-  heap.alloc(1000);
-  const snapshot = heap.snapshot();
-  const trace = heap.stopRecording();
-  heap.destroy();
+  const allocator = new HeapAllocator(new FakeDevice());
+  allocator.startRecording();
+  allocator.alloc(1000);
+  const snapshot = allocator.snapshot();
+  const trace = allocator.stopRecording();
+  allocator.destroy();
   const cases: [unknown, abstract new (...args: never[]) => Error, RegExp][] = [
     [
       { ...trace, settings: { ...trace.settings, allocConf: 5 } },
@@ -427,15 +427,32 @@ Deno.test("memvizHtml() counts the events of the trace, as replay does", async (
   }
 });
 
+Deno.test("memvizHtml() reads a trace once and replays it as read", () => {
+  // An event whose size counts its reads: memviz reads it as often as replay(), which reads
+  // the trace once and replays it.
+  let reads = 0;
+  const counted = () => {
+    const alloc = ["a", 1, 0];
+    Object.defineProperty(alloc, 2, { get: () => (reads++, 3 * MiB) });
+    return [alloc, ["a", 2, 64], ["f", 1]];
+  };
+  replay(counted());
+  const replayReads = reads;
+  reads = 0;
+  const html = memvizHtml(counted());
+  assert.match(html, /replayed on the fake device/);
+  assert.equal(reads, replayReads);
+});
+
 Deno.test("memvizHtml() lists the largest blocks at the peak, with their labels", () => {
-  const heap = new HeapAllocator(new FakeDevice());
-  heap.startRecording();
-  const w = heap.alloc(3 * MiB, { label: "model.py:10 weights" });
-  const g = heap.alloc(2 * MiB, { label: "model.py:20 grad" });
-  const a = [1, 2, 3].map(() => heap.alloc(256 << 10, { label: "model.py:30 act" }));
-  for (const b of [...a, g, w]) heap.free(b);
-  const html = memvizHtml(heap.stopRecording());
-  heap.destroy();
+  const allocator = new HeapAllocator(new FakeDevice());
+  allocator.startRecording();
+  const w = allocator.alloc(3 * MiB, { label: "model.py:10 weights" });
+  const g = allocator.alloc(2 * MiB, { label: "model.py:20 grad" });
+  const a = [1, 2, 3].map(() => allocator.alloc(256 << 10, { label: "model.py:30 act" }));
+  for (const b of [...a, g, w]) allocator.free(b);
+  const html = memvizHtml(allocator.stopRecording());
+  allocator.destroy();
   const top = html.slice(html.indexOf("Largest blocks at the peak"));
   const rows = [
     ...top.matchAll(
@@ -454,12 +471,12 @@ Deno.test("memvizHtml() lists the largest blocks at the peak, with their labels"
 });
 
 Deno.test("memvizHtml() draws every heap on one byte scale, under an axis of offsets", () => {
-  const heap = new HeapAllocator(new FakeDevice());
-  heap.startRecording();
-  heap.alloc(2 * MiB); // a 32 MiB large heap
-  heap.alloc(1000); // a small heap, an eighth of what the allocator holds: 4 MiB
-  const html = memvizHtml(heap.stopRecording());
-  heap.destroy();
+  const allocator = new HeapAllocator(new FakeDevice());
+  allocator.startRecording();
+  allocator.alloc(2 * MiB); // a 32 MiB large heap
+  allocator.alloc(1000); // a small heap, an eighth of what the allocator holds: 4 MiB
+  const html = memvizHtml(allocator.stopRecording());
+  allocator.destroy();
   const widths = [
     ...html.matchAll(
       /data-size="(\d+)"><text[^>]*>[^<]*<\/text><rect class="row" x="[\d.]+" y="[\d.]+" width="([\d.]+)"/g,
@@ -634,20 +651,20 @@ Deno.test({
     (CHROMIUM ? "" : NO_CHROMIUM),
   ignore: !CHROMIUM,
   async fn() {
-    const heap = new HeapAllocator(new FakeDevice(), { allocConf: "max_reserved_ratio:0" });
-    heap.startRecording();
-    const blocks = Array.from({ length: 40 }, (_, i) => heap.alloc((i % 7 + 1) * 300_000));
-    for (let i = 0; i < 40; i += 3) heap.free(blocks[i]);
-    heap.free(heap.alloc(70 * MiB));
+    const allocator = new HeapAllocator(new FakeDevice(), { allocConf: "max_reserved_ratio:0" });
+    allocator.startRecording();
+    const blocks = Array.from({ length: 40 }, (_, i) => allocator.alloc((i % 7 + 1) * 300_000));
+    for (let i = 0; i < 40; i += 3) allocator.free(blocks[i]);
+    allocator.free(allocator.alloc(70 * MiB));
     const inputs: [string, Uint8Array][] = [
-      ["snapshot.json", new TextEncoder().encode(JSON.stringify(heap.snapshot()))],
-      ["trace.json", new TextEncoder().encode(JSON.stringify(heap.stopRecording()))],
+      ["snapshot.json", new TextEncoder().encode(JSON.stringify(allocator.snapshot()))],
+      ["trace.json", new TextEncoder().encode(JSON.stringify(allocator.stopRecording()))],
       [
         "resnet50.pickle.gz",
         Deno.readFileSync(new URL("resnet50_infer_varbatch.pickle.gz", TESTDATA)),
       ],
     ];
-    heap.destroy();
+    allocator.destroy();
     for (const [name, bytes] of inputs) {
       const base64 = (await chromiumPage(bytes, ["png", name])).trim();
       const png = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));

@@ -13,32 +13,32 @@ function values(seed: number): Float32Array<ArrayBuffer> {
 
 Deno.test("planned runs keep trap 1 on the real adapter: a block written after a free before the submit keeps its own bytes", async () => {
   const device = await gpu();
-  const heap = new HeapAllocator(device);
+  const allocator = new HeapAllocator(device);
   try {
     for (let run = 0; run < 4; run++) {
-      const out = heap.alloc(BYTES, { usage: "readback" });
-      heap.beginIteration("trap 1");
-      const a = heap.alloc(BYTES);
+      const out = allocator.alloc(BYTES, { usage: "readback" });
+      allocator.beginIteration("trap 1");
+      const a = allocator.alloc(BYTES);
       device.queue.writeBuffer(a.buffer, a.offset, values(run));
       const encoder = device.createCommandEncoder();
       encoder.copyBufferToBuffer(a.buffer, a.offset, out.buffer, out.offset, BYTES);
-      heap.free(a); // the copy reading a is recorded, not submitted
-      const b = heap.alloc(BYTES);
+      allocator.free(a); // the copy reading a is recorded, not submitted
+      const b = allocator.alloc(BYTES);
       device.queue.writeBuffer(b.buffer, b.offset, values(run + 100)); // lands before the copy
-      heap.free(b);
-      heap.submit([encoder.finish()]);
-      heap.endIteration();
+      allocator.free(b);
+      allocator.submit([encoder.finish()]);
+      allocator.endIteration();
       if (run > 0) assert.equal(a.heapId, b.heapId, `run ${run}: both in the plan's arena`);
       await out.buffer.mapAsync(GPUMapMode.READ, out.offset, BYTES);
       const got = new Float32Array(out.buffer.getMappedRange(out.offset, BYTES).slice(0));
       out.buffer.unmap();
-      heap.free(out);
+      allocator.free(out);
       assert.deepEqual(got, values(run), `run ${run}: the copy read a's data`);
     }
-    const [plan] = heap.plans();
+    const [plan] = allocator.plans();
     assert.deepEqual([plan.runs, plan.departures, plan.safetySubmits], [4, 0, 0]);
   } finally {
-    heap.destroy();
+    allocator.destroy();
   }
 });
 

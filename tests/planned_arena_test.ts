@@ -20,10 +20,10 @@ class Live {
     this.blocks.add(b);
     return b;
   }
-  free(heap: HeapAllocator, b: Block): void {
+  free(allocator: HeapAllocator, b: Block): void {
     this.blocks.delete(b);
-    if (this.model) this.model.free(heap, b);
-    else heap.free(b);
+    if (this.model) this.model.free(allocator, b);
+    else allocator.free(b);
   }
 }
 
@@ -31,19 +31,19 @@ class Live {
  * One iteration of a random but fixed program: allocations and frees of
  * storage blocks, `sizes` asked in order. Everything is freed by its end.
  */
-function program(heap: HeapAllocator, live: Live, sizes: number[], seed: number): Block[] {
+function program(allocator: HeapAllocator, live: Live, sizes: number[], seed: number): Block[] {
   const random = rng(seed);
   const mine: Block[] = [];
   const made: Block[] = [];
   for (const size of sizes) {
     if (mine.length > 0 && random() < 0.4) {
-      live.free(heap, mine.splice(Math.floor(random() * mine.length), 1)[0]);
+      live.free(allocator, mine.splice(Math.floor(random() * mine.length), 1)[0]);
     }
-    const b = live.add(heap.alloc(size));
+    const b = live.add(allocator.alloc(size));
     mine.push(b);
     made.push(b);
   }
-  for (const b of mine) live.free(heap, b);
+  for (const b of mine) live.free(allocator, b);
   return made;
 }
 
@@ -58,16 +58,16 @@ function allocatedSum(live: Live): number {
 
 Deno.test("beginIteration() places later runs at their planned offsets, with no createBuffer", () => {
   const device = new FakeDevice();
-  const heap = new HeapAllocator(device);
+  const allocator = new HeapAllocator(device);
   const live = new Live();
   const sizes = sizesOf(1, 60);
   let offsets: number[] | null = null;
   let calls = 0;
   for (let run = 0; run < 5; run++) {
-    heap.beginIteration("shape A");
-    const made = program(heap, live, sizes, 7);
-    heap.endIteration();
-    assert.equal(heap.currentAllocatedMemory(), allocatedSum(live));
+    allocator.beginIteration("shape A");
+    const made = program(allocator, live, sizes, 7);
+    allocator.endIteration();
+    assert.equal(allocator.currentAllocatedMemory(), allocatedSum(live));
     if (run === 1) {
       offsets = made.map((b) => b.offset);
       calls = device.createBufferCalls;
@@ -78,15 +78,15 @@ Deno.test("beginIteration() places later runs at their planned offsets, with no 
       assert.equal(device.createBufferCalls, calls, "a planned run makes no GPUBuffer");
     }
   }
-  const [plan] = heap.plans();
+  const [plan] = allocator.plans();
   assert.equal(plan.runs, 5);
   assert.equal(plan.departures, 0);
   assert.equal(plan.blocks, 60);
   assert.ok(plan.size >= plan.peakLive);
   assert.ok(plan.ratio <= 1.1, `plan ${plan.ratio} × peak live`);
-  const stats = heap.memoryStats();
+  const stats = allocator.memoryStats();
   assert.equal(stats.pools.large.reservedBytes.current >= plan.size, true);
-  heap.destroy();
+  allocator.destroy();
 });
 
 /** Runs of a recorded program that depart from it in one way, at a random point. */
@@ -99,63 +99,63 @@ const DEPARTURES: [string, (sizes: number[], at: number) => number[]][] = [
 for (const [what, change] of DEPARTURES) {
   Deno.test(`beginIteration() falls back to the online allocator on ${what}, and stays correct`, () => {
     const lines: string[] = [];
-    const heap = new HeapAllocator(new FakeDevice(), { log: (l) => lines.push(l) });
+    const allocator = new HeapAllocator(new FakeDevice(), { log: (l) => lines.push(l) });
     const live = new Live();
     const sizes = sizesOf(2, 40);
     for (let run = 0; run < 6; run++) {
-      heap.beginIteration("k");
+      allocator.beginIteration("k");
       // Runs 2 and 4 depart; the others follow the plan.
       const departs = run === 2 || run === 4;
-      program(heap, live, departs ? change(sizes, 5 + run * 3) : sizes, 3);
-      heap.endIteration();
-      assert.equal(heap.currentAllocatedMemory(), 0);
-      assert.equal(heap.memoryStats().blocks, 0, "no block lost");
+      program(allocator, live, departs ? change(sizes, 5 + run * 3) : sizes, 3);
+      allocator.endIteration();
+      assert.equal(allocator.currentAllocatedMemory(), 0);
+      assert.equal(allocator.memoryStats().blocks, 0, "no block lost");
     }
-    const [plan] = heap.plans();
+    const [plan] = allocator.plans();
     assert.equal(plan.departures, 2);
     assert.equal(lines.filter((l) => l.includes("departed from its plan")).length, 1);
-    heap.destroy();
+    allocator.destroy();
   });
 }
 
 Deno.test("beginIteration() falls back when a block is freed later than recorded", () => {
-  const heap = new HeapAllocator(new FakeDevice(), { log: () => {} });
+  const allocator = new HeapAllocator(new FakeDevice(), { log: () => {} });
   const live = new Live();
   for (let run = 0; run < 3; run++) {
-    heap.beginIteration("late");
-    const a = live.add(heap.alloc(4096));
-    const b = live.add(heap.alloc(4096));
+    allocator.beginIteration("late");
+    const a = live.add(allocator.alloc(4096));
+    const b = live.add(allocator.alloc(4096));
     // Recorded: free a, then c takes a's bytes, then free b. Run 2 frees b first, a after c.
     const [first, second] = run === 2 ? [b, a] : [a, b];
-    live.free(heap, first);
-    const c = live.add(heap.alloc(4096));
-    live.free(heap, second);
-    live.free(heap, c);
-    heap.endIteration();
+    live.free(allocator, first);
+    const c = live.add(allocator.alloc(4096));
+    live.free(allocator, second);
+    live.free(allocator, c);
+    allocator.endIteration();
   }
-  assert.equal(heap.plans()[0].departures, 1);
-  heap.destroy();
+  assert.equal(allocator.plans()[0].departures, 1);
+  allocator.destroy();
 });
 
 Deno.test("beginIteration() falls back when blocks are freed in another order", () => {
-  const heap = new HeapAllocator(new FakeDevice(), { log: () => {} });
+  const allocator = new HeapAllocator(new FakeDevice(), { log: () => {} });
   const live = new Live();
   for (let run = 0; run < 3; run++) {
-    heap.beginIteration("order");
-    const a = live.add(heap.alloc(4096));
+    allocator.beginIteration("order");
+    const a = live.add(allocator.alloc(4096));
     if (run === 2) {
       // Recorded: free a, then c takes its bytes. Here a is still live when c comes.
-      const c = live.add(heap.alloc(4096));
-      live.free(heap, a);
-      live.free(heap, c);
+      const c = live.add(allocator.alloc(4096));
+      live.free(allocator, a);
+      live.free(allocator, c);
     } else {
-      live.free(heap, a);
-      live.free(heap, live.add(heap.alloc(4096)));
+      live.free(allocator, a);
+      live.free(allocator, live.add(allocator.alloc(4096)));
     }
-    heap.endIteration();
+    allocator.endIteration();
   }
-  assert.equal(heap.plans()[0].departures, 1);
-  heap.destroy();
+  assert.equal(allocator.plans()[0].departures, 1);
+  allocator.destroy();
 });
 
 /**
@@ -188,131 +188,131 @@ class WriteModel {
   write(b: Block): void {
     this.device.queue.writeBuffer(b.buffer, b.offset, new Uint8Array(b.size));
   }
-  free(heap: HeapAllocator, b: Block): void {
+  free(allocator: HeapAllocator, b: Block): void {
     this.#sync();
     this.#freed.push({ buffer: b.buffer, offset: b.offset, size: b.size, id: b.id });
-    heap.free(b);
+    allocator.free(b);
   }
 }
 
 Deno.test("beginIteration() keeps trap 1: a written block never takes bytes freed before the submit", () => {
   const device = new FakeDevice();
-  const heap = new HeapAllocator(device);
+  const allocator = new HeapAllocator(device);
   const model = new WriteModel(device);
   const offsets: number[][] = [];
   for (let run = 0; run < 4; run++) {
-    heap.beginIteration("t1");
-    const a = heap.alloc(1 << 16);
+    allocator.beginIteration("t1");
+    const a = allocator.alloc(1 << 16);
     model.write(a);
     void a.buffer; // a dispatch reads a
-    model.free(heap, a);
-    const b = heap.alloc(1 << 16); // filled by a dispatch only: may take a's bytes
+    model.free(allocator, a);
+    const b = allocator.alloc(1 << 16); // filled by a dispatch only: may take a's bytes
     void b.buffer;
-    model.free(heap, b);
-    const c = heap.alloc(1 << 16); // filled by writeBuffer: may not
+    model.free(allocator, b);
+    const c = allocator.alloc(1 << 16); // filled by writeBuffer: may not
     model.write(c);
     void c.buffer;
-    model.free(heap, c);
-    heap.submit();
-    heap.endIteration();
+    model.free(allocator, c);
+    allocator.submit();
+    allocator.endIteration();
     offsets.push([a.offset, b.offset, c.offset]);
   }
-  const [plan] = heap.plans();
+  const [plan] = allocator.plans();
   assert.equal(plan.departures, 0);
   assert.equal(plan.safetySubmits, 0);
   assert.equal(offsets[3][1], offsets[3][0], "a block filled by dispatches shares freely");
   assert.equal(plan.size, 2 << 16, "the written block alone is kept apart");
-  heap.destroy();
+  allocator.destroy();
 });
 
 Deno.test("beginIteration() begins a run with a submit where a written block spans every submit", () => {
   const device = new FakeDevice();
-  const heap = new HeapAllocator(device);
+  const allocator = new HeapAllocator(device);
   const model = new WriteModel(device);
   for (let run = 0; run < 4; run++) {
-    heap.beginIteration("span");
-    const a = heap.alloc(1 << 16);
+    allocator.beginIteration("span");
+    const a = allocator.alloc(1 << 16);
     model.write(a); // written before the submit, freed after it: meets its own last copy
     void a.buffer;
-    heap.submit();
-    model.free(heap, a);
-    heap.endIteration();
+    allocator.submit();
+    model.free(allocator, a);
+    allocator.endIteration();
   }
-  const [plan] = heap.plans();
+  const [plan] = allocator.plans();
   assert.equal(plan.departures, 0);
   assert.equal(plan.safetySubmits, 2, "runs 2 and 3 begin with a submit (run 1 has a new arena)");
-  heap.destroy();
+  allocator.destroy();
 });
 
 Deno.test("beginIteration() submits before a write the recording did not see, and counts it", () => {
   const device = new FakeDevice();
-  const heap = new HeapAllocator(device, { log: () => {} });
+  const allocator = new HeapAllocator(device, { log: () => {} });
   const model = new WriteModel(device);
   for (let run = 0; run < 3; run++) {
-    heap.beginIteration("w");
-    const a = heap.alloc(1 << 16);
+    allocator.beginIteration("w");
+    const a = allocator.alloc(1 << 16);
     void a.buffer;
-    model.free(heap, a);
-    const b = heap.alloc(1 << 16);
+    model.free(allocator, a);
+    const b = allocator.alloc(1 << 16);
     // Recorded without a write: b takes a's bytes; run 2 writes it.
     if (run === 2) model.write(b);
     else void b.buffer;
-    heap.submit();
-    model.free(heap, b);
-    heap.endIteration();
+    allocator.submit();
+    model.free(allocator, b);
+    allocator.endIteration();
   }
-  const [plan] = heap.plans();
+  const [plan] = allocator.plans();
   assert.equal(plan.unplannedWrites, 1);
   assert.equal(plan.safetySubmits, 1);
   assert.equal(plan.departures, 1);
-  heap.destroy();
+  allocator.destroy();
 });
 
 Deno.test("beginIteration() and endIteration() reject misuse with our own errors", () => {
-  const heap = new HeapAllocator(new FakeDevice());
-  assert.throws(() => heap.endIteration(), /Cannot end iteration: no iteration was begun/);
+  const allocator = new HeapAllocator(new FakeDevice());
+  assert.throws(() => allocator.endIteration(), /Cannot end iteration: no iteration was begun/);
   for (const key of ["", 3, null, undefined]) {
-    assert.throws(() => heap.beginIteration(key as string), TypeError);
+    assert.throws(() => allocator.beginIteration(key as string), TypeError);
   }
-  heap.beginIteration("a");
-  assert.throws(() => heap.beginIteration("b"), /iteration "a" has not ended/);
-  heap.endIteration();
-  assert.throws(() => heap.endIteration(), /no iteration was begun/);
-  heap.destroy();
-  assert.throws(() => heap.beginIteration("a"), /destroyed/);
+  allocator.beginIteration("a");
+  assert.throws(() => allocator.beginIteration("b"), /iteration "a" has not ended/);
+  allocator.endIteration();
+  assert.throws(() => allocator.endIteration(), /no iteration was begun/);
+  allocator.destroy();
+  assert.throws(() => allocator.beginIteration("a"), /destroyed/);
 });
 
 Deno.test("beginIteration() plans nothing past maxBufferSize, and its runs go online", () => {
-  const heap = new HeapAllocator(new FakeDevice({ limits: { maxBufferSize: 1 << 20 } }), {
+  const allocator = new HeapAllocator(new FakeDevice({ limits: { maxBufferSize: 1 << 20 } }), {
     log: () => {},
   });
   const live = new Live();
   for (let run = 0; run < 3; run++) {
-    heap.beginIteration("big");
-    const a = live.add(heap.alloc(600 << 10));
-    const b = live.add(heap.alloc(600 << 10));
-    live.free(heap, a);
-    live.free(heap, b);
-    heap.endIteration();
+    allocator.beginIteration("big");
+    const a = live.add(allocator.alloc(600 << 10));
+    const b = live.add(allocator.alloc(600 << 10));
+    live.free(allocator, a);
+    live.free(allocator, b);
+    allocator.endIteration();
   }
-  const [plan] = heap.plans();
+  const [plan] = allocator.plans();
   assert.match(plan.unplannable ?? "", /passes maxBufferSize/);
   assert.equal(plan.departures, 2);
-  heap.destroy();
+  allocator.destroy();
 });
 
 Deno.test("startRecording() writes iter events that a replay with plan replans", async () => {
   const { replay } = await import("../allocator/tools/replay.ts");
-  const heap = new HeapAllocator(new FakeDevice());
-  heap.startRecording();
+  const allocator = new HeapAllocator(new FakeDevice());
+  allocator.startRecording();
   const live = new Live();
   for (let run = 0; run < 3; run++) {
-    heap.beginIteration("r");
-    program(heap, live, sizesOf(4, 30), 5);
-    heap.endIteration();
+    allocator.beginIteration("r");
+    program(allocator, live, sizesOf(4, 30), 5);
+    allocator.endIteration();
   }
-  const trace = heap.stopRecording();
-  heap.destroy();
+  const trace = allocator.stopRecording();
+  allocator.destroy();
   const iters = trace.events.filter((e) => e[0] === "iter");
   assert.deepEqual(iters.map((e) => e[1]), ["r", null, "r", null, "r", null]);
   const online = replay(trace);
@@ -325,75 +325,75 @@ Deno.test("startRecording() writes iter events that a replay with plan replans",
 
 Deno.test("beginIteration() plans of keys that take turns share one arena", () => {
   const device = new FakeDevice();
-  const heap = new HeapAllocator(device);
+  const allocator = new HeapAllocator(device);
   const model = new WriteModel(device);
   const live = new Live();
   live.model = model;
   const heaps = new Set<number>();
   for (let run = 0; run < 8; run++) {
     const key = run % 2 === 0 ? "small" : "large";
-    heap.beginIteration(key);
+    allocator.beginIteration(key);
     // Written before the submit and freed after it: the next key's first write may meet it.
-    const x = live.add(heap.alloc(run % 2 === 0 ? 4096 : 65536));
+    const x = live.add(allocator.alloc(run % 2 === 0 ? 4096 : 65536));
     model.write(x);
     void x.buffer;
-    heap.submit();
-    const made = program(heap, live, sizesOf(run % 2, 20), 9);
+    allocator.submit();
+    const made = program(allocator, live, sizesOf(run % 2, 20), 9);
     live.blocks.delete(x);
-    model.free(heap, x);
-    heap.endIteration();
+    model.free(allocator, x);
+    allocator.endIteration();
     if (run >= 2) { for (const b of [x, ...made]) heaps.add(b.heapId); }
   }
   assert.equal(heaps.size, 1, "both keys' planned runs use one arena");
-  const plans = heap.plans();
+  const plans = allocator.plans();
   assert.deepEqual(plans.map((p) => p.departures), [0, 0]);
   // Where one key's first write meets what the other freed unsubmitted, its run submits first.
   assert.ok(plans.some((p) => p.safetySubmits > 0));
-  heap.destroy();
+  allocator.destroy();
 });
 
 Deno.test("snapshot() shows a plan's arena with its live blocks, and sums agree with the stats", async () => {
   const { readSnapshot } = await import("../allocator/tools/read_snapshot.ts");
   const { memvizHtml } = await import("../allocator/tools/memviz.ts");
-  const heap = new HeapAllocator(new FakeDevice());
+  const allocator = new HeapAllocator(new FakeDevice());
   for (let run = 0; run < 3; run++) {
-    heap.beginIteration("snap");
-    const a = heap.alloc(4096, { label: "a" });
-    const b = heap.alloc(8192, { label: "b" });
+    allocator.beginIteration("snap");
+    const a = allocator.alloc(4096, { label: "a" });
+    const b = allocator.alloc(8192, { label: "b" });
     if (run === 2) {
-      const snapshot = readSnapshot(heap.snapshot());
+      const snapshot = readSnapshot(allocator.snapshot());
       const arena = snapshot.heaps.find((h) => h.id === a.heapId)!;
       const live = arena.blocks.filter((x) => x.state === "live");
       assert.deepEqual(live.map((x) => x.label).sort(), ["a", "b"]);
       const liveBytes = snapshot.heaps.flatMap((h) => h.blocks)
         .filter((x) => x.state === "live").reduce((n, x) => n + x.size, 0);
-      assert.equal(liveBytes, heap.currentAllocatedMemory());
+      assert.equal(liveBytes, allocator.currentAllocatedMemory());
       assert.equal(arena.blocks.reduce((n, x) => n + x.size, 0), arena.size);
       assert.match(memvizHtml(snapshot), /<svg/);
     }
-    heap.free(a);
-    heap.free(b);
-    heap.endIteration();
+    allocator.free(a);
+    allocator.free(b);
+    allocator.endIteration();
   }
-  heap.destroy();
+  allocator.destroy();
 });
 
 Deno.test("emptyCache() releases the arenas no run holds, and a later run makes its arena again", () => {
   const device = new FakeDevice();
-  const heap = new HeapAllocator(device);
+  const allocator = new HeapAllocator(device);
   const live = new Live();
   const run = () => {
-    heap.beginIteration("e");
-    program(heap, live, sizesOf(5, 20), 11);
-    heap.endIteration();
+    allocator.beginIteration("e");
+    program(allocator, live, sizesOf(5, 20), 11);
+    allocator.endIteration();
   };
   run();
   run();
-  heap.submit();
-  heap.emptyCache();
-  assert.equal(heap.driverAllocatedMemory(), 0, "nothing live, nothing pending: nothing held");
+  allocator.submit();
+  allocator.emptyCache();
+  assert.equal(allocator.driverAllocatedMemory(), 0, "nothing live, nothing pending: nothing held");
   run();
-  assert.equal(heap.plans()[0].departures, 0);
-  assert.ok(heap.driverAllocatedMemory() >= heap.plans()[0].size);
-  heap.destroy();
+  assert.equal(allocator.plans()[0].departures, 0);
+  assert.ok(allocator.driverAllocatedMemory() >= allocator.plans()[0].size);
+  allocator.destroy();
 });

@@ -26,17 +26,17 @@ async function run(input: string, ...args: string[]) {
 
 /** A small recording with a pending free, a submit and a dedicated heap. */
 function recording() {
-  const heap = new HeapAllocator(new FakeDevice());
-  heap.startRecording();
-  const a = heap.alloc(3 * MiB);
-  const b = heap.alloc(70 * MiB);
+  const allocator = new HeapAllocator(new FakeDevice());
+  allocator.startRecording();
+  const a = allocator.alloc(3 * MiB);
+  const b = allocator.alloc(70 * MiB);
   void a.buffer;
-  heap.free(a);
-  heap.submit();
-  heap.free(heap.alloc(2 * MiB, { usage: "readback" }));
-  heap.free(b);
-  const trace = heap.stopRecording();
-  heap.destroy();
+  allocator.free(a);
+  allocator.submit();
+  allocator.free(allocator.alloc(2 * MiB, { usage: "readback" }));
+  allocator.free(b);
+  const trace = allocator.stopRecording();
+  allocator.destroy();
   return trace;
 }
 

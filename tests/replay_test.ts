@@ -26,8 +26,8 @@ function recordedRun(seed: number, options: HeapAllocatorOptions, ops: number) {
   const device = new FakeDevice({
     limits: { maxBufferSize: 2 ** 32, minUniformBufferOffsetAlignment: 256 },
   });
-  const heap = new HeapAllocator(device, options);
-  heap.startRecording();
+  const allocator = new HeapAllocator(device, options);
+  allocator.startRecording();
   const live: Block[] = [];
   const usages: Usage[] = [
     "storage",
@@ -44,28 +44,28 @@ function recordedRun(seed: number, options: HeapAllocatorOptions, ops: number) {
       const usage = usages[Math.floor(random() * usages.length)];
       const size = Math.max(1, Math.floor(2 ** (random() * (usage === "uniform" ? 16 : 27))));
       try {
-        const b = heap.alloc(size, { usage });
+        const b = allocator.alloc(size, { usage });
         if (random() < 0.6) void b.buffer;
         live.push(b);
       } catch (e) {
         assert.ok(e instanceof OutOfMemoryError);
       }
     } else if (r < 0.5) {
-      live.push(heap.scalar(i));
+      live.push(allocator.scalar(i));
     } else if (r < 0.9 && live.length > 0) {
       const j = Math.floor(random() * live.length);
-      heap.free(live[j]);
+      allocator.free(live[j]);
       live[j] = live[live.length - 1];
       live.pop();
     } else if (r < 0.99) {
-      heap.submit();
+      allocator.submit();
     } else {
-      heap.emptyCache();
+      allocator.emptyCache();
     }
   }
-  const trace = heap.stopRecording();
-  const stats = heap.memoryStats();
-  heap.destroy();
+  const trace = allocator.stopRecording();
+  const stats = allocator.memoryStats();
+  allocator.destroy();
   return { trace, stats, createBufferCalls: device.createBufferCalls };
 }
 
@@ -100,26 +100,26 @@ for (
 }
 
 Deno.test("replay() of a recording started on a busy allocator begins with its state", () => {
-  const heap = new HeapAllocator(new FakeDevice());
+  const allocator = new HeapAllocator(new FakeDevice());
   // The small heap first: the replay makes heaps pool by pool, and a heap's size
   // follows the bytes held when it is made.
-  const b = heap.alloc(1000);
-  const a = heap.alloc(3 * MiB, { label: "old" });
+  const b = allocator.alloc(1000);
+  const a = allocator.alloc(3 * MiB, { label: "old" });
   void b.buffer;
-  heap.free(b); // pending when the recording starts
-  const c = heap.alloc(100 * MiB);
-  heap.free(c); // cached dedicated heap
-  heap.startRecording();
-  heap.free(a);
-  heap.submit();
-  const trace = heap.stopRecording();
+  allocator.free(b); // pending when the recording starts
+  const c = allocator.alloc(100 * MiB);
+  allocator.free(c); // cached dedicated heap
+  allocator.startRecording();
+  allocator.free(a);
+  allocator.submit();
+  const trace = allocator.stopRecording();
   assert.deepEqual(trace.events.slice(0, 3).map((e) => e[0]), ["heap", "heap", "heap"]);
   assert.ok(trace.events.some((e) => e[0] === "a" && e[1] === a.id && e[9] === "old"));
   assert.ok(trace.events.some((e) => e[0] === "f" && e[1] === b.id && e[2] === true));
   assert.ok(trace.events.some((e) => e[0] === "f" && e[1] === c.id && e[2] === false));
   const r = replay(trace);
-  assert.equal(r.peakReserved, heap.memoryStats().reservedBytes.current);
-  heap.destroy();
+  assert.equal(r.peakReserved, allocator.memoryStats().reservedBytes.current);
+  allocator.destroy();
 });
 
 Deno.test('replay() reads plain lists of ["a", id, size] and ["f", id], frees immediate', () => {
@@ -222,6 +222,45 @@ Deno.test("replay() passes labels to the allocator", () => {
   const recorded = replay(events, { record: true }).trace!;
   const allocs = recorded.events.filter((e) => e[0] === "a");
   assert.deepEqual(allocs.map((e) => e[9]), ["train.py:12 main", undefined]);
+});
+
+Deno.test("replay() with record gives each recorded event the replayed event it came from", () => {
+  const events = [
+    ["a", 1, 3 * MiB],
+    ["f", 1, true],
+    ["submit"],
+    ["a", 2, 3 * MiB],
+    ["f", 2],
+    ["oom", 9 * MiB, "large"],
+    ["a", 3, 64],
+    ["emptyCache"],
+  ];
+  const cases = [
+    // Without caching, every allocation makes a heap, and what empties a heap releases it: the
+    // submit that made block 1's free count, block 2's free, the oom's own free.
+    { events, allocConf: "caching:0", heaps: [0, 3, 5, 6], releases: [2, 4, 5] },
+    // With caching, the heap stays until emptyCache releases it.
+    { events: [events[0], events[1], events[2], events[7]], heaps: [0], releases: [3] },
+  ];
+  for (const c of cases) {
+    const r = replay(c.events, { record: true, allocConf: c.allocConf });
+    const recorded = r.trace!.events;
+    assert.equal(r.source!.length, recorded.length);
+    for (let j = 0; j < recorded.length; j++) {
+      const kind = recorded[j][0];
+      const from = c.events[r.source![j]][0];
+      // The replayed oom fits now: an allocation freed at once.
+      const expected = kind === "heap" || kind === "release" ||
+        (from === "oom" ? kind === "a" || kind === "f" : kind === from);
+      assert.ok(expected, `${kind} from ${from} (event ${r.source![j]})`);
+      if (j > 0) assert.ok(r.source![j] >= r.source![j - 1], "in order");
+    }
+    const from = (kind: string) =>
+      [...recorded.keys()].filter((j) => recorded[j][0] === kind).map((j) => r.source![j]);
+    assert.deepEqual(from("heap"), c.heaps);
+    assert.deepEqual(from("release"), c.releases);
+  }
+  assert.equal(replay(events).source, undefined);
 });
 
 async function command(...args: string[]) {

@@ -10,22 +10,22 @@ const KiB = 1024;
 const MiB = 1024 * KiB;
 
 Deno.test("snapshot() lists the format, heaps and blocks in every state", () => {
-  const heap = new HeapAllocator(new FakeDevice());
-  const a = heap.alloc(4000, { label: "a" });
-  const b = heap.alloc(8192);
-  const c = heap.alloc(100);
+  const allocator = new HeapAllocator(new FakeDevice());
+  const a = allocator.alloc(4000, { label: "a" });
+  const b = allocator.alloc(8192);
+  const c = allocator.alloc(100);
   void b.buffer; // as if recorded into a pass: its free waits for a submit
-  heap.free(b);
-  const big = heap.alloc(100 * MiB, { label: "dedicated" }); // half an xlarge heap or more: its own
-  heap.free(big); // cached whole
-  const r = heap.alloc(1000, { usage: "readback" });
-  const s = heap.scalar(2, "u32");
-  const snap = heap.snapshot();
+  allocator.free(b);
+  const big = allocator.alloc(100 * MiB, { label: "dedicated" }); // half an xlarge heap or more: its own
+  allocator.free(big); // cached whole
+  const r = allocator.alloc(1000, { usage: "readback" });
+  const s = allocator.scalar(2, "u32");
+  const snap = allocator.snapshot();
   assert.equal(snap.format, "gpuheap-snapshot");
   assert.equal(snap.version, 1);
-  assert.equal(snap.settings.alignment, heap.alignment);
+  assert.equal(snap.settings.alignment, allocator.alignment);
   assert.match(snap.settings.allocConf, /^roundup_power2_divisions:0,caching:1,/);
-  assert.deepEqual(snap.stats, heap.memoryStats());
+  assert.deepEqual(snap.stats, allocator.memoryStats());
   assert.deepEqual(
     snap.heaps.map((h) => [h.pool, h.isSplit]),
     [["small", true], ["large", false], ["scalar", true], ["readback", false]],
@@ -61,25 +61,25 @@ Deno.test("snapshot() lists the format, heaps and blocks in every state", () => 
   ]);
   // Plain JSON: survives a round trip unchanged.
   assert.deepEqual(JSON.parse(JSON.stringify(snap)), snap);
-  heap.submit();
-  const after = heap.snapshot().heaps[0].blocks[1];
+  allocator.submit();
+  const after = allocator.snapshot().heaps[0].blocks[1];
   assert.deepEqual([after.id, after.state], [b.id, "cached"], "the submit released b: front cache");
-  heap.emptyCache();
-  assert.equal(heap.snapshot().heaps[0].blocks[1].state, "free", "emptyCache() flushed it");
-  heap.destroy();
+  allocator.emptyCache();
+  assert.equal(allocator.snapshot().heaps[0].blocks[1].state, "free", "emptyCache() flushed it");
+  allocator.destroy();
 });
 
 Deno.test("snapshot() shows the free tail of a dedicated heap past the binding limit", () => {
   const device = new FakeDevice({ limits: { maxStorageBufferBindingSize: 100 * MiB - 32 } });
-  const heap = new HeapAllocator(device);
-  const x = heap.alloc(100 * MiB - 64);
-  const [h] = heap.snapshot().heaps;
+  const allocator = new HeapAllocator(device);
+  const x = allocator.alloc(100 * MiB - 64);
+  const [h] = allocator.snapshot().heaps;
   assert.equal(h.size, 100 * MiB);
   assert.deepEqual(h.blocks.map((b) => [b.id, b.offset, b.size, b.state]), [
     [x.id, 0, x.size, "live"],
     [null, x.size, 100 * MiB - x.size, "free"],
   ]);
-  heap.destroy();
+  allocator.destroy();
 });
 
 /** Checks a snapshot against the stats it carries and the blocks the caller holds. */
@@ -144,7 +144,7 @@ for (
 ) {
   Deno.test(`snapshot() agrees with the stats and the blocks at every step (${name})`, () => {
     const random = rng(11);
-    const heap = new HeapAllocator(new FakeDevice(), { allocConf, lowWatermark: "1GiB" });
+    const allocator = new HeapAllocator(new FakeDevice(), { allocConf, lowWatermark: "1GiB" });
     const live = new Set<Block>();
     // What the test did decides what waits for a submit: a block whose buffer it read.
     const touched = new Set<Block>();
@@ -155,7 +155,7 @@ for (
       if (r < 0.45 && live.size < 40) {
         const usage = usages[Math.floor(random() * usages.length)];
         const max = usage === "uniform" ? 16 : 27;
-        const b = heap.alloc(Math.max(1, Math.floor(2 ** (random() * max))), {
+        const b = allocator.alloc(Math.max(1, Math.floor(2 ** (random() * max))), {
           usage,
           label: random() < 0.3 ? `t${step}` : undefined,
         });
@@ -165,38 +165,38 @@ for (
         }
         live.add(b);
       } else if (r < 0.5) {
-        live.add(heap.scalar(step, "u32"));
+        live.add(allocator.scalar(step, "u32"));
       } else if (r < 0.9 && live.size > 0) {
         const b = [...live][Math.floor(random() * live.size)];
-        heap.free(b);
+        allocator.free(b);
         live.delete(b);
         if (touched.delete(b)) pending.add(b);
       } else if (r < 0.98) {
-        heap.submit();
+        allocator.submit();
         pending.clear();
       } else {
-        heap.emptyCache();
+        allocator.emptyCache();
       }
-      checkSnapshot(heap.snapshot(), live, pending);
+      checkSnapshot(allocator.snapshot(), live, pending);
     }
-    heap.destroy();
+    allocator.destroy();
   });
 }
 
 Deno.test("snapshot() agrees with the debug lines on heaps and blocks", () => {
   const lines: string[] = [];
-  const heap = new HeapAllocator(new FakeDevice(), { debug: true, log: (l) => lines.push(l) });
+  const allocator = new HeapAllocator(new FakeDevice(), { debug: true, log: (l) => lines.push(l) });
   const random = rng(5);
   const live = new Set<Block>();
   for (let step = 0; step < 400; step++) {
     if (random() < 0.55 || live.size === 0) {
-      live.add(heap.alloc(Math.floor(2 ** (6 + random() * 21)), { label: `x${step}` }));
+      live.add(allocator.alloc(Math.floor(2 ** (6 + random() * 21)), { label: `x${step}` }));
     } else {
       const b = [...live][Math.floor(random() * live.size)];
-      heap.free(b);
+      allocator.free(b);
       live.delete(b);
     }
-    if (step % 97 === 96) heap.emptyCache();
+    if (step % 97 === 96) allocator.emptyCache();
   }
   // What the debug lines say exists now: heaps made and not released, and the
   // blocks handed out (allocated or reused) that the caller still holds.
@@ -218,7 +218,7 @@ Deno.test("snapshot() agrees with the debug lines on heaps and blocks", () => {
     }
   }
   assert.ok(lines.some((l) => l.includes("released heap")), "the sequence released heaps");
-  const snap = heap.snapshot();
+  const snap = allocator.snapshot();
   assert.deepEqual(
     new Map(snap.heaps.map((h) => [h.id, { pool: h.pool, size: h.size }])),
     heaps,
@@ -235,5 +235,5 @@ Deno.test("snapshot() agrees with the debug lines on heaps and blocks", () => {
   );
   const liveInLines = new Map([...live].map((b) => [b.id, blocks.get(b.id)]));
   assert.deepEqual(liveInSnapshot, liveInLines, "live blocks: same ids, heaps, offsets, sizes");
-  heap.destroy();
+  allocator.destroy();
 });

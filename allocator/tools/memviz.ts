@@ -27,7 +27,7 @@
 
 import { POOL_NAMES } from "../allocator.ts";
 import { formatBytes } from "../format.ts";
-import { replay } from "./replay.ts";
+import { replayTrace } from "./replay.ts";
 import type { Snapshot, SnapshotBlock } from "../snapshot.ts";
 import { TIME_ITEM, type Trace, type TraceEvent } from "../trace.ts";
 import { parseJson, readTrace } from "./read_trace.ts";
@@ -102,16 +102,16 @@ const TOP_SITES = 10;
  * import { memvizHtml } from "@gpuheap/gpuheap/tools";
  * import assert from "node:assert/strict";
  *
- * const heap = new HeapAllocator(new FakeDevice());
- * heap.startRecording();
- * const a = heap.alloc(3 << 20, { label: "weights" });
- * heap.free(heap.alloc(1 << 20));
- * heap.free(a);
- * const html = memvizHtml(heap.stopRecording());
+ * const allocator = new HeapAllocator(new FakeDevice());
+ * allocator.startRecording();
+ * const a = allocator.alloc(3 << 20, { label: "weights" });
+ * allocator.free(allocator.alloc(1 << 20));
+ * allocator.free(a);
+ * const html = memvizHtml(allocator.stopRecording());
  * assert.equal(html.match(/<polygon class="band"/g)?.length, 2); // one band per block
  * assert.match(html, /weights/);
  * assert.doesNotMatch(html, /https?:/);
- * heap.destroy();
+ * allocator.destroy();
  * ```
  */
 export function memvizHtml(
@@ -135,12 +135,14 @@ export function memvizHtml(
   }
   const value = typeof input === "string" ? parseJson(input) : input;
   if (isSnapshot(value)) return page(title, snapshotBody(readSnapshot(value))).toString();
+  // Read once: a trace without placement is replayed as read.
   const trace = readTrace(value);
   let drawn = trace;
   let source: Int32Array | null = null;
   if (!hasPlacement(trace.events)) {
-    drawn = replay(trace, { record: true }).trace!;
-    source = alignReplay(trace.events, drawn.events);
+    const replayed = replayTrace(trace, { record: true });
+    drawn = replayed.trace!;
+    source = replayed.source!;
   }
   const pytorch = pytorchFacts(value);
   const body = traceBody(trace, drawn, source, { at, x: options.x, maxBands, pytorch });
@@ -161,53 +163,6 @@ function hasPlacement(events: readonly TraceEvent[]): boolean {
     if (e[0] === "heap") heaps = true;
   }
   return heaps || events.length === 0;
-}
-
-/** Events the allocator records on its own, in the course of a caller's call. */
-const ALLOCATOR_EVENTS = new Set(["heap", "release", "split"]);
-
-/**
- * For each event of a replay's recording, the event of the replayed trace
- * it came from: the allocator adds heap, release and split events to the
- * caller's (given to the caller's next event); a failed allocation is
- * recorded as `oom` and its free is skipped; an `oom` replayed is an
- * allocation freed at once, or an `oom` again.
- */
-function alignReplay(input: readonly TraceEvent[], recorded: readonly TraceEvent[]): Int32Array {
-  const source = new Int32Array(recorded.length);
-  const failed = new Set<number>();
-  let j = 0;
-  const take = (i: number, kinds: readonly string[]): string => {
-    while (j < recorded.length && ALLOCATOR_EVENTS.has(recorded[j][0])) source[j++] = i;
-    const kind = j < recorded.length ? recorded[j][0] : "the end";
-    if (!kinds.includes(kind)) {
-      throw new Error(`Cannot draw: event ${i} of the trace was replayed as ${kind}`);
-    }
-    source[j++] = i;
-    return kind;
-  };
-  for (let i = 0; i < input.length; i++) {
-    const e = input[i];
-    switch (e[0]) {
-      case "a":
-      case "s":
-        if (take(i, [e[0], "oom"]) === "oom") failed.add(e[1]);
-        else failed.delete(e[1]);
-        break;
-      case "f":
-        if (!failed.delete(e[1])) take(i, ["f"]);
-        break;
-      case "submit":
-      case "emptyCache":
-        take(i, [e[0]]);
-        break;
-      case "oom":
-        if (take(i, ["a", "s", "oom"]) !== "oom") take(i, ["f"]);
-        break;
-    }
-  }
-  while (j < recorded.length) source[j++] = Math.max(0, input.length - 1);
-  return source;
 }
 
 /**
@@ -286,6 +241,8 @@ interface Walk {
   peakRi: number;
   peakQ: number;
   heapsMade: number;
+  /** Heap, release and split events. */
+  heapEvents: number;
 }
 
 /** Follows the events with a model keeping every block's life; a point per pixel column. */
@@ -296,12 +253,13 @@ function walk(events: readonly TraceEvent[], xs: Float64Array, axis: XAxis): Wal
   const model = new HeapModel({ history: true, blocks: placings });
   const alloc = new Column();
   const reserv = new Column();
-  const w = { peakA: 0, peakAi: -1, peakR: 0, peakRi: -1, peakQ: 0, heapsMade: 0 };
+  const w = { peakA: 0, peakAi: -1, peakR: 0, peakRi: -1, peakQ: 0, heapsMade: 0, heapEvents: 0 };
   let allocAtPeakR = -1;
   for (let i = 0; i < n; i++) {
     const e = events[i];
     model.apply(e, i);
     if (e[0] === "heap") w.heapsMade++;
+    if (e[0] === "heap" || e[0] === "release" || e[0] === "split") w.heapEvents++;
     const a = model.allocatedTotal;
     const r = model.reservedTotal;
     if (a > w.peakA) [w.peakA, w.peakAi] = [a, i];
@@ -421,7 +379,7 @@ function traceFacts(
   const ratio = (a: number, b: number) => b > 0 ? (a / b).toFixed(3) : "–";
   const history = w.model.history!;
   // Heap, release and split events of a replay's recording are the replay's own.
-  const added = drawn === trace ? 0 : drawn.events.length - countCallerEvents(drawn.events);
+  const added = drawn === trace ? 0 : w.heapEvents;
   const facts: [string, string][] = [
     ["peak allocated (live blocks)", `${formatBytes(w.peakA)} (${w.peakA} B) at ${when(w.peakAi)}`],
     ["peak requested", `${formatBytes(w.peakQ)} (${w.peakQ} B)`],
@@ -448,13 +406,6 @@ function traceFacts(
     ]);
   }
   return facts;
-}
-
-/** Events a caller made: those the allocator did not add. */
-function countCallerEvents(events: readonly TraceEvent[]): number {
-  let c = 0;
-  for (const e of events) if (!ALLOCATOR_EVENTS.has(e[0])) c++;
-  return c;
 }
 
 function count(v: number): string {

@@ -51,7 +51,13 @@
 import { MAX_SMALL_ALLOC } from "../constants.ts";
 import type { AllocatorLimits } from "../device.ts";
 import { formatBytes } from "../format.ts";
-import type { AllocEvent, Trace, TraceEvent } from "../trace.ts";
+import {
+  type AllocEvent,
+  defaultSettings,
+  makeTrace,
+  type Trace,
+  type TraceEvent,
+} from "../trace.ts";
 import { describeBigInt, TraceError } from "./read_trace.ts";
 
 /**
@@ -376,21 +382,10 @@ class Walk {
       );
     }
     return {
-      format: "gpuheap-trace",
-      version: 1,
-      settings: {
-        allocConf: "",
-        highWatermark: 0,
-        lowWatermark: 0,
-        alignment: Math.max(
-          SNAPSHOT_LIMITS.minStorageBufferOffsetAlignment,
-          SNAPSHOT_LIMITS.minUniformBufferOffsetAlignment,
-        ),
-        limits: { ...SNAPSHOT_LIMITS },
-        fallbackAdapter: false,
-      },
-      durationMs: this.#t ?? 0,
-      events: [...this.#before.map((b) => b.event), ...this.#events],
+      ...makeTrace([...this.#before.map((b) => b.event), ...this.#events], {
+        settings: defaultSettings(SNAPSHOT_LIMITS),
+        durationMs: this.#t ?? 0,
+      }),
       pytorch: {
         device,
         devices,

@@ -32,7 +32,10 @@ export interface ReplayOptions {
   memory?: number;
   /** Replay as on a fallback (CPU) adapter, which gets larger extra-large heaps. */
   fallbackAdapter?: boolean;
-  /** Record the replay itself and return its trace (with heap events, for a picture). */
+  /**
+   * Record the replay itself and return its trace (with heap events, for a
+   * picture) and, for each event of it, the replayed event it came from.
+   */
   record?: boolean;
   /**
    * Replay `iter` marks as `beginIteration` / `endIteration`: the first run of
@@ -96,6 +99,12 @@ export interface ReplayResult {
   steadyPeakReserved: number;
   /** The replay's own trace, when `record` was set. */
   trace?: Trace;
+  /**
+   * For each event of {@linkcode ReplayResult.trace}, the index of the
+   * replayed event during which the allocator recorded it (a heap made for
+   * an allocation comes from that allocation), when `record` was set.
+   */
+  source?: Int32Array;
 }
 
 const POOL_USAGE: Record<string, Usage | "scalar"> = {
@@ -138,14 +147,33 @@ export function replay(
   trace: Trace | readonly unknown[] | string,
   options: ReplayOptions = {},
 ): ReplayResult {
-  const t = readTrace(trace);
+  return replayTrace(readTrace(trace), options);
+}
+
+/**
+ * @internal {@linkcode replay} of a trace that {@linkcode readTrace} has
+ * read, for a caller that reads it once for its own use too.
+ *
+ * @example
+ * ```ts
+ * import { readTrace } from "./read_trace.ts";
+ * import { replayTrace } from "./replay.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const trace = readTrace([["a", 1, 4096], ["f", 1]]);
+ * const r = replayTrace(trace, { record: true });
+ * // heap, a, f: the heap came with the allocation, event 0.
+ * assert.deepEqual([...r.source!], [0, 0, 1]);
+ * ```
+ */
+export function replayTrace(t: Trace, options: ReplayOptions = {}): ReplayResult {
   const settings = t.settings;
   const device = new ReplayDevice(
     { ...settings?.limits, ...options.limits },
     options.fallbackAdapter ?? settings?.fallbackAdapter ?? false,
   );
   const memory = options.memory ?? 0;
-  const heap = new HeapAllocator(device, {
+  const allocator = new HeapAllocator(device, {
     allocConf: [settings?.allocConf ?? "", options.allocConf ?? ""].filter((s) => s).join(","),
     highWatermark: options.highWatermark ?? settings?.highWatermark ?? 0,
     lowWatermark: options.lowWatermark ?? settings?.lowWatermark ?? 0,
@@ -154,7 +182,7 @@ export function replay(
     log: () => {},
     budget: memory > 0 ? new DeviceMemory(memory) : undefined,
   });
-  if (options.record) heap.startRecording();
+  if (options.record) allocator.startRecording();
   const live = new Map<number, Block>();
   const failed = new Set<number>();
   let allocations = 0;
@@ -166,6 +194,8 @@ export function replay(
   let pending = 0;
   let peakInUse = 0;
   const events = t.events as TraceEvent[];
+  // Events recorded after each replayed event: where the recording's events came from.
+  const recordedAfter = options.record ? new Int32Array(events.length) : null;
   // Steady peaks: from the end of the last first run of a key on.
   const keys = new Set<string>();
   let key: string | null = null;
@@ -176,8 +206,8 @@ export function replay(
     for (let i = 0; i < events.length; i++) {
       const e = events[i];
       if (steady) {
-        steadyAllocated = Math.max(steadyAllocated, heap.currentAllocatedMemory());
-        steadyReserved = Math.max(steadyReserved, heap.driverAllocatedMemory());
+        steadyAllocated = Math.max(steadyAllocated, allocator.currentAllocatedMemory());
+        steadyReserved = Math.max(steadyReserved, allocator.driverAllocatedMemory());
       }
       switch (e[0]) {
         case "a":
@@ -189,7 +219,7 @@ export function replay(
           failed.delete(id);
           const usage = e[0] === "s" ? "scalar" : (e[3] ?? "storage");
           const label = e[0] === "a" && typeof e[9] === "string" ? e[9] : undefined;
-          const block = allocate(heap, usage, e[0] === "s" ? 4 : e[2], i, label);
+          const block = allocate(allocator, usage, e[0] === "s" ? 4 : e[2], i, label);
           allocations++;
           if (block) {
             live.set(id, block);
@@ -217,27 +247,27 @@ export function replay(
           } else {
             inUse -= block.size;
           }
-          heap.free(block);
+          allocator.free(block);
           live.delete(id);
           frees++;
           break;
         }
         case "submit":
-          heap.submit();
+          allocator.submit();
           inUse -= pending;
           pending = 0;
           submits++;
           break;
         case "emptyCache":
-          heap.emptyCache();
+          allocator.emptyCache();
           break;
         case "oom": {
           const usage = POOL_USAGE[e[2]];
           if (!usage) throw new TraceError(`unknown pool ${JSON.stringify(e[2])}`, i);
-          const block = allocate(heap, usage, e[1], i);
+          const block = allocate(allocator, usage, e[1], i);
           if (block) {
             if (inUse + block.size > peakInUse) peakInUse = inUse + block.size;
-            heap.free(block);
+            allocator.free(block);
           }
           break;
         }
@@ -253,8 +283,8 @@ export function replay(
           }
           if (!options.plan) break;
           try {
-            if (e[1] === null) heap.endIteration();
-            else heap.beginIteration(e[1]);
+            if (e[1] === null) allocator.endIteration();
+            else allocator.beginIteration(e[1]);
           } catch (error) {
             // Marks out of order (a begin inside an iteration, an end outside one), an empty key.
             if (!(error instanceof AllocatorError || error instanceof TypeError)) throw error;
@@ -269,15 +299,16 @@ export function replay(
         default:
           throw new TraceError(`unknown event ${JSON.stringify((e as unknown[])[0])}`, i);
       }
+      if (recordedAfter) recordedAfter[i] = allocator.recordedEvents;
     }
-    const stats = heap.memoryStats();
+    const stats = allocator.memoryStats();
     const created = (names: string[]) =>
       names.reduce((n, p) => n + stats.pools[p as keyof typeof stats.pools].createBufferCalls, 0);
     const peakAllocated = stats.allocatedBytes.peak;
     const peakRequested = stats.requestedBytes.peak;
     const peakReserved = stats.reservedBytes.peak;
     const result: ReplayResult = {
-      allocConf: heap.settings().allocConf,
+      allocConf: allocator.settings().allocConf,
       events: events.length,
       allocations,
       frees,
@@ -296,20 +327,40 @@ export function replay(
       retries: stats.numAllocRetries,
       ooms: stats.numOoms,
       skippedFrees,
-      plans: heap.plans(),
-      steadyPeakAllocated: steady ? Math.max(steadyAllocated, heap.currentAllocatedMemory()) : 0,
-      steadyPeakReserved: steady ? Math.max(steadyReserved, heap.driverAllocatedMemory()) : 0,
+      plans: allocator.plans(),
+      steadyPeakAllocated: steady
+        ? Math.max(steadyAllocated, allocator.currentAllocatedMemory())
+        : 0,
+      steadyPeakReserved: steady ? Math.max(steadyReserved, allocator.driverAllocatedMemory()) : 0,
     };
-    if (options.record) result.trace = heap.stopRecording();
+    if (recordedAfter) {
+      result.trace = allocator.stopRecording();
+      result.source = sources(recordedAfter, result.trace.events.length);
+    }
     return result;
   } finally {
-    heap.destroy();
+    allocator.destroy();
   }
+}
+
+/**
+ * For each of `recorded` events, the replayed event it came from, given the
+ * count of events recorded after each replayed one (events recorded after the
+ * last, if any, come from the last).
+ */
+function sources(recordedAfter: Int32Array, recorded: number): Int32Array {
+  const source = new Int32Array(recorded);
+  let j = 0;
+  for (let i = 0; i < recordedAfter.length; i++) {
+    for (; j < recordedAfter[i]; j++) source[j] = i;
+  }
+  source.fill(Math.max(0, recordedAfter.length - 1), j);
+  return source;
 }
 
 /** One allocation of a replay; null when it ran out of memory (counted by the allocator). */
 function allocate(
-  heap: HeapAllocator,
+  allocator: HeapAllocator,
   usage: string,
   size: number,
   i: number,
@@ -322,7 +373,9 @@ function allocate(
     );
   }
   try {
-    return usage === "scalar" ? heap.scalar(0) : heap.alloc(size, { usage: usage as Usage, label });
+    return usage === "scalar"
+      ? allocator.scalar(0)
+      : allocator.alloc(size, { usage: usage as Usage, label });
   } catch (error) {
     if (error instanceof OutOfMemoryError) return null;
     throw new TraceError((error as Error).message, i);

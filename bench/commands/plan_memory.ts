@@ -54,11 +54,11 @@ interface Outcome {
  * before its first pipeline (see the note at the end).
  */
 async function run(planned: boolean, uploadFirst = false): Promise<Outcome> {
-  const heap = new HeapAllocator(device);
-  const batch = commandBatchOf(heap);
+  const allocator = new HeapAllocator(device);
+  const batch = commandBatchOf(allocator);
   const weights = weightData.map((w) => ({
-    weight: tensor(heap, w.weight, w.shape),
-    bias: tensor(heap, w.bias, [w.shape[0]]),
+    weight: tensor(allocator, w.weight, w.shape),
+    bias: tensor(allocator, w.bias, [w.shape[0]]),
   }));
   let outputs: Float32Array[] = [];
   let start = 0;
@@ -66,22 +66,22 @@ async function run(planned: boolean, uploadFirst = false): Promise<Outcome> {
   let submits = 0;
   for (let g = 0; g < groups; g++) {
     if (g === WARMUP) {
-      heap.resetPeakStats();
-      createBufferCalls = heap.memoryStats().createBufferCalls;
+      allocator.resetPeakStats();
+      createBufferCalls = allocator.memoryStats().createBufferCalls;
       submits = batch.submits;
       start = performance.now();
     }
-    if (planned) heap.beginIteration(SHAPE.join("x"));
+    if (planned) allocator.beginIteration(SHAPE.join("x"));
     const ys: Tensor[] = [];
-    const xs = uploadFirst ? inputs.map((data) => tensor(heap, data, SHAPE)) : [];
+    const xs = uploadFirst ? inputs.map((data) => tensor(allocator, data, SHAPE)) : [];
     for (const [k, data] of inputs.entries()) {
-      const x = uploadFirst ? xs[k] : tensor(heap, data, SHAPE);
+      const x = uploadFirst ? xs[k] : tensor(allocator, data, SHAPE);
       ys.push(pipeline(x, weights));
       x.dispose();
     }
     const sizes = ys.map((y) => y.byteLength);
     const total = sizes.reduce((a, b) => a + b, 0);
-    const staging = heap.alloc(total, { usage: "readback" });
+    const staging = allocator.alloc(total, { usage: "readback" });
     let offset = 0;
     ys.forEach((y, i) => {
       batch.encoder().copyBufferToBuffer(
@@ -95,19 +95,19 @@ async function run(planned: boolean, uploadFirst = false): Promise<Outcome> {
       y.dispose();
     });
     batch.submit();
-    if (planned) heap.endIteration();
+    if (planned) allocator.endIteration();
     await staging.buffer.mapAsync(GPUMapMode.READ, 0, total);
     const all = staging.buffer.getMappedRange(0, total).slice(0);
     staging.buffer.unmap();
-    heap.free(staging);
+    allocator.free(staging);
     if (g === groups - 1) {
       offset = 0;
       outputs = sizes.map((n) => new Float32Array(all.slice(offset, offset += n)));
     }
   }
   const seconds = (performance.now() - start) / 1000;
-  const stats = heap.memoryStats();
-  const [p] = heap.plans();
+  const stats = allocator.memoryStats();
+  const [p] = allocator.plans();
   const outcome: Outcome = {
     reservedPerAllocated: stats.reservedBytes.peak / stats.allocatedBytes.peak,
     peakReserved: stats.reservedBytes.peak,
@@ -126,7 +126,7 @@ async function run(planned: boolean, uploadFirst = false): Promise<Outcome> {
     w.weight.dispose();
     w.bias.dispose();
   }
-  heap.destroy();
+  allocator.destroy();
   return outcome;
 }
 

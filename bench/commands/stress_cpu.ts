@@ -76,7 +76,7 @@ const device = await requestDevice();
 const info = device.adapterInfo;
 const adapter = info.description || info.device || info.vendor || "unknown";
 // As a stress Worker makes its allocator: submitting to reuse, publishing to a shared budget.
-const heap = new HeapAllocator(device, {
+const allocator = new HeapAllocator(device, {
   submitWhenShort: true,
   budget: new SharedBudget().claim("stress_cpu"),
 });
@@ -84,7 +84,7 @@ const job = pipelineJob({ iterations, inFlight });
 const data = pipelineData(job);
 
 // Warm up: shaders compiled, heaps made, bind groups cached.
-const warm = await runPipelineJob(heap, { ...job, iterations: 4 * inFlight }, data);
+const warm = await runPipelineJob(allocator, { ...job, iterations: 4 * inFlight }, data);
 if (warm.error) throw new Error(`warm-up failed: ${warm.error.message}`);
 
 const profiling = args.includes("--profile");
@@ -101,17 +101,17 @@ if (session) {
 }
 
 for (const c of counters.values()) c.calls = c.ms = 0;
-const allocations0 = heap.memoryStats().allocations;
+const allocations0 = allocator.memoryStats().allocations;
 const cpu0 = process.cpuUsage();
 counting = true;
 const t0 = performance.now();
-const report = await runPipelineJob(heap, job, data);
+const report = await runPipelineJob(allocator, job, data);
 const wall = performance.now() - t0;
 counting = false;
 const cpu = process.cpuUsage(cpu0);
-const allocations = heap.memoryStats().allocations - allocations0;
+const allocations = allocator.memoryStats().allocations - allocations0;
 const profile = session ? topFunctions(await post("Profiler.stop"), 25) : [];
-heap.destroy();
+allocator.destroy();
 device.destroy();
 if (report.error || report.iterations !== iterations) {
   throw new Error(`stress job failed: ${report.error?.message}`);

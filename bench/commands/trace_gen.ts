@@ -30,7 +30,7 @@
  *
  * @module
  */
-import type { Trace, TraceEvent } from "../../allocator/trace.ts";
+import { defaultSettings, makeTrace, type Trace, type TraceEvent } from "../../allocator/trace.ts";
 import {
   choice,
   type Command,
@@ -226,20 +226,7 @@ export function generate(kind: Kind, options: GenOptions = {}): Trace {
     : kind === "training"
     ? training(options)
     : random(options);
-  return {
-    format: "gpuheap-trace",
-    version: 1,
-    settings: {
-      allocConf: "",
-      highWatermark: 0,
-      lowWatermark: 0,
-      alignment: 256,
-      limits: BIG_GPU_LIMITS,
-      fallbackAdapter: false,
-    },
-    durationMs: 0,
-    events,
-  };
+  return makeTrace(events, { settings: defaultSettings(BIG_GPU_LIMITS) });
 }
 
 /** The trace:gen command's flags, by name. */

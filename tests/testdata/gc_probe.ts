@@ -8,20 +8,20 @@ const gc = (globalThis as unknown as { gc?: () => void }).gc;
 if (!gc) throw new Error("run with --v8-flags=--expose-gc");
 const lines: string[] = [];
 const quiet: string[] = [];
-const heap = new HeapAllocator(new FakeDevice(), { debug: "leak", log: (l) => lines.push(l) });
+const allocator = new HeapAllocator(new FakeDevice(), { debug: "leak", log: (l) => lines.push(l) });
 const silent = new HeapAllocator(new FakeDevice(), { log: (l) => quiet.push(l) });
 
 function dropSome(): void {
-  heap.alloc(4096, { label: "lost weights" });
-  heap.alloc(100_000, { usage: "readback" });
-  heap.free(heap.alloc(100, { label: "freed" }));
+  allocator.alloc(4096, { label: "lost weights" });
+  allocator.alloc(100_000, { usage: "readback" });
+  allocator.free(allocator.alloc(100, { label: "freed" }));
   {
-    using _scoped = heap.alloc(200, { label: "scoped" });
+    using _scoped = allocator.alloc(200, { label: "scoped" });
   }
   silent.alloc(300, { label: "silent" });
 }
 dropSome();
-const kept = heap.alloc(500, { label: "kept" });
+const kept = allocator.alloc(500, { label: "kept" });
 
 // An allocator dropped while its device lives: the device's lost promise must not hold it.
 const device = new FakeDevice();
@@ -39,7 +39,7 @@ for (let i = 0; i < 10; i++) {
 console.log(JSON.stringify({
   lines,
   quiet,
-  allocated: heap.currentAllocatedMemory(),
+  allocated: allocator.currentAllocatedMemory(),
   kept: kept.isLive,
   allocatorCollected,
   deviceAlive: device.isLost === false,
