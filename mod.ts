@@ -100,6 +100,7 @@ export {
   type DType,
   empty,
   keep,
+  type KernelProgram,
   maxPool2d,
   type MaxPool2dOptions,
   type Owned,

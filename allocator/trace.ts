@@ -146,7 +146,7 @@ export interface Trace {
  *
  * @example
  * ```ts
- * import { makeTrace } from "./trace.ts";
+ * import { makeTrace } from "@gpuheap/gpuheap/tools";
  * import assert from "node:assert/strict";
  *
  * const trace = makeTrace([["a", 1, 4096], ["f", 1]]);
@@ -178,7 +178,7 @@ export function makeTrace(
  *
  * @example
  * ```ts
- * import { defaultSettings } from "./trace.ts";
+ * import { defaultSettings } from "@gpuheap/gpuheap/tools";
  * import assert from "node:assert/strict";
  *
  * const settings = defaultSettings({

@@ -62,9 +62,7 @@ for (const workers of WORKERS) {
       n: 3,
       warmup: 1,
       async fn() {
-        const t0 = performance.now();
         const reports = await runPipelineOn(pool, list);
-        const seconds = (performance.now() - t0) / 1000;
         for (const r of reports) {
           if (r.error || r.failed > 0 || r.iterations !== ITERATIONS) {
             throw new Error(`worker ${r.worker + 1}: ${r.error?.message ?? "wrong results"}`);

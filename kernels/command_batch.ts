@@ -124,7 +124,7 @@ function watchDevice(device: object): void {
  * @example
  * ```ts
  * import { checkDevice } from "./command_batch.ts";
- * import { DeviceLostError, FakeDevice, HeapAllocator } from "../mod.ts";
+ * import { DeviceLostError, FakeDevice, HeapAllocator } from "@gpuheap/gpuheap";
  * import assert from "node:assert/strict";
  *
  * const device = new FakeDevice();

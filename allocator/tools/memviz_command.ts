@@ -41,7 +41,7 @@ import {
   type ValueFlag,
 } from "./flags.ts";
 
-export type { Command, Flag, MemvizOptions, Positional, ValueFlag };
+export type { Command, Flag, LoadOptions, MemvizOptions, Positional, ValueFlag };
 
 /** The flags of the memviz commands. */
 export type MemvizFlags = {

@@ -57,6 +57,7 @@ export type {
   EmptyCacheEvent,
   FreeEvent,
   HeapEvent,
+  IterEvent,
   OomEvent,
   ReleaseEvent,
   ResetPeakEvent,
@@ -66,3 +67,5 @@ export type {
   Trace,
   TraceEvent,
 } from "../trace.ts";
+export type { PlanInfo } from "../planned_arena.ts";
+export { defaultSettings, makeTrace } from "../trace.ts";

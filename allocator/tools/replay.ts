@@ -156,7 +156,7 @@ export function replay(
  *
  * @example
  * ```ts
- * import { readTrace } from "./read_trace.ts";
+ * import { readTrace } from "@gpuheap/gpuheap/tools";
  * import { replayTrace } from "./replay.ts";
  * import assert from "node:assert/strict";
  *

@@ -53,6 +53,7 @@ import { formatPytorchFacts, pytorchFacts } from "./pytorch_snapshot.ts";
 export type { Command, Flag, ManyFlag, Positional, ReplayOptions, ReplayResult, ValueFlag };
 export type * from "../trace.ts";
 export type { AllocatorSettings } from "../config.ts";
+export type { PlanInfo } from "../planned_arena.ts";
 export type { AllocatorLimits } from "../device.ts";
 
 /** The policies `--compare` lays side by side. */

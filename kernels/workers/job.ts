@@ -74,7 +74,7 @@ export interface JobContext<In = unknown> {
  *
  * @example
  * ```ts
- * import type { Job } from "./job.ts";
+ * import type { Job } from "@gpuheap/gpuheap/workers";
  *
  * const count: Job<number, number> = ({ input, progress }) => {
  *   progress.step(input);

@@ -683,8 +683,8 @@ const LOST_WAIT_MS = 100;
  * @example
  * ```ts
  * import pipelineWorkerJob, { pipelineData, pipelineJob } from "./pipeline_job.ts";
- * import { HeapAllocator } from "../../allocator/allocator.ts";
- * import { requestDevice } from "../../allocator/request_device.ts";
+ * import { HeapAllocator } from "@gpuheap/gpuheap";
+ * import { requestDevice } from "@gpuheap/gpuheap";
  * import assert from "node:assert/strict";
  *
  * // As a Worker calls it.
@@ -755,8 +755,8 @@ export interface PipelinePool {
  *
  * @example
  * ```ts ignore
- * import { WorkerPool } from "./worker_pool.ts";
- * import { pipelineJob, runPipelineOn } from "./pipeline_job.ts";
+ * import { WorkerPool } from "@gpuheap/gpuheap/workers";
+ * import { pipelineJob, runPipelineOn } from "@gpuheap/gpuheap/workers";
  *
  * const pool = await WorkerPool.start({ workers: 2 });
  * const reports = await runPipelineOn(pool, pipelineJob({ iterations: 4 }));

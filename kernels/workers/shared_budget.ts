@@ -58,7 +58,7 @@ export interface BudgetShare {
  *
  * @example
  * ```ts
- * import { SharedBudget, SharedBudgetError } from "./shared_budget.ts";
+ * import { SharedBudget, SharedBudgetError } from "@gpuheap/gpuheap/workers";
  * import assert from "node:assert/strict";
  *
  * const budget = new SharedBudget({ limit: "64MiB" });

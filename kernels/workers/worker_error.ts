@@ -14,7 +14,7 @@
  *
  * @example
  * ```ts
- * import { WorkerError } from "./worker_error.ts";
+ * import { WorkerError } from "@gpuheap/gpuheap/workers";
  * import assert from "node:assert/strict";
  *
  * const error = new WorkerError(1, "Worker 2 was terminated");
