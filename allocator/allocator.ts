@@ -89,6 +89,14 @@ export interface AllocOptions {
   usage?: Usage;
   /** A name shown in debug output and snapshots. */
   label?: string;
+  /**
+   * The block is a cache the caller keeps for itself, such as the kernels'
+   * parameter slots: its bytes count as cached, not allocated, so
+   * `currentAllocatedMemory()` returns to its baseline once the caller's own
+   * data is freed (default false). It is live all the same: freed only by
+   * `free`.
+   */
+  cached?: boolean;
 }
 
 /**
@@ -303,6 +311,7 @@ export class HeapAllocator implements BlockOwner {
       usage,
       options?.label,
     );
+    r.cached = options?.cached === true;
     return this.#place(pool, r);
   }
 
@@ -375,10 +384,12 @@ export class HeapAllocator implements BlockOwner {
       this.#recorder?.free(r.id, r.touched);
     }
     const pool = this.#pools[r.pool];
-    subStat(pool.counters.allocated, this.#totals.allocated, r.size);
-    subStat(pool.counters.requested, this.#totals.requested, r.requestedSize);
-    pool.counters.blocks--;
-    this.#totals.blocks--;
+    if (!r.cached) {
+      subStat(pool.counters.allocated, this.#totals.allocated, r.size);
+      subStat(pool.counters.requested, this.#totals.requested, r.requestedSize);
+      pool.counters.blocks--;
+      this.#totals.blocks--;
+    }
     if (pool.tlsf === null) {
       const buffer = r.heap.buffer;
       if (buffer.mapState !== "unmapped") buffer.unmap();
@@ -906,10 +917,12 @@ export class HeapAllocator implements BlockOwner {
     const block = new Block(r, heap.buffer);
     const c = pool.counters;
     const t = this.#totals;
-    addStat(c.allocated, t.allocated, size);
-    addStat(c.requested, t.requested, r.requestedSize);
-    c.blocks++;
-    t.blocks++;
+    if (!r.cached) {
+      addStat(c.allocated, t.allocated, size);
+      addStat(c.requested, t.requested, r.requestedSize);
+      c.blocks++;
+      t.blocks++;
+    }
     c.allocations++;
     t.allocations++;
     if (reused) {
