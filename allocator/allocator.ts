@@ -936,16 +936,7 @@ export class HeapAllocator implements BlockOwner {
   /** What a placed block tells whoever watches: leak registry, trace, budget, debug output. */
   #watchPlaced(pool: Pool, r: BlockRecord, block: Block, reused: boolean): void {
     this.#leaks?.register(block, r, r);
-    this.#recorder?.placed(
-      r.id,
-      r.requestedSize,
-      r.usage,
-      pool.name,
-      r.heap.id,
-      r.offset,
-      r.size,
-      r.label,
-    );
+    this.#recorder?.placed(r, pool.name, r.heap.id);
     this.#budget?.publish(this.#totals);
     if (reused ? this.#debug.reuses : this.#debug.allocations) {
       this.#say(

@@ -11,6 +11,7 @@ import { TraceError } from "../allocator/tools/read_trace.ts";
 import { replay } from "../allocator/tools/replay.ts";
 import { SnapshotError } from "../allocator/tools/read_snapshot.ts";
 import { loadTraceFile } from "../allocator/tools/load_trace.ts";
+import { readPytorchSnapshot } from "../allocator/tools/pytorch_snapshot.ts";
 import type { Snapshot } from "../allocator/snapshot.ts";
 import { inkedRows, readPng } from "./_png.ts";
 import { rng } from "./_util.ts";
@@ -839,4 +840,37 @@ Deno.test({
     assert.equal(seen.elements, 2, "the page's script and the test's, no other");
     assert.equal(seen.title, "gpuheap memory");
   },
+});
+
+Deno.test("memvizHtml() labels a PyTorch snapshot's blocks with the model's own line, past torch's and the standard library's files", () => {
+  const frame = (filename: string, line: number, name: string) => ({ filename, line, name });
+  const alloc = (addr: number, frames: unknown[]) => ({
+    action: "alloc",
+    addr,
+    size: MiB,
+    stream: 0,
+    time_us: 1000 + addr,
+    frames,
+  });
+  const snapshot = {
+    segments: [],
+    device_traces: [[
+      // Names alone, as some snapshots keep them: conv.py and module.py are torch's.
+      alloc(1 << 24, [
+        frame("conv.py", 548, "_conv_forward"),
+        frame("module.py", 1790, "_call_impl"),
+        frame("model.py", 12, "forward"),
+      ]),
+      // Paths: torch's package and the standard library are passed over.
+      alloc(2 << 24, [
+        frame("/venv/lib/python3.12/site-packages/torch/nn/functional.py", 2846, "batch_norm"),
+        frame("/usr/lib/python3.12/contextlib.py", 81, "inner"),
+        frame("/home/me/train.py", 40, "step"),
+      ]),
+    ]],
+  };
+  const html = memvizHtml(readPytorchSnapshot(snapshot));
+  assert.match(html, />model\.py:12 forward</);
+  assert.match(html, />train\.py:40 step</);
+  assert.doesNotMatch(html, />(conv|module|functional|contextlib)\.py:\d+/);
 });

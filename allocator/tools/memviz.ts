@@ -87,6 +87,8 @@ const MAX_SCRIPT_EVENTS = 60_000;
 const TOP_BLOCKS = 20;
 /** Rows of the table of call sites at the peak. */
 const TOP_SITES = 10;
+/** Distinct stacks a call site's tip lists at most. */
+const TIP_STACKS = 4;
 
 /**
  * Draws a trace or a snapshot (an object, or its JSON text) as one
@@ -492,7 +494,7 @@ function topBlocks(
     swatch(colorOf(k)),
     formatBytes(h.size[k]),
     `#${h.id[k]}`,
-    h.label(k) ?? "–",
+    labelCell(h.label(k)),
     `${h.heapPool[h.blockHeap[k]]}, heap #${h.heapId[h.blockHeap[k]]} at ${h.offset[k]}`,
     when(h.placedAt[k]),
     h.freedAt[k] === NEVER ? "never" : when(h.freedAt[k]),
@@ -511,24 +513,53 @@ function topBlocks(
   );
 }
 
-/** Bytes live at the peak by label or call site. */
+/** Bytes live at the peak by label or call site (its innermost frame: the user's line). */
 function topSites(h: History, live: readonly number[]): Markup | null {
-  const sites = new Map<string, [blocks: number, bytes: number]>();
+  const sites = new Map<string, { blocks: number; bytes: number; stacks: Set<string> }>();
   for (const k of live) {
-    const key = h.label(k) ?? "(no label)";
-    const s = sites.get(key) ?? [0, 0];
-    s[0]++;
-    s[1] += h.size[k];
-    sites.set(key, s);
+    const label = h.label(k) ?? "(no label)";
+    const key = innermost(label);
+    let s = sites.get(key);
+    if (s === undefined) sites.set(key, s = { blocks: 0, bytes: 0, stacks: new Set() });
+    s.blocks++;
+    s.bytes += h.size[k];
+    if (key !== label && s.stacks.size < TIP_STACKS) s.stacks.add(label);
   }
   if (sites.size < 2) return null;
-  const rows = [...sites].sort((p, q) => q[1][1] - p[1][1]).slice(0, TOP_SITES).map((
-    [site, [blocks, bytes]],
-  ) => [site, count(blocks), formatBytes(bytes)]);
+  const rows = [...sites].sort((p, q) => q[1].bytes - p[1].bytes).slice(0, TOP_SITES).map((
+    [site, { blocks, bytes, stacks }],
+  ) => [
+    stacks.size > 0 ? withTip(site, [...stacks].map(stackTip).join("\n\n")) : site,
+    count(blocks),
+    formatBytes(bytes),
+  ]);
   return concat(
     markup`<h3>At the peak, by label or call site</h3>`,
     table(["label or call site", "blocks", "bytes"], rows),
   );
+}
+
+/** A label with a call site, cut to the site's innermost frame (frames are joined by " ← "). */
+function innermost(label: string): string {
+  const cut = label.indexOf(" ← ");
+  return cut < 0 ? label : label.slice(0, cut);
+}
+
+/** A call site's frames one per line, for a tip. */
+function stackTip(label: string): string {
+  return label.replaceAll(" ← ", "\n  ← ");
+}
+
+/** Text that shows `tip` under the pointer. */
+function withTip(text: string, tip: string): Markup {
+  return markup`<span class="site" data-tip="${tip}">${text}</span>`;
+}
+
+/** A label cell: a call site cut to its innermost frame, the whole kept stack under the pointer. */
+function labelCell(label: string | null): string | Markup {
+  if (label === null) return "–";
+  const site = innermost(label);
+  return site === label ? label : withTip(site, stackTip(label));
 }
 
 /**

@@ -40,6 +40,7 @@ table.list td, table.list th { padding: 2px 12px 2px 0; }
 table.list td { max-width: 420px; overflow-wrap: anywhere; }
 .note { background: #fff6d5; padding: 6px 10px; border-radius: 4px; }
 .about { color: #555; margin: 2px 0 6px; }
+.site { border-bottom: 1px dotted #888; cursor: help; }
 .legend span { display: inline-block; margin-right: 16px; white-space: nowrap; }
 i.swatch { display: inline-block; width: 12px; height: 12px; margin-right: 5px;
   vertical-align: -1px; border: 1px solid #0003; }
