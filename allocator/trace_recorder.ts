@@ -75,7 +75,7 @@ export interface RecordingOptions {
  * clock read every {@linkcode CLOCK_EVERY} events and on every rarer event:
  * no object per event, no copying, few pages touched. {@linkcode
  * TraceRecorder.finish} turns them into {@linkcode TraceEvent}s; events
- * between two clock readings share the earlier time.
+ * between two clock readings are spread evenly between them.
  */
 export class TraceRecorder {
   #chunks: Uint32Array[] = [];
@@ -239,7 +239,12 @@ export class TraceRecorder {
     const clock = this.#clock;
     // The earliest call sites past maxEntries are dropped: their labels are the caller's own.
     let drop = this.#sited - this.#maxEntries;
+    // Events between two clock readings are spread evenly between them (each
+    // happened in that span), so a block placed and freed between two readings
+    // still spans time; those after the last reading share its time.
     let tick = 0;
+    let i0 = 0;
+    let t0 = 0;
     let t = 0;
     let i = 0;
     const used = [...this.#used.slice(0, this.#chunks.length - 1), this.#o];
@@ -248,10 +253,15 @@ export class TraceRecorder {
       let o = 0;
       while (o < used[c]) {
         while (tick < clock.length && clock[tick] <= i) {
-          // Microseconds are enough to order events on a picture's time axis.
-          t = Math.round(clock[tick + 1] * 1000) / 1000;
+          i0 = clock[tick];
+          t0 = clock[tick + 1];
           tick += 2;
         }
+        const spread = tick < clock.length
+          ? t0 + (clock[tick + 1] - t0) * (i - i0) / (clock[tick] - i0)
+          : t0;
+        // Microseconds are enough to order events on a picture's time axis.
+        t = Math.round(spread * 1000) / 1000;
         const head = chunk[o++];
         const wide = (head & WIDE) !== 0;
         const field = () => {

@@ -498,23 +498,35 @@ Deno.test("memvizHtml() writes each peak's label above the plot, at its own line
     const [, left, top] = /<svg class="plot" x="(\d+)" y="([\d.]+)"/.exec(chart)!.map(Number);
     const labels = [
       ...chart.matchAll(
-        /<text class="mark" x="([\d.]+)" y="([\d.]+)" text-anchor="(\w+)">([^<]*)<\/text><line class="mark" x1="([\d.]+)"/g,
+        /<text class="mark (\w+)" x="([\d.]+)" y="([\d.]+)" text-anchor="(\w+)">([^<]*)<\/text><line class="mark \1" x1="([\d.]+)"/g,
       ),
     ];
     assert.equal(labels.length, 2);
-    for (const [, x, y, anchor, , line] of labels) {
+    assert.deepEqual(labels.map((l) => l[1]), ["allocated", "reserved"], "a style each");
+    for (const [, , x, y, anchor, , line] of labels) {
       assert.ok(Number(y) < top, "above the plot: no label on the dashed line");
       assert.equal(Number(x) - Number(line), anchor === "start" ? 4 : -4, "beside its own line");
       assert.ok(Number(line) >= left);
     }
-    assert.notEqual(labels[0][2], labels[1][2], "two labels near each other take two rows");
+    assert.notEqual(labels[0][3], labels[1][3], "two labels near each other take two rows");
   }
 });
 
-Deno.test("legend() draws block states in grey, not in one pool's colour", () => {
-  const html = memvizHtml([["a", 1, 64]]);
-  const swatch = /background:(#\w+)"><\/i>live block/.exec(html)![1];
-  assert.ok(!Object.values(POOL_COLORS).includes(swatch), swatch);
+Deno.test("legend() draws block states as the heap map draws them, in the pool it names", () => {
+  const heap = new HeapAllocator(new FakeDevice());
+  const kept = heap.alloc(4096);
+  heap.free(heap.alloc(4096)); // into the front cache: drawn as cached
+  const html = memvizHtml(heap.snapshot());
+  heap.free(kept);
+  heap.destroy();
+  const legend = html.slice(html.indexOf("<b>Heap map</b>"));
+  assert.match(legend, /here the small pool's/);
+  const live = /background:(#\w+)"><\/i>live block/.exec(legend)![1];
+  assert.equal(live, POOL_COLORS.small);
+  const cached = /background:(#\w+);opacity:([\d.]+)"><\/i>cached/.exec(legend)!;
+  const drawn = /<rect class="block cached"[^>]*fill="(#\w+)" fill-opacity="([\d.]+)"/.exec(html)!;
+  assert.deepEqual([cached[1], cached[2]], [drawn[1], drawn[2]], "as the map draws a cached block");
+  assert.equal(drawn[1], POOL_COLORS.small);
 });
 
 Deno.test("memvizHtml() gives the script every block's life, within a bound", () => {

@@ -172,3 +172,27 @@ Deno.test("startRecording({ stacks: true }) names the user's own lines: a two-la
     x.dispose();
   }, { poison: false }); // poisoning wraps alloc in a frame of the test's own
 });
+
+Deno.test("stopRecording() spreads the events between two clock readings over their span", () => {
+  const heap = new HeapAllocator(new FakeDevice());
+  heap.startRecording();
+  const wait = (ms: number) => {
+    const until = performance.now() + ms;
+    while (performance.now() < until) { /* the clock must move between events */ }
+  };
+  for (let i = 0; i < 40; i++) {
+    const b = heap.alloc(4096);
+    wait(0.05);
+    heap.free(b);
+    wait(0.05);
+  }
+  heap.submit(); // read the clock after the last of them
+  const trace = heap.stopRecording();
+  const times = trace.events.filter((e) => e[0] === "a" || e[0] === "f")
+    .map((e) => e.find((_, i) => isTime(e[0], i)) as number);
+  assert.equal(times.length, 80);
+  for (let i = 1; i < times.length; i++) {
+    assert.ok(times[i] > times[i - 1], `event ${i} at ${times[i]} ms, after ${times[i - 1]} ms`);
+  }
+  heap.destroy();
+});

@@ -52,7 +52,9 @@ svg .axis, svg .xaxis line { stroke: #999; }
 svg .grid { stroke: #e4e4e4; }
 svg .plot * { vector-effect: non-scaling-stroke; }
 svg .mark { stroke: #c00; stroke-dasharray: 2 3; }
+svg .mark.reserved { stroke: #5a3d9a; stroke-dasharray: 8 3; }
 svg text.mark { fill: #c00; stroke: none; }
+svg text.mark.reserved { fill: #5a3d9a; stroke: none; }
 svg .outline { stroke: #222; stroke-width: 1.2; stroke-dasharray: 5 3; }
 svg .top { stroke: #222; stroke-width: 0.8; }
 svg .cursor { stroke: #000; stroke-width: 1.5; }
