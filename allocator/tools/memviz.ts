@@ -511,7 +511,9 @@ function bandTip(h: History, k: number, when: (i: number) => string): string {
   const heap = h.blockHeap[k];
   const freed = h.freedAt[k] === NEVER ? "never freed" : `freed at ${when(h.freedAt[k])}`;
   return `block #${h.id[k]}: ${formatBytes(h.size[k])} (requested ${h.requested[k]} B)` +
-    `${h.label(k) !== null ? `\n${h.label(k)}` : ""}\nplaced at ${when(h.placedAt[k])}, ${freed}` +
+    `${h.label(k) !== null ? `\n${stackTip(h.label(k)!)}` : ""}\nplaced at ${
+      when(h.placedAt[k])
+    }, ${freed}` +
     `\nheap #${h.heapId[heap]} (${h.heapPool[heap]} pool) at offset ${h.offset[k]}`;
 }
 
