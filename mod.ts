@@ -61,7 +61,7 @@ export {
 } from "./allocator/device.ts";
 export type { MemoryBudget } from "./allocator/budget.ts";
 export { formatBytes } from "./allocator/format.ts";
-export { formatMemorySummary } from "./allocator/memory_summary.ts";
+export { flatMemoryStats, formatMemorySummary } from "./allocator/memory_summary.ts";
 export { type AllocatorSettings, parseBytes } from "./allocator/config.ts";
 export * as constants from "./allocator/constants.ts";
 export type {

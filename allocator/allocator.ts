@@ -57,6 +57,7 @@ import {
 } from "./size_classes.ts";
 import type { Range } from "./tlsf.ts";
 import {
+  addBlockCount,
   addStat,
   emptyPoolCounters,
   type MemoryStats,
@@ -67,7 +68,7 @@ import {
   resetPeak,
   subStat,
 } from "./stats.ts";
-import { formatMemorySummary } from "./memory_summary.ts";
+import { flatMemoryStats, formatMemorySummary } from "./memory_summary.ts";
 import type { MemoryBudget } from "./budget.ts";
 import { type Snapshot, walkHeaps } from "./snapshot.ts";
 import type { Trace } from "./trace.ts";
@@ -91,6 +92,14 @@ export interface AllocOptions {
   usage?: Usage;
   /** A name shown in debug output and snapshots. */
   label?: string;
+  /**
+   * The block is a cache the caller keeps for itself, such as the kernels'
+   * parameter slots: its bytes count as cached, not allocated, so
+   * `currentAllocatedMemory()` returns to its baseline once the caller's own
+   * data is freed (default false). It is live all the same: freed only by
+   * `free`.
+   */
+  cached?: boolean;
 }
 
 /**
@@ -312,6 +321,7 @@ export class HeapAllocator implements BlockOwner {
       usage,
       options?.label,
     );
+    r.cached = options?.cached === true;
     return this.#place(pool, r);
   }
 
@@ -384,10 +394,14 @@ export class HeapAllocator implements BlockOwner {
       this.#recorder?.free(r.id, r.touched);
     }
     const pool = this.#pools[r.pool];
-    subStat(pool.counters.allocated, this.#totals.allocated, r.size);
-    subStat(pool.counters.requested, this.#totals.requested, r.requestedSize);
-    pool.counters.blocks--;
-    this.#totals.blocks--;
+    if (!r.cached) {
+      subStat(pool.counters.allocated, this.#totals.allocated, r.size);
+      subStat(pool.counters.requested, this.#totals.requested, r.requestedSize);
+      // Active until reusable: now if untouched, else at the next submit.
+      if (!r.touched) subStat(pool.counters.active, this.#totals.active, r.size);
+      pool.counters.blocks--;
+      this.#totals.blocks--;
+    }
     if (pool.tlsf === null) {
       const buffer = r.heap.buffer;
       try {
@@ -440,6 +454,7 @@ export class HeapAllocator implements BlockOwner {
       const pool = this.#pools[r.pool];
       pool.counters.pendingFree -= r.size;
       this.#totals.pendingFree -= r.size;
+      if (!r.cached) subStat(pool.counters.active, this.#totals.active, r.size);
       this.#recycle(r, pool);
     }
   }
@@ -575,9 +590,11 @@ export class HeapAllocator implements BlockOwner {
 
   /**
    * The statistics as a table to read (`torch.cuda.memory_summary`): bytes
-   * allocated, requested and reserved — now, at their peak, allocated and
-   * freed in total — for all pools and each pool used; cached and pending
-   * bytes; heaps, blocks and the counts. See {@linkcode formatMemorySummary}.
+   * allocated, active, requested and reserved, and the counts of blocks and
+   * heaps — now, at their peak, allocated and freed in total — for all pools
+   * and each pool used; non-releasable, cached and pending bytes; oversize
+   * blocks and heaps. Walks the heaps (as {@linkcode HeapAllocator.snapshot}
+   * does). See {@linkcode formatMemorySummary}.
    *
    * @example
    * ```ts
@@ -594,7 +611,31 @@ export class HeapAllocator implements BlockOwner {
    * @throws {AllocatorError} the allocator was destroyed
    */
   memorySummary(): string {
-    return formatMemorySummary(this.memoryStats());
+    return formatMemorySummary(this.snapshot());
+  }
+
+  /**
+   * The statistics as one flat record keyed as `torch.cuda.memory_stats()`
+   * (`"allocated_bytes.all.current"`, `"segment.large_pool.peak"`, …; see
+   * {@linkcode flatMemoryStats}). Walks the heaps, as `snapshot()` does.
+   *
+   * @example
+   * ```ts
+   * import { FakeDevice, HeapAllocator } from "../mod.ts";
+   * import assert from "node:assert/strict";
+   *
+   * const heap = new HeapAllocator(new FakeDevice());
+   * const before = heap.memoryStatsFlat()["allocated_bytes.all.current"];
+   * heap.free(heap.alloc(4096));
+   * assert.equal(heap.memoryStatsFlat()["allocated_bytes.all.current"], before);
+   * assert.equal(heap.memoryStatsFlat()["allocation.all.allocated"], 1);
+   * heap.destroy();
+   * ```
+   *
+   * @throws {AllocatorError} the allocator was destroyed
+   */
+  memoryStatsFlat(): Record<string, number> {
+    return flatMemoryStats(this.snapshot());
   }
 
   /**
@@ -1005,8 +1046,10 @@ export class HeapAllocator implements BlockOwner {
       this.#releaseRange(pool, range);
       return this.#place(pool, r);
     }
-    pool.counters.frontCacheHits++;
-    this.#totals.frontCacheHits++;
+    if (!r.cached) {
+      pool.counters.frontCacheHits++;
+      this.#totals.frontCacheHits++;
+    }
     return this.#newBlock(pool, r, heap, range, range.size, true);
   }
 
@@ -1070,15 +1113,18 @@ export class HeapAllocator implements BlockOwner {
     const block = new Block(r, heap.buffer);
     const c = pool.counters;
     const t = this.#totals;
-    addStat(c.allocated, t.allocated, size);
-    addStat(c.requested, t.requested, r.requestedSize);
-    c.blocks++;
-    t.blocks++;
-    c.allocations++;
-    t.allocations++;
-    if (reused) {
-      c.cacheHits++;
-      t.cacheHits++;
+    // A block the caller keeps as a cache counts as cached bytes, in no figure of blocks.
+    if (!r.cached) {
+      addStat(c.allocated, t.allocated, size);
+      addStat(c.requested, t.requested, r.requestedSize);
+      addStat(c.active, t.active, size);
+      addBlockCount(c, t);
+      c.allocations++;
+      t.allocations++;
+      if (reused) {
+        c.cacheHits++;
+        t.cacheHits++;
+      }
     }
     if (this.#watched) this.#watchPlaced(pool, r, block, reused);
     return block;
@@ -1087,16 +1133,7 @@ export class HeapAllocator implements BlockOwner {
   /** What a placed block tells whoever watches: leak registry, trace, budget, debug output. */
   #watchPlaced(pool: Pool, r: BlockRecord, block: Block, reused: boolean): void {
     this.#leaks?.register(block, r, r);
-    this.#recorder?.placed(
-      r.id,
-      r.requestedSize,
-      r.usage,
-      pool.name,
-      r.heap.id,
-      r.offset,
-      r.size,
-      r.label,
-    );
+    this.#recorder?.placed(r, pool.name, r.heap.id);
     this.#budget?.publish(this.#totals);
     if (reused ? this.#debug.reuses : this.#debug.allocations) {
       this.#say(

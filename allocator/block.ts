@@ -59,6 +59,8 @@ export interface BlockRecord extends AllocRequest {
   touched: boolean;
   /** The allocator's operation count when it was handed out (a clock cheaper than time). */
   bornAtOp: number;
+  /** Kept by its caller as a cache: counted as cached bytes, not allocated (`AllocOptions.cached`). */
+  cached: boolean;
 }
 
 /**
@@ -88,6 +90,7 @@ export function newRecord(
     state: "live",
     touched: false,
     bornAtOp: 0,
+    cached: false,
   };
 }
 

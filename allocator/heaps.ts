@@ -17,7 +17,7 @@ import { AllocatorError, OutOfMemoryError } from "./errors.ts";
 import { formatBytes } from "./format.ts";
 import { GpuMemory } from "./gpu_memory.ts";
 import type { PoolName } from "./size_classes.ts";
-import { addStat, type PoolCounters, subStat } from "./stats.ts";
+import { addHeapCount, addStat, type PoolCounters, subStat } from "./stats.ts";
 import type { TraceRecorder } from "./trace_recorder.ts";
 
 /** @internal what {@linkcode Heaps} works with. */
@@ -280,8 +280,7 @@ export class Heaps {
     }
     pool.heaps.add(heap);
     addStat(pool.counters.reserved, t.reserved, size);
-    pool.counters.heaps++;
-    t.heaps++;
+    addHeapCount(pool.counters, t);
     pool.counters.createBufferCalls++;
     t.createBufferCalls++;
     this.recorder?.heap(heap.id, size, pool.name, isSplit);

@@ -211,3 +211,70 @@ export function freeRange(offset: number, size: number): SnapshotBlock {
 function roundMs(ms: number): number {
   return Math.round(ms * 1000) / 1000;
 }
+
+/** What a walk over a snapshot's heaps finds that the counters do not keep. */
+export interface HeapFacts {
+  /**
+   * Free and cached bytes in split heaps that also hold a live or pending
+   * block: the heap cannot be released for them (PyTorch's inactive split
+   * bytes, "non-releasable memory").
+   */
+  nonReleasableBytes: number;
+  /** The ranges of those bytes. */
+  nonReleasableRanges: number;
+  /**
+   * Live blocks in heaps of their own (unsplit) in pools that split heaps:
+   * too large to share one (PyTorch's oversize allocations).
+   */
+  oversizeBlocks: number;
+  /** Unsplit heaps in pools that split heaps (PyTorch's oversize segments). */
+  oversizeHeaps: number;
+}
+
+/** Pools whose every block has a GPUBuffer of its own: none of their heaps is oversize. */
+const UNSPLIT_POOLS = ["readback", "upload"];
+
+/**
+ * Walks a snapshot's heaps for the figures counters do not keep: bytes that
+ * cannot be released, and blocks too large to share a heap.
+ *
+ * @example
+ * ```ts
+ * import { heapFacts } from "./snapshot.ts";
+ * import { FakeDevice, HeapAllocator } from "../mod.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const heap = new HeapAllocator(new FakeDevice());
+ * const a = heap.alloc(4096);
+ * heap.alloc(4096); // b, next to a in the same heap, keeps the heap held
+ * heap.free(a);
+ * const [h] = heap.snapshot().heaps;
+ * const facts = heapFacts(heap.snapshot());
+ * assert.equal(facts.nonReleasableBytes, h.size - 4096); // all but b
+ * assert.equal(facts.oversizeBlocks, 0);
+ * heap.destroy();
+ * ```
+ */
+export function heapFacts(snapshot: Snapshot): HeapFacts {
+  const facts = {
+    nonReleasableBytes: 0,
+    nonReleasableRanges: 0,
+    oversizeBlocks: 0,
+    oversizeHeaps: 0,
+  };
+  for (const heap of snapshot.heaps) {
+    const held = heap.blocks.some((b) => b.state === "live" || b.state === "pending");
+    if (heap.isSplit) {
+      if (!held) continue;
+      for (const b of heap.blocks) {
+        if (b.state !== "free" && b.state !== "cached") continue;
+        facts.nonReleasableBytes += b.size;
+        facts.nonReleasableRanges++;
+      }
+    } else if (!UNSPLIT_POOLS.includes(heap.pool)) {
+      facts.oversizeHeaps++;
+      for (const b of heap.blocks) if (b.state === "live") facts.oversizeBlocks++;
+    }
+  }
+  return facts;
+}

@@ -25,6 +25,15 @@ export interface PoolStats {
   reservedBytes: Stat;
   /** Bytes live blocks asked for (before rounding). */
   requestedBytes: Stat;
+  /**
+   * Bytes of live blocks and of blocks freed but waiting for a submit
+   * (PyTorch's active bytes: not yet reusable).
+   */
+  activeBytes: Stat;
+  /** Live blocks: now, at their peak, placed and freed (PyTorch's allocation counts). */
+  blockCount: Stat;
+  /** GPUBuffers held: now, at their peak, made and released (PyTorch's segment counts). */
+  heapCount: Stat;
   /** Reserved bytes ready for reuse: neither live nor waiting for a submit. */
   cachedBytes: number;
   /** Bytes of blocks freed since the last submit, reusable after it. */
@@ -79,9 +88,16 @@ export interface PoolCounters {
   allocated: Counter;
   reserved: Counter;
   requested: Counter;
+  active: Counter;
   pendingFree: number;
   heaps: number;
+  heapsPeak: number;
+  /** `heaps` at the last reset of accumulated figures. */
+  heapsAtReset: number;
   blocks: number;
+  blocksPeak: number;
+  /** `blocks` at the last reset of accumulated figures. */
+  blocksAtReset: number;
   allocations: number;
   cacheHits: number;
   frontCacheHits: number;
@@ -98,9 +114,14 @@ export function emptyPoolCounters(): PoolCounters {
     allocated: emptyCounter(),
     reserved: emptyCounter(),
     requested: emptyCounter(),
+    active: emptyCounter(),
     pendingFree: 0,
     heaps: 0,
+    heapsPeak: 0,
+    heapsAtReset: 0,
     blocks: 0,
+    blocksPeak: 0,
+    blocksAtReset: 0,
     allocations: 0,
     cacheHits: 0,
     frontCacheHits: 0,
@@ -120,6 +141,18 @@ export function subStat(pool: Counter, total: Counter, n: number): void {
   total.current -= n;
 }
 
+/** @internal one live block more, in a pool and the totals. */
+export function addBlockCount(pool: PoolCounters, total: PoolCounters): void {
+  if (++pool.blocks > pool.blocksPeak) pool.blocksPeak = pool.blocks;
+  if (++total.blocks > total.blocksPeak) total.blocksPeak = total.blocks;
+}
+
+/** @internal one heap more, in a pool and the totals. */
+export function addHeapCount(pool: PoolCounters, total: PoolCounters): void {
+  if (++pool.heaps > pool.heapsPeak) pool.heapsPeak = pool.heaps;
+  if (++total.heaps > total.heapsPeak) total.heapsPeak = total.heaps;
+}
+
 function grow(c: Counter, n: number): void {
   c.current += n;
   c.allocated += n;
@@ -136,12 +169,20 @@ function stat(c: Counter): Stat {
   };
 }
 
+/** A count as a {@linkcode Stat}: what left since the reset is what came less what it grew by. */
+function count(current: number, peak: number, added: number, atReset: number): Stat {
+  return { current, peak, allocated: added, freed: added - (current - atReset) };
+}
+
 /** @internal the figures of one pool (or of all) from its counters. */
 export function poolStats(c: PoolCounters, largestFreeRange: number): PoolStats {
   return {
     allocatedBytes: stat(c.allocated),
     reservedBytes: stat(c.reserved),
     requestedBytes: stat(c.requested),
+    activeBytes: stat(c.active),
+    blockCount: count(c.blocks, c.blocksPeak, c.allocations, c.blocksAtReset),
+    heapCount: count(c.heaps, c.heapsPeak, c.createBufferCalls, c.heapsAtReset),
     cachedBytes: c.reserved.current - c.allocated.current - c.pendingFree,
     pendingFreeBytes: c.pendingFree,
     largestFreeRange,
@@ -156,15 +197,19 @@ export function poolStats(c: PoolCounters, largestFreeRange: number): PoolStats 
 
 /** @internal sets each peak to its current value. */
 export function resetPeak(c: PoolCounters): void {
-  for (const s of [c.allocated, c.reserved, c.requested]) s.peak = s.current;
+  for (const s of [c.allocated, c.reserved, c.requested, c.active]) s.peak = s.current;
+  c.blocksPeak = c.blocks;
+  c.heapsPeak = c.heaps;
 }
 
 /** @internal clears what was accumulated: bytes allocated and freed in total, and the counts. */
 export function resetAccumulated(c: PoolCounters): void {
-  for (const s of [c.allocated, c.reserved, c.requested]) {
+  for (const s of [c.allocated, c.reserved, c.requested, c.active]) {
     s.allocatedBase = s.allocated;
     s.freedBase = s.allocated - s.current;
   }
+  c.blocksAtReset = c.blocks;
+  c.heapsAtReset = c.heaps;
   c.allocations = 0;
   c.cacheHits = 0;
   c.frontCacheHits = 0;

@@ -8,6 +8,7 @@
 import type { AllocatorSettings } from "./config.ts";
 import type { Snapshot } from "./snapshot.ts";
 import type { AllocEvent, Trace, TraceEvent } from "./trace.ts";
+import { POOL_NAMES as POOLS, type Usage, USAGES } from "./size_classes.ts";
 
 const KINDS = [
   "a",
@@ -22,8 +23,6 @@ const KINDS = [
   "split",
   "iter",
 ] as const;
-const POOLS = ["small", "large", "uniform", "scalar", "readback", "upload"];
-const USAGES = ["storage", "uniform", "readback", "upload"];
 const POOL_CODE: Record<string, number> = Object.fromEntries(POOLS.map((p, i) => [p, i << 8]));
 const USAGE_CODE: Record<string, number> = Object.fromEntries(USAGES.map((u, i) => [u, i << 11]));
 // Head word of a record: kind in bits 0-3, then flags, then pool and usage codes.
@@ -36,12 +35,32 @@ const CHUNK_WORDS = 1 << 18;
 const MAX_RECORD = 1 + 2 * 6;
 /** The clock is read once per this many events: a read costs as much as an alloc+free. */
 const CLOCK_EVERY = 16;
-/** Frames of a call site kept: the innermost ones outside the allocator. */
+/** Frames of a call site kept: the innermost ones outside the package (the user's code). */
 const SITE_FRAMES = 3;
-/** Frames a stack is read to: the allocator's own (about 6) and {@linkcode SITE_FRAMES} more. */
-const STACK_DEPTH = 16;
-/** This folder's address: frames in it are the allocator's own, not a call site. */
-const HERE = new URL(".", import.meta.url).href;
+/**
+ * Frames a stack is read to: the package's own (the allocator's about 6, a
+ * kernel's up to about 10 more) and {@linkcode SITE_FRAMES} more.
+ */
+const STACK_DEPTH = 40;
+/** The package's code: frames in these folders (or its root module) are not call sites. */
+const PACKAGE_ROOT = new URL("../", import.meta.url).href;
+const PACKAGE_CODE = ["allocator/", "kernels/", "mod.ts"].map((p) => PACKAGE_ROOT + p);
+
+/** What the recorder reads of a block handed out: the allocator's record of it. */
+export interface PlacedBlock {
+  /** The block's id. */
+  readonly id: number;
+  /** Bytes asked for. */
+  readonly requestedSize: number;
+  /** What it is for. */
+  readonly usage: Usage;
+  /** Byte offset in its heap. */
+  readonly offset: number;
+  /** Its rounded size. */
+  readonly size: number;
+  /** The caller's label, if any. */
+  readonly label: string | undefined;
+}
 
 /** Options of a recording; see `HeapAllocator.startRecording`. */
 export interface RecordingOptions {
@@ -57,7 +76,7 @@ export interface RecordingOptions {
  * clock read every {@linkcode CLOCK_EVERY} events and on every rarer event:
  * no object per event, no copying, few pages touched. {@linkcode
  * TraceRecorder.finish} turns them into {@linkcode TraceEvent}s; events
- * between two clock readings share the earlier time.
+ * between two clock readings are spread evenly between them.
  */
 export class TraceRecorder {
   #chunks: Uint32Array[] = [];
@@ -110,14 +129,16 @@ export class TraceRecorder {
       for (const b of heap.blocks) {
         if (b.id === null) continue;
         this.placed(
-          b.id,
-          b.requestedSize,
-          b.usage ?? "storage",
+          {
+            id: b.id,
+            requestedSize: b.requestedSize,
+            usage: (b.usage ?? "storage") as Usage,
+            offset: b.offset,
+            size: b.size,
+            label: b.label ?? undefined,
+          },
           heap.pool,
           heap.id,
-          b.offset,
-          b.size,
-          b.label ?? undefined,
         );
         if (b.state !== "live") this.free(b.id, b.state === "pending");
       }
@@ -125,28 +146,16 @@ export class TraceRecorder {
     this.#stacks = stacks;
   }
 
-  /** A block was handed out (by `alloc`, or by `scalar` in the scalar pool). */
+  /**
+   * A block was handed out (by `alloc`, or by `scalar` in the scalar pool),
+   * in heap `heap` of pool `pool`.
+   */
   // placed and free are the hot ones: they write their words directly.
-  placed(
-    id: number,
-    requested: number,
-    usage: string,
-    pool: string,
-    heap: number,
-    offset: number,
-    size: number,
-    label: string | undefined,
-  ): void {
+  placed(block: PlacedBlock, pool: string, heap: number): void {
+    const { id, requestedSize: requested, offset, size, label } = block;
+    const usage = USAGE_CODE[block.usage];
     if (this.#stacks && pool !== "scalar") {
-      this.#record(
-        USAGE_CODE[usage] | POOL_CODE[pool] | LABELLED,
-        5,
-        id,
-        requested,
-        heap,
-        offset,
-        size,
-      );
+      this.#record(usage | POOL_CODE[pool] | LABELLED, 5, id, requested, heap, offset, size);
       this.#word(this.#siteIndex(label));
       return;
     }
@@ -157,7 +166,7 @@ export class TraceRecorder {
       o + 6 <= this.#chunk.length && id + requested + heap + offset + size <= 0xffffffff
     ) {
       const chunk = this.#chunk;
-      chunk[o++] = USAGE_CODE[usage] | POOL_CODE[pool];
+      chunk[o++] = usage | POOL_CODE[pool];
       chunk[o++] = id;
       chunk[o++] = requested;
       chunk[o++] = heap;
@@ -168,17 +177,9 @@ export class TraceRecorder {
     } else if (pool === "scalar") {
       this.#record(2, 4, id, heap, offset, size, 0);
     } else if (label === undefined) {
-      this.#record(USAGE_CODE[usage] | POOL_CODE[pool], 5, id, requested, heap, offset, size);
+      this.#record(usage | POOL_CODE[pool], 5, id, requested, heap, offset, size);
     } else {
-      this.#record(
-        USAGE_CODE[usage] | POOL_CODE[pool] | LABELLED,
-        5,
-        id,
-        requested,
-        heap,
-        offset,
-        size,
-      );
+      this.#record(usage | POOL_CODE[pool] | LABELLED, 5, id, requested, heap, offset, size);
       this.#word(this.#labelIndex(label));
     }
   }
@@ -250,7 +251,12 @@ export class TraceRecorder {
     const clock = this.#clock;
     // The earliest call sites past maxEntries are dropped: their labels are the caller's own.
     let drop = this.#sited - this.#maxEntries;
+    // Events between two clock readings are spread evenly between them (each
+    // happened in that span), so a block placed and freed between two readings
+    // still spans time; those after the last reading share its time.
     let tick = 0;
+    let i0 = 0;
+    let t0 = 0;
     let t = 0;
     let i = 0;
     const used = [...this.#used.slice(0, this.#chunks.length - 1), this.#o];
@@ -259,10 +265,15 @@ export class TraceRecorder {
       let o = 0;
       while (o < used[c]) {
         while (tick < clock.length && clock[tick] <= i) {
-          // Microseconds are enough to order events on a picture's time axis.
-          t = Math.round(clock[tick + 1] * 1000) / 1000;
+          i0 = clock[tick];
+          t0 = clock[tick + 1];
           tick += 2;
         }
+        const spread = tick < clock.length
+          ? t0 + (clock[tick + 1] - t0) * (i - i0) / (clock[tick] - i0)
+          : t0;
+        // Microseconds are enough to order events on a picture's time axis.
+        t = Math.round(spread * 1000) / 1000;
         const head = chunk[o++];
         const wide = (head & WIDE) !== 0;
         const field = () => {
@@ -405,17 +416,36 @@ export class TraceRecorder {
 }
 
 /**
- * The innermost frames of a stack outside the allocator's folder, as
- * `file.ts:line function`, joined by " ← " (innermost first).
+ * The innermost frames of a stack outside the package (its `allocator/`
+ * and `kernels/` folders and root module) and the runtime's own code, as
+ * `file.ts:line function`, joined by " ← " (innermost first): the user's
+ * line that asked for the memory, then its callers.
+ *
+ * @example
+ * ```ts
+ * import { callSite } from "./trace_recorder.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const own = new URL("../kernels/relu.ts", import.meta.url).href;
+ * const stack = `Error\n    at relu (${own}:53:10)\n    at layer (file:///app/model.ts:7:3)` +
+ *   `\n    at file:///app/main.ts:2:1`;
+ * assert.equal(callSite(stack), "model.ts:7 layer ← main.ts:2");
+ * ```
  */
 export function callSite(stack: string): string {
   const frames: string[] = [];
   for (const line of stack.split("\n")) {
     const m = /^\s*at (?:async )?(?:(.*?) \()?(\S+?):(\d+):\d+\)?$/.exec(line);
-    if (!m || m[2].startsWith(HERE)) continue;
+    if (!m || isPackageOrRuntime(m[2])) continue;
     const file = m[2].slice(m[2].lastIndexOf("/") + 1);
     frames.push(m[1] ? `${file}:${m[3]} ${m[1]}` : `${file}:${m[3]}`);
     if (frames.length === SITE_FRAMES) break;
   }
   return frames.join(" ← ");
+}
+
+/** True for a file of the package's own code, or of the runtime (`ext:`, `node:`). */
+function isPackageOrRuntime(url: string): boolean {
+  if (url.startsWith("ext:") || url.startsWith("node:")) return true;
+  return PACKAGE_CODE.some((p) => url.startsWith(p));
 }

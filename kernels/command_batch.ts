@@ -42,6 +42,8 @@ export interface TensorAllocOptions {
   usage?: "storage" | "uniform" | "readback" | "upload";
   /** A name for debug output. */
   label?: string;
+  /** Kept by the kernels as a cache of their own: counted as cached bytes, not allocated. */
+  cached?: boolean;
 }
 
 /**
@@ -262,7 +264,8 @@ export function submit(allocator: TensorAllocator): void {
  * it too, ahead of the caller's command buffers: no submit can make blocks
  * disposed mid-batch reusable before the work reading them is on the queue.
  * Parameters live in slots of blocks of the allocator's uniform pool, one
- * slot per distinct content, written once when first seen and kept: a loop
+ * slot per distinct content, written once when first seen and kept (counted
+ * as the allocator's cached bytes, not allocated ones): a loop
  * that repeats its ops on the same shapes writes no parameters and binds the
  * same slots, so its bind groups (cached by shader, buffers and offsets) are
  * made once too.
@@ -394,7 +397,13 @@ export class CommandBatch {
     if (this.#paramSlots.size >= PARAMS_CACHE) this.releaseParams();
     if (this.#chunkUsed + size > PARAMS_CHUNK) {
       this.#paramBlocks.push(
-        this.allocator.alloc(PARAMS_CHUNK, { usage: "uniform", label: "kernel params" }),
+        // Cached, not allocated: the slots outlive every tensor, and a caller's
+        // leak check (allocated bytes before == after) must not see them.
+        this.allocator.alloc(PARAMS_CHUNK, {
+          usage: "uniform",
+          label: "kernel params",
+          cached: true,
+        }),
       );
       this.#chunkUsed = 0;
     }
@@ -508,7 +517,7 @@ export class CommandBatch {
   /**
    * Frees every parameter slot: the allocator reuses their blocks after the
    * next submit, and later ops write their parameters anew. Slots otherwise
-   * stay allocated (16 KiB per 64 distinct parameter sets) so that a loop
+   * stay held (16 KiB per 64 distinct parameter sets, counted as cached) so that a loop
    * writes nothing; call this when a piece of work is done, before
    * `emptyCache` if the uniform heap should go too.
    */

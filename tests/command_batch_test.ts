@@ -10,6 +10,7 @@ import {
   commandBatchOf,
   conv2d,
   conv2dRef,
+  conv2dRelu,
   maxPool2d,
   pipeline,
   pipelineRef,
@@ -181,16 +182,19 @@ Deno.test("CommandBatch.params() keeps one slot per content, written once", asyn
 Deno.test("CommandBatch.releaseParams() frees the slots, so emptyCache() releases their heap", async () => {
   await withAllocator((allocator) => {
     const batch = commandBatchOf(allocator);
+    const liveSlots = () =>
+      allocator.snapshot().heaps.flatMap((h) => h.blocks)
+        .filter((b) => b.label === "kernel params" && b.state === "live").length;
     batch.params(new Int32Array([7, 8, 9]).buffer);
-    assert.equal(allocator.memoryStats().pools.uniform.blocks, 1);
+    assert.equal(liveSlots(), 1);
     batch.releaseParams();
     batch.submit();
-    assert.equal(allocator.memoryStats().pools.uniform.blocks, 0);
+    assert.equal(liveSlots(), 0);
     allocator.emptyCache();
-    assert.equal(allocator.memoryStats().pools.uniform.reservedBytes.current, 0);
+    assert.equal(allocator.memoryStats().reservedBytes.current, 0);
     // Parameters written after the release get a fresh slot.
     const again = batch.params(new Int32Array([7, 8, 9]).buffer);
-    assert.equal(allocator.memoryStats().pools.uniform.blocks, 1);
+    assert.equal(liveSlots(), 1);
     assert.ok((again.size ?? 0) >= 12);
   });
 });
@@ -248,4 +252,31 @@ Deno.test("CommandBatch makes a loop's bind groups and parameter writes once", a
     const y = iteration();
     assertClose(await y.read(), ref.data, 1e-5, "after the loop");
   }, { poison: false });
+});
+
+Deno.test("CommandBatch's parameter slots count as cached: after the README's kernel loop, currentAllocatedMemory() is back at its baseline", async () => {
+  await withAllocator(async (allocator) => {
+    const random = rng(20);
+    const baseline = allocator.currentAllocatedMemory();
+    {
+      using w = tensor(allocator, randomValues(random, 32 * 16 * 3 * 3), [32, 16, 3, 3]);
+      using b = tensor(allocator, randomValues(random, 32), [32]);
+      for (let i = 0; i < 3; i++) {
+        using y = scope(() => {
+          const x = tensor(allocator, randomValues(random, 16 * 32 * 32), [1, 16, 32, 32]);
+          return maxPool2d(conv2dRelu(x, w, b, { padding: 1 }), { kernelSize: 2 });
+        });
+        using z = relu(y);
+        const [out] = await readAll([z]);
+        assert.equal(out.length, 32 * 16 * 16);
+      }
+    }
+    assert.equal(allocator.currentAllocatedMemory(), baseline);
+    assert.equal(allocator.memoryStats().blocks, 0);
+    // The slots are still held, for the next loop: as cached bytes.
+    const params = allocator.snapshot().heaps.flatMap((h) => h.blocks)
+      .filter((b) => b.label === "kernel params" && b.state === "live");
+    assert.ok(params.length > 0, "the parameter slots were released");
+    assert.ok(allocator.memoryStats().cachedBytes >= params[0].size);
+  });
 });

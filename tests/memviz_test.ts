@@ -11,6 +11,7 @@ import { TraceError } from "../allocator/tools/read_trace.ts";
 import { replay } from "../allocator/tools/replay.ts";
 import { SnapshotError } from "../allocator/tools/read_snapshot.ts";
 import { loadTraceFile } from "../allocator/tools/load_trace.ts";
+import { readPytorchSnapshot } from "../allocator/tools/pytorch_snapshot.ts";
 import type { Snapshot } from "../allocator/snapshot.ts";
 import { inkedRows, readPng } from "./_png.ts";
 import { rng } from "./_util.ts";
@@ -514,23 +515,35 @@ Deno.test("memvizHtml() writes each peak's label above the plot, at its own line
     const [, left, top] = /<svg class="plot" x="(\d+)" y="([\d.]+)"/.exec(chart)!.map(Number);
     const labels = [
       ...chart.matchAll(
-        /<text class="mark" x="([\d.]+)" y="([\d.]+)" text-anchor="(\w+)">([^<]*)<\/text><line class="mark" x1="([\d.]+)"/g,
+        /<text class="mark (\w+)" x="([\d.]+)" y="([\d.]+)" text-anchor="(\w+)">([^<]*)<\/text><line class="mark \1" x1="([\d.]+)"/g,
       ),
     ];
     assert.equal(labels.length, 2);
-    for (const [, x, y, anchor, , line] of labels) {
+    assert.deepEqual(labels.map((l) => l[1]), ["allocated", "reserved"], "a style each");
+    for (const [, , x, y, anchor, , line] of labels) {
       assert.ok(Number(y) < top, "above the plot: no label on the dashed line");
       assert.equal(Number(x) - Number(line), anchor === "start" ? 4 : -4, "beside its own line");
       assert.ok(Number(line) >= left);
     }
-    assert.notEqual(labels[0][2], labels[1][2], "two labels near each other take two rows");
+    assert.notEqual(labels[0][3], labels[1][3], "two labels near each other take two rows");
   }
 });
 
-Deno.test("legend() draws block states in grey, not in one pool's colour", () => {
-  const html = memvizHtml([["a", 1, 64]]);
-  const swatch = /background:(#\w+)"><\/i>live block/.exec(html)![1];
-  assert.ok(!Object.values(POOL_COLORS).includes(swatch), swatch);
+Deno.test("legend() draws block states as the heap map draws them, in the pool it names", () => {
+  const heap = new HeapAllocator(new FakeDevice());
+  const kept = heap.alloc(4096);
+  heap.free(heap.alloc(4096)); // into the front cache: drawn as cached
+  const html = memvizHtml(heap.snapshot());
+  heap.free(kept);
+  heap.destroy();
+  const legend = html.slice(html.indexOf("<b>Heap map</b>"));
+  assert.match(legend, /here the small pool's/);
+  const live = /background:(#\w+)"><\/i>live block/.exec(legend)![1];
+  assert.equal(live, POOL_COLORS.small);
+  const cached = /background:(#\w+);opacity:([\d.]+)"><\/i>cached/.exec(legend)!;
+  const drawn = /<rect class="block cached"[^>]*fill="(#\w+)" fill-opacity="([\d.]+)"/.exec(html)!;
+  assert.deepEqual([cached[1], cached[2]], [drawn[1], drawn[2]], "as the map draws a cached block");
+  assert.equal(drawn[1], POOL_COLORS.small);
 });
 
 Deno.test("memvizHtml() gives the script every block's life, within a bound", () => {
@@ -856,4 +869,37 @@ Deno.test({
     assert.equal(seen.elements, 2, "the page's script and the test's, no other");
     assert.equal(seen.title, "gpuheap memory");
   },
+});
+
+Deno.test("memvizHtml() labels a PyTorch snapshot's blocks with the model's own line, past torch's and the standard library's files", () => {
+  const frame = (filename: string, line: number, name: string) => ({ filename, line, name });
+  const alloc = (addr: number, frames: unknown[]) => ({
+    action: "alloc",
+    addr,
+    size: MiB,
+    stream: 0,
+    time_us: 1000 + addr,
+    frames,
+  });
+  const snapshot = {
+    segments: [],
+    device_traces: [[
+      // Names alone, as some snapshots keep them: conv.py and module.py are torch's.
+      alloc(1 << 24, [
+        frame("conv.py", 548, "_conv_forward"),
+        frame("module.py", 1790, "_call_impl"),
+        frame("model.py", 12, "forward"),
+      ]),
+      // Paths: torch's package and the standard library are passed over.
+      alloc(2 << 24, [
+        frame("/venv/lib/python3.12/site-packages/torch/nn/functional.py", 2846, "batch_norm"),
+        frame("/usr/lib/python3.12/contextlib.py", 81, "inner"),
+        frame("/home/me/train.py", 40, "step"),
+      ]),
+    ]],
+  };
+  const html = memvizHtml(readPytorchSnapshot(snapshot));
+  assert.match(html, />model\.py:12 forward</);
+  assert.match(html, />train\.py:40 step</);
+  assert.doesNotMatch(html, />(conv|module|functional|contextlib)\.py:\d+/);
 });

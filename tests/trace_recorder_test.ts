@@ -3,6 +3,10 @@
 import assert from "node:assert/strict";
 import { AllocatorError, type Block, FakeDevice, HeapAllocator } from "../mod.ts";
 import { TIME_ITEM } from "../allocator/trace.ts";
+import { memvizHtml } from "../allocator/tools/memviz.ts";
+import { tensor } from "../kernels/mod.ts";
+import { randomValues, rng, withAllocator } from "./_kernels_util.ts";
+import { twoLayers } from "./testdata/two_layer_model.ts";
 
 Deno.test("startRecording() records events naming blocks, heaps, pools, offsets and times", () => {
   const heap = new HeapAllocator(new FakeDevice());
@@ -113,7 +117,9 @@ Deno.test("startRecording({ stacks: true }) labels each allocation with its call
   );
   assert.match(labels.get(b.id)!, /^weights @ trace_recorder_test\.ts:\d+ makeWeights ← /);
   assert.doesNotMatch(labels.get(a.id)!, /allocator\.ts|trace_recorder\.ts:/, "no frame of ours");
-  assert.equal(labels.get(a.id)!.split(" ← ").length, 3, "three frames");
+  // This file's two frames; the test runner's are the runtime's, not call sites.
+  assert.equal(labels.get(a.id)!.split(" ← ").length, 2, "the frames outside the package");
+  assert.doesNotMatch(labels.get(a.id)!, /ext:|\.js:/, "no frame of the runtime");
   heap.destroy();
 });
 
@@ -128,5 +134,65 @@ Deno.test("startRecording() keeps the call sites of the latest maxEntries alloca
   for (const l of labels.slice(2)) assert.match(l!, /makeWeights/);
   assert.throws(() => heap.startRecording({ maxEntries: -1 }), RangeError);
   assert.throws(() => heap.startRecording({ stacks: "yes" as unknown as boolean }), TypeError);
+  heap.destroy();
+});
+
+Deno.test("startRecording({ stacks: true }) names the user's own lines: a two-layer model shows two call sites", async () => {
+  await withAllocator((allocator) => {
+    const x = tensor(allocator, randomValues(rng(5), 64), [1, 1, 8, 8]);
+    allocator.startRecording({ stacks: true });
+    const outputs = twoLayers(x);
+    const trace = allocator.stopRecording();
+    // The lines of the fixture that call a layer, read from its text.
+    const fixture = Deno.readTextFileSync(
+      new URL("./testdata/two_layer_model.ts", import.meta.url),
+    );
+    const layerLines = fixture.split("\n").flatMap((l, i) => /= relu\(/.test(l) ? [i + 1] : []);
+    assert.equal(layerLines.length, 2);
+    const sites = trace.events.filter((e) => e[0] === "a" && e[9]?.startsWith("relu"))
+      .map((e) => e[9]);
+    assert.equal(sites.length, 2, sites.join("\n"));
+    for (const [k, site] of sites.entries()) {
+      const innermost = `two_layer_model.ts:${layerLines[k]} twoLayers`;
+      assert.equal(site!.split(" ← ")[0], `relu @ ${innermost}`);
+      assert.match(site!, / ← trace_recorder_test\.ts:\d+/, "the caller's frame is kept too");
+    }
+    // The picture's table of bytes at the peak gives each layer its own row.
+    const html = memvizHtml(trace);
+    const table = html.slice(html.indexOf("At the peak, by label or call site"));
+    // Each row is the layer's line, its whole kept stack under the pointer.
+    for (const line of layerLines) {
+      const row = new RegExp(
+        `data-tip="relu @ two_layer_model\\.ts:${line} twoLayers\\n +← ` +
+          `trace_recorder_test\\.ts:\\d+[^"]*">relu @ two_layer_model\\.ts:${line} twoLayers</span>`,
+      );
+      assert.match(table, row);
+    }
+    for (const t of outputs) t.dispose();
+    x.dispose();
+  }, { poison: false }); // poisoning wraps alloc in a frame of the test's own
+});
+
+Deno.test("stopRecording() spreads the events between two clock readings over their span", () => {
+  const heap = new HeapAllocator(new FakeDevice());
+  heap.startRecording();
+  const wait = (ms: number) => {
+    const until = performance.now() + ms;
+    while (performance.now() < until) { /* the clock must move between events */ }
+  };
+  for (let i = 0; i < 40; i++) {
+    const b = heap.alloc(4096);
+    wait(0.05);
+    heap.free(b);
+    wait(0.05);
+  }
+  heap.submit(); // read the clock after the last of them
+  const trace = heap.stopRecording();
+  const times = trace.events.filter((e) => e[0] === "a" || e[0] === "f")
+    .map((e) => e.find((_, i) => isTime(e[0], i)) as number);
+  assert.equal(times.length, 80);
+  for (let i = 1; i < times.length; i++) {
+    assert.ok(times[i] > times[i - 1], `event ${i} at ${times[i]} ms, after ${times[i - 1]} ms`);
+  }
   heap.destroy();
 });

@@ -14,9 +14,9 @@
  */
 
 import { POOL_NAMES } from "../allocator.ts";
-import { formatBytes } from "../format.ts";
+import { BYTE_UNITS, byteLabel, formatBytes } from "../format.ts";
 import type { BlockStateName, SnapshotBlock, SnapshotHeap } from "../snapshot.ts";
-import type { TimelineLayout } from "./block_timeline.ts";
+import type { Band, TimelineLayout } from "./block_timeline.ts";
 import type { PoolBytes } from "./heap_model.ts";
 import { concat, cutLabel, type Markup, markup } from "./markup.ts";
 
@@ -39,26 +39,29 @@ export const POOL_COLORS: Readonly<Record<string, string>> = {
   upload: "#76b7b2",
 };
 
-/** Colours of the block timeline's bands, taken in turn in the order blocks were placed. */
-const BAND_COLORS = [
-  "#4e79a7",
-  "#f28e2b",
-  "#59a14f",
-  "#e15759",
-  "#76b7b2",
-  "#edc948",
-  "#b07aa1",
-  "#ff9da7",
-  "#9c755f",
-  "#8cd17d",
-  "#a0cbe8",
-  "#ffbe7d",
-];
+/**
+ * Colours of the blocks the table at the peak lists, one each so that a row
+ * matches its band: ten hues 36° apart, dark, then ten between them, light.
+ */
+export const LISTED_COLORS: readonly string[] = Array.from(
+  { length: 20 },
+  (_, k) => k < 10 ? `hsl(${k * 36} 65% 45%)` : `hsl(${(k - 10) * 36 + 18} 70% 70%)`,
+);
+/** Colours of the other bands drawn one by one: pale and greyish, apart from the listed ones. */
+const OTHER_COLORS = Array.from(
+  { length: 6 },
+  (_, k) => `hsl(${k * 60 + 20} 14% ${k % 2 === 0 ? 80 : 87}%)`,
+);
 /** Colour of the band that sums the blocks not drawn one by one. */
 export const REST_COLOR = "#b9b9b9";
-/** Colour of block states in the legend (blocks are drawn in their pool's colour). */
-const STATE_COLOR = "#6b6b6b";
+/** Opacity of a cached block in the heap map (and the legend). */
+const CACHED_OPACITY = 0.35;
 
+/**
+ * Narrowest band of the block timeline, in plot columns: a block that lives
+ * less (between two clock readings, say) is still seen at its moment.
+ */
+export const MIN_BAND_PX = 2;
 /** Width of every chart, in pixels. */
 export const WIDTH = 1160;
 const LEFT = 88;
@@ -73,7 +76,6 @@ const COMPACT_HEAPS = 60;
 const LABEL_W = 230;
 /** Ticks on an axis at most: a bound on the tick loops whatever the axis's range. */
 const MAX_TICKS = 12;
-const BYTE_UNITS = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"];
 
 /** Bytes per pool at each point of a series. */
 export interface Series {
@@ -175,21 +177,14 @@ export function xWhen(v: number, unit: XAxis["unit"]): string {
   return v >= 1000 ? `${+(v / 1000).toFixed(4)} s` : `${+v.toFixed(3)} ms`;
 }
 
-/** A byte count on an axis: `512 MiB`, `1.5 GiB`. */
-export function byteLabel(bytes: number): string {
-  if (bytes === 0) return "0";
-  let u = 0;
-  let v = bytes;
-  while (v >= 1024 && u < BYTE_UNITS.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return `${Number.isInteger(v) ? v : v.toFixed(1)} ${BYTE_UNITS[u]}`;
-}
-
-/** The colour of the band of the `k`-th block placed. */
-export function bandColor(k: number): string {
-  return BAND_COLORS[k % BAND_COLORS.length];
+/**
+ * The colour of the band of the `k`-th block placed: its own if the table
+ * at the peak lists it (`listed`: its row, else -1), else a pale one.
+ */
+export function bandColor(k: number, listed: number): string {
+  return listed >= 0 && listed < LISTED_COLORS.length
+    ? LISTED_COLORS[listed]
+    : OTHER_COLORS[k % OTHER_COLORS.length];
 }
 
 /** A two-column table of facts. */
@@ -210,17 +205,21 @@ export function swatch(color: string): Markup {
   return markup`<i class="swatch" style="background:${color}"></i>`;
 }
 
-/** The pools' colours and the heap map's states (drawn in the pool's colour). */
+/**
+ * The pools' colours and the heap map's states, drawn as the map draws them
+ * (here in the small pool's colour; every block is in its pool's).
+ */
 export function legend(): Markup {
   const pools = POOL_NAMES.map((p) => markup`<span>${swatch(POOL_COLORS[p])}${p}</span>`);
-  const stripes = `repeating-linear-gradient(45deg,${STATE_COLOR} 0 3px,#fff 3px 5px)`;
+  const color = POOL_COLORS.small;
+  const stripes = `repeating-linear-gradient(45deg,${color} 0 3px,#fff 3px 5px)`;
   return concat(
     markup`<div class="legend"><b>Pools:</b> ${pools}</div>`,
-    markup`<div class="legend"><b>Heap map</b> (blocks in their pool's colour): `,
-    markup`<span>${swatch(STATE_COLOR)}live block</span>`,
+    markup`<div class="legend"><b>Heap map</b> (each block in its pool's colour, here the small `,
+    markup`pool's): <span>${swatch(color)}live block</span>`,
     markup`<span>${swatch(stripes)}pending a submit</span>`,
-    markup`<span><i class="swatch" style="background:${STATE_COLOR};opacity:0.35"></i>`,
-    markup`cached (unsplit heap)</span>`,
+    markup`<span><i class="swatch" style="background:${color};opacity:${CACHED_OPACITY}"></i>`,
+    markup`cached (front cache, or a freed block keeping its unsplit heap)</span>`,
     markup`<span>${swatch("#ececec")}free</span></div>`,
   );
 }
@@ -241,25 +240,54 @@ export interface Mark {
   x: number;
   /** What it says. */
   label: string;
+  /** Which peak: each kind has a style of its own (default `"allocated"`). */
+  kind?: "allocated" | "reserved";
 }
 
 /** Height of a row of mark labels above a plot. */
 const MARK_ROW = 16;
 /** Width of a character of a mark label, about: to keep labels of one row apart. */
 const CHAR_W = 6.6;
+/** Room kept between a mark's line and another mark's label. */
+const MARK_GAP = 4;
 
-/** Rows of mark labels: each label in the first row where it overlaps no other. */
+/**
+ * Rows of mark labels: each label in the first row where it overlaps no
+ * other label, no other mark's line crosses it (a line runs from its label
+ * down to the plot), and its own line crosses no label below it. A label
+ * runs right of its line (left near the right edge); labels near the edge
+ * are placed first, right to left, then the others left to right, so each
+ * runs away from the lines placed above it.
+ */
 function markRows(axis: XAxis, marks: readonly Mark[]): number[] {
-  const taken: [number, number][][] = [];
-  return marks.map((m) => {
+  const spans = marks.map((m) => {
     const x = LEFT + columnOf(axis, m.x);
     const w = m.label.length * CHAR_W + 8;
     const [a, b] = x + w > WIDTH ? [x - w, x] : [x, x + w];
-    let row = 0;
-    while (taken[row]?.some(([p, q]) => a < q && p < b)) row++;
-    (taken[row] ??= []).push([a, b]);
-    return row;
+    return { x, a, b, end: a < x };
   });
+  const rows: number[] = marks.map(() => -1);
+  // A line crosses a label when it runs through the label's inside (its own line runs at its edge).
+  const crosses = (x: number, label: { a: number; b: number }) => label.a < x && x < label.b;
+  const clash = (k: number, row: number) =>
+    rows.some((r, j) =>
+      r >= 0 && (
+        (r === row && spans[j].a < spans[k].b + MARK_GAP && spans[k].a < spans[j].b + MARK_GAP) ||
+        (r < row && crosses(spans[j].x, spans[k])) ||
+        (row < r && crosses(spans[k].x, spans[j]))
+      )
+    );
+  const order = marks.map((_, k) => k).sort((p, q) => {
+    const [s, t] = [spans[p], spans[q]];
+    return Number(t.end) - Number(s.end) || (s.end ? t.x - s.x : s.x - t.x) || p - q;
+  });
+  for (const k of order) {
+    // Past as many rows as marks, none is free of crossings: the last is taken.
+    let row = 0;
+    while (row < marks.length && clash(k, row)) row++;
+    rows[k] = row;
+  }
+  return rows;
 }
 
 /** The frame of a chart over time: axes, marks, cursor and the plot's content. */
@@ -282,13 +310,14 @@ function timeFrame(
     const x = columnOf(axis, m.x);
     const nearEdge = LEFT + x + m.label.length * CHAR_W + 8 > WIDTH;
     const y = 6 + MARK_ROW * rows[k] + 11;
+    const kind = `mark ${m.kind ?? "allocated"}`;
     parts.push(concat(
-      markup`<text class="mark" x="${LEFT + x + (nearEdge ? -4 : 4)}" y="${y}" `,
+      markup`<text class="${kind}" x="${LEFT + x + (nearEdge ? -4 : 4)}" y="${y}" `,
       markup`text-anchor="${nearEdge ? "end" : "start"}">${m.label}</text>`,
-      markup`<line class="mark" x1="${LEFT + x}" x2="${LEFT + x}" y1="${y - 11}" y2="${top}"/>`,
+      markup`<line class="${kind}" x1="${LEFT + x}" x2="${LEFT + x}" y1="${y - 11}" y2="${top}"/>`,
     ));
     lines.push(
-      markup`<line class="mark" x1="${x}" x2="${x}" y1="0" y2="${height}"/>`,
+      markup`<line class="${kind}" x1="${x}" x2="${x}" y1="0" y2="${height}"/>`,
     );
   }
   const { values, step } = xTicks(axis);
@@ -412,8 +441,9 @@ export interface BandInfo {
 /**
  * The block timeline: a band per block laid out by `layoutBands`, the
  * others summed in one grey band on top, under the outline of `allocated`
- * (each pixel column's highest total: blocks that live less than a column
- * are seen there).
+ * (each pixel column's highest total). A band narrower than
+ * {@linkcode MIN_BAND_PX} is drawn that wide, after the others: a block
+ * that lives less than a column is seen at its moment.
  */
 export function timelineChart(
   layout: TimelineLayout,
@@ -425,7 +455,10 @@ export function timelineChart(
 ): Markup {
   const height = 300;
   const yOf = (v: number) => coordinate(height - (v / max) * height);
-  const parts = layout.bands.map((band) => {
+  // Blocks shorter than a few columns are drawn that wide, after (so above) the others.
+  const narrow = (band: Band) => band.end - band.x[0] < MIN_BAND_PX;
+  const ordered = [...layout.bands.filter((b) => !narrow(b)), ...layout.bands.filter(narrow)];
+  const parts = ordered.map((band) => {
     const lower: string[] = [];
     const upper: string[] = [];
     for (let j = 0; j < band.x.length; j++) {
@@ -438,7 +471,9 @@ export function timelineChart(
       upper.push(`${x},${yOf(band.base[j] + band.size)}`);
     }
     const last = band.base[band.base.length - 1];
-    const end = coordinate(Math.max(band.end, band.x[band.x.length - 1]));
+    const end = coordinate(
+      Math.max(band.end, band.x[band.x.length - 1], band.x[0] + MIN_BAND_PX),
+    );
     lower.push(`${end},${yOf(last)}`);
     upper.push(`${end},${yOf(last + band.size)}`);
     const { color, tip } = info(band.block);
@@ -536,10 +571,11 @@ export function heapMap(heaps: readonly SnapshotHeap[], scale?: number): Markup 
       markup`<rect x="3" width="3" height="6" fill="#fff"/></pattern>`,
     )
   );
-  const axis = ticks(bytes, niceStep(bytes / 8)).map((v) => {
+  // Ticks within the scale only: one past it would lie outside the picture.
+  const axis = ticks(bytes, niceStep(bytes / 8)).filter((v) => v <= bytes).map((v) => {
     const x = LABEL_W + v * perByte;
-    // The last label ends at its tick, inside the picture.
-    const anchor = x > WIDTH - RIGHT - 30 ? "end" : "middle";
+    // A label that would run past the picture ends at its tick.
+    const anchor = x + (byteLabel(v).length * CHAR_W) / 2 > WIDTH - 2 ? "end" : "middle";
     return concat(
       markup`<line class="grid" x1="${x}" x2="${x}" y1="${top - 4}" y2="${svgH - 4}"/>`,
       markup`<text x="${x}" y="${top - 8}" text-anchor="${anchor}">${byteLabel(v)}</text>`,
@@ -611,7 +647,7 @@ function blockRect(
   tip: string,
 ): Markup {
   const fill = state === "pending" ? `url(#pending-${pool})` : POOL_COLORS[pool] ?? "#888";
-  const opacity = state === "cached" ? markup` fill-opacity="0.35"` : null;
+  const opacity = state === "cached" ? markup` fill-opacity="${CACHED_OPACITY}"` : null;
   // A hairline between neighbours keeps adjacent blocks apart; the tiniest stay visible.
   const stroke = w >= 3 ? markup` stroke="#fff" stroke-width="0.6"` : null;
   return concat(

@@ -44,8 +44,10 @@ import {
   factTable,
   heapMap,
   legend,
+  LISTED_COLORS,
   type Mark,
   MAX_HEAPS,
+  MIN_BAND_PX,
   niceMax,
   POOL_COLORS,
   pushPoint,
@@ -84,9 +86,11 @@ const MAX_SCRIPT_BLOCKS = 20_000;
 /** Events of a trace whose heap map the page's script can move (it carries a moment per time). */
 const MAX_SCRIPT_EVENTS = 60_000;
 /** Rows of the table of the largest blocks at the peak. */
-const TOP_BLOCKS = 20;
+const TOP_BLOCKS = LISTED_COLORS.length;
 /** Rows of the table of call sites at the peak. */
 const TOP_SITES = 10;
+/** Distinct stacks a call site's tip lists at most. */
+const TIP_STACKS = 4;
 
 /**
  * Draws a trace or a snapshot (an object, or its JSON text) as one
@@ -235,11 +239,11 @@ interface Walk {
   model: HeapModel;
   allocated: Series;
   reserved: Series;
-  peakA: number;
-  peakAi: number;
-  peakR: number;
-  peakRi: number;
-  peakQ: number;
+  peakAllocated: number;
+  peakAllocatedAt: number;
+  peakReserved: number;
+  peakReservedAt: number;
+  peakRequested: number;
   heapsMade: number;
   /** Heap, release and split events. */
   heapEvents: number;
@@ -253,8 +257,16 @@ function walk(events: readonly TraceEvent[], xs: Float64Array, axis: XAxis): Wal
   const model = new HeapModel({ history: true, blocks: placings });
   const alloc = new Column();
   const reserv = new Column();
-  const w = { peakA: 0, peakAi: -1, peakR: 0, peakRi: -1, peakQ: 0, heapsMade: 0, heapEvents: 0 };
-  let allocAtPeakR = -1;
+  const w = {
+    peakAllocated: 0,
+    peakAllocatedAt: -1,
+    peakReserved: 0,
+    peakReservedAt: -1,
+    peakRequested: 0,
+    heapsMade: 0,
+    heapEvents: 0,
+  };
+  let allocatedAtPeakReserved = -1;
   for (let i = 0; i < n; i++) {
     const e = events[i];
     model.apply(e, i);
@@ -262,13 +274,13 @@ function walk(events: readonly TraceEvent[], xs: Float64Array, axis: XAxis): Wal
     if (e[0] === "heap" || e[0] === "release" || e[0] === "split") w.heapEvents++;
     const a = model.allocatedTotal;
     const r = model.reservedTotal;
-    if (a > w.peakA) [w.peakA, w.peakAi] = [a, i];
+    if (a > w.peakAllocated) [w.peakAllocated, w.peakAllocatedAt] = [a, i];
     // Of the moments at peak reserved, the fullest: not the instant a heap is made
     // before its first block is placed.
-    if (r > w.peakR || (r === w.peakR && a > allocAtPeakR)) {
-      [w.peakR, w.peakRi, allocAtPeakR] = [r, i, a];
+    if (r > w.peakReserved || (r === w.peakReserved && a > allocatedAtPeakReserved)) {
+      [w.peakReserved, w.peakReservedAt, allocatedAtPeakReserved] = [r, i, a];
     }
-    w.peakQ = Math.max(w.peakQ, model.requested);
+    w.peakRequested = Math.max(w.peakRequested, model.requested);
     // Each pixel column keeps its highest point, so no peak is lost however long the trace.
     const x = xs[i];
     const column = Math.floor(columnOf(axis, x));
@@ -300,20 +312,28 @@ function traceBody(
   const w = walk(events, xs, axis);
   const history = w.model.history!;
   const blocks = history.blocks;
-  const peakIndex = options.at === "allocated" ? w.peakAi : w.peakRi;
+  const peakIndex = options.at === "allocated" ? w.peakAllocatedAt : w.peakReservedAt;
   const map = new HeapModel();
   for (let i = 0; i <= peakIndex; i++) map.apply(events[i], i);
   const marks: Mark[] = [
-    { x: xOf(w.peakAi), label: `peak allocated ${formatBytes(w.peakA)}` },
-    { x: xOf(w.peakRi), label: `peak reserved ${formatBytes(w.peakR)}` },
-  ].filter((_, k) => (k === 0 ? w.peakAi : w.peakRi) >= 0);
+    {
+      x: xOf(w.peakAllocatedAt),
+      label: `peak allocated ${formatBytes(w.peakAllocated)}`,
+      kind: "allocated" as const,
+    },
+    {
+      x: xOf(w.peakReservedAt),
+      label: `peak reserved ${formatBytes(w.peakReserved)}`,
+      kind: "reserved" as const,
+    },
+  ].filter((_, k) => (k === 0 ? w.peakAllocatedAt : w.peakReservedAt) >= 0);
   const layout = layoutBands(
     {
       size: history.size.subarray(0, blocks),
       placedAt: history.placedAt.subarray(0, blocks),
       freedAt: history.freedAt.subarray(0, blocks),
       events: n,
-      peakAt: w.peakAi,
+      peakAt: w.peakAllocatedAt,
     },
     {
       maxBands: options.maxBands,
@@ -322,38 +342,49 @@ function traceBody(
     },
   );
   const drawnAlone = new Set(layout.bands.map((b) => b.block));
-  const colorOf = (k: number) => drawnAlone.has(k) ? bandColor(k) : REST_COLOR;
+  const peakLive = liveAt(history, w.peakAllocatedAt);
+  const listed = largestFirst(history, peakLive);
+  // The blocks the table lists each have a colour of their own, so a row matches its band.
+  const rowOf = new Map(listed.map((k, row) => [k, row]));
+  const colorOf = (k: number) => drawnAlone.has(k) ? bandColor(k, rowOf.get(k) ?? -1) : REST_COLOR;
   const timelineNote = layout.hidden > 0
     ? `The ${count(layout.bands.length)} blocks live at the peak or largest are drawn one by ` +
       `one; the other ${count(layout.hidden)} are summed in the grey band on top.`
     : `Every block is drawn: ${count(blocks)} bands.`;
   const peakWhen = options.at === "allocated" ? "peak allocated" : "peak reserved";
-  const peakLive = liveAt(history, w.peakAi);
   const heapScale = history.heapSize.reduce((m, s) => Math.max(m, s), 1);
-  const scale = niceMax(Math.max(w.peakR, w.peakA, 1));
+  const scale = niceMax(Math.max(w.peakReserved, w.peakAllocated, 1));
   const scripted = blocks <= MAX_SCRIPT_BLOCKS && n <= MAX_SCRIPT_EVENTS;
   const note = "The trace gives no placement, so it was replayed on the fake device under its " +
     "settings.";
   const facts = traceFacts(trace, drawn, w, axis, when, options.pytorch);
   return markup`${source ? markup`<p class="note">${note}</p>` : null}
 ${factTable(facts)}
-${controls(axis, [[w.peakAi, xOf(w.peakAi)], [w.peakRi, xOf(w.peakRi)]], scripted)}
+${
+    controls(axis, [[w.peakAllocatedAt, xOf(w.peakAllocatedAt)], [
+      w.peakReservedAt,
+      xOf(w.peakReservedAt),
+    ]], scripted)
+  }
 <h2>Live blocks over time: each block a band from its alloc to its free</h2>
 <p class="about">${timelineNote} Bands are stacked in the order blocks were placed; when a block
-is freed, those above slide down, so the top is the bytes allocated. Point at a band for its
-details; drag across a chart to zoom.</p>
+is freed, those above slide down, so the top is the bytes allocated. The blocks listed below have
+colours of their own, the others pale ones. A block that lives less than ${MIN_BAND_PX} pixel
+columns is drawn that wide, on top of the others${
+    axis.unit === "ms" ? "; to see every event apart, draw over events (--x events)" : ""
+  }. Point at a band for its details; drag across a chart to zoom.</p>
 ${
     timelineChart(
       layout,
       axis,
-      niceMax(Math.max(w.peakA, 1)),
+      niceMax(Math.max(w.peakAllocated, 1)),
       marks,
       (k) => ({ color: colorOf(k), tip: bandTip(history, k, when) }),
       w.allocated,
     )
   }
-<h2>Largest blocks at the peak allocated (${when(w.peakAi)})</h2>
-${topBlocks(history, peakLive, colorOf, when)}
+<h2>Largest blocks at the peak allocated (${when(w.peakAllocatedAt)})</h2>
+${topBlocks(history, listed, peakLive.length, colorOf, when)}
 ${topSites(history, peakLive)}
 ${legend()}
 <h2>Reserved bytes (GPUBuffers held), by pool</h2>
@@ -381,11 +412,17 @@ function traceFacts(
   // Heap, release and split events of a replay's recording are the replay's own.
   const added = drawn === trace ? 0 : w.heapEvents;
   const facts: [string, string][] = [
-    ["peak allocated (live blocks)", `${formatBytes(w.peakA)} (${w.peakA} B) at ${when(w.peakAi)}`],
-    ["peak requested", `${formatBytes(w.peakQ)} (${w.peakQ} B)`],
-    ["peak reserved (GPUBuffers)", `${formatBytes(w.peakR)} (${w.peakR} B) at ${when(w.peakRi)}`],
-    ["reserved ÷ allocated", ratio(w.peakR, w.peakA)],
-    ["reserved ÷ requested", ratio(w.peakR, w.peakQ)],
+    [
+      "peak allocated (live blocks)",
+      `${formatBytes(w.peakAllocated)} (${w.peakAllocated} B) at ${when(w.peakAllocatedAt)}`,
+    ],
+    ["peak requested", `${formatBytes(w.peakRequested)} (${w.peakRequested} B)`],
+    [
+      "peak reserved (GPUBuffers)",
+      `${formatBytes(w.peakReserved)} (${w.peakReserved} B) at ${when(w.peakReservedAt)}`,
+    ],
+    ["reserved ÷ allocated", ratio(w.peakReserved, w.peakAllocated)],
+    ["reserved ÷ requested", ratio(w.peakReserved, w.peakRequested)],
     ["GPUBuffers made", String(w.heapsMade)],
     [
       "events",
@@ -426,31 +463,38 @@ function bandTip(h: History, k: number, when: (i: number) => string): string {
   const heap = h.blockHeap[k];
   const freed = h.freedAt[k] === NEVER ? "never freed" : `freed at ${when(h.freedAt[k])}`;
   return `block #${h.id[k]}: ${formatBytes(h.size[k])} (requested ${h.requested[k]} B)` +
-    `${h.label(k) !== null ? `\n${h.label(k)}` : ""}\nplaced at ${when(h.placedAt[k])}, ${freed}` +
+    `${h.label(k) !== null ? `\n${stackTip(h.label(k)!)}` : ""}\nplaced at ${
+      when(h.placedAt[k])
+    }, ${freed}` +
     `\nheap #${h.heapId[heap]} (${h.heapPool[heap]} pool) at offset ${h.offset[k]}`;
 }
 
-/** The largest blocks live at the peak, with their call sites. */
+/** The largest of `live`, largest first (then earliest), as many as the table lists. */
+function largestFirst(h: History, live: readonly number[]): number[] {
+  return [...live].sort((p, q) => h.size[q] - h.size[p] || p - q).slice(0, TOP_BLOCKS);
+}
+
+/** The table of the largest blocks live at the peak (`top` of `live` blocks), with their call sites. */
 function topBlocks(
   h: History,
-  live: readonly number[],
+  top: readonly number[],
+  live: number,
   colorOf: (k: number) => string,
   when: (i: number) => string,
 ): Markup {
-  if (live.length === 0) return markup`<p>No block is live at the peak.</p>`;
-  const top = [...live].sort((p, q) => h.size[q] - h.size[p] || p - q).slice(0, TOP_BLOCKS);
+  if (live === 0) return markup`<p>No block is live at the peak.</p>`;
   const rows = top.map((k) => [
     swatch(colorOf(k)),
     formatBytes(h.size[k]),
     `#${h.id[k]}`,
-    h.label(k) ?? "–",
+    labelCell(h.label(k)),
     `${h.heapPool[h.blockHeap[k]]}, heap #${h.heapId[h.blockHeap[k]]} at ${h.offset[k]}`,
     when(h.placedAt[k]),
     h.freedAt[k] === NEVER ? "never" : when(h.freedAt[k]),
   ]);
-  const more = live.length > top.length
+  const more = live > top.length
     ? markup`<p class="about">${
-      count(live.length - top.length)
+      count(live - top.length)
     } smaller blocks live at the peak are not listed.</p>`
     : null;
   return concat(
@@ -462,24 +506,53 @@ function topBlocks(
   );
 }
 
-/** Bytes live at the peak by label or call site. */
+/** Bytes live at the peak by label or call site (its innermost frame: the user's line). */
 function topSites(h: History, live: readonly number[]): Markup | null {
-  const sites = new Map<string, [blocks: number, bytes: number]>();
+  const sites = new Map<string, { blocks: number; bytes: number; stacks: Set<string> }>();
   for (const k of live) {
-    const key = h.label(k) ?? "(no label)";
-    const s = sites.get(key) ?? [0, 0];
-    s[0]++;
-    s[1] += h.size[k];
-    sites.set(key, s);
+    const label = h.label(k) ?? "(no label)";
+    const key = innermost(label);
+    let s = sites.get(key);
+    if (s === undefined) sites.set(key, s = { blocks: 0, bytes: 0, stacks: new Set() });
+    s.blocks++;
+    s.bytes += h.size[k];
+    if (key !== label && s.stacks.size < TIP_STACKS) s.stacks.add(label);
   }
   if (sites.size < 2) return null;
-  const rows = [...sites].sort((p, q) => q[1][1] - p[1][1]).slice(0, TOP_SITES).map((
-    [site, [blocks, bytes]],
-  ) => [site, count(blocks), formatBytes(bytes)]);
+  const rows = [...sites].sort((p, q) => q[1].bytes - p[1].bytes).slice(0, TOP_SITES).map((
+    [site, { blocks, bytes, stacks }],
+  ) => [
+    stacks.size > 0 ? withTip(site, [...stacks].map(stackTip).join("\n\n")) : site,
+    count(blocks),
+    formatBytes(bytes),
+  ]);
   return concat(
     markup`<h3>At the peak, by label or call site</h3>`,
     table(["label or call site", "blocks", "bytes"], rows),
   );
+}
+
+/** A label with a call site, cut to the site's innermost frame (frames are joined by " ← "). */
+function innermost(label: string): string {
+  const cut = label.indexOf(" ← ");
+  return cut < 0 ? label : label.slice(0, cut);
+}
+
+/** A call site's frames one per line, for a tip. */
+function stackTip(label: string): string {
+  return label.replaceAll(" ← ", "\n  ← ");
+}
+
+/** Text that shows `tip` under the pointer. */
+function withTip(text: string, tip: string): Markup {
+  return markup`<span class="site" data-tip="${tip}">${text}</span>`;
+}
+
+/** A label cell: a call site cut to its innermost frame, the whole kept stack under the pointer. */
+function labelCell(label: string | null): string | Markup {
+  if (label === null) return "–";
+  const site = innermost(label);
+  return site === label ? label : withTip(site, stackTip(label));
 }
 
 /**

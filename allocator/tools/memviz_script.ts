@@ -40,6 +40,7 @@ table.list td, table.list th { padding: 2px 12px 2px 0; }
 table.list td { max-width: 420px; overflow-wrap: anywhere; }
 .note { background: #fff6d5; padding: 6px 10px; border-radius: 4px; }
 .about { color: #555; margin: 2px 0 6px; }
+.site { border-bottom: 1px dotted #888; cursor: help; }
 .legend span { display: inline-block; margin-right: 16px; white-space: nowrap; }
 i.swatch { display: inline-block; width: 12px; height: 12px; margin-right: 5px;
   vertical-align: -1px; border: 1px solid #0003; }
@@ -51,7 +52,9 @@ svg .axis, svg .xaxis line { stroke: #999; }
 svg .grid { stroke: #e4e4e4; }
 svg .plot * { vector-effect: non-scaling-stroke; }
 svg .mark { stroke: #c00; stroke-dasharray: 2 3; }
+svg .mark.reserved { stroke: #5a3d9a; stroke-dasharray: 8 3; }
 svg text.mark { fill: #c00; stroke: none; }
+svg text.mark.reserved { fill: #5a3d9a; stroke: none; }
 svg .outline { stroke: #222; stroke-width: 1.2; stroke-dasharray: 5 3; }
 svg .top { stroke: #222; stroke-width: 0.8; }
 svg .cursor { stroke: #000; stroke-width: 1.5; }

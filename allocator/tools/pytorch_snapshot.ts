@@ -37,8 +37,9 @@
 // - `oom` becomes an `oom` event; other actions (`snapshot`, newer ones) are skipped and
 //   counted.
 // - One device per trace: the lowest one with segments or events unless told otherwise.
-// - Each allocation's label is its innermost Python frame outside PyTorch's own package
-//   ("file.py:line function"), or the innermost frame; none when no frame was recorded.
+// - Each allocation's label is its innermost Python frame outside PyTorch's and the
+//   standard library's files ("file.py:line function": the model's own line), or the
+//   innermost frame; none when no frame was recorded.
 //   PyTorch pickles a stack once and refers to it from every block and event it made, so a
 //   label is found once per frame list (by identity) and shared.
 // - A pickle's memo lets a list appear in many places for the bytes of a reference. Each
@@ -530,8 +531,9 @@ function trimmed<T extends unknown[]>(event: T): T {
 }
 
 /**
- * "file.py:line function" of the innermost frame outside PyTorch's own
- * package, else of the innermost Python frame, else of the innermost frame;
+ * "file.py:line function" of the innermost frame outside PyTorch's and the
+ * Python standard library's files (the model's own code), else of the
+ * innermost Python frame, else of the innermost frame;
  * found once per frame list (`cache`, by identity): blocks and events share them.
  */
 function frameLabel(
@@ -558,9 +560,60 @@ function findLabel(frames: unknown[]): string | undefined {
     any ??= label;
     if (!filename.endsWith(".py")) continue;
     python ??= label;
-    if (!filename.includes("/torch/")) return label;
+    if (!isLibraryFile(filename)) return label;
   }
   return python ?? any;
+}
+
+/**
+ * Files of PyTorch that allocate on a model's behalf, by name alone: some
+ * snapshots keep only the file's name. A path is judged by its folders.
+ */
+const TORCH_FILES = new Set([
+  "__init__.py",
+  "_compile.py",
+  "_contextlib.py",
+  "_jit_internal.py",
+  "_tensor.py",
+  "_utils.py",
+  "activation.py",
+  "adam.py",
+  "adamw.py",
+  "batchnorm.py",
+  "container.py",
+  "conv.py",
+  "dropout.py",
+  "eval_frame.py",
+  "flatten.py",
+  "functional.py",
+  "grad_mode.py",
+  "instancenorm.py",
+  "linear.py",
+  "loss.py",
+  "module.py",
+  "normalization.py",
+  "optimizer.py",
+  "padding.py",
+  "pooling.py",
+  "rnn.py",
+  "sgd.py",
+  "sparse.py",
+  "transformer.py",
+  "upsampling.py",
+]);
+/** Modules of Python's standard library that call back into a model, by name alone. */
+const STDLIB_FILES = new Set(["contextlib.py", "functools.py", "runpy.py", "threading.py"]);
+
+/** True for a file of PyTorch or of the Python standard library. */
+function isLibraryFile(filename: string): boolean {
+  const path = filename.replaceAll("\\", "/");
+  const slash = path.lastIndexOf("/");
+  if (slash < 0) return TORCH_FILES.has(path) || STDLIB_FILES.has(path);
+  if (path.includes("/torch/") || path.startsWith("torch/") || path.startsWith("<frozen ")) {
+    return true;
+  }
+  // The standard library: lib/pythonX.Y/, outside the installed packages.
+  return /\/lib\/python3(\.\d+)?\//.test(path) && !/\/(site|dist)-packages\//.test(path);
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

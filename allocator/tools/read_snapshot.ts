@@ -50,6 +50,7 @@ export class SnapshotError extends TraceError {
 const STATES: readonly BlockStateName[] = ["live", "pending", "cached", "free"];
 const STAT_FIELDS = ["current", "peak", "allocated", "freed"] as const;
 const POOL_STAT_FIELDS = ["allocatedBytes", "reservedBytes", "requestedBytes"] as const;
+const LATER_STAT_FIELDS = ["activeBytes", "blockCount", "heapCount"] as const;
 const POOL_COUNT_FIELDS = [
   "cachedBytes",
   "pendingFreeBytes",
@@ -197,6 +198,10 @@ function readPoolStats(f: Fields): PoolStats {
   for (const k of POOL_COUNT_FIELDS) out[k] = f.count(k);
   // Snapshots written before the front cache existed have no count of its hits.
   out.frontCacheHits = f.optionalCount("frontCacheHits");
+  // Nor did older ones carry these figures: left out, and the summary skips their rows.
+  for (const k of LATER_STAT_FIELDS) {
+    if (f.raw(k) !== undefined) out[k] = readStat(f.object(k));
+  }
   return out as unknown as PoolStats;
 }
 
