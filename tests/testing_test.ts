@@ -14,11 +14,11 @@ import {
 import { readTrace } from "../allocator/tools/read_trace.ts";
 import { readSnapshot } from "../allocator/tools/read_snapshot.ts";
 
-/** `file:line` of the caller of this function, as a test file names it. */
-function here(): string {
+/** What `make` returned, and `file:line` of the call of this function: the line `make` runs on. */
+function madeHere<T>(make: () => T): [T, string] {
   const line = new Error().stack!.split("\n")[2];
   const m = /([^/]+\.ts):(\d+):\d+/.exec(line)!;
-  return `${m[1]}:${m[2]}`;
+  return [make(), `${m[1]}:${m[2]}:`];
 }
 
 /** Runs `fn` with artifacts going to a fresh temporary directory, removed after. */
@@ -42,17 +42,16 @@ async function memoryError(p: Promise<void>): Promise<GpuMemoryError> {
 Deno.test("withGpu() fails a test that leaks a tensor, naming it and the line that made it", async () => {
   await inTempDir(async (artifactsDir) => {
     let site = "";
+    const data = new Float32Array(256).fill(-1);
     const error = await memoryError(withGpu(async ({ allocator }) => {
-      const x = tensor(allocator, new Float32Array(256).fill(-1), [256], { label: "kept" });
-      using y = relu(x);
-      site = here(); // the leaked tensor is y's input x: the line above
+      const [x, at] = madeHere(() => tensor(allocator, data, [256], { label: "kept" }));
+      site = at;
+      using y = relu(x); // y is disposed; its input x is left live
       await y.read();
     }, { artifactsDir }));
-    const [file, line] = site.split(":");
-    const made = `${file}:${Number(line) - 1}`;
     assert.match(error.message, /Test left 1 GPU block live/);
     assert.match(error.message, /"kept": 1\.00 KiB \(storage, small pool\)/);
-    assert.ok(error.message.includes(`made at tests/${made}`), error.message);
+    assert.ok(error.message.includes(`made at tests/${site}`), error.message);
   });
 });
 
@@ -71,10 +70,8 @@ Deno.test("withGpu() names every leaked block: a staging block of the user's own
   await inTempDir(async (artifactsDir) => {
     const sites: string[] = [];
     const error = await memoryError(withGpu(({ allocator }) => {
-      empty(allocator, [8], { label: "first" });
-      sites.push(here());
-      allocator.alloc(64, { usage: "readback", label: "second" });
-      sites.push(here());
+      sites.push(madeHere(() => empty(allocator, [8], { label: "first" }))[1]);
+      sites.push(madeHere(() => allocator.alloc(64, { usage: "readback", label: "second" }))[1]);
     }, { artifactsDir }));
     assert.match(error.message, /Test left 2 GPU blocks live/);
     const lines = error.message.split("\n").filter((l) => l.startsWith("  block"));
