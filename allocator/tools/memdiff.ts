@@ -178,7 +178,7 @@ export function memoryDiff(
  * ```
  *
  * @param diff the diff
- * @param names the two inputs' names, for the heading
+ * @param names the two inputs' names, for the first line
  * @param top rows per table of sites (default 10)
  */
 export function formatMemoryDiff(
@@ -187,7 +187,7 @@ export function formatMemoryDiff(
   top = 10,
 ): string {
   const rows: string[][] = [
-    ["", names[0], names[1], "change"],
+    ["", "old", "new", "change"],
     [
       "peak allocated",
       formatBytes(diff.old.peakAllocated),
@@ -201,7 +201,7 @@ export function formatMemoryDiff(
       percent(diff.reservedGrowth),
     ],
   ];
-  const out = [columns(rows, "lrrr")];
+  const out = [`old: ${names[0]}, new: ${names[1]}`, columns(rows, "lrrr")];
   const from = new Set([diff.old.reservedFrom, diff.new.reservedFrom]);
   if (from.has("replay")) out.push("(reserved of a trace without heaps: replayed under gpuheap)");
   if (from.has("pytorch")) out.push("(reserved of a PyTorch snapshot: PyTorch's own peak)");
@@ -210,7 +210,7 @@ export function formatMemoryDiff(
     const shown = changes.slice(0, top);
     out.push("", `${title}, by label or call site (largest changes first):`);
     out.push(columns([
-      [names[0], names[1], "change", "site"],
+      ["old", "new", "change", "site"],
       ...shown.map((c) => [
         formatBytes(c.old),
         formatBytes(c.new),
