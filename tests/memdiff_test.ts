@@ -90,6 +90,20 @@ Deno.test("memoryDiff() fails a peak grown past maxGrowth and passes one within 
   assert.throws(() => memoryDiff(base, next, -1), RangeError);
 });
 
+Deno.test("memoryDiff() fails a reserved peak grown past maxGrowth with the same allocated", () => {
+  // The same block in a heap twice as large.
+  const inHeap = (heapSize: number) =>
+    memoryProfile([
+      ["heap", 1, heapSize, "large", true],
+      ["a", 1, 1 << 20, "storage", 0, "large", 1, 0, 1 << 20, "x"],
+    ]);
+  const d = memoryDiff(inHeap(32 << 20), inHeap(64 << 20), 0.05);
+  assert.equal(d.allocatedGrowth, 0);
+  assert.equal(d.reservedGrowth, 1);
+  assert.equal(d.passed, false);
+  assert.match(formatMemoryDiff(d), /^FAIL: peak reserved grew 100\.0%, more than 5\.0%$/m);
+});
+
 Deno.test("memoryProfile() of a gpuheap snapshot takes its stats' peaks and its live blocks", () => {
   const heap = new HeapAllocator(new FakeDevice());
   const a = heap.alloc(2 << 20, { label: "kept" });
