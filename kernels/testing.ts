@@ -138,6 +138,8 @@ export class GpuMemoryError extends Error {
   readonly artifacts: string | null;
 
   /**
+   * Creates the error.
+   *
    * @param message what failed
    * @param artifacts the artifacts' directory, or null
    */
