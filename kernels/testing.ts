@@ -37,13 +37,15 @@
 // Rationale. A `deno test` process that used WebGPU through wgpu's GL
 // backend (Mesa's llvmpipe over EGL, the software adapter of a machine
 // without Vulkan) aborts at exit now and then, after the tests passed:
-// "double free or corruption (fasttop)" (SIGABRT) or SIGSEGV. The core dumps
-// show why: Deno stops its thread pool without waiting for it
+// "double free or corruption (fasttop)" (SIGABRT) or SIGSEGV. A core dump
+// shows the race: Deno stops its thread pool without waiting for it
 // (`shutdown_background`) and calls `exit()`; the pool thread that ran the
-// test file, which touched EGL, runs its thread-exit destructors while the
-// main thread runs libEGL's (libglvnd's) library destructor, and both free
-// that thread's EGL state. Nothing a test does with its devices changes it:
-// the state belongs to the thread, not to a device.
+// test file, which touched EGL, frees its thread-specific data on its way
+// out while the main thread runs libEGL's (libglvnd's) library destructor,
+// freeing dispatch state in the same heap arena; one free finds the other's
+// chunk. The state belongs to the thread, not to a device, so no teardown a
+// test can do reaches it: a test that only makes and destroys a device
+// aborts too.
 //
 // Approach. Keep EGL out of the process: `DENO_WEBGPU_BACKEND=vulkan` before
 // the first adapter is requested. A machine without a GPU gets the same
@@ -51,7 +53,7 @@
 // mesa-vulkan-drivers), so the tests still run on the CPU. This entry does
 // not set it: the variable is read once per process, and a library that
 // changed the user's backend behind their back would surprise more than it
-// helps. CI sets it (see .ci/run); `vulkanOnly()` tells whether it is set.
+// helps. CI sets it (see .ci/run).
 //
 // Teardown order. What this entry does control it does in the safe order:
 // the batch is submitted, the queue is drained (`onSubmittedWorkDone`),
@@ -274,11 +276,6 @@ export async function withGpu(
 export function assertMemory(allocator: HeapAllocator, bounds: MemoryBounds): void {
   const passed = boundsPassed(allocator, readMemoryBounds(bounds));
   if (passed.length > 0) throw new GpuMemoryError(passed.join("\n"), null);
-}
-
-/** True when `DENO_WEBGPU_BACKEND` keeps this process on Vulkan (see Note [exit crashes]). */
-export function vulkanOnly(): boolean {
-  return Deno.env.get("DENO_WEBGPU_BACKEND")?.trim().toLowerCase() === "vulkan";
 }
 
 // ---- internals ----
