@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { FakeDevice, HeapAllocator } from "../mod.ts";
 import { empty, keep, maxPool2d, relu, scope, type Tensor, tensor } from "../kernels/mod.ts";
-import { tensorBytes, withAllocator, withCheckedAllocator } from "./_kernels_util.ts";
+import { tensorBytes, withCheckedAllocator } from "./_kernels_util.ts";
 
 /** An allocator on the fake device: empty() needs no GPU. */
 function fakeAllocator(): HeapAllocator {
