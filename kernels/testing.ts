@@ -44,8 +44,7 @@
 // out while the main thread runs libEGL's (libglvnd's) library destructor,
 // freeing dispatch state in the same heap arena; one free finds the other's
 // chunk. The state belongs to the thread, not to a device, so no teardown a
-// test can do reaches it: a test that only makes and destroys a device
-// aborts too.
+// test can do reaches it.
 //
 // Approach. Keep EGL out of the process: `DENO_WEBGPU_BACKEND=vulkan` before
 // the first adapter is requested. A machine without a GPU gets the same
