@@ -237,6 +237,9 @@ export async function withGpu(
       if (failed || problems.length > 0) snapshot = allocator.snapshot();
       if (allocator.recording) trace = allocator.stopRecording();
     }
+  } catch (error) {
+    // A check that cannot run (a lost device) fails the test, unless it already failed.
+    if (!failed) [failure, failed] = [error, true];
   } finally {
     await teardown(device, allocator, options.device === undefined);
   }

@@ -266,3 +266,32 @@ Deno.test("userSite() takes the innermost frames outside the package, relative t
   assert.equal(userSite(stack), `${rel}:7:9 ← ${rel}:30:1`);
   assert.equal(userSite("Error\n    at x (node:internal/a.js:1:1)"), "");
 });
+
+Deno.test("withGpu() tears down after the device was lost: the loss fails the test, its own error first", async () => {
+  const lose = async (device: GPUDevice) => {
+    device.destroy();
+    await device.lost;
+  };
+  await assert.rejects(
+    withGpu(async ({ allocator, device }) => {
+      empty(allocator, [8]).dispose();
+      await lose(device);
+    }),
+    (e: Error) => e.name === "DeviceLostError",
+  );
+  const boom = new Error("boom");
+  const log = console.error;
+  console.error = () => {};
+  try {
+    await assert.rejects(
+      withGpu(async ({ allocator, device }) => {
+        empty(allocator, [8]).dispose();
+        await lose(device);
+        throw boom;
+      }, { artifactsDir: "/nonexistent/dir" }),
+      (e) => e === boom,
+    );
+  } finally {
+    console.error = log;
+  }
+});
