@@ -8,6 +8,7 @@ import type { ConvWeights } from "../kernels/pipeline.ts";
 import { commandBatchOf, type TensorAllocator } from "../kernels/command_batch.ts";
 import { type Tensor, tensor } from "../kernels/tensor.ts";
 import { randomValues } from "../kernels/_random.ts";
+import { type GpuTestOptions, withGpu } from "../kernels/testing.ts";
 
 /** The shared seeded PRNG (mulberry32) and its non-zero values in [-1, 1). */
 export { mulberry32 as rng, randomValues } from "../kernels/_random.ts";
@@ -151,10 +152,36 @@ export async function withAllocator(
     await fn(allocator, dev);
   } finally {
     const error = await dev.popErrorScope();
+    // Work the test left on the queue finishes before its buffers go.
+    await dev.queue.onSubmittedWorkDone();
     allocator.destroy();
     assert.equal(error?.message ?? null, null, "WebGPU validation error");
     assert.deepEqual(errors.splice(0), [], "uncaptured WebGPU errors");
   }
+}
+
+/**
+ * Runs `fn` as {@linkcode withAllocator} does (the shared device, outputs
+ * poisoned, validation errors failing) under the testing entry's checks: a
+ * block or tensor still live at the end fails the test, named with the line
+ * that made it, as do `options`' peak bounds.
+ */
+export async function withCheckedAllocator(
+  fn: (allocator: HeapAllocator, device: GPUDevice) => Promise<void> | void,
+  options: GpuTestOptions = {},
+): Promise<void> {
+  const dev = await gpu();
+  await withGpu(async ({ allocator }) => {
+    dev.pushErrorScope("validation");
+    poisonAllocations(allocator);
+    try {
+      await fn(allocator, dev);
+    } finally {
+      const error = await dev.popErrorScope();
+      assert.equal(error?.message ?? null, null, "WebGPU validation error");
+      assert.deepEqual(errors.splice(0), [], "uncaptured WebGPU errors");
+    }
+  }, { device: dev, ...options });
 }
 
 /** Asserts ||out - ref|| / ||ref|| <= tol, and that nothing is NaN. */

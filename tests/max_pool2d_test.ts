@@ -11,6 +11,7 @@ import {
   randomRef,
   rng,
   withAllocator,
+  withCheckedAllocator,
 } from "./_kernels_util.ts";
 
 const CASES: [number[], MaxPool2dOptions][] = [
@@ -25,13 +26,14 @@ const CASES: [number[], MaxPool2dOptions][] = [
   [[3, 2, 5, 5], { kernelSize: 5 }],
 ];
 
-Deno.test("maxPool2d() matches the reference exactly", async () => {
-  await withAllocator(async (allocator) => {
+Deno.test("maxPool2d() matches the reference exactly, leaving no block live", async () => {
+  await withCheckedAllocator(async (allocator) => {
     const random = rng(21);
     for (const [shape, options] of CASES) {
       const xr = randomRef(random, shape);
       const ref = maxPool2dRef(xr, options);
-      const y = maxPool2d(tensor(allocator, xr.data, shape), options);
+      using x = tensor(allocator, xr.data, shape);
+      using y = maxPool2d(x, options);
       assert.deepEqual(y.shape, ref.shape, JSON.stringify(options));
       const out = await y.read();
       assertClose(out, ref.data, 1e-5, `maxPool2d ${shape} ${JSON.stringify(options)}`);

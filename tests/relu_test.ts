@@ -1,14 +1,23 @@
 // relu on the real adapter against the float64 reference.
 import assert from "node:assert/strict";
 import { relu, reluRef, tensor } from "../kernels/mod.ts";
-import { assertClose, f16Test, half, randomRef, rng, withAllocator } from "./_kernels_util.ts";
+import {
+  assertClose,
+  f16Test,
+  half,
+  randomRef,
+  rng,
+  withAllocator,
+  withCheckedAllocator,
+} from "./_kernels_util.ts";
 
-Deno.test("relu() matches the reference exactly, vectorised and scalar sizes", async () => {
-  await withAllocator(async (allocator) => {
+Deno.test("relu() matches the reference exactly, vectorised and scalar sizes, leaving no block live", async () => {
+  await withCheckedAllocator(async (allocator) => {
     const random = rng(11);
     for (const shape of [[4, 4, 4, 4], [2, 3, 5, 7], [1], [3, 1, 1, 1], [1025]]) {
       const xr = randomRef(random, shape);
-      const y = relu(tensor(allocator, xr.data, shape));
+      using x = tensor(allocator, xr.data, shape);
+      using y = relu(x);
       assert.deepEqual(y.shape, shape);
       assert.equal(y.label, "relu");
       const out = await y.read();
@@ -17,7 +26,9 @@ Deno.test("relu() matches the reference exactly, vectorised and scalar sizes", a
       // ReLU is exact: every element equals the reference.
       assert.deepEqual([...out], [...ref.data]);
     }
-  });
+    // One shape at a time: at most 1025 floats in, out and read back (12 KiB),
+    // and the batch's 16 KiB block of parameter slots.
+  }, { peakAllocated: "64KiB" });
 });
 
 f16Test("relu() matches the reference", async () => {

@@ -3,15 +3,15 @@
 import assert from "node:assert/strict";
 import { FakeDevice, HeapAllocator } from "../mod.ts";
 import { empty, keep, maxPool2d, relu, scope, type Tensor, tensor } from "../kernels/mod.ts";
-import { tensorBytes, withAllocator } from "./_kernels_util.ts";
+import { tensorBytes, withCheckedAllocator } from "./_kernels_util.ts";
 
 /** An allocator on the fake device: empty() needs no GPU. */
 function fakeAllocator(): HeapAllocator {
   return new HeapAllocator(new FakeDevice());
 }
 
-Deno.test("scope() disposes a chain's intermediates: tensor memory back to before", async () => {
-  await withAllocator(async (allocator) => {
+Deno.test("scope() disposes a chain's intermediates: tensor memory back to before, no block live", async () => {
+  await withCheckedAllocator(async (allocator) => {
     const before = tensorBytes(allocator);
     const y = scope(() => {
       const x = tensor(allocator, [-1, 2, -3, 4, 5, -6, 7, -8], [1, 2, 2, 2]);

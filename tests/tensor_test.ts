@@ -10,6 +10,7 @@ import {
   rng,
   tensorBytes,
   withAllocator,
+  withCheckedAllocator,
 } from "./_kernels_util.ts";
 
 Deno.test("tensor() uploads and read() reads back the same values", async () => {
@@ -40,8 +41,8 @@ Deno.test("empty() leaves the contents unwritten: poisoned outputs read NaN", as
   });
 });
 
-Deno.test("readAll() reads many tensors with one submit", async () => {
-  await withAllocator(async (allocator) => {
+Deno.test("readAll() reads many tensors with one submit, keeping no staging block", async () => {
+  await withCheckedAllocator(async (allocator) => {
     const random = rng(7);
     const inputs = Array.from({ length: 6 }, (_, i) => randomValues(random, 16 + i));
     const xs = inputs.map((v) => tensor(allocator, v, [v.length]));
@@ -54,11 +55,12 @@ Deno.test("readAll() reads many tensors with one submit", async () => {
       assert.deepEqual([...out[i]], [...v]);
       assert.deepEqual([...out[6 + i]], [...v].map((e) => Math.max(e, 0)));
     });
+    for (const t of [...xs, ...ys]) t.dispose();
   });
 });
 
-Deno.test("Tensor is freed at the end of a using block: tensor memory back to before", async () => {
-  await withAllocator(async (allocator) => {
+Deno.test("Tensor is freed at the end of a using block: tensor memory back to before, no block live", async () => {
+  await withCheckedAllocator(async (allocator) => {
     const before = tensorBytes(allocator);
     {
       using x = tensor(allocator, [-1, 2, -3, 4], [4]);

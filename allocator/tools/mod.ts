@@ -2,9 +2,9 @@
  * Tools that read what an allocator recorded: traces (gpuheap's format,
  * plain `["a", id, size]` lists and PyTorch memory snapshots, pickled or
  * not), their replay on a fake device under other settings, and a
- * self-contained HTML picture of memory over time. The
- * runtime never imports them. Commands: `@gpuheap/gpuheap/replay` and
- * `@gpuheap/gpuheap/memviz`.
+ * self-contained HTML picture of memory over time, and the diff of two runs'
+ * peaks. The runtime never imports them. Commands: `@gpuheap/gpuheap/replay`,
+ * `@gpuheap/gpuheap/memviz` and `@gpuheap/gpuheap/memdiff`.
  *
  * @example
  * ```ts
@@ -69,3 +69,13 @@ export type {
 } from "../trace.ts";
 export type { PlanInfo } from "../planned_arena.ts";
 export { defaultSettings, makeTrace } from "../trace.ts";
+export {
+  formatMemoryDiff,
+  type MemoryDiff,
+  memoryDiff,
+  type MemoryProfile,
+  memoryProfile,
+  NO_LABEL,
+  type ProfileSource,
+  type SiteChange,
+} from "./memdiff.ts";
