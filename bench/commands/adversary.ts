@@ -57,6 +57,13 @@ export interface Scored extends Workload {
 }
 
 const MiB = 2 ** 20;
+/** The largest block a mutation makes: an H100's binding limit. */
+const MAX_BLOCK = BIG_GPU_LIMITS.maxStorageBufferBindingSize;
+
+/** `size` times `f`, a whole number of bytes within 1 … {@linkcode MAX_BLOCK}. */
+function scaled(size: number, f: number): number {
+  return Math.min(MAX_BLOCK, Math.max(1, Math.round(size * f)));
+}
 
 /** The allocations, frees and submits of a trace's events, ids kept. */
 export function toOps(events: readonly TraceEvent[]): Op[] {
@@ -123,7 +130,7 @@ export const MUTATIONS: Record<string, (ops: Op[], random: () => number) => Op[]
     const [a, b] = s[Math.floor(random() * s.length)];
     const f = 0.5 + random() * 1.5;
     return ops.map((op, i) =>
-      i >= a && i < b && op[0] === "a" ? ["a", op[1], Math.max(1, Math.round(op[2] * f))] : op
+      i >= a && i < b && op[0] === "a" ? ["a", op[1], scaled(op[2], f)] : op
     );
   },
   reshape(ops, random) {
@@ -132,7 +139,7 @@ export const MUTATIONS: Record<string, (ops: Op[], random: () => number) => Op[]
       if (op[0] !== "a" || op[2] <= MiB) return op;
       let f = factors.get(op[2]);
       if (f === undefined) factors.set(op[2], f = 0.7 + random() * 0.7);
-      return ["a", op[1], Math.round(op[2] * f)];
+      return ["a", op[1], scaled(op[2], f)];
     });
   },
   reorder(ops, random) {
