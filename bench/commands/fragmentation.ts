@@ -135,14 +135,40 @@ export function splitCorpus(names: readonly string[]): Map<string, Half> {
 }
 
 // Note [createBuffer cost]
-// What one createBuffer (with its destroy) costs, per size, on an NVIDIA H100 with Deno 2.9.6
-// (Vulkan). Between two sizes of the table the cost is interpolated on a log-log scale; below
-// the smallest it is the smallest's, past the largest it grows in proportion to the size.
-/** `[bytes, milliseconds]` per createBuffer + destroy, by size (Note [createBuffer cost]). */
+// What one GPUBuffer costs a run, per size: measured on an NVIDIA H100 80GB HBM3 with Deno 2.9.6
+// WebGPU over Vulkan, 2026-12-06 (STORAGE | COPY_SRC | COPY_DST buffers). Below 128 MiB the cost
+// is that of a buffer made while three others of its size stay live (new device memory is
+// needed, as for a new heap) plus its destroy: ~30-45 us up to 24 MiB, where wgpu sub-allocates
+// from memory blocks of its own, and ~1.2-3 ms from 32 to 96 MiB, where each buffer takes a new
+// memory block from the driver. From 128 MiB on every buffer is a dedicated driver allocation:
+// its create and destroy, ~8.6 ms at 128 MiB up to ~107 ms at 2 GiB. (A 64 MiB buffer made and
+// destroyed in a loop costs ~20 us: the driver hands the block just freed back.) Between two
+// sizes of the table the cost is interpolated on a log-log scale; below the smallest it is the
+// smallest's, past the largest it grows in proportion to the size.
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const GiB = 1024 * MiB;
+/**{@linkcode} `[bytes, milliseconds]` per createBuffer + destroy, by size (Note [createBuffer cost]). */
 export const CREATE_BUFFER_COST: readonly (readonly [number, number])[] = [
-  [1 << 20, 0.01],
-  [16 << 20, 0.01],
-  [64 << 20, 9.7],
+  [256, 0.03119],
+  [4 * KiB, 0.03146],
+  [64 * KiB, 0.04267],
+  [1 * MiB, 0.03301],
+  [4 * MiB, 0.0477],
+  [8 * MiB, 0.04059],
+  [16 * MiB, 0.03825],
+  [24 * MiB, 0.0457],
+  [32 * MiB, 1.374],
+  [40 * MiB, 1.196],
+  [48 * MiB, 1.191],
+  [56 * MiB, 1.236],
+  [64 * MiB, 1.201],
+  [96 * MiB, 2.97],
+  [128 * MiB, 8.566],
+  [256 * MiB, 9.675],
+  [512 * MiB, 21.25],
+  [1 * GiB, 49.72],
+  [2 * GiB, 107.4],
 ];
 
 /** The estimated milliseconds of one createBuffer + destroy of `bytes` (Note [createBuffer cost]). */
