@@ -118,12 +118,17 @@ Deno.test("measureReal() replays the real traces with PyTorch's own figures besi
       peakReserved: f.peak_reserved,
       ratio: f.peak_reserved / f.peak_allocated,
     });
-    assert.ok(Math.abs(r.peakRequested / f.peak_allocated - 1) <= 0.01, r.workload);
+    // Within 1% of PyTorch's peak, unless facts.json says why the replay cannot see it (and
+    // then it is off by more: the note is still needed).
+    const off = Math.abs(r.peakRequested / f.peak_allocated - 1);
+    assert.equal(off > 0.01, "peak_not_replayed" in f, `${r.workload}: ${off}`);
     assert.ok(r.alloc.mean >= 1 && r.alloc.mean === r.alloc.max, "one trace, no spread");
     assert.ok(r.createBufferCalls.mean > 0);
   }
   const cached = rows.filter((r) => r.policy === "");
-  for (const r of cached) {
+  // The tune half is held to 1.10; the held-out half is measured, not tuned for (Note [the split]).
+  const halves = splitCorpus(Object.keys(facts));
+  for (const r of cached.filter((r) => halves.get(r.workload) === "tune")) {
     assert.ok(r.alloc.mean <= 1.10, `${r.workload}: peak reserved ÷ peak live ${r.alloc.mean}`);
   }
   const uncached = rows.filter((r) => r.policy === "caching:0");
@@ -197,9 +202,13 @@ Deno.test("measureCorpus() gives every trace its half, its cost and its recorded
   assert.deepEqual(rows.map((r) => r.trace).sort(), Object.keys(facts).sort());
   for (const r of rows) {
     assert.equal(r.half, halves.get(r.trace));
+    // Live bytes count what blocks hold, as PyTorch's allocated bytes do.
+    if (!("peak_not_replayed" in (facts[r.trace] as object))) {
+      const live = r.peakAllocated / r.pytorch.peakAllocated;
+      assert.ok(Math.abs(live - 1) <= 0.01, `${r.trace}: peak live ${live} × PyTorch's`);
+    }
     assert.ok(r.createBufferCalls > 0 && r.createBufferMs >= r.createBufferCalls * 0.001);
     assert.ok(r.durationMs > 0, `${r.trace}: recorded duration`);
-    assert.ok(Math.abs(r.peakRequested / r.pytorch.peakAllocated - 1) <= 0.01, r.trace);
   }
   const text = formatCorpus(rows);
   assert.match(text, /\ntune half: \d+ traces, mean \d\.\d{3}, worst \d\.\d{3} \(/);
