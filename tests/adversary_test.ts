@@ -77,11 +77,15 @@ Deno.test("search() reports the worst workload it replayed, from the worst start
   assert.throws(() => search(starts, { ...options, minPeak: 2 ** 50 }), /--min-peak/);
 });
 
-Deno.test("waste() takes the peak apart: live, idle heaps, free ranges and slack add up to it", () => {
-  for (let seed = 1; seed <= 4; seed++) {
-    const ops = varyingSequence(seed, 10);
+Deno.test("waste() takes the peak apart: live, pending, idle, free ranges and slack add up to it", () => {
+  const cases: [string, Op[]][] = [1, 2, 3, 4].map((s) => [`seed ${s}`, varyingSequence(s, 10)]);
+  // Frees that wait for submits: pending bytes are a part of their own.
+  cases.push(["random", toOps(generate("random", { seed: 2, steps: 2 }).events)]);
+  for (const [name, ops] of cases) {
     const w = waste(ops, "");
-    assert.equal(w.live + w.idle + w.splitFree + w.dedicatedSlack, w.peakReserved, `seed ${seed}`);
-    assert.equal(w.peakReserved, replay(ops, { limits: BIG_GPU_LIMITS }).peakReserved);
+    const parts = w.live + w.pending + w.idle + w.splitFree + w.dedicatedSlack;
+    assert.equal(parts, w.peakReserved, name);
+    assert.equal(w.peakReserved, replay(ops, { limits: BIG_GPU_LIMITS }).peakReserved, name);
   }
+  assert.ok(waste(cases[4][1], "").pending > 0, "the random workload has frees waiting");
 });

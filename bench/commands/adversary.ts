@@ -235,6 +235,8 @@ export interface Waste {
   peakReserved: number;
   /** Live bytes at that moment. */
   live: number;
+  /** Bytes of blocks freed but waiting for a submit (no policy can hand them out yet). */
+  pending: number;
   /** Bytes of heaps with nothing live in them (the cache). */
   idle: number;
   /** Free bytes of split heaps that hold live blocks. */
@@ -266,6 +268,7 @@ export function waste(ops: readonly Op[], conf: string): Waste {
     const w: Waste = {
       peakReserved: stats.reservedBytes.current,
       live: stats.allocatedBytes.current,
+      pending: stats.pendingFreeBytes,
       idle: 0,
       splitFree: 0,
       dedicatedSlack: 0,
@@ -385,11 +388,11 @@ if (import.meta.main) {
         ` createBuffer calls)\n  from ${w.name}\n` +
         `at its peak reserved ${mib(parts.peakReserved)} in ${parts.heaps} heaps: live ${
           mib(parts.live)
-        }, idle heaps ${mib(parts.idle)}, free in split heaps ${
-          mib(parts.splitFree)
-        } (of which the newest heap's ${mib(parts.newestFree)}), one-block heaps' slack ${
-          mib(parts.dedicatedSlack)
-        }`,
+        }, waiting for a submit ${mib(parts.pending)}, idle heaps ${
+          mib(parts.idle)
+        }, free in split heaps ${mib(parts.splitFree)} (of which the newest heap's ${
+          mib(parts.newestFree)
+        }), one-block heaps' slack ${mib(parts.dedicatedSlack)}`,
     );
   });
 }
