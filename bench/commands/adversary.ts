@@ -79,6 +79,15 @@ export function toOps(events: readonly TraceEvent[]): Op[] {
 /**
  * Indices at which every live block lives to the end: the stretches between
  * two of them can be moved, scaled or repeated without breaking the trace.
+ *
+ * @example
+ * ```ts
+ * import { cuts, type Op } from "./adversary.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const ops: Op[] = [["a", 1, 64], ["a", 2, 8], ["f", 2, false], ["a", 3, 8], ["f", 3, false]];
+ * assert.deepEqual(cuts(ops), [0, 3]); // block 1 is never freed: a step starts after each free
+ * ```
  */
 export function cuts(ops: readonly Op[]): number[] {
   const freed = new Set<number>();
@@ -218,7 +227,18 @@ export function varyingSequence(seed: number, steps = 30): Op[] {
   return ops;
 }
 
-/** Replays `ops` under `conf` with an H100's limits. */
+/**
+ * Replays `ops` under `conf` with an H100's limits.
+ *
+ * @example
+ * ```ts
+ * import { score, varyingSequence } from "./adversary.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const s = score({ name: "v", ops: varyingSequence(1, 4) }, "");
+ * assert.ok(s.ratio >= 1 && s.createBufferCalls > 0);
+ * ```
+ */
 export function score(w: Workload, conf: string): Scored {
   const r = replay(w.ops, { allocConf: conf, limits: BIG_GPU_LIMITS });
   return {

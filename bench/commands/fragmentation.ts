@@ -104,7 +104,17 @@ export const TUNED_BEFORE: readonly string[] = [
 /** A half of the corpus (Note [the split]). */
 export type Half = "tune" | "held-out";
 
-/** FNV-1a, 32 bits, of a string's UTF-16 code units. */
+/**
+ * FNV-1a, 32 bits, of a string's UTF-16 code units.
+ *
+ * @example
+ * ```ts
+ * import { fnv1a } from "./fragmentation.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(fnv1a("a"), 0xe40c292c);
+ * ```
+ */
 export function fnv1a(text: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193) >>> 0;
@@ -171,7 +181,18 @@ export const CREATE_BUFFER_COST: readonly (readonly [number, number])[] = [
   [2 * GiB, 107.4],
 ];
 
-/** The estimated milliseconds of one createBuffer + destroy of `bytes` (Note [createBuffer cost]). */
+/**
+ * The estimated milliseconds of one createBuffer + destroy of `bytes` (Note [createBuffer cost]).
+ *
+ * @example
+ * ```ts
+ * import { createBufferMs } from "./fragmentation.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.ok(createBufferMs(16 << 20) < 0.1); // sub-allocated by wgpu
+ * assert.ok(createBufferMs(256 << 20) > 5); // a dedicated driver allocation
+ * ```
+ */
 export function createBufferMs(bytes: number): number {
   const table = CREATE_BUFFER_COST;
   if (bytes <= table[0][0]) return table[0][1];
