@@ -880,6 +880,37 @@ export class HeapAllocator implements BlockOwner {
   }
 
   // ---- placement ----
+  //
+  // Note [placement]: where a request goes, cheapest first, and what bounds the waste.
+  // - A freed block of its size in the front cache (Note [front cache]), else a free range of
+  //   a split heap (TLSF good fit): both cost no new memory.
+  // - A block of one-heap size (Note [one block, one heap] in size_classes.ts) first takes a
+  //   cached heap of its own size (Note [a cached heap serves nearby sizes]), then a free
+  //   range of a split heap (still no new memory), and only then a new heap.
+  // - A block of shared size that finds no free range takes a cached one-block heap, split
+  //   (Note [a cached heap becomes a split heap]), before a new heap is made.
+  // - A new heap is sized by Note [heaps follow demand]; before it is made, idle heaps are
+  //   released to keep the cache bounded (Note [the cache bound] in heaps.ts).
+  // At the peak, reserved bytes are live bytes plus: idle heaps (bounded by the cache bound),
+  // the rounding and reuse slack of one-block heaps (at most 2 MiB or an eighth of the block),
+  // the free tail of the heaps being filled (a fraction of reserved bytes), and the free ranges
+  // of split heaps that no request fits (bounded by nothing but the workload: what
+  // bench/commands/adversary.ts searches for).
+  //
+  // Note [a cached heap serves nearby sizes]: a cached one-block heap serves a request of at
+  // least 1/(1 + 1/8) of it (and within 2 MiB): a larger one would hold a small block at the
+  // cost of the next large one, and what it wastes counts while the block lives. Staging
+  // buffers, short-lived, serve requests down to half their size.
+  //
+  // Note [a cached heap becomes a split heap]: when a block of shared size finds no free range,
+  // the smallest cached one-block heap that holds it becomes a split heap (its region joins
+  // TLSF) rather than a new GPUBuffer being made: a workload whose large tensors shrink (a
+  // smaller batch, a shorter sequence) reuses their heaps for its smaller ones.
+  //
+  // Note [blocks count what they hold]: a block counts its rounded request in allocated bytes,
+  // in a heap of its own too; the rest of that heap (its 2 MiB rounding, the slack of a reused
+  // heap) is reserved, not allocated, as PyTorch counts its blocks, so that peak reserved ÷
+  // peak live measures placement and peak live is PyTorch's peak allocated.
 
   /** A storage block while an iteration runs: at its planned offset, or online (and recorded). */
   #allocPlanned(pool: Pool, size: number, label: string | undefined): Block {
@@ -997,7 +1028,12 @@ export class HeapAllocator implements BlockOwner {
     return true;
   }
 
-  /** A block in a heap of its own: dedicated large blocks and staging buffers. */
+  /**
+   * A block in a heap of its own: dedicated large blocks and staging buffers.
+   * A dedicated block counts its own size, not its heap's (Note [blocks count
+   * what they hold]); a staging block is its whole buffer (it is mapped whole).
+   * See Note [placement].
+   */
   #placeUnsplit(pool: Pool, r: BlockRecord): Block {
     const staging = pool.tlsf === null;
     const cached = this.#takeCached(pool, r.size, staging);
@@ -1005,7 +1041,7 @@ export class HeapAllocator implements BlockOwner {
       const heap = cached.heap;
       this.#heaps.busy(heap);
       heap.live = 1;
-      return this.#newBlock(pool, r, heap, null, cached.size, true);
+      return this.#newBlock(pool, r, heap, null, staging ? cached.size : r.size, true);
     }
     // A free range of a split heap costs no new memory: better than a new dedicated heap.
     if (!staging) {
@@ -1016,7 +1052,7 @@ export class HeapAllocator implements BlockOwner {
     if (this.#submitToReuse(pool, r.size, heapSize)) return this.#place(pool, r);
     const heap = this.#obtain(r, heapSize, false);
     heap.live = 1;
-    return this.#newBlock(pool, r, heap, null, this.#sizes.usableSize(heap.size, pool.name), false);
+    return this.#newBlock(pool, r, heap, null, staging ? heap.size : r.size, false);
   }
 
   /** A block in a new split heap of `heapSize` bytes (or a cached unsplit one, split). */
@@ -1195,7 +1231,11 @@ export class HeapAllocator implements BlockOwner {
         pool.front.put(r.range, pool.tlsf!.freeBytes)
       ) return;
       pool.tlsf!.free(r.range);
-    } else if (!heap.lost) pool.cached.add(r);
+    } else if (!heap.lost) {
+      // Cached by what its heap holds: the next block may take more of it than this one did.
+      r.size = this.#sizes.usableSize(heap.size, pool.name);
+      pool.cached.add(r);
+    }
     if (--heap.live === 0) this.#heaps.emptied(heap);
   }
 

@@ -113,10 +113,14 @@ export class Heaps {
     }
     const ratio = this.#conf.maxReservedRatio;
     if (ratio > 0) {
-      // Bound the cache: release idle heaps, oldest first, so that reserved bytes stay
-      // within `ratio` times the peak of live bytes (or what is in use now, if more).
+      // Note [the cache bound]: idle heaps are the only memory that can be given back, and
+      // reserved bytes rise only when a heap is made. So, before one is made, idle heaps
+      // are released, oldest first, until reserved bytes plus the new heap are within
+      // `ratio` times the peak of live bytes (or what is in use now, if more): the cache
+      // never holds more than (ratio - 1) of the peak in use beyond what live blocks pin.
       // The pool's own go first: the new heap takes their place, and a small heap made
-      // does not cost the cache a large one.
+      // does not cost the cache a large one. A workload whose sizes change every step pays
+      // for the bound in createBuffer calls (bench/commands/fragmentation.ts prints them).
       const inUse = Math.max(t.allocated.peak, t.allocated.current + t.pendingFree + size);
       const target = Math.max(0, inUse * ratio - heapSize);
       if (t.reserved.current > target) {

@@ -26,6 +26,18 @@
  * (more createBuffer calls). A heap sized as a fraction of what the allocator
  * holds keeps the tail within that fraction of reserved bytes at every scale.
  *
+ * Note [one block, one heap]: a block of half an extra-large heap or more gets
+ * a heap of its own (rounded to 2 MiB). Beside it, a shared heap would keep
+ * less room than the block takes, and one long-lived neighbour would pin the
+ * whole heap; a heap of its own is all live while the block lives and all idle
+ * once it is freed: cached whole, reused whole by a block of nearly its size,
+ * or released whole (Note [the cache bound] in heaps.ts). Its waste while live
+ * is the rounding (at most 2 MiB, under 6% of a block of 32 MiB or more). A
+ * heap is split only when it is made for smaller blocks, or when a cached one
+ * takes a smaller block instead of a new shared heap being made (Note [a cached
+ * heap becomes a split heap] in allocator.ts); free ranges of a split heap merge
+ * with their neighbours as they are freed, never across heaps.
+ *
  * @module
  */
 

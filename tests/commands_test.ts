@@ -64,6 +64,16 @@ const COMMANDS: Record<string, CommandCase> = {
       [["--seeds", "2.5"], /--seeds needs an integer, got "2\.5"/],
     ],
   },
+  adversary: {
+    path: "bench/commands/adversary.ts",
+    permissions: ["--allow-read", "--allow-env"],
+    bad: [
+      [["--conf", "bogus:1"], /^adversary: Flag --conf needs a valid alloc conf .*"bogus:1"/],
+      [["--tries", "0"], /--tries needs an integer from 1 to 1000000, got "0"/],
+      [["--min-peak", "lots"], /--min-peak needs a size such as 512MiB/],
+      [["extra"], /Unexpected argument "extra"/],
+    ],
+  },
   "trace:gen": {
     path: "bench/commands/trace_gen.ts",
     permissions: ["--allow-write"],

@@ -9,7 +9,19 @@ import { formatAllocConf, parseAllocConf } from "../allocator/config.ts";
 import { replay } from "../allocator/tools/replay.ts";
 import { MAX_RESERVED_RATIO } from "../allocator/constants.ts";
 import { memvizHtml } from "../allocator/tools/memviz.ts";
-import { formatRows, measureReal, REAL_TRACES_DIR } from "../bench/commands/fragmentation.ts";
+import {
+  CREATE_BUFFER_COST,
+  createBufferMs,
+  fnv1a,
+  formatCorpus,
+  formatRows,
+  measureCorpus,
+  measureReal,
+  REAL_TRACES_DIR,
+  splitCorpus,
+  TUNED_BEFORE,
+} from "../bench/commands/fragmentation.ts";
+import { rng } from "./_util.ts";
 import { generate } from "../bench/commands/trace_gen.ts";
 
 const MiB = 1 << 20;
@@ -106,12 +118,17 @@ Deno.test("measureReal() replays the real traces with PyTorch's own figures besi
       peakReserved: f.peak_reserved,
       ratio: f.peak_reserved / f.peak_allocated,
     });
-    assert.ok(Math.abs(r.peakRequested / f.peak_allocated - 1) <= 0.01, r.workload);
+    // Within 1% of PyTorch's peak, unless facts.json says why the replay cannot see it (and
+    // then it is off by more: the note is still needed).
+    const off = Math.abs(r.peakRequested / f.peak_allocated - 1);
+    assert.equal(off > 0.01, "peak_not_replayed" in f, `${r.workload}: ${off}`);
     assert.ok(r.alloc.mean >= 1 && r.alloc.mean === r.alloc.max, "one trace, no spread");
     assert.ok(r.createBufferCalls.mean > 0);
   }
   const cached = rows.filter((r) => r.policy === "");
-  for (const r of cached) {
+  // The tune half is held to 1.10; the held-out half is measured, not tuned for (Note [the split]).
+  const halves = splitCorpus(Object.keys(facts));
+  for (const r of cached.filter((r) => halves.get(r.workload) === "tune")) {
     assert.ok(r.alloc.mean <= 1.10, `${r.workload}: peak reserved ÷ peak live ${r.alloc.mean}`);
   }
   const uncached = rows.filter((r) => r.policy === "caching:0");
@@ -134,4 +151,66 @@ Deno.test("a fixed training loop makes no heap after its first steps", () => {
     );
     assert.equal(calls[1], calls[0], `seed ${seed}: ${calls}`);
   }
+});
+
+Deno.test("splitCorpus() halves by names alone: the earlier traces tune, the rest alternate by hash", () => {
+  // FNV-1a's published test vectors.
+  assert.equal(fnv1a(""), 0x811c9dc5);
+  assert.equal(fnv1a("a"), 0xe40c292c);
+  assert.equal(fnv1a("foobar"), 0xbf9cf968);
+  const random = rng(7);
+  const names = Array.from(
+    { length: 15 },
+    (_, i) => `trace_${i}_${random().toString(36).slice(2)}`,
+  );
+  const all = [...names, ...TUNED_BEFORE];
+  const halves = splitCorpus(all);
+  assert.deepEqual([...halves.keys()].sort(), [...all].sort());
+  for (const name of TUNED_BEFORE) assert.equal(halves.get(name), "tune");
+  const held = names.filter((n) => halves.get(n) === "held-out");
+  assert.equal(held.length, Math.floor(names.length / 2));
+  // Ranked by hash, the new traces alternate: tune, held-out, tune, …
+  const ranked = [...names].sort((a, b) => fnv1a(a) - fnv1a(b));
+  ranked.forEach((n, i) => assert.equal(halves.get(n), i % 2 ? "held-out" : "tune", n));
+  // Names alone decide: the order they come in does not.
+  for (let k = 0; k < 5; k++) {
+    const shuffled = [...all].sort(() => random() - 0.5);
+    assert.deepEqual(new Map([...splitCorpus(shuffled)].sort()), new Map([...halves].sort()));
+  }
+});
+
+Deno.test("createBufferMs() follows the measured table, log-log between its rows", () => {
+  for (const [bytes, ms] of CREATE_BUFFER_COST) {
+    assert.ok(Math.abs(createBufferMs(bytes) - ms) < 1e-9);
+  }
+  for (let i = 1; i < CREATE_BUFFER_COST.length; i++) {
+    const [b0, t0] = CREATE_BUFFER_COST[i - 1];
+    const [b1, t1] = CREATE_BUFFER_COST[i];
+    const mid = createBufferMs(Math.sqrt(b0 * b1));
+    assert.ok(Math.abs(mid - Math.sqrt(t0 * t1)) <= 1e-9 * Math.max(1, mid), `${b0}…${b1}`);
+  }
+  const [first, last] = [CREATE_BUFFER_COST[0], CREATE_BUFFER_COST[CREATE_BUFFER_COST.length - 1]];
+  assert.equal(createBufferMs(first[0] / 4), first[1]);
+  assert.ok(Math.abs(createBufferMs(last[0] * 3) - 3 * last[1]) < 1e-9);
+});
+
+Deno.test("measureCorpus() gives every trace its half, its cost and its recorded duration", async () => {
+  const rows = await measureCorpus([""]);
+  const facts = JSON.parse(await Deno.readTextFile(new URL("facts.json", REAL_TRACES_DIR)))
+    .workloads as Record<string, unknown>;
+  const halves = splitCorpus(Object.keys(facts));
+  assert.deepEqual(rows.map((r) => r.trace).sort(), Object.keys(facts).sort());
+  for (const r of rows) {
+    assert.equal(r.half, halves.get(r.trace));
+    // Live bytes count what blocks hold, as PyTorch's allocated bytes do.
+    if (!("peak_not_replayed" in (facts[r.trace] as object))) {
+      const live = r.peakAllocated / r.pytorch.peakAllocated;
+      assert.ok(Math.abs(live - 1) <= 0.01, `${r.trace}: peak live ${live} × PyTorch's`);
+    }
+    assert.ok(r.createBufferCalls > 0 && r.createBufferMs >= r.createBufferCalls * 0.001);
+    assert.ok(r.durationMs > 0, `${r.trace}: recorded duration`);
+  }
+  const text = formatCorpus(rows);
+  assert.match(text, /\ntune half: \d+ traces, mean \d\.\d{3}, worst \d\.\d{3} \(/);
+  assert.match(text, /\nall: \d+ traces/);
 });

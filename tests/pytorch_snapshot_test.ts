@@ -77,8 +77,13 @@ Deno.test("readPytorchSnapshot() replays the real traces to PyTorch's own peak a
     const r = replay(trace);
     assert.equal(r.ooms + r.skippedFrees, 0);
     for (const peak of [r.peakRequested, r.peakAllocated]) {
+      // facts.json says why where the replay cannot see PyTorch's peak (and then it is off).
       const error = Math.abs(peak / f.peak_allocated - 1);
-      assert.ok(error <= 0.01, `${name}: ${peak} vs PyTorch's ${f.peak_allocated} (${error})`);
+      assert.equal(
+        error > 0.01,
+        "peak_not_replayed" in f,
+        `${name}: ${peak} vs PyTorch's ${f.peak_allocated} (${error})`,
+      );
     }
   }
 });

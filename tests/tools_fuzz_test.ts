@@ -24,6 +24,7 @@ import { REPLAY_COMMAND } from "../allocator/tools/replay_command.ts";
 import { MEMVIZ_COMMAND } from "../allocator/tools/memviz_command.ts";
 import { MEMVIZ_PNG_COMMAND } from "../allocator/tools/memviz_png_command.ts";
 import { FRAGMENTATION_COMMAND } from "../bench/commands/fragmentation.ts";
+import { ADVERSARY_COMMAND } from "../bench/commands/adversary.ts";
 import { generate, TRACE_GEN_COMMAND } from "../bench/commands/trace_gen.ts";
 import { parseStressFlags, STRESS_COMMAND } from "../bench/commands/stress.ts";
 import { STRESS_REPEAT_COMMAND } from "../bench/commands/stress_repeat.ts";
@@ -412,6 +413,7 @@ const COMMANDS: [Command<Record<string, Flag<unknown>>>, (args: string[]) => unk
   MEMVIZ_COMMAND,
   MEMVIZ_PNG_COMMAND,
   FRAGMENTATION_COMMAND,
+  ADVERSARY_COMMAND,
   TRACE_GEN_COMMAND,
   STRESS_REPEAT_COMMAND,
   KERNELS_GPU_COMMAND,
