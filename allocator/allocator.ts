@@ -621,7 +621,7 @@ export class HeapAllocator implements BlockOwner {
    *
    * @example
    * ```ts
-   * import { FakeDevice, HeapAllocator } from "../mod.ts";
+   * import { FakeDevice, HeapAllocator } from "@gpuheap/gpuheap";
    * import assert from "node:assert/strict";
    *
    * const heap = new HeapAllocator(new FakeDevice());

@@ -122,8 +122,8 @@ export function formatMemorySummary(source: MemoryStats | Snapshot): string {
  *
  * @example
  * ```ts
- * import { flatMemoryStats } from "./memory_summary.ts";
- * import { FakeDevice, HeapAllocator } from "../mod.ts";
+ * import { flatMemoryStats } from "@gpuheap/gpuheap";
+ * import { FakeDevice, HeapAllocator } from "@gpuheap/gpuheap";
  * import assert from "node:assert/strict";
  *
  * const heap = new HeapAllocator(new FakeDevice());

@@ -241,7 +241,7 @@ const UNSPLIT_POOLS = ["readback", "upload"];
  * @example
  * ```ts
  * import { heapFacts } from "./snapshot.ts";
- * import { FakeDevice, HeapAllocator } from "../mod.ts";
+ * import { FakeDevice, HeapAllocator } from "@gpuheap/gpuheap";
  * import assert from "node:assert/strict";
  *
  * const heap = new HeapAllocator(new FakeDevice());

@@ -70,6 +70,9 @@ import type { Trace } from "../allocator/trace.ts";
 import { memvizHtml } from "../allocator/tools/memviz.ts";
 import { commandBatchOf } from "./command_batch.ts";
 
+// The context names the allocator and its types: the root entry's types, for the docs.
+export type * from "../mod.ts";
+
 /** Where artifacts go when neither the option nor the environment says. */
 export const DEFAULT_ARTIFACTS_DIR = "gpuheap-test-artifacts";
 /** The environment variable naming the artifacts directory. */
@@ -158,8 +161,8 @@ export class GpuMemoryError extends Error {
  *
  * @example
  * ```ts ignore
- * import { gpuTest } from "./testing.ts";
- * import { empty } from "./tensor.ts";
+ * import { gpuTest } from "@gpuheap/gpuheap/testing";
+ * import { empty } from "@gpuheap/gpuheap";
  *
  * gpuTest("a tensor disposed is not a leak", ({ allocator }) => {
  *   empty(allocator, [1024]).dispose();
@@ -193,8 +196,8 @@ export function gpuTest(
  *
  * @example
  * ```ts
- * import { withGpu } from "./testing.ts";
- * import { tensor } from "./tensor.ts";
+ * import { withGpu } from "@gpuheap/gpuheap/testing";
+ * import { tensor } from "@gpuheap/gpuheap";
  * import assert from "node:assert/strict";
  *
  * await withGpu(({ allocator }) => {
@@ -260,8 +263,8 @@ export async function withGpu(
  *
  * @example
  * ```ts
- * import { assertMemory } from "./testing.ts";
- * import { FakeDevice, HeapAllocator } from "../mod.ts";
+ * import { assertMemory } from "@gpuheap/gpuheap/testing";
+ * import { FakeDevice, HeapAllocator } from "@gpuheap/gpuheap";
  * import assert from "node:assert/strict";
  *
  * const heap = new HeapAllocator(new FakeDevice());

@@ -80,7 +80,7 @@ export interface MemoryDiff {
  *
  * @example
  * ```ts
- * import { memoryProfile } from "./memdiff.ts";
+ * import { memoryProfile } from "@gpuheap/gpuheap/tools";
  * import assert from "node:assert/strict";
  *
  * const p = memoryProfile([["a", 1, 1024, "storage", 0, null, null, null, null, "x"],
@@ -124,7 +124,7 @@ export function memoryProfile(input: unknown): MemoryProfile {
  *
  * @example
  * ```ts
- * import { memoryDiff, memoryProfile } from "./memdiff.ts";
+ * import { memoryDiff, memoryProfile } from "@gpuheap/gpuheap/tools";
  * import assert from "node:assert/strict";
  *
  * const old = memoryProfile([["a", 1, 1000]]);
@@ -169,7 +169,7 @@ export function memoryDiff(
  *
  * @example
  * ```ts
- * import { formatMemoryDiff, memoryDiff, memoryProfile } from "./memdiff.ts";
+ * import { formatMemoryDiff, memoryDiff, memoryProfile } from "@gpuheap/gpuheap/tools";
  * import assert from "node:assert/strict";
  *
  * const d = memoryDiff(memoryProfile([["a", 1, 1000]]), memoryProfile([["a", 1, 2000]]));

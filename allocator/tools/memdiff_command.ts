@@ -12,12 +12,22 @@
  */
 import { formatMemoryDiff, type MemoryDiff, memoryDiff, memoryProfile } from "./memdiff.ts";
 import { loadTraceFile } from "./load_trace.ts";
-import { type Command, runCommand, toggle, type ValueFlag } from "./flags.ts";
+import {
+  type Command,
+  type Flag,
+  type Positional,
+  runCommand,
+  toggle,
+  type ValueFlag,
+} from "./flags.ts";
+
+export type { Command, Flag, MemoryDiff, Positional, ValueFlag };
+export type { MemoryProfile, ProfileSource, SiteChange } from "./memdiff.ts";
 
 /** The flags of the memdiff command. */
 export type MemdiffFlags = {
   maxGrowth: ValueFlag<number>;
-  json: ReturnType<typeof toggle>;
+  json: Flag<boolean>;
   top: ValueFlag<number>;
 };
 

@@ -136,7 +136,7 @@ export type Half = "tune" | "held-out";
  *
  * @example
  * ```ts
- * import { fnv1a } from "./fragmentation.ts";
+ * import { fnv1a } from "@gpuheap/gpuheap/fragmentation";
  * import assert from "node:assert/strict";
  *
  * assert.equal(fnv1a("a"), 0xe40c292c);
@@ -154,7 +154,7 @@ export function fnv1a(text: string): number {
  *
  * @example
  * ```ts
- * import { splitCorpus } from "./fragmentation.ts";
+ * import { splitCorpus } from "@gpuheap/gpuheap/fragmentation";
  * import assert from "node:assert/strict";
  *
  * const halves = splitCorpus(["a", "b", "c", "d", "bert_train_varseq"]);
@@ -213,7 +213,7 @@ export const CREATE_BUFFER_COST: readonly (readonly [number, number])[] = [
  *
  * @example
  * ```ts
- * import { createBufferMs } from "./fragmentation.ts";
+ * import { createBufferMs } from "@gpuheap/gpuheap/fragmentation";
  * import assert from "node:assert/strict";
  *
  * assert.ok(createBufferMs(16 << 20) < 0.1); // sub-allocated by wgpu
