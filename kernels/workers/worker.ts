@@ -87,6 +87,9 @@ function install(): void {
       // At once, not in turn: whatever ends this Worker from now on can say so.
       control = new WorkerControl(message.control, message.index);
       const c = control;
+      // A first beat now: the pool watches for a stall only once it has seen one, and a job
+      // that blocks before the first interval would otherwise never be seen to stop.
+      c.pulse();
       setInterval(() => c.pulse(), HEARTBEAT_MS);
     }
     if (message.type === "abort") {
