@@ -20,7 +20,7 @@
  * import { memvizHtml, readTrace } from "@gpuheap/gpuheap/tools";
  * import assert from "node:assert/strict";
  *
- * assert.deepEqual(Object.keys(MEMVIZ_COMMAND.flags), ["at", "x", "out"]);
+ * assert.deepEqual(Object.keys(MEMVIZ_COMMAND.flags), ["at", "x", "maxFileSize", "out"]);
  * const html = memvizHtml(readTrace('[["a", 1, 4096], ["a", 2, 8192], ["f", 1], ["f", 2]]'));
  * assert.match(html, /^<!DOCTYPE html>/i);
  * ```
