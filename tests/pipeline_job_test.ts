@@ -138,7 +138,7 @@ Deno.test("pipelineJob() and stress --plan plan only gpuheap jobs; a planned job
   assert.equal(parseStressFlags([]).job.plan, false);
   assert.throws(
     () => parseStressFlags(["--plan", "--naive"]),
-    /--plan and --naive cannot go together/,
+    /Flag --plan cannot go with --naive/,
   );
   await withAllocator(async (_, device) => {
     const job = pipelineJob({ iterations: 2, inFlight: 2, inputs: 1, shape: SHAPE, plan: true });

@@ -118,7 +118,7 @@ export function parseStressFlags(args: readonly string[]): StressOptions {
   const { flags } = parsed;
   if (flags.plan && flags.naive) {
     throw new FlagError(
-      "Flags --plan and --naive cannot go together: --naive makes a GPUBuffer per block, with nothing to plan",
+      "Flag --plan cannot go with --naive: --naive makes a GPUBuffer per block, with nothing to plan",
       "--plan",
     );
   }
