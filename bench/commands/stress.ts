@@ -3,7 +3,8 @@
 // iterations in flight, every output checked against the float64 reference,
 // all under one shared memory budget. Prints progress on stderr, then the
 // result line, per-Worker throughput and the memory table; exits 1 on any
-// error, 2 on bad flags.
+// error, 2 on bad flags. With --plan, each group of iterations is a planned
+// iteration of its Worker's allocator, and each Worker's plans are listed.
 //
 //   deno run --allow-read --allow-env bench/commands/stress.ts [flags]   (deno task stress)
 import { SharedBudget } from "../../kernels/workers/shared_budget.ts";
