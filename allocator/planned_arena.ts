@@ -11,9 +11,13 @@
  *
  * A run replays the recording operation by operation: the n-th storage
  * allocation must ask for the recorded size, the n-th free must free the
- * recorded block, and every submit the recording saw must come at the same
+ * recorded block, and every submit the plan relies on must come at the same
  * point (an extra submit does no harm: it only makes freed memory safe
- * sooner). Allocations of blocks the recording kept past its end (weights
+ * sooner). The plan relies on the recording's last submit and on each one
+ * after which a written block is made; a submit with no write after it
+ * (one an online allocator made to reuse memory, say) changes no conflict
+ * of Note [planned memory] — every write comes before it, and so before any
+ * later submit — and a run may leave it out. Allocations of blocks the recording kept past its end (weights
  * packed once, say) are optional: they are made online when they come. At
  * the first difference the run departs: it is counted, reported once per
  * plan, and its later allocations go to the online allocator; blocks already
@@ -122,7 +126,7 @@ interface Plan {
   offsets: number[];
   /** The recorded operations: block index, ~index for a free. */
   ops: Int32Array;
-  /** Operation counts at the recorded submits, ascending. */
+  /** Operation counts at the recorded submits a run must repeat, ascending. */
   submits: number[];
   /** Offset and size of each written block made before the first submit, flat. */
   early: number[];
@@ -425,6 +429,12 @@ export class PlannedMemory {
       });
     }
     const placed = planArena(blocks, rec.submits);
+    // The submits a run must repeat: the last, and each with a write after it (Note [planned runs]).
+    let lastWrite = -1;
+    rec.written.forEach((w, i) => {
+      if (w) lastWrite = Math.max(lastWrite, rec.starts[i]);
+    });
+    const needed = rec.submits.filter((s, n) => n === rec.submits.length - 1 || s <= lastWrite);
     const offsets = rec.requested.map(() => -1);
     const early: number[] = [];
     const first = rec.submits.length > 0 ? rec.submits[0] : Infinity;
@@ -457,7 +467,7 @@ export class PlannedMemory {
       written: rec.written,
       offsets,
       ops: Int32Array.from(rec.ops),
-      submits: rec.submits,
+      submits: needed,
       early,
       arena: null,
       records: rec.requested.map(() => null),

@@ -6,9 +6,12 @@ import {
   PIPELINE_DATA_KEPT,
   pipelineData,
   pipelineJob,
+  type PipelineJobReport,
   runPipelineJob,
+  UncachedAllocator,
 } from "../kernels/workers/mod.ts";
 import { countCalls, withAllocator } from "./_kernels_util.ts";
+import { parseStressFlags } from "../bench/commands/stress.ts";
 
 const SHAPE = { channels: 4, size: 8, outChannels: 8 };
 
@@ -85,6 +88,67 @@ Deno.test("runPipelineJob() groups leave the allocator as they found it: bind gr
     assert.ok(made[0] > 0, "the first group makes its bind groups");
     assert.equal(made.at(-1), made[WARMUP_GROUPS - 1], `bind groups made by each submit: ${made}`);
   }, { poison: false });
+});
+
+Deno.test("runPipelineJob() with plan: verified outputs, plans at peak live, no submit inside a group", async () => {
+  // The stress command's shape (its groups outweigh the heaps of the weights). Three inputs
+  // in groups of eight: a slot of a group gets another input each time, so a planned block
+  // a kernel left unwritten would hold another input's output and fail the check.
+  const options = { iterations: 66, inFlight: 16, inputs: 3 };
+  const run = async (plan: boolean) => {
+    let report: PipelineJobReport | null = null;
+    // As a stress Worker's allocator; not poisoned: a poisoning writeBuffer would be a
+    // write the plan has to keep apart, unlike the job's own.
+    await withAllocator(async (allocator) => {
+      const job = pipelineJob({ ...options, plan });
+      report = await runPipelineJob(allocator, job, pipelineData(job));
+    }, { poison: false, submitWhenShort: true });
+    return report! as PipelineJobReport;
+  };
+  const online = await run(false);
+  const planned = await run(true);
+  for (const r of [online, planned]) {
+    assert.equal(r.error, null);
+    assert.equal(r.iterations, 66);
+    assert.equal(r.failed, 0);
+    assert.ok(r.maxError > 0 && r.maxError <= 1e-4, `error ${r.maxError}`);
+  }
+  const ratio = (r: PipelineJobReport) => r.peaks!.reserved / r.peaks!.allocated;
+  assert.ok(
+    ratio(planned) < ratio(online),
+    `reserved ÷ allocated: planned ${ratio(planned)}, online ${ratio(online)}`,
+  );
+  // Eight groups of eight (one recorded, seven planned) and a last group of two (recorded).
+  assert.deepEqual(planned.plans.map((p) => [p.runs, p.departures]), [[8, 0], [1, 0]]);
+  for (const p of planned.plans) assert.ok(p.ratio <= 1.02, `plan ${p.key}: ${p.ratio}`);
+  assert.equal(planned.submitsInGroups, 0, "no submit inside a planned group");
+  assert.deepEqual(planned.checksums, online.checksums, "the same outputs bit for bit");
+});
+
+Deno.test("pipelineJob() and stress --plan plan only gpuheap jobs; a planned job needs an allocator that plans", async () => {
+  assert.throws(
+    () => pipelineJob({ plan: true, mode: "naive" }),
+    /plan needs mode "gpuheap", got "naive"/,
+  );
+  assert.throws(
+    () => pipelineJob({ plan: 1 as unknown as boolean }),
+    /plan must be true or false, got 1/,
+  );
+  assert.equal(parseStressFlags(["--plan"]).job.plan, true);
+  assert.equal(parseStressFlags([]).job.plan, false);
+  assert.throws(
+    () => parseStressFlags(["--plan", "--naive"]),
+    /Flag --plan cannot go with --naive/,
+  );
+  await withAllocator(async (_, device) => {
+    const job = pipelineJob({ iterations: 2, inFlight: 2, inputs: 1, shape: SHAPE, plan: true });
+    const report = await runPipelineJob(new UncachedAllocator(device), job, pipelineData(job));
+    assert.equal(report.error?.name, "TypeError");
+    assert.match(
+      report.error!.message,
+      /Cannot run a planned pipeline job: its allocator cannot plan/,
+    );
+  });
 });
 
 Deno.test("pipelineData() keeps the data of the last few jobs only, however many seeds come", () => {

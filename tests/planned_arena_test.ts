@@ -244,6 +244,36 @@ Deno.test("beginIteration() begins a run with a submit where a written block spa
   allocator.destroy();
 });
 
+Deno.test("beginIteration() lets a run leave out a recorded submit with no write after it, not one with", () => {
+  for (const writeAfter of [false, true]) {
+    const device = new FakeDevice();
+    const heap = new HeapAllocator(device, { log: () => {} });
+    const model = new WriteModel(device);
+    for (let run = 0; run < 4; run++) {
+      heap.beginIteration("s");
+      const a = heap.alloc(1 << 16);
+      model.write(a);
+      const b = heap.alloc(1 << 16); // filled by a dispatch that reads a
+      void b.buffer;
+      model.free(heap, a);
+      // The recording submits here (as an allocator short of memory would); later runs do not.
+      if (run === 0) heap.submit();
+      const c = heap.alloc(1 << 16); // may take a's bytes: a was freed before the submit
+      if (writeAfter) model.write(c);
+      else void c.buffer;
+      model.free(heap, b);
+      model.free(heap, c);
+      heap.submit();
+      heap.endIteration();
+    }
+    const [plan] = heap.plans();
+    // Written, c over a's bytes needs the submit: a run without it departs (and the
+    // model sees no write meet a's bytes unsubmitted).
+    assert.equal(plan.departures, writeAfter ? 3 : 0, `write after the submit: ${writeAfter}`);
+    heap.destroy();
+  }
+});
+
 Deno.test("beginIteration() submits before a write the recording did not see, and counts it", () => {
   const device = new FakeDevice();
   const allocator = new HeapAllocator(device, { log: () => {} });

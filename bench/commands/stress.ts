@@ -5,6 +5,8 @@
  * output checked against the float64 reference, all under one shared memory
  * budget. Prints progress on stderr, then the result line, per-Worker
  * throughput and the memory table; exits 1 on any error, 2 on bad flags.
+ * With `--plan`, each group of iterations is a planned iteration of its
+ * Worker's allocator, and each Worker's plans are listed.
  *
  * ```sh
  * deno run -A jsr:@gpuheap/gpuheap/stress [flags]
@@ -31,6 +33,7 @@ import {
   pipelineData,
   type PipelineJob,
   pipelineJob,
+  type PipelineJobReport,
   runPipelineOn,
   type WorkerReport,
 } from "../../kernels/workers/pipeline_job.ts";
@@ -79,6 +82,7 @@ export type StressFlags = {
   inputs: ValueFlag<number>;
   seed: ValueFlag<number>;
   naive: Flag<boolean>;
+  plan: Flag<boolean>;
   json: Flag<boolean>;
 };
 
@@ -120,6 +124,10 @@ export const STRESS_COMMAND: Command<StressFlags> = {
     inputs: integer("distinct seeded inputs, cycled (default 8)", { min: 1, max: L.inputs }),
     seed: integer("seed of inputs and weights (default 1)", { min: -Number.MAX_SAFE_INTEGER }),
     naive: toggle("a GPUBuffer per block and one readback per iteration, for comparison"),
+    plan: toggle(
+      "planned memory: each group of iterations takes its blocks at offsets planned\n" +
+        "from the first group of its size",
+    ),
     json: toggle("print one JSON object instead of the text report"),
   },
   notes: "Exit status: 0 when every iteration ran and matched the reference, 1 otherwise,\n" +
@@ -158,6 +166,12 @@ export function parseStressFlags(args: readonly string[]): StressOptions {
   const parsed = parseArgs(STRESS_COMMAND, args);
   if (parsed.help) return { ...parseStressFlags([]), help: true };
   const { flags } = parsed;
+  if (flags.plan && flags.naive) {
+    throw new FlagError(
+      "Flag --plan cannot go with --naive: --naive makes a GPUBuffer per block, with nothing to plan",
+      "--plan",
+    );
+  }
   let job: PipelineJob;
   try {
     job = pipelineJob({
@@ -172,6 +186,7 @@ export function parseStressFlags(args: readonly string[]): StressOptions {
       inputs: flags.inputs,
       seed: flags.seed,
       mode: flags.naive ? "naive" : "gpuheap",
+      plan: flags.plan,
     });
   } catch (error) {
     // The job names fields as the API does; say it with the flags' names.
@@ -200,6 +215,12 @@ export function parseStressFlags(args: readonly string[]): StressOptions {
 interface Figures {
   peakAllocated: number;
   peakReserved: number;
+  /** Peak reserved ÷ peak allocated. */
+  reservedPerAllocated: number;
+  /** Submits inside groups besides each group's own (see PipelineJobReport). */
+  submitsInGroups: number;
+  /** The same, in groups that recorded a plan. */
+  submitsInRecordings: number;
   allocations: number;
   cacheHits: number;
   cacheHitRate: number;
@@ -211,15 +232,33 @@ function workerFigures(r: WorkerReport): Figures {
   const m = r.memory;
   const allocations = m?.allocations ?? 0;
   const cacheHits = m?.cacheHits ?? 0;
+  // The steady state's peaks: planned groups, not the one run that recorded each plan.
+  const peakAllocated = r.peaks?.allocated ?? m?.allocatedBytes.peak ?? 0;
+  const peakReserved = r.peaks?.reserved ?? m?.reservedBytes.peak ?? 0;
   return {
-    peakAllocated: m?.allocatedBytes.peak ?? 0,
-    peakReserved: m?.reservedBytes.peak ?? 0,
+    peakAllocated,
+    peakReserved,
+    reservedPerAllocated: ratio(peakReserved, peakAllocated),
+    submitsInGroups: r.submitsInGroups,
+    submitsInRecordings: r.submitsInRecordings,
     allocations,
     cacheHits,
     cacheHitRate: allocations > 0 ? cacheHits / allocations : 0,
     heaps: m?.heaps ?? 0,
     createBufferCalls: r.createBufferCalls,
   };
+}
+
+function ratio(a: number, b: number): number {
+  return b > 0 ? a / b : 0;
+}
+
+/** A plan in a line: its key, size ÷ peak live, runs and departures. */
+function planLine(p: PipelineJobReport["plans"][number]): string {
+  return `${p.key}: ${formatBytes(p.size)} for ${formatBytes(p.peakLive)} peak live (${
+    p.ratio.toFixed(3)
+  }), ${p.runs} runs, ${p.departures} departures, ${p.safetySubmits} safety submits` +
+    (p.unplannable === null ? "" : `, not planned: ${p.unplannable}`);
 }
 
 function pad(s: string, n: number, left = false): string {
@@ -231,18 +270,22 @@ function table(rows: [string, Figures][]): string {
     pad("memory", 10, true),
     pad("peak allocated", 15),
     pad("peak reserved", 14),
+    pad("ratio", 6),
     pad("cache hits", 11),
     pad("heaps", 6),
     pad("createBuffer", 13),
+    pad("submits in groups", 18),
   ].join(" ");
   const lines = rows.map(([name, f]) =>
     [
       pad(name, 10, true),
       pad(formatBytes(f.peakAllocated), 15),
       pad(formatBytes(f.peakReserved), 14),
+      pad(f.reservedPerAllocated.toFixed(2), 6),
       pad(`${(f.cacheHitRate * 100).toFixed(1)}%`, 11),
       pad(String(f.heaps), 6),
       pad(String(f.createBufferCalls), 13),
+      pad(String(f.submitsInGroups), 18),
     ].join(" ")
   );
   return [head, ...lines].join("\n");
@@ -291,6 +334,7 @@ async function main(): Promise<number> {
         errors: 1,
         error: message,
         mode: job.mode,
+        plan: job.plan,
         shape,
         workers,
         inFlight: job.inFlight,
@@ -350,6 +394,9 @@ async function main(): Promise<number> {
   const processFigures: Figures = {
     peakAllocated: budget.peakAllocated,
     peakReserved: budget.peakReserved,
+    reservedPerAllocated: ratio(budget.peakReserved, budget.peakAllocated),
+    submitsInGroups: sum((f) => f.submitsInGroups),
+    submitsInRecordings: sum((f) => f.submitsInRecordings),
     allocations,
     cacheHits: sum((f) => f.cacheHits),
     cacheHitRate: allocations > 0 ? sum((f) => f.cacheHits) / allocations : 0,
@@ -369,6 +416,7 @@ async function main(): Promise<number> {
       startupSeconds: startup,
       adapter,
       mode: job.mode,
+      plan: job.plan,
       shape,
       workers: workers,
       inFlight: job.inFlight,
@@ -382,6 +430,7 @@ async function main(): Promise<number> {
         maxError: r.maxError,
         error: r.error,
         memory: figures[i],
+        plans: r.plans,
       })),
       process: {
         ...processFigures,
@@ -397,7 +446,8 @@ async function main(): Promise<number> {
   out.push(`ConvPipeline: ${done}/${expected} in ${seconds.toFixed(2)} s, errors=${errors}`);
   out.push(
     `  ${shapeText}, ${workers} Worker${workers > 1 ? "s" : ""} x ${job.iterations} iterations ` +
-      `(after ${options.warmup} warm-up), ${job.inFlight} in flight, ${job.mode}, ` +
+      `(after ${options.warmup} warm-up), ${job.inFlight} in flight, ${job.mode}` +
+      `${job.plan ? " planned" : ""}, ` +
       `budget ${budget.limit > 0 ? formatBytes(budget.limit) : "none"}`,
   );
   out.push(
@@ -413,6 +463,12 @@ async function main(): Promise<number> {
         }` +
         (r.error ? ` — ${r.error.name}: ${r.error.message}` : ""),
     );
+    for (const p of r.plans) out.push(`    plan ${planLine(p)}`);
+    if (r.submitsInRecordings > 0) {
+      out.push(
+        `    ${r.submitsInRecordings} submits inside the groups that recorded plans (online)`,
+      );
+    }
   }
   out.push("");
   out.push(table([

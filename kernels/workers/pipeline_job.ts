@@ -7,6 +7,7 @@
  */
 
 import type { MemoryStats } from "../../allocator/stats.ts";
+import type { HeapAllocator, PlanInfo } from "../../allocator/allocator.ts";
 import {
   type CommandBatch,
   commandBatchOf,
@@ -54,6 +55,12 @@ export interface PipelineJob {
   mode: PipelineMode;
   /** Largest relative L2 error an output may have. */
   tolerance: number;
+  /**
+   * Plan each group's memory (gpuheap mode): the first group of each size
+   * is recorded, later ones take every storage block at a planned offset
+   * (`HeapAllocator.beginIteration`).
+   */
+  plan: boolean;
 }
 
 /** Options of {@linkcode pipelineJob}; each defaults to the stress command's. */
@@ -72,6 +79,8 @@ export interface PipelineJobOptions {
   mode?: PipelineMode;
   /** Tolerance (default 1e-4). */
   tolerance?: number;
+  /** Plan each group's memory (default false; gpuheap mode only). */
+  plan?: boolean;
 }
 
 /** The inputs, weights and float64 references of a job: made once, shared by every Worker. */
@@ -106,6 +115,22 @@ export interface PipelineJobReport {
   memory: MemoryStats | null;
   /** GPUBuffers the job created (naive mode counts one per block). */
   createBufferCalls: number;
+  /**
+   * Peak bytes allocated and reserved in the steady state (gpuheap mode),
+   * or null: from the job's start, leaving out the groups that recorded a
+   * plan (they run on the online allocator, once per group size).
+   */
+  peaks: { allocated: number; reserved: number } | null;
+  /**
+   * Submits inside groups, besides each group's own: forced by memory (an
+   * allocator that submits to reuse freed blocks, a plan's safety submit)
+   * or by a batch grown long. Groups that recorded a plan are counted apart.
+   */
+  submitsInGroups: number;
+  /** Submits inside the groups that recorded a plan (online, once per group size). */
+  submitsInRecordings: number;
+  /** The allocator's plans at the end (planned jobs), or an empty list. */
+  plans: PlanInfo[];
 }
 
 /** The stress command's shape: batch 1, 16 channels, 32x32, 32 output channels. */
@@ -191,6 +216,7 @@ export function pipelineJob(options: PipelineJobOptions = {}): PipelineJob {
     inputs: options.inputs ?? 8,
     mode: options.mode ?? "gpuheap",
     tolerance: options.tolerance ?? 1e-4,
+    plan: options.plan ?? false,
   };
   const L = PIPELINE_LIMITS;
   const ints: [string, number, number, number][] = [
@@ -237,6 +263,12 @@ export function pipelineJob(options: PipelineJobOptions = {}): PipelineJob {
     throw new RangeError(
       `Invalid pipeline job: mode must be "gpuheap" or "naive", got ${JSON.stringify(job.mode)}`,
     );
+  }
+  if (typeof job.plan !== "boolean") {
+    throw new RangeError(`Invalid pipeline job: plan must be true or false, got ${job.plan}`);
+  }
+  if (job.plan && job.mode !== "gpuheap") {
+    throw new RangeError(`Invalid pipeline job: plan needs mode "gpuheap", got "${job.mode}"`);
   }
   if (!(job.tolerance > 0)) {
     throw new RangeError(`Invalid pipeline job: tolerance must be positive, got ${job.tolerance}`);
@@ -372,6 +404,7 @@ export async function runPipelineJob(
   const start = performance.now();
   let commands: CommandBatch | null = null;
   let weights: ConvWeights[] = [];
+  let groups: Groups | null = null;
   try {
     // Made on first use, from the allocator: it can run out of memory too.
     commands = commandBatchOf(heap);
@@ -380,7 +413,10 @@ export async function runPipelineJob(
       bias: tensor(heap, w.bias, [w.bias.length]),
     }));
     if (job.mode === "naive") await runNaive(heap, job, data, weights, check, options.signal);
-    else await runPipelined(heap, commands, job, data, weights, check, options.signal);
+    else {
+      groups = new Groups(heap, commands, job);
+      await runPipelined(heap, commands, groups, job, data, weights, check, options.signal);
+    }
   } catch (error) {
     check.stop(error);
   } finally {
@@ -407,12 +443,133 @@ export async function runPipelineJob(
     error: check.error,
     memory,
     createBufferCalls: memory?.createBufferCalls ?? stats.createBufferCalls ?? 0,
+    peaks: groups?.peaks() ?? null,
+    submitsInGroups: groups?.submitsInGroups ?? 0,
+    submitsInRecordings: groups?.submitsInRecordings ?? 0,
+    plans: groups?.plans() ?? [],
   };
+}
+
+/** What a planned job asks of its allocator beyond a `TensorAllocator` (a `HeapAllocator` has it). */
+type Planner = Pick<
+  HeapAllocator,
+  | "beginIteration"
+  | "endIteration"
+  | "plans"
+  | "resetPeakStats"
+  | "maxMemoryAllocated"
+  | "maxMemoryReserved"
+>;
+
+/**
+ * Runs each group of a gpuheap job as one iteration of the allocator, when
+ * planned: named by the input shape and the group's size, so the first
+ * group of each size is recorded and later ones replay its plan. Keeps the
+ * steady-state peaks: reset at the job's start and at the start of the
+ * group after each recorded one (which runs online, once); a stretch with
+ * no other group in it is left out. Counts the submits inside groups.
+ */
+class Groups {
+  /** Submits inside groups besides each group's own. */
+  submitsInGroups = 0;
+  /** The same, in groups that recorded a plan. */
+  submitsInRecordings = 0;
+  #heap: Planner | null;
+  #commands: CommandBatch;
+  /** The shape part of a group's key, or null when not planned. */
+  #shape: string | null;
+  /** Keys planned so far: the allocator's plans outlive a job. */
+  #known: Set<string>;
+  #allocated = 0;
+  #reserved = 0;
+  /** A group not recording a plan ran since the peaks were last reset. */
+  #steady = false;
+  /** A plan was recorded: reset the peaks once the next group has its arena. */
+  #resetDue = false;
+
+  constructor(heap: TensorAllocator, commands: CommandBatch, job: PipelineJob) {
+    const planner = heap as Partial<Planner>;
+    const can = ([
+      "beginIteration",
+      "endIteration",
+      "plans",
+      "resetPeakStats",
+      "maxMemoryAllocated",
+      "maxMemoryReserved",
+    ] as const)
+      .every((m) => typeof planner[m] === "function");
+    if (job.plan && !can) {
+      throw new TypeError(
+        "Cannot run a planned pipeline job: its allocator cannot plan (it has no beginIteration; a HeapAllocator has)",
+      );
+    }
+    this.#heap = can ? planner as Planner : null;
+    this.#commands = commands;
+    const { batch, channels, size, outChannels } = job.shape;
+    this.#shape = job.plan ? `${batch}x${channels}x${size}x${size}->${outChannels}` : null;
+    this.#known = new Set(job.plan ? this.#heap!.plans().map((p) => p.key) : []);
+    this.#heap?.resetPeakStats();
+  }
+
+  /** Runs `record`, which records a group of `count` iterations and submits it once. */
+  run<T>(count: number, record: () => T): T {
+    const heap = this.#heap;
+    const key = this.#shape === null ? null : `${this.#shape} x${count}`;
+    const recording = key !== null && !this.#known.has(key);
+    if (recording) this.#keepPeaks();
+    if (key !== null) {
+      // The staging block the last readback freed is reusable after a submit: one
+      // now, outside the iteration, spares the group a third (an empty submit is cheap).
+      this.#commands.submit();
+      heap!.beginIteration(key);
+      // The first run of a plan makes its arena, releasing the heaps the recording left idle.
+      if (this.#resetDue) heap!.resetPeakStats();
+      this.#resetDue = false;
+    }
+    const before = this.#commands.submits;
+    try {
+      return record();
+    } finally {
+      const extra = Math.max(0, this.#commands.submits - before - 1);
+      if (recording) this.submitsInRecordings += extra;
+      else this.submitsInGroups += extra;
+      if (key !== null) {
+        heap!.endIteration();
+        if (recording) {
+          this.#known.add(key);
+          this.#resetDue = true;
+          this.#steady = false;
+        }
+      }
+      if (!recording) this.#steady = true;
+    }
+  }
+
+  /** The steady-state peaks, or null when the allocator keeps no stats. */
+  peaks(): { allocated: number; reserved: number } | null {
+    if (this.#heap === null) return null;
+    // A job of recorded groups alone has no steady state: its last stretch stands for it.
+    if (this.#steady || this.#reserved === 0) this.#keepPeaks(true);
+    return { allocated: this.#allocated, reserved: this.#reserved };
+  }
+
+  plans(): PlanInfo[] {
+    return this.#shape === null ? [] : this.#heap!.plans();
+  }
+
+  /** Folds the peaks since the last reset into the job's, if a steady group ran since. */
+  #keepPeaks(always = false): void {
+    const heap = this.#heap;
+    if (heap === null || !(this.#steady || always)) return;
+    this.#allocated = Math.max(this.#allocated, heap.maxMemoryAllocated());
+    this.#reserved = Math.max(this.#reserved, heap.maxMemoryReserved());
+  }
 }
 
 async function runPipelined(
   heap: TensorAllocator,
   commands: CommandBatch,
+  groups: Groups,
   job: PipelineJob,
   data: PipelineData,
   weights: ConvWeights[],
@@ -428,7 +585,11 @@ async function runPipelined(
       const which: number[] = [];
       for (let i = 0; i < count; i++) which.push((started + i) % data.inputs.length);
       started += count;
-      const read = readGroup(heap, commands, recordGroup(heap, which, data, weights));
+      // readGroup runs up to its mapAsync here: the group's blocks are freed within it.
+      const read = groups.run(
+        count,
+        () => readGroup(heap, commands, recordGroup(heap, which, data, weights, job.plan)),
+      );
       const checked = read.then((values) => values.forEach((v, i) => check.output(which[i], v)));
       checked.catch(() => {}); // awaited below; handled now so a rejection is never "unhandled"
       reading.push(checked);
@@ -441,25 +602,39 @@ async function runPipelined(
   commands.submit();
 }
 
-/** Records one pipeline per input index; returns the outputs. */
+/**
+ * Records one pipeline per input index; returns the outputs. With
+ * `uploadFirst` (planned jobs), every input is uploaded before the first
+ * pipeline: a block `queue.writeBuffer` fills may not take bytes freed since
+ * the last submit (trap 1), so in a group with one submit each input holds
+ * bytes of its own until then wherever it is uploaded, and uploaded first,
+ * that time is live time: the plan's size ÷ peak live reads ≈ 1. Online, an
+ * input is uploaded just before its pipeline: an allocator that submits to
+ * reuse memory (`submitWhenShort`) then reuses the inputs' bytes within the
+ * group, for fewer bytes in all.
+ */
 function recordGroup(
   heap: TensorAllocator,
   which: readonly number[],
   data: PipelineData,
   weights: ConvWeights[],
+  uploadFirst: boolean,
 ): Tensor[] {
+  const inputs: Tensor[] = [];
   const outputs: Tensor[] = [];
+  const record = (x: Tensor) => {
+    outputs.push(pipeline(x, weights));
+    x.dispose();
+  };
   try {
     for (const k of which) {
-      const x = tensor(heap, data.inputs[k], data.inputShape);
-      try {
-        outputs.push(pipeline(x, weights));
-      } finally {
-        x.dispose();
-      }
+      inputs.push(tensor(heap, data.inputs[k], data.inputShape));
+      // Online, an input is recorded at once: its bytes come back at the next submit.
+      if (!uploadFirst) record(inputs[inputs.length - 1]);
     }
+    if (uploadFirst) inputs.forEach(record);
   } catch (error) {
-    for (const y of outputs) y.dispose();
+    for (const t of [...inputs, ...outputs]) if (!t.disposed) t.dispose();
     throw error;
   }
   return outputs;
@@ -798,6 +973,10 @@ function workerReport(r: JobReport<unknown>): WorkerReport {
       : new WorkerError(r.worker, `Worker ${r.worker + 1} sent a malformed report (${bad})`),
     memory: null,
     createBufferCalls: 0,
+    peaks: null,
+    submitsInGroups: 0,
+    submitsInRecordings: 0,
+    plans: [],
   };
 }
 
@@ -805,7 +984,14 @@ function workerReport(r: JobReport<unknown>): WorkerReport {
 function reportFault(value: unknown): string | null {
   if (value === null || typeof value !== "object") return "not an object";
   const r = value as Record<string, unknown>;
-  for (const key of ["iterations", "failed", "createBufferCalls"]) {
+  const counts = [
+    "iterations",
+    "failed",
+    "createBufferCalls",
+    "submitsInGroups",
+    "submitsInRecordings",
+  ];
+  for (const key of counts) {
     const v = r[key];
     if (!Number.isSafeInteger(v) || (v as number) < 0) return `${key} is not a count`;
   }
@@ -823,5 +1009,13 @@ function reportFault(value: unknown): string | null {
     return "error is neither null nor a name and a message";
   }
   if (r.memory !== null && typeof r.memory !== "object") return "memory is not an object";
+  const p = r.peaks as { allocated?: unknown; reserved?: unknown } | null;
+  if (
+    p !== null &&
+    (typeof p !== "object" || typeof p.allocated !== "number" || typeof p.reserved !== "number")
+  ) {
+    return "peaks is neither null nor two numbers";
+  }
+  if (!Array.isArray(r.plans)) return "plans is not a list";
   return null;
 }
