@@ -31,6 +31,7 @@ Deno.test("package: every command entry is an export and answers --help", async 
   const names = commands.map(([key]) => key).sort();
   assert.deepEqual(names, [
     "./fragmentation",
+    "./memdiff",
     "./memviz",
     "./memviz-png",
     "./replay",
@@ -157,6 +158,7 @@ Deno.test("README: every command's every flag is listed, and every entry named",
     (await import("../allocator/tools/memviz_png_command.ts")).MEMVIZ_PNG_COMMAND,
     (await import("../bench/commands/fragmentation.ts")).FRAGMENTATION_COMMAND,
     (await import("../bench/commands/trace_gen.ts")).TRACE_GEN_COMMAND,
+    (await import("../allocator/tools/memdiff_command.ts")).MEMDIFF_COMMAND,
   ];
   const readme = await Deno.readTextFile(new URL("README.md", ROOT));
   // The flag lists: one bullet per command, "- **name** …", up to the next bullet.
