@@ -1,7 +1,8 @@
 // The package loaded from a URL, as JSR serves it: the repository served over
 // http on 127.0.0.1, and a child process importing only http://127.0.0.1:PORT
 // URLs (its one permission to import: that host) runs the Worker pool with the
-// stress job and with a user's job module, and the replay and memviz commands.
+// stress job and with a user's job module, and the replay and memviz commands;
+// every other command entry answers --help, and trace-gen and memdiff run.
 // Worker scripts must resolve from where the package is served.
 import assert from "node:assert/strict";
 import { FakeDevice, HeapAllocator } from "../mod.ts";
@@ -40,6 +41,7 @@ async function child(
   url: string,
   args: string[] = [],
   input = "",
+  permissions: string[] = [],
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   {
     const process = new Deno.Command(Deno.execPath(), {
@@ -49,6 +51,7 @@ async function child(
         "--no-lock",
         "--reload=http://" + host,
         `--allow-import=${host}`,
+        ...permissions,
         url,
         ...args,
       ],
@@ -122,6 +125,37 @@ Deno.test("the package served over http: the pool with the stress job and a user
     const memviz = await child(host, `${base}/allocator/tools/memviz_command.ts`, ["-"], trace);
     assert.equal(memviz.code, 0, memviz.stderr);
     assert.match(memviz.stdout, /^<!DOCTYPE html>/i);
+
+    // Every other command entry answers from the URL; trace-gen and memdiff run for real.
+    const exports = JSON.parse(await Deno.readTextFile(new URL("deno.json", ROOT))).exports;
+    for (const key of ["./stress", "./memviz-png", "./fragmentation", "./trace-gen", "./memdiff"]) {
+      const help = await child(host, `${base}/${exports[key].slice(2)}`, ["--help"]);
+      assert.equal(help.code, 0, `${key}: ${help.stderr}`);
+      assert.match(help.stdout, /^Usage: /, key);
+    }
+    const generated = await child(host, `${base}/bench/commands/trace_gen.ts`, [
+      "training",
+      "--steps",
+      "2",
+    ]);
+    assert.equal(generated.code, 0, generated.stderr);
+    const dir = await Deno.makeTempDir();
+    try {
+      await Deno.writeTextFile(`${dir}/old.json`, trace);
+      await Deno.writeTextFile(`${dir}/new.json`, generated.stdout);
+      const diff = await child(
+        host,
+        `${base}/allocator/tools/memdiff_command.ts`,
+        [`${dir}/old.json`, `${dir}/new.json`, "--max-growth", "5%"],
+        "",
+        [`--allow-read=${dir}`],
+      );
+      // The generated training trace peaks far above the small one: past 5%, exit 1.
+      assert.equal(diff.code, 1, diff.stderr);
+      assert.match(diff.stdout + diff.stderr, /peak allocated/i);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
   } finally {
     await server.shutdown();
   }
