@@ -280,8 +280,7 @@ export class HeapAllocator implements BlockOwner {
     this.#checkAlive("set the high watermark");
     const high = parseBytes(bytes, "highWatermark");
     checkWatermarks(high, this.#heaps.low);
-    this.#heaps.high = high;
-    if (high > 0 && this.#totals.reserved.current > high) this.#heaps.releaseIdle(null, high);
+    this.#heaps.setWatermarks(high, this.#heaps.low);
   }
 
   /** The soft limit on reserved bytes (0: none). */
@@ -562,8 +561,7 @@ export class HeapAllocator implements BlockOwner {
     for (const counters of [this.#totals, ...POOL_NAMES.map((n) => this.#pools[n].counters)]) {
       resetAccumulated(counters);
     }
-    this.#heaps.retries = 0;
-    this.#heaps.ooms = 0;
+    this.#heaps.resetCounts();
   }
 
   /**
@@ -724,7 +722,8 @@ export class HeapAllocator implements BlockOwner {
     this.#checkAlive("start recording");
     const recorder = new TraceRecorder(this.settings(), options);
     if (this.#totals.heaps > 0) recorder.begin(this.snapshot());
-    this.#recorder = this.#heaps.recorder = recorder;
+    this.#recorder = recorder;
+    this.#heaps.record(recorder);
     this.#watched = true;
   }
 
@@ -738,7 +737,8 @@ export class HeapAllocator implements BlockOwner {
     if (!recorder) {
       throw new AllocatorError("Cannot stop recording: no recording was started");
     }
-    this.#recorder = this.#heaps.recorder = null;
+    this.#recorder = null;
+    this.#heaps.record(null);
     this.#watched = this.#watchedNow();
     return recorder.finish();
   }
@@ -1284,7 +1284,8 @@ export class HeapAllocator implements BlockOwner {
   }
 
   #throwDeviceError(): void {
-    if (this.#heaps.deviceError !== null) throw this.#heaps.takeDeviceError();
+    const error = this.#heaps.takeDeviceError();
+    if (error !== null) throw error;
   }
 
   #say(line: string): void {

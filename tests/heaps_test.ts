@@ -100,7 +100,7 @@ Deno.test("Heaps.obtain() and emptied() above the low watermark release idle hea
   assert.equal(heaps.totals.reserved.current, 40 * MiB, "below the low watermark: all cached");
   const next = heaps.obtain(request("small", 64), 8 * MiB, true);
   assert.deepEqual([...pools.small.heaps], [mid, young, next], "the oldest idle heap went");
-  heaps.low = 36 * MiB;
+  heaps.setWatermarks(heaps.high, 36 * MiB);
   heaps.emptied(next);
   assert.deepEqual([...pools.small.heaps], [young, next], "then the next oldest");
   assert.equal(heaps.totals.reserved.current, 32 * MiB);
