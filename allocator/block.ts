@@ -135,7 +135,7 @@ export interface Pool {
   /** Every heap of the pool, oldest first. */
   readonly heaps: Set<Heap>;
   /** Freed blocks of unsplit heaps, by size, ready for reuse. */
-  readonly cached: CachedBlocks;
+  readonly cached: CachedBlocks<BlockRecord>;
   /** Recently freed blocks of split heaps, by size (Note [front cache]); null where none is kept. */
   readonly front: FrontCache | null;
   /** The pool's running statistics. */
@@ -161,7 +161,7 @@ export function newPool(name: PoolName, alignment: number, split: boolean, front
     name,
     tlsf: split ? new Tlsf(alignment) : null,
     heaps: new Set(),
-    cached: new CachedBlocks(),
+    cached: new CachedBlocks<BlockRecord>(),
     front: split && frontMax > 0 ? new FrontCache(alignment, frontMax) : null,
     counters: emptyPoolCounters(),
   };
