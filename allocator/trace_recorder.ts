@@ -155,7 +155,7 @@ export class TraceRecorder {
     const { id, requestedSize: requested, offset, size, label } = block;
     const usage = USAGE_CODE[block.usage];
     if (this.#stacks && pool !== "scalar") {
-      this.#record(usage | POOL_CODE[pool] | LABELLED, 5, id, requested, heap, offset, size);
+      this.#record(usage | POOL_CODE[pool] | LABELLED, [id, requested, heap, offset, size]);
       this.#word(this.#siteIndex(label));
       return;
     }
@@ -175,11 +175,11 @@ export class TraceRecorder {
       this.#o = o;
       this.#count = n + 1;
     } else if (pool === "scalar") {
-      this.#record(2, 4, id, heap, offset, size, 0);
+      this.#record(2, [id, heap, offset, size]);
     } else if (label === undefined) {
-      this.#record(usage | POOL_CODE[pool], 5, id, requested, heap, offset, size);
+      this.#record(usage | POOL_CODE[pool], [id, requested, heap, offset, size]);
     } else {
-      this.#record(usage | POOL_CODE[pool] | LABELLED, 5, id, requested, heap, offset, size);
+      this.#record(usage | POOL_CODE[pool] | LABELLED, [id, requested, heap, offset, size]);
       this.#word(this.#labelIndex(label));
     }
   }
@@ -196,48 +196,48 @@ export class TraceRecorder {
       this.#count = n + 1;
       return;
     }
-    this.#record(pending ? 1 | FLAG : 1, 1, id, 0, 0, 0, 0);
+    this.#record(pending ? 1 | FLAG : 1, [id]);
   }
 
   /** `submit()` was called. */
   submit(): void {
-    this.#record(3, 0, 0, 0, 0, 0, 0);
+    this.#record(3, []);
   }
 
   /** `emptyCache()` was called. */
   emptyCache(): void {
-    this.#record(4, 0, 0, 0, 0, 0, 0);
+    this.#record(4, []);
   }
 
   /** A heap was made. */
   heap(id: number, size: number, pool: string, isSplit: boolean): void {
-    this.#record(5 | POOL_CODE[pool] | (isSplit ? FLAG : 0), 2, id, size, 0, 0, 0);
+    this.#record(5 | POOL_CODE[pool] | (isSplit ? FLAG : 0), [id, size]);
   }
 
   /** A heap was released. */
   release(id: number): void {
-    this.#record(6, 1, id, 0, 0, 0, 0);
+    this.#record(6, [id]);
   }
 
   /** An allocation failed. */
   oom(requested: number, pool: string): void {
-    this.#record(7 | POOL_CODE[pool], 1, requested, 0, 0, 0, 0);
+    this.#record(7 | POOL_CODE[pool], [requested]);
   }
 
   /** A cached unsplit heap became a split heap. */
   split(id: number): void {
-    this.#record(9, 1, id, 0, 0, 0, 0);
+    this.#record(9, [id]);
   }
 
   /** `beginIteration(key)` was called, or `endIteration()` (key null). */
   iter(key: string | null): void {
-    this.#record(10 | (key === null ? 0 : LABELLED), 0, 0, 0, 0, 0, 0);
+    this.#record(10 | (key === null ? 0 : LABELLED), []);
     if (key !== null) this.#word(this.#labelIndex(key));
   }
 
   /** `resetPeakStats()` was called. */
   resetPeak(): void {
-    this.#record(8, 0, 0, 0, 0, 0, 0);
+    this.#record(8, []);
   }
 
   /** Events recorded so far. */
@@ -347,8 +347,11 @@ export class TraceRecorder {
     };
   }
 
-  /** Writes a record: the head word and `n` fields (of a..e), two words each if any is wide. */
-  #record(head: number, n: number, a: number, b: number, c: number, d: number, e: number): void {
+  /**
+   * Writes a record: the head word and its fields, two words each if any is
+   * wide. The hot events (placed, free) write their words directly instead.
+   */
+  #record(head: number, fields: readonly number[]): void {
     if ((this.#count & (CLOCK_EVERY - 1)) === 0 || (head & 15) > 2) {
       this.#clock.push(this.#count, performance.now() - this.#t0);
     }
@@ -362,19 +365,16 @@ export class TraceRecorder {
       o = 0;
     }
     // Fields are non-negative integers: if their sum fits 32 bits, each does.
-    if (a + b + c + d + e <= 0xffffffff) {
+    let sum = 0;
+    for (const v of fields) sum += v;
+    if (sum <= 0xffffffff) {
       chunk[o++] = head;
-      if (n > 0) chunk[o++] = a;
-      if (n > 1) chunk[o++] = b;
-      if (n > 2) chunk[o++] = c;
-      if (n > 3) chunk[o++] = d;
-      if (n > 4) chunk[o++] = e;
+      for (const v of fields) chunk[o++] = v;
     } else {
       chunk[o++] = head | WIDE;
-      const fields = [a, b, c, d, e];
-      for (let k = 0; k < n; k++) {
-        chunk[o++] = fields[k] % 2 ** 32;
-        chunk[o++] = Math.floor(fields[k] / 2 ** 32);
+      for (const v of fields) {
+        chunk[o++] = v % 2 ** 32;
+        chunk[o++] = Math.floor(v / 2 ** 32);
       }
     }
     this.#o = o;
