@@ -1142,20 +1142,21 @@ export class HeapAllocator implements BlockOwner {
    * record holds.
    */
   #newBlock(pool: Pool, r: BlockRecord, heap: Heap, range: Range | null, reused: boolean): Block {
+    // Read once and stored unconditionally: the hot path stays as short as it was.
+    const size = range ? range.size : r.size;
     r.id = this.#nextBlockId++;
     r.heap = heap;
     r.range = range;
+    r.size = size;
     r.bornAtOp = this.#ops;
     // The heap names its blocks, so a snapshot can walk them.
     if (range) {
-      r.size = range.size;
       r.offset = range.offset;
       range.tag = r;
     } else {
       heap.block = r;
     }
     const block = new Block(r, heap.buffer);
-    const size = r.size;
     const c = pool.counters;
     const t = this.#totals;
     // A block the caller keeps as a cache counts as cached bytes, in no figure of blocks.
