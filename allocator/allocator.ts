@@ -280,8 +280,7 @@ export class HeapAllocator implements BlockOwner {
     this.#checkAlive("set the high watermark");
     const high = parseBytes(bytes, "highWatermark");
     checkWatermarks(high, this.#heaps.low);
-    this.#heaps.high = high;
-    if (high > 0 && this.#totals.reserved.current > high) this.#heaps.releaseIdle(null, high);
+    this.#heaps.setWatermarks(high, this.#heaps.low);
   }
 
   /** The soft limit on reserved bytes (0: none). */
@@ -313,14 +312,13 @@ export class HeapAllocator implements BlockOwner {
     if (this.#plans?.active === true && usage === "storage") {
       return this.#allocPlanned(pool, size, options?.label);
     }
-    const r = newRecord(
-      this,
-      pool.name,
-      size,
-      this.#sizes.round(pool.name, size),
+    const r = newRecord(this, {
+      pool: pool.name,
+      requestedSize: size,
+      size: this.#sizes.round(pool.name, size),
       usage,
-      options?.label,
-    );
+      label: options?.label,
+    });
     r.cached = options?.cached === true;
     return this.#place(pool, r);
   }
@@ -354,14 +352,13 @@ export class HeapAllocator implements BlockOwner {
     }
     this.#throwDeviceError();
     this.#ops++;
-    const r = newRecord(
-      this,
-      "scalar",
-      4,
-      this.#sizes.round("scalar", 4),
-      "uniform",
-      `scalar ${type}`,
-    );
+    const r = newRecord(this, {
+      pool: "scalar",
+      requestedSize: 4,
+      size: this.#sizes.round("scalar", 4),
+      usage: "uniform",
+      label: `scalar ${type}`,
+    });
     const block = this.#place(this.#pools.scalar, r);
     const data = type === "f32"
       ? new Float32Array([value])
@@ -562,8 +559,7 @@ export class HeapAllocator implements BlockOwner {
     for (const counters of [this.#totals, ...POOL_NAMES.map((n) => this.#pools[n].counters)]) {
       resetAccumulated(counters);
     }
-    this.#heaps.retries = 0;
-    this.#heaps.ooms = 0;
+    this.#heaps.resetCounts();
   }
 
   /**
@@ -724,7 +720,8 @@ export class HeapAllocator implements BlockOwner {
     this.#checkAlive("start recording");
     const recorder = new TraceRecorder(this.settings(), options);
     if (this.#totals.heaps > 0) recorder.begin(this.snapshot());
-    this.#recorder = this.#heaps.recorder = recorder;
+    this.#recorder = recorder;
+    this.#heaps.record(recorder);
     this.#watched = true;
   }
 
@@ -738,7 +735,8 @@ export class HeapAllocator implements BlockOwner {
     if (!recorder) {
       throw new AllocatorError("Cannot stop recording: no recording was started");
     }
-    this.#recorder = this.#heaps.recorder = null;
+    this.#recorder = null;
+    this.#heaps.record(null);
     this.#watched = this.#watchedNow();
     return recorder.finish();
   }
@@ -916,14 +914,13 @@ export class HeapAllocator implements BlockOwner {
   #allocPlanned(pool: Pool, size: number, label: string | undefined): Block {
     const planned = this.#plans!.alloc(size, label);
     if (planned !== null) return planned;
-    const r = newRecord(
-      this,
-      pool.name,
-      size,
-      this.#sizes.round(pool.name, size),
-      "storage",
+    const r = newRecord(this, {
+      pool: pool.name,
+      requestedSize: size,
+      size: this.#sizes.round(pool.name, size),
+      usage: "storage",
       label,
-    );
+    });
     const block = this.#place(pool, r);
     this.#plans!.placedOnline(r);
     return block;
@@ -938,7 +935,13 @@ export class HeapAllocator implements BlockOwner {
     this.#flushFront();
     this.#heaps.releaseIdle("small", 0);
     this.#heaps.releaseIdle("large", 0);
-    const r = newRecord(this, "large", size, size, "storage", `plan ${JSON.stringify(key)}`);
+    const r = newRecord(this, {
+      pool: "large",
+      requestedSize: size,
+      size,
+      usage: "storage",
+      label: `plan ${JSON.stringify(key)}`,
+    });
     const heap = this.#heaps.obtain(r, size, false);
     r.id = this.#nextBlockId++;
     r.heap = heap;
@@ -958,11 +961,17 @@ export class HeapAllocator implements BlockOwner {
     requested: number,
     label: string | undefined,
   ): Block {
-    const r = newRecord(this, "large", requested, size, "storage", label);
+    const r = newRecord(this, {
+      pool: "large",
+      requestedSize: requested,
+      size,
+      usage: "storage",
+      label,
+    });
     r.offset = offset;
     // #newBlock names a range-less block its heap's own: the arena keeps its record.
     const own = arena.block;
-    const block = this.#newBlock(this.#pools.large, r, arena, null, size, true);
+    const block = this.#newBlock(this.#pools.large, r, arena, null, true);
     arena.block = own;
     return block;
   }
@@ -1041,7 +1050,8 @@ export class HeapAllocator implements BlockOwner {
       const heap = cached.heap;
       this.#heaps.busy(heap);
       heap.live = 1;
-      return this.#newBlock(pool, r, heap, null, staging ? cached.size : r.size, true);
+      if (staging) r.size = cached.size;
+      return this.#newBlock(pool, r, heap, null, true);
     }
     // A free range of a split heap costs no new memory: better than a new dedicated heap.
     if (!staging) {
@@ -1052,7 +1062,8 @@ export class HeapAllocator implements BlockOwner {
     if (this.#submitToReuse(pool, r.size, heapSize)) return this.#place(pool, r);
     const heap = this.#obtain(r, heapSize, false);
     heap.live = 1;
-    return this.#newBlock(pool, r, heap, null, staging ? heap.size : r.size, false);
+    if (staging) r.size = heap.size;
+    return this.#newBlock(pool, r, heap, null, false);
   }
 
   /** A block in a new split heap of `heapSize` bytes (or a cached unsplit one, split). */
@@ -1086,7 +1097,7 @@ export class HeapAllocator implements BlockOwner {
       pool.counters.frontCacheHits++;
       this.#totals.frontCacheHits++;
     }
-    return this.#newBlock(pool, r, heap, range, range.size, true);
+    return this.#newBlock(pool, r, heap, range, true);
   }
 
   /** Makes a heap for `r`, the front cache flushed first: the heaps it holds may go idle. */
@@ -1122,18 +1133,17 @@ export class HeapAllocator implements BlockOwner {
   #blockInRange(pool: Pool, r: BlockRecord, range: Range, reused: boolean): Block {
     const heap = range.region.owner as Heap;
     if (heap.live++ === 0) this.#heaps.busy(heap);
-    return this.#newBlock(pool, r, heap, range, range.size, reused);
+    return this.#newBlock(pool, r, heap, range, reused);
   }
 
-  /** Completes the record of a block placed in `heap` (in `range`, or all of it) and hands it out. */
-  #newBlock(
-    pool: Pool,
-    r: BlockRecord,
-    heap: Heap,
-    range: Range | null,
-    size: number,
-    reused: boolean,
-  ): Block {
+  /**
+   * Completes the record of a block placed in `heap` and hands it out: in
+   * `range`, whose size it takes, or all of the heap, with the size the
+   * record holds.
+   */
+  #newBlock(pool: Pool, r: BlockRecord, heap: Heap, range: Range | null, reused: boolean): Block {
+    // Read once and stored unconditionally: the hot path stays as short as it was.
+    const size = range ? range.size : r.size;
     r.id = this.#nextBlockId++;
     r.heap = heap;
     r.range = range;
@@ -1284,7 +1294,8 @@ export class HeapAllocator implements BlockOwner {
   }
 
   #throwDeviceError(): void {
-    if (this.#heaps.deviceError !== null) throw this.#heaps.takeDeviceError();
+    const error = this.#heaps.takeDeviceError();
+    if (error !== null) throw error;
   }
 
   #say(line: string): void {

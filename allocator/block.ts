@@ -63,30 +63,31 @@ export interface BlockRecord extends AllocRequest {
   cached: boolean;
 }
 
+/** @internal what a block is made for: a request, its usage and its label. */
+export interface BlockRequest extends AllocRequest {
+  /** What the block is for. */
+  readonly usage: Usage;
+  /** The caller's label, if any. */
+  readonly label: string | undefined;
+}
+
 /**
  * @internal a record for a request of `requestedSize` bytes (`size` once
  * rounded), not yet placed: placement sets its heap, range, offset and id.
  */
-export function newRecord(
-  owner: BlockOwner,
-  pool: PoolName,
-  requestedSize: number,
-  size: number,
-  usage: Usage,
-  label: string | undefined,
-): BlockRecord {
+export function newRecord(owner: BlockOwner, request: BlockRequest): BlockRecord {
   return {
     owner,
-    pool,
-    size,
-    requestedSize,
+    pool: request.pool,
+    size: request.size,
+    requestedSize: request.requestedSize,
     id: 0,
     // Placement sets it before anything reads it; a record never escapes unplaced.
     heap: null as unknown as Heap,
     range: null,
     offset: 0,
-    usage,
-    label,
+    usage: request.usage,
+    label: request.label,
     state: "live",
     touched: false,
     bornAtOp: 0,
@@ -135,7 +136,7 @@ export interface Pool {
   /** Every heap of the pool, oldest first. */
   readonly heaps: Set<Heap>;
   /** Freed blocks of unsplit heaps, by size, ready for reuse. */
-  readonly cached: CachedBlocks;
+  readonly cached: CachedBlocks<BlockRecord>;
   /** Recently freed blocks of split heaps, by size (Note [front cache]); null where none is kept. */
   readonly front: FrontCache | null;
   /** The pool's running statistics. */
@@ -161,7 +162,7 @@ export function newPool(name: PoolName, alignment: number, split: boolean, front
     name,
     tlsf: split ? new Tlsf(alignment) : null,
     heaps: new Set(),
-    cached: new CachedBlocks(),
+    cached: new CachedBlocks<BlockRecord>(),
     front: split && frontMax > 0 ? new FrontCache(alignment, frontMax) : null,
     counters: emptyPoolCounters(),
   };

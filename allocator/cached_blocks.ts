@@ -16,29 +16,34 @@
  * @module
  */
 
-import type { BlockRecord } from "./block.ts";
+/** What {@linkcode CachedBlocks} can hold: anything with a size in bytes. */
+export interface Sized {
+  /** Size in bytes. */
+  readonly size: number;
+}
 
 /**
  * @internal freed blocks of unsplit heaps, by size; among blocks of one
- * size, the one cached first is taken first.
+ * size, the one cached first is taken first. Generic over what it caches
+ * (the allocator's block records), so it knows nothing of blocks but their
+ * size.
  *
  * @example
  * ```ts
  * import { CachedBlocks } from "./cached_blocks.ts";
- * import type { BlockRecord } from "./block.ts";
  * import assert from "node:assert/strict";
  *
- * const cache = new CachedBlocks();
- * const rec = (id: number, size: number) => ({ id, size }) as BlockRecord;
+ * const cache = new CachedBlocks<{ id: number; size: number }>();
+ * const rec = (id: number, size: number) => ({ id, size });
  * for (const r of [rec(1, 4096), rec(2, 8192), rec(3, 4096)]) cache.add(r);
  * assert.equal(cache.take(3000, 5000)?.id, 1);
  * assert.equal(cache.take(5000, 6000), null, "nothing within the bound");
  * assert.equal(cache.largest(), 8192);
  * ```
  */
-export class CachedBlocks {
+export class CachedBlocks<T extends Sized> {
   /** The blocks of each size, in the order they were cached. */
-  #bySize = new Map<number, Set<BlockRecord>>();
+  #bySize = new Map<number, Set<T>>();
   /** The sizes present, ascending. */
   #sizes: number[] = [];
   #count = 0;
@@ -49,7 +54,7 @@ export class CachedBlocks {
   }
 
   /** Caches a block. */
-  add(record: BlockRecord): void {
+  add(record: T): void {
     let same = this.#bySize.get(record.size);
     if (!same) {
       same = new Set();
@@ -61,7 +66,7 @@ export class CachedBlocks {
   }
 
   /** Removes a block; false if it was not cached. */
-  delete(record: BlockRecord): boolean {
+  delete(record: T): boolean {
     const same = this.#bySize.get(record.size);
     if (!same?.delete(record)) return false;
     this.#count--;
@@ -79,8 +84,8 @@ export class CachedBlocks {
   take(
     min: number,
     max: number,
-    usable: (record: BlockRecord) => boolean = () => true,
-  ): BlockRecord | null {
+    usable: (record: T) => boolean = () => true,
+  ): T | null {
     const sizes = this.#sizes;
     for (let i = this.#firstAtLeast(min); i < sizes.length && sizes[i] <= max; i++) {
       for (const record of this.#bySize.get(sizes[i])!) {
@@ -99,7 +104,7 @@ export class CachedBlocks {
   }
 
   /** Every block cached, smallest sizes first. */
-  *[Symbol.iterator](): IterableIterator<BlockRecord> {
+  *[Symbol.iterator](): IterableIterator<T> {
     for (const size of this.#sizes) yield* this.#bySize.get(size)!;
   }
 

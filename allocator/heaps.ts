@@ -44,16 +44,6 @@ export class Heaps {
   readonly pools: Record<PoolName, Pool>;
   /** The counters of all pools together. */
   readonly totals: PoolCounters;
-  /** The trace being recorded, or null. */
-  recorder: TraceRecorder | null = null;
-  /** Hard limit on reserved bytes (0: none). */
-  high: number;
-  /** Soft limit on reserved bytes (0: none). */
-  low: number;
-  /** Heap creations retried after releasing cached memory. */
-  retries = 0;
-  /** Requests refused for lack of memory, and heaps the device refused. */
-  ooms = 0;
   #memory: GpuMemory;
   #budget: MemoryBudget | undefined;
   #conf: AllocConf;
@@ -66,10 +56,14 @@ export class Heaps {
   #newestIdle: Heap | null = null;
   #nextId = 1;
   #destroyed = false;
-  /** The device's latest refusal of a heap, not yet reported. */
-  deviceError: OutOfMemoryError | AllocatorError | null = null;
-  /** Why the device was lost, once it was; null until then. */
-  lost: { reason: string; message: string } | null = null;
+  #recorder: TraceRecorder | null = null;
+  #high: number;
+  #low: number;
+  #retries = 0;
+  #ooms = 0;
+  // The device's latest refusal of a heap, not yet reported.
+  #deviceError: OutOfMemoryError | AllocatorError | null = null;
+  #lost: { reason: string; message: string } | null = null;
   /** What refused the last heap that could not be made. */
   #refusedBy: "watermark" | "budget" | null = null;
 
@@ -81,8 +75,8 @@ export class Heaps {
   constructor(pools: Record<PoolName, Pool>, totals: PoolCounters, options: HeapsOptions) {
     this.pools = pools;
     this.totals = totals;
-    this.high = options.highWatermark;
-    this.low = options.lowWatermark;
+    this.#high = options.highWatermark;
+    this.#low = options.lowWatermark;
     this.#budget = options.budget;
     this.#conf = options.conf;
     this.#debug = options.debug;
@@ -90,7 +84,7 @@ export class Heaps {
     this.#memory = new GpuMemory(options.device, options.budget, {
       refused: (heap, message) => this.#onDeviceRefused(heap, message),
       failed: (heap, error) => {
-        this.deviceError = new AllocatorError(
+        this.#deviceError = new AllocatorError(
           `gpuheap internal error while handling the device's verdict on heap #${heap.id}: ${
             error instanceof Error ? error.message : error
           }`,
@@ -98,9 +92,55 @@ export class Heaps {
         );
       },
       lost: (reason, message) => {
-        this.lost ??= { reason, message };
+        this.#lost ??= { reason, message };
       },
     });
+  }
+
+  /** Hard limit on reserved bytes (0: none). */
+  get high(): number {
+    return this.#high;
+  }
+
+  /** Soft limit on reserved bytes (0: none). */
+  get low(): number {
+    return this.#low;
+  }
+
+  /** Heap creations retried after releasing cached memory. */
+  get retries(): number {
+    return this.#retries;
+  }
+
+  /** Requests refused for lack of memory, and heaps the device refused. */
+  get ooms(): number {
+    return this.#ooms;
+  }
+
+  /** Why the device was lost, once it was; null until then. */
+  get lost(): { reason: string; message: string } | null {
+    return this.#lost;
+  }
+
+  /**
+   * Changes the watermarks (0: none). Reserved bytes above the new hard
+   * limit release idle heaps, oldest first, until they fit.
+   */
+  setWatermarks(high: number, low: number): void {
+    this.#high = high;
+    this.#low = low;
+    if (high > 0 && this.totals.reserved.current > high) this.releaseIdle(null, high);
+  }
+
+  /** Records heaps made and released, and requests refused, into `recorder` (null: stop). */
+  record(recorder: TraceRecorder | null): void {
+    this.#recorder = recorder;
+  }
+
+  /** Clears the counts of retries and OOMs. */
+  resetCounts(): void {
+    this.#retries = 0;
+    this.#ooms = 0;
   }
 
   /** Makes a heap of `heapSize` bytes for `req`, releasing cached memory and retrying before giving up. */
@@ -108,8 +148,8 @@ export class Heaps {
     const pool = this.pools[req.pool];
     const size = req.size;
     const t = this.totals;
-    if (this.low > 0 && t.reserved.current + heapSize > this.low) {
-      this.releaseIdle(null, Math.max(0, this.low - heapSize));
+    if (this.#low > 0 && t.reserved.current + heapSize > this.#low) {
+      this.releaseIdle(null, Math.max(0, this.#low - heapSize));
     }
     const ratio = this.#conf.maxReservedRatio;
     if (ratio > 0) {
@@ -131,12 +171,12 @@ export class Heaps {
     let heap = this.#create(pool, heapSize, isSplit);
     if (heap) return heap;
     if (this.releaseIdle(pool.name, 0) > 0) {
-      this.retries++;
+      this.#retries++;
       heap = this.#create(pool, heapSize, isSplit);
       if (heap) return heap;
     }
     if (this.releaseIdle(null, 0) > 0) {
-      this.retries++;
+      this.#retries++;
       heap = this.#create(pool, heapSize, isSplit);
       if (heap) return heap;
     }
@@ -144,7 +184,7 @@ export class Heaps {
     // retrying. Only worth it when the budget refused: others releasing cannot
     // lower this allocator's own reserved bytes under its high watermark.
     while (this.#refusedBy === "budget" && this.#budget?.relieve(heapSize)) {
-      this.retries++;
+      this.#retries++;
       heap = this.#create(pool, heapSize, isSplit);
       if (heap) return heap;
     }
@@ -153,12 +193,12 @@ export class Heaps {
       heap = this.#create(pool, size, isSplit);
       if (heap) return heap;
     }
-    this.ooms++;
-    this.recorder?.oom(req.requestedSize, pool.name);
+    this.#ooms++;
+    this.#recorder?.oom(req.requestedSize, pool.name);
     throw new OutOfMemoryError({
       allocated: t.allocated.current,
       cached: t.reserved.current - t.allocated.current,
-      limit: this.#budget?.limit || this.high,
+      limit: this.#budget?.limit || this.#high,
       requested: req.requestedSize,
       pool: pool.name,
       detail: this.#budget?.describe(),
@@ -177,7 +217,9 @@ export class Heaps {
       return;
     }
     this.#linkIdle(heap);
-    if (this.low > 0 && this.totals.reserved.current > this.low) this.releaseIdle(null, this.low);
+    if (this.#low > 0 && this.totals.reserved.current > this.#low) {
+      this.releaseIdle(null, this.#low);
+    }
   }
 
   /**
@@ -214,7 +256,7 @@ export class Heaps {
     subStat(pool.counters.reserved, this.totals.reserved, heap.size);
     pool.counters.heaps--;
     this.totals.heaps--;
-    this.recorder?.release(heap.id);
+    this.#recorder?.release(heap.id);
     if (this.#debug.releases) {
       this.#say(
         `released heap #${heap.id} of ${formatBytes(heap.size)} on ${heap.pool} pool` +
@@ -233,8 +275,8 @@ export class Heaps {
 
   /** The device's refusal of a heap, once: null if none came since the last call. */
   takeDeviceError(): OutOfMemoryError | AllocatorError | null {
-    const error = this.deviceError;
-    this.deviceError = null;
+    const error = this.#deviceError;
+    if (error !== null) this.#deviceError = null;
     return error;
   }
 
@@ -266,7 +308,7 @@ export class Heaps {
   /** A new heap, or null if the watermark or the shared budget has no room for it. */
   #create(pool: Pool, size: number, isSplit: boolean): Heap | null {
     const t = this.totals;
-    if (this.high > 0 && t.reserved.current + size > this.high) {
+    if (this.#high > 0 && t.reserved.current + size > this.#high) {
       this.#refusedBy = "watermark";
       return null;
     }
@@ -287,7 +329,7 @@ export class Heaps {
     addHeapCount(pool.counters, t);
     pool.counters.createBufferCalls++;
     t.createBufferCalls++;
-    this.recorder?.heap(heap.id, size, pool.name, isSplit);
+    this.#recorder?.heap(heap.id, size, pool.name, isSplit);
     if (this.#debug.allocations) {
       this.#say(
         `new ${isSplit ? "" : "unsplit "}heap #${heap.id} of ${
@@ -305,12 +347,12 @@ export class Heaps {
   #onDeviceRefused(heap: Heap, message: string): void {
     if (this.#destroyed || heap.lost) return;
     heap.lost = true;
-    this.ooms++;
+    this.#ooms++;
     const t = this.totals;
-    this.deviceError = new OutOfMemoryError({
+    this.#deviceError = new OutOfMemoryError({
       allocated: t.allocated.current,
       cached: t.reserved.current - t.allocated.current,
-      limit: this.high,
+      limit: this.#high,
       requested: heap.size,
       pool: heap.pool,
       device: true,

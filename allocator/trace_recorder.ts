@@ -83,6 +83,8 @@ export class TraceRecorder {
   #used: number[] = [];
   #chunk = new Uint32Array(0);
   #o = 0;
+  /** The record being written is wide: its fields take two words each. */
+  #wide = false;
   #count = 0;
   /** Clock readings: event index and milliseconds since the start, alternating. */
   #clock: number[] = [];
@@ -155,7 +157,7 @@ export class TraceRecorder {
     const { id, requestedSize: requested, offset, size, label } = block;
     const usage = USAGE_CODE[block.usage];
     if (this.#stacks && pool !== "scalar") {
-      this.#record(usage | POOL_CODE[pool] | LABELLED, 5, id, requested, heap, offset, size);
+      this.#recordPlaced(usage | POOL_CODE[pool] | LABELLED, block, heap);
       this.#word(this.#siteIndex(label));
       return;
     }
@@ -175,11 +177,11 @@ export class TraceRecorder {
       this.#o = o;
       this.#count = n + 1;
     } else if (pool === "scalar") {
-      this.#record(2, 4, id, heap, offset, size, 0);
+      this.#recordPlaced(2, block, heap);
     } else if (label === undefined) {
-      this.#record(usage | POOL_CODE[pool], 5, id, requested, heap, offset, size);
+      this.#recordPlaced(usage | POOL_CODE[pool], block, heap);
     } else {
-      this.#record(usage | POOL_CODE[pool] | LABELLED, 5, id, requested, heap, offset, size);
+      this.#recordPlaced(usage | POOL_CODE[pool] | LABELLED, block, heap);
       this.#word(this.#labelIndex(label));
     }
   }
@@ -196,48 +198,48 @@ export class TraceRecorder {
       this.#count = n + 1;
       return;
     }
-    this.#record(pending ? 1 | FLAG : 1, 1, id, 0, 0, 0, 0);
+    this.#record(pending ? 1 | FLAG : 1, 1, id);
   }
 
   /** `submit()` was called. */
   submit(): void {
-    this.#record(3, 0, 0, 0, 0, 0, 0);
+    this.#record(3, 0);
   }
 
   /** `emptyCache()` was called. */
   emptyCache(): void {
-    this.#record(4, 0, 0, 0, 0, 0, 0);
+    this.#record(4, 0);
   }
 
   /** A heap was made. */
   heap(id: number, size: number, pool: string, isSplit: boolean): void {
-    this.#record(5 | POOL_CODE[pool] | (isSplit ? FLAG : 0), 2, id, size, 0, 0, 0);
+    this.#record(5 | POOL_CODE[pool] | (isSplit ? FLAG : 0), 2, id, size);
   }
 
   /** A heap was released. */
   release(id: number): void {
-    this.#record(6, 1, id, 0, 0, 0, 0);
+    this.#record(6, 1, id);
   }
 
   /** An allocation failed. */
   oom(requested: number, pool: string): void {
-    this.#record(7 | POOL_CODE[pool], 1, requested, 0, 0, 0, 0);
+    this.#record(7 | POOL_CODE[pool], 1, requested);
   }
 
   /** A cached unsplit heap became a split heap. */
   split(id: number): void {
-    this.#record(9, 1, id, 0, 0, 0, 0);
+    this.#record(9, 1, id);
   }
 
   /** `beginIteration(key)` was called, or `endIteration()` (key null). */
   iter(key: string | null): void {
-    this.#record(10 | (key === null ? 0 : LABELLED), 0, 0, 0, 0, 0, 0);
+    this.#record(10 | (key === null ? 0 : LABELLED), 0);
     if (key !== null) this.#word(this.#labelIndex(key));
   }
 
   /** `resetPeakStats()` was called. */
   resetPeak(): void {
-    this.#record(8, 0, 0, 0, 0, 0, 0);
+    this.#record(8, 0);
   }
 
   /** Events recorded so far. */
@@ -347,37 +349,58 @@ export class TraceRecorder {
     };
   }
 
-  /** Writes a record: the head word and `n` fields (of a..e), two words each if any is wide. */
-  #record(head: number, n: number, a: number, b: number, c: number, d: number, e: number): void {
+  /**
+   * Writes a record of `n` fields (0 to 2: a, b). The hot events (placed,
+   * free) write their words directly; placements off that path go through
+   * `#recordPlaced`.
+   */
+  #record(head: number, n: number, a = 0, b = 0): void {
+    this.#begin(head, a + b > 0xffffffff);
+    if (n > 0) this.#field(a);
+    if (n > 1) this.#field(b);
+  }
+
+  /** Writes a placement's record: id, requested bytes (not for a scalar), heap, offset, size. */
+  #recordPlaced(head: number, block: PlacedBlock, heap: number): void {
+    const { id, requestedSize, offset, size } = block;
+    const scalar = head === 2;
+    this.#begin(head, id + (scalar ? 0 : requestedSize) + heap + offset + size > 0xffffffff);
+    this.#field(id);
+    if (!scalar) this.#field(requestedSize);
+    this.#field(heap);
+    this.#field(offset);
+    this.#field(size);
+  }
+
+  /**
+   * Begins a record: ticks the clock when due, makes room, and writes the
+   * head word; `wide` when a field reaches 2^32 (fields are non-negative
+   * integers: if their sum fits 32 bits, each does), and then every field
+   * takes two words.
+   */
+  #begin(head: number, wide: boolean): void {
     if ((this.#count & (CLOCK_EVERY - 1)) === 0 || (head & 15) > 2) {
       this.#clock.push(this.#count, performance.now() - this.#t0);
     }
     this.#count++;
-    let chunk = this.#chunk;
-    let o = this.#o;
-    if (o + MAX_RECORD + 1 > chunk.length) {
-      /* + 1: a label */ if (this.#chunks.length > 0) this.#used.push(o);
-      chunk = this.#chunk = new Uint32Array(CHUNK_WORDS);
-      this.#chunks.push(chunk);
-      o = 0;
+    if (this.#o + MAX_RECORD + 1 > this.#chunk.length) {
+      /* + 1: a label */ if (this.#chunks.length > 0) this.#used.push(this.#o);
+      this.#chunk = new Uint32Array(CHUNK_WORDS);
+      this.#chunks.push(this.#chunk);
+      this.#o = 0;
     }
-    // Fields are non-negative integers: if their sum fits 32 bits, each does.
-    if (a + b + c + d + e <= 0xffffffff) {
-      chunk[o++] = head;
-      if (n > 0) chunk[o++] = a;
-      if (n > 1) chunk[o++] = b;
-      if (n > 2) chunk[o++] = c;
-      if (n > 3) chunk[o++] = d;
-      if (n > 4) chunk[o++] = e;
+    this.#wide = wide;
+    this.#chunk[this.#o++] = wide ? head | WIDE : head;
+  }
+
+  /** Writes a field of the record begun: one word, or two (lo, hi) in a wide record. */
+  #field(value: number): void {
+    if (!this.#wide) {
+      this.#chunk[this.#o++] = value;
     } else {
-      chunk[o++] = head | WIDE;
-      const fields = [a, b, c, d, e];
-      for (let k = 0; k < n; k++) {
-        chunk[o++] = fields[k] % 2 ** 32;
-        chunk[o++] = Math.floor(fields[k] / 2 ** 32);
-      }
+      this.#chunk[this.#o++] = value % 2 ** 32;
+      this.#chunk[this.#o++] = Math.floor(value / 2 ** 32);
     }
-    this.#o = o;
   }
 
   /** Appends one word to the record just written (room was left for it). */

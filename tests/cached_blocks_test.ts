@@ -2,14 +2,18 @@
 // bound, first cached first among equal sizes, deletes, and a cost per
 // operation that does not grow with the number of blocks cached.
 import assert from "node:assert/strict";
-import type { BlockRecord } from "../allocator/block.ts";
 import { CachedBlocks } from "../allocator/cached_blocks.ts";
 import { rng } from "./_util.ts";
 
-const rec = (id: number, size: number) => ({ id, size }) as BlockRecord;
+/** A record as the cache sees it: an id and a size. */
+interface Rec {
+  id: number;
+  size: number;
+}
+const rec = (id: number, size: number): Rec => ({ id, size });
 
 Deno.test("CachedBlocks.take() returns the smallest block within the bound, first cached first", () => {
-  const cache = new CachedBlocks();
+  const cache = new CachedBlocks<Rec>();
   const blocks = [rec(1, 30), rec(2, 10), rec(3, 20), rec(4, 20), rec(5, 40)];
   for (const b of blocks) cache.add(b);
   assert.equal(cache.size, 5);
@@ -26,7 +30,7 @@ Deno.test("CachedBlocks.take() returns the smallest block within the bound, firs
 });
 
 Deno.test("CachedBlocks.delete() removes one block, once", () => {
-  const cache = new CachedBlocks();
+  const cache = new CachedBlocks<Rec>();
   const [a, b, c] = [rec(1, 64), rec(2, 64), rec(3, 128)];
   for (const r of [a, b, c]) cache.add(r);
   assert.equal(cache.delete(b), true);
@@ -42,8 +46,8 @@ Deno.test("CachedBlocks.delete() removes one block, once", () => {
 
 Deno.test("CachedBlocks agrees with a sorted list through random adds, deletes and takes", () => {
   const random = rng(7);
-  const cache = new CachedBlocks();
-  let model: BlockRecord[] = [];
+  const cache = new CachedBlocks<Rec>();
+  let model: Rec[] = [];
   for (let step = 0; step < 5000; step++) {
     const x = random();
     if (x < 0.5 || model.length === 0) {

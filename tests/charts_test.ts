@@ -91,10 +91,14 @@ Deno.test("areaChart() keeps every mark's line off the other marks' labels", () 
   const series = emptySeries();
   // Near each other either way round, the second label wide enough to reach past the first line.
   for (const [a, r] of [[12, 10], [10, 12], [50, 50], [97, 99]]) {
-    const svg = String(areaChart("t", series, axis, 1 << 20, [
-      { x: a, label: "peak allocated 1.00 MiB", kind: "allocated" },
-      { x: r, label: "peak reserved 2.00 MiB, a long label", kind: "reserved" },
-    ]));
+    const svg = String(areaChart("t", series, {
+      axis,
+      max: 1 << 20,
+      marks: [
+        { x: a, label: "peak allocated 1.00 MiB", kind: "allocated" },
+        { x: r, label: "peak reserved 2.00 MiB, a long label", kind: "reserved" },
+      ],
+    }));
     const marks = markParts(svg);
     assert.deepEqual(marks.map((m) => m.kind), ["allocated", "reserved"]);
     for (const label of marks) {
@@ -144,7 +148,12 @@ Deno.test("timelineChart() draws a block shorter than a column MIN_BAND_PX wide,
     rest: { x: [], under: [], bytes: [] },
   };
   const svg = String(
-    timelineChart(layout, axis, 200, [], () => ({ color: "#000", tip: "" }), emptySeries()),
+    timelineChart(
+      layout,
+      { axis, max: 200, marks: [] },
+      () => ({ color: "#000", tip: "" }),
+      emptySeries(),
+    ),
   );
   const drawn = [...svg.matchAll(/<polygon class="band" data-block="(\d+)"[^>]*points="([^"]*)"/g)]
     .map(([, block, points]) => {

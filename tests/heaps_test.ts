@@ -100,7 +100,7 @@ Deno.test("Heaps.obtain() and emptied() above the low watermark release idle hea
   assert.equal(heaps.totals.reserved.current, 40 * MiB, "below the low watermark: all cached");
   const next = heaps.obtain(request("small", 64), 8 * MiB, true);
   assert.deepEqual([...pools.small.heaps], [mid, young, next], "the oldest idle heap went");
-  heaps.low = 36 * MiB;
+  heaps.setWatermarks(heaps.high, 36 * MiB);
   heaps.emptied(next);
   assert.deepEqual([...pools.small.heaps], [young, next], "then the next oldest");
   assert.equal(heaps.totals.reserved.current, 32 * MiB);
@@ -171,4 +171,17 @@ Deno.test("Heaps verdicts: a refusal after the heap was released is counted and 
   assert.equal(device.liveBytes, 0);
   assert.ok(heaps.takeDeviceError() instanceof OutOfMemoryError, "the refusal is still reported");
   assert.equal(heaps.ooms, 1);
+});
+
+Deno.test("Heaps keeps its state behind methods: its only fields are the pools and totals it was given", () => {
+  const { heaps, request } = setup({ high: 24 * MiB });
+  assert.deepEqual(Object.keys(heaps).sort(), ["pools", "totals"]);
+  const heap = heaps.obtain(request("small", 64), 8 * MiB, true);
+  heaps.emptied(heap);
+  heaps.setWatermarks(4 * MiB, 0);
+  assert.deepEqual([heaps.high, heaps.low, heap.released], [4 * MiB, 0, true], "lowered: released");
+  assert.throws(() => heaps.obtain(request("large", 6 * MiB), 8 * MiB, false), OutOfMemoryError);
+  assert.equal(heaps.ooms, 1);
+  heaps.resetCounts();
+  assert.deepEqual([heaps.ooms, heaps.retries], [0, 0]);
 });

@@ -244,6 +244,16 @@ export interface Mark {
   kind?: "allocated" | "reserved";
 }
 
+/** What a chart over time is drawn against: its x axis, the top of its y axis and its marks. */
+export interface TimeView {
+  /** The x axis. */
+  axis: XAxis;
+  /** Bytes at the top of the y axis. */
+  max: number;
+  /** Peaks marked over the plot. */
+  marks: readonly Mark[];
+}
+
 /** Height of a row of mark labels above a plot. */
 const MARK_ROW = 16;
 /** Width of a character of a mark label, about: to keep labels of one row apart. */
@@ -293,13 +303,12 @@ function markRows(axis: XAxis, marks: readonly Mark[]): number[] {
 /** The frame of a chart over time: axes, marks, cursor and the plot's content. */
 function timeFrame(
   id: string,
-  axis: XAxis,
+  view: TimeView,
   height: number,
-  max: number,
   content: readonly Markup[],
-  marks: readonly Mark[],
   aria: string,
 ): Markup {
+  const { axis, max, marks } = view;
   const rows = markRows(axis, marks);
   const top = 6 + MARK_ROW * (Math.max(-1, ...rows) + 1);
   const bottom = top + height;
@@ -373,14 +382,13 @@ function stepPoints(
   return pts;
 }
 
-/** The outline of a series' total over all pools. */
+/** The outline of a series' total over all pools, with its tip and style (default `"outline"`). */
 function totalOutline(
   id: string,
   s: Series,
   axis: XAxis,
   yOf: (v: number) => number,
-  tip: string,
-  style = "outline",
+  { tip, style = "outline" }: { tip: string; style?: string },
 ): Markup {
   const points = stepPoints(s, axis, yOf, (i) => {
     let t = 0;
@@ -398,14 +406,8 @@ function totalOutline(
  * steps: each point's bytes hold until the next point. With marks and, if
  * given, the outline of another series' total.
  */
-export function areaChart(
-  id: string,
-  s: Series,
-  axis: XAxis,
-  max: number,
-  marks: readonly Mark[],
-  outline?: Series,
-): Markup {
+export function areaChart(id: string, s: Series, view: TimeView, outline?: Series): Markup {
+  const { axis, max } = view;
   const height = 240;
   const yOf = (v: number) => height - (v / max) * height;
   const parts: Markup[] = [];
@@ -424,10 +426,12 @@ export function areaChart(
   }
   if (outline) {
     parts.push(
-      totalOutline(`${id}:reserved-total`, outline, axis, yOf, "reserved bytes, all pools"),
+      totalOutline(`${id}:reserved-total`, outline, axis, yOf, {
+        tip: "reserved bytes, all pools",
+      }),
     );
   }
-  return timeFrame(id, axis, height, max, parts, marks, `${id} bytes over time`);
+  return timeFrame(id, view, height, parts, `${id} bytes over time`);
 }
 
 /** What the block timeline says of each block it draws one by one. */
@@ -447,12 +451,11 @@ export interface BandInfo {
  */
 export function timelineChart(
   layout: TimelineLayout,
-  axis: XAxis,
-  max: number,
-  marks: readonly Mark[],
+  view: TimeView,
   info: (block: number) => BandInfo,
   allocated: Series,
 ): Markup {
+  const { axis, max } = view;
   const height = 300;
   const yOf = (v: number) => coordinate(height - (v / max) * height);
   // Blocks shorter than a few columns are drawn that wide, after (so above) the others.
@@ -503,9 +506,12 @@ export function timelineChart(
   }
   const yBytes = (v: number) => height - (v / max) * height;
   parts.push(
-    totalOutline("timeline:allocated", allocated, axis, yBytes, "allocated bytes", "top"),
+    totalOutline("timeline:allocated", allocated, axis, yBytes, {
+      tip: "allocated bytes",
+      style: "top",
+    }),
   );
-  return timeFrame("timeline", axis, height, max, parts, marks, "live blocks over time");
+  return timeFrame("timeline", view, height, parts, "live blocks over time");
 }
 
 /** One bar per row, stacked by pool, on an axis up to `max` bytes. */
@@ -594,7 +600,7 @@ export function heapMap(heaps: readonly SnapshotHeap[], scale?: number): Markup 
       markup`${formatBytes(h.size)}"/>`,
     ];
     const rect = (x: number, w: number, state: BlockStateName, tip: string) =>
-      blockRect(LABEL_W + x * perByte, y, w * perByte, rowH, h.pool, state, tip);
+      blockRect({ x: LABEL_W + x * perByte, y, w: w * perByte, h: rowH }, h.pool, state, tip);
     // Neighbours of one state narrower than 2 px merge into one run, so a heap of
     // thousands of small blocks stays a readable (and small) picture.
     let run: { x: number; end: number; state: BlockStateName; count: number } | null = null;
@@ -637,11 +643,9 @@ export function heapMap(heaps: readonly SnapshotHeap[], scale?: number): Markup 
   );
 }
 
+/** A block of `pool` in `state` drawn in the box at (x, y), w wide and h high. */
 function blockRect(
-  x: number,
-  y: number,
-  w: number,
-  h: number,
+  { x, y, w, h }: { x: number; y: number; w: number; h: number },
   pool: string,
   state: BlockStateName,
   tip: string,

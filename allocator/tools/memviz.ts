@@ -357,7 +357,7 @@ function traceBody(
   const scripted = blocks <= MAX_SCRIPT_BLOCKS && n <= MAX_SCRIPT_EVENTS;
   const note = "The trace gives no placement, so it was replayed on the fake device under its " +
     "settings.";
-  const facts = traceFacts(trace, drawn, w, axis, when, options.pytorch);
+  const facts = traceFacts(trace, drawn, w, { axis, when, pytorch: options.pytorch });
   return markup`${source ? markup`<p class="note">${note}</p>` : null}
 ${factTable(facts)}
 ${
@@ -376,9 +376,7 @@ columns is drawn that wide, on top of the others${
 ${
     timelineChart(
       layout,
-      axis,
-      niceMax(Math.max(w.peakAllocated, 1)),
-      marks,
+      { axis, max: niceMax(Math.max(w.peakAllocated, 1)), marks },
       (k) => ({ color: colorOf(k), tip: bandTip(history, k, when) }),
       w.allocated,
     )
@@ -388,9 +386,9 @@ ${topBlocks(history, listed, peakLive.length, colorOf, when)}
 ${topSites(history, peakLive)}
 ${legend()}
 <h2>Reserved bytes (GPUBuffers held), by pool</h2>
-${areaChart("reserved", w.reserved, axis, scale, marks)}
+${areaChart("reserved", w.reserved, { axis, max: scale, marks })}
 <h2>Allocated bytes (live blocks), by pool; dashed: reserved bytes, all pools</h2>
-${areaChart("allocated", w.allocated, axis, scale, marks, w.reserved)}
+${areaChart("allocated", w.allocated, { axis, max: scale, marks }, w.reserved)}
 <h2>Heaps <span id="memviz-map-when">at the ${peakWhen} (${when(peakIndex)}): ${
     formatBytes(total(map.allocated))
   } allocated in ${formatBytes(total(map.reserved))} reserved</span></h2>
@@ -399,13 +397,20 @@ ${scripted ? scriptData(history, xs) : null}`;
 }
 
 /** The table of a trace's facts: peaks, ratios, counts, duration and settings. */
+/**
+ * The table of facts over a drawing of `trace` (`drawn`: the trace itself or
+ * its replay), with times on `axis`, events named by `when`, and PyTorch's
+ * figures if given.
+ */
 function traceFacts(
   trace: Trace,
   drawn: Trace,
   w: Walk,
-  axis: XAxis,
-  when: (i: number) => string,
-  pytorch: TraceDrawing["pytorch"],
+  { axis, when, pytorch }: {
+    axis: XAxis;
+    when: (i: number) => string;
+    pytorch: TraceDrawing["pytorch"];
+  },
 ): [string, string][] {
   const ratio = (a: number, b: number) => b > 0 ? (a / b).toFixed(3) : "–";
   const history = w.model.history!;

@@ -412,10 +412,11 @@ export async function runPipelineJob(
       weight: tensor(heap, w.weight, w.weightShape),
       bias: tensor(heap, w.bias, [w.bias.length]),
     }));
-    if (job.mode === "naive") await runNaive(heap, job, data, weights, check, options.signal);
+    const run: JobRun = { heap, job, data, weights, check, signal: options.signal };
+    if (job.mode === "naive") await runNaive(run);
     else {
       groups = new Groups(heap, commands, job);
-      await runPipelined(heap, commands, groups, job, data, weights, check, options.signal);
+      await runPipelined(run, commands, groups);
     }
   } catch (error) {
     check.stop(error);
@@ -566,16 +567,18 @@ class Groups {
   }
 }
 
-async function runPipelined(
-  heap: TensorAllocator,
-  commands: CommandBatch,
-  groups: Groups,
-  job: PipelineJob,
-  data: PipelineData,
-  weights: ConvWeights[],
-  check: Checker,
-  signal: AbortSignal | undefined,
-): Promise<void> {
+/** What a run of a job works with: its allocator, inputs, weights, checker and abort signal. */
+interface JobRun {
+  heap: TensorAllocator;
+  job: PipelineJob;
+  data: PipelineData;
+  weights: ConvWeights[];
+  check: Checker;
+  signal: AbortSignal | undefined;
+}
+
+async function runPipelined(run: JobRun, commands: CommandBatch, groups: Groups): Promise<void> {
+  const { heap, job, data, weights, check, signal } = run;
   const group = Math.max(1, Math.ceil(job.inFlight / 2));
   const reading: Promise<void>[] = [];
   try {
@@ -687,14 +690,8 @@ async function readGroup(
   }
 }
 
-async function runNaive(
-  heap: TensorAllocator,
-  job: PipelineJob,
-  data: PipelineData,
-  weights: ConvWeights[],
-  check: Checker,
-  signal: AbortSignal | undefined,
-): Promise<void> {
+async function runNaive(run: JobRun): Promise<void> {
+  const { heap, job, data, weights, check, signal } = run;
   for (let it = 0; it < job.iterations; it++) {
     signal?.throwIfAborted();
     const k = it % data.inputs.length;
