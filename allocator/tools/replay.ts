@@ -12,6 +12,7 @@ import { type AllocatorDevice, type AllocatorLimits, FakeDevice } from "../devic
 import { AllocatorError, OutOfMemoryError } from "../errors.ts";
 import { formatBytes } from "../format.ts";
 import type { Trace, TraceEvent } from "../trace.ts";
+import { isStaging, POOL_NAMES, type PoolName, USAGES } from "../size_classes.ts";
 import { describe, readTrace, TraceError } from "./read_trace.ts";
 
 /** Options of {@linkcode replay}; each unset one takes the trace's recorded setting. */
@@ -115,7 +116,7 @@ const POOL_USAGE: Record<string, Usage | "scalar"> = {
   readback: "readback",
   upload: "upload",
 };
-const USAGES = new Set(["storage", "uniform", "readback", "upload"]);
+const USAGE_NAMES: ReadonlySet<string> = new Set(USAGES);
 
 /**
  * Replays a trace (a {@linkcode Trace}, a plain list of events, or JSON text
@@ -302,8 +303,8 @@ export function replayTrace(t: Trace, options: ReplayOptions = {}): ReplayResult
       if (recordedAfter) recordedAfter[i] = allocator.recordedEvents;
     }
     const stats = allocator.memoryStats();
-    const created = (names: string[]) =>
-      names.reduce((n, p) => n + stats.pools[p as keyof typeof stats.pools].createBufferCalls, 0);
+    const created = (names: readonly PoolName[]) =>
+      names.reduce((n, p) => n + stats.pools[p].createBufferCalls, 0);
     const peakAllocated = stats.allocatedBytes.peak;
     const peakRequested = stats.requestedBytes.peak;
     const peakReserved = stats.reservedBytes.peak;
@@ -320,8 +321,8 @@ export function replayTrace(t: Trace, options: ReplayOptions = {}): ReplayResult
       ratio: peakAllocated > 0 ? peakReserved / peakAllocated : 0,
       requestedRatio: peakRequested > 0 ? peakReserved / peakRequested : 0,
       inUseRatio: peakInUse > 0 ? peakReserved / peakInUse : 0,
-      heapsCreated: created(["small", "large", "uniform", "scalar"]),
-      stagingBuffersCreated: created(["readback", "upload"]),
+      heapsCreated: created(POOL_NAMES.filter((p) => !isStaging(p))),
+      stagingBuffersCreated: created(POOL_NAMES.filter(isStaging)),
       createBufferCalls: device.createBufferCalls,
       cacheHits: stats.cacheHits,
       retries: stats.numAllocRetries,
@@ -366,7 +367,7 @@ function allocate(
   i: number,
   label?: string,
 ): Block | null {
-  if (usage !== "scalar" && !USAGES.has(usage)) {
+  if (usage !== "scalar" && !USAGE_NAMES.has(usage)) {
     throw new TraceError(
       `unknown usage ${describe(usage)} (expected storage, uniform, readback or upload)`,
       i,
