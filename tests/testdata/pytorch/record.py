@@ -1,8 +1,9 @@
 # Records PyTorch CUDA allocator snapshots of real workloads (the corpus of `deno task
 # fragmentation`; models from configs, no weights) as the test data beside this file:
 # python3 record.py [NAME ...] (default: every workload; needs torch, torchvision, transformers
-# and a CUDA GPU); facts.json gets each one's peaks and the GPU it was recorded on. Frames keep package-relative file names only, so no machine path
-# is stored. Weights are allocated before recording starts, as in a served or trained model.
+# and a CUDA GPU); facts.json gets each one's peaks and the GPU it was recorded on. Frames keep
+# package-relative file names only, so no machine path is stored. Weights are allocated before
+# recording starts, as in a served or trained model.
 import gzip, json, os, pickle, re, sys, time, traceback
 import torch, torchvision
 out = os.environ.get("OUT", ".")
