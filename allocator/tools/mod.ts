@@ -52,21 +52,8 @@ export type { AllocatorLimits } from "../device.ts";
 export type { AllocatorSettings } from "../config.ts";
 export type { MemoryStats, PoolStats, Stat } from "../stats.ts";
 export type { BlockStateName, Snapshot, SnapshotBlock, SnapshotHeap } from "../snapshot.ts";
-export type {
-  AllocEvent,
-  EmptyCacheEvent,
-  FreeEvent,
-  HeapEvent,
-  IterEvent,
-  OomEvent,
-  ReleaseEvent,
-  ResetPeakEvent,
-  ScalarEvent,
-  SplitEvent,
-  SubmitEvent,
-  Trace,
-  TraceEvent,
-} from "../trace.ts";
+// The trace format's types: every event the readers and replay take.
+export type * from "../trace.ts";
 export type { PlanInfo } from "../planned_arena.ts";
 export { defaultSettings, makeTrace } from "../trace.ts";
 export {
