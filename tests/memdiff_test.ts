@@ -132,6 +132,15 @@ Deno.test("memdiffFiles() compares PyTorch snapshots: a larger peak fails, the s
   assert.notEqual(grew.passed, shrank.passed);
 });
 
+Deno.test("memdiffFiles() reads each file under the cap it is given", async () => {
+  const bert = `${PYTORCH}/bert_train_varseq.pickle.gz`;
+  await assert.rejects(
+    memdiffFiles(bert, bert, 0.05, { maxBytes: 1024 }),
+    (e) => e instanceof TraceError && /--max-file-size/.test(e.message),
+  );
+  assert.equal((await memdiffFiles(bert, bert, 0.05, { maxBytes: 8 << 20 })).passed, true);
+});
+
 Deno.test("memoryProfile() of a PyTorch snapshot sums requests at the peak like a recount", async () => {
   const trace = await loadTraceFile(`${PYTORCH}/resnet50_infer_varbatch.pickle.gz`) as Trace;
   const p = memoryProfile(trace);

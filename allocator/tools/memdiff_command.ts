@@ -11,17 +11,18 @@
  * @module
  */
 import { formatMemoryDiff, type MemoryDiff, memoryDiff, memoryProfile } from "./memdiff.ts";
-import { loadTraceFile } from "./load_trace.ts";
+import { type LoadOptions, loadTraceFile } from "./load_trace.ts";
 import {
   type Command,
   type Flag,
+  maxFileSize,
   type Positional,
   runCommand,
   toggle,
   type ValueFlag,
 } from "./flags.ts";
 
-export type { Command, Flag, MemoryDiff, Positional, ValueFlag };
+export type { Command, Flag, LoadOptions, MemoryDiff, Positional, ValueFlag };
 export type { MemoryProfile, ProfileSource, SiteChange } from "./memdiff.ts";
 
 /** The flags of the memdiff command. */
@@ -29,6 +30,7 @@ export type MemdiffFlags = {
   maxGrowth: ValueFlag<number>;
   json: Flag<boolean>;
   top: ValueFlag<number>;
+  maxFileSize: ValueFlag<number>;
 };
 
 /** Digits of a percentage at most: a bound above 10^9 % is a typo. */
@@ -67,6 +69,7 @@ export const MEMDIFF_COMMAND: Command<MemdiffFlags> = {
         return n;
       },
     },
+    maxFileSize: maxFileSize(),
   },
   notes: "Exit status: 0 when no peak grew past --max-growth, 1 when one did or a file\n" +
     "cannot be read, 2 for bad flags.",
@@ -78,6 +81,7 @@ export const MEMDIFF_COMMAND: Command<MemdiffFlags> = {
  * @param oldFile the baseline's path
  * @param newFile the new run's path (`"-"`: stdin)
  * @param maxGrowth growth allowed, a fraction (default 0.05)
+ * @param load how much each file may hold (`maxBytes`)
  * @throws {Deno.errors.NotFound} no such file
  * @throws {TraceError} a file that is neither a readable trace nor a snapshot
  */
@@ -85,15 +89,18 @@ export async function memdiffFiles(
   oldFile: string,
   newFile: string,
   maxGrowth = 0.05,
+  load: LoadOptions = {},
 ): Promise<MemoryDiff> {
-  const old = memoryProfile(await loadTraceFile(oldFile));
-  return memoryDiff(old, memoryProfile(await loadTraceFile(newFile)), maxGrowth);
+  const old = memoryProfile(await loadTraceFile(oldFile, load));
+  return memoryDiff(old, memoryProfile(await loadTraceFile(newFile, load)), maxGrowth);
 }
 
 if (import.meta.main) {
   Deno.exitCode = await runCommand(MEMDIFF_COMMAND, Deno.args, async ({ flags, positionals }) => {
     const [oldFile, newFile] = positionals;
-    const diff = await memdiffFiles(oldFile, newFile, flags.maxGrowth ?? 0.05);
+    const diff = await memdiffFiles(oldFile, newFile, flags.maxGrowth ?? 0.05, {
+      maxBytes: flags.maxFileSize,
+    });
     if (flags.json) {
       // JSON has no Infinity: growth from nothing is written as null.
       console.log(JSON.stringify(diff, (_, v) => v === Infinity ? null : v, 2));
