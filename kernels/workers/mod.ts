@@ -70,9 +70,5 @@ export {
   UncachedAllocator,
   type WorkerReport,
 } from "./pipeline_job.ts";
-export type { HeapAllocatorOptions } from "../../allocator/allocator.ts";
 // A job's context names the allocator and its types: the root entry's types, for the docs.
 export type * from "../../mod.ts";
-export type { MemoryBudget } from "../../allocator/budget.ts";
-export type { MemoryStats, PoolStats, Stat } from "../../allocator/stats.ts";
-export type { TensorAllocator, TensorAllocOptions, TensorBlock } from "../command_batch.ts";
