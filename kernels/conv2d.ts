@@ -7,7 +7,12 @@
 
 import { type ConvGeometry, convGeometry, flag, type Pair, show } from "./_geometry.ts";
 import { checkTensors, i32Params, recordInto } from "./_op.ts";
-import { grid2d, MAX_WORKGROUPS_PER_DIMENSION } from "./_prelude.ts";
+import {
+  grid2d,
+  MAX_WORKGROUPS_PER_DIMENSION,
+  type ShaderProgram,
+  type WorkgroupProgram,
+} from "./_prelude.ts";
 import { type CommandBatch, commandBatchOf } from "./command_batch.ts";
 import { CONV2D_NAIVE_PARAMS, conv2dNaiveShader } from "./conv2d_naive.wgsl.ts";
 import { CONV2D_PACK_WEIGHTS_PARAMS, conv2dPackWeightsShader } from "./conv2d_pack_weights.wgsl.ts";
@@ -250,6 +255,18 @@ function checkFits(
   }
 }
 
+/** The shader that prepares the weights (packs or transforms them) for a conv's kernel. */
+function weightsShader(
+  { batch, x }: ConvCall,
+  shader: (program: WorkgroupProgram) => ShaderProgram,
+  workgroupSize: number,
+): GPUComputePipeline {
+  return getShader(
+    batch.device,
+    shader({ dtype: x.dtype, params: batch.paramsSpace, workgroupSize }),
+  );
+}
+
 /** Whether the adapter is a software one, whose compiler wants small tiles. */
 function isSoftware(batch: CommandBatch): boolean {
   return batch.device.adapterInfo?.isFallbackAdapter ?? false;
@@ -300,14 +317,7 @@ function recordTiled(call: ConvCall, tiles: Conv2dTiles | undefined): Tensor {
     groupsHint: ' (use algorithm "naive")',
   });
   const conv = getShader(batch.device, conv2dTiledShader(program));
-  const pack = getShader(
-    batch.device,
-    conv2dPackWeightsShader({
-      dtype: x.dtype,
-      params: batch.paramsSpace,
-      workgroupSize: PACK_WORKGROUP,
-    }),
-  );
+  const pack = weightsShader(call, conv2dPackWeightsShader, PACK_WORKGROUP);
 
   const m = g.n * hwOut;
   const mTiles = Math.ceil(m / program.tileM);
@@ -369,14 +379,7 @@ function recordWinograd(
   if (problem) throw new RangeError(`Cannot ${op}: bad Winograd tiles: ${problem}`);
   checkFits(call, "Winograd", { bytes: conv2dWinogradWorkgroupBytes(program) });
   const conv = getShader(batch.device, conv2dWinogradShader(program));
-  const transform = getShader(
-    batch.device,
-    conv2dWinogradWeightsShader({
-      dtype: x.dtype,
-      params: batch.paramsSpace,
-      workgroupSize: WINOGRAD_WEIGHTS_WORKGROUP,
-    }),
-  );
+  const transform = weightsShader(call, conv2dWinogradWeightsShader, WINOGRAD_WEIGHTS_WORKGROUP);
   const mTiles = Math.ceil(tileCount / program.tiles);
   const nTiles = Math.ceil(g.cOutG / program.tileN);
   const values = {
