@@ -109,8 +109,11 @@ interface Arena {
   plan: Plan | null;
   /** Planned blocks live in it. */
   live: number;
-  /** What was freed in it since the last submit. */
+  /** What was freed in it since the last submit, but for the frees of `lazy`. */
   freed: FreedRanges;
+  /** A run that followed its plan, whose frees in it since operation `lazyFrom` are not in `freed` yet. */
+  lazy: Run | null;
+  lazyFrom: number;
 }
 
 /** One recorded iteration and what its plan placed. */
@@ -130,6 +133,10 @@ interface Plan {
   submits: number[];
   /** Offset and size of each written block made before the first submit, flat. */
   early: number[];
+  /** A written block made before the first submit is freed after the last: it meets its next copy. */
+  submitFirst: boolean;
+  /** Where the blocks freed after the last recorded submit lie: [lowest offset, highest end), or null. */
+  late: [number, number] | null;
   /** The arena of its current or last run. */
   arena: Arena | null;
   /** The live record of each planned block, or null. */
@@ -223,7 +230,20 @@ export class PlannedMemory {
     if (arena === null) return void this.#depart(run, plan.info.unplannable!);
     plan.arena = arena;
     arena.plan = plan;
-    if (arena.freed.meets(plan.early)) this.#safetySubmit(plan);
+    let conflict: boolean;
+    const last = arena.lazy;
+    if (last !== null && last.plan === plan && arena.lazyFrom < last.op) {
+      // The last run followed this plan: its frees since its last submit are the plan's
+      // late ones, kept apart from its early writes but for submitFirst's (Note [planned runs]).
+      conflict = plan.submitFirst || arena.freed.meets(plan.early);
+      if (plan.late !== null) arena.freed.add(plan.late[0], plan.late[1] - plan.late[0]);
+    } else {
+      this.#track(arena);
+      conflict = arena.freed.meets(plan.early);
+    }
+    arena.lazy = run;
+    arena.lazyFrom = 0;
+    if (conflict) this.#safetySubmit(plan);
   }
 
   /** Ends the iteration: a recording is planned now. */
@@ -240,6 +260,8 @@ export class PlannedMemory {
     if (!run!.departed && this.#skipKept(plan, run!.op) < plan.ops.length) {
       this.#depart(run!, `it ended after ${run!.op} of ${plan.ops.length} operations`);
     }
+    // The next run may take its frees as the plan's late ones only if it made every submit.
+    if (plan.arena?.lazy === run && run!.submit < plan.submits.length) this.#track(plan.arena);
   }
 
   /**
@@ -297,6 +319,29 @@ export class PlannedMemory {
    * allocator to recycle.
    */
   free(r: BlockRecord): boolean {
+    // The common case first, kept short: the running plan's next operation frees this
+    // block. Its bytes are not tracked now: the run's frees are, when needed (#track).
+    const run = this.#run;
+    if (run !== null && !run.departed) {
+      const plan = run.plan;
+      const arena = plan.arena;
+      if (arena !== null && arena.lazy === run && arena.heap === r.heap) {
+        const k = this.#skipKept(plan, run.op);
+        const i = k < plan.ops.length ? ~plan.ops[k] : -1;
+        if (i >= 0 && plan.records[i] === r) {
+          run.op = k + 1;
+          r.state = "free";
+          plan.records[i] = null;
+          arena.live--;
+          return true;
+        }
+      }
+    }
+    return this.#freeOther(r);
+  }
+
+  /** {@linkcode PlannedMemory.free} of a block that is not the running plan's next free. */
+  #freeOther(r: BlockRecord): boolean {
     const rec = this.#recording;
     if (rec !== null) {
       const i = rec.live.get(r);
@@ -343,7 +388,10 @@ export class PlannedMemory {
       const k = this.#skipKept(run.plan, run.op);
       while (run.submit < s.length && s[run.submit] >= run.op && s[run.submit] <= k) run.submit++;
     }
-    for (const arena of this.#arenas.values()) arena.freed.clear();
+    for (const arena of this.#arenas.values()) {
+      arena.freed.clear();
+      if (arena.lazy !== null) arena.lazyFrom = arena.lazy.op;
+    }
   }
 
   /**
@@ -387,7 +435,8 @@ export class PlannedMemory {
   releaseIdle(): number {
     let released = 0;
     for (const a of [...this.#arenas.values()]) {
-      if (a.live > 0 || !a.freed.empty || this.#run?.plan.arena === a) continue;
+      const lazy = a.lazy !== null && a.lazyFrom < a.lazy.op;
+      if (a.live > 0 || !a.freed.empty || lazy || this.#run?.plan.arena === a) continue;
       this.#arenas.delete(a.heap.buffer);
       for (const p of this.#plans.values()) if (p.arena === a) p.arena = null;
       released += a.heap.size;
@@ -438,9 +487,16 @@ export class PlannedMemory {
     const offsets = rec.requested.map(() => -1);
     const early: number[] = [];
     const first = rec.submits.length > 0 ? rec.submits[0] : Infinity;
+    const lastSubmit = rec.submits.length > 0 ? rec.submits[rec.submits.length - 1] : 0;
+    let late: [number, number] | null = null;
     which.forEach((i, n) => {
-      offsets[i] = placed.offsets[n];
-      if (rec.written[i] && rec.starts[i] < first) early.push(offsets[i], rec.sizes[i]);
+      const offset = offsets[i] = placed.offsets[n];
+      if (rec.written[i] && rec.starts[i] < first) early.push(offset, rec.sizes[i]);
+      if (rec.ends[i] >= lastSubmit) {
+        late = late ?? [offset, offset + rec.sizes[i]];
+        late[0] = Math.min(late[0], offset);
+        late[1] = Math.max(late[1], offset + rec.sizes[i]);
+      }
     });
     const info: PlanInfo = {
       key: rec.key,
@@ -469,6 +525,8 @@ export class PlannedMemory {
       ops: Int32Array.from(rec.ops),
       submits: needed,
       early,
+      submitFirst: placed.submitFirst,
+      late,
       arena: null,
       records: rec.requested.map(() => null),
       info,
@@ -502,7 +560,7 @@ export class PlannedMemory {
       plan.info.unplannable = `its arena could not be made: ${error.message}`;
       return null;
     }
-    const arena: Arena = { heap, plan, live: 0, freed: new FreedRanges() };
+    const arena: Arena = { heap, plan, live: 0, freed: new FreedRanges(), lazy: null, lazyFrom: 0 };
     this.#arenas.set(heap.buffer, arena);
     return arena;
   }
@@ -517,6 +575,8 @@ export class PlannedMemory {
   /** The run leaves the plan: counted, reported once per plan; null for the caller to go online. */
   #depart(run: Run, why: string): null {
     run.departed = true;
+    const arena = run.plan.arena;
+    if (arena !== null && arena.lazy === run) this.#track(arena);
     const plan = run.plan;
     plan.info.departures++;
     if (!plan.reported) {
@@ -554,7 +614,20 @@ export class PlannedMemory {
     if (run !== null && run.plan === plan && !run.departed) {
       this.#depart(run, `block ${i} was written by writeBuffer, unlike in the recording`);
     }
+    this.#track(arena);
     if (arena.freed.meets([plan.offsets[i], plan.sizes[i]])) this.#safetySubmit(plan);
+  }
+
+  /** Adds the frees of the arena's lazy run since `lazyFrom` to what it keeps freed. */
+  #track(arena: Arena): void {
+    const run = arena.lazy;
+    if (run === null) return;
+    arena.lazy = null;
+    const { ops, offsets, sizes } = run.plan;
+    for (let k = arena.lazyFrom; k < run.op; k++) {
+      const i = ~ops[k];
+      if (i >= 0) arena.freed.add(offsets[i], sizes[i]);
+    }
   }
 
   #safetySubmit(plan: Plan): void {

@@ -427,3 +427,50 @@ Deno.test("emptyCache() releases the arenas no run holds, and a later run makes 
   assert.ok(allocator.driverAllocatedMemory() >= allocator.plans()[0].size);
   allocator.destroy();
 });
+
+Deno.test("beginIteration() keeps trap 1 on random runs of keys that take turns, stray and write unplanned", () => {
+  const seen = { runs: 0, departures: 0, unplannedWrites: 0, safetySubmits: 0 };
+  for (let seed = 1; seed <= 24; seed++) {
+    const device = new FakeDevice();
+    const allocator = new HeapAllocator(device, { log: () => {} });
+    const model = new WriteModel(device);
+    const live = new Live();
+    live.model = model;
+    const random = rng(seed);
+    for (let run = 0; run < 40; run++) {
+      const key = Math.floor(random() * 3);
+      // A key's program is fixed by its own seed; a straying run leaves out submits and
+      // writes blocks its recording did not write.
+      const program = rng(1000 * seed + key);
+      const strays = random() < 0.2;
+      const mine: Block[] = [];
+      allocator.beginIteration(`key ${key}`);
+      for (let step = 0; step < 24; step++) {
+        const r = program();
+        if (r < 0.12) {
+          if (!strays || random() < 0.5) allocator.submit();
+        } else if (r < 0.45 && mine.length > 0) {
+          live.free(allocator, mine.splice(Math.floor(program() * mine.length), 1)[0]);
+        } else {
+          const b = live.add(allocator.alloc(4 * (1 + Math.floor(program() * 4000))));
+          mine.push(b);
+          if (program() < 0.4 || (strays && random() < 0.3)) model.write(b);
+          else void b.buffer;
+        }
+      }
+      for (const b of mine) live.free(allocator, b);
+      if (random() < 0.5) allocator.submit();
+      allocator.endIteration();
+    }
+    for (const p of allocator.plans()) {
+      seen.runs += p.runs;
+      seen.departures += p.departures;
+      seen.unplannedWrites += p.unplannedWrites;
+      seen.safetySubmits += p.safetySubmits;
+    }
+    allocator.destroy();
+  }
+  // The model checked every write; these say the runs took every path.
+  assert.ok(seen.departures > 0 && seen.departures < seen.runs / 2, JSON.stringify(seen));
+  assert.ok(seen.unplannedWrites > 0 && seen.safetySubmits > 0, JSON.stringify(seen));
+});
