@@ -614,7 +614,6 @@ export class PlannedMemory {
     if (run !== null && run.plan === plan && !run.departed) {
       this.#depart(run, `block ${i} was written by writeBuffer, unlike in the recording`);
     }
-    this.#track(arena);
     if (arena.freed.meets([plan.offsets[i], plan.sizes[i]])) this.#safetySubmit(plan);
   }
 
