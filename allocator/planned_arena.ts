@@ -34,8 +34,14 @@
  * submit. A run whose plan writes (by `writeBuffer`) a block before its first
  * submit over such a range — left by another plan, a departed run, or a
  * block of its own written before the first submit and freed after the last
- * — begins with a submit. In a loop of one key that follows its plan this
- * never happens: the plan keeps those blocks apart (Note [planned memory]).
+ * (`submitFirst`) — begins with a submit. In a loop of one key that follows
+ * its plan this never happens otherwise: the plan keeps those blocks apart
+ * (Note [planned memory]). So a run that follows its plan frees without
+ * tracking anything, and what it freed since its last submit is known from
+ * the plan when it is needed: as the plan's late frees (one span) when the
+ * same plan runs next, operation by operation when another plan takes the
+ * arena, or when the run strays (from then on its frees are tracked one by
+ * one, as every free outside a run that follows its plan is).
  *
  * Writes are seen at the queue: while plans exist, the device queue's
  * `writeBuffer` tells the allocator which block it fills (recorded in the
