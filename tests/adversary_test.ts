@@ -1,6 +1,6 @@
 // The adversary's mutations keep a trace valid (every free names a live block of its own
 // step), its search only ever reports a workload at least as bad as where it started, and
-// its account of the waste at the peak adds up to the peak.
+// its account of the waste at the peak adds up to the peak, naming the heaps converted before it.
 import assert from "node:assert/strict";
 import {
   cuts,
@@ -88,4 +88,26 @@ Deno.test("waste() takes the peak apart: live, pending, idle, free ranges and sl
     assert.equal(w.peakReserved, replay(ops, { limits: BIG_GPU_LIMITS }).peakReserved, name);
   }
   assert.ok(waste(cases[4][1], "").pending > 0, "the random workload has frees waiting");
+});
+
+Deno.test("waste() counts the free bytes of heaps converted before the peak, not after", () => {
+  const MiB = 2 ** 20;
+  // Two 20 MiB blocks share a 64 MiB heap (24 MiB left); a one-block heap of 66 MiB is cached,
+  // then split for a 30 MiB block that fits nowhere else (Note [a cached heap becomes a split
+  // heap]).
+  const converted: Op[] = [
+    ["a", 1, 20 * MiB],
+    ["a", 2, 20 * MiB],
+    ["a", 3, 64 * MiB + 1],
+    ["f", 3, false],
+    ["a", 4, 30 * MiB],
+  ];
+  const before = waste([...converted, ["a", 5, 70 * MiB]], "");
+  assert.equal(before.splitFree, (24 + 36) * MiB);
+  assert.equal(before.convertedFree, 36 * MiB, "the converted heap's, not the shared one's");
+  assert.equal(before.newestFree, 0, "the peak came with a heap of its own");
+  // The peak is the 66 MiB heap while still one block's: its conversion comes later.
+  const after = waste(converted, "");
+  assert.equal(after.peakReserved, (64 + 66) * MiB);
+  assert.equal(after.convertedFree, 0);
 });

@@ -265,6 +265,12 @@ export interface Waste {
   dedicatedSlack: number;
   /** Free bytes of the heap made last (its tail, if a split heap). */
   newestFree: number;
+  /**
+   * Free bytes of split heaps that were one block's heap first (Note [a cached heap becomes a
+   * split heap] in allocator.ts): sized for a larger block, they keep room the blocks placed
+   * in them since do not fill.
+   */
+  convertedFree: number;
   /** Heaps at that moment. */
   heaps: number;
 }
@@ -273,8 +279,12 @@ export interface Waste {
 export function waste(ops: readonly Op[], conf: string): Waste {
   const device = new FakeDevice({ limits: BIG_GPU_LIMITS });
   const heap = new HeapAllocator(device, { allocConf: conf });
+  // The recording names the heaps that became split heaps: a split heap at the peak that the
+  // recording ever names was converted before the peak (a split heap is never unsplit again).
+  heap.startRecording();
   const live = new Map<number, ReturnType<typeof heap.alloc>>();
   let best: Waste | null = null;
+  let peakSplitFree = new Map<number, number>();
   for (const op of ops) {
     if (op[0] === "a") live.set(op[1], heap.alloc(op[2]));
     else if (op[0] === "f") {
@@ -293,19 +303,26 @@ export function waste(ops: readonly Op[], conf: string): Waste {
       splitFree: 0,
       dedicatedSlack: 0,
       newestFree: 0,
+      convertedFree: 0,
       heaps: 0,
     };
     const snap = heap.snapshot();
     let newest = 0;
+    peakSplitFree = new Map();
     for (const h of snap.heaps) {
       const used = h.blocks.reduce((n, b) => n + (b.state === "free" ? 0 : b.size), 0);
       w.heaps++;
       if (used === 0) w.idle += h.size;
-      else if (h.isSplit) w.splitFree += h.size - used;
-      else w.dedicatedSlack += h.size - used;
+      else if (h.isSplit) {
+        w.splitFree += h.size - used;
+        peakSplitFree.set(h.id, h.size - used);
+      } else w.dedicatedSlack += h.size - used;
       if (h.id > newest) [newest, w.newestFree] = [h.id, h.size - used];
     }
     best = w;
+  }
+  for (const e of heap.stopRecording().events) {
+    if (e[0] === "split") best!.convertedFree += peakSplitFree.get(e[1]) ?? 0;
   }
   heap.destroy();
   return best!;
@@ -412,7 +429,9 @@ if (import.meta.main) {
           mib(parts.idle)
         }, free in split heaps ${mib(parts.splitFree)} (of which the newest heap's ${
           mib(parts.newestFree)
-        }), one-block heaps' slack ${mib(parts.dedicatedSlack)}`,
+        }, heaps that were one block's ${mib(parts.convertedFree)}), one-block heaps' slack ${
+          mib(parts.dedicatedSlack)
+        }`,
     );
   });
 }
