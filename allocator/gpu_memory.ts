@@ -19,6 +19,7 @@
 import type { MemoryBudget } from "./budget.ts";
 import { type Heap, newHeap } from "./block.ts";
 import type { AllocatorDevice } from "./device.ts";
+import { type DeviceLoss, type LossListener, watchLoss } from "./device_loss.ts";
 import { AllocatorError } from "./errors.ts";
 import { formatBytes } from "./format.ts";
 import type { PoolName } from "./size_classes.ts";
@@ -47,7 +48,7 @@ export interface GpuMemoryEvents {
 }
 
 /** @internal makes and destroys heaps' GPUBuffers, and keeps the budget in step. */
-export class GpuMemory {
+export class GpuMemory implements LossListener {
   #device: AllocatorDevice;
   #budget: MemoryBudget | undefined;
   #events: GpuMemoryEvents;
@@ -67,19 +68,7 @@ export class GpuMemory {
     this.#device = device;
     this.#budget = budget;
     this.#events = events;
-    const lost = device.lost;
-    if (lost && typeof lost.then === "function") {
-      // Held weakly: a device outlives many allocators, and its lost promise
-      // must not keep each of them alive.
-      const self = new WeakRef(this);
-      lost.then(
-        (info) => {
-          const memory = self.deref();
-          if (memory) memory.#onLost(info);
-        },
-        () => {},
-      );
-    }
+    watchLoss(device, this);
   }
 
   /**
@@ -141,8 +130,9 @@ export class GpuMemory {
     heap.buffer.destroy();
   }
 
-  #onLost(info: GPUDeviceLostInfo | undefined): void {
-    this.#events.lost(String(info?.reason ?? "unknown"), String(info?.message ?? ""));
+  /** @internal the device was lost (Note [lost devices] in device_loss.ts). */
+  deviceLost(loss: DeviceLoss): void {
+    this.#events.lost(loss.reason, loss.message);
   }
 
   /** Resolves once the device gave its verdict on every heap made so far. */

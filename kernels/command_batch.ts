@@ -9,6 +9,7 @@
 
 import type { ParamsSpace } from "./_prelude.ts";
 import { DeviceLostError } from "../allocator/errors.ts";
+import { deviceLoss, watchLoss } from "../allocator/device_loss.ts";
 
 /** The parts of an allocator block the kernels use. */
 export interface TensorBlock {
@@ -78,50 +79,9 @@ export function gpuDeviceOf(allocator: TensorAllocator): GPUDevice {
 
 const batches = new WeakMap<TensorAllocator, CommandBatch>();
 
-// Note [lost devices]
-// After a device is lost every call must fail with one typed error (DeviceLostError), but a
-// GPUDevice says so only through its `lost` promise, which settles turns after `destroy()`:
-// in between, Deno's createBuffer, writeBuffer and submit succeed silently on the dead
-// device, and a readback fails later with an untyped OperationError. So the first time the
-// kernels see a device they wrap its `destroy` (on the instance: the method stays the
-// same) to note the loss at once, and note a loss by the driver when `lost` settles. A
-// FakeDevice says `isLost` itself. Freeing and disposing keep working, so cleanup code runs.
-
-/** Why each device known to be lost was lost. */
-const lostDevices = new WeakMap<object, { reason: string; message: string }>();
-const watched = new WeakSet<object>();
-
-/** Starts noting `device`'s loss (Note [lost devices]). */
-function watchDevice(device: object): void {
-  if (watched.has(device)) return;
-  watched.add(device);
-  const gpu = device as Partial<GPUDevice>;
-  const destroy = gpu.destroy;
-  if (typeof destroy === "function") {
-    Object.defineProperty(device, "destroy", {
-      configurable: true,
-      writable: true,
-      value: function (this: GPUDevice) {
-        if (!lostDevices.has(device)) {
-          lostDevices.set(device, { reason: "destroyed", message: "destroy() was called" });
-        }
-        return destroy.call(this);
-      },
-    });
-  }
-  gpu.lost?.then?.((info) => {
-    if (!lostDevices.has(device)) {
-      lostDevices.set(device, {
-        reason: String(info?.reason ?? "unknown"),
-        message: String(info?.message ?? ""),
-      });
-    }
-  }, () => {});
-}
-
 /**
  * Throws a `DeviceLostError` if `allocator`'s device is known to be lost,
- * from the very call that destroyed it on (Note [lost devices] in the source).
+ * from the very call that destroyed it on (Note [lost devices] in `allocator/device_loss.ts`).
  *
  * @example
  * ```ts
@@ -144,9 +104,9 @@ function watchDevice(device: object): void {
 export function checkDevice(allocator: TensorAllocator, what: string): void {
   const device = allocator?.device;
   if (typeof device !== "object" || device === null) return;
-  watchDevice(device);
+  watchLoss(device);
   const fake = device as { isLost?: unknown };
-  const lost = lostDevices.get(device) ??
+  const lost = deviceLoss(device) ??
     (fake.isLost === true ? { reason: "unknown", message: "the device was lost" } : undefined);
   if (lost !== undefined) throw new DeviceLostError(what, lost.reason, lost.message);
 }

@@ -52,3 +52,19 @@ Deno.test("a FakeDevice lost by its driver: empty() throws DeviceLostError at on
   });
   allocator.destroy();
 });
+
+Deno.test("after device.destroy(), in the same tick, alloc() and scalar() throw DeviceLostError; free still works", async () => {
+  for (const device of [new FakeDevice(), await requestDevice()]) {
+    const allocator = new HeapAllocator(device);
+    const block = allocator.alloc(1024);
+    device.destroy();
+    assert.throws(() => allocator.alloc(1024), LOST("allocate"));
+    assert.throws(() => allocator.scalar(1), LOST("allocate a scalar"));
+    // An allocator made on the dead device hears of it at once too.
+    const late = new HeapAllocator(device);
+    assert.throws(() => late.alloc(1024), LOST("allocate"));
+    allocator.free(block);
+    late.destroy();
+    allocator.destroy();
+  }
+});
