@@ -48,7 +48,7 @@ export function watchLoss(device: object, listener?: LossListener): void {
         configurable: true,
         writable: true,
         value: function (this: GPUDevice) {
-          noteLoss(device, { reason: "destroyed", message: "destroy() was called" });
+          noteLoss(device, { reason: "destroyed", message: "the device was destroyed" });
           return destroy.call(this);
         },
       });
