@@ -279,22 +279,29 @@ export class PlannedMemory {
     if (run === null || run.departed) return null;
     const plan = run.plan;
     const ops = plan.ops;
-    let k = run.op;
-    let i = k < ops.length ? ops[k] : -1;
-    // Blocks the recording kept past its end (packed weights, say) may not come again.
-    while (i >= 0 && plan.offsets[i] < 0 && plan.requested[i] !== requested) {
-      i = ++k < ops.length ? ops[k] : -1;
+    // Blocks the recording kept past its end (packed weights, say) may not come again: the
+    // allocation recorded after them is this one if it asks for as much, else one of them is.
+    const next = this.#skipKept(plan, run.op);
+    const planned = next < ops.length && ops[next] >= 0 ? ops[next] : -1;
+    let k = next;
+    if (planned < 0 || plan.requested[planned] !== requested) {
+      k = run.op;
+      while (k < next && plan.requested[ops[k]] !== requested) k++;
+      if (k === next) {
+        return this.#depart(
+          run,
+          planned < 0
+            ? `an allocation of ${requested} bytes came unrecorded`
+            : `allocation ${planned} asked for ${requested} bytes, recorded ${
+              plan.requested[planned]
+            }`,
+        );
+      }
     }
-    if (i < 0) return this.#depart(run, `an allocation of ${requested} bytes came unrecorded`);
     if (run.submit < plan.submits.length && plan.submits[run.submit] <= k) {
       return this.#depart(run, `a submit recorded before operation ${k} did not come`);
     }
-    if (plan.requested[i] !== requested) {
-      return this.#depart(
-        run,
-        `allocation ${i} asked for ${requested} bytes, recorded ${plan.requested[i]}`,
-      );
-    }
+    const i = ops[k];
     run.op = k + 1;
     const offset = plan.offsets[i];
     if (offset < 0) return null;
