@@ -42,38 +42,41 @@ Deno.test("planned runs keep trap 1 on the real adapter: a block written after a
   }
 });
 
-Deno.test("planned runs of the README's kernel loop match the float64 reference at ≤ 1.02 × peak live", async () => {
-  await withAllocator(async (allocator) => {
-    const random = rng(22);
-    const wRef = randomRef(random, [32, 16, 3, 3]);
-    const bRef = randomRef(random, [32]);
-    using w = tensor(allocator, wRef.data, wRef.shape);
-    using b = tensor(allocator, bRef.data, bRef.shape);
-    let storageHeaps = 0;
-    for (let i = 0; i < 6; i++) {
-      const xRef = randomRef(random, [1, 16, 32, 32]);
-      allocator.beginIteration("1x16x32x32");
-      {
-        using y = scope(() => {
-          const x = tensor(allocator, xRef.data, xRef.shape);
-          return maxPool2d(conv2dRelu(x, w, b, { padding: 1 }), { kernelSize: 2 });
-        });
-        const [out] = await readAll([y]);
-        const ref = maxPool2dRef(conv2dRef(xRef, wRef, bRef, { padding: 1, relu: true }), {
-          kernelSize: 2,
-        });
-        assertClose(out, ref.data, 1e-5, `run ${i}`);
+// Both algorithms: the Winograd kernel packs its weights inside the recorded run.
+for (const algorithm of ["tiled", "winograd"] as const) {
+  Deno.test(`planned runs of the README's kernel loop (${algorithm}) match the float64 reference at ≤ 1.02 × peak live`, async () => {
+    await withAllocator(async (allocator) => {
+      const random = rng(22);
+      const wRef = randomRef(random, [32, 16, 3, 3]);
+      const bRef = randomRef(random, [32]);
+      using w = tensor(allocator, wRef.data, wRef.shape);
+      using b = tensor(allocator, bRef.data, bRef.shape);
+      let storageHeaps = 0;
+      for (let i = 0; i < 6; i++) {
+        const xRef = randomRef(random, [1, 16, 32, 32]);
+        allocator.beginIteration(`1x16x32x32 ${algorithm}`);
+        {
+          using y = scope(() => {
+            const x = tensor(allocator, xRef.data, xRef.shape);
+            return maxPool2d(conv2dRelu(x, w, b, { padding: 1, algorithm }), { kernelSize: 2 });
+          });
+          const [out] = await readAll([y]);
+          const ref = maxPool2dRef(conv2dRef(xRef, wRef, bRef, { padding: 1, relu: true }), {
+            kernelSize: 2,
+          });
+          assertClose(out, ref.data, 1e-5, `run ${i}`);
+        }
+        allocator.endIteration();
+        const pools = allocator.memoryStats().pools;
+        const made = pools.small.createBufferCalls + pools.large.createBufferCalls;
+        if (i === 1) storageHeaps = made;
+        if (i > 1) assert.equal(made, storageHeaps, `run ${i} made a storage heap`);
       }
-      allocator.endIteration();
-      const pools = allocator.memoryStats().pools;
-      const made = pools.small.createBufferCalls + pools.large.createBufferCalls;
-      if (i === 1) storageHeaps = made;
-      if (i > 1) assert.equal(made, storageHeaps, `run ${i} made a storage heap`);
-    }
-    const [plan] = allocator.plans();
-    assert.equal(plan.departures, 0);
-    assert.equal(plan.runs, 6);
-    assert.ok(plan.blocks >= 3, `${plan.blocks} blocks planned`);
-    assert.ok(plan.ratio <= 1.02, `plan is ${plan.ratio} × its peak live`);
+      const [plan] = allocator.plans();
+      assert.equal(plan.departures, 0);
+      assert.equal(plan.runs, 6);
+      assert.ok(plan.blocks >= 3, `${plan.blocks} blocks planned`);
+      assert.ok(plan.ratio <= 1.02, `plan is ${plan.ratio} × its peak live`);
+    });
   });
-});
+}
