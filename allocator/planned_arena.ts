@@ -18,7 +18,9 @@
  * (one an online allocator made to reuse memory, say) changes no conflict
  * of Note [planned memory] — every write comes before it, and so before any
  * later submit — and a run may leave it out. Allocations of blocks the recording kept past its end (weights
- * packed once, say) are optional: they are made online when they come. At
+ * packed once, say) are optional: they are made online when they come. A block allocated right after
+ * such a one of its own size is made online too: a run that makes only one of the two (weights
+ * packed already, or packed again for a new job) cannot tell which it is. At
  * the first difference the run departs: it is counted, reported once per
  * plan, and its later allocations go to the online allocator; blocks already
  * placed stay where they are until freed. A departed run never hands out
@@ -68,7 +70,10 @@ export interface PlanInfo {
   key: string;
   /** Blocks placed by the plan (storage blocks freed within the recorded run). */
   blocks: number;
-  /** Blocks of the recording still live at its end: allocated online by later runs. */
+  /**
+   * Blocks later runs allocate online: those the recording kept past its end,
+   * and any allocated right after one of those of its own size.
+   */
   unplanned: number;
   /** Bytes the plan needs in an arena. */
   size: number;
@@ -286,7 +291,7 @@ export class PlannedMemory {
     let k = next;
     if (planned < 0 || plan.requested[planned] !== requested) {
       k = run.op;
-      while (k < next && plan.requested[ops[k]] !== requested) k++;
+      while (k < next && (ops[k] < 0 || plan.requested[ops[k]] !== requested)) k++;
       if (k === next) {
         return this.#depart(
           run,
@@ -480,8 +485,12 @@ export class PlannedMemory {
   #planRecording(rec: Recording): void {
     const blocks: PlanBlock[] = [];
     const which: number[] = [];
-    for (let i = 0; i < rec.requested.length; i++) {
-      if (rec.ends[i] < 0) continue;
+    const online = rec.requested.map((_, i) => rec.ends[i] < 0);
+    for (const [start, i] of rec.ops.entries()) {
+      if (i < 0 || online[i] || this.#kin(rec, online, start)) {
+        if (i >= 0) online[i] = true;
+        continue;
+      }
       which.push(i);
       blocks.push({
         size: rec.sizes[i],
@@ -578,11 +587,27 @@ export class PlannedMemory {
     return arena;
   }
 
-  /** The first operation from `k` on that is not the allocation of a block kept past the recording. */
+  /** The first operation from `k` on that is not one of a block the plan leaves online. */
   #skipKept(plan: Plan, k: number): number {
     const ops = plan.ops;
-    while (k < ops.length && ops[k] >= 0 && plan.offsets[ops[k]] < 0) k++;
+    while (k < ops.length && plan.offsets[ops[k] < 0 ? ~ops[k] : ops[k]] < 0) k++;
     return k;
+  }
+
+  /**
+   * Whether the allocation at operation `start` of the recording comes right
+   * after one of its size left online (a block kept past the recording, say):
+   * a run that makes only one of the two cannot tell which it is, so this
+   * one stays online too.
+   */
+  #kin(rec: Recording, online: readonly boolean[], start: number): boolean {
+    const size = rec.requested[rec.ops[start]];
+    for (let k = start - 1; k >= 0; k--) {
+      const j = rec.ops[k] < 0 ? ~rec.ops[k] : rec.ops[k];
+      if (!online[j]) return false;
+      if (rec.ops[k] >= 0 && rec.requested[j] === size) return true;
+    }
+    return false;
   }
 
   /** The run leaves the plan: counted, reported once per plan; null for the caller to go online. */
@@ -638,7 +663,7 @@ export class PlannedMemory {
     const { ops, offsets, sizes } = run.plan;
     for (let k = arena.lazyFrom; k < run.op; k++) {
       const i = ~ops[k];
-      if (i >= 0) arena.freed.add(offsets[i], sizes[i]);
+      if (i >= 0 && offsets[i] >= 0) arena.freed.add(offsets[i], sizes[i]);
     }
   }
 
