@@ -105,6 +105,7 @@ export function checkDevice(allocator: TensorAllocator, what: string): void {
   const device = allocator?.device;
   if (typeof device !== "object" || device === null) return;
   watchLoss(device);
+  // A FakeDevice says it is lost at once, by its driver too (a GPUDevice says so a turn later).
   const fake = device as { isLost?: unknown };
   const lost = deviceLoss(device) ??
     (fake.isLost === true ? { reason: "unknown", message: "the device was lost" } : undefined);
