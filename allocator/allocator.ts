@@ -969,11 +969,7 @@ export class HeapAllocator implements BlockOwner {
       label,
     });
     r.offset = offset;
-    // #newBlock names a range-less block its heap's own: the arena keeps its record.
-    const own = arena.block;
-    const block = this.#newBlock(this.#pools.large, r, arena, null, true);
-    arena.block = own;
-    return block;
+    return this.#newBlock(this.#pools.large, r, arena, undefined, true);
   }
 
   /** Places a block for the request `r` in `pool`: a free range, a cached heap, or a new heap. */
@@ -1141,19 +1137,26 @@ export class HeapAllocator implements BlockOwner {
    * `range`, whose size it takes, or all of the heap, with the size the
    * record holds.
    */
-  #newBlock(pool: Pool, r: BlockRecord, heap: Heap, range: Range | null, reused: boolean): Block {
+  #newBlock(
+    pool: Pool,
+    r: BlockRecord,
+    heap: Heap,
+    range: Range | null | undefined,
+    reused: boolean,
+  ): Block {
     // Read once and stored unconditionally: the hot path stays as short as it was.
     const size = range ? range.size : r.size;
     r.id = this.#nextBlockId++;
     r.heap = heap;
-    r.range = range;
+    r.range = range ?? null;
     r.size = size;
     r.bornAtOp = this.#ops;
-    // The heap names its blocks, so a snapshot can walk them.
+    // The heap names its blocks, so a snapshot can walk them; a planned block (no range
+    // given: undefined) is neither in a range nor its arena's own, which keeps its record.
     if (range) {
       r.offset = range.offset;
       range.tag = r;
-    } else {
+    } else if (range === null) {
       heap.block = r;
     }
     const block = new Block(r, heap.buffer);
