@@ -14,6 +14,7 @@ import type { MemoryBudget } from "./budget.ts";
 import type { AllocConf, DebugFlags } from "./config.ts";
 import type { AllocatorDevice } from "./device.ts";
 import { AllocatorError, OutOfMemoryError } from "./errors.ts";
+import { LOOP_RESERVED_RATIO } from "./constants.ts";
 import { formatBytes } from "./format.ts";
 import { GpuMemory } from "./gpu_memory.ts";
 import type { PoolName } from "./size_classes.ts";
@@ -66,6 +67,12 @@ export class Heaps {
   #lost: { reason: string; message: string } | null = null;
   /** What refused the last heap that could not be made. */
   #refusedBy: "watermark" | "budget" | null = null;
+  // Note [a repeating loop widens the bound]: sizes of heaps the cache bound released and
+  // no heap was made at since, how often each size was made again, and the room kept.
+  #boundReleased = new Set<number>();
+  #remakes = new Map<number, number>();
+  #loopRoom = 0;
+  #bounding = false;
 
   /**
    * @param pools the allocator's pools
@@ -160,12 +167,17 @@ export class Heaps {
       // never holds more than (ratio - 1) of the peak in use beyond what live blocks pin.
       // The pool's own go first: the new heap takes their place, and a small heap made
       // does not cost the cache a large one. A workload whose sizes change every step pays
-      // for the bound in createBuffer calls (bench/commands/fragmentation.ts prints them).
+      // for the bound in createBuffer calls (bench/commands/fragmentation.ts prints them);
+      // a loop that makes again what the bound released widens it (Note [a repeating loop
+      // widens the bound]).
       const inUse = Math.max(t.allocated.peak, t.allocated.current + t.pendingFree + size);
-      const target = Math.max(0, inUse * ratio - heapSize);
+      this.#widenForLoop(heapSize, inUse, ratio);
+      const target = Math.max(0, inUse * ratio + this.#loopRoom - heapSize);
       if (t.reserved.current > target) {
+        this.#bounding = true;
         this.releaseIdle(pool.name, target);
         this.releaseIdle(null, target);
+        this.#bounding = false;
       }
     }
     let heap = this.#create(pool, heapSize, isSplit);
@@ -205,6 +217,29 @@ export class Heaps {
     });
   }
 
+  /**
+   * Note [a repeating loop widens the bound]: a loop whose heaps together sit just above
+   * the cache bound releases a heap at every step and makes it again later in the step,
+   * forever (4 heaps a step on some seeds of the synthetic training loop). So a heap made
+   * at the size of one the bound released is a remake; from a size's second remake on, the
+   * bound leaves room for what is reserved now plus that heap, up to
+   * {@linkcode LOOP_RESERVED_RATIO} times the peak in use (the ratio peak reserved ÷ peak
+   * live is promised within). A heap of any other size means the workload moved on, and
+   * the bound narrows back at once: room kept for a loop that ended would only be waste.
+   */
+  #widenForLoop(heapSize: number, inUse: number, ratio: number): void {
+    if (!this.#boundReleased.delete(heapSize)) {
+      this.#loopRoom = 0;
+      return;
+    }
+    const remakes = (this.#remakes.get(heapSize) ?? 0) + 1;
+    this.#remakes.set(heapSize, remakes);
+    if (remakes < 2) return;
+    const room = this.totals.reserved.current + heapSize - inUse * ratio;
+    const most = inUse * Math.max(0, LOOP_RESERVED_RATIO - ratio);
+    this.#loopRoom = Math.min(Math.max(this.#loopRoom, room), most);
+  }
+
   /** A block was placed in an idle heap: it is no longer a candidate for release. */
   busy(heap: Heap): void {
     if (heap.idle) this.#unlinkIdle(heap);
@@ -237,6 +272,7 @@ export class Heaps {
       const mapping = !heap.isSplit && heap.buffer.mapState === "pending";
       if ((only === null || heap.pool === only) && !mapping) {
         released += heap.size;
+        if (this.#bounding) this.#boundReleased.add(heap.size);
         this.release(heap);
       }
       heap = next;

@@ -145,7 +145,9 @@ Deno.test("measureReal() replays the real traces with PyTorch's own figures besi
 });
 
 Deno.test("a fixed training loop makes no heap after its first steps", () => {
-  for (let seed = 1; seed <= 4; seed++) {
+  // Seeds 10, 25, 40 and 56 sit just above the cache bound (Note [a repeating loop widens
+  // the bound]); the others, below it.
+  for (let seed = 1; seed <= 60; seed++) {
     const calls = [3, 30].map((steps) =>
       replay(generate("training", { seed, steps })).createBufferCalls
     );
