@@ -22,7 +22,7 @@ import {
   TUNED_BEFORE,
 } from "../bench/commands/fragmentation.ts";
 import { rng } from "./_util.ts";
-import { generate } from "../bench/commands/trace_gen.ts";
+import { BIG_GPU_LIMITS, generate } from "../bench/commands/trace_gen.ts";
 
 const MiB = 1 << 20;
 
@@ -215,4 +215,30 @@ Deno.test("measureCorpus() gives every trace its half, its cost and its recorded
   const text = formatCorpus(rows);
   assert.match(text, /\ntune half: \d+ traces, mean \d\.\d{3}, worst \d\.\d{3} \(/);
   assert.match(text, /\nall: \d+ traces/);
+});
+
+Deno.test("a loop widens the cache bound while it makes its heaps again, and a new size narrows it", () => {
+  // Note [a repeating loop widens the bound]: 400 MiB live, then a step of 100 MiB and of
+  // 40 MiB (heaps of their own): both cached need 540 MiB, 1.08 x the peak in use of 500.
+  const heap = new HeapAllocator(new FakeDevice({ limits: BIG_GPU_LIMITS }));
+  const base = heap.alloc(400 * MiB);
+  const step = () => {
+    for (const size of [100 * MiB, 40 * MiB]) {
+      heap.free(heap.alloc(size));
+      heap.submit();
+    }
+  };
+  for (let i = 0; i < 3; i++) step();
+  const calls = heap.memoryStats().createBufferCalls;
+  for (let i = 0; i < 5; i++) step();
+  assert.equal(heap.memoryStats().createBufferCalls, calls, "the loop made its heaps again");
+  assert.equal(heap.memoryStats().reservedBytes.current, 540 * MiB);
+  // 86 MiB is no size the loop made (nor served by its cached 100 MiB heap): the bound is
+  // 1.04 x 500 MiB again, so both idle heaps go.
+  const other = heap.alloc(86 * MiB);
+  assert.equal(heap.memoryStats().createBufferCalls, calls + 1);
+  assert.equal(heap.memoryStats().reservedBytes.current, 486 * MiB);
+  heap.free(other);
+  heap.free(base);
+  heap.destroy();
 });
