@@ -72,7 +72,6 @@ export class Heaps {
   #boundReleased = new Set<number>();
   #remakes = new Map<number, number>();
   #loopRoom = 0;
-  #bounding = false;
 
   /**
    * @param pools the allocator's pools
@@ -174,10 +173,8 @@ export class Heaps {
       this.#widenForLoop(heapSize, inUse, ratio);
       const target = Math.max(0, inUse * ratio + this.#loopRoom - heapSize);
       if (t.reserved.current > target) {
-        this.#bounding = true;
-        this.releaseIdle(pool.name, target);
-        this.releaseIdle(null, target);
-        this.#bounding = false;
+        this.releaseIdle(pool.name, target, this.#boundReleased);
+        this.releaseIdle(null, target, this.#boundReleased);
       }
     }
     let heap = this.#create(pool, heapSize, isSplit);
@@ -259,11 +256,11 @@ export class Heaps {
 
   /**
    * Releases idle heaps, oldest first, of one pool (or all) until reserved
-   * bytes are at most `target`.
+   * bytes are at most `target`; adds the size of each to `sizes`, if given.
    *
    * @returns the bytes released
    */
-  releaseIdle(only: PoolName | null, target: number): number {
+  releaseIdle(only: PoolName | null, target: number, sizes?: Set<number>): number {
     let released = 0;
     for (let heap = this.#oldestIdle; heap !== null;) {
       const next = heap.newerIdle;
@@ -272,7 +269,7 @@ export class Heaps {
       const mapping = !heap.isSplit && heap.buffer.mapState === "pending";
       if ((only === null || heap.pool === only) && !mapping) {
         released += heap.size;
-        if (this.#bounding) this.#boundReleased.add(heap.size);
+        sizes?.add(heap.size);
         this.release(heap);
       }
       heap = next;
