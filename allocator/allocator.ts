@@ -100,6 +100,13 @@ export interface AllocOptions {
    * `free`.
    */
   cached?: boolean;
+  /**
+   * The block outlives many others (a model's weights, what a kernel derives
+   * from them): it gets a GPUBuffer of its own size, so that it never pins a
+   * heap of short-lived blocks nor keeps the holes they leave (Note
+   * [long-lived blocks]). Not planned inside an iteration. Default false.
+   */
+  longLived?: boolean;
 }
 
 /**
@@ -307,9 +314,13 @@ export class HeapAllocator implements BlockOwner {
     }
     this.#sizes.check(size, usage);
     this.#throwDeviceError();
+    const longLived = options?.longLived ?? false;
+    if (typeof longLived !== "boolean") {
+      throw new TypeError(`Cannot allocate: longLived must be a boolean, got ${typeof longLived}`);
+    }
     this.#ops++;
     const pool = this.#pools[poolFor(usage, size)];
-    if (this.#plans?.active === true && usage === "storage") {
+    if (this.#plans?.active === true && usage === "storage" && !longLived) {
       return this.#allocPlanned(pool, size, options?.label);
     }
     const r = newRecord(this, {
@@ -320,7 +331,10 @@ export class HeapAllocator implements BlockOwner {
       label: options?.label,
     });
     r.cached = options?.cached === true;
-    return this.#place(pool, r);
+    // Staging blocks have a buffer of their own already.
+    return longLived && pool.tlsf !== null
+      ? this.#placeUnsplit(pool, r, true)
+      : this.#place(pool, r);
   }
 
   /**
@@ -905,6 +919,14 @@ export class HeapAllocator implements BlockOwner {
   // TLSF) rather than a new GPUBuffer being made: a workload whose large tensors shrink (a
   // smaller batch, a shorter sequence) reuses their heaps for its smaller ones.
   //
+  // Note [long-lived blocks]: a block its caller marks long-lived (`AllocOptions.longLived`)
+  // gets a GPUBuffer of its own size (aligned, not rounded to 2 MiB), or a cached one within an
+  // eighth of it, never a range of a split heap. Placed among short-lived blocks, it would keep
+  // their heap for as long as it lives, and the holes they leave when freed would stay between
+  // it and its long-lived neighbours; a heap sized for long-lived blocks alone would leave a
+  // tail, since how many more will come is unknown. Its own buffer wastes its alignment only,
+  // and costs one `createBuffer` per block (made once, as a model loads).
+  //
   // Note [blocks count what they hold]: a block counts its rounded request in allocated bytes,
   // in a heap of its own too; the rest of that heap (its 2 MiB rounding, the slack of a reused
   // heap) is reserved, not allocated, as PyTorch counts its blocks, so that peak reserved ÷
@@ -1039,9 +1061,9 @@ export class HeapAllocator implements BlockOwner {
    * what they hold]); a staging block is its whole buffer (it is mapped whole).
    * See Note [placement].
    */
-  #placeUnsplit(pool: Pool, r: BlockRecord): Block {
+  #placeUnsplit(pool: Pool, r: BlockRecord, longLived = false): Block {
     const staging = pool.tlsf === null;
-    const cached = this.#takeCached(pool, r.size, staging);
+    const cached = this.#takeCached(pool, r.size, staging, longLived);
     if (cached) {
       const heap = cached.heap;
       this.#heaps.busy(heap);
@@ -1049,6 +1071,7 @@ export class HeapAllocator implements BlockOwner {
       if (staging) r.size = cached.size;
       return this.#newBlock(pool, r, heap, null, true);
     }
+    if (longLived) return this.#newUnsplit(pool, r, r.size);
     // A free range of a split heap costs no new memory: better than a new dedicated heap.
     if (!staging) {
       const range = pool.tlsf!.alloc(r.size) ?? this.#allocAfterFlush(pool, r.size);
@@ -1056,6 +1079,12 @@ export class HeapAllocator implements BlockOwner {
     }
     const heapSize = this.#sizes.dedicatedHeapSize(r.size, pool.name);
     if (this.#submitToReuse(pool, r.size, heapSize)) return this.#place(pool, r);
+    return this.#newUnsplit(pool, r, heapSize);
+  }
+
+  /** A block in a new heap of its own of `heapSize` bytes. */
+  #newUnsplit(pool: Pool, r: BlockRecord, heapSize: number): Block {
+    const staging = pool.tlsf === null;
     const heap = this.#obtain(r, heapSize, false);
     heap.live = 1;
     if (staging) r.size = heap.size;
@@ -1220,10 +1249,10 @@ export class HeapAllocator implements BlockOwner {
   }
 
   /** A cached unsplit block that fits `size` without wasting much, removed from the cache. */
-  #takeCached(pool: Pool, size: number, staging: boolean): BlockRecord | null {
+  #takeCached(pool: Pool, size: number, staging: boolean, longLived: boolean): BlockRecord | null {
     const slack = staging
       ? size * STAGING_REUSE_SLACK
-      : Math.max(ROUND_LARGE, size * DEDICATED_REUSE_SLACK);
+      : Math.max(longLived ? 0 : ROUND_LARGE, size * DEDICATED_REUSE_SLACK);
     // A staging buffer still mapped (or map-pending) cannot be reused yet.
     return pool.cached.take(size, size + slack, staging ? unmapped : undefined);
   }

@@ -45,6 +45,8 @@ export interface TensorAllocOptions {
   label?: string;
   /** Kept by the kernels as a cache of their own: counted as cached bytes, not allocated. */
   cached?: boolean;
+  /** Outlives many other blocks (weights): a `HeapAllocator` gives it a GPUBuffer of its own. */
+  longLived?: boolean;
 }
 
 /**

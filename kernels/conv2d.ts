@@ -436,7 +436,8 @@ function recordThroughWeights(
   const key = `${s.label}|${s.dtype}|${new Int32Array(prepare.params).join(",")}`;
   const cached = kept.get(key);
   // Kept past any scope: the weight owns it.
-  const scratch = cached ?? keep(empty(x.allocator, s.shape, { dtype: s.dtype, label: s.label }));
+  const scratch = cached ??
+    keep(empty(x.allocator, s.shape, { dtype: s.dtype, label: s.label, longLived: true }));
   try {
     const y = empty(x.allocator, outShape, { dtype: x.dtype, label: "conv2d" });
     const storage = bias

@@ -32,6 +32,12 @@ export interface TensorOptions {
   dtype?: DType;
   /** A name for snapshots, debug output and leak reports (default `"tensor"`). */
   label?: string;
+  /**
+   * The tensor outlives many others, as a model's weights do: a
+   * `HeapAllocator` gives it a GPUBuffer of its own rather than a range
+   * among short-lived tensors (`AllocOptions.longLived`). Default false.
+   */
+  longLived?: boolean;
 }
 
 const BYTES: Record<DType, number> = { f32: 4, f16: 2 };
@@ -345,12 +351,18 @@ export function empty(
   shape: readonly number[],
   options: TensorOptions = {},
 ): Tensor {
-  const { dtype = "f32", label = "tensor" } = options ?? {};
+  const { dtype = "f32", label = "tensor", longLived = false } = options ?? {};
   checkDtype("create tensor", allocator, dtype);
   checkDevice(allocator, "create tensor");
   checkLabel("create tensor", label);
+  if (typeof longLived !== "boolean") {
+    throw new TypeError(
+      `Cannot create tensor: longLived must be a boolean, got ${typeof longLived}`,
+    );
+  }
   const numel = checkShape("create tensor", shape);
-  const block = allocator.alloc(Math.ceil((numel * BYTES[dtype]) / 4) * 4, { label });
+  const bytes = Math.ceil((numel * BYTES[dtype]) / 4) * 4;
+  const block = allocator.alloc(bytes, longLived ? { label, longLived } : { label });
   try {
     checked = true;
     return new Tensor(allocator, block, shape, dtype, label);

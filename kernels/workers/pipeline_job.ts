@@ -408,9 +408,10 @@ export async function runPipelineJob(
   try {
     // Made on first use, from the allocator: it can run out of memory too.
     commands = commandBatchOf(heap);
+    const longLived = { longLived: true };
     weights = data.weights.map((w) => ({
-      weight: tensor(heap, w.weight, w.weightShape),
-      bias: tensor(heap, w.bias, [w.bias.length]),
+      weight: tensor(heap, w.weight, w.weightShape, longLived),
+      bias: tensor(heap, w.bias, [w.bias.length], longLived),
     }));
     const run: JobRun = { heap, job, data, weights, check, signal: options.signal };
     if (job.mode === "naive") await runNaive(run);
