@@ -186,3 +186,19 @@ Deno.test("pipelineJob() bounds every count, the tensors' size and the reference
   // The stress command's default is well inside.
   assert.equal(pipelineJob().inputs, 8);
 });
+
+Deno.test("runPipelineJob() keeps weights and prepared weights in GPUBuffers of their own", async () => {
+  await withAllocator(async (allocator) => {
+    const job = pipelineJob({ shape: SHAPE, iterations: 8, inFlight: 4, inputs: 2, plan: true });
+    let snapshot: ReturnType<typeof allocator.snapshot> | null = null;
+    const report = await runPipelineJob(allocator, job, pipelineData(job), {
+      onIteration: () => snapshot ??= allocator.snapshot(),
+    });
+    assert.equal(report.failed, 0);
+    const long = /^(weight|bias|conv2d (packed weight|Winograd weights))$/;
+    const owners = snapshot!.heaps.filter((h) => h.blocks.some((b) => long.test(b.label ?? "")));
+    // Three convolutions: a weight, a bias and a prepared weight each, none beside another block.
+    assert.equal(owners.length, 9, owners.map((h) => h.blocks.map((b) => b.label)).join("; "));
+    for (const h of owners) assert.ok(!h.isSplit && h.blocks.length === 1, `heap #${h.id}`);
+  }, { poison: false, submitWhenShort: true });
+});

@@ -408,10 +408,10 @@ export async function runPipelineJob(
   try {
     // Made on first use, from the allocator: it can run out of memory too.
     commands = commandBatchOf(heap);
-    const longLived = { longLived: true };
+    // Long-lived: placed among a group's activations, they would pin its heaps.
     weights = data.weights.map((w) => ({
-      weight: tensor(heap, w.weight, w.weightShape, longLived),
-      bias: tensor(heap, w.bias, [w.bias.length], longLived),
+      weight: tensor(heap, w.weight, w.weightShape, { label: "weight", longLived: true }),
+      bias: tensor(heap, w.bias, [w.bias.length], { label: "bias", longLived: true }),
     }));
     const run: JobRun = { heap, job, data, weights, check, signal: options.signal };
     if (job.mode === "naive") await runNaive(run);
