@@ -239,7 +239,8 @@ async function fuzz(c: FuzzCase): Promise<FuzzResult> {
         ? device.limits.maxUniformBufferBindingSize
         : device.limits.maxStorageBufferBindingSize;
       const size = Math.min(limit, Math.max(1, Math.floor(2 ** (random() * c.maxLog2))));
-      place(() => allocator.alloc(size, { usage }), random() < 0.5);
+      const longLived = random() < 0.1;
+      place(() => allocator.alloc(size, { usage, longLived }), random() < 0.5);
     } else if (r < 0.47) {
       place(() => allocator.scalar(random(), "f32"), random() < 0.2);
     } else if (r < 0.9 && m.live.size > 0) {

@@ -169,6 +169,12 @@ Deno.test("tensor() and empty() reject bad data, shapes and dtypes, keeping noth
       () => tensor(allocator, [1, 2], [2], { dtype: "f64" as "f32" }),
       'Cannot create tensor: dtype must be "f32" or "f16", got "f64"',
     );
+    assertRejected(
+      allocator,
+      TypeError,
+      () => empty(allocator, [2], { longLived: "yes" as unknown as boolean }),
+      "Cannot create tensor: longLived must be a boolean, got string",
+    );
     if (!device.features.has("shader-f16")) {
       assertRejected(
         allocator,
