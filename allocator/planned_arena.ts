@@ -716,8 +716,9 @@ class FreedRanges {
   /** Whether any range meets one of `ranges` (a flat list of offset, size). */
   meets(ranges: readonly number[]): boolean {
     const b = this.#bounds;
-    for (let i = 0; i < this.#n; i += 2) {
-      for (let j = 0; j < ranges.length; j += 2) {
+    // Over `ranges` first: a plan with no early write (most) checks nothing.
+    for (let j = 0; j < ranges.length; j += 2) {
+      for (let i = 0; i < this.#n; i += 2) {
         if (b[i] < ranges[j] + ranges[j + 1] && ranges[j] < b[i + 1]) return true;
       }
     }
