@@ -160,7 +160,8 @@ export interface AllocRequest {
 export function newPool(name: PoolName, alignment: number, split: boolean, frontMax = 0): Pool {
   return {
     name,
-    tlsf: split ? new Tlsf(alignment) : null,
+    // Note [the fullest heap first] in tlsf.ts: large heaps only.
+    tlsf: split ? new Tlsf(alignment, name === "large") : null,
     heaps: new Set(),
     cached: new CachedBlocks<BlockRecord>(),
     front: split && frontMax > 0 ? new FrontCache(alignment, frontMax) : null,

@@ -59,9 +59,35 @@ Deno.test("Tlsf.alloc() and free() reject bad sizes and foreign ranges", () => {
   assert.throws(() => other.free(x), /already free/);
 });
 
-Deno.test("Tlsf.alloc() and free() in random order keep ranges disjoint and bytes exact", () => {
+for (const fullestFirst of [false, true]) {
+  Deno.test(
+    `Tlsf.alloc() and free() in random order keep ranges disjoint and bytes exact${
+      fullestFirst ? ", fullest first" : ""
+    }`,
+    () => {
+      randomOrder(new Tlsf(256, fullestFirst));
+    },
+  );
+}
+
+Deno.test("Tlsf.alloc() fullest first takes the fullest region among those that fit", () => {
+  const place = (fullestFirst: boolean) => {
+    const t = new Tlsf(1, fullestFirst);
+    const sparse = t.addRegion(1000);
+    const x = t.alloc(100)!;
+    t.alloc(150);
+    t.free(x); // sparse: 100 free, 150 used, 750 free
+    const full = t.addRegion(1000);
+    assert.equal(t.alloc(800)!.region, full); // full: 800 used, 200 free
+    const r = t.alloc(80)!;
+    return r.region === full ? "full" : r.region === sparse ? "sparse" : "?";
+  };
+  assert.equal(place(false), "sparse", "the first good fit: the 100-unit range");
+  assert.equal(place(true), "full", "80% used against 15%");
+});
+
+function randomOrder(t: Tlsf): void {
   const random = rng(7);
-  const t = new Tlsf(256);
   const regions = [t.addRegion(8 << 20), t.addRegion(32 << 20), t.addRegion(1 << 20)];
   const total = regions.reduce((s, r) => s + r.size, 0);
   const live: { offset: number; size: number; region: unknown }[] = [];
@@ -101,4 +127,4 @@ Deno.test("Tlsf.alloc() and free() in random order keep ranges disjoint and byte
       assert.ok(!(ranges[i].isFree && ranges[i - 1].isFree), "free neighbours are merged");
     }
   }
-});
+}
