@@ -214,7 +214,8 @@ export class Tlsf {
       }
       if (!node) return null;
     }
-    if (this.#fullestFirst) node = this.#fullest(size, units, node);
+    // With one region there is no other to choose.
+    if (this.#fullestFirst && this.#regions.size > 1) node = this.#fullest(size, units, node);
     this.#unlink(node);
     this.#freeBytes -= node.size;
     if (node.size > size) {
