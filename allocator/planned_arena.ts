@@ -138,6 +138,8 @@ interface Plan {
   written: boolean[];
   /** Offset in the arena, or -1 for a block allocated online. */
   offsets: number[];
+  /** Some block is allocated online: runs skip its operations (#skipKept). */
+  online: boolean;
   /** The recorded operations: block index, ~index for a free. */
   ops: Int32Array;
   /** Operation counts at the recorded submits a run must repeat, ascending. */
@@ -185,6 +187,8 @@ export class PlannedMemory {
   #plans = new Map<string, Plan>();
   #arenas = new Map<GPUBuffer, Arena>();
   #recording: Recording | null = null;
+  /** The plan of the last run. */
+  #last: Plan | null = null;
   #run: Run | null = null;
   #original: GPUQueue["writeBuffer"];
   #watch: GPUQueue["writeBuffer"];
@@ -218,7 +222,9 @@ export class PlannedMemory {
         } has not ended`,
       );
     }
-    const plan = this.#plans.get(key);
+    // A loop names the same key run after run: the last plan, without a lookup.
+    const prev = this.#last;
+    const plan = prev !== null && prev.key === key ? prev : this.#plans.get(key);
     if (plan === undefined) {
       this.#recording = {
         key,
@@ -233,6 +239,7 @@ export class PlannedMemory {
       };
       return;
     }
+    this.#last = plan;
     plan.info.runs++;
     const run: Run = { plan, op: 0, submit: 0, departed: false };
     this.#run = run;
@@ -286,7 +293,7 @@ export class PlannedMemory {
     const ops = plan.ops;
     // Blocks the recording kept past its end (packed weights, say) may not come again: the
     // allocation recorded after them is this one if it asks for as much, else one of them is.
-    const next = this.#skipKept(plan, run.op);
+    const next = plan.online ? this.#skipKept(plan, run.op) : run.op;
     const planned = next < ops.length && ops[next] >= 0 ? ops[next] : -1;
     let k = next;
     if (planned < 0 || plan.requested[planned] !== requested) {
@@ -344,7 +351,7 @@ export class PlannedMemory {
       const plan = run.plan;
       const arena = plan.arena;
       if (arena !== null && arena.lazy === run && arena.heap === r.heap) {
-        const k = this.#skipKept(plan, run.op);
+        const k = plan.online ? this.#skipKept(plan, run.op) : run.op;
         const i = k < plan.ops.length ? ~plan.ops[k] : -1;
         if (i >= 0 && plan.records[i] === r) {
           run.op = k + 1;
@@ -477,6 +484,7 @@ export class PlannedMemory {
     // Only our own watch comes off: a wrapper put on since stays (and calls ours).
     if (queue.writeBuffer === this.#watch) queue.writeBuffer = this.#original;
     this.#plans.clear();
+    this.#last = null;
     this.#arenas.clear();
     this.#recording = null;
     this.#run = null;
@@ -544,6 +552,7 @@ export class PlannedMemory {
       sizes: rec.sizes,
       written: rec.written,
       offsets,
+      online: offsets.some((o) => o < 0),
       ops: Int32Array.from(rec.ops),
       submits: needed,
       early,
