@@ -331,6 +331,7 @@ export class HeapAllocator implements BlockOwner {
       label: options?.label,
     });
     r.cached = options?.cached === true;
+    r.longLived = longLived;
     // Staging blocks have a buffer of their own already.
     return longLived && pool.tlsf !== null
       ? this.#placeUnsplit(pool, r, true)
@@ -733,7 +734,7 @@ export class HeapAllocator implements BlockOwner {
   startRecording(options: { stacks?: boolean; maxEntries?: number } = {}): void {
     this.#checkAlive("start recording");
     const recorder = new TraceRecorder(this.settings(), options);
-    if (this.#totals.heaps > 0) recorder.begin(this.snapshot());
+    if (this.#totals.heaps > 0) recorder.begin(this.snapshot(), this.#longLivedIds());
     this.#recorder = recorder;
     this.#heaps.record(recorder);
     this.#watched = true;
@@ -1222,6 +1223,15 @@ export class HeapAllocator implements BlockOwner {
         }) from heap #${r.heap.id} at offset ${r.offset} on ${pool.name} pool`,
       );
     }
+  }
+
+  /** Ids of the live long-lived blocks: each is its heap's own block. */
+  #longLivedIds(): Set<number> {
+    const ids = new Set<number>();
+    for (const pool of Object.values(this.#pools)) {
+      for (const heap of pool.heaps) if (heap.block?.longLived) ids.add(heap.block.id);
+    }
+    return ids;
   }
 
   /** Whether anything watches blocks come and go: kept in step with what it reads. */

@@ -61,6 +61,8 @@ export interface BlockRecord extends AllocRequest {
   bornAtOp: number;
   /** Kept by its caller as a cache: counted as cached bytes, not allocated (`AllocOptions.cached`). */
   cached: boolean;
+  /** Its caller marked it long-lived: a GPUBuffer of its own (`AllocOptions.longLived`). */
+  longLived: boolean;
 }
 
 /** @internal what a block is made for: a request, its usage and its label. */
@@ -92,6 +94,7 @@ export function newRecord(owner: BlockOwner, request: BlockRequest): BlockRecord
     touched: false,
     bornAtOp: 0,
     cached: false,
+    longLived: false,
   };
 }
 

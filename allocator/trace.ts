@@ -24,7 +24,7 @@
  *
  * | event                                                               | meaning |
  * | ------------------------------------------------------------------- | ------- |
- * | `["a", id, requested, usage?, t?, pool?, heap?, offset?, size?, label?]` | `alloc(requested, { usage })` (usage default `"storage"`) returned block `id` of `size` bytes at `offset` in `heap` |
+ * | `["a", id, requested, usage?, t?, pool?, heap?, offset?, size?, label?, longLived?]` | `alloc(requested, { usage, longLived })` (usage default `"storage"`, longLived default false) returned block `id` of `size` bytes at `offset` in `heap` |
  * | `["f", id, pending?, t?]`                                           | `free` of block `id`; `pending` (default false): the block was given to GPU work, so its memory waited for the next submit |
  * | `["s", id, t?, heap?, offset?, size?]`                              | `scalar()` returned block `id` |
  * | `["submit", t?]`                                                    | `submit()`: blocks freed before it are reusable |
@@ -59,7 +59,8 @@ export type AllocEvent = [
   heap?: number,
   offset?: number,
   size?: number,
-  label?: string,
+  label?: string | null,
+  longLived?: boolean,
 ];
 /** `free` of block `id`; `pending`: its memory waited for the next submit. */
 export type FreeEvent = [kind: "f", id: number, pending?: boolean | 0 | 1, t?: number];

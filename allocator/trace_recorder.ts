@@ -26,7 +26,7 @@ const KINDS = [
 const POOL_CODE: Record<string, number> = Object.fromEntries(POOLS.map((p, i) => [p, i << 8]));
 const USAGE_CODE: Record<string, number> = Object.fromEntries(USAGES.map((u, i) => [u, i << 11]));
 // Head word of a record: kind in bits 0-3, then flags, then pool and usage codes.
-const FLAG = 1 << 4; // a free's pending, a heap's isSplit
+const FLAG = 1 << 4; // a free's pending, a heap's isSplit, an alloc's longLived
 const LABELLED = 1 << 5; // one more field: the label's index
 const WIDE = 1 << 6; // each field takes two words (lo, hi): a value reached 2^32
 /** Words per chunk of the recording (1 MiB): chunks are never copied or regrown. */
@@ -60,6 +60,8 @@ export interface PlacedBlock {
   readonly size: number;
   /** The caller's label, if any. */
   readonly label: string | undefined;
+  /** Marked long-lived by its caller. */
+  readonly longLived: boolean;
 }
 
 /** Options of a recording; see `HeapAllocator.startRecording`. */
@@ -121,8 +123,11 @@ export class TraceRecorder {
     this.#maxEntries = maxEntries;
   }
 
-  /** Records the state of a busy allocator as the trace's first events. */
-  begin(snapshot: Snapshot): void {
+  /**
+   * Records the state of a busy allocator as the trace's first events;
+   * `longLived` names the blocks marked long-lived (a snapshot does not say).
+   */
+  begin(snapshot: Snapshot, longLived: ReadonlySet<number> = new Set()): void {
     // Blocks placed before the recording have no call site to read.
     const stacks = this.#stacks;
     this.#stacks = false;
@@ -138,6 +143,7 @@ export class TraceRecorder {
             offset: b.offset,
             size: b.size,
             label: b.label ?? undefined,
+            longLived: longLived.has(b.id),
           },
           heap.pool,
           heap.id,
@@ -155,7 +161,7 @@ export class TraceRecorder {
   // placed and free are the hot ones: they write their words directly.
   placed(block: PlacedBlock, pool: string, heap: number): void {
     const { id, requestedSize: requested, offset, size, label } = block;
-    const usage = USAGE_CODE[block.usage];
+    const usage = USAGE_CODE[block.usage] | (block.longLived ? FLAG : 0);
     if (this.#stacks && pool !== "scalar") {
       this.#recordPlaced(usage | POOL_CODE[pool] | LABELLED, block, heap);
       this.#word(this.#siteIndex(label));
@@ -302,6 +308,10 @@ export class TraceRecorder {
               const plain = this.#plain[code];
               const label = plain !== undefined && drop-- > 0 ? plain : this.#labels[code];
               if (label !== null) e.push(label);
+            }
+            if (head & FLAG) {
+              if (e.length < 10) e.push(null);
+              e.push(true);
             }
             events[i] = e;
             break;

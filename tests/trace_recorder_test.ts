@@ -2,8 +2,10 @@
 // of wide values, labels and long recordings.
 import assert from "node:assert/strict";
 import { AllocatorError, type Block, FakeDevice, HeapAllocator } from "../mod.ts";
-import { TIME_ITEM } from "../allocator/trace.ts";
+import { TIME_ITEM, type TraceEvent } from "../allocator/trace.ts";
 import { memvizHtml } from "../allocator/tools/memviz.ts";
+import { replay } from "../allocator/tools/replay.ts";
+import { readTrace } from "../allocator/tools/read_trace.ts";
 import { tensor } from "../kernels/mod.ts";
 import { randomValues, rng, withAllocator } from "./_kernels_util.ts";
 import { twoLayers } from "./testdata/two_layer_model.ts";
@@ -40,6 +42,34 @@ Deno.test("startRecording() records events naming blocks, heaps, pools, offsets 
   const times = trace.events.map((e) => e.find((_, i) => isTime(e[0], i)) as number);
   for (let i = 1; i < times.length; i++) assert.ok(times[i] >= times[i - 1], "times ascend");
   assert.ok(trace.durationMs >= times[times.length - 1]);
+  heap.destroy();
+});
+
+Deno.test("a recording marks long-lived blocks, and its replay gives them buffers of their own", () => {
+  const heap = new HeapAllocator(new FakeDevice());
+  const early = heap.alloc(8 << 10, { longLived: true }); // placed before the recording
+  heap.startRecording();
+  const w = heap.alloc(18 << 10, { longLived: true, label: "weight" });
+  const b = heap.alloc(256, { longLived: true });
+  const x = heap.alloc(4 << 10);
+  for (const block of [x, b, w, early]) heap.free(block);
+  const trace = heap.stopRecording();
+  const allocs = trace.events.filter((e) => e[0] === "a");
+  assert.deepEqual(
+    allocs.map((e) => [e[1], e[9] ?? null, e[10] ?? false]),
+    [[early.id, null, true], [w.id, "weight", true], [b.id, null, true], [x.id, null, false]],
+  );
+  // Read back from JSON and replayed: one heap per long-lived block beside the shared one.
+  const replayed = replay(readTrace(JSON.stringify(trace)));
+  assert.equal(replayed.createBufferCalls, 4);
+  const plain = replay(
+    trace.events.map((e) => e[0] === "a" ? ["a", e[1], e[2]] : e) as TraceEvent[],
+  );
+  assert.equal(plain.createBufferCalls, 1, "without the marks all four share one heap");
+  assert.throws(
+    () => readTrace([["a", 1, 64, null, null, null, null, null, null, null, 1]]),
+    /longLived must be true or false, got 1/,
+  );
   heap.destroy();
 });
 

@@ -137,6 +137,7 @@ const EVENTS: ReadonlyMap<string, readonly [required: Item[], optional: Item[]]>
     ["offset", "an integer >= 0 (at most 2^53 - 1)", isCount],
     ["block size", "a positive integer (at most 2^53 - 1)", isSize],
     ["label", "a string", (v) => typeof v === "string"],
+    ["longLived", "true or false", (v) => typeof v === "boolean"],
   ]]],
   ["f", [[BLOCK_ID], [
     ["pending", "true, false, 0 or 1", (v) => v === true || v === false || v === 0 || v === 1],

@@ -220,7 +220,8 @@ export function replayTrace(t: Trace, options: ReplayOptions = {}): ReplayResult
           failed.delete(id);
           const usage = e[0] === "s" ? "scalar" : (e[3] ?? "storage");
           const label = e[0] === "a" && typeof e[9] === "string" ? e[9] : undefined;
-          const block = allocate(allocator, usage, e[0] === "s" ? 4 : e[2], i, label);
+          const longLived = e[0] === "a" && e[10] === true;
+          const block = allocate(allocator, usage, e[0] === "s" ? 4 : e[2], i, label, longLived);
           allocations++;
           if (block) {
             live.set(id, block);
@@ -366,6 +367,7 @@ function allocate(
   size: number,
   i: number,
   label?: string,
+  longLived = false,
 ): Block | null {
   if (usage !== "scalar" && !USAGE_NAMES.has(usage)) {
     throw new TraceError(
@@ -376,7 +378,7 @@ function allocate(
   try {
     return usage === "scalar"
       ? allocator.scalar(0)
-      : allocator.alloc(size, { usage: usage as Usage, label });
+      : allocator.alloc(size, { usage: usage as Usage, label, longLived });
   } catch (error) {
     if (error instanceof OutOfMemoryError) return null;
     throw new TraceError((error as Error).message, i);
