@@ -219,9 +219,10 @@ export function replayTrace(t: Trace, options: ReplayOptions = {}): ReplayResult
           }
           failed.delete(id);
           const usage = e[0] === "s" ? "scalar" : (e[3] ?? "storage");
-          const label = e[0] === "a" && typeof e[9] === "string" ? e[9] : undefined;
-          const longLived = e[0] === "a" && e[10] === true;
-          const block = allocate(allocator, usage, e[0] === "s" ? 4 : e[2], i, label, longLived);
+          const options = e[0] === "a"
+            ? { label: typeof e[9] === "string" ? e[9] : undefined, longLived: e[10] === true }
+            : {};
+          const block = allocate(allocator, usage, e[0] === "s" ? 4 : e[2], i, options);
           allocations++;
           if (block) {
             live.set(id, block);
@@ -366,8 +367,7 @@ function allocate(
   usage: string,
   size: number,
   i: number,
-  label?: string,
-  longLived = false,
+  options: { label?: string; longLived?: boolean } = {},
 ): Block | null {
   if (usage !== "scalar" && !USAGE_NAMES.has(usage)) {
     throw new TraceError(
@@ -378,7 +378,7 @@ function allocate(
   try {
     return usage === "scalar"
       ? allocator.scalar(0)
-      : allocator.alloc(size, { usage: usage as Usage, label, longLived });
+      : allocator.alloc(size, { ...options, usage: usage as Usage });
   } catch (error) {
     if (error instanceof OutOfMemoryError) return null;
     throw new TraceError((error as Error).message, i);
