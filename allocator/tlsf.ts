@@ -313,7 +313,7 @@ export class Tlsf {
   // lets the emptier ones drain, so that they serve a large request whole or go back as idle;
   // the first good fit spreads blocks over whichever heap freed a range last. Tuning half: mean
   // 1.061 -> 1.065, worst 1.099 both; 40 random workloads: worst 1.431 -> 1.398; the
-  // adversary's worst: 1.858 -> 1.612 (bench/README.md). Small pools keep the first good fit:
+  // adversary's worst: 1.858 -> 1.607 (bench/README.md). Small pools keep the first good fit:
   // their heaps are at most 8 MiB, and their requests are the hot path.
 
   /** Among the first free ranges that hold `size`, the one in the fullest region (`found` if none). */
@@ -380,12 +380,12 @@ export class Tlsf {
   }
 }
 
-/** Index of the free list holding sizes of `units` granules: first level * SL_COUNT + second level. */
 /** The used fraction of a free range's region. */
 function fill(n: Node): number {
   return n.region.usedBytes / n.region.size;
 }
 
+/** Index of the free list holding sizes of `units` granules: first level * SL_COUNT + second level. */
 function listIndex(units: number): number {
   if (units < SL_COUNT) return units;
   const log2 = 31 - Math.clz32(units);
