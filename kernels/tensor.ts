@@ -362,7 +362,7 @@ export function empty(
   }
   const numel = checkShape("create tensor", shape);
   const bytes = Math.ceil((numel * BYTES[dtype]) / 4) * 4;
-  const block = allocator.alloc(bytes, longLived ? { label, longLived } : { label });
+  const block = allocator.alloc(bytes, { label, longLived });
   try {
     checked = true;
     return new Tensor(allocator, block, shape, dtype, label);
