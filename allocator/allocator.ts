@@ -333,9 +333,7 @@ export class HeapAllocator implements BlockOwner {
     r.cached = options?.cached === true;
     r.longLived = longLived;
     // Staging blocks have a buffer of their own already.
-    return longLived && pool.tlsf !== null
-      ? this.#placeUnsplit(pool, r, true)
-      : this.#place(pool, r);
+    return longLived && pool.tlsf !== null ? this.#placeUnsplit(pool, r) : this.#place(pool, r);
   }
 
   /**
@@ -1062,8 +1060,10 @@ export class HeapAllocator implements BlockOwner {
    * what they hold]); a staging block is its whole buffer (it is mapped whole).
    * See Note [placement].
    */
-  #placeUnsplit(pool: Pool, r: BlockRecord, longLived = false): Block {
+  #placeUnsplit(pool: Pool, r: BlockRecord): Block {
     const staging = pool.tlsf === null;
+    // Staging blocks have a buffer of their own already: the mark changes nothing there.
+    const longLived = r.longLived && !staging;
     const cached = this.#takeCached(pool, r.size, staging, longLived);
     if (cached) {
       const heap = cached.heap;
