@@ -1042,12 +1042,15 @@ export class HeapAllocator implements BlockOwner {
    * While that heap keeps reserved bytes within {@linkcode SHORT_RESERVED_RATIO}
    * times the peak of live bytes (and its share of a shared budget), the heap
    * is made instead: a submit costs ~0.1 ms of CPU and GPU time, and a loop
-   * that submits at every iteration is bound by it.
+   * that submits at every iteration is bound by it. A run recording a plan
+   * submits always: it runs once per key, and heaps grown for it would stay
+   * beside the plan's arena until the arena's first run releases them.
    */
   #submitToReuse(pool: Pool, size: number, heapSize: number): boolean {
     if (!this.#submitWhenShort || pool.counters.pendingFree < size) return false;
     const t = this.#totals;
-    const grow = t.reserved.current + heapSize <= SHORT_RESERVED_RATIO * t.allocated.peak &&
+    const grow = !this.#plans?.recording &&
+      t.reserved.current + heapSize <= SHORT_RESERVED_RATIO * t.allocated.peak &&
       heapSize <= this.#budgetShare();
     if (grow) return false;
     this.submit();

@@ -30,7 +30,11 @@
  * Arenas are shared: a run takes its plan's last arena, or any arena with no
  * live block that is large enough, or makes one (releasing the idle arenas
  * it outgrows). Plans for several keys that run one after another so hold
- * one arena, of the largest plan's size.
+ * one arena, of the largest plan's size. A recording releases the idle
+ * arenas first: it runs on the online allocator, which cannot use them, and
+ * the plan it makes takes an arena at its first run anyway (the allocator
+ * also submits rather than grows a heap while it records). A recording so
+ * peaks at its own online footprint, not that plus the arenas of other keys.
  *
  * Trap 1 across runs. Each arena keeps the ranges freed in it since the last
  * submit. A run whose plan writes (by `writeBuffer`) a block before its first
@@ -209,6 +213,11 @@ export class PlannedMemory {
     return this.#recording !== null || this.#run !== null;
   }
 
+  /** True while an iteration is being recorded. */
+  get recording(): boolean {
+    return this.#recording !== null;
+  }
+
   /** Starts an iteration named `key`: the first records, later ones replay the plan. */
   begin(key: string): void {
     if (typeof key !== "string" || key === "") {
@@ -226,6 +235,8 @@ export class PlannedMemory {
     const prev = this.#last;
     const plan = prev !== null && prev.key === key ? prev : this.#plans.get(key);
     if (plan === undefined) {
+      // A recording runs online: an idle arena beside it is memory none of its blocks can use.
+      this.releaseIdle();
       this.#recording = {
         key,
         requested: [],

@@ -503,3 +503,48 @@ Deno.test("beginIteration() takes blocks the recording kept (packed weights) whe
     allocator.destroy();
   }
 });
+
+Deno.test("beginIteration() records with submits, not heaps grown to twice the peak", () => {
+  const KiB = 1024;
+  const device = new FakeDevice();
+  const allocator = new HeapAllocator(device, { submitWhenShort: true });
+  allocator.beginIteration("recorded");
+  // Each round's blocks are read by recorded work: their bytes come back at a submit.
+  for (let round = 0; round < 3; round++) {
+    const blocks = [0, 1, 2, 3].map(() => allocator.alloc(32 * KiB));
+    for (const b of blocks) {
+      void b.buffer;
+      allocator.free(b);
+    }
+  }
+  allocator.endIteration();
+  // Online, the second round would take a second heap (within twice the peak) and no submit.
+  assert.equal(device.createBufferCalls, 1, "one heap: each round reuses the last one's bytes");
+  assert.equal(device.submits, 2);
+  allocator.destroy();
+});
+
+Deno.test("beginIteration() releases idle arenas when a new key records", () => {
+  const device = new FakeDevice();
+  const allocator = new HeapAllocator(device);
+  const live = new Live();
+  const run = (key: string, seed: number) => {
+    allocator.beginIteration(key);
+    program(allocator, live, sizesOf(seed, 20), 11);
+    allocator.endIteration();
+  };
+  run("a", 1);
+  allocator.emptyCache(); // the recording's own heaps: what stays is the arena alone
+  run("a", 1);
+  allocator.submit();
+  const arena = allocator.plans()[0].size;
+  assert.ok(allocator.driverAllocatedMemory() >= arena);
+  allocator.beginIteration("b");
+  assert.equal(allocator.driverAllocatedMemory(), 0, "the arena went before the recording");
+  program(allocator, live, sizesOf(2, 20), 11);
+  allocator.endIteration();
+  run("a", 1);
+  run("b", 2);
+  assert.deepEqual(allocator.plans().map((p) => p.departures), [0, 0]);
+  allocator.destroy();
+});
