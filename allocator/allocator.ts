@@ -819,6 +819,9 @@ export class HeapAllocator implements BlockOwner {
    * online allocator, is counted in {@linkcode HeapAllocator.plans}, and is
    * reported once. While plans exist the device queue's `writeBuffer` is
    * watched, to keep trap 1 (Note [planned runs] in `planned_arena.ts`).
+   * A recording releases the arenas no run holds first, and with
+   * `submitWhenShort` it submits rather than grow a heap: it runs once per
+   * key, on the online allocator, and heaps grown for it would outlast it.
    *
    * @example
    * ```ts

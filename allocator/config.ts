@@ -263,11 +263,11 @@ export interface HeapAllocatorOptions {
    * environment variable): when a request finds no room, blocks freed since
    * the last submit could hold it, and a new heap would take reserved bytes
    * past twice the peak of live bytes (or past its share of a shared
-   * budget), the allocator calls its own `submit()` (the `beforeSubmit`
-   * hooks send their work first) and reuses them. Safe only where every
-   * encoder that reads freed blocks is a `beforeSubmit` hook, as the kernels'
-   * command batch is: work recorded elsewhere and submitted later could read
-   * a block handed out again.
+   * budget; while an iteration is recorded, at once), the allocator calls
+   * its own `submit()` (the `beforeSubmit` hooks send their work first) and
+   * reuses them. Safe only where every encoder that reads freed blocks is a
+   * `beforeSubmit` hook, as the kernels' command batch is: work recorded
+   * elsewhere and submitted later could read a block handed out again.
    */
   submitWhenShort?: boolean;
 }
