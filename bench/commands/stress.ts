@@ -475,6 +475,11 @@ async function main(): Promise<number> {
     ...reports.map((r, i): [string, Figures] => [`worker ${r.worker + 1}`, figures[i]]),
     ["process", processFigures],
   ]));
+  out.push(
+    job.plan
+      ? "worker rows: the steady state (each plan's recording and the group after it left out); process: the whole run, warm-up and recordings in"
+      : "worker rows: the job's run; process: the whole run, warm-up in",
+  );
   if (budget.pressureEvents > 0 || budget.refusals > 0) {
     out.push(
       `budget: ${budget.refusals} reservations refused, ${budget.pressureEvents} requests to release caches`,
