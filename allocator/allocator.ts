@@ -331,9 +331,9 @@ export class HeapAllocator implements BlockOwner {
       label: options?.label,
     });
     r.cached = options?.cached === true;
-    r.longLived = longLived;
-    // Staging blocks have a buffer of their own already.
-    return longLived && pool.tlsf !== null ? this.#placeUnsplit(pool, r) : this.#place(pool, r);
+    // Staging blocks have a buffer of their own already: the mark changes nothing there.
+    r.longLived = longLived && pool.tlsf !== null;
+    return r.longLived ? this.#placeUnsplit(pool, r) : this.#place(pool, r);
   }
 
   /**
@@ -1068,9 +1068,7 @@ export class HeapAllocator implements BlockOwner {
    */
   #placeUnsplit(pool: Pool, r: BlockRecord): Block {
     const staging = pool.tlsf === null;
-    // Staging blocks have a buffer of their own already: the mark changes nothing there.
-    const longLived = r.longLived && !staging;
-    const cached = this.#takeCached(pool, r.size, staging, longLived);
+    const cached = this.#takeCached(pool, r.size, staging, r.longLived);
     if (cached) {
       const heap = cached.heap;
       this.#heaps.busy(heap);
@@ -1078,7 +1076,7 @@ export class HeapAllocator implements BlockOwner {
       if (staging) r.size = cached.size;
       return this.#newBlock(pool, r, heap, null, true);
     }
-    if (longLived) return this.#newUnsplit(pool, r, r.size);
+    if (r.longLived) return this.#newUnsplit(pool, r, r.size);
     // A free range of a split heap costs no new memory: better than a new dedicated heap.
     if (!staging) {
       const range = pool.tlsf!.alloc(r.size) ?? this.#allocAfterFlush(pool, r.size);

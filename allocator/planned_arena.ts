@@ -304,7 +304,7 @@ export class PlannedMemory {
     const ops = plan.ops;
     // Blocks the recording kept past its end (packed weights, say) may not come again: the
     // allocation recorded after them is this one if it asks for as much, else one of them is.
-    const next = plan.online ? this.#skipKept(plan, run.op) : run.op;
+    const next = this.#skipKept(plan, run.op);
     const planned = next < ops.length && ops[next] >= 0 ? ops[next] : -1;
     let k = next;
     if (planned < 0 || plan.requested[planned] !== requested) {
@@ -362,7 +362,7 @@ export class PlannedMemory {
       const plan = run.plan;
       const arena = plan.arena;
       if (arena !== null && arena.lazy === run && arena.heap === r.heap) {
-        const k = plan.online ? this.#skipKept(plan, run.op) : run.op;
+        const k = this.#skipKept(plan, run.op);
         const i = k < plan.ops.length ? ~plan.ops[k] : -1;
         if (i >= 0 && plan.records[i] === r) {
           run.op = k + 1;
@@ -609,6 +609,7 @@ export class PlannedMemory {
 
   /** The first operation from `k` on that is not one of a block the plan leaves online. */
   #skipKept(plan: Plan, k: number): number {
+    if (!plan.online) return k;
     const ops = plan.ops;
     while (k < ops.length && plan.offsets[ops[k] < 0 ? ~ops[k] : ops[k]] < 0) k++;
     return k;
