@@ -27,6 +27,12 @@ export interface AllocConf {
    * within this multiple of the peak of live bytes (0: keep every cached heap).
    */
   maxReservedRatio: number;
+  /**
+   * Requests larger than this many bytes get a heap of their own at their own
+   * aligned size, never a new shared one (0: only those of half an extra-large
+   * heap or more, rounded to 2 MiB). See Note [max_split_size] in size_classes.ts.
+   */
+  maxSplitSize: number;
 }
 
 /** Debug output switches, as `PYTORCH_DEBUG_MPS_ALLOCATOR` has them. */
@@ -108,6 +114,7 @@ export const DEFAULT_ALLOC_CONF: Readonly<AllocConf> = {
   largeHeap: LARGE_HEAP,
   xlargeHeap: 0,
   maxReservedRatio: MAX_RESERVED_RATIO,
+  maxSplitSize: 0,
 };
 
 const CONF_KEYS: Record<string, (conf: AllocConf, v: string, key: string) => void> = {
@@ -142,12 +149,15 @@ const CONF_KEYS: Record<string, (conf: AllocConf, v: string, key: string) => voi
   xlarge_heap(conf, v, key) {
     conf.xlargeHeap = parseBytes(v, `alloc conf ${key}`);
   },
+  max_split_size(conf, v, key) {
+    conf.maxSplitSize = parseBytes(v, `alloc conf ${key}`);
+  },
 };
 
 /**
  * Reads an alloc conf string: comma-separated `key:value` pairs with keys
  * `roundup_power2_divisions`, `caching`, `small_heap`, `large_heap`, `xlarge_heap`,
- * `max_reserved_ratio`.
+ * `max_reserved_ratio`, `max_split_size`.
  */
 export function parseAllocConf(text: string): AllocConf {
   const conf = { ...DEFAULT_ALLOC_CONF };
@@ -180,7 +190,7 @@ export function parseAllocConf(text: string): AllocConf {
 export function formatAllocConf(conf: Readonly<AllocConf>): string {
   return `roundup_power2_divisions:${conf.roundupPower2Divisions},caching:${
     conf.caching ? 1 : 0
-  },small_heap:${conf.smallHeap},large_heap:${conf.largeHeap},xlarge_heap:${conf.xlargeHeap},max_reserved_ratio:${conf.maxReservedRatio}`;
+  },small_heap:${conf.smallHeap},large_heap:${conf.largeHeap},xlarge_heap:${conf.xlargeHeap},max_reserved_ratio:${conf.maxReservedRatio},max_split_size:${conf.maxSplitSize}`;
 }
 
 /** The settings an allocator runs with, as snapshots and traces record them. */

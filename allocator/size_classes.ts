@@ -9,6 +9,7 @@
  * | ≤ 10 MiB                            | large | `large_heap` (32 MiB), shared           |
  * | < xlarge / 2, no memory pressure    | large | extra-large: R / 16 within 64 MiB … 128 MiB (1 GiB on a CPU), shared |
  * | otherwise                           | large | its own, rounded up to 2 MiB            |
+ * | > `max_split_size`, when set        | large | its own, at its aligned size            |
  *
  * R is the bytes the allocator holds when the heap is made: heaps follow
  * demand, so a small allocator makes small heaps and a large one fewer large
@@ -37,6 +38,21 @@
  * takes a smaller block instead of a new shared heap being made (Note [a cached
  * heap becomes a split heap] in allocator.ts); free ranges of a split heap merge
  * with their neighbours as they are freed, never across heaps.
+ *
+ * Note [max_split_size]: the free ranges of split heaps that no request fits
+ * are the one waste at the peak that no rule bounds (Note [placement] in
+ * allocator.ts); heaps of their own leave none, and under the cache bound
+ * their waste is what the bound allows. `max_split_size` (named after
+ * PyTorch's `max_split_size_mb`, which keeps large blocks out of split
+ * segments) gives every larger request a heap of its own, made at its aligned
+ * size: the reuse slack of cached heaps (an eighth) already serves nearby
+ * sizes, and 2 MiB of rounding on many such heaps would be waste of its own.
+ * The price is `createBuffer` calls. Heaps of their own cannot lend memory to
+ * blocks of other sizes that are never live beside them (the scores and then
+ * the MLP of one transformer layer), so a loop whose sizes differ from step to
+ * step keeps making and releasing them under the cache bound. It is a setting
+ * for runs where memory is short and sizes repeat, not a default:
+ * `deno task fragmentation` prints both figures per trace.
  *
  * @module
  */
@@ -307,10 +323,17 @@ export class SizeClasses {
 
   /**
    * True if a block of `size` (rounded) bytes in `pool` gets a heap of its
-   * own: half an extra-large heap or more, when the allocator holds `reserved` bytes.
+   * own: half an extra-large heap or more, when the allocator holds `reserved`
+   * bytes, or more than the conf's `max_split_size`.
    */
   isDedicated(pool: PoolName, size: number, reserved: number): boolean {
-    return pool === "large" && size >= this.xlargeHeapSize(reserved) / 2;
+    return pool === "large" &&
+      (size >= this.xlargeHeapSize(reserved) / 2 || this.#isOversize(size));
+  }
+
+  /** True if `size` is above the conf's `max_split_size` (Note [max_split_size]). */
+  #isOversize(size: number): boolean {
+    return this.#conf.maxSplitSize > 0 && size > this.#conf.maxSplitSize;
   }
 
   /**
@@ -335,7 +358,10 @@ export class SizeClasses {
   /** The GPUBuffer size of a heap of its own for `size` (rounded) bytes. */
   dedicatedHeapSize(size: number, pool: PoolName = "large"): number {
     if (isStaging(pool)) return size;
-    return Math.min(alignUp(size, ROUND_LARGE), this.#maxHeap);
+    return Math.min(
+      alignUp(size, this.#isOversize(size) ? this.alignment : ROUND_LARGE),
+      this.#maxHeap,
+    );
   }
 
   /** Bytes a block gets of a heap of its own of `heapSize`: all of it, within the binding limit. */

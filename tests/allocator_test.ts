@@ -42,6 +42,23 @@ Deno.test("alloc() takes heaps of the sizes of the MPS table, grown with reserve
   for (const b of blocks) heap.free(b);
 });
 
+Deno.test("alloc() under max_split_size: a heap of its own at its size, reused whole", () => {
+  const device = new FakeDevice();
+  const heap = new HeapAllocator(device, { allocConf: "max_split_size:20MiB" });
+  const big = heap.alloc(21 * MiB);
+  assert.equal(bufferOf(device, big).size, 21 * MiB, "its aligned size, not a 64 MiB shared heap");
+  heap.free(big);
+  // A cached heap of its own serves a larger request within an eighth below it, whole.
+  const near = heap.alloc(20 * MiB + 512 * KiB);
+  assert.equal(near.heapId, big.heapId);
+  assert.equal(heap.snapshot().heaps.find((h) => h.id === big.heapId)!.isSplit, false);
+  const small = heap.alloc(12 * MiB);
+  assert.notEqual(small.heapId, big.heapId, "below the setting: a shared heap");
+  assert.equal(bufferOf(device, small).size, 64 * MiB);
+  assert.equal(heap.memoryStats().createBufferCalls, 2);
+  heap.destroy();
+});
+
 Deno.test("alloc() makes heaps that grow with the bytes the allocator holds", () => {
   const device = new FakeDevice();
   const heap = new HeapAllocator(device);

@@ -29,6 +29,8 @@ Deno.test("parseAllocConf() reads every key and rejects unknown ones", () => {
   assert.equal(parseAllocConf("caching:false").caching, false);
   assert.equal(parseAllocConf("large_heap:64MiB").largeHeap, 64 * MiB);
   assert.equal(parseAllocConf("xlarge_heap:256MiB").xlargeHeap, 256 * MiB);
+  assert.equal(parseAllocConf("max_split_size:20MiB").maxSplitSize, 20 * MiB);
+  assert.throws(() => parseAllocConf("max_split_size:-1"), /max_split_size/);
   assert.equal(parseAllocConf("max_reserved_ratio:1.5").maxReservedRatio, 1.5);
   assert.deepEqual(parseAllocConf(""), DEFAULT_ALLOC_CONF);
   assert.throws(() => parseAllocConf("roundup_power2_divisions:3"), /power of two <= 64, got 3/);
@@ -44,12 +46,14 @@ Deno.test("parseAllocConf() reads every key and rejects unknown ones", () => {
 });
 
 Deno.test("formatAllocConf() writes what parseAllocConf() reads back", () => {
-  const conf = parseAllocConf("roundup_power2_divisions:8,caching:0,xlarge_heap:256MiB");
+  const conf = parseAllocConf(
+    "roundup_power2_divisions:8,caching:0,xlarge_heap:256MiB,max_split_size:20MiB",
+  );
   assert.deepEqual(parseAllocConf(formatAllocConf(conf)), conf);
   assert.equal(
     formatAllocConf(DEFAULT_ALLOC_CONF),
     "roundup_power2_divisions:0,caching:1,small_heap:8388608,large_heap:33554432," +
-      "xlarge_heap:0,max_reserved_ratio:1.04",
+      "xlarge_heap:0,max_reserved_ratio:1.04,max_split_size:0",
   );
 });
 

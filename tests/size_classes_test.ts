@@ -146,6 +146,18 @@ Deno.test("SizeClasses.splitHeapSize() keeps within the demand's limit, down to 
   assert.equal(s.splitHeapSize("large", 2 * MiB, holding(0, false, 5 * MiB)), 5 * MiB);
 });
 
+Deno.test("SizeClasses: max_split_size gives larger requests a heap of their own, aligned", () => {
+  const s = sizes("max_split_size:20MiB");
+  // 21 MiB is below half an extra-large heap: shared by default, its own above the setting.
+  assert.equal(sizes().splitHeapSize("large", 21 * MiB, holding(0)), 64 * MiB);
+  assert.equal(s.splitHeapSize("large", 21 * MiB, holding(0)), 0);
+  assert.ok(s.isDedicated("large", 20 * MiB + 32, 0) && !s.isDedicated("large", 20 * MiB, 0));
+  assert.ok(!s.isDedicated("small", 1 * MiB, 0), "small blocks stay in small heaps");
+  assert.equal(s.dedicatedHeapSize(21 * MiB + 32), 21 * MiB + 32, "no 2 MiB rounding");
+  assert.equal(s.dedicatedHeapSize(70 * MiB + 32), 70 * MiB + 32);
+  assert.equal(s.dedicatedHeapSize(20 * MiB - 32), 20 * MiB, "not above the setting: rounded");
+});
+
 Deno.test("SizeClasses.xlargeHeap is 128 MiB, 1 GiB on a CPU adapter, within maxBufferSize", () => {
   assert.equal(sizes().xlargeHeap, 128 * MiB);
   assert.equal(sizes("", {}, true).xlargeHeap, 1 * GiB);
