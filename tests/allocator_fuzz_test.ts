@@ -373,7 +373,13 @@ Deno.test("alloc() and free() in random sequences keep stats exact: a tight high
 });
 
 Deno.test("alloc(), free() and submit() under random faults: no crash, stats and budget exact", async () => {
-  const confs = ["", "caching:0", "max_reserved_ratio:0", "roundup_power2_divisions:4"];
+  const confs = [
+    "",
+    "caching:0",
+    "max_reserved_ratio:0",
+    "roundup_power2_divisions:4",
+    "max_split_size:3MiB",
+  ];
   const totals = { ops: 0, refused: 0, lost: 0, deviceErrors: 0, ooms: 0 };
   for (let seed = 100; seed < 124; seed++) {
     const pick = rng(seed);

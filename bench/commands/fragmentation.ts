@@ -78,6 +78,7 @@ export const POLICIES: readonly string[] = [
   "xlarge_heap:256MiB",
   "max_reserved_ratio:0",
   "xlarge_heap:64MiB,max_reserved_ratio:0",
+  "max_split_size:20MiB",
 ];
 
 /** Mean and worst of one figure over seeds. */
