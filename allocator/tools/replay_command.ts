@@ -63,6 +63,7 @@ export const STANDARD_POLICIES: readonly string[] = [
   "caching:0",
   "large_heap:64MiB",
   "xlarge_heap:256MiB",
+  "max_split_size:20MiB",
 ];
 
 /** The replay command's flags. */
